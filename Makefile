@@ -1,0 +1,47 @@
+# The README's two commands. Everything else is CMake and ctest.
+#   make demo   install dependencies, build, run the local fleet, send mail through it
+#   make check  install dependencies, build (plain and ASan+UBSan), run every test
+JOBS ?= $(shell nproc)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+
+.PHONY: all deps build build-asan build-fuzz check check-plain check-asan check-fuzz demo bench clean
+
+all: build
+
+deps:
+	./scripts/deps
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD) -j$(JOBS)
+
+build-asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMXFLEET_SANITIZE=ON
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+build-fuzz: deps
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMXFLEET_FUZZ=ON
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_all
+
+check-plain: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+check-asan: build-asan
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS)
+
+check-fuzz: build-fuzz
+	cd $(FUZZ_BUILD) && ctest --output-on-failure -L fuzz
+
+check: check-plain check-asan check-fuzz
+
+demo: build
+	./scripts/demo
+
+bench: build
+	./tests/bench/smtp_accept
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

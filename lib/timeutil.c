@@ -1,0 +1,26 @@
+#include "timeutil.h"
+
+#include <stdio.h>
+
+uint64_t
+timeutil_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+char *
+timeutil_rfc5322(char *out, size_t outsz, time_t t)
+{
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	/* strftime's %a/%b follow the locale; the header format is fixed English. */
+	static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	snprintf(out, outsz, "%s, %d %s %d %02d:%02d:%02d +0000",
+	    days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900,
+	    tm.tm_hour, tm.tm_min, tm.tm_sec);
+	return out;
+}

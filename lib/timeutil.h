@@ -1,0 +1,14 @@
+/* Time helpers: a monotonic clock for timeouts and RFC 5322 dates for headers. */
+#ifndef MXFLEET_TIMEUTIL_H
+#define MXFLEET_TIMEUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* Milliseconds from an arbitrary start, never going backwards. */
+uint64_t timeutil_mono_ms(void);
+/* "Mon, 23 Nov 2026 15:52:30 +0000" into out (>= 40 bytes). */
+char *timeutil_rfc5322(char *out, size_t outsz, time_t t);
+
+#endif

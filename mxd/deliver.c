@@ -1,0 +1,626 @@
+/* The delivery process: hands spooled messages to their next hop.
+ *
+ * It learns of new messages from the workers through a pipe ("ID\n") and by
+ * rescanning queue/ now and then, delivers over one connection per next hop
+ * (kept open while there is work), deletes a spool file only after every
+ * recipient got a final answer, retries 4xx and connection failures with a
+ * doubling interval, and bounces 5xx with a DSN quoting the full reply. */
+#include "mxd.h"
+#include "dsn.h"
+#include "smtp_client.h"
+#include "smtp_parser.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DELIVER_RESCAN_SEC	30
+#define DELIVER_IDLE_CLOSE_SEC	2
+#define DELIVER_TIMEOUT_MS	300000
+#define DELIVER_CONNECT_TIMEOUT_MS 30000
+
+struct deliver_entry {
+	char	id[SPOOL_ID_MAX];
+	time_t	due;
+	int	attempts;
+	int	delay_notified;
+};
+
+struct deliver_hopdown {
+	char	name[300];
+	time_t	until;
+	char	reason[512];
+};
+
+struct deliver {
+	struct mxd_config	*cfg;
+	struct spool		*sp;
+	int			 notify_fd;
+	SSL_CTX			*tls;
+	struct deliver_entry	*q;
+	size_t			 nq, capq;
+	/* one cached connection */
+	struct smtp_client	 conn;
+	int			 conn_open;
+	char			 conn_hop[300];
+	time_t			 conn_used;
+	struct deliver_hopdown	 down[16];
+	size_t			 ndown;
+	char			 pipebuf[4096];
+	size_t			 pipelen;
+};
+
+static volatile sig_atomic_t deliver_stop;
+static volatile sig_atomic_t deliver_reload;
+
+static void
+deliver_on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		deliver_reload = 1;
+	else
+		deliver_stop = 1;
+}
+
+static struct deliver_entry *
+deliver_find(struct deliver *d, const char *id)
+{
+	for (size_t i = 0; i < d->nq; i++)
+		if (strcmp(d->q[i].id, id) == 0)
+			return &d->q[i];
+	return NULL;
+}
+
+static void
+deliver_add(const char *id, void *arg)
+{
+	struct deliver *d = arg;
+	if (strlen(id) >= SPOOL_ID_MAX || deliver_find(d, id))
+		return;
+	if (d->nq == d->capq) {
+		d->capq = d->capq ? d->capq * 2 : 64;
+		d->q = xreallocarray(d->q, d->capq, sizeof(*d->q));
+	}
+	struct deliver_entry *e = &d->q[d->nq++];
+	memset(e, 0, sizeof(*e));
+	snprintf(e->id, sizeof(e->id), "%s", id);
+	e->due = 0;
+}
+
+static void
+deliver_drop(struct deliver *d, struct deliver_entry *e)
+{
+	size_t i = (size_t)(e - d->q);
+	d->q[i] = d->q[--d->nq];
+}
+
+static void
+deliver_read_pipe(struct deliver *d)
+{
+	for (;;) {
+		ssize_t n = read(d->notify_fd, d->pipebuf + d->pipelen, sizeof(d->pipebuf) - d->pipelen);
+		if (n <= 0)
+			return;
+		d->pipelen += (size_t)n;
+		size_t start = 0;
+		for (size_t i = 0; i < d->pipelen; i++) {
+			if (d->pipebuf[i] != '\n')
+				continue;
+			d->pipebuf[i] = '\0';
+			deliver_add(d->pipebuf + start, d);
+			start = i + 1;
+		}
+		memmove(d->pipebuf, d->pipebuf + start, d->pipelen - start);
+		d->pipelen -= start;
+		if (d->pipelen == sizeof(d->pipebuf))
+			d->pipelen = 0;	/* garbage without newline: drop it */
+	}
+}
+
+static void
+deliver_close_conn(struct deliver *d)
+{
+	if (d->conn_open)
+		smtp_client_close(&d->conn, 1);
+	d->conn_open = 0;
+	d->conn_hop[0] = '\0';
+}
+
+static struct deliver_hopdown *
+deliver_hop_down(struct deliver *d, const char *hop, time_t now)
+{
+	for (size_t i = 0; i < d->ndown; i++)
+		if (strcmp(d->down[i].name, hop) == 0 && d->down[i].until > now)
+			return &d->down[i];
+	return NULL;
+}
+
+static void
+deliver_mark_down(struct deliver *d, const char *hop, time_t until, const char *reason)
+{
+	size_t slot = d->ndown;
+	for (size_t i = 0; i < d->ndown; i++)
+		if (strcmp(d->down[i].name, hop) == 0 || d->down[i].until < time(NULL))
+			slot = i;
+	if (slot == d->ndown) {
+		if (d->ndown == sizeof(d->down) / sizeof(d->down[0]))
+			slot = 0;
+		else
+			d->ndown++;
+	}
+	snprintf(d->down[slot].name, sizeof(d->down[slot].name), "%s", hop);
+	snprintf(d->down[slot].reason, sizeof(d->down[slot].reason), "%s", reason);
+	d->down[slot].until = until;
+}
+
+enum rcpt_result { RCPT_PENDING, RCPT_DONE, RCPT_BOUNCE, RCPT_DEFER };
+
+struct rcpt_state {
+	enum rcpt_result	 result;
+	int			 code;
+	char			*reply;		/* full reply text */
+	const char		*hop;
+};
+
+static void
+rcpt_set(struct rcpt_state *r, enum rcpt_result res, int code, const char *text, const char *hop)
+{
+	r->result = res;
+	r->code = code;
+	free(r->reply);
+	r->reply = xstrdup(text ? text : "");
+	r->hop = hop;
+}
+
+static enum rcpt_result
+deliver_classify(int code)
+{
+	if (code >= 200 && code < 300)
+		return RCPT_DONE;
+	if (code >= 500 && code < 600)
+		return RCPT_BOUNCE;
+	return RCPT_DEFER;
+}
+
+/* Open or reuse the connection to a next hop. */
+static int
+deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop,
+    struct smtp_reply *r)
+{
+	if (d->conn_open && strcmp(d->conn_hop, hop) == 0 && !d->conn.broken) {
+		/* A reused connection starts clean. */
+		smtp_client_cmd(&d->conn, "RSET");
+		if (smtp_client_read_reply(&d->conn, r) == 0 && r->code == 250)
+			return 0;
+		deliver_close_conn(d);
+	}
+	deliver_close_conn(d);
+	if (smtp_client_open(&d->conn, nh, d->cfg->hostname,
+	    d->cfg->next_hop_tls ? d->tls : NULL, DELIVER_CONNECT_TIMEOUT_MS, r) < 0)
+		return -1;
+	d->conn.timeout_ms = DELIVER_TIMEOUT_MS;
+	d->conn_open = 1;
+	snprintf(d->conn_hop, sizeof(d->conn_hop), "%s", hop);
+	return 0;
+}
+
+/* Deliver the recipients idx[0..n) of one message to one next hop. */
+static void
+deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off,
+    const struct mxd_nexthop *nh, const char *hop, struct rcpt_state *st,
+    const size_t *idx, size_t n)
+{
+	struct smtp_reply r;
+	char one[1024];
+	time_t now = time(NULL);
+
+	smtp_reply_init(&r);
+	struct deliver_hopdown *down = deliver_hop_down(d, hop, now);
+	if (down) {
+		for (size_t i = 0; i < n; i++)
+			rcpt_set(&st[idx[i]], RCPT_DEFER, 0, down->reason, hop);
+		goto out;
+	}
+	if (deliver_connect(d, nh, hop, &r) < 0) {
+		enum rcpt_result res = r.code ? deliver_classify(r.code) : RCPT_DEFER;
+		/* A 5xx greeting or EHLO refusal is the server's final word; a
+		 * failure to connect is not. */
+		if (res == RCPT_DONE)
+			res = RCPT_DEFER;
+		for (size_t i = 0; i < n; i++)
+			rcpt_set(&st[idx[i]], res, r.code, r.text.data, hop);
+		if (r.code == 0 || res == RCPT_DEFER)
+			deliver_mark_down(d, hop, now + 1, r.text.data ? r.text.data : "unreachable");
+		log_info("event=connect_failed next_hop=%s reply=\"%s\"", hop,
+		    smtp_reply_oneline(&r, one, sizeof(one)));
+		goto out;
+	}
+	struct smtp_client *c = &d->conn;
+	int pipelining = (c->ext & SMTP_EXT_PIPELINING) != 0;
+	char params[128] = "";
+	size_t pl = 0;
+	if ((c->ext & SMTP_EXT_SIZE))
+		pl += (size_t)snprintf(params + pl, sizeof(params) - pl, " SIZE=%" PRIu64, env->size);
+	if (env->body8bit && (c->ext & SMTP_EXT_8BITMIME))
+		pl += (size_t)snprintf(params + pl, sizeof(params) - pl, " BODY=8BITMIME");
+	if (env->smtputf8 && (c->ext & SMTP_EXT_SMTPUTF8))
+		snprintf(params + pl, sizeof(params) - pl, " SMTPUTF8");
+
+	smtp_client_cmd(c, "MAIL FROM:<%s>%s", env->from, params);
+	if (!pipelining && smtp_client_read_reply(c, &r) < 0)
+		goto ioerr;
+	int mail_ok = 1, mail_code = 0;
+	char *mail_reply = NULL;
+	if (!pipelining) {
+		if (r.code != 250) {
+			mail_ok = 0;
+			mail_code = r.code;
+			mail_reply = xstrdup(r.text.data ? r.text.data : "");
+		}
+	}
+	size_t accepted = 0;
+	if (mail_ok) {
+		for (size_t i = 0; i < n; i++) {
+			smtp_client_cmd(c, "RCPT TO:<%s>", env->rcpts[idx[i]]);
+			if (!pipelining) {
+				if (smtp_client_read_reply(c, &r) < 0)
+					goto ioerr;
+				if (r.code >= 200 && r.code < 300)
+					accepted++;
+				rcpt_set(&st[idx[i]], r.code >= 200 && r.code < 300 ? RCPT_PENDING :
+				    deliver_classify(r.code), r.code, r.text.data, hop);
+			}
+		}
+		if (pipelining || accepted > 0)
+			smtp_client_cmd(c, "DATA");
+	}
+	if (pipelining) {
+		/* Replies come back in order: MAIL, each RCPT, DATA. A server
+		 * that refuses MAIL and hangs up is reported by that refusal. */
+		if (smtp_client_read_reply(c, &r) < 0)
+			goto ioerr;
+		if (r.code != 250) {
+			mail_ok = 0;
+			mail_code = r.code;
+			mail_reply = xstrdup(r.text.data ? r.text.data : "");
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (smtp_client_read_reply(c, &r) < 0) {
+				if (!mail_ok)
+					break;
+				goto ioerr;
+			}
+			if (r.code >= 200 && r.code < 300 && mail_ok)
+				accepted++;
+			if (mail_ok)
+				rcpt_set(&st[idx[i]], r.code >= 200 && r.code < 300 ? RCPT_PENDING :
+				    deliver_classify(r.code), r.code, r.text.data, hop);
+		}
+	}
+	if (!mail_ok) {
+		enum rcpt_result res = deliver_classify(mail_code);
+		for (size_t i = 0; i < n; i++)
+			rcpt_set(&st[idx[i]], res == RCPT_DONE ? RCPT_DEFER : res, mail_code, mail_reply, hop);
+		free(mail_reply);
+		if (pipelining)
+			c->broken = 1;	/* DATA reply state unknown: start over next time */
+		else {
+			smtp_client_cmd(c, "RSET");
+			smtp_client_read_reply(c, &r);
+		}
+		goto out;
+	}
+	if (!pipelining && accepted == 0) {
+		smtp_client_cmd(c, "RSET");
+		smtp_client_read_reply(c, &r);
+		goto out;
+	}
+	if (smtp_client_read_reply(c, &r) < 0)
+		goto ioerr;
+	if (r.code != 354) {
+		for (size_t i = 0; i < n; i++)
+			if (st[idx[i]].result == RCPT_PENDING)
+				rcpt_set(&st[idx[i]], deliver_classify(r.code) == RCPT_BOUNCE ?
+				    RCPT_BOUNCE : RCPT_DEFER, r.code, r.text.data, hop);
+		goto out;
+	}
+	if (smtp_client_send_data(c, fd, off) < 0)
+		goto ioerr;
+	if (c->lmtp) {
+		/* LMTP: one reply per accepted recipient, in order. */
+		for (size_t i = 0; i < n; i++) {
+			if (st[idx[i]].result != RCPT_PENDING)
+				continue;
+			if (smtp_client_read_reply(c, &r) < 0)
+				goto ioerr;
+			rcpt_set(&st[idx[i]], deliver_classify(r.code), r.code, r.text.data, hop);
+		}
+	} else {
+		if (smtp_client_read_reply(c, &r) < 0)
+			goto ioerr;
+		for (size_t i = 0; i < n; i++)
+			if (st[idx[i]].result == RCPT_PENDING)
+				rcpt_set(&st[idx[i]], deliver_classify(r.code), r.code, r.text.data, hop);
+	}
+	goto out;
+ioerr:
+	for (size_t i = 0; i < n; i++)
+		if (st[idx[i]].result == RCPT_PENDING)
+			rcpt_set(&st[idx[i]], RCPT_DEFER, 0, r.text.data, hop);
+	deliver_close_conn(d);
+out:
+	if (d->conn_open && d->conn.broken)
+		deliver_close_conn(d);
+	d->conn_used = time(NULL);
+	smtp_reply_free(&r);
+}
+
+static void
+deliver_bounce(struct deliver *d, const struct spool_env *env, int fd, off_t off,
+    struct rcpt_state *st, enum rcpt_result which, int delayed)
+{
+	struct dsn_rcpt *dr = xcalloc(env->nrcpts, sizeof(*dr));
+	char (*status)[16] = xcalloc(env->nrcpts, sizeof(*status));
+	size_t n = 0;
+
+	for (size_t i = 0; i < env->nrcpts; i++) {
+		if (st[i].result != which)
+			continue;
+		dsn_status_from_reply(st[i].reply, st[i].code ? st[i].code : (delayed ? 400 : 500),
+		    status[n], sizeof(status[n]));
+		if (!delayed && status[n][0] == '4')
+			snprintf(status[n], sizeof(status[n]), "4.4.7");
+		dr[n].rcpt = env->rcpts[i];
+		dr[n].status = status[n];
+		dr[n].remote_mta = st[i].code ? st[i].hop : NULL;
+		dr[n].reply = st[i].reply;
+		dr[n].delayed = delayed;
+		n++;
+	}
+	if (n == 0)
+		goto out;
+	if (env->from[0] == '\0') {
+		/* RFC 3464/5321: never a DSN about a DSN. */
+		log_info("event=dsn_suppressed id=%s reason=null_sender", env->id);
+		goto out;
+	}
+	struct buf msg;
+	buf_init(&msg);
+	dsn_build(&msg, d->cfg->hostname, env, dr, n, fd, off);
+	struct spool_env denv;
+	memset(&denv, 0, sizeof(denv));
+	denv.from = xstrdup("");
+	denv.created = time(NULL);
+	denv.size = msg.len;
+	spool_env_add_rcpt(&denv, env->from);
+	if (spool_inject(d->sp, &denv, msg.data, msg.len) < 0)
+		log_warn("event=dsn_failed id=%s", env->id);
+	else {
+		log_info("event=dsn id=%s dsn_id=%s to=<%s> kind=%s rcpts=%zu", env->id, denv.id,
+		    env->from, delayed ? "delay" : "failure", n);
+		deliver_add(denv.id, d);
+	}
+	spool_env_free(&denv);
+	buf_free(&msg);
+out:
+	free(status);
+	free(dr);
+}
+
+static int
+deliver_retry_delay(const struct deliver *d, int attempts)
+{
+	long delay = d->cfg->retry_min;
+	for (int i = 1; i < attempts && delay < d->cfg->retry_max; i++)
+		delay *= 2;
+	return (int)(delay > d->cfg->retry_max ? d->cfg->retry_max : delay);
+}
+
+static void
+deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
+{
+	struct spool_env env;
+	int fd;
+	off_t off;
+	char one[1024];
+
+	int rc = spool_read(d->sp, e->id, &env, &fd, &off);
+	if (rc == -2) {
+		log_error("event=spool_corrupt id=%s action=quarantine dir=corrupt", e->id);
+		spool_quarantine(d->sp, e->id);
+		deliver_drop(d, e);
+		return;
+	}
+	if (rc < 0) {
+		if (errno != ENOENT)
+			log_warn("event=spool_error op=read id=%s", e->id);
+		deliver_drop(d, e);
+		return;
+	}
+	e->attempts++;
+	struct rcpt_state *st = xcalloc(env.nrcpts, sizeof(*st));
+	size_t *idx = xcalloc(env.nrcpts, sizeof(*idx));
+	int *routed = xcalloc(env.nrcpts, sizeof(*routed));
+
+	for (size_t i = 0; i < env.nrcpts; i++) {
+		if (routed[i])
+			continue;
+		const char *hop;
+		const struct mxd_nexthop *nh = mxd_config_route(d->cfg, env.rcpts[i], &hop);
+		if (nh == NULL) {
+			rcpt_set(&st[i], RCPT_DEFER, 0, "no route to this domain: direct delivery "
+			    "to remote MX is not built yet (set relay_next_hop)", NULL);
+			routed[i] = 1;
+			continue;
+		}
+		size_t n = 0;
+		for (size_t j = i; j < env.nrcpts; j++) {
+			const char *h2;
+			if (routed[j])
+				continue;
+			if (mxd_config_route(d->cfg, env.rcpts[j], &h2) != NULL && strcmp(h2, hop) == 0) {
+				idx[n++] = j;
+				routed[j] = 1;
+			}
+		}
+		deliver_to_hop(d, &env, fd, off, nh, hop, st, idx, n);
+	}
+
+	size_t left = 0;
+	int expired = now - env.created > d->cfg->max_age;
+	for (size_t i = 0; i < env.nrcpts; i++) {
+		if (st[i].reply == NULL)
+			st[i].reply = xstrdup("not attempted");
+		struct smtp_reply tmp = { st[i].code, { st[i].reply, strlen(st[i].reply), 0 } };
+		const char *txt = smtp_reply_oneline(&tmp, one, sizeof(one));
+		switch (st[i].result) {
+		case RCPT_DONE:
+			log_info("event=delivered id=%s rcpt=<%s> next_hop=%s reply=\"%s\" attempts=%d",
+			    env.id, env.rcpts[i], st[i].hop, txt, e->attempts);
+			break;
+		case RCPT_BOUNCE:
+			log_info("event=bounced id=%s rcpt=<%s> next_hop=%s reply=\"%s\"",
+			    env.id, env.rcpts[i], st[i].hop ? st[i].hop : "none", txt);
+			break;
+		default:
+			if (expired) {
+				st[i].result = RCPT_BOUNCE;
+				log_info("event=expired id=%s rcpt=<%s> reply=\"%s\"", env.id,
+				    env.rcpts[i], txt);
+			} else {
+				left++;
+				log_info("event=deferred id=%s rcpt=<%s> next_hop=%s reply=\"%s\" attempts=%d",
+				    env.id, env.rcpts[i], st[i].hop ? st[i].hop : "none", txt, e->attempts);
+			}
+			break;
+		}
+	}
+	deliver_bounce(d, &env, fd, off, st, RCPT_BOUNCE, 0);
+
+	if (left == 0) {
+		spool_remove(d->sp, e->id);
+		deliver_drop(d, e);
+	} else {
+		if (left < env.nrcpts) {
+			/* Keep only the recipients still to do. */
+			struct spool_env rest = env;
+			rest.rcpts = xcalloc(left, sizeof(char *));
+			rest.nrcpts = 0;
+			for (size_t i = 0; i < env.nrcpts; i++)
+				if (st[i].result == RCPT_DEFER || st[i].result == RCPT_PENDING)
+					rest.rcpts[rest.nrcpts++] = env.rcpts[i];
+			if (spool_rewrite(d->sp, &rest, fd, off) < 0)
+				log_warn("event=spool_error op=rewrite id=%s", env.id);
+			free(rest.rcpts);
+		}
+		e->due = now + deliver_retry_delay(d, e->attempts);
+	}
+	for (size_t i = 0; i < env.nrcpts; i++)
+		free(st[i].reply);
+	free(st);
+	free(idx);
+	free(routed);
+	close(fd);
+	spool_env_free(&env);
+}
+
+static void
+deliver_reload_config(struct deliver *d)
+{
+	char err[600];
+	struct mxd_config *ncfg;
+	if (mxd_config_load(d->cfg->path, &ncfg, err, sizeof(err)) < 0) {
+		log_error("event=reload_failed error=\"%s\"", err);
+		return;
+	}
+	mxd_config_free(d->cfg);
+	d->cfg = ncfg;
+	deliver_close_conn(d);
+	d->ndown = 0;
+	log_info("event=reloaded domains=%zu", d->cfg->ndomains);
+}
+
+void
+deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd)
+{
+	struct deliver d;
+	char err[256];
+	time_t last_scan = 0;
+
+	memset(&d, 0, sizeof(d));
+	d.cfg = cfg;
+	d.sp = sp;
+	d.notify_fd = notify_fd;
+	d.tls = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
+	if (d.tls == NULL)
+		fatalx("event=tls_error error=\"%s\"", err);
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = deliver_on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	fcntl(notify_fd, F_SETFL, O_NONBLOCK);
+
+	log_info("event=delivery_started");
+	while (!deliver_stop) {
+		time_t now = time(NULL);
+		if (deliver_reload) {
+			deliver_reload = 0;
+			deliver_reload_config(&d);
+		}
+		deliver_read_pipe(&d);
+		if (now - last_scan >= DELIVER_RESCAN_SEC) {
+			spool_scan(sp, deliver_add, &d);
+			last_scan = now;
+		}
+		/* Work through what is due; new arrivals are read between
+		 * messages so a busy next hop's connection stays in use. */
+		int worked = 0;
+		for (size_t i = 0; i < d.nq && !deliver_stop;) {
+			struct deliver_entry *e = &d.q[i];
+			if (e->due > now) {
+				i++;
+				continue;
+			}
+			size_t before = d.nq;
+			deliver_one(&d, e, now);
+			worked = 1;
+			if (d.nq >= before && i < d.nq && d.q[i].due > now)
+				i++;
+			deliver_read_pipe(&d);
+			now = time(NULL);
+		}
+		if (worked)
+			continue;
+		if (d.conn_open && now - d.conn_used >= DELIVER_IDLE_CLOSE_SEC)
+			deliver_close_conn(&d);
+		/* Sleep until a notification, the next due message, or a rescan. */
+		time_t next = last_scan + DELIVER_RESCAN_SEC;
+		for (size_t i = 0; i < d.nq; i++)
+			if (d.q[i].due < next)
+				next = d.q[i].due;
+		long wait_ms = (long)(next - now) * 1000;
+		if (wait_ms < 50)
+			wait_ms = 50;
+		if (d.conn_open && wait_ms > DELIVER_IDLE_CLOSE_SEC * 1000)
+			wait_ms = DELIVER_IDLE_CLOSE_SEC * 1000;
+		struct pollfd p = { notify_fd, POLLIN, 0 };
+		poll(&p, 1, (int)wait_ms);
+	}
+	deliver_close_conn(&d);
+	SSL_CTX_free(d.tls);
+	log_info("event=delivery_stopped queued=%zu", d.nq);
+	exit(0);
+}

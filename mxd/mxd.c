@@ -1,0 +1,493 @@
+/* mxd: the master process and the worker entry.
+ *
+ * The master stays root only to bind, load keys and supervise: it opens the
+ * listeners (one socket per worker per address, SO_REUSEPORT, so the kernel
+ * spreads connections), creates and recovers the spool, then forks the
+ * workers (SMTP sessions, libevent) and the delivery process, each of which
+ * drops to the configured user before it touches network input. SIGHUP
+ * reloads: new workers start on the same listening sockets with the new
+ * configuration, the old ones finish their sessions and exit. */
+#include "mxd.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#include <errno.h>
+#include <event2/thread.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MXD_MAX_WORKERS	64
+
+struct mxd_master {
+	struct mxd_config	*cfg;
+	struct tls_server	*tls;
+	struct spool		*spool;
+	int			*lfds;		/* [worker * nlisten + i] */
+	size_t			 nlisten;
+	int			 nworkers;
+	pid_t			 workers[MXD_MAX_WORKERS];
+	pid_t			 deliverer;
+	int			 notify[2];
+	uid_t			 uid;
+	gid_t			 gid;
+	int			 drop;
+	int			 deliverer_restart;
+};
+
+static void
+mxd_usage(void)
+{
+	fprintf(stderr, "usage: mxd -c FILE [-n]\n       mxd -V\n"
+	    "  -c FILE  configuration file (see docs/mxd.md)\n"
+	    "  -n       check the configuration and exit\n"
+	    "  -V       print the version\n");
+	exit(2);
+}
+
+int
+mxd_ipcount_add(struct mxd_worker *w, const char *ip, int delta)
+{
+	unsigned h = 5381;
+	for (const char *p = ip; *p; p++)
+		h = h * 33 + (unsigned char)*p;
+	struct mxd_ipcount **pp = &w->ipcounts[h % MXD_IPCOUNT_BUCKETS];
+	for (; *pp; pp = &(*pp)->next) {
+		if (strcmp((*pp)->ip, ip) != 0)
+			continue;
+		struct mxd_ipcount *c = *pp;
+		c->n += delta;
+		int n = c->n;
+		if (n <= 0) {
+			*pp = c->next;
+			free(c);
+		}
+		return n;
+	}
+	if (delta <= 0)
+		return 0;
+	struct mxd_ipcount *c = xcalloc(1, sizeof(*c));
+	snprintf(c->ip, sizeof(c->ip), "%s", ip);
+	c->n = delta;
+	c->next = w->ipcounts[h % MXD_IPCOUNT_BUCKETS];
+	w->ipcounts[h % MXD_IPCOUNT_BUCKETS] = c;
+	return delta;
+}
+
+static void
+mxd_drop_privileges(const struct mxd_master *m)
+{
+	if (!m->drop)
+		return;
+	if (setgroups(1, &m->gid) < 0 || setresgid(m->gid, m->gid, m->gid) < 0 ||
+	    setresuid(m->uid, m->uid, m->uid) < 0)
+		fatal("event=privdrop_failed user=%s", m->cfg->user);
+	if (setuid(0) == 0)
+		fatalx("event=privdrop_failed reason=regained_root");
+	/* Dropping privileges clears dumpable; keep cores possible for bugs. */
+	prctl(PR_SET_DUMPABLE, 1);
+}
+
+/* ---- worker ---- */
+
+static void
+mxd_worker_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	smtp_session_accept(arg, fd, sa, (socklen_t)salen);
+}
+
+static void
+mxd_worker_accept_error(struct evconnlistener *l, void *arg)
+{
+	/* EMFILE and friends: log and keep going; the listener retries. */
+	log_warn("event=accept_error");
+}
+
+static void
+mxd_worker_commit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct mxd_worker *w = arg;
+	spool_committer_dispatch(w->committer);
+}
+
+static void
+mxd_worker_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct mxd_worker *w = arg;
+	log_info("event=shutdown_deadline sessions=%d", w->nsessions);
+	smtp_session_close_all(w);
+	event_base_loopexit(w->base, NULL);
+}
+
+static void
+mxd_worker_sigterm(evutil_socket_t sig, short what, void *arg)
+{
+	struct mxd_worker *w = arg;
+	if (w->shutting_down)
+		return;
+	w->shutting_down = 1;
+	for (size_t i = 0; i < w->nlisteners; i++)
+		evconnlistener_free(w->listeners[i]);
+	w->nlisteners = 0;
+	smtp_session_shutdown_all(w);
+	if (w->nsessions == 0) {
+		event_base_loopexit(w->base, NULL);
+		return;
+	}
+	struct timeval tv = { w->cfg->shutdown_timeout, 0 };
+	w->deadline_ev = evtimer_new(w->base, mxd_worker_deadline, w);
+	evtimer_add(w->deadline_ev, &tv);
+}
+
+static void
+mxd_worker_ignore(evutil_socket_t sig, short what, void *arg)
+{
+	/* SIGHUP is the master's: it starts new workers with the new config. */
+}
+
+static void __attribute__((noreturn))
+mxd_worker_main(struct mxd_master *m, int idx)
+{
+	struct mxd_worker w;
+	memset(&w, 0, sizeof(w));
+	w.cfg = m->cfg;
+	w.tls = m->tls;
+	w.spool = m->spool;
+	mxd_drop_privileges(m);
+
+	evthread_use_pthreads();
+	w.base = event_base_new();
+	if (w.base == NULL)
+		fatalx("event=event_base_failed");
+	if (spool_committer_new(m->spool, m->notify[1], &w.committer) < 0)
+		fatal("event=committer_failed");
+	w.commit_ev = event_new(w.base, spool_committer_fd(w.committer), EV_READ | EV_PERSIST,
+	    mxd_worker_commit_cb, &w);
+	event_add(w.commit_ev, NULL);
+	w.listeners = xcalloc(m->nlisten, sizeof(*w.listeners));
+	for (size_t i = 0; i < m->nlisten; i++) {
+		int fd = m->lfds[(size_t)idx * m->nlisten + i];
+		w.listeners[i] = evconnlistener_new(w.base, mxd_worker_accept, &w,
+		    LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+		if (w.listeners[i] == NULL)
+			fatalx("event=listener_failed");
+		evconnlistener_set_error_cb(w.listeners[i], mxd_worker_accept_error);
+	}
+	w.nlisteners = m->nlisten;
+	/* Close the other workers' sockets: this process accepts on its own. */
+	for (size_t i = 0; i < (size_t)m->nworkers * m->nlisten; i++)
+		if (i / m->nlisten != (size_t)idx)
+			close(m->lfds[i]);
+	close(m->notify[0]);
+	w.sigterm_ev = evsignal_new(w.base, SIGTERM, mxd_worker_sigterm, &w);
+	w.sigint_ev = evsignal_new(w.base, SIGINT, mxd_worker_sigterm, &w);
+	w.sighup_ev = evsignal_new(w.base, SIGHUP, mxd_worker_ignore, &w);
+	event_add(w.sigterm_ev, NULL);
+	event_add(w.sigint_ev, NULL);
+	event_add(w.sighup_ev, NULL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+
+	log_info("event=worker_started worker=%d", idx);
+	event_base_dispatch(w.base);
+	smtp_session_close_all(&w);
+	spool_committer_free(w.committer);
+	log_info("event=worker_stopped worker=%d", idx);
+	exit(0);
+}
+
+/* ---- master ---- */
+
+static int
+mxd_listen_one(const char *addr, int reuseport)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int one = 1;
+
+	if (netaddr_parse_hostport(addr, &ss, &sl) < 0)
+		fatalx("event=bad_listen addr=%s", addr);
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		fatal("event=socket_failed addr=%s", addr);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		fatal("event=reuseport_failed addr=%s", addr);
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0)
+		fatal("event=bind_failed addr=%s", addr);
+	if (listen(fd, 1024) < 0)
+		fatal("event=listen_failed addr=%s", addr);
+	return fd;
+}
+
+static pid_t
+mxd_spawn_worker(struct mxd_master *m, int idx)
+{
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_warn("event=fork_failed");
+		return -1;
+	}
+	if (pid == 0)
+		mxd_worker_main(m, idx);
+	return pid;
+}
+
+static pid_t
+mxd_spawn_deliverer(struct mxd_master *m)
+{
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_warn("event=fork_failed");
+		return -1;
+	}
+	if (pid == 0) {
+		for (size_t i = 0; i < (size_t)m->nworkers * m->nlisten; i++)
+			close(m->lfds[i]);
+		close(m->notify[1]);
+		mxd_drop_privileges(m);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		deliver_main(m->cfg, m->spool, m->notify[0]);
+	}
+	return pid;
+}
+
+static int
+mxd_load_tls(const struct mxd_config *cfg, struct tls_server **out)
+{
+	char err[600];
+	if (tls_server_new(out, cfg->certs, cfg->ncerts, cfg->tls_min_version,
+	    cfg->session_tickets, err, sizeof(err)) < 0) {
+		log_error("event=tls_config_error error=\"%s\"", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+mxd_stop_children(struct mxd_master *m, pid_t *pids, int n, pid_t deliverer, int deadline)
+{
+	for (int i = 0; i < n; i++)
+		if (pids[i] > 0)
+			kill(pids[i], SIGTERM);
+	if (deliverer > 0)
+		kill(deliverer, SIGTERM);
+	time_t until = time(NULL) + deadline + 5;
+	for (;;) {
+		int left = 0;
+		for (int i = 0; i < n; i++) {
+			if (pids[i] > 0 && waitpid(pids[i], NULL, WNOHANG) == pids[i])
+				pids[i] = 0;
+			left += pids[i] > 0;
+		}
+		if (deliverer > 0 && waitpid(deliverer, NULL, WNOHANG) == deliverer)
+			deliverer = 0;
+		left += deliverer > 0;
+		if (left == 0)
+			return;
+		if (time(NULL) > until) {
+			for (int i = 0; i < n; i++)
+				if (pids[i] > 0)
+					kill(pids[i], SIGKILL);
+			if (deliverer > 0)
+				kill(deliverer, SIGKILL);
+			until = time(NULL) + 5;
+		}
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void
+mxd_reload(struct mxd_master *m)
+{
+	char err[600];
+	struct mxd_config *ncfg;
+	struct tls_server *ntls;
+
+	if (mxd_config_load(m->cfg->path, &ncfg, err, sizeof(err)) < 0) {
+		log_error("event=reload_failed error=\"%s\"", err);
+		return;
+	}
+	if (mxd_load_tls(ncfg, &ntls) < 0) {
+		mxd_config_free(ncfg);
+		log_error("event=reload_failed error=tls");
+		return;
+	}
+	/* Listeners, workers, user and spool are fixed at start. */
+	struct mxd_config *old = m->cfg;
+	struct tls_server *oldtls = m->tls;
+	ncfg->workers = old->workers;
+	free(ncfg->spool_dir);
+	ncfg->spool_dir = xstrdup(old->spool_dir);
+	m->cfg = ncfg;
+	m->tls = ntls;
+	log_set_level(ncfg->log_level);
+
+	pid_t oldpids[MXD_MAX_WORKERS];
+	memcpy(oldpids, m->workers, sizeof(oldpids));
+	for (int i = 0; i < m->nworkers; i++) {
+		m->workers[i] = mxd_spawn_worker(m, i);
+		if (oldpids[i] > 0)
+			kill(oldpids[i], SIGTERM);	/* finishes its sessions, exits */
+	}
+	/* The delivery process finishes its current message and exits; the
+	 * reaper below starts a new one with the new configuration. */
+	if (m->deliverer > 0) {
+		m->deliverer_restart = 1;
+		kill(m->deliverer, SIGTERM);
+	}
+	log_info("event=reloaded domains=%zu certificates=%zu", ncfg->ndomains, ncfg->ncerts);
+	/* The old configuration stays allocated: a forked child may still be
+	 * starting from it. It is small and reloads are rare. */
+	(void)oldtls;
+	(void)old;
+}
+
+static int
+mxd_is_child(const struct mxd_master *m, pid_t pid)
+{
+	for (int i = 0; i < m->nworkers; i++)
+		if (m->workers[i] == pid)
+			return i;
+	return -1;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct mxd_master m;
+	const char *path = NULL;
+	int check = 0, ch;
+	char err[600];
+
+	while ((ch = getopt(argc, argv, "c:nV")) != -1) {
+		switch (ch) {
+		case 'c': path = optarg; break;
+		case 'n': check = 1; break;
+		case 'V': printf("mxd %s\n", MXFLEET_VERSION); return 0;
+		default: mxd_usage();
+		}
+	}
+	if (path == NULL || optind != argc)
+		mxd_usage();
+
+	memset(&m, 0, sizeof(m));
+	log_init("mxd", LOG_LEVEL_INFO, 0);
+	if (mxd_config_load(path, &m.cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mxd: %s\n", err);
+		return 1;
+	}
+	if (mxd_load_tls(m.cfg, &m.tls) < 0) {
+		fprintf(stderr, "mxd: TLS configuration failed (see the log line above)\n");
+		return 1;
+	}
+	if (geteuid() == 0) {
+		if (m.cfg->user == NULL) {
+			fprintf(stderr, "mxd: %s: 'user' is required when started as root\n", path);
+			return 1;
+		}
+		struct passwd *pw = getpwnam(m.cfg->user);
+		if (pw == NULL) {
+			fprintf(stderr, "mxd: %s: user '%s' does not exist\n", path, m.cfg->user);
+			return 1;
+		}
+		m.uid = pw->pw_uid;
+		m.gid = pw->pw_gid;
+		m.drop = 1;
+	}
+	if (check) {
+		printf("mxd: %s: configuration OK (%zu domains, %zu certificates)\n", path,
+		    m.cfg->ndomains, m.cfg->ncerts);
+		return 0;
+	}
+	log_init("mxd", m.cfg->log_level, m.cfg->log_syslog);
+
+	m.nworkers = m.cfg->workers;
+	m.nlisten = m.cfg->nlisten;
+	m.lfds = xcalloc((size_t)m.nworkers * m.nlisten, sizeof(int));
+	for (int wi = 0; wi < m.nworkers; wi++)
+		for (size_t i = 0; i < m.nlisten; i++)
+			m.lfds[(size_t)wi * m.nlisten + i] = mxd_listen_one(m.cfg->listen[i], m.nworkers > 1);
+
+	if (spool_open(&m.spool, m.cfg->spool_dir, m.drop ? m.uid : (uid_t)-1,
+	    m.drop ? m.gid : (gid_t)-1, err, sizeof(err)) < 0)
+		fatalx("event=spool_error dir=%s error=\"%s\"", m.cfg->spool_dir, err);
+	/* Before any worker runs: whatever sits in tmp/ never got a 250. */
+	spool_recover(m.spool, NULL, NULL);
+
+	if (pipe2(m.notify, O_CLOEXEC) < 0)
+		fatal("event=pipe_failed");
+	fcntl(m.notify[1], F_SETFL, O_NONBLOCK);
+	fcntl(m.notify[1], F_SETPIPE_SZ, 1 << 20);
+
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	m.deliverer = mxd_spawn_deliverer(&m);
+	for (int i = 0; i < m.nworkers; i++)
+		m.workers[i] = mxd_spawn_worker(&m, i);
+	log_info("event=started version=%s listen=%zu workers=%d user=%s spool=%s", MXFLEET_VERSION,
+	    m.nlisten, m.nworkers, m.drop ? m.cfg->user : "(unchanged)", m.cfg->spool_dir);
+
+	for (;;) {
+		siginfo_t si;
+		struct timespec ts = { 1, 0 };
+		int sig = sigtimedwait(&set, &si, &ts);
+		if (sig == SIGTERM || sig == SIGINT) {
+			log_info("event=stopping signal=%d", sig);
+			mxd_stop_children(&m, m.workers, m.nworkers, m.deliverer, m.cfg->shutdown_timeout);
+			log_info("event=stopped");
+			return 0;
+		}
+		if (sig == SIGHUP)
+			mxd_reload(&m);
+		/* Reap: restart a worker or the deliverer that died unasked. */
+		pid_t pid;
+		int status;
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			int idx = mxd_is_child(&m, pid);
+			if (idx < 0 && pid != m.deliverer)
+				continue;	/* an old worker after a reload */
+			if (idx < 0 && m.deliverer_restart) {
+				m.deliverer_restart = 0;
+				m.deliverer = mxd_spawn_deliverer(&m);
+				continue;
+			}
+			log_error("event=child_died pid=%ld role=%s status=%d signal=%d", (long)pid,
+			    idx >= 0 ? "worker" : "delivery", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+			    WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+			struct timespec pause = { 0, 200 * 1000 * 1000 };
+			nanosleep(&pause, NULL);
+			if (idx >= 0)
+				m.workers[idx] = mxd_spawn_worker(&m, idx);
+			else
+				m.deliverer = mxd_spawn_deliverer(&m);
+		}
+	}
+}

@@ -1,0 +1,55 @@
+/* State shared by the parts of one mxd worker process. */
+#ifndef MXD_MXD_H
+#define MXD_MXD_H
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <sys/socket.h>
+
+#include "mxd_config.h"
+#include "spool.h"
+#include "spool_commit.h"
+#include "tls.h"
+
+struct smtp_session;
+
+struct mxd_ipcount {
+	struct mxd_ipcount	*next;
+	char			 ip[64];
+	int			 n;
+};
+
+#define MXD_IPCOUNT_BUCKETS	1024
+
+struct mxd_worker {
+	struct event_base	 *base;
+	struct mxd_config	 *cfg;
+	struct tls_server	 *tls;
+	struct spool		 *spool;
+	struct spool_committer	 *committer;
+	struct event		 *commit_ev;
+	struct evconnlistener	**listeners;
+	size_t			  nlisteners;
+	struct event		 *sigterm_ev, *sigint_ev, *sighup_ev, *deadline_ev;
+	struct smtp_session	 *sessions;	/* all live sessions */
+	int			  nsessions;
+	int			  shutting_down;
+	struct mxd_ipcount	 *ipcounts[MXD_IPCOUNT_BUCKETS];
+};
+
+/* Per-IP session counters (a limit per worker process). */
+int mxd_ipcount_add(struct mxd_worker *w, const char *ip, int delta);
+
+/* smtp_session.c */
+void smtp_session_accept(struct mxd_worker *w, int fd, const struct sockaddr *sa,
+    socklen_t salen);
+/* Shutdown: close idle sessions now, let those in a transaction finish. */
+void smtp_session_shutdown_all(struct mxd_worker *w);
+/* Deadline passed: close every session. */
+void smtp_session_close_all(struct mxd_worker *w);
+
+/* deliver.c: the delivery process's main loop. Never returns. */
+void deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd)
+    __attribute__((noreturn));
+
+#endif

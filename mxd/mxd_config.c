@@ -1,0 +1,395 @@
+#include "mxd_config.h"
+#include "conf.h"
+#include "smtp_parser.h"
+#include "xmalloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+static const char *const mxd_config_top_keys[] = {
+	"hostname", "listen", "workers", "user", "spool_dir", "log_level", "log_syslog",
+	"trusted_networks", "relay_next_hop", "received_header", "domains", "tls",
+	"limits", "delivery", NULL
+};
+static const char *const mxd_config_tls_keys[] = {
+	"certificates", "min_version", "session_tickets", NULL
+};
+static const char *const mxd_config_cert_keys[] = { "cert", "key", NULL };
+static const char *const mxd_config_domain_keys[] = { "name", "next_hop", NULL };
+static const char *const mxd_config_limit_keys[] = {
+	"message_size", "recipients", "errors", "connections_per_ip", "connections",
+	"command_timeout", "data_timeout", "tls_handshake_timeout", "shutdown_timeout", NULL
+};
+static const char *const mxd_config_delivery_keys[] = {
+	"retry_min", "retry_max", "max_age", "next_hop_tls", NULL
+};
+
+int
+mxd_nexthop_parse(const char *s, struct mxd_nexthop *nh)
+{
+	memset(nh, 0, sizeof(*nh));
+	const char *rest;
+	if (strncmp(s, "smtp:", 5) == 0) {
+		nh->proto = MXD_NH_SMTP;
+		rest = s + 5;
+	} else if (strncmp(s, "lmtp:", 5) == 0) {
+		nh->proto = MXD_NH_LMTP;
+		rest = s + 5;
+	} else
+		return -1;
+	if (nh->proto == MXD_NH_LMTP && strncmp(rest, "unix:", 5) == 0) {
+		rest += 5;
+		if (rest[0] != '/' || strlen(rest) >= sizeof(nh->path))
+			return -1;
+		nh->is_unix = 1;
+		snprintf(nh->path, sizeof(nh->path), "%s", rest);
+		return 0;
+	}
+	const char *colon = strrchr(rest, ':');
+	if (colon == NULL || colon == rest || (size_t)(colon - rest) >= sizeof(nh->host))
+		return -1;
+	char *end;
+	long port = strtol(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || port <= 0 || port > 65535)
+		return -1;
+	const char *h = rest;
+	size_t hl = (size_t)(colon - rest);
+	if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
+		h++;
+		hl -= 2;
+	}
+	memcpy(nh->host, h, hl);
+	nh->host[hl] = '\0';
+	nh->port = (int)port;
+	return 0;
+}
+
+static int
+mxd_config_int(const config_setting_t *g, const char *key, long long min, long long max,
+    int *out, struct conf_err *err)
+{
+	long long v;
+	int r = conf_get_int(g, key, min, max, &v, err);
+	if (r == 1)
+		*out = (int)v;
+	return r;
+}
+
+static int
+mxd_config_strdup(const config_setting_t *g, const char *key, char **out, struct conf_err *err)
+{
+	const char *s;
+	int r = conf_get_string(g, key, &s, err);
+	if (r == 1) {
+		free(*out);
+		*out = xstrdup(s);
+	}
+	return r;
+}
+
+static int
+mxd_config_tls(struct mxd_config *cfg, const config_setting_t *tls, struct conf_err *err)
+{
+	config_setting_t *certs;
+	const char *s;
+	int r;
+
+	if (conf_check_keys(tls, mxd_config_tls_keys, err) < 0)
+		return -1;
+	if ((r = conf_get_string(tls, "min_version", &s, err)) < 0)
+		return -1;
+	if (r == 1 && (cfg->tls_min_version = tls_version_parse(s)) < 0)
+		return conf_error(err, config_setting_get_member(tls, "min_version"),
+		    "expected TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3");
+	if (conf_get_bool(tls, "session_tickets", &cfg->session_tickets, err) < 0)
+		return -1;
+	if ((r = conf_get_aggregate(tls, "certificates", CONFIG_TYPE_LIST, &certs, err)) < 0)
+		return -1;
+	if (r == 0)
+		return 0;
+	int n = config_setting_length(certs);
+	cfg->certs = xcalloc((size_t)n + 1, sizeof(*cfg->certs));
+	for (int i = 0; i < n; i++) {
+		config_setting_t *c = config_setting_get_elem(certs, (unsigned)i);
+		const char *cert = NULL, *key = NULL;
+		if (!config_setting_is_group(c))
+			return conf_error(err, c, "expected a group { cert = ...; key = ...; }");
+		if (conf_check_keys(c, mxd_config_cert_keys, err) < 0 ||
+		    conf_get_string(c, "cert", &cert, err) < 0 ||
+		    conf_get_string(c, "key", &key, err) < 0)
+			return -1;
+		if (cert == NULL || key == NULL)
+			return conf_error(err, c, "both cert and key are required");
+		cfg->certs[cfg->ncerts].cert = xstrdup(cert);
+		cfg->certs[cfg->ncerts].key = xstrdup(key);
+		cfg->ncerts++;
+	}
+	return 0;
+}
+
+static int
+mxd_config_domains(struct mxd_config *cfg, const config_setting_t *list, struct conf_err *err)
+{
+	int n = config_setting_length(list);
+	cfg->domains = xcalloc((size_t)n + 1, sizeof(*cfg->domains));
+	for (int i = 0; i < n; i++) {
+		config_setting_t *d = config_setting_get_elem(list, (unsigned)i);
+		const char *name = NULL, *nh = NULL;
+		if (!config_setting_is_group(d))
+			return conf_error(err, d, "expected a group { name = ...; next_hop = ...; }");
+		if (conf_check_keys(d, mxd_config_domain_keys, err) < 0 ||
+		    conf_get_string(d, "name", &name, err) < 0 ||
+		    conf_get_string(d, "next_hop", &nh, err) < 0)
+			return -1;
+		if (name == NULL || nh == NULL)
+			return conf_error(err, d, "both name and next_hop are required");
+		struct mxd_domain *dom = &cfg->domains[cfg->ndomains];
+		if (mxd_nexthop_parse(nh, &dom->nh) < 0)
+			return conf_error(err, config_setting_get_member(d, "next_hop"),
+			    "expected smtp:HOST:PORT, lmtp:HOST:PORT or lmtp:unix:/PATH");
+		if (name[0] == '\0' || strchr(name, '@') || strchr(name, ' '))
+			return conf_error(err, config_setting_get_member(d, "name"),
+			    "not a domain name");
+		dom->name = xstrdup(name);
+		dom->next_hop = xstrdup(nh);
+		cfg->ndomains++;
+	}
+	return 0;
+}
+
+static int
+mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
+{
+	config_setting_t *root = config_root_setting(lc), *g;
+	const char *s;
+	int r;
+
+	if (conf_check_keys(root, mxd_config_top_keys, err) < 0)
+		return -1;
+	if (mxd_config_strdup(root, "hostname", &cfg->hostname, err) < 0 ||
+	    mxd_config_strdup(root, "user", &cfg->user, err) < 0 ||
+	    mxd_config_strdup(root, "spool_dir", &cfg->spool_dir, err) < 0 ||
+	    mxd_config_int(root, "workers", 1, 64, &cfg->workers, err) < 0 ||
+	    conf_get_bool(root, "log_syslog", &cfg->log_syslog, err) < 0 ||
+	    conf_get_bool(root, "received_header", &cfg->received_header, err) < 0)
+		return -1;
+	if ((r = conf_get_string(root, "log_level", &s, err)) < 0)
+		return -1;
+	if (r == 1 && log_level_parse(s, &cfg->log_level) < 0)
+		return conf_error(err, config_setting_get_member(root, "log_level"),
+		    "expected debug, info, warn or error");
+	if ((r = conf_get_aggregate(root, "listen", CONFIG_TYPE_ARRAY, &g, err)) < 0)
+		return -1;
+	if (r == 1) {
+		int n = config_setting_length(g);
+		if (n == 0)
+			return conf_error(err, g, "at least one address is needed");
+		for (size_t i = 0; i < cfg->nlisten; i++)
+			free(cfg->listen[i]);
+		free(cfg->listen);
+		cfg->listen = xcalloc((size_t)n, sizeof(char *));
+		cfg->nlisten = 0;
+		for (int i = 0; i < n; i++) {
+			struct sockaddr_storage ss;
+			socklen_t sl;
+			if (conf_elem_string(g, (unsigned)i, &s, err) < 0)
+				return -1;
+			if (netaddr_parse_hostport(s, &ss, &sl) < 0)
+				return conf_error(err, config_setting_get_elem(g, (unsigned)i),
+				    "expected IPv4:PORT or [IPv6]:PORT");
+			cfg->listen[cfg->nlisten++] = xstrdup(s);
+		}
+	}
+	if ((r = conf_get_aggregate(root, "trusted_networks", CONFIG_TYPE_ARRAY, &g, err)) < 0)
+		return -1;
+	if (r == 1) {
+		int n = config_setting_length(g);
+		cfg->trusted = xcalloc((size_t)n + 1, sizeof(*cfg->trusted));
+		for (int i = 0; i < n; i++) {
+			if (conf_elem_string(g, (unsigned)i, &s, err) < 0)
+				return -1;
+			if (netaddr_parse_cidr(s, &cfg->trusted[cfg->ntrusted++]) < 0)
+				return conf_error(err, config_setting_get_elem(g, (unsigned)i),
+				    "expected a network like 192.0.2.0/24 or 2001:db8::/32");
+		}
+	}
+	if (mxd_config_strdup(root, "relay_next_hop", &cfg->relay_next_hop, err) < 0)
+		return -1;
+	if (cfg->relay_next_hop && mxd_nexthop_parse(cfg->relay_next_hop, &cfg->relay_nh) < 0)
+		return conf_error(err, config_setting_get_member(root, "relay_next_hop"),
+		    "expected smtp:HOST:PORT, lmtp:HOST:PORT or lmtp:unix:/PATH");
+	if ((r = conf_get_aggregate(root, "domains", CONFIG_TYPE_LIST, &g, err)) < 0)
+		return -1;
+	if (r == 1 && mxd_config_domains(cfg, g, err) < 0)
+		return -1;
+	if ((r = conf_get_aggregate(root, "tls", CONFIG_TYPE_GROUP, &g, err)) < 0)
+		return -1;
+	if (r == 1 && mxd_config_tls(cfg, g, err) < 0)
+		return -1;
+	if ((r = conf_get_aggregate(root, "limits", CONFIG_TYPE_GROUP, &g, err)) < 0)
+		return -1;
+	if (r == 1) {
+		long long size;
+		if (conf_check_keys(g, mxd_config_limit_keys, err) < 0)
+			return -1;
+		if ((r = conf_get_int(g, "message_size", 1024, 1LL << 40, &size, err)) < 0)
+			return -1;
+		if (r == 1)
+			cfg->message_size = (uint64_t)size;
+		if (mxd_config_int(g, "recipients", 1, 100000, &cfg->max_recipients, err) < 0 ||
+		    mxd_config_int(g, "errors", 1, 1000, &cfg->max_errors, err) < 0 ||
+		    mxd_config_int(g, "connections_per_ip", 1, 100000, &cfg->connections_per_ip, err) < 0 ||
+		    mxd_config_int(g, "connections", 1, 1000000, &cfg->max_connections, err) < 0 ||
+		    mxd_config_int(g, "command_timeout", 1, 86400, &cfg->command_timeout, err) < 0 ||
+		    mxd_config_int(g, "data_timeout", 1, 86400, &cfg->data_timeout, err) < 0 ||
+		    mxd_config_int(g, "tls_handshake_timeout", 1, 3600, &cfg->tls_handshake_timeout, err) < 0 ||
+		    mxd_config_int(g, "shutdown_timeout", 0, 3600, &cfg->shutdown_timeout, err) < 0)
+			return -1;
+	}
+	if ((r = conf_get_aggregate(root, "delivery", CONFIG_TYPE_GROUP, &g, err)) < 0)
+		return -1;
+	if (r == 1) {
+		if (conf_check_keys(g, mxd_config_delivery_keys, err) < 0)
+			return -1;
+		if (mxd_config_int(g, "retry_min", 1, 86400, &cfg->retry_min, err) < 0 ||
+		    mxd_config_int(g, "retry_max", 1, 864000, &cfg->retry_max, err) < 0 ||
+		    mxd_config_int(g, "max_age", 1, 8640000, &cfg->max_age, err) < 0)
+			return -1;
+		if ((r = conf_get_string(g, "next_hop_tls", &s, err)) < 0)
+			return -1;
+		if (r == 1) {
+			if (strcmp(s, "may") == 0)
+				cfg->next_hop_tls = 1;
+			else if (strcmp(s, "none") == 0)
+				cfg->next_hop_tls = 0;
+			else
+				return conf_error(err, config_setting_get_member(g, "next_hop_tls"),
+				    "expected may or none");
+		}
+		if (cfg->retry_max < cfg->retry_min)
+			return conf_error(err, g, "retry_max is smaller than retry_min");
+	}
+	return 0;
+}
+
+int
+mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t errsz)
+{
+	struct mxd_config *cfg = xcalloc(1, sizeof(*cfg));
+	struct conf_err cerr;
+	config_t lc;
+	char host[256];
+
+	cfg->path = xstrdup(path);
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	cfg->hostname = xstrdup(host);
+	cfg->listen = xcalloc(2, sizeof(char *));
+	cfg->listen[0] = xstrdup("0.0.0.0:25");
+	cfg->listen[1] = xstrdup("[::]:25");
+	cfg->nlisten = 2;
+	cfg->workers = 1;
+	cfg->spool_dir = xstrdup("/var/spool/mxd");
+	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->received_header = 1;
+	cfg->tls_min_version = TLS1_2_VERSION;
+	cfg->message_size = 52428800;
+	cfg->max_recipients = 1000;
+	cfg->max_errors = 10;
+	cfg->connections_per_ip = 20;
+	cfg->max_connections = 1000;
+	cfg->command_timeout = 300;
+	cfg->data_timeout = 300;
+	cfg->tls_handshake_timeout = 30;
+	cfg->shutdown_timeout = 30;
+	cfg->retry_min = 60;
+	cfg->retry_max = 3600;
+	cfg->max_age = 432000;
+	cfg->next_hop_tls = 1;
+
+	if (conf_load(&lc, path, &cerr) < 0) {
+		snprintf(err, errsz, "%s", cerr.msg);
+		mxd_config_free(cfg);
+		return -1;
+	}
+	int rc = mxd_config_parse(cfg, &lc, &cerr);
+	config_destroy(&lc);
+	if (rc < 0) {
+		snprintf(err, errsz, "%s", cerr.msg);
+		mxd_config_free(cfg);
+		return -1;
+	}
+	*out = cfg;
+	return 0;
+}
+
+void
+mxd_config_free(struct mxd_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	free(cfg->path);
+	free(cfg->hostname);
+	for (size_t i = 0; i < cfg->nlisten; i++)
+		free(cfg->listen[i]);
+	free(cfg->listen);
+	free(cfg->user);
+	free(cfg->spool_dir);
+	free(cfg->trusted);
+	free(cfg->relay_next_hop);
+	for (size_t i = 0; i < cfg->ndomains; i++) {
+		free(cfg->domains[i].name);
+		free(cfg->domains[i].next_hop);
+	}
+	free(cfg->domains);
+	for (size_t i = 0; i < cfg->ncerts; i++) {
+		free((char *)cfg->certs[i].cert);
+		free((char *)cfg->certs[i].key);
+	}
+	free(cfg->certs);
+	free(cfg);
+}
+
+const struct mxd_domain *
+mxd_config_domain(const struct mxd_config *cfg, const char *domain)
+{
+	size_t len = strlen(domain);
+	/* A trailing dot names the same domain. */
+	if (len > 0 && domain[len - 1] == '.')
+		len--;
+	for (size_t i = 0; i < cfg->ndomains; i++)
+		if (strlen(cfg->domains[i].name) == len &&
+		    strncasecmp(cfg->domains[i].name, domain, len) == 0)
+			return &cfg->domains[i];
+	return NULL;
+}
+
+int
+mxd_config_trusted(const struct mxd_config *cfg, const struct sockaddr *sa)
+{
+	for (size_t i = 0; i < cfg->ntrusted; i++)
+		if (netaddr_cidr_match(&cfg->trusted[i], sa))
+			return 1;
+	return 0;
+}
+
+const struct mxd_nexthop *
+mxd_config_route(const struct mxd_config *cfg, const char *rcpt, const char **name)
+{
+	const char *dom = smtp_parser_domain(rcpt);
+	const struct mxd_domain *d = dom ? mxd_config_domain(cfg, dom) : NULL;
+	if (d) {
+		*name = d->next_hop;
+		return &d->nh;
+	}
+	if (cfg->relay_next_hop) {
+		*name = cfg->relay_next_hop;
+		return &cfg->relay_nh;
+	}
+	*name = NULL;
+	return NULL;
+}

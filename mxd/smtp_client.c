@@ -1,0 +1,482 @@
+#include "smtp_client.h"
+#include "smtp_parser.h"
+#include "log.h"
+#include "tls.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+void
+smtp_reply_init(struct smtp_reply *r)
+{
+	r->code = 0;
+	buf_init(&r->text);
+}
+
+void
+smtp_reply_free(struct smtp_reply *r)
+{
+	buf_free(&r->text);
+	r->code = 0;
+}
+
+void
+smtp_reply_set_error(struct smtp_reply *r, const char *fmt, ...)
+{
+	va_list ap;
+	char tmp[512];
+	va_start(ap, fmt);
+	vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	r->code = 0;
+	buf_reset(&r->text);
+	buf_appends(&r->text, tmp);
+}
+
+const char *
+smtp_reply_oneline(const struct smtp_reply *r, char *out, size_t outsz)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < r->text.len && o + 4 < outsz; i++) {
+		char ch = r->text.data[i];
+		if (ch == '\r')
+			continue;
+		if (ch == '\n') {
+			if (i + 1 < r->text.len) {
+				memcpy(out + o, " / ", 3);
+				o += 3;
+			}
+			continue;
+		}
+		out[o++] = ch;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static int
+smtp_client_wait(struct smtp_client *c, short events)
+{
+	struct pollfd p = { c->fd, events, 0 };
+	int r;
+	do
+		r = poll(&p, 1, c->timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r == 0) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	return r < 0 ? -1 : 0;
+}
+
+/* Raw bytes out, through TLS when it is on. */
+static int
+smtp_client_write(struct smtp_client *c, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w;
+		if (c->ssl) {
+			int rc = SSL_write(c->ssl, p, (int)(n > (1 << 30) ? (1 << 30) : n));
+			if (rc <= 0) {
+				int e = SSL_get_error(c->ssl, rc);
+				if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+					if (smtp_client_wait(c, e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN) < 0)
+						goto fail;
+					continue;
+				}
+				errno = EPIPE;
+				goto fail;
+			}
+			w = rc;
+		} else {
+			w = send(c->fd, p, n, MSG_NOSIGNAL);
+			if (w < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno == EAGAIN) {
+					if (smtp_client_wait(c, POLLOUT) < 0)
+						goto fail;
+					continue;
+				}
+				goto fail;
+			}
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+fail:
+	c->broken = 1;
+	return -1;
+}
+
+static int
+smtp_client_fill(struct smtp_client *c)
+{
+	if (c->rpos > 0) {
+		memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+		c->rlen -= c->rpos;
+		c->rpos = 0;
+	}
+	if (c->rlen == sizeof(c->rbuf)) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	for (;;) {
+		ssize_t n;
+		if (c->ssl) {
+			int rc = SSL_read(c->ssl, c->rbuf + c->rlen, (int)(sizeof(c->rbuf) - c->rlen));
+			if (rc <= 0) {
+				int e = SSL_get_error(c->ssl, rc);
+				if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+					if (smtp_client_wait(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT) < 0)
+						return -1;
+					continue;
+				}
+				errno = e == SSL_ERROR_ZERO_RETURN ? ECONNRESET : EPROTO;
+				return -1;
+			}
+			n = rc;
+		} else {
+			n = recv(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen, 0);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno == EAGAIN) {
+					if (smtp_client_wait(c, POLLIN) < 0)
+						return -1;
+					continue;
+				}
+				return -1;
+			}
+			if (n == 0) {
+				errno = ECONNRESET;
+				return -1;
+			}
+		}
+		c->rlen += (size_t)n;
+		return 0;
+	}
+}
+
+int
+smtp_client_flush(struct smtp_client *c)
+{
+	if (c->wbuf.len == 0)
+		return 0;
+	int rc = smtp_client_write(c, c->wbuf.data, c->wbuf.len);
+	buf_reset(&c->wbuf);
+	return rc;
+}
+
+void
+smtp_client_cmd(struct smtp_client *c, const char *fmt, ...)
+{
+	va_list ap;
+	char tmp[1024];
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	buf_append(&c->wbuf, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+	buf_append(&c->wbuf, "\r\n", 2);
+}
+
+int
+smtp_client_read_reply(struct smtp_client *c, struct smtp_reply *r)
+{
+	buf_reset(&r->text);
+	r->code = 0;
+	if (smtp_client_flush(c) < 0) {
+		smtp_reply_set_error(r, "lost connection with %s while sending: %s", c->peer,
+		    strerror(errno));
+		return -1;
+	}
+	int lines = 0;
+	for (;;) {
+		char *nl = memchr(c->rbuf + c->rpos, '\n', c->rlen - c->rpos);
+		if (nl == NULL) {
+			if (smtp_client_fill(c) < 0) {
+				c->broken = 1;
+				smtp_reply_set_error(r, "lost connection with %s while reading reply: %s",
+				    c->peer, errno == ETIMEDOUT ? "timeout" : strerror(errno));
+				return -1;
+			}
+			continue;
+		}
+		char *line = c->rbuf + c->rpos;
+		size_t len = (size_t)(nl - line);
+		c->rpos += len + 1;
+		if (len > 0 && line[len - 1] == '\r')
+			len--;
+		int code, more;
+		const char *text;
+		if (smtp_parser_reply_line(line, len, &code, &more, &text) < 0 ||
+		    (r->code && code != r->code)) {
+			c->broken = 1;
+			char q[LOG_QUOTE_SIZE(100)];
+			smtp_reply_set_error(r, "malformed reply from %s: %s", c->peer,
+			    log_quote(q, sizeof(q), line, len, 100));
+			return -1;
+		}
+		r->code = code;
+		/* Keep the reply for DSNs, but bounded: a server can not make us
+		 * hold megabytes of text. */
+		if (r->text.len < 8192) {
+			buf_append(&r->text, line, len);
+			buf_append(&r->text, "\n", 1);
+		}
+		if (!more)
+			return 0;
+		if (++lines > 1000) {
+			c->broken = 1;
+			smtp_reply_set_error(r, "reply from %s has too many lines", c->peer);
+			return -1;
+		}
+	}
+}
+
+static void
+smtp_client_parse_ehlo(struct smtp_client *c, const struct smtp_reply *r)
+{
+	static const struct { const char *kw; unsigned bit; } kws[] = {
+		{ "PIPELINING", SMTP_EXT_PIPELINING }, { "STARTTLS", SMTP_EXT_STARTTLS },
+		{ "8BITMIME", SMTP_EXT_8BITMIME }, { "SMTPUTF8", SMTP_EXT_SMTPUTF8 },
+		{ "SIZE", SMTP_EXT_SIZE }, { "CHUNKING", SMTP_EXT_CHUNKING },
+	};
+	c->ext = 0;
+	const char *p = r->text.data;
+	while (p && *p) {
+		const char *eol = strchr(p, '\n');
+		size_t len = eol ? (size_t)(eol - p) : strlen(p);
+		if (len > 4) {
+			const char *kw = p + 4;
+			size_t kl = len - 4;
+			for (size_t i = 0; i < sizeof(kws) / sizeof(kws[0]); i++) {
+				size_t l = strlen(kws[i].kw);
+				if (kl >= l && strncasecmp(kw, kws[i].kw, l) == 0 &&
+				    (kl == l || kw[l] == ' '))
+					c->ext |= kws[i].bit;
+			}
+		}
+		p = eol ? eol + 1 : NULL;
+	}
+}
+
+static int
+smtp_client_connect(struct smtp_client *c, const struct mxd_nexthop *nh, struct smtp_reply *r)
+{
+	if (nh->is_unix) {
+		struct sockaddr_un sun;
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", nh->path);
+		snprintf(c->peer, sizeof(c->peer), "%s", nh->path);
+		c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+			smtp_reply_set_error(r, "connect to %s: %s", c->peer, strerror(errno));
+			return -1;
+		}
+		fcntl(c->fd, F_SETFL, O_NONBLOCK);
+		return 0;
+	}
+	struct addrinfo hints, *res = NULL, *ai;
+	char port[8];
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	snprintf(port, sizeof(port), "%d", nh->port);
+	snprintf(c->peer, sizeof(c->peer), "%s:%d", nh->host, nh->port);
+	int gai = getaddrinfo(nh->host, port, &hints, &res);
+	if (gai != 0) {
+		smtp_reply_set_error(r, "cannot resolve %s: %s", nh->host, gai_strerror(gai));
+		return -1;
+	}
+	int err = 0;
+	for (ai = res; ai; ai = ai->ai_next) {
+		c->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (c->fd < 0) {
+			err = errno;
+			continue;
+		}
+		if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		if (errno == EINPROGRESS && smtp_client_wait(c, POLLOUT) == 0) {
+			socklen_t el = sizeof(err);
+			getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+			if (err == 0)
+				break;
+		} else
+			err = errno;
+		close(c->fd);
+		c->fd = -1;
+	}
+	freeaddrinfo(res);
+	if (c->fd < 0) {
+		smtp_reply_set_error(r, "connect to %s: %s", c->peer, strerror(err ? err : ECONNREFUSED));
+		return -1;
+	}
+	int one = 1;
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return 0;
+}
+
+static int
+smtp_client_starttls(struct smtp_client *c, SSL_CTX *tls, const char *sni, struct smtp_reply *r)
+{
+	struct tls_trace trace;
+	c->ssl = tls_client_ssl(tls, sni, &trace);
+	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+		smtp_reply_set_error(r, "TLS setup failed");
+		return -1;
+	}
+	/* Anything buffered before the handshake was sent in plaintext after
+	 * our STARTTLS: a server injecting it is not trusted with the session. */
+	if (c->rlen != c->rpos) {
+		smtp_reply_set_error(r, "%s sent data after its STARTTLS reply", c->peer);
+		return -1;
+	}
+	for (;;) {
+		int rc = SSL_connect(c->ssl);
+		if (rc == 1)
+			break;
+		int e = SSL_get_error(c->ssl, rc);
+		if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) &&
+		    smtp_client_wait(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT) == 0)
+			continue;
+		char reason[160];
+		tls_trace_reason(&trace, e == SSL_ERROR_SYSCALL, ERR_peek_last_error(), reason,
+		    sizeof(reason));
+		ERR_clear_error();
+		SSL_set_msg_callback(c->ssl, NULL);
+		c->broken = 1;
+		smtp_reply_set_error(r, "TLS handshake with %s failed at %s: %s", c->peer,
+		    tls_trace_stage(&trace), reason);
+		return -1;
+	}
+	/* The trace lives on our stack: detach it before returning. */
+	SSL_set_msg_callback(c->ssl, NULL);
+	snprintf(c->tls_version, sizeof(c->tls_version), "%s", SSL_get_version(c->ssl));
+	snprintf(c->tls_cipher, sizeof(c->tls_cipher), "%s", SSL_get_cipher_name(c->ssl));
+	return 0;
+}
+
+int
+smtp_client_open(struct smtp_client *c, const struct mxd_nexthop *nh,
+    const char *helo, SSL_CTX *tls, int timeout_ms, struct smtp_reply *r)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	c->timeout_ms = timeout_ms;
+	c->lmtp = nh->proto == MXD_NH_LMTP;
+	buf_init(&c->wbuf);
+	if (smtp_client_connect(c, nh, r) < 0)
+		goto fail;
+	if (smtp_client_read_reply(c, r) < 0)
+		goto fail;
+	if (r->code != 220)
+		goto fail;
+	smtp_client_cmd(c, "%s %s", c->lmtp ? "LHLO" : "EHLO", helo);
+	if (smtp_client_read_reply(c, r) < 0)
+		goto fail;
+	if (r->code != 250)
+		goto fail;
+	smtp_client_parse_ehlo(c, r);
+	if (tls && (c->ext & SMTP_EXT_STARTTLS) && !nh->is_unix) {
+		smtp_client_cmd(c, "STARTTLS");
+		if (smtp_client_read_reply(c, r) < 0)
+			goto fail;
+		if (r->code != 220)
+			goto fail;
+		if (smtp_client_starttls(c, tls, nh->host, r) < 0)
+			goto fail;
+		smtp_client_cmd(c, "%s %s", c->lmtp ? "LHLO" : "EHLO", helo);
+		if (smtp_client_read_reply(c, r) < 0)
+			goto fail;
+		if (r->code != 250)
+			goto fail;
+		smtp_client_parse_ehlo(c, r);
+	}
+	return 0;
+fail:
+	smtp_client_close(c, 0);
+	return -1;
+}
+
+void
+smtp_client_close(struct smtp_client *c, int send_quit)
+{
+	if (c->fd >= 0 && send_quit && !c->broken) {
+		struct smtp_reply r;
+		smtp_reply_init(&r);
+		smtp_client_cmd(c, "QUIT");
+		c->timeout_ms = c->timeout_ms > 5000 ? 5000 : c->timeout_ms;
+		smtp_client_read_reply(c, &r);
+		smtp_reply_free(&r);
+	}
+	if (c->ssl) {
+		if (!c->broken)
+			SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	buf_free(&c->wbuf);
+}
+
+int
+smtp_client_send_data(struct smtp_client *c, int fd, off_t off)
+{
+	char in[65536];
+	struct buf out;
+	int bol = 1, rc = 0;
+
+	if (smtp_client_flush(c) < 0)
+		return -1;
+	buf_init(&out);
+	for (;;) {
+		ssize_t n = pread(fd, in, sizeof(in), off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -1;
+			break;
+		}
+		if (n == 0)
+			break;
+		off += n;
+		buf_reset(&out);
+		size_t start = 0;
+		for (size_t i = 0; i < (size_t)n; i++) {
+			if (bol && in[i] == '.') {
+				buf_append(&out, in + start, i - start);
+				buf_append(&out, ".", 1);
+				start = i;
+			}
+			bol = in[i] == '\n';
+		}
+		buf_append(&out, in + start, (size_t)n - start);
+		if ((rc = smtp_client_write(c, out.data, out.len)) < 0)
+			break;
+	}
+	buf_free(&out);
+	if (rc == 0)
+		rc = smtp_client_write(c, bol ? ".\r\n" : "\r\n.\r\n", bol ? 3 : 5);
+	return rc;
+}

@@ -1,0 +1,524 @@
+#include "spool.h"
+#include "buf.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SPOOL_MAGIC		"MXSPOOL1\n"
+#define SPOOL_WBUF		65536
+#define SPOOL_SIZE_DIGITS	20
+
+struct spool {
+	char	*dir;
+	int	 tmp_fd;
+	int	 queue_fd;
+	int	 corrupt_fd;
+};
+
+struct spool_msg {
+	struct spool	*sp;
+	char		 id[SPOOL_ID_MAX];
+	int		 fd;
+	off_t		 size_off;	/* where the size digits live */
+	uint64_t	 size;
+	struct buf	 wbuf;
+};
+
+static int
+spool_mkdir(int parent, const char *name, uid_t uid, gid_t gid, char *err, size_t errsz)
+{
+	if (mkdirat(parent, name, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errsz, "mkdir %s: %s", name, strerror(errno));
+		return -1;
+	}
+	if (uid != (uid_t)-1 && fchownat(parent, name, uid, gid, 0) < 0) {
+		snprintf(err, errsz, "chown %s: %s", name, strerror(errno));
+		return -1;
+	}
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		snprintf(err, errsz, "open %s: %s", name, strerror(errno));
+	return fd;
+}
+
+int
+spool_open(struct spool **out, const char *dir, uid_t uid, gid_t gid, char *err, size_t errsz)
+{
+	struct spool *sp = xcalloc(1, sizeof(*sp));
+	sp->tmp_fd = sp->queue_fd = sp->corrupt_fd = -1;
+	sp->dir = xstrdup(dir);
+	int root = spool_mkdir(AT_FDCWD, dir, uid, gid, err, errsz);
+	if (root < 0)
+		goto fail;
+	sp->tmp_fd = spool_mkdir(root, "tmp", uid, gid, err, errsz);
+	sp->queue_fd = sp->tmp_fd < 0 ? -1 : spool_mkdir(root, "queue", uid, gid, err, errsz);
+	sp->corrupt_fd = sp->queue_fd < 0 ? -1 : spool_mkdir(root, "corrupt", uid, gid, err, errsz);
+	close(root);
+	if (sp->corrupt_fd < 0)
+		goto fail;
+	*out = sp;
+	return 0;
+fail:
+	spool_free(sp);
+	return -1;
+}
+
+void
+spool_free(struct spool *sp)
+{
+	if (sp == NULL)
+		return;
+	if (sp->tmp_fd >= 0)
+		close(sp->tmp_fd);
+	if (sp->queue_fd >= 0)
+		close(sp->queue_fd);
+	if (sp->corrupt_fd >= 0)
+		close(sp->corrupt_fd);
+	free(sp->dir);
+	free(sp);
+}
+
+const char *
+spool_dir(const struct spool *sp)
+{
+	return sp->dir;
+}
+
+int
+spool_queue_fd(const struct spool *sp)
+{
+	return sp->queue_fd;
+}
+
+void
+spool_env_free(struct spool_env *env)
+{
+	free(env->from);
+	for (size_t i = 0; i < env->nrcpts; i++)
+		free(env->rcpts[i]);
+	free(env->rcpts);
+	env->from = NULL;
+	env->rcpts = NULL;
+	env->nrcpts = 0;
+}
+
+void
+spool_env_add_rcpt(struct spool_env *env, const char *rcpt)
+{
+	env->rcpts = xreallocarray(env->rcpts, env->nrcpts + 1, sizeof(char *));
+	env->rcpts[env->nrcpts++] = xstrdup(rcpt);
+}
+
+void
+spool_new_id(char *id, size_t idsz)
+{
+	static unsigned counter;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	/* time, pid and a counter: unique across the workers of one host. */
+	snprintf(id, idsz, "%010llx%05x%05x", (unsigned long long)ts.tv_sec * 1000 +
+	    (unsigned long long)(ts.tv_nsec / 1000000), (unsigned)getpid() & 0xfffff,
+	    counter++ & 0xfffff);
+}
+
+static int
+spool_write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* The envelope header; size_off receives the offset of the size digits. */
+static void
+spool_format_env(struct buf *b, const struct spool_env *env, size_t *size_off)
+{
+	buf_appends(b, SPOOL_MAGIC);
+	buf_printf(b, "id %s\n", env->id);
+	buf_printf(b, "created %lld\n", (long long)env->created);
+	buf_printf(b, "from <%s>\n", env->from ? env->from : "");
+	for (size_t i = 0; i < env->nrcpts; i++)
+		buf_printf(b, "rcpt <%s>\n", env->rcpts[i]);
+	buf_printf(b, "flags requiretls=%d smtputf8=%d body8bit=%d\n", env->requiretls ? 1 : 0,
+	    env->smtputf8 ? 1 : 0, env->body8bit ? 1 : 0);
+	buf_appends(b, "size ");
+	*size_off = b->len;
+	buf_printf(b, "%0*" PRIu64 "\n\n", SPOOL_SIZE_DIGITS, env->size);
+}
+
+int
+spool_msg_begin(struct spool *sp, const struct spool_env *env, struct spool_msg **out)
+{
+	struct spool_msg *m = xcalloc(1, sizeof(*m));
+	size_t size_off;
+
+	m->sp = sp;
+	snprintf(m->id, sizeof(m->id), "%s", env->id);
+	buf_init(&m->wbuf);
+	m->fd = openat(sp->tmp_fd, m->id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (m->fd < 0) {
+		log_warn("event=spool_error op=create id=%s", m->id);
+		free(m);
+		return -1;
+	}
+	spool_format_env(&m->wbuf, env, &size_off);
+	m->size_off = (off_t)size_off;
+	*out = m;
+	return 0;
+}
+
+int
+spool_msg_write(struct spool_msg *m, const void *p, size_t n)
+{
+	m->size += n;
+	if (m->wbuf.len + n < SPOOL_WBUF) {
+		buf_append(&m->wbuf, p, n);
+		return 0;
+	}
+	if (spool_write_all(m->fd, m->wbuf.data, m->wbuf.len) < 0 ||
+	    spool_write_all(m->fd, p, n) < 0) {
+		log_warn("event=spool_error op=write id=%s", m->id);
+		return -1;
+	}
+	buf_reset(&m->wbuf);
+	return 0;
+}
+
+int
+spool_msg_finish(struct spool_msg *m)
+{
+	char digits[SPOOL_SIZE_DIGITS + 1];
+	if (spool_write_all(m->fd, m->wbuf.data, m->wbuf.len) < 0)
+		goto fail;
+	buf_free(&m->wbuf);
+	snprintf(digits, sizeof(digits), "%0*" PRIu64, SPOOL_SIZE_DIGITS, m->size);
+	if (pwrite(m->fd, digits, SPOOL_SIZE_DIGITS, m->size_off) != SPOOL_SIZE_DIGITS)
+		goto fail;
+	return 0;
+fail:
+	log_warn("event=spool_error op=write id=%s", m->id);
+	return -1;
+}
+
+int
+spool_msg_sync(struct spool_msg *m, int do_fsync)
+{
+	if (do_fsync && fdatasync(m->fd) < 0) {
+		log_warn("event=spool_error op=fsync id=%s", m->id);
+		return -1;
+	}
+	return 0;
+}
+
+int
+spool_msg_publish(struct spool_msg *m)
+{
+	if (renameat(m->sp->tmp_fd, m->id, m->sp->queue_fd, m->id) < 0) {
+		log_warn("event=spool_error op=rename id=%s", m->id);
+		return -1;
+	}
+	return 0;
+}
+
+void
+spool_msg_free(struct spool_msg *m)
+{
+	if (m == NULL)
+		return;
+	if (m->fd >= 0)
+		close(m->fd);
+	buf_free(&m->wbuf);
+	free(m);
+}
+
+void
+spool_msg_abort(struct spool_msg *m)
+{
+	if (m == NULL)
+		return;
+	unlinkat(m->sp->tmp_fd, m->id, 0);
+	spool_msg_free(m);
+}
+
+const char *
+spool_msg_id(const struct spool_msg *m)
+{
+	return m->id;
+}
+
+uint64_t
+spool_msg_size(const struct spool_msg *m)
+{
+	return m->size;
+}
+
+int
+spool_inject(struct spool *sp, struct spool_env *env, const char *content, size_t len)
+{
+	struct spool_msg *m;
+	spool_new_id(env->id, sizeof(env->id));
+	if (spool_msg_begin(sp, env, &m) < 0)
+		return -1;
+	if (spool_msg_write(m, content, len) < 0 || spool_msg_finish(m) < 0 ||
+	    spool_msg_sync(m, 1) < 0 || spool_msg_publish(m) < 0) {
+		spool_msg_abort(m);
+		return -1;
+	}
+	fsync(sp->queue_fd);
+	spool_msg_free(m);
+	return 0;
+}
+
+static int
+spool_line(const char **pp, const char *end, const char *key, const char **val, size_t *vlen)
+{
+	const char *p = *pp;
+	const char *nl = memchr(p, '\n', (size_t)(end - p));
+	size_t kl = strlen(key);
+	if (nl == NULL)
+		return 0;
+	if ((size_t)(nl - p) < kl + 1 || memcmp(p, key, kl) != 0 || p[kl] != ' ')
+		return -1;
+	*val = p + kl + 1;
+	*vlen = (size_t)(nl - *val);
+	*pp = nl + 1;
+	return 1;
+}
+
+static int
+spool_bracketed(const char *v, size_t vl, char **out)
+{
+	if (vl < 2 || v[0] != '<' || v[vl - 1] != '>' || memchr(v, '\0', vl))
+		return -1;
+	*out = xstrndup(v + 1, vl - 2);
+	return 0;
+}
+
+long
+spool_parse_env(const char *p, size_t len, struct spool_env *env)
+{
+	const char *start = p, *end = p + len, *v;
+	size_t vl;
+	int r;
+	char tmp[64];
+
+	memset(env, 0, sizeof(*env));
+	if (len < sizeof(SPOOL_MAGIC) - 1)
+		return 0;
+	if (memcmp(p, SPOOL_MAGIC, sizeof(SPOOL_MAGIC) - 1) != 0)
+		return -1;
+	p += sizeof(SPOOL_MAGIC) - 1;
+	if ((r = spool_line(&p, end, "id", &v, &vl)) <= 0)
+		goto out;
+	if (vl == 0 || vl >= sizeof(env->id) || memchr(v, '/', vl) || memchr(v, '\0', vl))
+		goto bad;
+	memcpy(env->id, v, vl);
+	env->id[vl] = '\0';
+	if ((r = spool_line(&p, end, "created", &v, &vl)) <= 0)
+		goto out;
+	if (vl == 0 || vl >= sizeof(tmp))
+		goto bad;
+	memcpy(tmp, v, vl);
+	tmp[vl] = '\0';
+	env->created = (time_t)strtoll(tmp, NULL, 10);
+	if ((r = spool_line(&p, end, "from", &v, &vl)) <= 0)
+		goto out;
+	if (spool_bracketed(v, vl, &env->from) < 0)
+		goto bad;
+	for (;;) {
+		const char *save = p;
+		if ((r = spool_line(&p, end, "rcpt", &v, &vl)) == 0)
+			goto out;
+		if (r < 0) {
+			p = save;
+			break;
+		}
+		char *rc;
+		if (spool_bracketed(v, vl, &rc) < 0)
+			goto bad;
+		env->rcpts = xreallocarray(env->rcpts, env->nrcpts + 1, sizeof(char *));
+		env->rcpts[env->nrcpts++] = rc;
+	}
+	if ((r = spool_line(&p, end, "flags", &v, &vl)) <= 0)
+		goto out;
+	if (vl >= sizeof(tmp))
+		goto bad;
+	memcpy(tmp, v, vl);
+	tmp[vl] = '\0';
+	if (sscanf(tmp, "requiretls=%d smtputf8=%d body8bit=%d", &env->requiretls,
+	    &env->smtputf8, &env->body8bit) != 3)
+		goto bad;
+	if ((r = spool_line(&p, end, "size", &v, &vl)) <= 0)
+		goto out;
+	if (vl != SPOOL_SIZE_DIGITS)
+		goto bad;
+	env->size = 0;
+	for (size_t i = 0; i < vl; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			goto bad;
+		env->size = env->size * 10 + (uint64_t)(v[i] - '0');
+	}
+	if (p >= end)
+		goto incomplete;
+	if (*p != '\n')
+		goto bad;
+	p++;
+	if (env->nrcpts == 0)
+		goto bad;
+	return (long)(p - start);
+out:
+	if (r < 0)
+		goto bad;
+incomplete:
+	spool_env_free(env);
+	return 0;
+bad:
+	spool_env_free(env);
+	return -1;
+}
+
+int
+spool_read(struct spool *sp, const char *id, struct spool_env *env, int *fdp, off_t *content_off)
+{
+	char hdr[16384];
+	struct stat st;
+	int fd = openat(sp->queue_fd, id, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = pread(fd, hdr, sizeof(hdr), 0);
+	if (n < 0 || fstat(fd, &st) < 0) {
+		close(fd);
+		return -1;
+	}
+	long hl = spool_parse_env(hdr, (size_t)n, env);
+	if (hl <= 0 || strcmp(env->id, id) != 0 ||
+	    (uint64_t)st.st_size != (uint64_t)hl + env->size) {
+		if (hl > 0)
+			spool_env_free(env);
+		close(fd);
+		return -2;
+	}
+	if (lseek(fd, hl, SEEK_SET) < 0) {
+		spool_env_free(env);
+		close(fd);
+		return -1;
+	}
+	*fdp = fd;
+	*content_off = hl;
+	return 0;
+}
+
+int
+spool_rewrite(struct spool *sp, const struct spool_env *env, int fd, off_t content_off)
+{
+	struct buf b;
+	size_t size_off;
+	char name[SPOOL_ID_MAX + 8];
+	char chunk[65536];
+	int out;
+
+	snprintf(name, sizeof(name), "%s.rw", env->id);
+	out = openat(sp->tmp_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0)
+		return -1;
+	buf_init(&b);
+	spool_format_env(&b, env, &size_off);
+	int rc = spool_write_all(out, b.data, b.len);
+	buf_free(&b);
+	off_t off = content_off;
+	while (rc == 0) {
+		ssize_t n = pread(fd, chunk, sizeof(chunk), off);
+		if (n < 0) {
+			rc = -1;
+			break;
+		}
+		if (n == 0)
+			break;
+		rc = spool_write_all(out, chunk, (size_t)n);
+		off += n;
+	}
+	if (rc == 0 && fdatasync(out) < 0)
+		rc = -1;
+	close(out);
+	if (rc == 0 && renameat(sp->tmp_fd, name, sp->queue_fd, env->id) < 0)
+		rc = -1;
+	if (rc == 0)
+		fsync(sp->queue_fd);
+	else
+		unlinkat(sp->tmp_fd, name, 0);
+	return rc;
+}
+
+int
+spool_remove(struct spool *sp, const char *id)
+{
+	/* No directory fsync: if the unlink is lost in a crash, the message is
+	 * delivered again, which is allowed; losing it is not possible. */
+	return unlinkat(sp->queue_fd, id, 0);
+}
+
+int
+spool_quarantine(struct spool *sp, const char *id)
+{
+	if (renameat(sp->queue_fd, id, sp->corrupt_fd, id) < 0)
+		return -1;
+	fsync(sp->corrupt_fd);
+	return 0;
+}
+
+static int
+spool_list(int dirfd, int remove, void (*cb)(const char *id, void *arg), void *arg)
+{
+	int fd = dup(dirfd);
+	if (fd < 0)
+		return -1;
+	DIR *d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return -1;
+	}
+	rewinddir(d);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (remove) {
+			log_info("event=spool_recover action=remove_partial file=tmp/%s", de->d_name);
+			unlinkat(dirfd, de->d_name, 0);
+		} else if (cb)
+			cb(de->d_name, arg);
+	}
+	closedir(d);
+	return 0;
+}
+
+int
+spool_recover(struct spool *sp, void (*cb)(const char *id, void *arg), void *arg)
+{
+	if (spool_list(sp->tmp_fd, 1, NULL, NULL) < 0)
+		return -1;
+	return spool_list(sp->queue_fd, 0, cb, arg);
+}
+
+int
+spool_scan(struct spool *sp, void (*cb)(const char *id, void *arg), void *arg)
+{
+	return spool_list(sp->queue_fd, 0, cb, arg);
+}

@@ -1,0 +1,79 @@
+/* The durable spool: one file per message (envelope header, then content).
+ *
+ * A message is written to tmp/ID, fsync'd, renamed to queue/ID and the
+ * directory fsync'd; only then may the session say 250. A file in queue/ is
+ * complete by construction; one in tmp/ at start never got a 250 and is
+ * removed. A queue file that does not parse is moved to corrupt/, never lost. */
+#ifndef MXD_SPOOL_H
+#define MXD_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define SPOOL_ID_MAX	32
+
+struct spool;
+
+struct spool_env {
+	char		  id[SPOOL_ID_MAX];
+	time_t		  created;
+	char		 *from;		/* "" for the null sender */
+	char		**rcpts;
+	size_t		  nrcpts;
+	int		  requiretls;
+	int		  smtputf8;
+	int		  body8bit;
+	uint64_t	  size;		/* content bytes */
+};
+
+struct spool_msg;	/* a message being written */
+
+int spool_open(struct spool **out, const char *dir, uid_t uid, gid_t gid,
+    char *err, size_t errsz);
+void spool_free(struct spool *sp);
+const char *spool_dir(const struct spool *sp);
+int spool_queue_fd(const struct spool *sp);
+
+void spool_env_free(struct spool_env *env);
+void spool_env_add_rcpt(struct spool_env *env, const char *rcpt);
+/* Fill env->id with a fresh unique id. */
+void spool_new_id(char *id, size_t idsz);
+
+/* Writing. begin creates tmp/ID and writes the envelope; write buffers
+ * content; finish flushes it and records the size; commit (spool_commit.h)
+ * makes it durable; abort unlinks it. */
+int spool_msg_begin(struct spool *sp, const struct spool_env *env, struct spool_msg **out);
+int spool_msg_write(struct spool_msg *m, const void *p, size_t n);
+int spool_msg_finish(struct spool_msg *m);
+void spool_msg_abort(struct spool_msg *m);
+const char *spool_msg_id(const struct spool_msg *m);
+uint64_t spool_msg_size(const struct spool_msg *m);
+/* The durable step, blocking: fsync the file, rename it into queue/.
+ * The caller fsyncs the queue directory (once per batch). */
+int spool_msg_sync(struct spool_msg *m, int do_fsync);
+int spool_msg_publish(struct spool_msg *m);
+void spool_msg_free(struct spool_msg *m);
+/* Durably write a whole message at once (DSNs). Fills env->id. */
+int spool_inject(struct spool *sp, struct spool_env *env, const char *content, size_t len);
+
+/* Reading. Opens queue/ID and parses the envelope; *fd is positioned at the
+ * content start (content_off). Returns 0, -1 on I/O error (errno), -2 when the
+ * file is corrupt. */
+int spool_read(struct spool *sp, const char *id, struct spool_env *env, int *fd,
+    off_t *content_off);
+/* Parse an envelope header from memory (the fuzzable part of spool_read).
+ * Returns the header length, 0 if incomplete, -1 if malformed. */
+long spool_parse_env(const char *p, size_t len, struct spool_env *env);
+/* Replace the envelope (fewer recipients after a partial delivery). */
+int spool_rewrite(struct spool *sp, const struct spool_env *env, int fd, off_t content_off);
+int spool_remove(struct spool *sp, const char *id);
+int spool_quarantine(struct spool *sp, const char *id);
+
+/* Start-up recovery: remove tmp/ leftovers, call cb for every queued id. */
+int spool_recover(struct spool *sp, void (*cb)(const char *id, void *arg), void *arg);
+/* List queue/ ids (for periodic rescans). */
+int spool_scan(struct spool *sp, void (*cb)(const char *id, void *arg), void *arg);
+
+#endif

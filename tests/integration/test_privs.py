@@ -1,0 +1,237 @@
+#!/usr/bin/python3
+"""Process model seen from outside: started as root mxd runs as the
+configured user; SIGHUP reloads (and keeps the old configuration when the
+file is broken); SIGTERM lets a transaction in flight finish and exits."""
+
+import os
+import pwd
+import signal
+import smtplib
+import subprocess
+import sys
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mxtest  # noqa: E402
+from mxtest import LOCAL_DOMAIN, make_body  # noqa: E402
+
+ADDED = "added.test"
+SENDER = f"sender@{LOCAL_DOMAIN}"
+
+
+def rcpt_code(m, rcpt, source=None):
+    with smtplib.SMTP(m.host, m.port, timeout=10, local_hostname="privs.test",
+                      source_address=(source, 0) if source else None) as s:
+        s.ehlo()
+        s.docmd(f"MAIL FROM:<{SENDER}>")
+        return s.docmd(f"RCPT TO:<{rcpt}>")[0]
+
+
+def uids(pid):
+    st = mxtest.proc_status(pid)
+    return ([int(x) for x in st["Uid"].split()], [int(x) for x in st["Gid"].split()],
+            st.get("Groups", "").split())
+
+
+class PrivilegeTest(mxtest.MxTestCase):
+    def test_processes_run_as_configured_user(self):
+        if not mxtest.IS_ROOT:
+            self.skipTest("needs root")
+        pw = pwd.getpwnam(mxtest.RUN_USER)
+        m, sink = self.standard(workers=2)
+        # Serve one session so lazily started workers exist.
+        self.assertEqual(rcpt_code(m, f"a@{LOCAL_DOMAIN}"), 250)
+        pids = m.pids()
+        self.assertGreaterEqual(len(pids), 2,
+                                f"workers = 2 but the process tree is {pids}")
+        for pid in pids:
+            uid, gid, groups = uids(pid)
+            name = mxtest.proc_status(pid)["Name"]
+            with self.subTest(pid=pid, name=name):
+                self.assertEqual(uid, [pw.pw_uid] * 4,
+                                 f"{name}[{pid}] real/effective/saved/fs uid {uid}")
+                self.assertEqual(gid, [pw.pw_gid] * 4,
+                                 f"{name}[{pid}] real/effective/saved/fs gid {gid}")
+                self.assertTrue(set(groups) <= {str(pw.pw_gid)},
+                                f"{name}[{pid}] kept supplementary groups {groups}")
+        # The spool was created for the unprivileged user.
+        st = os.stat(m.config["spool_dir"])
+        self.assertEqual(st.st_uid, pw.pw_uid, "spool_dir not owned by the run user")
+
+    def test_workers_share_listener(self):
+        m, sink = self.standard(workers=3)
+        codes = [rcpt_code(m, f"w{i}@{LOCAL_DOMAIN}") for i in range(12)]
+        self.assertEqual(codes, [250] * 12)
+        self.assertGreaterEqual(len(m.pids()), 3)
+
+
+class ReloadTest(mxtest.MxTestCase):
+    def setUp(self):
+        super().setUp()
+        self.m, self.sink = self.standard(workers=2)
+
+    def add_domain_config(self):
+        cfg = dict(self.m.config)
+        cfg["domains"] = mxtest.LCList(list(cfg["domains"])
+                                       + [{"name": ADDED, "next_hop": self.sink.next_hop}])
+        return cfg
+
+    def test_sighup_adds_domain(self):
+        self.assertEqual(rcpt_code(self.m, f"u@{ADDED}"), 554)
+        self.m.reload(self.add_domain_config())
+        # Several connections, so every worker is asked.
+        mxtest.wait_for(lambda: all(rcpt_code(self.m, f"u{i}@{ADDED}") == 250
+                                    for i in range(8)),
+                        10, interval=0.2, what="new domain accepted after SIGHUP")
+        self.assertEqual(rcpt_code(self.m, f"u@{LOCAL_DOMAIN}"), 250)
+        self.assertTrue(self.m.running(), "mxd died on SIGHUP")
+        self.assertTrue(_listening(self.m), "listener lost on SIGHUP")
+        # Mail to the new domain is delivered to its next hop.
+        msg_id = uuid.uuid4().hex[:10]
+        with smtplib.SMTP(self.m.host, self.m.port, timeout=10) as s:
+            s.sendmail(SENDER, [f"new@{ADDED}"], make_body(msg_id))
+        self.sink.wait_message(lambda x: f"X-Test-Id: {msg_id}".encode() in x.data)
+
+    def test_broken_file_keeps_old_config(self):
+        self.m.reload(self.add_domain_config())
+        mxtest.wait_for(lambda: rcpt_code(self.m, f"u@{ADDED}") == 250, 10,
+                        interval=0.2, what="reload")
+        log_len = len(self.m.log_text())
+        self.m.reload(text='hostname = "broken";\ndomains = ( { name = ;\n')
+        mxtest.wait_for(lambda: len(self.m.log_text()) > log_len, 10,
+                        what="a log line about the failed reload")
+        time.sleep(1)
+        self.assertTrue(self.m.running(), "mxd died on a broken config")
+        for i in range(6):
+            self.assertEqual(rcpt_code(self.m, f"u{i}@{ADDED}"), 250,
+                             "old configuration lost after a failed reload")
+        new_log = self.m.log_text()[log_len:]
+        self.assertRegex(new_log, r"(?i)(error|warn)", new_log)
+        self.assertIn("line", new_log.lower(), "error does not name the line")
+
+    def test_unknown_key_on_reload_keeps_old_config(self):
+        cfg = dict(self.m.config, no_such_key=1)
+        self.m.reload(cfg)
+        time.sleep(1.5)
+        self.assertTrue(self.m.running())
+        self.assertEqual(rcpt_code(self.m, f"u@{LOCAL_DOMAIN}"), 250)
+        self.assertIn("no_such_key", self.m.log_text())
+
+
+def _listening(m):
+    return mxtest._proc_net_listening(m.host, m.port)
+
+
+class ShutdownTest(mxtest.MxTestCase):
+    def start(self, shutdown_timeout=4):
+        self.m, self.sink = self.standard(workers=2,
+                                          limits={"shutdown_timeout": shutdown_timeout})
+
+    def test_sigterm_idle_exits_fast_and_cleanly(self):
+        self.start()
+        pids = self.m.pids()
+        t0 = time.monotonic()
+        self.m.send_signal(signal.SIGTERM)
+        rc = self.m.wait(10)
+        took = time.monotonic() - t0
+        self.assertEqual(rc, 0, f"exit status {rc}")
+        self.assertLess(took, 4, "idle mxd took the whole shutdown timeout")
+        mxtest.wait_for(lambda: not any(mxtest.alive(p) for p in pids), 5,
+                        what="all mxd processes gone")
+
+    def test_sigterm_lets_transaction_finish(self):
+        self.start(shutdown_timeout=6)
+        c = self.raw(self.m)
+        c.read_reply()
+        c.ehlo()
+        self.assertReply(c.cmd(f"MAIL FROM:<{SENDER}>"), 250)
+        self.assertReply(c.cmd(f"RCPT TO:<r@{LOCAL_DOMAIN}>"), 250)
+        self.assertReply(c.cmd("DATA"), 354)
+        msg_id = uuid.uuid4().hex[:10]
+        body = mxtest.dot_stuff(make_body(msg_id))
+        c.send(body[:100])
+        self.m.send_signal(signal.SIGTERM)
+        # New connections are no longer accepted...
+        mxtest.wait_for(lambda: not _listening(self.m), 5,
+                        what="listener closed after SIGTERM")
+        # ...but the transaction in flight completes.
+        time.sleep(0.5)
+        c.send(body[100:] + b".\r\n")
+        r = c.read_reply(timeout=10)
+        self.assertReply(r, 250, msg="transaction in flight cut by SIGTERM")
+        try:
+            c.cmd("QUIT", timeout=5)
+        except (mxtest.Closed, OSError):
+            pass
+        rc = self.m.wait(10)
+        self.assertEqual(rc, 0)
+        # Restarted, it delivers what it accepted.
+        self.m.start()
+        self.sink.wait_message(lambda x: f"X-Test-Id: {msg_id}".encode() in x.data,
+                               timeout=20)
+
+    def test_sigterm_stuck_transaction_bounded_by_timeout(self):
+        self.start(shutdown_timeout=3)
+        c = self.raw(self.m)
+        c.read_reply()
+        c.ehlo()
+        c.cmd(f"MAIL FROM:<{SENDER}>")
+        c.cmd(f"RCPT TO:<r@{LOCAL_DOMAIN}>")
+        c.cmd("DATA")
+        c.send(b"Subject: never finished\r\n")
+        t0 = time.monotonic()
+        self.m.send_signal(signal.SIGTERM)
+        rc = self.m.wait(15)
+        took = time.monotonic() - t0
+        self.assertIsNotNone(rc, "mxd still running 15 s after SIGTERM")
+        self.assertLess(took, 3 + 3, f"exit took {took:.1f}s with shutdown_timeout 3")
+        self.assertGreaterEqual(took, 2.5, "transaction in flight not given its time")
+        self.assertFalse(_listening(self.m))
+
+
+class CliTest(mxtest.MxTestCase):
+    """mxd -V and -n as documented."""
+
+    def run_mxd(self, *args):
+        return subprocess.run([mxtest.MXD_BIN, *args], capture_output=True,
+                              text=True, timeout=20)
+
+    def check(self, text):
+        path = os.path.join(self.wd, "check.conf")
+        with open(path, "w") as f:
+            f.write(text)
+        return self.run_mxd("-n", "-c", path)
+
+    def test_version(self):
+        p = self.run_mxd("-V")
+        self.assertEqual(p.returncode, 0)
+        self.assertRegex(p.stdout + p.stderr, r"\d+\.\d+")
+
+    def test_check_valid(self):
+        cfg = mxtest.base_config(self.wd, "127.0.0.1", 2525, "smtp:127.0.0.1:26",
+                                 [self.cert()])
+        p = self.check(mxtest.libconfig_text(cfg))
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_check_errors_name_key_and_line(self):
+        base = mxtest.libconfig_text(
+            mxtest.base_config(self.wd, "127.0.0.1", 2525, "smtp:127.0.0.1:26"))
+        nlines = base.count("\n")
+        cases = {
+            "unknown key": ("bogus_key = 1;\n", "bogus_key"),
+            "wrong type": ('workers = "two";\n', "workers"),
+            "out of range": ("workers = 65;\n", "workers"),
+            "bad min_version": ('tls = { min_version = "SSLv3"; };\n', "min_version"),
+        }
+        for what, (extra, key) in cases.items():
+            with self.subTest(what):
+                p = self.check(base + extra)
+                self.assertEqual(p.returncode, 1, f"{what}: accepted")
+                self.assertIn(key, p.stderr)
+                self.assertRegex(p.stderr, rf"(?i)(line\W*{nlines + 1}\b|:{nlines + 1}\b)",
+                                 f"{what}: line {nlines + 1} not named")
+
+
+if __name__ == "__main__":
+    mxtest.main()

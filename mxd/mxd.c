@@ -1,10 +1,10 @@
 /* mxd: the master process and the worker entry.
  *
- * The master stays root only to bind, load keys and supervise: it opens the
+ * The master is root only long enough to bind and load keys: it opens the
  * listeners (one socket per worker per address, SO_REUSEPORT, so the kernel
  * spreads connections), creates and recovers the spool, then forks the
- * workers (SMTP sessions, libevent) and the delivery process, each of which
- * drops to the configured user before it touches network input. SIGHUP
+ * workers (SMTP sessions, libevent) and the delivery process; every process,
+ * the master included, runs as the configured user from then on. SIGHUP
  * reloads: new workers start on the same listening sockets with the new
  * configuration, the old ones finish their sessions and exit. */
 #include "mxd.h"
@@ -88,8 +88,8 @@ mxd_ipcount_add(struct mxd_worker *w, const char *ip, int delta)
 static void
 mxd_drop_privileges(const struct mxd_master *m)
 {
-	if (!m->drop)
-		return;
+	if (!m->drop || geteuid() != 0)
+		return;		/* not asked, or done already (children of the master) */
 	if (setgroups(1, &m->gid) < 0 || setresgid(m->gid, m->gid, m->gid) < 0 ||
 	    setresuid(m->uid, m->uid, m->uid) < 0)
 		fatal("event=privdrop_failed user=%s", m->cfg->user);
@@ -182,7 +182,7 @@ mxd_worker_main(struct mxd_master *m, int idx)
 	for (size_t i = 0; i < m->nlisten; i++) {
 		int fd = m->lfds[(size_t)idx * m->nlisten + i];
 		w.listeners[i] = evconnlistener_new(w.base, mxd_worker_accept, &w,
-		    LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+		    LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_CLOSE_ON_FREE, -1, fd);
 		if (w.listeners[i] == NULL)
 			fatalx("event=listener_failed");
 		evconnlistener_set_error_cb(w.listeners[i], mxd_worker_accept_error);
@@ -449,6 +449,9 @@ main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* Keys are loaded and sockets bound: the master has no further use for
+	 * root. Reloads re-read the files as the configured user. */
+	mxd_drop_privileges(&m);
 	m.deliverer = mxd_spawn_deliverer(&m);
 	for (int i = 0; i < m.nworkers; i++)
 		m.workers[i] = mxd_spawn_worker(&m, i);
@@ -461,6 +464,9 @@ main(int argc, char **argv)
 		int sig = sigtimedwait(&set, &si, &ts);
 		if (sig == SIGTERM || sig == SIGINT) {
 			log_info("event=stopping signal=%d", sig);
+			/* Stop taking connections at once; sessions in flight finish. */
+			for (size_t i = 0; i < (size_t)m.nworkers * m.nlisten; i++)
+				close(m.lfds[i]);
 			mxd_stop_children(&m, m.workers, m.nworkers, m.deliverer, m.cfg->shutdown_timeout);
 			log_info("event=stopped");
 			return 0;

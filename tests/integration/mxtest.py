@@ -713,8 +713,8 @@ def check_body(data):
     head, sep, body = data.partition(b"\r\n\r\n")
     if not sep:
         return None, False
-    mid = re.search(rb"(?mi)^X-Test-Id: (\S+)\r$", head)
-    dig = re.search(rb"(?mi)^X-Test-Sha256: ([0-9a-f]+)\r$", head)
+    mid = re.search(rb"(?mi)^X-Test-Id: (\S+?)\r?$", head)
+    dig = re.search(rb"(?mi)^X-Test-Sha256: ([0-9a-f]+)\r?$", head)
     if not (mid and dig):
         return (mid.group(1).decode() if mid else None), False
     ok = hashlib.sha256(body).hexdigest() == dig.group(1).decode()

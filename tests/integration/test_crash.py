@@ -16,9 +16,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mxtest  # noqa: E402
 from mxtest import LOCAL_DOMAIN, check_body, make_body  # noqa: E402
 
-TOTAL = 200
+TOTAL = 300
 CLIENTS = 4
-ROUNDS = 2  # kill twice: the second crash hits a spool that already recovered once
+ROUNDS = 3  # later crashes hit a spool that already recovered once
 
 
 class Streamer:

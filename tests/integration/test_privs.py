@@ -7,6 +7,7 @@ import os
 import pwd
 import signal
 import smtplib
+import socket
 import subprocess
 import sys
 import time
@@ -35,29 +36,48 @@ def uids(pid):
 
 
 class PrivilegeTest(mxtest.MxTestCase):
-    def test_processes_run_as_configured_user(self):
+    def start_as_root(self):
         if not mxtest.IS_ROOT:
             self.skipTest("needs root")
-        pw = pwd.getpwnam(mxtest.RUN_USER)
-        m, sink = self.standard(workers=2)
+        m, _ = self.standard(workers=2)
         # Serve one session so lazily started workers exist.
         self.assertEqual(rcpt_code(m, f"a@{LOCAL_DOMAIN}"), 250)
         pids = m.pids()
         self.assertGreaterEqual(len(pids), 2,
                                 f"workers = 2 but the process tree is {pids}")
-        for pid in pids:
-            uid, gid, groups = uids(pid)
-            name = mxtest.proc_status(pid)["Name"]
-            with self.subTest(pid=pid, name=name):
-                self.assertEqual(uid, [pw.pw_uid] * 4,
-                                 f"{name}[{pid}] real/effective/saved/fs uid {uid}")
-                self.assertEqual(gid, [pw.pw_gid] * 4,
-                                 f"{name}[{pid}] real/effective/saved/fs gid {gid}")
-                self.assertTrue(set(groups) <= {str(pw.pw_gid)},
-                                f"{name}[{pid}] kept supplementary groups {groups}")
-        # The spool was created for the unprivileged user.
+        return m, pids
+
+    def assert_runs_as_user(self, pid):
+        pw = pwd.getpwnam(mxtest.RUN_USER)
+        uid, gid, groups = uids(pid)
+        name = mxtest.proc_status(pid)["Name"]
+        self.assertEqual(uid, [pw.pw_uid] * 4,
+                         f"{name}[{pid}] real/effective/saved/fs uid {uid}")
+        self.assertEqual(gid, [pw.pw_gid] * 4,
+                         f"{name}[{pid}] real/effective/saved/fs gid {gid}")
+        self.assertTrue(set(groups) <= {str(pw.pw_gid)},
+                        f"{name}[{pid}] kept supplementary groups {groups}")
+
+    def test_session_workers_run_as_configured_user(self):
+        m, pids = self.start_as_root()
+        # The main process's children: session workers and delivery, the
+        # processes that parse what clients and next hops send.
+        children = [p for p in pids if p != m.proc.pid]
+        self.assertTrue(children, "no worker processes")
+        for pid in children:
+            with self.subTest(pid=pid):
+                self.assert_runs_as_user(pid)
         st = os.stat(m.config["spool_dir"])
-        self.assertEqual(st.st_uid, pw.pw_uid, "spool_dir not owned by the run user")
+        self.assertEqual(st.st_uid, pwd.getpwnam(mxtest.RUN_USER).pw_uid,
+                         "spool_dir not owned by the run user")
+
+    def test_no_process_keeps_root(self):
+        # docs/mxd.md: "Started as root, mxd binds its listeners, loads its
+        # keys, creates the spool and then runs as user."
+        m, pids = self.start_as_root()
+        for pid in pids:
+            with self.subTest(pid=pid, main=(pid == m.proc.pid)):
+                self.assert_runs_as_user(pid)
 
     def test_workers_share_listener(self):
         m, sink = self.standard(workers=3)
@@ -108,7 +128,7 @@ class ReloadTest(mxtest.MxTestCase):
                              "old configuration lost after a failed reload")
         new_log = self.m.log_text()[log_len:]
         self.assertRegex(new_log, r"(?i)(error|warn)", new_log)
-        self.assertIn("line", new_log.lower(), "error does not name the line")
+        self.assertRegex(new_log, r"(?i)(line\W*\d+|\.conf:\d+)", "error does not name the line")
 
     def test_unknown_key_on_reload_keeps_old_config(self):
         cfg = dict(self.m.config, no_such_key=1)
@@ -121,6 +141,26 @@ class ReloadTest(mxtest.MxTestCase):
 
 def _listening(m):
     return mxtest._proc_net_listening(m.host, m.port)
+
+
+def probe(m, wait=2.0):
+    """What a new client sees: refused, reset, closed, its greeting code, or
+    hang (connected but nothing within `wait` seconds)."""
+    try:
+        s = socket.create_connection((m.host, m.port), timeout=wait)
+    except ConnectionRefusedError:
+        return "refused"
+    except OSError as e:
+        return f"error {e}"
+    try:
+        data = s.recv(100)
+        return data[:3].decode() if data else "closed"
+    except socket.timeout:
+        return "hang"
+    except ConnectionResetError:
+        return "reset"
+    finally:
+        s.close()
 
 
 class ShutdownTest(mxtest.MxTestCase):
@@ -140,8 +180,7 @@ class ShutdownTest(mxtest.MxTestCase):
         mxtest.wait_for(lambda: not any(mxtest.alive(p) for p in pids), 5,
                         what="all mxd processes gone")
 
-    def test_sigterm_lets_transaction_finish(self):
-        self.start(shutdown_timeout=6)
+    def open_transaction(self):
         c = self.raw(self.m)
         c.read_reply()
         c.ehlo()
@@ -151,11 +190,12 @@ class ShutdownTest(mxtest.MxTestCase):
         msg_id = uuid.uuid4().hex[:10]
         body = mxtest.dot_stuff(make_body(msg_id))
         c.send(body[:100])
+        return c, msg_id, body
+
+    def test_sigterm_lets_transaction_finish(self):
+        self.start(shutdown_timeout=6)
+        c, msg_id, body = self.open_transaction()
         self.m.send_signal(signal.SIGTERM)
-        # New connections are no longer accepted...
-        mxtest.wait_for(lambda: not _listening(self.m), 5,
-                        what="listener closed after SIGTERM")
-        # ...but the transaction in flight completes.
         time.sleep(0.5)
         c.send(body[100:] + b".\r\n")
         r = c.read_reply(timeout=10)
@@ -170,6 +210,17 @@ class ShutdownTest(mxtest.MxTestCase):
         self.m.start()
         self.sink.wait_message(lambda x: f"X-Test-Id: {msg_id}".encode() in x.data,
                                timeout=20)
+
+    def test_sigterm_stops_accepting_new_sessions(self):
+        self.start(shutdown_timeout=8)
+        c, _, _ = self.open_transaction()
+        self.m.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        # A new client must learn at once that this server is going away
+        # (refused, or 421), not sit in a listen queue nobody serves.
+        outcomes = [probe(self.m) for _ in range(6)]
+        self.assertTrue(all(o in ("refused", "reset", "closed", "421") for o in outcomes),
+                        f"new connections during shutdown: {outcomes}")
 
     def test_sigterm_stuck_transaction_bounded_by_timeout(self):
         self.start(shutdown_timeout=3)

@@ -154,8 +154,14 @@ class StarttlsInjectionTest(mxtest.MxTestCase):
         self.assertEqual(c.buf, b"", "plaintext replies after 220 to STARTTLS")
         try:
             c.sock = mxtest.insecure_client_context().wrap_socket(c.sock)
-        except ssl.SSLError as e:
-            self.fail(f"TLS handshake broken by injected plaintext: {e}")
+        except (ssl.SSLError, ConnectionError) as e:
+            if second is None:
+                self.fail(f"TLS handshake broken by injected plaintext: {e}")
+            # Bytes that arrive after the server began TLS are read as TLS
+            # records; dropping that connection is a safe outcome. What
+            # matters is that none of it was executed.
+            self.assert_nothing_from_injection()
+            return
         extra = c.pending(wait=1.0)
         self.assertEqual(extra, b"", f"injected commands answered inside TLS: {extra!r}")
         # The session must start over: EHLO first.
@@ -174,6 +180,9 @@ class StarttlsInjectionTest(mxtest.MxTestCase):
                                      timeout=20, what="control message")
         self.assertEqual(msg.mail_from, SENDER)
         self.assertEqual(msg.rcpts, [RCPT])
+        self.assert_nothing_from_injection()
+
+    def assert_nothing_from_injection(self):
         for m in self.sink.messages():
             self.assertNotIn(f"evil@{LOCAL_DOMAIN}", m.mail_from)
             self.assertNotIn(f"victim@{LOCAL_DOMAIN}", m.rcpts)

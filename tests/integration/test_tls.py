@@ -44,8 +44,15 @@ def handshake_messages(output):
 
 
 def negotiated(output):
+    """(protocol, cipher) of a completed handshake, else (None, None). The
+    "New, X, Cipher is Y" line names the cipher's own version (TLSv1.0 for
+    a TLS 1.1 session), so the SSL-Session block is preferred."""
     m = re.search(r"New, (\S+), Cipher is (\S+)", output)
-    return (m.group(1), m.group(2)) if m else (None, None)
+    if not m or m.group(2) == "(NONE)":
+        return None, None
+    # TLS 1.3 prints no SSL-Session block here, but its ciphers are 1.3-only.
+    proto = re.search(r"^\s*Protocol\s*: (\S+)", output, re.M)
+    return (proto.group(1) if proto else m.group(1)), m.group(2)
 
 
 def peer_cert_pem(output):

@@ -1,0 +1,134 @@
+/* mxd's configuration: defaults, and errors that name the file, line and key. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "mxd_config.h"
+
+static char cfgpath[64];
+
+static int
+load(const char *text, struct mxd_config **cfg, char *err, size_t errsz)
+{
+	snprintf(cfgpath, sizeof(cfgpath), "/tmp/mxd-config-test.XXXXXX");
+	int fd = mkstemp(cfgpath);
+	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+		return -2;
+	close(fd);
+	int rc = mxd_config_load(cfgpath, cfg, err, errsz);
+	unlink(cfgpath);
+	return rc;
+}
+
+static void
+test_config_defaults(void **state)
+{
+	struct mxd_config *cfg;
+	char err[600];
+	assert_int_equal(load("hostname = \"mx.example\";\n", &cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg->hostname, "mx.example");
+	assert_int_equal(cfg->workers, 1);
+	assert_int_equal(cfg->session_tickets, 0);
+	assert_int_equal(cfg->tls_min_version, TLS1_2_VERSION);
+	assert_int_equal(cfg->message_size, 52428800);
+	assert_int_equal(cfg->nlisten, 2);
+	assert_int_equal(cfg->ntrusted, 0);
+	mxd_config_free(cfg);
+}
+
+static void
+test_config_full_example(void **state)
+{
+	struct mxd_config *cfg;
+	char err[600];
+	const char *text =
+	    "listen = [ \"127.0.0.11:2525\", \"[::1]:2525\" ];\n"
+	    "workers = 2;\n"
+	    "trusted_networks = [ \"10.0.0.0/8\", \"::1/128\" ];\n"
+	    "domains = ( { name = \"Example.TEST\"; next_hop = \"lmtp:unix:/run/lmtp\"; },\n"
+	    "            { name = \"b.test\"; next_hop = \"smtp:[::1]:25\"; } );\n"
+	    "tls = { min_version = \"TLSv1.3\"; session_tickets = true;\n"
+	    "        certificates = ( { cert = \"/c.pem\"; key = \"/k.pem\"; } ); };\n"
+	    "limits = { message_size = 1048576; errors = 3; };\n"
+	    "delivery = { retry_min = 5; retry_max = 50; next_hop_tls = \"none\"; };\n";
+	assert_int_equal(load(text, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg->workers, 2);
+	assert_int_equal(cfg->ndomains, 2);
+	assert_non_null(mxd_config_domain(cfg, "example.test"));
+	assert_non_null(mxd_config_domain(cfg, "EXAMPLE.test."));
+	assert_null(mxd_config_domain(cfg, "sub.example.test"));
+	assert_int_equal(cfg->domains[0].nh.proto, MXD_NH_LMTP);
+	assert_true(cfg->domains[0].nh.is_unix);
+	assert_string_equal(cfg->domains[1].nh.host, "::1");
+	assert_int_equal(cfg->domains[1].nh.port, 25);
+	assert_int_equal(cfg->tls_min_version, TLS1_3_VERSION);
+	assert_int_equal(cfg->session_tickets, 1);
+	assert_int_equal(cfg->max_errors, 3);
+	assert_int_equal(cfg->next_hop_tls, 0);
+
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	inet_pton(AF_INET, "10.1.2.3", &sin.sin_addr);
+	assert_true(mxd_config_trusted(cfg, (struct sockaddr *)&sin));
+	inet_pton(AF_INET, "11.1.2.3", &sin.sin_addr);
+	assert_false(mxd_config_trusted(cfg, (struct sockaddr *)&sin));
+	mxd_config_free(cfg);
+}
+
+static void
+test_config_errors_name_line_and_key(void **state)
+{
+	static const struct { const char *text; const char *expect; } cases[] = {
+		{ "hostname = \"a\";\nbogus_key = 1;\n", ":2: bogus_key: unknown key" },
+		{ "workers = 0;\n", ":1: workers: 0 is out of range" },
+		{ "workers = \"two\";\n", ":1: workers: expected an integer" },
+		{ "limits = { erors = 3; };\n", ":1: limits.erors: unknown key" },
+		{ "\n\ndomains = ( { name = \"x\"; next_hop = \"ftp:x\"; } );\n", ":3: domains[0].next_hop: expected smtp:" },
+		{ "listen = [ \"localhost:25\" ];\n", ":1: listen[0]: expected IPv4:PORT" },
+		{ "tls = { min_version = \"SSLv3\"; };\n", "tls.min_version: expected TLSv1" },
+		{ "trusted_networks = [ \"10.0.0.0/33\" ];\n", "trusted_networks[0]: expected a network" },
+		{ "hostname = \"a\";\nworkers = ;\n", ":2: syntax error" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mxd_config *cfg = NULL;
+		char err[600] = "";
+		assert_int_equal(load(cases[i].text, &cfg, err, sizeof(err)), -1);
+		if (strstr(err, cases[i].expect) == NULL)
+			fail_msg("case %zu: error '%s' lacks '%s'", i, err, cases[i].expect);
+	}
+}
+
+static void
+test_config_route_prefers_local_domain(void **state)
+{
+	struct mxd_config *cfg;
+	char err[600];
+	const char *name;
+	assert_int_equal(load("domains = ( { name = \"a.test\"; next_hop = \"smtp:127.0.0.1:26\"; } );\n"
+	    "relay_next_hop = \"smtp:127.0.0.1:27\";\n", &cfg, err, sizeof(err)), 0);
+	assert_non_null(mxd_config_route(cfg, "u@a.test", &name));
+	assert_string_equal(name, "smtp:127.0.0.1:26");
+	assert_non_null(mxd_config_route(cfg, "u@elsewhere.test", &name));
+	assert_string_equal(name, "smtp:127.0.0.1:27");
+	mxd_config_free(cfg);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_config_defaults),
+		cmocka_unit_test(test_config_full_example),
+		cmocka_unit_test(test_config_errors_name_line_and_key),
+		cmocka_unit_test(test_config_route_prefers_local_domain),
+	};
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}

@@ -1,0 +1,261 @@
+/* The spool on a real directory: what is written is read back, a partial
+ * file is dropped at recovery, a damaged one is quarantined, not lost. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spool.h"
+#include "spool_commit.h"
+
+struct fixture {
+	char		 dir[64];
+	struct spool	*sp;
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char err[256];
+	snprintf(f->dir, sizeof(f->dir), "/tmp/mxd-spool-test.XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	strcat(f->dir, "/spool");
+	if (spool_open(&f->sp, f->dir, (uid_t)-1, (gid_t)-1, err, sizeof(err)) < 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[200];
+	spool_free(f->sp);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%.*s'", (int)(strlen(f->dir) - 6), f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+static void
+make_env(struct spool_env *env, const char *from)
+{
+	memset(env, 0, sizeof(*env));
+	spool_new_id(env->id, sizeof(env->id));
+	env->created = 1700000000;
+	env->from = strdup(from);
+	spool_env_add_rcpt(env, "a@example.test");
+	spool_env_add_rcpt(env, "b@example.test");
+	env->requiretls = 1;
+}
+
+static void
+write_message(struct spool *sp, struct spool_env *env, const char *content)
+{
+	struct spool_msg *m;
+	assert_int_equal(spool_msg_begin(sp, env, &m), 0);
+	assert_int_equal(spool_msg_write(m, content, strlen(content)), 0);
+	assert_int_equal(spool_msg_finish(m), 0);
+	assert_int_equal(spool_msg_sync(m, 1), 0);
+	assert_int_equal(spool_msg_publish(m), 0);
+	spool_msg_free(m);
+}
+
+static void
+count_cb(const char *id, void *arg)
+{
+	(*(int *)arg)++;
+}
+
+static void
+test_spool_round_trip_keeps_envelope_and_content(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_env env, back;
+	const char *content = "Subject: hi\r\n\r\nbody\r\n";
+	int fd;
+	off_t off;
+	char buf[256];
+
+	make_env(&env, "sender@example.org");
+	write_message(f->sp, &env, content);
+	assert_int_equal(spool_read(f->sp, env.id, &back, &fd, &off), 0);
+	assert_string_equal(back.from, "sender@example.org");
+	assert_int_equal(back.nrcpts, 2);
+	assert_string_equal(back.rcpts[1], "b@example.test");
+	assert_int_equal(back.requiretls, 1);
+	assert_int_equal(back.size, strlen(content));
+	ssize_t n = pread(fd, buf, sizeof(buf), off);
+	assert_int_equal(n, (ssize_t)strlen(content));
+	assert_memory_equal(buf, content, strlen(content));
+	close(fd);
+	spool_env_free(&back);
+	spool_env_free(&env);
+}
+
+static void
+test_spool_recover_drops_partial_and_keeps_queued(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_env env;
+	struct spool_msg *m;
+	int n = 0;
+	char path[256];
+
+	make_env(&env, "");
+	write_message(f->sp, &env, "complete\r\n");
+	spool_env_free(&env);
+	/* A message that never got its 250: still in tmp/. */
+	make_env(&env, "x@y");
+	assert_int_equal(spool_msg_begin(f->sp, &env, &m), 0);
+	assert_int_equal(spool_msg_write(m, "half", 4), 0);
+	snprintf(path, sizeof(path), "%s/tmp/%s", f->dir, env.id);
+	spool_msg_free(m);	/* crash: neither finished nor aborted */
+	assert_int_equal(access(path, F_OK), 0);
+
+	assert_int_equal(spool_recover(f->sp, count_cb, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(access(path, F_OK), -1);
+	spool_env_free(&env);
+}
+
+static void
+test_spool_truncated_file_is_quarantined(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_env env, back;
+	char path[256], cpath[256];
+	int fd;
+	off_t off;
+
+	make_env(&env, "s@example.org");
+	write_message(f->sp, &env, "line one\r\nline two\r\n");
+	snprintf(path, sizeof(path), "%s/queue/%s", f->dir, env.id);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(truncate(path, st.st_size - 5), 0);
+	assert_int_equal(spool_read(f->sp, env.id, &back, &fd, &off), -2);
+	assert_int_equal(spool_quarantine(f->sp, env.id), 0);
+	snprintf(cpath, sizeof(cpath), "%s/corrupt/%s", f->dir, env.id);
+	assert_int_equal(access(cpath, F_OK), 0);
+	assert_int_equal(access(path, F_OK), -1);
+	spool_env_free(&env);
+}
+
+static void
+test_spool_rewrite_keeps_remaining_recipients(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_env env, back, back2;
+	int fd, fd2;
+	off_t off, off2;
+	char buf[64];
+
+	make_env(&env, "s@example.org");
+	write_message(f->sp, &env, "content\r\n");
+	assert_int_equal(spool_read(f->sp, env.id, &back, &fd, &off), 0);
+	free(back.rcpts[0]);
+	back.rcpts[0] = back.rcpts[1];
+	back.nrcpts = 1;
+	assert_int_equal(spool_rewrite(f->sp, &back, fd, off), 0);
+	close(fd);
+	assert_int_equal(spool_read(f->sp, env.id, &back2, &fd2, &off2), 0);
+	assert_int_equal(back2.nrcpts, 1);
+	assert_string_equal(back2.rcpts[0], "b@example.test");
+	assert_int_equal(pread(fd2, buf, sizeof(buf), off2), 9);
+	assert_memory_equal(buf, "content\r\n", 9);
+	close(fd2);
+	spool_env_free(&back);
+	spool_env_free(&back2);
+	spool_env_free(&env);
+}
+
+static void
+test_spool_parse_env_rejects_garbage(void **state)
+{
+	struct spool_env env;
+	const char *bad[] = {
+		"NOTSPOOL\n",
+		"MXSPOOL1\nid ../etc\ncreated 1\nfrom <>\nrcpt <a@b>\nflags requiretls=0 smtputf8=0 body8bit=0\nsize 00000000000000000001\n\n",
+		"MXSPOOL1\nid x\ncreated 1\nfrom <>\nflags requiretls=0 smtputf8=0 body8bit=0\nsize 00000000000000000001\n\n",
+		"MXSPOOL1\nid x\ncreated 1\nfrom missing-brackets\n",
+		"MXSPOOL1\nid x\ncreated 1\nfrom <>\nrcpt <a@b>\nflags bogus\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(spool_parse_env(bad[i], strlen(bad[i]), &env), -1);
+	/* Incomplete is not the same as malformed. */
+	const char *partial = "MXSPOOL1\nid x\ncreated 1\n";
+	assert_int_equal(spool_parse_env(partial, strlen(partial), &env), 0);
+}
+
+static void
+commit_cb(void *arg, int ok, const char *id)
+{
+	(*(int *)arg) += ok ? 1 : 1000;
+}
+
+static void
+test_group_commit_publishes_every_message(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_committer *c;
+	int done = 0, n = 0;
+	int pipefd[2];
+
+	assert_int_equal(pipe(pipefd), 0);
+	assert_int_equal(spool_committer_new(f->sp, pipefd[1], &c), 0);
+	for (int i = 0; i < 20; i++) {
+		struct spool_env env;
+		struct spool_msg *m;
+		make_env(&env, "s@example.org");
+		assert_int_equal(spool_msg_begin(f->sp, &env, &m), 0);
+		assert_int_equal(spool_msg_write(m, "x\r\n", 3), 0);
+		assert_int_equal(spool_msg_finish(m), 0);
+		spool_commit(c, m, commit_cb, &done);
+		spool_env_free(&env);
+	}
+	for (int tries = 0; done < 20 && tries < 500; tries++) {
+		usleep(10000);
+		spool_committer_dispatch(c);
+	}
+	assert_int_equal(done, 20);
+	spool_committer_free(c);
+	assert_int_equal(spool_scan(f->sp, count_cb, &n), 0);
+	assert_int_equal(n, 20);
+	/* The delivery process hears of each one. */
+	char buf[2048];
+	ssize_t r = read(pipefd[0], buf, sizeof(buf));
+	int lines = 0;
+	for (ssize_t i = 0; i < r; i++)
+		lines += buf[i] == '\n';
+	assert_int_equal(lines, 20);
+	close(pipefd[0]);
+	close(pipefd[1]);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_spool_round_trip_keeps_envelope_and_content, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spool_recover_drops_partial_and_keeps_queued, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spool_truncated_file_is_quarantined, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spool_rewrite_keeps_remaining_recipients, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spool_parse_env_rejects_garbage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_commit_publishes_every_message, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("spool", tests, NULL, NULL);
+}

@@ -168,8 +168,11 @@ struct rcpt_state {
 	enum rcpt_result	 result;
 	int			 code;
 	char			*reply;		/* full reply text */
-	const char		*hop;
+	const char		*hop;		/* next hop as configured, for logs */
+	const char		*mta;		/* its host name, for DSNs */
 };
+
+static const char *deliver_mta_name;	/* set per next hop before rcpt_set */
 
 static void
 rcpt_set(struct rcpt_state *r, enum rcpt_result res, int code, const char *text, const char *hop)
@@ -179,6 +182,7 @@ rcpt_set(struct rcpt_state *r, enum rcpt_result res, int code, const char *text,
 	free(r->reply);
 	r->reply = xstrdup(text ? text : "");
 	r->hop = hop;
+	r->mta = hop ? deliver_mta_name : NULL;
 }
 
 static enum rcpt_result
@@ -224,6 +228,7 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 	time_t now = time(NULL);
 
 	smtp_reply_init(&r);
+	deliver_mta_name = nh->is_unix ? "localhost" : nh->host;
 	struct deliver_hopdown *down = deliver_hop_down(d, hop, now);
 	if (down) {
 		for (size_t i = 0; i < n; i++)
@@ -381,7 +386,7 @@ deliver_bounce(struct deliver *d, const struct spool_env *env, int fd, off_t off
 			snprintf(status[n], sizeof(status[n]), "4.4.7");
 		dr[n].rcpt = env->rcpts[i];
 		dr[n].status = status[n];
-		dr[n].remote_mta = st[i].code ? st[i].hop : NULL;
+		dr[n].remote_mta = st[i].code ? st[i].mta : NULL;
 		dr[n].reply = st[i].reply;
 		dr[n].delayed = delayed;
 		n++;
@@ -622,5 +627,8 @@ deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd)
 	deliver_close_conn(&d);
 	SSL_CTX_free(d.tls);
 	log_info("event=delivery_stopped queued=%zu", d.nq);
+	free(d.q);
+	if (d.cfg != cfg)
+		mxd_config_free(d.cfg);	/* a reloaded copy of our own */
 	exit(0);
 }

@@ -44,6 +44,7 @@ struct mxd_master {
 	gid_t			 gid;
 	int			 drop;
 	int			 deliverer_restart;
+	pid_t			 draining[MXD_MAX_WORKERS * 4];	/* workers replaced by reloads */
 };
 
 static void
@@ -153,6 +154,23 @@ mxd_worker_sigterm(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(w->deadline_ev, &tv);
 }
 
+/* After a reload: a new worker with the new configuration accepts now; this
+ * one stops listening and lets its sessions end on their own (QUIT or their
+ * timeouts), so a reload never cuts a client off. */
+static void
+mxd_worker_drain(evutil_socket_t sig, short what, void *arg)
+{
+	struct mxd_worker *w = arg;
+	if (w->draining || w->shutting_down)
+		return;
+	w->draining = 1;
+	for (size_t i = 0; i < w->nlisteners; i++)
+		evconnlistener_free(w->listeners[i]);
+	w->nlisteners = 0;
+	if (w->nsessions == 0)
+		event_base_loopexit(w->base, NULL);
+}
+
 static void
 mxd_worker_ignore(evutil_socket_t sig, short what, void *arg)
 {
@@ -196,6 +214,8 @@ mxd_worker_main(struct mxd_master *m, int idx)
 	w.sigterm_ev = evsignal_new(w.base, SIGTERM, mxd_worker_sigterm, &w);
 	w.sigint_ev = evsignal_new(w.base, SIGINT, mxd_worker_sigterm, &w);
 	w.sighup_ev = evsignal_new(w.base, SIGHUP, mxd_worker_ignore, &w);
+	w.sigusr1_ev = evsignal_new(w.base, SIGUSR1, mxd_worker_drain, &w);
+	event_add(w.sigusr1_ev, NULL);
 	event_add(w.sigterm_ev, NULL);
 	event_add(w.sigint_ev, NULL);
 	event_add(w.sighup_ev, NULL);
@@ -207,6 +227,17 @@ mxd_worker_main(struct mxd_master *m, int idx)
 	event_base_dispatch(w.base);
 	smtp_session_close_all(&w);
 	spool_committer_free(w.committer);
+	for (size_t i = 0; i < w.nlisteners; i++)
+		evconnlistener_free(w.listeners[i]);
+	free(w.listeners);
+	event_free(w.commit_ev);
+	event_free(w.sigterm_ev);
+	event_free(w.sigint_ev);
+	event_free(w.sighup_ev);
+	event_free(w.sigusr1_ev);
+	if (w.deadline_ev)
+		event_free(w.deadline_ev);
+	event_base_free(w.base);
 	log_info("event=worker_stopped worker=%d", idx);
 	exit(0);
 }
@@ -318,6 +349,20 @@ mxd_stop_children(struct mxd_master *m, pid_t *pids, int n, pid_t deliverer, int
 }
 
 static void
+mxd_track_draining(struct mxd_master *m, pid_t pid)
+{
+	size_t n = sizeof(m->draining) / sizeof(m->draining[0]);
+	for (size_t i = 0; i < n; i++) {
+		if (m->draining[i] <= 0) {
+			m->draining[i] = pid;
+			return;
+		}
+	}
+	/* Too many reloads in flight: this one gets the shutdown treatment. */
+	kill(pid, SIGTERM);
+}
+
+static void
 mxd_reload(struct mxd_master *m)
 {
 	char err[600];
@@ -347,8 +392,10 @@ mxd_reload(struct mxd_master *m)
 	memcpy(oldpids, m->workers, sizeof(oldpids));
 	for (int i = 0; i < m->nworkers; i++) {
 		m->workers[i] = mxd_spawn_worker(m, i);
-		if (oldpids[i] > 0)
-			kill(oldpids[i], SIGTERM);	/* finishes its sessions, exits */
+		if (oldpids[i] > 0) {
+			kill(oldpids[i], SIGUSR1);	/* drains its sessions, exits */
+			mxd_track_draining(m, oldpids[i]);
+		}
 	}
 	/* The delivery process finishes its current message and exits; the
 	 * reaper below starts a new one with the new configuration. */
@@ -357,10 +404,9 @@ mxd_reload(struct mxd_master *m)
 		kill(m->deliverer, SIGTERM);
 	}
 	log_info("event=reloaded domains=%zu certificates=%zu", ncfg->ndomains, ncfg->ncerts);
-	/* The old configuration stays allocated: a forked child may still be
-	 * starting from it. It is small and reloads are rare. */
-	(void)oldtls;
-	(void)old;
+	/* Children have their own copies (fork): the master's can go. */
+	tls_server_free(oldtls);
+	mxd_config_free(old);
 }
 
 static int
@@ -418,6 +464,8 @@ main(int argc, char **argv)
 	if (check) {
 		printf("mxd: %s: configuration OK (%zu domains, %zu certificates)\n", path,
 		    m.cfg->ndomains, m.cfg->ncerts);
+		tls_server_free(m.tls);
+		mxd_config_free(m.cfg);
 		return 0;
 	}
 	log_init("mxd", m.cfg->log_level, m.cfg->log_syslog);
@@ -446,6 +494,8 @@ main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGCHLD);
+	/* Children inherit the mask and unblock once their handlers are in place. */
+	sigaddset(&set, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -468,7 +518,13 @@ main(int argc, char **argv)
 			for (size_t i = 0; i < (size_t)m.nworkers * m.nlisten; i++)
 				close(m.lfds[i]);
 			mxd_stop_children(&m, m.workers, m.nworkers, m.deliverer, m.cfg->shutdown_timeout);
+			mxd_stop_children(&m, m.draining, (int)(sizeof(m.draining) / sizeof(m.draining[0])),
+			    0, m.cfg->shutdown_timeout);
 			log_info("event=stopped");
+			tls_server_free(m.tls);
+			mxd_config_free(m.cfg);
+			spool_free(m.spool);
+			free(m.lfds);
 			return 0;
 		}
 		if (sig == SIGHUP)
@@ -478,8 +534,13 @@ main(int argc, char **argv)
 		int status;
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 			int idx = mxd_is_child(&m, pid);
-			if (idx < 0 && pid != m.deliverer)
-				continue;	/* an old worker after a reload */
+			if (idx < 0 && pid != m.deliverer) {
+				/* an old worker, drained after a reload */
+				for (size_t i = 0; i < sizeof(m.draining) / sizeof(m.draining[0]); i++)
+					if (m.draining[i] == pid)
+						m.draining[i] = 0;
+				continue;
+			}
 			if (idx < 0 && m.deliverer_restart) {
 				m.deliverer_restart = 0;
 				m.deliverer = mxd_spawn_deliverer(&m);

@@ -30,10 +30,11 @@ struct mxd_worker {
 	struct event		 *commit_ev;
 	struct evconnlistener	**listeners;
 	size_t			  nlisteners;
-	struct event		 *sigterm_ev, *sigint_ev, *sighup_ev, *deadline_ev;
+	struct event		 *sigterm_ev, *sigint_ev, *sighup_ev, *sigusr1_ev, *deadline_ev;
 	struct smtp_session	 *sessions;	/* all live sessions */
 	int			  nsessions;
-	int			  shutting_down;
+	int			  shutting_down;	/* SIGTERM: finish transactions, then exit */
+	int			  draining;	/* replaced by a reload: exit when idle */
 	struct mxd_ipcount	 *ipcounts[MXD_IPCOUNT_BUCKETS];
 };
 

@@ -218,7 +218,7 @@ smtp_session_free(struct smtp_session *s)
 		s->next->prev = s->prev;
 	w->nsessions--;
 	free(s);
-	if (w->shutting_down && w->nsessions == 0)
+	if ((w->shutting_down || w->draining) && w->nsessions == 0)
 		event_base_loopexit(w->base, NULL);
 }
 

@@ -4,7 +4,9 @@ STARTTLS state reset, relay policy, limits, and LMTP next hops."""
 
 import os
 import smtplib
+import socket
 import sys
+import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -150,6 +152,30 @@ class ExtensionsTest(Base):
         self.assertTrue(replies[-1].lines[-1][4:].startswith("5.3.4"), replies[-1])
 
 
+    def test_pipelined_transaction(self):
+        c = self.raw(self.m)
+        c.read_reply()
+        self.assertIn("PIPELINING", c.ehlo().text.upper())
+        msg_id = tid()
+        body = mxtest.dot_stuff(make_body(msg_id))
+        # RFC 2920: one write, replies in order, one per command.
+        c.send(f"MAIL FROM:<{SENDER}>\r\n"
+               f"RCPT TO:<a@{LOCAL_DOMAIN}>\r\n"
+               "RCPT TO:<x@elsewhere.test>\r\n"
+               f"RCPT TO:<b@{LOCAL_DOMAIN}>\r\n"
+               "DATA\r\n")
+        codes = [r.code for r in c.replies(5)]
+        self.assertEqual(codes, [250, 250, 554, 250, 354])
+        c.send(body + b".\r\nNOOP\r\nQUIT\r\n")
+        codes = [r.code for r in c.read_until_closed(timeout=15)]
+        self.assertEqual(codes, [250, 250, 221])
+        self.by_id(self.sink, msg_id)
+        mxtest.wait_for(lambda: sorted(r for m in self.deliveries(self.sink, msg_id)
+                                       for r in m.rcpts)
+                        == [f"a@{LOCAL_DOMAIN}", f"b@{LOCAL_DOMAIN}"],
+                        10, what="a and b delivered")
+
+
 class LimitsTest(Base):
     def setUp(self):
         super().setUp()
@@ -204,6 +230,133 @@ class LimitsTest(Base):
             code, msg = s.docmd(f"RCPT TO:<r3@{LOCAL_DOMAIN}>")
             self.assertEqual(code, 452, msg)
             self.assertTrue(msg.startswith(b"4.5.3"), msg)
+
+
+class MoreLimitsTest(Base):
+    def test_connections_per_ip(self):
+        m, _ = self.standard(workers=1, limits={"connections_per_ip": 2})
+        src = mxtest.pick_host()
+        held = [self.raw(m, source=src) for _ in range(2)]
+        for c in held:
+            self.assertReply(c.read_reply(), 220)
+        third = self.raw(m, source=src)
+        r = third.read_reply()
+        self.assertReply(r, 421, "4.7.0", f"third session from one IP: {r}")
+        self.assertEqual(third.read_until_closed(timeout=5), [])
+        # Another address is not affected.
+        other = self.raw(m, source=mxtest.pick_host())
+        self.assertReply(other.read_reply(), 220)
+        # A freed slot can be used again.
+        held[0].cmd("QUIT")
+        held[0].close()
+        time.sleep(0.5)
+        again = self.raw(m, source=src)
+        self.assertReply(again.read_reply(), 220)
+
+    def test_command_timeout(self):
+        m, _ = self.standard(limits={"command_timeout": 2})
+        c = self.raw(m)
+        c.read_reply()
+        c.ehlo()
+        t0 = time.monotonic()
+        rest = c.read_until_closed(timeout=10)
+        took = time.monotonic() - t0
+        self.assertTrue(1.5 <= took <= 6, f"idle session closed after {took:.1f}s")
+        self.assertTrue(all(r.code == 421 for r in rest), rest)
+
+    def test_data_timeout(self):
+        m, sink = self.standard(limits={"data_timeout": 2, "command_timeout": 30})
+        c = self.raw(m)
+        c.read_reply()
+        c.ehlo()
+        c.cmd(f"MAIL FROM:<{SENDER}>")
+        c.cmd(f"RCPT TO:<t@{LOCAL_DOMAIN}>")
+        self.assertReply(c.cmd("DATA"), 354)
+        c.send(b"Subject: stalled\r\n\r\nhalf a messa")
+        t0 = time.monotonic()
+        c.read_until_closed(timeout=10)
+        took = time.monotonic() - t0
+        self.assertTrue(1.5 <= took <= 6, f"stalled DATA closed after {took:.1f}s")
+        time.sleep(1)
+        self.assertEqual(sink.messages(), [], "half a message was delivered")
+
+
+class ProtocolFeaturesTest(Base):
+    def setUp(self):
+        super().setUp()
+        self.m, self.sink = self.standard()
+
+    def test_helo_works_without_extensions(self):
+        with smtp(self.m) as s:
+            code, msg = s.helo("old.client.test")
+            self.assertEqual(code, 250)
+            self.assertNotIn(b"PIPELINING", msg.upper())
+            msg_id = tid()
+            self.assertEqual(s.sendmail(SENDER, [f"h@{LOCAL_DOMAIN}"], make_body(msg_id)), {})
+        self.by_id(self.sink, msg_id)
+
+    def test_smtputf8_and_8bitmime(self):
+        msg_id = tid()
+        sender = f"s\u00e9nder@{LOCAL_DOMAIN}"
+        rcpt = f"\u00fcser@{LOCAL_DOMAIN}"
+        body = make_body(msg_id).replace(b"\r\n\r\n",
+                                         "\r\nX-Utf8: gr\u00fc\u00dfe\r\n\r\n".encode(), 1)
+        with smtp(self.m) as s:
+            s.ehlo()
+            self.assertEqual(s.sendmail(sender, [rcpt], body,
+                                        mail_options=["SMTPUTF8", "BODY=8BITMIME"]), {})
+        got = self.by_id(self.sink, msg_id)
+        self.assertEqual(got.mail_from, sender)
+        self.assertEqual(got.rcpts, [rcpt])
+        self.assertIn("SMTPUTF8", got.env["mail_options"],
+                      "SMTPUTF8 not passed on to a next hop that offers it")
+        self.assertEqual(split_received(got.data)[1], body)
+
+    def test_requiretls_only_inside_tls(self):
+        with smtp(self.m) as s:
+            s.ehlo()
+            code, msg = s.docmd(f"MAIL FROM:<{SENDER}> REQUIRETLS")
+            self.assertGreaterEqual(code, 500, f"REQUIRETLS accepted in plaintext: {code} {msg}")
+        with smtp(self.m) as s:
+            s.starttls(context=mxtest.insecure_client_context())
+            s.ehlo()
+            code, msg = s.docmd(f"MAIL FROM:<{SENDER}> REQUIRETLS")
+            self.assertEqual(code, 250, msg)
+
+    def test_requiretls_message_not_relayed_in_plaintext(self):
+        """RFC 8689 4.2.1: a REQUIRETLS message goes on only over TLS to a
+        hop that offers REQUIRETLS; this next hop offers neither."""
+        msg_id = tid()
+        with smtp(self.m) as s:
+            s.starttls(context=mxtest.insecure_client_context())
+            s.ehlo()
+            self.assertEqual(s.sendmail(SENDER, [f"secure@{LOCAL_DOMAIN}"], make_body(msg_id),
+                                        mail_options=["REQUIRETLS"]), {})
+        self.m.wait_event(None, timeout=15, pred=lambda r: r.get("event") in
+                          ("delivered", "bounced", "deferred") and "secure@" in r.get("rcpt", ""))
+        time.sleep(0.5)
+        plain = [m for m in self.deliveries(self.sink, msg_id)
+                 if m.mail_from == SENDER and not m.env["tls"]]
+        self.assertEqual(plain, [], "REQUIRETLS message relayed without TLS")
+
+    def test_ipv6_listener(self):
+        try:
+            with socket.socket(socket.AF_INET6) as probe:
+                probe.bind(("::1", 0))
+                port6 = probe.getsockname()[1]
+        except OSError:
+            self.skipTest("no IPv6 loopback")
+        cfg = dict(self.m.config)
+        cfg["listen"] = [f"{self.m.host}:{self.m.port}", f"[::1]:{port6}"]
+        self.m.stop()
+        self.m.write_config(cfg)
+        self.m.start()
+        msg_id = tid()
+        with smtplib.SMTP("::1", port6, timeout=10, local_hostname="v6.client.test") as s:
+            self.assertEqual(s.sendmail(SENDER, [f"v6@{LOCAL_DOMAIN}"], make_body(msg_id)), {})
+        self.by_id(self.sink, msg_id)
+        rec = self.m.wait_session("::1")
+        self.assertEqual(rec.get("messages"), "1", rec)
 
 
 class RelayTest(Base):

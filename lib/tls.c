@@ -5,6 +5,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,6 +248,17 @@ tls_server_new(struct tls_server **out, const struct tls_cert_spec *certs,
 	tls_global_init();
 	ts->groups = xcalloc(ncerts ? ncerts : 1, sizeof(*ts->groups));
 	for (size_t i = 0; i < ncerts; i++) {
+		/* Say why a file can not be used (permissions!) before OpenSSL
+		 * turns it into "system lib". */
+		const char *files[2] = { certs[i].cert, certs[i].key };
+		for (int k = 0; k < 2; k++) {
+			FILE *f = fopen(files[k], "r");
+			if (f == NULL) {
+				snprintf(err, errsz, "%s: %s", files[k], strerror(errno));
+				goto fail;
+			}
+			fclose(f);
+		}
 		X509 *leaf = tls_read_leaf(certs[i].cert);
 		if (leaf == NULL) {
 			snprintf(err, errsz, "%s: cannot read a PEM certificate", certs[i].cert);

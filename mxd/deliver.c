@@ -251,6 +251,16 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 	}
 	struct smtp_client *c = &d->conn;
 	int pipelining = (c->ext & SMTP_EXT_PIPELINING) != 0;
+	if (env->requiretls && (c->ssl == NULL || !(c->ext & SMTP_EXT_REQUIRETLS))) {
+		/* RFC 8689 4.2.1: never hand a REQUIRETLS message to a hop that
+		 * does not take it over TLS with REQUIRETLS; return it. */
+		char why[512];
+		snprintf(why, sizeof(why), "550 5.7.30 REQUIRETLS support required: next hop %s %s\n",
+		    c->peer, c->ssl == NULL ? "offers no TLS" : "does not offer REQUIRETLS");
+		for (size_t i = 0; i < n; i++)
+			rcpt_set(&st[idx[i]], RCPT_BOUNCE, 0, why, hop);
+		goto out;
+	}
 	char params[128] = "";
 	size_t pl = 0;
 	if ((c->ext & SMTP_EXT_SIZE))
@@ -258,7 +268,9 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 	if (env->body8bit && (c->ext & SMTP_EXT_8BITMIME))
 		pl += (size_t)snprintf(params + pl, sizeof(params) - pl, " BODY=8BITMIME");
 	if (env->smtputf8 && (c->ext & SMTP_EXT_SMTPUTF8))
-		snprintf(params + pl, sizeof(params) - pl, " SMTPUTF8");
+		pl += (size_t)snprintf(params + pl, sizeof(params) - pl, " SMTPUTF8");
+	if (env->requiretls)
+		snprintf(params + pl, sizeof(params) - pl, " REQUIRETLS");
 
 	smtp_client_cmd(c, "MAIL FROM:<%s>%s", env->from, params);
 	if (!pipelining && smtp_client_read_reply(c, &r) < 0)

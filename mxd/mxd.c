@@ -15,6 +15,7 @@
 #include <event2/thread.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pwd.h>
@@ -24,6 +25,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -86,14 +88,39 @@ mxd_ipcount_add(struct mxd_worker *w, const char *ip, int delta)
 	return delta;
 }
 
-static void
-mxd_drop_privileges(const struct mxd_master *m)
+static int
+mxd_capset(uint32_t caps)
 {
-	if (!m->drop || geteuid() != 0)
-		return;		/* not asked, or done already (children of the master) */
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+	memset(d, 0, sizeof(d));
+	d[0].effective = d[0].permitted = caps;
+	return (int)syscall(SYS_capset, &h, d);
+}
+
+/* The master becomes the configured user but keeps one capability,
+ * CAP_DAC_READ_SEARCH, so that SIGHUP can re-read root-only keys and configs;
+ * it reads no network input. Called again in each child, which gives up
+ * that capability too and keeps nothing. */
+static void
+mxd_drop_privileges(const struct mxd_master *m, int keep_read)
+{
+	if (!m->drop)
+		return;
+	if (geteuid() != 0) {
+		/* A child of the already-dropped master. */
+		if (mxd_capset(0) < 0)
+			fatal("event=privdrop_failed reason=capset");
+		return;
+	}
+	if (keep_read && prctl(PR_SET_KEEPCAPS, 1) < 0)
+		fatal("event=privdrop_failed reason=keepcaps");
 	if (setgroups(1, &m->gid) < 0 || setresgid(m->gid, m->gid, m->gid) < 0 ||
 	    setresuid(m->uid, m->uid, m->uid) < 0)
 		fatal("event=privdrop_failed user=%s", m->cfg->user);
+	if (mxd_capset(keep_read ? 1u << CAP_DAC_READ_SEARCH : 0) < 0)
+		fatal("event=privdrop_failed reason=capset");
+	prctl(PR_SET_KEEPCAPS, 0);
 	if (setuid(0) == 0)
 		fatalx("event=privdrop_failed reason=regained_root");
 	/* Dropping privileges clears dumpable; keep cores possible for bugs. */
@@ -185,7 +212,7 @@ mxd_worker_main(struct mxd_master *m, int idx)
 	w.cfg = m->cfg;
 	w.tls = m->tls;
 	w.spool = m->spool;
-	mxd_drop_privileges(m);
+	mxd_drop_privileges(m, 0);
 
 	evthread_use_pthreads();
 	w.base = event_base_new();
@@ -293,7 +320,7 @@ mxd_spawn_deliverer(struct mxd_master *m)
 		for (size_t i = 0; i < (size_t)m->nworkers * m->nlisten; i++)
 			close(m->lfds[i]);
 		close(m->notify[1]);
-		mxd_drop_privileges(m);
+		mxd_drop_privileges(m, 0);
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -501,7 +528,7 @@ main(int argc, char **argv)
 
 	/* Keys are loaded and sockets bound: the master has no further use for
 	 * root. Reloads re-read the files as the configured user. */
-	mxd_drop_privileges(&m);
+	mxd_drop_privileges(&m, 1);
 	m.deliverer = mxd_spawn_deliverer(&m);
 	for (int i = 0; i < m.nworkers; i++)
 		m.workers[i] = mxd_spawn_worker(&m, i);

@@ -135,7 +135,7 @@ static long done_ok;         /* units completed successfully */
 static long errors;          /* failed units, refused commands, broken connections */
 static long connects;
 static long handshakes;
-static long connect_failures;
+static long setup_failures;   /* sessions that failed before any transaction */
 static long shown_errors;
 static char tls_seen[96];     /* version/cipher of the first handshake */
 static double *latencies;    /* per message MAIL->250, seconds */
@@ -172,6 +172,10 @@ smtpgen_error(struct smtpgen_session *s, const char *fmt, ...)
 	va_list ap;
 
 	errors++;
+	/* A server that refuses every session before any transaction would
+	 * otherwise be reconnected to forever. */
+	if (s->state < ST_RSET)
+		setup_failures++;
 	if (shown_errors >= SMTPGEN_MAX_SHOWN_ERRORS && opt_verbose == 0)
 		return;
 	shown_errors++;
@@ -242,8 +246,6 @@ smtpgen_fail_connection(struct smtpgen_session *s, const char *why)
 	} else if (s->state != ST_QUIT) {
 		smtpgen_error(s, "connection lost: %s", why);
 	}
-	if (s->state == ST_CONNECTING)
-		connect_failures++;
 	smtpgen_close(s);
 }
 
@@ -1033,7 +1035,7 @@ main(int argc, char **argv)
 			struct smtpgen_session *s = &sessions[i];
 
 			if (s->fd < 0 && !stopping && !interrupted && claimed < opt_count &&
-			    connect_failures < 100 + opt_count / 10)
+			    setup_failures < 100 + opt_count / 10)
 				smtpgen_connect(s);
 			if (s->fd >= 0)
 				active++;

@@ -12,6 +12,7 @@ Environment:
   MXTEST_VERBOSE=1  print mxd's log after every test, not only failed ones
 """
 
+import atexit
 import hashlib
 import json
 import os
@@ -24,6 +25,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -222,12 +224,49 @@ def proc_status(pid):
     return out
 
 
+def _killpg(pgid, sig=signal.SIGKILL):
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+# Emergency teardown: services run in their own sessions, so they would
+# outlive a test process that is killed (runner timeout, ^C). A SIGTERM to
+# the test process, or its normal exit, takes them down.
+_emergency = {}
+
+
+def register_emergency(key, kill):
+    _emergency[key] = kill
+
+
+def unregister_emergency(key):
+    _emergency.pop(key, None)
+
+
+def _kill_everything(signum=None, frame=None):
+    for kill in list(_emergency.values()):
+        try:
+            kill()
+        except Exception:
+            pass
+    _emergency.clear()
+    if signum is not None:
+        os._exit(128 + signum)
+
+
+atexit.register(_kill_everything)
+if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGTERM, _kill_everything)
 
 
 class Service:
@@ -238,8 +277,11 @@ class Service:
         self.name, self.argv, self.logpath = name, argv, logpath
         self.env = env
         self.proc = None
+        self.killed = False
+        self.stop_problem = None
 
     def spawn(self):
+        self.killed = False
         logf = open(self.logpath, "ab")
         try:
             self.proc = subprocess.Popen(
@@ -247,6 +289,8 @@ class Service:
                 stderr=subprocess.STDOUT, start_new_session=True, env=self.env)
         finally:
             logf.close()
+        proc = self.proc
+        register_emergency(id(self), lambda: _killpg(proc.pid))
         return self.proc
 
     @property
@@ -268,12 +312,9 @@ class Service:
             os.kill(self.proc.pid, sig)
 
     def killpg(self, sig=signal.SIGKILL):
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
+        if self.proc is not None:
+            self.killed = True
+            _killpg(self.proc.pid, sig)
 
     def wait(self, timeout):
         try:
@@ -282,19 +323,29 @@ class Service:
             return None
 
     def stop(self, timeout=10):
-        """SIGTERM, bounded wait, then SIGKILL for the whole group."""
+        """SIGTERM, bounded wait, then SIGKILL for the whole group. Sets
+        stop_problem when the process misbehaved: it would not exit, exited
+        non-zero on SIGTERM, or had died on its own before."""
+        self.stop_problem = None
         if self.proc is None:
             return None
         rc = None
         if self.proc.poll() is None:
             self.send_signal(signal.SIGTERM)
             rc = self.wait(timeout)
+            if rc is None:
+                self.stop_problem = f"still running {timeout}s after SIGTERM"
+            elif rc != 0:
+                self.stop_problem = f"exit status {rc} after SIGTERM"
         else:
             rc = self.proc.returncode
+            if rc != 0 and not self.killed:
+                self.stop_problem = f"had died on its own with status {rc}"
         # Leftover members of the group (workers) must not outlive a test.
         self.killpg(signal.SIGKILL)
         if rc is None:
             rc = self.wait(5)
+        unregister_emergency(id(self))
         return rc
 
 
@@ -723,6 +774,11 @@ def check_body(data):
 
 # ---------------------------------------------------------------- test case
 
+SANITIZER_REPORT = re.compile(
+    r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:|"
+    r"SUMMARY: UndefinedBehaviorSanitizer")
+
+
 class MxTestCase(unittest.TestCase):
     """Gives each test a work directory and tears down whatever it started."""
 
@@ -744,12 +800,22 @@ class MxTestCase(unittest.TestCase):
         return outcome is not None and not outcome.success
 
     def _teardown(self):
+        problems = []
         for svc in reversed(self.services):
             try:
                 svc.stop(timeout=10)
             except Exception as e:  # teardown must go on
                 print(f"teardown {svc.name}: {e}", file=sys.stderr)
-        if self._failed() or os.environ.get("MXTEST_VERBOSE"):
+            if isinstance(svc, Mxd):
+                if svc.stop_problem:
+                    problems.append(f"{svc.name}: {svc.stop_problem}")
+                # An ASan/UBSan build reports into the log; a worker that
+                # tripped one may not have failed any assertion.
+                for line in svc.log_text().splitlines():
+                    if SANITIZER_REPORT.search(line):
+                        problems.append(f"{svc.name}: {line.strip()}")
+                        break
+        if problems or self._failed() or os.environ.get("MXTEST_VERBOSE"):
             for svc in self.services:
                 if isinstance(svc, Mxd):
                     print(f"\n----- {svc.name} log ({svc.logpath}) -----\n"
@@ -758,13 +824,15 @@ class MxTestCase(unittest.TestCase):
             print(f"kept {self.wd}", file=sys.stderr)
         else:
             shutil.rmtree(self.wd, ignore_errors=True)
+        if problems:
+            raise AssertionError("mxd misbehaved: " + "; ".join(problems))
 
     # -- builders
 
     def cert(self, basename="rsa", cn=MX_NAME, sans=(), kind="rsa"):
         return make_cert(self.wd, basename, cn, sans, kind)
 
-    def sink(self, name="sink", start=True, **kw):
+    def new_sink(self, name="sink", start=True, **kw):
         s = Sink(self.wd, name=name, **kw)
         self.services.append(s)
         if start:
@@ -789,7 +857,7 @@ class MxTestCase(unittest.TestCase):
     def standard(self, tls=True, sink_kw=None, **over):
         """The usual setup: a sink as next hop of example.test, mxd with an
         RSA certificate. Returns (mxd, sink)."""
-        sink = self.sink(**(sink_kw or {}))
+        sink = self.new_sink(**(sink_kw or {}))
         certs = [self.cert()] if tls else None
         m = self.mxd(self.mxd_config(sink.next_hop, certs, **over))
         return m, sink

@@ -22,13 +22,20 @@ PER_FILE_TIMEOUT = 240
 
 def run(path):
     t0 = time.monotonic()
+    p = subprocess.Popen(["/usr/bin/python3", path], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, errors="replace")
     try:
-        p = subprocess.run(["/usr/bin/python3", path], capture_output=True, text=True,
-                           timeout=PER_FILE_TIMEOUT, errors="replace")
-        out, rc = p.stdout + p.stderr, p.returncode
-    except subprocess.TimeoutExpired as e:
-        out = ((e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes)
-               else (e.stdout or "")) + f"\nTIMEOUT after {PER_FILE_TIMEOUT}s\n"
+        out, _ = p.communicate(timeout=PER_FILE_TIMEOUT)
+        rc = p.returncode
+    except subprocess.TimeoutExpired:
+        # SIGTERM first: the test process then kills the daemons it started.
+        p.terminate()
+        try:
+            out, _ = p.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, _ = p.communicate()
+        out = (out or "") + f"\nTIMEOUT after {PER_FILE_TIMEOUT}s\n"
         rc = -1
     return path, rc, out, time.monotonic() - t0
 

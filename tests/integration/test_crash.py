@@ -86,7 +86,7 @@ class CrashTest(mxtest.MxTestCase):
         seed = int(os.environ.get("MXTEST_SEED", random.randrange(1 << 30)))
         print(f"\ncrash test seed {seed} (MXTEST_SEED to repeat)", file=sys.stderr)
         rnd = random.Random(seed)
-        sink = self.sink()
+        sink = self.new_sink()
         m = self.mxd(self.mxd_config(sink.next_hop, None))
         all_ids = [f"crash{seed:x}-{i:04d}" for i in range(TOTAL)]
         acked = set()
@@ -147,6 +147,53 @@ class CrashTest(mxtest.MxTestCase):
         corrupt_dir = os.path.join(spool, "corrupt")
         if os.path.isdir(corrupt_dir):
             self.assertEqual(os.listdir(corrupt_dir), [], "spool files judged corrupt")
+
+
+class SpoolRecoveryTest(mxtest.MxTestCase):
+    """docs/mxd.md, Spool: at start tmp/ is emptied, queue/ is delivered and
+    files that do not parse go to corrupt/, kept."""
+
+    def test_recovery_sets_aside_damaged_files(self):
+        sink = self.new_sink(start=False)
+        m = self.mxd(self.mxd_config(sink.next_hop, None))
+        good_id = "spool-good"
+        with smtplib.SMTP(m.host, m.port, timeout=10) as s:
+            s.sendmail(f"sender@{LOCAL_DOMAIN}", [f"rcpt@{LOCAL_DOMAIN}"],
+                       make_body(good_id, size=5000))
+        self.assertEqual(m.stop(), 0)
+        spool = m.config["spool_dir"]
+        queue = os.path.join(spool, "queue")
+        (name,) = os.listdir(queue)
+        with open(os.path.join(queue, name), "rb") as f:
+            data = f.read()
+        st = os.stat(os.path.join(queue, name))
+        # A torn copy (as a broken disk or a foreign tool could leave), a
+        # file that is not a spool file at all, and a receive in progress.
+        planted = {
+            os.path.join(queue, name[:-1] + ("0" if name[-1] != "0" else "1")):
+                data[:len(data) * 2 // 3].replace(good_id.encode(), b"spool-torn"),
+            os.path.join(queue, "not-a-spool-file"): b"garbage\n" * 10,
+            os.path.join(spool, "tmp", name[:-2] + "ff"): data[:100],
+        }
+        for path, content in planted.items():
+            with open(path, "wb") as f:
+                f.write(content)
+            os.chown(path, st.st_uid, st.st_gid)
+            os.chmod(path, 0o600)
+        sink.start()
+        m.start()
+        got = sink.wait_message(lambda x: check_body(x.data)[0] == good_id, timeout=20)
+        self.assertTrue(check_body(got.data)[1])
+        time.sleep(2)
+        self.assertTrue(m.running(), "mxd died on damaged spool files")
+        for x in sink.messages():
+            self.assertEqual(check_body(x.data), (good_id, True),
+                             f"damaged spool file delivered: {x.data[:300]!r}")
+        self.assertEqual(os.listdir(os.path.join(spool, "tmp")), [],
+                         "tmp/ not emptied at start")
+        corrupt = sorted(os.listdir(os.path.join(spool, "corrupt")))
+        self.assertEqual(len(corrupt), 2, f"corrupt/ holds {corrupt}")
+        self.assertEqual(os.listdir(queue), [], "queue/ not drained")
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ class DeliveryTest(mxtest.MxTestCase):
         self.assertTrue(dsn.text.strip(), "no human-readable part")
 
     def test_next_hop_down_then_up(self):
-        down = self.sink(start=False)
+        down = self.new_sink(start=False)
         m = self.mxd(self.mxd_config(down.next_hop, None))
         msg_id = uuid.uuid4().hex[:10]
         self.assertEqual(send(m, [GOOD], msg_id), {})
@@ -93,7 +93,7 @@ class DeliveryTest(mxtest.MxTestCase):
         mxtest.wait_for(lambda: not os.listdir(queue), 10, what="spool queue empty")
 
     def test_4xx_is_retried(self):
-        sink_a = self.sink(name="tempfail",
+        sink_a = self.new_sink(name="tempfail",
                            rcpt_replies={GOOD: "451 4.3.0 try again later"})
         m = self.mxd(self.mxd_config(sink_a.next_hop, None))
         msg_id = uuid.uuid4().hex[:10]
@@ -102,13 +102,13 @@ class DeliveryTest(mxtest.MxTestCase):
         self.assertIn("try again later", " ".join(rec.values()), rec)
         # The same address now answers 250.
         sink_a.stop()
-        sink_b = self.sink(name="recovered", host=sink_a.host, port=sink_a.port)
+        sink_b = self.new_sink(name="recovered", host=sink_a.host, port=sink_a.port)
         got = sink_b.wait_message(has_id(msg_id), timeout=20)
         self.assertEqual(got.rcpts, [GOOD])
         self.assertEqual(sink_a.messages(), [])
 
     def test_550_multiline_reply_bounces_with_dsn(self):
-        sink = self.sink(rcpt_replies={BAD: SCRIPTED})
+        sink = self.new_sink(rcpt_replies={BAD: SCRIPTED})
         m = self.mxd(self.mxd_config(sink.next_hop, None))
         msg_id = uuid.uuid4().hex[:10]
         self.assertEqual(send(m, [GOOD, BAD], msg_id), {})
@@ -143,7 +143,7 @@ class DeliveryTest(mxtest.MxTestCase):
         self.assertEqual(len(dsns), 1, dsns)
 
     def test_lmtp_per_recipient_failure(self):
-        sink = self.sink(name="lmtp", lmtp=True,
+        sink = self.new_sink(name="lmtp", lmtp=True,
                          data_replies={BAD: "552 5.2.2 mailbox full\n552 5.2.2 over quota by 1 MB"})
         m = self.mxd(self.mxd_config(sink.next_hop, None))
         msg_id = uuid.uuid4().hex[:10]
@@ -159,7 +159,7 @@ class DeliveryTest(mxtest.MxTestCase):
                          "good recipient delivered again (LMTP replies misread)")
 
     def test_no_dsn_for_null_sender(self):
-        sink = self.sink(rcpt_replies={BAD: "550 5.1.1 nobody"})
+        sink = self.new_sink(rcpt_replies={BAD: "550 5.1.1 nobody"})
         m = self.mxd(self.mxd_config(sink.next_hop, None))
         with smtplib.SMTP(m.host, m.port, timeout=10) as s:
             s.ehlo()
@@ -171,7 +171,7 @@ class DeliveryTest(mxtest.MxTestCase):
         self.assertEqual(sink.messages(), [], "a bounce was answered with a DSN")
 
     def test_max_age_bounces(self):
-        sink = self.sink()
+        sink = self.new_sink()
         nowhere = mxtest.free_addr()
         cfg = self.mxd_config(sink.next_hop, None,
                               delivery={"retry_min": 1, "retry_max": 1, "max_age": 4})
@@ -187,7 +187,7 @@ class DeliveryTest(mxtest.MxTestCase):
 class NextHopTlsTest(mxtest.MxTestCase):
     def test_starttls_to_next_hop_when_offered(self):
         cert = self.cert("sink", "sink.example.test")
-        sink = self.sink(tls=cert)
+        sink = self.new_sink(tls=cert)
         m = self.mxd(self.mxd_config(sink.next_hop, None))
         msg_id = uuid.uuid4().hex[:10]
         send(m, [GOOD], msg_id)
@@ -197,7 +197,7 @@ class NextHopTlsTest(mxtest.MxTestCase):
 
     def test_next_hop_tls_none(self):
         cert = self.cert("sink", "sink.example.test")
-        sink = self.sink(tls=cert)
+        sink = self.new_sink(tls=cert)
         m = self.mxd(self.mxd_config(sink.next_hop, None,
                                      delivery={"next_hop_tls": "none"}))
         msg_id = uuid.uuid4().hex[:10]

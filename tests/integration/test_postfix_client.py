@@ -119,7 +119,17 @@ class PostfixInstance:
             return None
         return pid if mxtest.alive(pid) else None
 
+    def kill_hard(self):
+        pid = self.master_pid()
+        if pid is not None:
+            for p in mxtest.process_tree(pid):
+                try:
+                    os.kill(p, 9)
+                except ProcessLookupError:
+                    pass
+
     def start(self):
+        mxtest.register_emergency(id(self), self.kill_hard)
         rc, out = self.control("start")
         if rc != 0:
             raise RuntimeError(f"postfix start failed ({rc}): {out}\n{self.log()}")
@@ -134,12 +144,8 @@ class PostfixInstance:
         try:
             mxtest.wait_for(lambda: not mxtest.alive(pid), 15, what="postfix master exit")
         except TimeoutError:
-            # Bounded: take the master and its children down hard.
-            for p in mxtest.process_tree(pid):
-                try:
-                    os.kill(p, 9)
-                except ProcessLookupError:
-                    pass
+            self.kill_hard()  # bounded: take the master and its children down
+        mxtest.unregister_emergency(id(self))
 
     def log(self):
         try:

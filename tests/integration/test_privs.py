@@ -172,6 +172,37 @@ class ReloadTest(mxtest.MxTestCase):
         self.assertIn("no_such_key", self.m.log_text())
 
 
+class RootOnlyKeyReloadTest(mxtest.MxTestCase):
+    def test_sighup_with_root_only_key(self):
+        """Keys are normally root:root 0600. mxd reads them as root at start;
+        a later SIGHUP (which the contract says reloads domains and TLS
+        certificates) must not fail just because the process no longer
+        runs as root."""
+        if not mxtest.IS_ROOT:
+            self.skipTest("needs root")
+        sink = self.new_sink()
+        cert, key = self.cert()
+        os.chmod(key, 0o600)
+        m = self.mxd(self.mxd_config(sink.next_hop, [(cert, key)]))
+        cfg = dict(m.config)
+        cfg["domains"] = mxtest.LCList(list(cfg["domains"])
+                                       + [{"name": ADDED, "next_hop": sink.next_hop}])
+        m.reload(cfg)
+        try:
+            mxtest.wait_for(lambda: rcpt_code(m, f"u@{ADDED}") == 250, 8, interval=0.3,
+                            what="domain added by SIGHUP")
+        except TimeoutError:
+            failed = [r for r in m.events() if "fail" in r.get("event", "")
+                      or r.get("level") == "error"]
+            self.fail(f"SIGHUP reload failed with a root-only key: {failed}")
+        # And TLS still works after the reload.
+        c = self.raw(m)
+        c.read_reply()
+        c.ehlo()
+        c.starttls()
+        self.assertReply(c.ehlo(), 250)
+
+
 def _listening(m):
     return mxtest._proc_net_listening(m.host, m.port)
 

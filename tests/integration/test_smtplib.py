@@ -152,6 +152,16 @@ class ExtensionsTest(Base):
         self.assertTrue(replies[-1].lines[-1][4:].startswith("5.3.4"), replies[-1])
 
 
+    def test_large_message_intact(self):
+        m, sink = self.standard(limits={"message_size": 20 * 1024 * 1024})
+        msg_id = tid()
+        body = make_body(msg_id, size=8 * 1024 * 1024)
+        with smtp(m, timeout=60) as s:
+            s.starttls(context=mxtest.insecure_client_context())
+            self.assertEqual(s.sendmail(SENDER, [f"big@{LOCAL_DOMAIN}"], body), {})
+        got = self.by_id(sink, msg_id, timeout=60)
+        self.assertEqual(split_received(got.data)[1], body)
+
     def test_pipelined_transaction(self):
         c = self.raw(self.m)
         c.read_reply()
@@ -374,7 +384,7 @@ class RelayTest(Base):
             self.assertEqual(s.docmd(f"RCPT TO:<u@sub.{LOCAL_DOMAIN}>")[0], 554)
 
     def test_trusted_network_relays_via_relay_next_hop(self):
-        relay = self.sink(name="relay")
+        relay = self.new_sink(name="relay")
         trusted = mxtest.pick_host()
         untrusted = mxtest.pick_host()
         m, local = self.standard(trusted_networks=[f"{trusted}/32"],
@@ -421,10 +431,10 @@ class LmtpNextHopTest(Base):
 
     def test_lmtp_unix_socket(self):
         path = os.path.join(self.wd, "lmtp.sock")
-        self.check_lmtp(self.sink(name="lmtp_unix", unix=path, tcp=False))
+        self.check_lmtp(self.new_sink(name="lmtp_unix", unix=path, tcp=False))
 
     def test_lmtp_tcp(self):
-        self.check_lmtp(self.sink(name="lmtp_tcp", lmtp=True))
+        self.check_lmtp(self.new_sink(name="lmtp_tcp", lmtp=True))
 
 
 if __name__ == "__main__":

@@ -58,11 +58,7 @@ def norm_version(v):
     return re.sub(r"[^a-z0-9]", "", v.lower()).replace("tlsv", "tls")
 
 
-class SwaksTest(mxtest.MxTestCase):
-    def setUp(self):
-        super().setUp()
-        self.m, self.sink = self.standard()
-
+class SwaksBase(mxtest.MxTestCase):
     def swaks(self, tag, *extra, timeout=60):
         path = os.path.join(self.wd, f"{tag}.eml")
         text = sample_message(tag)
@@ -93,6 +89,13 @@ class SwaksTest(mxtest.MxTestCase):
         self.assertEqual(msg.mail_from, SENDER)
         self.assertEqual(msg.rcpts, [RCPT])
         return unfold(received)
+
+
+
+class SwaksTest(SwaksBase):
+    def setUp(self):
+        super().setUp()
+        self.m, self.sink = self.standard()
 
     def test_plain(self):
         text, out = self.swaks("plain1")
@@ -133,6 +136,19 @@ class SwaksTest(mxtest.MxTestCase):
         received, _ = split_received(self.arrived("plain2").data)
         self.assertNotRegex(unfold(received), r"TLS_AES|ECDHE|TLSv1\.[23]",
                             "plaintext session described as TLS")
+
+
+class NoReceivedHeaderTest(SwaksBase):
+    """received_header = false: the next hop gets exactly what swaks sent."""
+
+    def setUp(self):
+        super().setUp()
+        self.m, self.sink = self.standard(received_header=False)
+
+    def test_exact_bytes(self):
+        text, _ = self.swaks("norcvd", "--tls")
+        msg = self.arrived("norcvd")
+        self.assertEqual(msg.data, swaks_wire_bytes(text))
 
 
 class BdatTest(mxtest.MxTestCase):
@@ -215,6 +231,17 @@ class BdatTest(mxtest.MxTestCase):
         received = self.expect_arrival("bdat3", body)
         cipher = c.sock.cipher()[0]
         self.assertIn(cipher, received)
+
+    def test_bdat_without_final_crlf(self):
+        # Legal in BDAT; relaying with DATA then needs a CRLF before the dot.
+        body = self.message("bdat5").rstrip(b"\r\n") + b"\r\nno line end"
+        c = self.session()
+        c.send(b"BDAT %d LAST\r\n" % len(body) + body)
+        self.assertReply(c.read_reply(), 250)
+        msg = self.sink.wait_message(lambda m: b"X-Tag: bdat5" in m.data, timeout=20,
+                                     what="BDAT message without final CRLF")
+        _, rest = split_received(msg.data)
+        self.assertIn(rest, (body, body + b"\r\n"))
 
     def test_bdat_then_data_in_same_session(self):
         body = self.message("bdat4")

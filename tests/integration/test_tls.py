@@ -275,7 +275,7 @@ class CertificateChoiceTest(mxtest.MxTestCase):
 class SessionLogTest(mxtest.MxTestCase):
     def setUp(self):
         super().setUp()
-        self.sinkd = self.sink()
+        self.sinkd = self.new_sink()
         self.m = self.mxd(self.mxd_config(self.sinkd.next_hop, [self.cert()],
                                           limits={"tls_handshake_timeout": 2}))
 

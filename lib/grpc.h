@@ -1,0 +1,130 @@
+/* gRPC over HTTP/2, on nghttp2 (Debian 12's 1.52 API) + libevent + OpenSSL.
+ *
+ * Enough of gRPC's PROTOCOL-HTTP2.md to interoperate with real stacks: ALPN
+ * h2, POST with content-type application/grpc and te: trailers, 5-byte
+ * message prefixes across DATA frames, grpc-status/grpc-message trailers and
+ * trailers-only errors, UNIMPLEMENTED for unknown methods, HTTP 415 for a
+ * wrong content-type, RESOURCE_EXHAUSTED over the maximum message size,
+ * grpc-timeout deadlines, keepalive PINGs, GOAWAY, and a client that
+ * reconnects with backoff and jitter. Messages are opaque bytes: callers
+ * pack and unpack protobuf themselves. */
+#ifndef MXFLEET_GRPC_H
+#define MXFLEET_GRPC_H
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Status codes (grpc/include/grpc/impl/codegen/status.h). */
+enum grpc_status {
+	GRPC_OK = 0, GRPC_CANCELLED = 1, GRPC_UNKNOWN = 2, GRPC_INVALID_ARGUMENT = 3,
+	GRPC_DEADLINE_EXCEEDED = 4, GRPC_NOT_FOUND = 5, GRPC_ALREADY_EXISTS = 6,
+	GRPC_PERMISSION_DENIED = 7, GRPC_RESOURCE_EXHAUSTED = 8, GRPC_FAILED_PRECONDITION = 9,
+	GRPC_ABORTED = 10, GRPC_OUT_OF_RANGE = 11, GRPC_UNIMPLEMENTED = 12, GRPC_INTERNAL = 13,
+	GRPC_UNAVAILABLE = 14, GRPC_DATA_LOSS = 15, GRPC_UNAUTHENTICATED = 16,
+};
+
+#define GRPC_DEFAULT_MAX_MESSAGE	(4u << 20)
+
+struct grpc_server;
+struct grpc_client;
+struct grpc_call;
+
+/* ---- server ---- */
+
+struct grpc_method {
+	const char	*path;		/* "/mxfleet.v1.Collector/Export" */
+	/* A request message arrived. */
+	void		(*on_message)(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg);
+	/* The client has sent everything (may be NULL). */
+	void		(*on_half_close)(struct grpc_call *c, void *arg);
+	/* The call ended before the handler finished it: reset, connection
+	 * lost, deadline. The call is freed after this returns (may be NULL). */
+	void		(*on_cancel)(struct grpc_call *c, void *arg);
+};
+
+struct grpc_server_opts {
+	const struct grpc_method *methods;
+	size_t		 nmethods;
+	void		*arg;		/* passed to every handler */
+	SSL_CTX		*tls;		/* for TCP listeners; NULL: plaintext h2c (tests only) */
+	size_t		 max_message;	/* 0: GRPC_DEFAULT_MAX_MESSAGE */
+};
+
+int grpc_server_new(struct grpc_server **out, struct event_base *base,
+    const struct grpc_server_opts *o);
+/* Listen on "IP:PORT" / "[IPv6]:PORT" (TLS), or take an already bound fd. */
+int grpc_server_listen(struct grpc_server *s, const char *addr, char *err, size_t errsz);
+/* Listen on a unix socket (plaintext h2c). Only root and the server's own
+ * user may connect: peer credentials are checked on accept. */
+int grpc_server_listen_unix(struct grpc_server *s, const char *path, char *err, size_t errsz);
+/* Stop listening and send GOAWAY on every connection; calls in flight go on. */
+void grpc_server_shutdown(struct grpc_server *s);
+void grpc_server_free(struct grpc_server *s);
+/* The port a listener got (for ":0"). */
+int grpc_server_port(const struct grpc_server *s, size_t idx);
+
+/* Queue a response message (server) or request message (client). */
+int grpc_call_send(struct grpc_call *c, const uint8_t *msg, size_t len);
+/* Server: end the call with a status (trailers, or trailers-only). */
+void grpc_call_finish(struct grpc_call *c, int status, const char *message);
+/* Bytes queued but not yet handed to the socket: back off while large. */
+size_t grpc_call_pending(const struct grpc_call *c);
+/* Server: who is calling. For TLS, the client certificate's CN (empty if
+ * none); for the unix socket, "unix:uid=N". */
+const char *grpc_call_peer(const struct grpc_call *c);
+int grpc_call_peer_is_local(const struct grpc_call *c);
+void grpc_call_set_data(struct grpc_call *c, void *data);
+void *grpc_call_get_data(const struct grpc_call *c);
+const char *grpc_call_path(const struct grpc_call *c);
+
+/* ---- client ---- */
+
+typedef void (*grpc_msg_fn)(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg);
+typedef void (*grpc_close_fn)(struct grpc_call *c, int status, const char *message, void *arg);
+typedef void (*grpc_state_fn)(struct grpc_client *cl, int ready, void *arg);
+
+struct grpc_client_opts {
+	const char	*host;		/* IP or name to connect to */
+	int		 port;
+	const char	*unix_path;	/* instead of host:port: h2c over a unix socket */
+	const char	*authority;	/* :authority and the TLS name checked; default host */
+	SSL_CTX		*tls;		/* NULL: plaintext h2c */
+	size_t		 max_message;
+	int		 keepalive_ms;	/* PING interval; 0: 30 s */
+	int		 reconnect;	/* reconnect with backoff after a loss */
+	grpc_state_fn	 on_state;	/* ready / lost */
+	void		*arg;
+};
+
+int grpc_client_new(struct grpc_client **out, struct event_base *base,
+    const struct grpc_client_opts *o);
+void grpc_client_free(struct grpc_client *cl);
+int grpc_client_ready(const struct grpc_client *cl);
+/* Why the last connection attempt failed, for messages. */
+const char *grpc_client_error(const struct grpc_client *cl);
+/* Start a call. NULL when not connected (the caller retries later). */
+struct grpc_call *grpc_client_call(struct grpc_client *cl, const char *path, int timeout_ms,
+    grpc_msg_fn on_message, grpc_close_fn on_close, void *arg);
+/* Client: no more request messages. */
+void grpc_call_close_send(struct grpc_call *c);
+/* Client: give up on the call (RST_STREAM CANCEL); on_close is not called. */
+void grpc_call_cancel(struct grpc_call *c);
+
+/* Blocking unary call on a private event loop (mailctl, tests). *resp is
+ * malloc'd. Returns the grpc status; message describes failures. */
+int grpc_unary(const struct grpc_client_opts *o, const char *path, const uint8_t *req,
+    size_t reqlen, uint8_t **resp, size_t *resplen, char *message, size_t msgsz,
+    int timeout_ms);
+
+/* TLS contexts for the control plane: TLS 1.3, ALPN h2, peers verified
+ * against the fleet CA. The server requires a client certificate. */
+SSL_CTX *grpc_tls_server_ctx(const char *cert, const char *key, const char *ca,
+    char *err, size_t errsz);
+SSL_CTX *grpc_tls_client_ctx(const char *cert, const char *key, const char *ca,
+    char *err, size_t errsz);
+
+const char *grpc_status_name(int status);
+
+#endif

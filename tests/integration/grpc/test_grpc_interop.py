@@ -19,11 +19,39 @@ import grpc
 SRC = os.environ.get("MXFLEET_SOURCE_DIR",
                      os.path.abspath(os.path.join(os.path.dirname(__file__), "../../..")))
 PEER = os.environ.get("GRPC_PEER", os.path.join(SRC, "build/bin/grpc_peer"))
+MAILCTL = os.environ.get("MAILCTL", os.path.join(SRC, "build/bin/mailctl"))
 SERVER_NAME = "controld.fleet.test"
 
 
 def run(*args, **kw):
     return subprocess.run(args, check=True, capture_output=True, text=True, timeout=60, **kw)
+
+
+class PkiTest(unittest.TestCase):
+    """mailctl pki: what an operator sees."""
+
+    def test_issued_certificates_verify_against_the_ca(self):
+        for cert in (FIX.server[0], FIX.mx1[0], FIX.admin[0]):
+            run("openssl", "verify", "-CAfile", FIX.ca[0], cert)
+        text = run("openssl", "x509", "-in", FIX.server[0], "-noout", "-ext",
+                   "subjectAltName,extendedKeyUsage").stdout
+        self.assertIn(f"DNS:{SERVER_NAME}", text)
+        self.assertIn("IP Address:127.0.0.1", text)
+        self.assertIn("TLS Web Server Authentication", text)
+
+    def test_keys_are_private_and_nothing_is_overwritten(self):
+        self.assertEqual(os.stat(FIX.ca[1]).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(FIX.mx1[1]).st_mode & 0o777, 0o600)
+        before = FIX.read(FIX.mx1[0])
+        r = subprocess.run([MAILCTL, "pki", "issue", os.path.dirname(FIX.ca[0]), "mx1.fleet.test"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("exists already", r.stderr)
+        self.assertEqual(FIX.read(FIX.mx1[0]), before)
+
+    def test_show_names_role_and_expiry(self):
+        out = run(MAILCTL, "pki", "show", FIX.admin[0]).stdout
+        self.assertRegex(out, r"^name=admin role=admin not_after=\d{4}-\d\d-\d\dT")
 
 
 def make_ca(d, name):
@@ -48,14 +76,22 @@ def issue(d, ca, cn, san):
 
 
 class Fixture:
-    """CAs, certificates and Python stubs, made once."""
+    """CAs, certificates and Python stubs, made once. The fleet CA and its
+    certificates come from `mailctl pki`, as an operator would make them; the
+    stranger's CA from plain openssl."""
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="grpc-interop-")
-        self.ca = make_ca(self.dir, "fleet-ca")
+        pki = os.path.join(self.dir, "pki")
+        run(MAILCTL, "pki", "init", pki)
+        run(MAILCTL, "pki", "issue", pki, SERVER_NAME, "--ip", "127.0.0.1")
+        run(MAILCTL, "pki", "issue", pki, "mx1.fleet.test")
+        run(MAILCTL, "pki", "issue", pki, "admin", "--admin")
+        self.ca = (f"{pki}/ca.pem", f"{pki}/ca.key")
+        self.server = (f"{pki}/{SERVER_NAME}.pem", f"{pki}/{SERVER_NAME}.key")
+        self.mx1 = (f"{pki}/mx1.fleet.test.pem", f"{pki}/mx1.fleet.test.key")
+        self.admin = (f"{pki}/admin.pem", f"{pki}/admin.key")
         self.other_ca = make_ca(self.dir, "other-ca")
-        self.server = issue(self.dir, self.ca, SERVER_NAME, f"DNS:{SERVER_NAME},IP:127.0.0.1")
-        self.mx1 = issue(self.dir, self.ca, "mx1.fleet.test", "DNS:mx1.fleet.test")
         self.stranger = issue(self.dir, self.other_ca, "mx9.fleet.test", "DNS:mx9.fleet.test")
         gen = os.path.join(self.dir, "gen")
         os.mkdir(gen)
@@ -174,6 +210,11 @@ class PythonClientAgainstOurServer(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as cm:
             FIX.svc.CollectorStub(chan).Export(FIX.pb.OutcomeBatch(seq=1), timeout=10)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+
+    def test_admin_certificate_is_named_admin(self):
+        self.stub(client=FIX.admin).Export(FIX.pb.OutcomeBatch(host_id="x", seq=5), timeout=10)
+        out, _ = self.srv.stop()
+        self.assertIn("peer admin /mxfleet.v1.Collector/Export seq=5", out)
 
     def test_certificate_from_another_ca_is_refused(self):
         with self.assertRaises(grpc.RpcError) as cm:

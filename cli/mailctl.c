@@ -5,7 +5,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "grpc.h"
+#include "mxfleet.pb-c.h"
 #include "pki.h"
+#include "xmalloc.h"
 
 static void
 mailctl_usage(FILE *f)
@@ -24,8 +27,19 @@ mailctl_usage(FILE *f)
 	    "        print a certificate's name, role and expiry\n"
 	    "\n"
 	    "Fleet (through controld):\n"
-	    "  hosts, domain add|list|rm, route add|list|rm\n"
-	    "        not available yet: controld is still being built (issue 3)\n");
+	    "  hosts                              every host: version, last seen, journal\n"
+	    "                                     backlog, config version, certificate expiry\n"
+	    "  domain add NAME NEXT_HOP           e.g. lmtp:unix:/run/lmtp, smtp:10.0.0.5:25\n"
+	    "  domain list | domain rm NAME\n"
+	    "  route add|rm [--sender-domain D] [--recipient-domain D] [--min-attempt N] TRANSPORT\n"
+	    "  route list\n"
+	    "  outcomes [--host H] [--since SECONDS]   TLS outcomes of sessions, counted\n"
+	    "\n"
+	    "How to reach controld (options before the command, or environment):\n"
+	    "  --socket PATH        controld's local socket (MAILCTL_SOCKET)\n"
+	    "  --server HOST:PORT   controld's gRPC port (MAILCTL_SERVER), with\n"
+	    "  --cert F --key F --ca F [--authority NAME]   an admin certificate\n"
+	    "                       (MAILCTL_CERT, MAILCTL_KEY, MAILCTL_CA, MAILCTL_AUTHORITY)\n");
 }
 
 static int
@@ -121,6 +135,288 @@ mailctl_pki(int argc, char **argv)
 	return 2;
 }
 
+/* ---- talking to controld ---- */
+
+struct mailctl_conn {
+	const char	*socket, *server, *cert, *key, *ca, *authority;
+	SSL_CTX		*tls;
+	char		 host[256];
+	int		 port;
+};
+
+static struct mailctl_conn M;
+
+static int
+mailctl_call(const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp,
+    const ProtobufCMessageDescriptor *rdesc)
+{
+	struct grpc_client_opts o;
+	char path[128], msg[600], err[600];
+	memset(&o, 0, sizeof(o));
+	if (M.socket)
+		o.unix_path = M.socket;
+	else {
+		if (M.server == NULL) {
+			fprintf(stderr, "mailctl: say where controld is: --socket PATH or --server HOST:PORT "
+			    "(or MAILCTL_SOCKET / MAILCTL_SERVER)\n");
+			exit(2);
+		}
+		const char *colon = strrchr(M.server, ':');
+		if (colon == NULL) {
+			fprintf(stderr, "mailctl: --server takes HOST:PORT\n");
+			exit(2);
+		}
+		snprintf(M.host, sizeof(M.host), "%.*s", (int)(colon - M.server), M.server);
+		if (M.host[0] == '[' && M.host[strlen(M.host) - 1] == ']') {
+			memmove(M.host, M.host + 1, strlen(M.host));
+			M.host[strlen(M.host) - 1] = '\0';
+		}
+		M.port = atoi(colon + 1);
+		if (M.tls == NULL) {
+			M.tls = grpc_tls_client_ctx(M.cert, M.key, M.ca, err, sizeof(err));
+			if (M.tls == NULL) {
+				fprintf(stderr, "mailctl: %s (an admin certificate is needed: --cert, --key, --ca)\n", err);
+				exit(2);
+			}
+		}
+		o.host = M.host;
+		o.port = M.port;
+		o.authority = M.authority;
+		o.tls = M.tls;
+	}
+	snprintf(path, sizeof(path), "/mxfleet.v1.Admin/%s", method);
+	size_t n = protobuf_c_message_get_packed_size(req);
+	uint8_t *buf = xmalloc(n ? n : 1), *out;
+	size_t outlen;
+	protobuf_c_message_pack(req, buf);
+	int st = grpc_unary(&o, path, buf, n, &out, &outlen, msg, sizeof(msg), 30000);
+	free(buf);
+	if (st != GRPC_OK) {
+		fprintf(stderr, "mailctl: %s: %s%s%s\n", method, grpc_status_name(st), msg[0] ? ": " : "", msg);
+		return st == GRPC_PERMISSION_DENIED || st == GRPC_INVALID_ARGUMENT ? 1 : 3;
+	}
+	*resp = protobuf_c_message_unpack(rdesc, NULL, outlen, out);
+	free(out);
+	if (*resp == NULL) {
+		fprintf(stderr, "mailctl: %s: cannot parse the answer\n", method);
+		return 3;
+	}
+	return 0;
+}
+
+static void
+mailctl_time(int64_t t, char *out, size_t outsz)
+{
+	if (t <= 0) {
+		snprintf(out, outsz, "-");
+		return;
+	}
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	strftime(out, outsz, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int
+mailctl_hosts(void)
+{
+	Mxfleet__V1__Empty e = MXFLEET__V1__EMPTY__INIT;
+	ProtobufCMessage *r;
+	int rc = mailctl_call("ListHosts", &e.base, &r, &mxfleet__v1__host_list__descriptor);
+	if (rc)
+		return rc;
+	Mxfleet__V1__HostList *l = (Mxfleet__V1__HostList *)r;
+	printf("%-28s %-8s %-20s %8s %7s %-20s %10s %8s %8s\n", "HOST", "VERSION", "LAST_SEEN",
+	    "BACKLOG", "CONFIG", "CERT_EXPIRES", "OUTCOMES", "DROPPED", "CORRUPT");
+	for (size_t i = 0; i < l->n_hosts; i++) {
+		Mxfleet__V1__HostInfo *h = l->hosts[i];
+		char seen[32], exp[32];
+		mailctl_time(h->last_seen_unix, seen, sizeof(seen));
+		mailctl_time(h->cert_not_after_unix, exp, sizeof(exp));
+		printf("%-28s %-8s %-20s %8llu %7llu %-20s %10llu %8llu %8llu\n", h->host_id,
+		    h->version[0] ? h->version : "-", seen, (unsigned long long)h->journal_backlog,
+		    (unsigned long long)h->config_version, exp, (unsigned long long)h->outcomes,
+		    (unsigned long long)h->dropped, (unsigned long long)h->corrupt);
+	}
+	protobuf_c_message_free_unpacked(r, NULL);
+	return 0;
+}
+
+static void
+mailctl_print_snapshot(ProtobufCMessage *r)
+{
+	Mxfleet__V1__ConfigSnapshot *s = (Mxfleet__V1__ConfigSnapshot *)r;
+	printf("config version %llu: %zu domain(s), %zu route(s)\n", (unsigned long long)s->version,
+	    s->n_domains, s->n_routes);
+	protobuf_c_message_free_unpacked(r, NULL);
+}
+
+static int
+mailctl_domain(int argc, char **argv)
+{
+	ProtobufCMessage *r;
+	int rc;
+	if (argc >= 3 && strcmp(argv[0], "add") == 0) {
+		Mxfleet__V1__DomainConfig d = MXFLEET__V1__DOMAIN_CONFIG__INIT;
+		d.name = argv[1];
+		d.next_hop = argv[2];
+		if ((rc = mailctl_call("AddDomain", &d.base, &r, &mxfleet__v1__config_snapshot__descriptor)))
+			return rc;
+		mailctl_print_snapshot(r);
+		return 0;
+	}
+	if (argc >= 2 && (strcmp(argv[0], "rm") == 0 || strcmp(argv[0], "remove") == 0)) {
+		Mxfleet__V1__DomainName d = MXFLEET__V1__DOMAIN_NAME__INIT;
+		d.name = argv[1];
+		if ((rc = mailctl_call("RemoveDomain", &d.base, &r, &mxfleet__v1__config_snapshot__descriptor)))
+			return rc;
+		mailctl_print_snapshot(r);
+		return 0;
+	}
+	if (argc >= 1 && strcmp(argv[0], "list") == 0) {
+		Mxfleet__V1__Empty e = MXFLEET__V1__EMPTY__INIT;
+		if ((rc = mailctl_call("ListDomains", &e.base, &r, &mxfleet__v1__domain_list__descriptor)))
+			return rc;
+		Mxfleet__V1__DomainList *l = (Mxfleet__V1__DomainList *)r;
+		printf("%-40s %s\n", "DOMAIN", "NEXT_HOP");
+		for (size_t i = 0; i < l->n_domains; i++)
+			printf("%-40s %s\n", l->domains[i]->name, l->domains[i]->next_hop);
+		protobuf_c_message_free_unpacked(r, NULL);
+		return 0;
+	}
+	fprintf(stderr, "usage: mailctl domain add NAME NEXT_HOP | list | rm NAME\n");
+	return 2;
+}
+
+static int
+mailctl_route(int argc, char **argv)
+{
+	ProtobufCMessage *r;
+	int rc;
+	if (argc >= 1 && strcmp(argv[0], "list") == 0) {
+		Mxfleet__V1__Empty e = MXFLEET__V1__EMPTY__INIT;
+		if ((rc = mailctl_call("ListRoutes", &e.base, &r, &mxfleet__v1__route_list__descriptor)))
+			return rc;
+		Mxfleet__V1__RouteList *l = (Mxfleet__V1__RouteList *)r;
+		printf("%-24s %-24s %-11s %s\n", "SENDER_DOMAIN", "RECIPIENT_DOMAIN", "MIN_ATTEMPT", "TRANSPORT");
+		for (size_t i = 0; i < l->n_routes; i++) {
+			Mxfleet__V1__RouteConfig *x = l->routes[i];
+			printf("%-24s %-24s %-11u %s\n", x->match_sender_domain[0] ? x->match_sender_domain : "*",
+			    x->match_recipient_domain[0] ? x->match_recipient_domain : "*",
+			    x->min_attempt, x->transport);
+		}
+		protobuf_c_message_free_unpacked(r, NULL);
+		return 0;
+	}
+	if (argc >= 2 && (strcmp(argv[0], "add") == 0 || strcmp(argv[0], "rm") == 0)) {
+		Mxfleet__V1__RouteConfig x = MXFLEET__V1__ROUTE_CONFIG__INIT;
+		int i;
+		for (i = 1; i + 1 < argc; i += 2) {
+			if (strcmp(argv[i], "--sender-domain") == 0)
+				x.match_sender_domain = argv[i + 1];
+			else if (strcmp(argv[i], "--recipient-domain") == 0)
+				x.match_recipient_domain = argv[i + 1];
+			else if (strcmp(argv[i], "--min-attempt") == 0)
+				x.min_attempt = (uint32_t)strtoul(argv[i + 1], NULL, 10);
+			else
+				break;
+		}
+		if (i != argc - 1) {
+			fprintf(stderr, "usage: mailctl route %s [--sender-domain D] [--recipient-domain D] "
+			    "[--min-attempt N] TRANSPORT\n", argv[0]);
+			return 2;
+		}
+		x.transport = argv[i];
+		if ((rc = mailctl_call(argv[0][0] == 'a' ? "AddRoute" : "RemoveRoute", &x.base, &r,
+		    &mxfleet__v1__config_snapshot__descriptor)))
+			return rc;
+		mailctl_print_snapshot(r);
+		return 0;
+	}
+	fprintf(stderr, "usage: mailctl route add|rm [options] TRANSPORT | list\n");
+	return 2;
+}
+
+static int
+mailctl_outcomes(int argc, char **argv)
+{
+	Mxfleet__V1__OutcomeQuery q = MXFLEET__V1__OUTCOME_QUERY__INIT;
+	long since = 86400;
+	for (int i = 0; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--host") == 0)
+			q.host_id = argv[i + 1];
+		else if (strcmp(argv[i], "--since") == 0)
+			since = strtol(argv[i + 1], NULL, 10);
+		else {
+			fprintf(stderr, "usage: mailctl outcomes [--host H] [--since SECONDS]\n");
+			return 2;
+		}
+	}
+	q.since_unix = (int64_t)time(NULL) - since;
+	ProtobufCMessage *r;
+	int rc = mailctl_call("SummarizeOutcomes", &q.base, &r, &mxfleet__v1__outcome_report__descriptor);
+	if (rc)
+		return rc;
+	static const char *const dirs[] = { "-", "inbound", "outbound" };
+	static const char *const st[] = { "-", "not_offered", "offered", "attempted", "established" };
+	Mxfleet__V1__OutcomeReport *rep = (Mxfleet__V1__OutcomeReport *)r;
+	printf("%-28s %-9s %-12s %-8s %-32s %8s\n", "HOST", "DIRECTION", "STARTTLS", "TLS", "FAILURE", "SESSIONS");
+	for (size_t i = 0; i < rep->n_rows; i++) {
+		Mxfleet__V1__OutcomeSummary *x = rep->rows[i];
+		printf("%-28s %-9s %-12s %-8s %-32s %8llu\n", x->host_id,
+		    x->direction <= 2 ? dirs[x->direction] : "?", x->starttls <= 4 ? st[x->starttls] : "?",
+		    x->tls_version[0] ? x->tls_version : "-",
+		    x->tls_fail_reason[0] ? x->tls_fail_reason : "-", (unsigned long long)x->sessions);
+	}
+	protobuf_c_message_free_unpacked(r, NULL);
+	return 0;
+}
+
+static int
+mailctl_fleet(int argc, char **argv)
+{
+	M.socket = getenv("MAILCTL_SOCKET");
+	M.server = getenv("MAILCTL_SERVER");
+	M.cert = getenv("MAILCTL_CERT");
+	M.key = getenv("MAILCTL_KEY");
+	M.ca = getenv("MAILCTL_CA");
+	M.authority = getenv("MAILCTL_AUTHORITY");
+	int i = 0;
+	for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
+		const char *k = argv[i], *v = argv[i + 1];
+		if (strcmp(k, "--socket") == 0) M.socket = v;
+		else if (strcmp(k, "--server") == 0) { M.server = v; M.socket = NULL; }
+		else if (strcmp(k, "--cert") == 0) M.cert = v;
+		else if (strcmp(k, "--key") == 0) M.key = v;
+		else if (strcmp(k, "--ca") == 0) M.ca = v;
+		else if (strcmp(k, "--authority") == 0) M.authority = v;
+		else {
+			fprintf(stderr, "mailctl: unknown option %s (see mailctl --help)\n", k);
+			return 2;
+		}
+	}
+	if (i >= argc) {
+		mailctl_usage(stderr);
+		return 2;
+	}
+	const char *cmd = argv[i];
+	int rc;
+	if (strcmp(cmd, "hosts") == 0)
+		rc = mailctl_hosts();
+	else if (strcmp(cmd, "domain") == 0)
+		rc = mailctl_domain(argc - i - 1, argv + i + 1);
+	else if (strcmp(cmd, "route") == 0)
+		rc = mailctl_route(argc - i - 1, argv + i + 1);
+	else if (strcmp(cmd, "outcomes") == 0)
+		rc = mailctl_outcomes(argc - i - 1, argv + i + 1);
+	else {
+		fprintf(stderr, "mailctl: unknown command '%s' (see mailctl --help)\n", cmd);
+		rc = 2;
+	}
+	SSL_CTX_free(M.tls);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -131,12 +427,5 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "pki") == 0)
 		return mailctl_pki(argc - 2, argv + 2);
-	if (strcmp(argv[1], "hosts") == 0 || strcmp(argv[1], "domain") == 0 ||
-	    strcmp(argv[1], "route") == 0) {
-		fprintf(stderr, "mailctl: '%s' needs controld, which is not built yet "
-		    "(issue 3: control plane); nothing was changed\n", argv[1]);
-		return 3;
-	}
-	fprintf(stderr, "mailctl: unknown command '%s' (see mailctl --help)\n", argv[1]);
-	return 2;
+	return mailctl_fleet(argc - 1, argv + 1);
 }

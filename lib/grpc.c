@@ -71,6 +71,7 @@ struct grpc_conn {
 	nghttp2_session		*h2;
 	struct grpc_call	*calls;
 	char			 peer[256];
+	char			 peer_unit[64];	/* certificate OU: "host", "admin" */
 	int			 local;		/* unix socket peer */
 	int			 dead;
 	int			 in_callback;	/* inside nghttp2: no re-entry, no free */
@@ -178,6 +179,12 @@ const char *
 grpc_call_peer(const struct grpc_call *c)
 {
 	return c->conn ? c->conn->peer : "";
+}
+
+const char *
+grpc_call_peer_unit(const struct grpc_call *c)
+{
+	return c->conn ? c->conn->peer_unit : "";
 }
 
 int
@@ -733,6 +740,8 @@ grpc_conn_readcb(struct bufferevent *bev, void *arg)
 {
 	struct grpc_conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
+	if (c->h2 == NULL)
+		return;
 	size_t len = evbuffer_get_length(in);
 	unsigned char *data = evbuffer_pullup(in, -1);
 	c->in_callback++;
@@ -751,6 +760,8 @@ static void
 grpc_conn_writecb(struct bufferevent *bev, void *arg)
 {
 	struct grpc_conn *c = arg;
+	if (c->h2 == NULL)
+		return;		/* a client still connecting */
 	if (nghttp2_session_want_write(c->h2)) {
 		grpc_conn_flush(c);
 		return;
@@ -782,9 +793,12 @@ grpc_conn_eventcb(struct bufferevent *bev, short what, void *arg)
 		}
 		if (ssl && c->srv) {
 			X509 *x = SSL_get0_peer_certificate(ssl);
-			if (x)
+			if (x) {
 				X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName,
 				    c->peer, sizeof(c->peer));
+				X509_NAME_get_text_by_NID(X509_get_subject_name(x),
+				    NID_organizationalUnitName, c->peer_unit, sizeof(c->peer_unit));
+			}
 		}
 		if (c->cli) {
 			if (grpc_conn_setup_h2(c) < 0) {

@@ -75,6 +75,8 @@ size_t grpc_call_pending(const struct grpc_call *c);
  * none); for the unix socket, "unix:uid=N". */
 const char *grpc_call_peer(const struct grpc_call *c);
 int grpc_call_peer_is_local(const struct grpc_call *c);
+/* The client certificate's OU ("host" or "admin" from mailctl pki), or "". */
+const char *grpc_call_peer_unit(const struct grpc_call *c);
 void grpc_call_set_data(struct grpc_call *c, void *data);
 void *grpc_call_get_data(const struct grpc_call *c);
 const char *grpc_call_path(const struct grpc_call *c);

@@ -8,7 +8,9 @@
  * reloads: new workers start on the same listening sockets with the new
  * configuration, the old ones finish their sessions and exit. */
 #include "mxd.h"
+#include "grpc.h"
 #include "log.h"
+#include "pki.h"
 #include "xmalloc.h"
 
 #include <errno.h>
@@ -46,6 +48,10 @@ struct mxd_master {
 	gid_t			 gid;
 	int			 drop;
 	int			 deliverer_restart;
+	pid_t			 uploader;	/* 0: no control plane */
+	struct uploader_creds	 creds;
+	int			 outcome_fds[2];	/* workers -> uploader */
+	uint64_t		*outcome_dropped;
 	pid_t			 draining[MXD_MAX_WORKERS * 4];	/* workers replaced by reloads */
 };
 
@@ -212,6 +218,10 @@ mxd_worker_main(struct mxd_master *m, int idx)
 	w.cfg = m->cfg;
 	w.tls = m->tls;
 	w.spool = m->spool;
+	w.outcomes.fd = m->uploader > 0 || m->outcome_fds[0] > 0 ? m->outcome_fds[0] : -1;
+	w.outcomes.dropped = m->outcome_dropped;
+	if (m->outcome_fds[1] > 0)
+		close(m->outcome_fds[1]);
 	mxd_drop_privileges(m, 0);
 
 	evthread_use_pthreads();
@@ -295,39 +305,45 @@ mxd_listen_one(const char *addr, int reuseport)
 	return fd;
 }
 
+enum mxd_role { MXD_ROLE_WORKER, MXD_ROLE_DELIVERY, MXD_ROLE_UPLOADER };
+
+/* Fork a child in its role. Non-worker children close the listeners and
+ * every descriptor that is not theirs before dropping privileges. */
 static pid_t
-mxd_spawn_worker(struct mxd_master *m, int idx)
+mxd_spawn(struct mxd_master *m, enum mxd_role role, int idx)
 {
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_warn("event=fork_failed");
 		return -1;
 	}
-	if (pid == 0)
+	if (pid > 0)
+		return pid;
+	if (role == MXD_ROLE_WORKER)
 		mxd_worker_main(m, idx);
-	return pid;
+	for (size_t i = 0; i < (size_t)m->nworkers * m->nlisten; i++)
+		close(m->lfds[i]);
+	close(m->notify[1]);
+	if (role == MXD_ROLE_UPLOADER) {
+		close(m->notify[0]);
+		close(m->outcome_fds[0]);
+		mxd_drop_privileges(m, 0);
+		uploader_main(m->cfg, m->outcome_fds[1], m->outcome_dropped, &m->creds);
+	}
+	if (m->outcome_fds[0] > 0) {
+		close(m->outcome_fds[0]);
+		close(m->outcome_fds[1]);
+	}
+	mxd_drop_privileges(m, 0);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	deliver_main(m->cfg, m->spool, m->notify[0]);
 }
 
-static pid_t
-mxd_spawn_deliverer(struct mxd_master *m)
-{
-	pid_t pid = fork();
-	if (pid < 0) {
-		log_warn("event=fork_failed");
-		return -1;
-	}
-	if (pid == 0) {
-		for (size_t i = 0; i < (size_t)m->nworkers * m->nlisten; i++)
-			close(m->lfds[i]);
-		close(m->notify[1]);
-		mxd_drop_privileges(m, 0);
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		deliver_main(m->cfg, m->spool, m->notify[0]);
-	}
-	return pid;
-}
+#define mxd_spawn_worker(m, i)	mxd_spawn((m), MXD_ROLE_WORKER, (i))
+#define mxd_spawn_deliverer(m)	mxd_spawn((m), MXD_ROLE_DELIVERY, 0)
+#define mxd_spawn_uploader(m)	mxd_spawn((m), MXD_ROLE_UPLOADER, 0)
 
 static int
 mxd_load_tls(const struct mxd_config *cfg, struct tls_server **out)
@@ -488,9 +504,26 @@ main(int argc, char **argv)
 		m.gid = pw->pw_gid;
 		m.drop = 1;
 	}
+	if (m.cfg->control_server) {
+		/* The control plane's key is read now, as root, like the SMTP keys. */
+		enum pki_role role;
+		m.creds.tls = grpc_tls_client_ctx(m.cfg->control_cert, m.cfg->control_key,
+		    m.cfg->control_ca, err, sizeof(err));
+		if (m.creds.tls == NULL || pki_describe(m.cfg->control_cert, m.creds.cn,
+		    sizeof(m.creds.cn), &role, &m.creds.not_after, err, sizeof(err)) < 0) {
+			fprintf(stderr, "mxd: control: %s\n", err);
+			return 1;
+		}
+		if (m.cfg->control_host_id == NULL && m.creds.cn[0] == '\0') {
+			fprintf(stderr, "mxd: control: %s has no CN; set control.host_id\n",
+			    m.cfg->control_cert);
+			return 1;
+		}
+	}
 	if (check) {
 		printf("mxd: %s: configuration OK (%zu domains, %zu certificates)\n", path,
 		    m.cfg->ndomains, m.cfg->ncerts);
+		SSL_CTX_free(m.creds.tls);
 		tls_server_free(m.tls);
 		mxd_config_free(m.cfg);
 		return 0;
@@ -529,6 +562,11 @@ main(int argc, char **argv)
 	/* Keys are loaded and sockets bound: the master has no further use for
 	 * root. Reloads re-read the files as the configured user. */
 	mxd_drop_privileges(&m, 1);
+	if (m.cfg->control_server) {
+		if (outcome_channel_new(m.outcome_fds, &m.outcome_dropped) < 0)
+			fatal("event=outcome_channel_failed");
+		m.uploader = mxd_spawn_uploader(&m);
+	}
 	m.deliverer = mxd_spawn_deliverer(&m);
 	for (int i = 0; i < m.nworkers; i++)
 		m.workers[i] = mxd_spawn_worker(&m, i);
@@ -545,10 +583,14 @@ main(int argc, char **argv)
 			for (size_t i = 0; i < (size_t)m.nworkers * m.nlisten; i++)
 				close(m.lfds[i]);
 			mxd_stop_children(&m, m.workers, m.nworkers, m.deliverer, m.cfg->shutdown_timeout);
+			/* The uploader last: it journals what the workers sent at the end. */
+			if (m.uploader > 0)
+				mxd_stop_children(&m, &m.uploader, 1, 0, 5);
 			mxd_stop_children(&m, m.draining, (int)(sizeof(m.draining) / sizeof(m.draining[0])),
 			    0, m.cfg->shutdown_timeout);
 			log_info("event=stopped");
 			tls_server_free(m.tls);
+			SSL_CTX_free(m.creds.tls);
 			mxd_config_free(m.cfg);
 			spool_free(m.spool);
 			free(m.lfds);
@@ -561,6 +603,15 @@ main(int argc, char **argv)
 		int status;
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 			int idx = mxd_is_child(&m, pid);
+			if (pid == m.uploader && m.uploader > 0) {
+				log_error("event=child_died pid=%ld role=uploader status=%d signal=%d",
+				    (long)pid, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+				    WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+				struct timespec pause = { 1, 0 };
+				nanosleep(&pause, NULL);
+				m.uploader = mxd_spawn_uploader(&m);
+				continue;
+			}
 			if (idx < 0 && pid != m.deliverer) {
 				/* an old worker, drained after a reload */
 				for (size_t i = 0; i < sizeof(m.draining) / sizeof(m.draining[0]); i++)

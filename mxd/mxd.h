@@ -5,8 +5,10 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "mxd_config.h"
+#include "outcome.h"
 #include "spool.h"
 #include "spool_commit.h"
 #include "tls.h"
@@ -36,6 +38,7 @@ struct mxd_worker {
 	int			  shutting_down;	/* SIGTERM: finish transactions, then exit */
 	int			  draining;	/* replaced by a reload: exit when idle */
 	struct mxd_ipcount	 *ipcounts[MXD_IPCOUNT_BUCKETS];
+	struct outcome_sink	  outcomes;	/* to the uploader, if configured */
 };
 
 /* Per-IP session counters (a limit per worker process). */
@@ -48,6 +51,15 @@ void smtp_session_accept(struct mxd_worker *w, int fd, const struct sockaddr *sa
 void smtp_session_shutdown_all(struct mxd_worker *w);
 /* Deadline passed: close every session. */
 void smtp_session_close_all(struct mxd_worker *w);
+
+/* uploader.c: the control-plane link (journal, Collector.Stream, Fleet). */
+struct uploader_creds {
+	SSL_CTX		*tls;		/* loaded by the master, before dropping root */
+	char		 cn[256];	/* the certificate's CN: default host_id */
+	time_t		 not_after;
+};
+void uploader_main(struct mxd_config *cfg, int fd, uint64_t *shared_dropped,
+    const struct uploader_creds *creds) __attribute__((noreturn));
 
 /* deliver.c: the delivery process's main loop. Never returns. */
 void deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd)

@@ -2,6 +2,10 @@
 #include "conf.h"
 #include "smtp_parser.h"
 #include "xmalloc.h"
+#include "mxfleet.pb-c.h"
+
+#include <errno.h>
+#include <fcntl.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +16,11 @@
 static const char *const mxd_config_top_keys[] = {
 	"hostname", "listen", "workers", "user", "spool_dir", "log_level", "log_syslog",
 	"trusted_networks", "relay_next_hop", "received_header", "domains", "tls",
-	"limits", "delivery", NULL
+	"limits", "delivery", "control", NULL
+};
+static const char *const mxd_config_control_keys[] = {
+	"server", "authority", "host_id", "cert", "key", "ca", "journal_max_mb", "batch_size",
+	"heartbeat_interval", NULL
 };
 static const char *const mxd_config_tls_keys[] = {
 	"certificates", "min_version", "session_tickets", NULL
@@ -161,6 +169,38 @@ mxd_config_domains(struct mxd_config *cfg, const config_setting_t *list, struct 
 }
 
 static int
+mxd_config_control(struct mxd_config *cfg, const config_setting_t *g, struct conf_err *err)
+{
+	if (conf_check_keys(g, mxd_config_control_keys, err) < 0 ||
+	    mxd_config_strdup(g, "server", &cfg->control_server, err) < 0 ||
+	    mxd_config_strdup(g, "authority", &cfg->control_authority, err) < 0 ||
+	    mxd_config_strdup(g, "host_id", &cfg->control_host_id, err) < 0 ||
+	    mxd_config_strdup(g, "cert", &cfg->control_cert, err) < 0 ||
+	    mxd_config_strdup(g, "key", &cfg->control_key, err) < 0 ||
+	    mxd_config_strdup(g, "ca", &cfg->control_ca, err) < 0 ||
+	    mxd_config_int(g, "journal_max_mb", 1, 1 << 20, &cfg->control_journal_mb, err) < 0 ||
+	    mxd_config_int(g, "batch_size", 1, 100000, &cfg->control_batch, err) < 0 ||
+	    mxd_config_int(g, "heartbeat_interval", 1, 3600, &cfg->control_heartbeat, err) < 0)
+		return -1;
+	if (!cfg->control_server || !cfg->control_cert || !cfg->control_key || !cfg->control_ca)
+		return conf_error(err, g, "server, cert, key and ca are required");
+	const char *colon = strrchr(cfg->control_server, ':');
+	char *end;
+	long port = colon ? strtol(colon + 1, &end, 10) : 0;
+	if (colon == NULL || colon == cfg->control_server || *end != '\0' || port < 1 || port > 65535)
+		return conf_error(err, config_setting_get_member(g, "server"), "expected HOST:PORT");
+	const char *h = cfg->control_server;
+	size_t hl = (size_t)(colon - h);
+	if (h[0] == '[' && hl > 2 && h[hl - 1] == ']') {
+		h++;
+		hl -= 2;
+	}
+	cfg->control_host = xstrndup(h, hl);
+	cfg->control_port = (int)port;
+	return 0;
+}
+
+static int
 mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 {
 	config_setting_t *root = config_root_setting(lc), *g;
@@ -249,6 +289,10 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 		    mxd_config_int(g, "shutdown_timeout", 0, 3600, &cfg->shutdown_timeout, err) < 0)
 			return -1;
 	}
+	if ((r = conf_get_aggregate(root, "control", CONFIG_TYPE_GROUP, &g, err)) < 0)
+		return -1;
+	if (r == 1 && mxd_config_control(cfg, g, err) < 0)
+		return -1;
 	if ((r = conf_get_aggregate(root, "delivery", CONFIG_TYPE_GROUP, &g, err)) < 0)
 		return -1;
 	if (r == 1) {
@@ -274,6 +318,8 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 	}
 	return 0;
 }
+
+static void mxd_config_merge_snapshot(struct mxd_config *cfg);
 
 int
 mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t errsz)
@@ -310,6 +356,9 @@ mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t err
 	cfg->retry_max = 3600;
 	cfg->max_age = 432000;
 	cfg->next_hop_tls = 1;
+	cfg->control_journal_mb = 256;
+	cfg->control_batch = 500;
+	cfg->control_heartbeat = 10;
 
 	if (conf_load(&lc, path, &cerr) < 0) {
 		snprintf(err, errsz, "%s", cerr.msg);
@@ -323,7 +372,81 @@ mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t err
 		mxd_config_free(cfg);
 		return -1;
 	}
+	cfg->snapshot_path = xasprintf("%s/config-snapshot.pb", cfg->spool_dir);
+	if (cfg->control_server)
+		mxd_config_merge_snapshot(cfg);
 	*out = cfg;
+	return 0;
+}
+
+/* Domains from controld's last snapshot. A broken or unreadable cache is
+ * logged and ignored: the file's configuration still stands. */
+static void
+mxd_config_merge_snapshot(struct mxd_config *cfg)
+{
+	uint8_t buf[1 << 20];
+	int fd = open(cfg->snapshot_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, buf, sizeof(buf));
+	close(fd);
+	Mxfleet__V1__ConfigSnapshot *s = n > 0 && (size_t)n < sizeof(buf) ?
+	    mxfleet__v1__config_snapshot__unpack(NULL, (size_t)n, buf) : NULL;
+	if (s == NULL) {
+		log_warnx("event=snapshot_ignored path=%s reason=unreadable", cfg->snapshot_path);
+		return;
+	}
+	for (size_t i = 0; i < s->n_domains; i++) {
+		struct mxd_nexthop nh;
+		const char *name = s->domains[i]->name, *hop = s->domains[i]->next_hop;
+		if (name[0] == '\0' || strchr(name, '@') || mxd_nexthop_parse(hop, &nh) < 0) {
+			log_warnx("event=snapshot_domain_ignored name=%.100s next_hop=%.100s", name, hop);
+			continue;
+		}
+		struct mxd_domain *d = (struct mxd_domain *)mxd_config_domain(cfg, name);
+		if (d == NULL) {
+			cfg->domains = xreallocarray(cfg->domains, cfg->ndomains + 1, sizeof(*cfg->domains));
+			d = &cfg->domains[cfg->ndomains++];
+			d->name = xstrdup(name);
+		} else
+			free(d->next_hop);
+		d->next_hop = xstrdup(hop);
+		d->nh = nh;
+	}
+	cfg->snapshot_version = s->version;
+	mxfleet__v1__config_snapshot__free_unpacked(s, NULL);
+}
+
+uint64_t
+mxd_snapshot_version(const struct mxd_config *cfg)
+{
+	return cfg->snapshot_version;
+}
+
+int
+mxd_snapshot_store(const struct mxd_config *cfg, const uint8_t *msg, size_t len,
+    char *err, size_t errsz)
+{
+	char tmp[4200];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", cfg->snapshot_path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errsz, "%s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	ssize_t w = write(fd, msg, len);
+	if (w != (ssize_t)len || fsync(fd) < 0) {
+		snprintf(err, errsz, "%s: %s", tmp, w < 0 ? strerror(errno) : "short write");
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	close(fd);
+	if (rename(tmp, cfg->snapshot_path) < 0) {
+		snprintf(err, errsz, "%s: %s", cfg->snapshot_path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
 	return 0;
 }
 
@@ -351,6 +474,14 @@ mxd_config_free(struct mxd_config *cfg)
 		free((char *)cfg->certs[i].key);
 	}
 	free(cfg->certs);
+	free(cfg->control_server);
+	free(cfg->control_host);
+	free(cfg->control_authority);
+	free(cfg->control_host_id);
+	free(cfg->control_cert);
+	free(cfg->control_key);
+	free(cfg->control_ca);
+	free(cfg->snapshot_path);
 	free(cfg);
 }
 

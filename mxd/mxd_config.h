@@ -59,6 +59,19 @@ struct mxd_config {
 	int			 tls_handshake_timeout;
 	int			 shutdown_timeout;
 
+	/* control plane (absent: mxd runs standalone) */
+	char			*control_server;	/* "host:port" as written */
+	char			*control_host;
+	int			 control_port;
+	char			*control_authority;
+	char			*control_host_id;
+	char			*control_cert, *control_key, *control_ca;
+	int			 control_journal_mb;
+	int			 control_batch;
+	int			 control_heartbeat;
+	char			*snapshot_path;		/* cached ConfigSnapshot */
+	uint64_t		 snapshot_version;	/* merged into this config */
+
 	int			 retry_min;
 	int			 retry_max;
 	int			 max_age;
@@ -75,5 +88,11 @@ const struct mxd_nexthop *mxd_config_route(const struct mxd_config *cfg,
     const char *rcpt, const char **name);
 /* "smtp:host:port", "lmtp:host:port", "lmtp:unix:/path". 0 or -1. */
 int mxd_nexthop_parse(const char *s, struct mxd_nexthop *nh);
+/* Cache a ConfigSnapshot received from controld (atomically: tmp, fsync,
+ * rename). mxd_config_load merges the cached snapshot's domains into the
+ * file's (controld's entry wins for a domain in both). */
+int mxd_snapshot_store(const struct mxd_config *cfg, const uint8_t *msg, size_t len,
+    char *err, size_t errsz);
+uint64_t mxd_snapshot_version(const struct mxd_config *cfg);
 
 #endif

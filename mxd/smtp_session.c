@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SMTP_SESSION_INPUT_HIGH	(1u << 20)	/* stop reading past 1 MiB queued */
@@ -56,6 +57,9 @@ struct smtp_session {
 	struct sockaddr_storage	 peer;
 	int			 trusted;
 	uint64_t		 started_ms;
+	int64_t			 started_wall_ms;
+	char			 local_ip[64];
+	int			 local_port;
 
 	enum smtp_phase		 phase;
 	int			 esmtp;
@@ -189,12 +193,58 @@ smtp_session_log(struct smtp_session *s)
 	buf_free(&b);
 }
 
+static int64_t
+smtp_session_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The session's outcome record for the control plane (DESIGN.md). */
+static void
+smtp_session_outcome(struct smtp_session *s)
+{
+	static const Mxfleet__V1__StartTls st[] = {
+		[STARTTLS_NONE] = MXFLEET__V1__START_TLS__STARTTLS_NOT_OFFERED,
+		[STARTTLS_OFFERED] = MXFLEET__V1__START_TLS__STARTTLS_OFFERED,
+		[STARTTLS_ATTEMPTED] = MXFLEET__V1__START_TLS__STARTTLS_ATTEMPTED,
+		[STARTTLS_ESTABLISHED] = MXFLEET__V1__START_TLS__STARTTLS_ESTABLISHED,
+	};
+	Mxfleet__V1__Outcome o = MXFLEET__V1__OUTCOME__INIT;
+
+	if (s->w->outcomes.fd < 0)
+		return;
+	o.session_id = s->sid;
+	o.direction = MXFLEET__V1__DIRECTION__DIRECTION_INBOUND;
+	o.start_unix_ms = s->started_wall_ms;
+	o.end_unix_ms = smtp_session_wall_ms();
+	o.local_ip = s->local_ip;
+	o.local_port = (uint32_t)s->local_port;
+	o.remote_ip = s->ip;
+	o.remote_port = (uint32_t)s->port;
+	o.remote_ehlo = s->helo;
+	o.starttls = st[s->starttls];
+	if (s->starttls == STARTTLS_ESTABLISHED) {
+		o.tls_version = s->tls_version;
+		o.tls_cipher = s->tls_cipher;
+		o.sni = s->sni;
+	} else if (s->starttls == STARTTLS_ATTEMPTED) {
+		o.tls_fail_stage = s->tls_fail_stage;
+		o.tls_fail_reason = s->tls_fail_reason;
+	}
+	o.messages = (uint32_t)s->messages;
+	o.recipients = (uint32_t)s->rcpts_total;
+	outcome_emit(&s->w->outcomes, &o);
+}
+
 static void
 smtp_session_free(struct smtp_session *s)
 {
 	struct mxd_worker *w = s->w;
 
 	smtp_session_log(s);
+	smtp_session_outcome(s);
 	smtp_session_txn_reset(s);
 	buf_free(&s->content);
 	if (s->bev)
@@ -994,6 +1044,13 @@ smtp_session_accept(struct mxd_worker *w, int fd, const struct sockaddr *sa, soc
 	s->w = w;
 	s->fd = fd;
 	s->started_ms = timeutil_mono_ms();
+	s->started_wall_ms = smtp_session_wall_ms();
+	struct sockaddr_storage local;
+	socklen_t ll = sizeof(local);
+	if (getsockname(fd, (struct sockaddr *)&local, &ll) == 0) {
+		netaddr_ntop((struct sockaddr *)&local, s->local_ip, sizeof(s->local_ip));
+		s->local_port = netaddr_port((struct sockaddr *)&local);
+	}
 	memcpy(&s->peer, sa, salen < sizeof(s->peer) ? salen : sizeof(s->peer));
 	netaddr_ntop(sa, s->ip, sizeof(s->ip));
 	s->port = netaddr_port(sa);

@@ -1,0 +1,764 @@
+/* controld: the control daemon. gRPC over HTTP/2 with mutual TLS for the
+ * fleet (Collector, Fleet) and for mailctl (Admin, also on a local unix
+ * socket), all state in PostgreSQL, /metrics and /healthz over plain HTTP.
+ *
+ *   controld -c FILE            run
+ *   controld -c FILE migrate    apply schema migrations and exit
+ *   controld -n -c FILE         check the configuration and exit */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "db.h"
+#include "grpc.h"
+#include "log.h"
+#include "mxfleet.pb-c.h"
+#include "xmalloc.h"
+
+#define CONTROLD_WATCH_POLL_MS	2000	/* other replicas' config changes */
+
+struct controld_config {
+	char	*listen;
+	char	*socket;
+	char	*http;
+	char	*database;
+	char	*schema_dir;
+	char	*cert, *key, *ca;
+	enum log_level log_level;
+	long long max_message;
+};
+
+struct watcher {
+	struct watcher		*next, *prev;
+	struct grpc_call	*call;
+	char			 host_id[256];
+	uint64_t		 sent_version;
+};
+
+struct metrics {
+	uint64_t	batches, outcomes_stored, outcomes_duplicate, ingest_errors;
+	uint64_t	refused_identity, db_errors, calls;
+};
+
+struct controld {
+	struct controld_config	 cfg;
+	struct event_base	*base;
+	struct db		*db;
+	struct grpc_server	*tls_srv;
+	struct grpc_server	*local_srv;
+	struct evhttp		*http;
+	SSL_CTX			*tls;
+	struct watcher		*watchers;
+	uint64_t		 config_version;
+	struct event		*poll_ev;
+	struct metrics		 m;
+};
+
+static struct controld *C;
+
+/* ---- helpers ---- */
+
+/* The database handle, opening it if controld started while PostgreSQL was
+ * down. NULL (and the call answered UNAVAILABLE) when it still is. */
+static struct db *
+need_db(struct grpc_call *c)
+{
+	char err[512];
+	if (C->db == NULL && db_open(&C->db, C->cfg.database, err, sizeof(err)) != DB_OK) {
+		C->db = NULL;
+		C->m.db_errors++;
+		if (c) {
+			char msg[600];
+			snprintf(msg, sizeof(msg), "database unavailable: %s", err);
+			grpc_call_finish(c, GRPC_UNAVAILABLE, msg);
+		}
+		return NULL;
+	}
+	return C->db;
+}
+
+static void
+reply_msg(struct grpc_call *c, const ProtobufCMessage *msg)
+{
+	size_t n = protobuf_c_message_get_packed_size(msg);
+	uint8_t *buf = xmalloc(n ? n : 1);
+	protobuf_c_message_pack(msg, buf);
+	grpc_call_send(c, buf, n);
+	free(buf);
+}
+
+static void
+reply_unary(struct grpc_call *c, const ProtobufCMessage *msg)
+{
+	reply_msg(c, msg);
+	grpc_call_finish(c, GRPC_OK, NULL);
+}
+
+static void
+fail_db(struct grpc_call *c)
+{
+	C->m.db_errors++;
+	char msg[600];
+	snprintf(msg, sizeof(msg), "database: %s", db_errmsg(C->db));
+	char q[LOG_QUOTE_SIZE(300)];
+	const char *e = db_errmsg(C->db);
+	log_warnx("event=db_error path=%s error=%s", grpc_call_path(c), log_quote(q, sizeof(q), e, strlen(e), 300));
+	grpc_call_finish(c, GRPC_UNAVAILABLE, msg);
+}
+
+/* A host may speak only for itself: the certificate's CN is its host_id. */
+static int
+check_host(struct grpc_call *c, const char *host_id)
+{
+	if (host_id == NULL || host_id[0] == '\0') {
+		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "host_id is required");
+		return -1;
+	}
+	if (strcmp(grpc_call_peer_unit(c), "host") != 0 || strcmp(grpc_call_peer(c), host_id) != 0) {
+		C->m.refused_identity++;
+		log_warnx("event=identity_refused peer=%s unit=%s claimed=%s path=%s",
+		    grpc_call_peer(c), grpc_call_peer_unit(c), host_id, grpc_call_path(c));
+		char msg[600];
+		snprintf(msg, sizeof(msg), "certificate %s may not speak for host %s",
+		    grpc_call_peer(c), host_id);
+		grpc_call_finish(c, GRPC_PERMISSION_DENIED, msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_admin(struct grpc_call *c)
+{
+	if (grpc_call_peer_is_local(c) || strcmp(grpc_call_peer_unit(c), "admin") == 0)
+		return 0;
+	C->m.refused_identity++;
+	grpc_call_finish(c, GRPC_PERMISSION_DENIED, "the Admin service needs an admin certificate");
+	return -1;
+}
+
+#define UNPACK(type, fn, c, msg, len)						\
+	type *req = fn##__unpack(NULL, len, msg);				\
+	if (req == NULL) {							\
+		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "cannot parse request");	\
+		return;								\
+	}
+
+/* ---- Collector ---- */
+
+static void
+collector_batch(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	UNPACK(Mxfleet__V1__OutcomeBatch, mxfleet__v1__outcome_batch, c, msg, len);
+	C->m.calls++;
+	if (check_host(c, req->host_id) < 0 || need_db(c) == NULL)
+		goto out;
+	uint64_t stored = 0, dup = 0;
+	if (db_ingest(C->db, req, &stored, &dup) != DB_OK) {
+		C->m.ingest_errors++;
+		fail_db(c);
+		goto out;
+	}
+	C->m.batches++;
+	C->m.outcomes_stored += stored;
+	C->m.outcomes_duplicate += dup;
+	Mxfleet__V1__Ack ack = MXFLEET__V1__ACK__INIT;
+	ack.seq = req->seq;
+	ack.duplicate = stored == 0 && dup > 0;
+	reply_msg(c, &ack.base);
+	if (strcmp(grpc_call_path(c), "/mxfleet.v1.Collector/Export") == 0)
+		grpc_call_finish(c, GRPC_OK, NULL);
+out:
+	mxfleet__v1__outcome_batch__free_unpacked(req, NULL);
+}
+
+static void
+finish_ok(struct grpc_call *c, void *arg)
+{
+	grpc_call_finish(c, GRPC_OK, NULL);
+}
+
+/* ---- Fleet ---- */
+
+static void
+fleet_register(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	UNPACK(Mxfleet__V1__RegisterRequest, mxfleet__v1__register_request, c, msg, len);
+	C->m.calls++;
+	uint64_t v = 0;
+	if (check_host(c, req->host_id) == 0 && need_db(c) != NULL) {
+		if (db_host_register(C->db, req, &v) != DB_OK)
+			fail_db(c);
+		else {
+			log_info("event=host_registered host=%s version=%s", req->host_id, req->version);
+			Mxfleet__V1__RegisterResponse r = MXFLEET__V1__REGISTER_RESPONSE__INIT;
+			r.config_version = v;
+			reply_unary(c, &r.base);
+		}
+	}
+	mxfleet__v1__register_request__free_unpacked(req, NULL);
+}
+
+static void
+fleet_heartbeat(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	UNPACK(Mxfleet__V1__HeartbeatRequest, mxfleet__v1__heartbeat_request, c, msg, len);
+	C->m.calls++;
+	uint64_t v = 0;
+	if (check_host(c, req->host_id) == 0 && need_db(c) != NULL) {
+		if (db_host_heartbeat(C->db, req, &v) != DB_OK)
+			fail_db(c);
+		else {
+			Mxfleet__V1__HeartbeatResponse r = MXFLEET__V1__HEARTBEAT_RESPONSE__INIT;
+			r.config_version = v;
+			reply_unary(c, &r.base);
+		}
+	}
+	mxfleet__v1__heartbeat_request__free_unpacked(req, NULL);
+}
+
+static int
+watch_send(struct watcher *w, const Mxfleet__V1__ConfigSnapshot *snap)
+{
+	if (snap->version <= w->sent_version)
+		return 0;
+	reply_msg(w->call, &snap->base);
+	w->sent_version = snap->version;
+	log_info("event=config_pushed host=%s version=%" PRIu64, w->host_id, snap->version);
+	return 0;
+}
+
+static void
+watch_broadcast(void)
+{
+	Mxfleet__V1__ConfigSnapshot *snap;
+	if (C->watchers == NULL || need_db(NULL) == NULL)
+		return;
+	if (db_config_snapshot(C->db, &snap) != DB_OK) {
+		C->m.db_errors++;
+		return;
+	}
+	C->config_version = snap->version;
+	for (struct watcher *w = C->watchers; w; w = w->next)
+		watch_send(w, snap);
+	db_config_snapshot_free(snap);
+}
+
+static void
+watch_remove(struct watcher *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		C->watchers = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	free(w);
+}
+
+static void
+fleet_watch(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	UNPACK(Mxfleet__V1__WatchRequest, mxfleet__v1__watch_request, c, msg, len);
+	C->m.calls++;
+	if (grpc_call_get_data(c) != NULL) {
+		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "one WatchRequest per call");
+		goto out;
+	}
+	if (check_host(c, req->host_id) < 0 || need_db(c) == NULL)
+		goto out;
+	struct watcher *w = xcalloc(1, sizeof(*w));
+	w->call = c;
+	w->sent_version = req->have_version;
+	snprintf(w->host_id, sizeof(w->host_id), "%s", req->host_id);
+	w->next = C->watchers;
+	if (C->watchers)
+		C->watchers->prev = w;
+	C->watchers = w;
+	grpc_call_set_data(c, w);
+	Mxfleet__V1__ConfigSnapshot *snap;
+	if (db_config_snapshot(C->db, &snap) != DB_OK) {
+		grpc_call_set_data(c, NULL);
+		watch_remove(w);
+		fail_db(c);
+		goto out;
+	}
+	/* The current snapshot at once, even when the host has it: the first
+	 * message tells it the watch is live. */
+	w->sent_version = 0;
+	watch_send(w, snap);
+	db_config_snapshot_free(snap);
+out:
+	mxfleet__v1__watch_request__free_unpacked(req, NULL);
+}
+
+static void
+fleet_watch_end(struct grpc_call *c, void *arg)
+{
+	struct watcher *w = grpc_call_get_data(c);
+	if (w) {
+		grpc_call_set_data(c, NULL);
+		watch_remove(w);
+	}
+}
+
+static void
+watch_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	uint64_t v;
+	if (C->watchers && need_db(NULL) && db_config_version(C->db, &v) == DB_OK &&
+	    v != C->config_version)
+		watch_broadcast();
+}
+
+/* ---- Admin ---- */
+
+static void
+admin_list_hosts(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	Mxfleet__V1__HostList *l;
+	C->m.calls++;
+	if (check_admin(c) < 0 || need_db(c) == NULL)
+		return;
+	if (db_hosts_list(C->db, &l) != DB_OK) {
+		fail_db(c);
+		return;
+	}
+	reply_unary(c, &l->base);
+	db_host_list_free(l);
+}
+
+static void
+admin_snapshot_reply(struct grpc_call *c)
+{
+	Mxfleet__V1__ConfigSnapshot *snap;
+	if (db_config_snapshot(C->db, &snap) != DB_OK) {
+		fail_db(c);
+		return;
+	}
+	reply_unary(c, &snap->base);
+	db_config_snapshot_free(snap);
+	watch_broadcast();
+}
+
+static void
+admin_add_domain(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	UNPACK(Mxfleet__V1__DomainConfig, mxfleet__v1__domain_config, c, msg, len);
+	C->m.calls++;
+	if (check_admin(c) == 0 && need_db(c) != NULL) {
+		if (req->name[0] == '\0' || req->next_hop[0] == '\0')
+			grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "name and next_hop are required");
+		else if (db_domain_add(C->db, req, NULL) != DB_OK)
+			fail_db(c);
+		else {
+			log_info("event=domain_added name=%s next_hop=%s", req->name, req->next_hop);
+			admin_snapshot_reply(c);
+		}
+	}
+	mxfleet__v1__domain_config__free_unpacked(req, NULL);
+}
+
+static void
+admin_remove_domain(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	UNPACK(Mxfleet__V1__DomainName, mxfleet__v1__domain_name, c, msg, len);
+	C->m.calls++;
+	if (check_admin(c) == 0 && need_db(c) != NULL) {
+		if (db_domain_remove(C->db, req->name, NULL) != DB_OK)
+			fail_db(c);
+		else {
+			log_info("event=domain_removed name=%s", req->name);
+			admin_snapshot_reply(c);
+		}
+	}
+	mxfleet__v1__domain_name__free_unpacked(req, NULL);
+}
+
+static void
+admin_list_domains(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	Mxfleet__V1__DomainList *l;
+	C->m.calls++;
+	if (check_admin(c) < 0 || need_db(c) == NULL)
+		return;
+	if (db_domain_list(C->db, &l) != DB_OK) {
+		fail_db(c);
+		return;
+	}
+	reply_unary(c, &l->base);
+	db_domain_list_free(l);
+}
+
+static void
+admin_add_route(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	UNPACK(Mxfleet__V1__RouteConfig, mxfleet__v1__route_config, c, msg, len);
+	C->m.calls++;
+	if (check_admin(c) == 0 && need_db(c) != NULL) {
+		if (req->transport[0] == '\0')
+			grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "transport is required");
+		else if (db_route_add(C->db, req, NULL) != DB_OK)
+			fail_db(c);
+		else
+			admin_snapshot_reply(c);
+	}
+	mxfleet__v1__route_config__free_unpacked(req, NULL);
+}
+
+static void
+admin_remove_route(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	UNPACK(Mxfleet__V1__RouteConfig, mxfleet__v1__route_config, c, msg, len);
+	C->m.calls++;
+	if (check_admin(c) == 0 && need_db(c) != NULL) {
+		if (db_route_remove(C->db, req, NULL) != DB_OK)
+			fail_db(c);
+		else
+			admin_snapshot_reply(c);
+	}
+	mxfleet__v1__route_config__free_unpacked(req, NULL);
+}
+
+static void
+admin_list_routes(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	Mxfleet__V1__RouteList *l;
+	C->m.calls++;
+	if (check_admin(c) < 0 || need_db(c) == NULL)
+		return;
+	if (db_route_list(C->db, &l) != DB_OK) {
+		fail_db(c);
+		return;
+	}
+	reply_unary(c, &l->base);
+	db_route_list_free(l);
+}
+
+static void
+admin_summarize(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	UNPACK(Mxfleet__V1__OutcomeQuery, mxfleet__v1__outcome_query, c, msg, len);
+	C->m.calls++;
+	Mxfleet__V1__OutcomeReport *r;
+	if (check_admin(c) == 0 && need_db(c) != NULL) {
+		if (db_outcome_summary(C->db, req, &r) != DB_OK)
+			fail_db(c);
+		else {
+			reply_unary(c, &r->base);
+			db_outcome_report_free(r);
+		}
+	}
+	mxfleet__v1__outcome_query__free_unpacked(req, NULL);
+}
+
+static const struct grpc_method controld_methods[] = {
+	{ "/mxfleet.v1.Collector/Export", collector_batch, NULL, NULL },
+	{ "/mxfleet.v1.Collector/Stream", collector_batch, finish_ok, NULL },
+	{ "/mxfleet.v1.Fleet/Register", fleet_register, NULL, NULL },
+	{ "/mxfleet.v1.Fleet/Heartbeat", fleet_heartbeat, NULL, NULL },
+	{ "/mxfleet.v1.Fleet/WatchConfig", fleet_watch, NULL, fleet_watch_end },
+	{ "/mxfleet.v1.Admin/ListHosts", admin_list_hosts, NULL, NULL },
+	{ "/mxfleet.v1.Admin/AddDomain", admin_add_domain, NULL, NULL },
+	{ "/mxfleet.v1.Admin/ListDomains", admin_list_domains, NULL, NULL },
+	{ "/mxfleet.v1.Admin/RemoveDomain", admin_remove_domain, NULL, NULL },
+	{ "/mxfleet.v1.Admin/AddRoute", admin_add_route, NULL, NULL },
+	{ "/mxfleet.v1.Admin/ListRoutes", admin_list_routes, NULL, NULL },
+	{ "/mxfleet.v1.Admin/RemoveRoute", admin_remove_route, NULL, NULL },
+	{ "/mxfleet.v1.Admin/SummarizeOutcomes", admin_summarize, NULL, NULL },
+};
+
+/* ---- HTTP: /metrics, /healthz ---- */
+
+static void
+http_metrics(struct evhttp_request *req, void *arg)
+{
+	struct evbuffer *b = evbuffer_new();
+	int watchers = 0;
+	for (struct watcher *w = C->watchers; w; w = w->next)
+		watchers++;
+	evbuffer_add_printf(b,
+	    "# HELP controld_batches_total Outcome batches stored.\n"
+	    "# TYPE controld_batches_total counter\n"
+	    "controld_batches_total %" PRIu64 "\n"
+	    "# HELP controld_outcomes_stored_total Outcomes stored for the first time.\n"
+	    "# TYPE controld_outcomes_stored_total counter\n"
+	    "controld_outcomes_stored_total %" PRIu64 "\n"
+	    "# HELP controld_outcomes_duplicate_total Outcomes received again and not counted.\n"
+	    "# TYPE controld_outcomes_duplicate_total counter\n"
+	    "controld_outcomes_duplicate_total %" PRIu64 "\n"
+	    "# HELP controld_ingest_errors_total Batches refused because the database failed.\n"
+	    "# TYPE controld_ingest_errors_total counter\n"
+	    "controld_ingest_errors_total %" PRIu64 "\n"
+	    "# HELP controld_db_errors_total Database errors of any call.\n"
+	    "# TYPE controld_db_errors_total counter\n"
+	    "controld_db_errors_total %" PRIu64 "\n"
+	    "# HELP controld_identity_refused_total Calls refused: certificate and claimed host differ.\n"
+	    "# TYPE controld_identity_refused_total counter\n"
+	    "controld_identity_refused_total %" PRIu64 "\n"
+	    "# HELP controld_grpc_calls_total gRPC requests handled.\n"
+	    "# TYPE controld_grpc_calls_total counter\n"
+	    "controld_grpc_calls_total %" PRIu64 "\n"
+	    "# HELP controld_config_watchers Hosts watching the configuration.\n"
+	    "# TYPE controld_config_watchers gauge\n"
+	    "controld_config_watchers %d\n",
+	    C->m.batches, C->m.outcomes_stored, C->m.outcomes_duplicate, C->m.ingest_errors,
+	    C->m.db_errors, C->m.refused_identity, C->m.calls, watchers);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	    "text/plain; version=0.0.4");
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+}
+
+static void
+http_healthz(struct evhttp_request *req, void *arg)
+{
+	struct evbuffer *b = evbuffer_new();
+	uint64_t v;
+	int ok = need_db(NULL) != NULL && db_config_version(C->db, &v) == DB_OK;
+	evbuffer_add_printf(b, ok ? "ok\n" : "database unavailable: %s\n",
+	    C->db ? db_errmsg(C->db) : "not connected");
+	evhttp_send_reply(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", b);
+	evbuffer_free(b);
+}
+
+/* ---- configuration and main ---- */
+
+static const char *const controld_keys[] = {
+	"listen", "socket", "http", "database", "schema_dir", "tls", "log_level",
+	"max_message", NULL
+};
+static const char *const controld_tls_keys[] = { "cert", "key", "ca", NULL };
+
+static int
+controld_str(const config_setting_t *g, const char *key, char **out, struct conf_err *err)
+{
+	const char *s;
+	int r = conf_get_string(g, key, &s, err);
+	if (r == 1)
+		*out = xstrdup(s);
+	return r;
+}
+
+static int
+controld_config_load(const char *path, struct controld_config *cfg, char *err, size_t errsz)
+{
+	config_t lc;
+	struct conf_err cerr;
+	const char *s;
+	config_setting_t *g;
+	int r;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->max_message = GRPC_DEFAULT_MAX_MESSAGE;
+	if (conf_load(&lc, path, &cerr) < 0) {
+		snprintf(err, errsz, "%s", cerr.msg);
+		return -1;
+	}
+	config_setting_t *root = config_root_setting(&lc);
+	if (conf_check_keys(root, controld_keys, &cerr) < 0 ||
+	    controld_str(root, "listen", &cfg->listen, &cerr) < 0 ||
+	    controld_str(root, "socket", &cfg->socket, &cerr) < 0 ||
+	    controld_str(root, "http", &cfg->http, &cerr) < 0 ||
+	    controld_str(root, "database", &cfg->database, &cerr) < 0 ||
+	    controld_str(root, "schema_dir", &cfg->schema_dir, &cerr) < 0 ||
+	    conf_get_int(root, "max_message", 1024, 1 << 30, &cfg->max_message, &cerr) < 0)
+		goto fail;
+	if ((r = conf_get_string(root, "log_level", &s, &cerr)) < 0)
+		goto fail;
+	if (r == 1 && log_level_parse(s, &cfg->log_level) < 0) {
+		conf_error(&cerr, config_setting_get_member(root, "log_level"),
+		    "expected debug, info, warn or error");
+		goto fail;
+	}
+	if ((r = conf_get_aggregate(root, "tls", CONFIG_TYPE_GROUP, &g, &cerr)) < 0)
+		goto fail;
+	if (r == 1 && (conf_check_keys(g, controld_tls_keys, &cerr) < 0 ||
+	    controld_str(g, "cert", &cfg->cert, &cerr) < 0 ||
+	    controld_str(g, "key", &cfg->key, &cerr) < 0 ||
+	    controld_str(g, "ca", &cfg->ca, &cerr) < 0))
+		goto fail;
+	if (cfg->database == NULL) {
+		snprintf(cerr.msg, sizeof(cerr.msg), "%s: database is required", path);
+		goto fail;
+	}
+	if (cfg->listen && (cfg->cert == NULL || cfg->key == NULL || cfg->ca == NULL)) {
+		snprintf(cerr.msg, sizeof(cerr.msg),
+		    "%s: listen needs tls.cert, tls.key and tls.ca (mutual TLS is not optional)", path);
+		goto fail;
+	}
+	if (cfg->listen == NULL && cfg->socket == NULL) {
+		snprintf(cerr.msg, sizeof(cerr.msg), "%s: neither listen nor socket is set", path);
+		goto fail;
+	}
+	if (cfg->schema_dir == NULL)
+		cfg->schema_dir = xstrdup(MXFLEET_SCHEMA_DIR);
+	config_destroy(&lc);
+	return 0;
+fail:
+	snprintf(err, errsz, "%s", cerr.msg);
+	config_destroy(&lc);
+	return -1;
+}
+
+static void
+controld_config_free(struct controld_config *cfg)
+{
+	free(cfg->listen);
+	free(cfg->socket);
+	free(cfg->http);
+	free(cfg->database);
+	free(cfg->schema_dir);
+	free(cfg->cert);
+	free(cfg->key);
+	free(cfg->ca);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	log_info("event=stopping signal=%d", (int)sig);
+	if (C->tls_srv)
+		grpc_server_shutdown(C->tls_srv);
+	if (C->local_srv)
+		grpc_server_shutdown(C->local_srv);
+	struct timeval tv = { 1, 0 };
+	event_base_loopexit(C->base, &tv);
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: controld -c FILE [migrate]\n       controld -n -c FILE\n"
+	    "  -c FILE  configuration (docs/control-plane.md)\n"
+	    "  -n       check the configuration and exit\n"
+	    "  migrate  apply the schema migrations and exit\n");
+	exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct controld d;
+	const char *path = NULL;
+	int check = 0, ch;
+	char err[1024];
+
+	while ((ch = getopt(argc, argv, "c:nV")) != -1) {
+		switch (ch) {
+		case 'c': path = optarg; break;
+		case 'n': check = 1; break;
+		case 'V': printf("controld %s\n", MXFLEET_VERSION); return 0;
+		default: usage();
+		}
+	}
+	int migrate_only = optind < argc && strcmp(argv[optind], "migrate") == 0;
+	if (path == NULL || (optind < argc && !migrate_only) || optind + migrate_only != argc)
+		usage();
+	memset(&d, 0, sizeof(d));
+	C = &d;
+	log_init("controld", LOG_LEVEL_INFO, 0);
+	if (controld_config_load(path, &d.cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "controld: %s\n", err);
+		return 1;
+	}
+	log_set_level(d.cfg.log_level);
+	if (d.cfg.listen) {
+		d.tls = grpc_tls_server_ctx(d.cfg.cert, d.cfg.key, d.cfg.ca, err, sizeof(err));
+		if (d.tls == NULL) {
+			fprintf(stderr, "controld: %s\n", err);
+			return 1;
+		}
+	}
+	if (check) {
+		printf("controld: %s: configuration OK\n", path);
+		return 0;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (db_open(&d.db, d.cfg.database, err, sizeof(err)) != DB_OK) {
+		d.db = NULL;
+		char q[LOG_QUOTE_SIZE(300)];
+		log_error("event=db_unavailable error=%s", log_quote(q, sizeof(q), err, strlen(err), 300));
+		if (migrate_only)
+			return 1;
+		/* Start anyway: calls answer UNAVAILABLE until the database is back,
+		 * and mxd keeps its journal meanwhile. */
+	}
+	if (migrate_only) {
+		unsigned applied = 0;
+		if (db_migrate(d.db, d.cfg.schema_dir, &applied) != DB_OK) {
+			fprintf(stderr, "controld: migrate: %s\n", db_errmsg(d.db));
+			return 1;
+		}
+		printf("controld: %u migration(s) applied\n", applied);
+		db_close(d.db);
+		controld_config_free(&d.cfg);
+		return 0;
+	}
+
+	d.base = event_base_new();
+	struct grpc_server_opts o = { controld_methods,
+	    sizeof(controld_methods) / sizeof(controld_methods[0]), &d, d.tls,
+	    (size_t)d.cfg.max_message };
+	if (d.cfg.listen) {
+		grpc_server_new(&d.tls_srv, d.base, &o);
+		if (grpc_server_listen(d.tls_srv, d.cfg.listen, err, sizeof(err)) < 0)
+			fatalx("event=listen_failed error=\"%s\"", err);
+	}
+	if (d.cfg.socket) {
+		struct grpc_server_opts lo = o;
+		lo.tls = NULL;
+		grpc_server_new(&d.local_srv, d.base, &lo);
+		if (grpc_server_listen_unix(d.local_srv, d.cfg.socket, err, sizeof(err)) < 0)
+			fatalx("event=listen_failed error=\"%s\"", err);
+	}
+	if (d.cfg.http) {
+		char host[256];
+		const char *colon = strrchr(d.cfg.http, ':');
+		if (colon == NULL)
+			fatalx("event=bad_http addr=%s", d.cfg.http);
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - d.cfg.http), d.cfg.http);
+		d.http = evhttp_new(d.base);
+		evhttp_set_cb(d.http, "/metrics", http_metrics, NULL);
+		evhttp_set_cb(d.http, "/healthz", http_healthz, NULL);
+		if (evhttp_bind_socket(d.http, host, (ev_uint16_t)atoi(colon + 1)) != 0)
+			fatalx("event=listen_failed addr=%s", d.cfg.http);
+	}
+	d.poll_ev = event_new(d.base, -1, EV_PERSIST, watch_poll_cb, NULL);
+	struct timeval poll_tv = { CONTROLD_WATCH_POLL_MS / 1000, (CONTROLD_WATCH_POLL_MS % 1000) * 1000 };
+	event_add(d.poll_ev, &poll_tv);
+	struct event *sigterm = evsignal_new(d.base, SIGTERM, on_signal, NULL);
+	struct event *sigint = evsignal_new(d.base, SIGINT, on_signal, NULL);
+	event_add(sigterm, NULL);
+	event_add(sigint, NULL);
+	log_info("event=started version=%s listen=%s socket=%s http=%s grpc_port=%d", MXFLEET_VERSION,
+	    d.cfg.listen ? d.cfg.listen : "-", d.cfg.socket ? d.cfg.socket : "-",
+	    d.cfg.http ? d.cfg.http : "-", d.tls_srv ? grpc_server_port(d.tls_srv, 0) : 0);
+	event_base_dispatch(d.base);
+
+	grpc_server_free(d.tls_srv);
+	grpc_server_free(d.local_srv);
+	while (d.watchers)
+		watch_remove(d.watchers);
+	if (d.http)
+		evhttp_free(d.http);
+	event_free(d.poll_ev);
+	event_free(sigterm);
+	event_free(sigint);
+	event_base_free(d.base);
+	SSL_CTX_free(d.tls);
+	if (d.db)
+		db_close(d.db);
+	controld_config_free(&d.cfg);
+	log_info("event=stopped");
+	return 0;
+}

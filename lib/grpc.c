@@ -604,6 +604,20 @@ grpc_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *u
 	if (c->srv && frame->hd.type == NGHTTP2_HEADERS &&
 	    frame->headers.cat == NGHTTP2_HCAT_REQUEST)
 		grpc_server_request_ready(c, call);
+	if (c->cli && (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
+	    (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && !call->finished) {
+		/* The server ended the call (trailers): it is over even if we are
+		 * still sending, as on a bidirectional stream. Tell the caller now
+		 * and close our side (RFC 9113 8.1: RST_STREAM NO_ERROR). */
+		int status = call->got_status ? call->status : GRPC_INTERNAL;
+		const char *msg = call->got_status ? (call->grpc_message ? call->grpc_message : "") :
+		    "response ended without grpc-status";
+		if (!call->got_status && call->http_status && call->http_status != 200)
+			msg = "HTTP error from server";
+		grpc_client_finish_call(call, status, msg);
+		nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+		return 0;
+	}
 	if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
 	    (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
 		if (c->srv && call->method && !call->finished) {
@@ -613,6 +627,19 @@ grpc_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *u
 				call->method->on_half_close(call, c->srv->o.arg);
 		}
 	}
+	return 0;
+}
+
+/* Server: once our final HEADERS (or trailers) left and the client is still
+ * sending, ask it to stop (RFC 9113 8.1) so the stream does not linger. */
+static int
+grpc_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+	struct grpc_conn *c = user_data;
+	if (c->srv && frame->hd.type == NGHTTP2_HEADERS &&
+	    (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+	    nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) == 0)
+		nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
 	return 0;
 }
 
@@ -667,6 +694,7 @@ grpc_conn_setup_h2(struct grpc_conn *c)
 	nghttp2_session_callbacks_new(&cbs);
 	nghttp2_session_callbacks_set_send_callback(cbs, grpc_send_cb);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, grpc_on_frame_recv);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cbs, grpc_on_frame_send);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, grpc_on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, grpc_on_stream_close);
 	nghttp2_session_callbacks_set_on_header_callback(cbs, grpc_on_header);

@@ -794,10 +794,15 @@ class MxTestCase(unittest.TestCase):
         self.addCleanup(self._teardown)
 
     def _failed(self):
-        # Python 3.11 records a failure on the outcome as soon as it happens,
-        # so cleanups can tell whether the test failed.
+        # Cleanups run before unittest settles the outcome, and Python 3.11
+        # may still say success then: look at the result's lists as well.
         outcome = getattr(self, "_outcome", None)
-        return outcome is not None and not outcome.success
+        if outcome is None:
+            return False
+        if not outcome.success:
+            return True
+        res = outcome.result
+        return any(t is self for t, _ in list(res.failures) + list(res.errors))
 
     def _teardown(self):
         problems = []

@@ -18,9 +18,9 @@ from cptest import MX1, many_sessions, smtp_send, wait_for  # noqa: E402
 setUpModule = cptest.setUpModule
 tearDownModule = cptest.tearDownModule
 
-# A session on loopback takes a few ms; one that waited for controld would
-# take seconds (the gRPC connect timeout and backoff are at least 0.5 s).
-SLOW_SESSION = 2.0
+# A session on loopback takes a few ms (tens on a loaded machine); one that
+# waited for controld would take seconds or hang.
+SLOW_SESSION = 3.0
 
 
 class OutageTest(cptest.FleetTestCase):
@@ -71,6 +71,31 @@ class OutageTest(cptest.FleetTestCase):
                           and h["OUTCOMES"] == str(len(before + during))],
                  20, interval=0.5, what="mailctl hosts: backlog 0 and every outcome counted")
 
+    def test_controld_frozen_smtp_unaffected_then_every_outcome_once(self):
+        """controld stopped with SIGSTOP: connections to it open but nothing
+        answers (the slow case). SMTP does not wait for it; after SIGCONT
+        every outcome is stored once."""
+        c, m, sink = self.fleet()
+        before = [f"pre-{i}.test" for i in range(5)]
+        many_sessions(m.host, m.port, before, threads=1)
+        self.assertExactlyOnce(before)
+        c.send_signal(signal.SIGSTOP)
+        try:
+            frozen = [f"frozen-{i}.test" for i in range(30)]
+            times = many_sessions(m.host, m.port, frozen, threads=2)
+            times += [smtp_send(m.host, m.port, f"fz{i}", starttls=i % 2 == 0) for i in range(4)]
+            frozen += [f"client-fz{i}.test" for i in range(4)]
+            self.assertLess(max(times), SLOW_SESSION,
+                            f"SMTP sessions slowed down while controld was frozen: "
+                            f"max {max(times):.2f}s")
+            sink.wait_messages(4)
+            self.wait_session_logged(m, len(before) + len(frozen))
+            time.sleep(2)
+            self.assertEqual(self.outcome_counts()[0], len(before))
+        finally:
+            c.send_signal(signal.SIGCONT)
+        self.assertExactlyOnce(before + frozen, timeout=60)
+
     def test_postgresql_restarted_while_mail_flows_every_outcome_once(self):
         c, m, sink = self.fleet()
         names, times, errors = [], [], []
@@ -106,6 +131,33 @@ class OutageTest(cptest.FleetTestCase):
         # controld noticed, and is healthy again.
         self.assertEqual(c.http_get("/healthz")[0], 200)
 
+    def test_batch_refused_unavailable_is_resent_when_postgresql_is_back(self):
+        """PostgreSQL stopped: controld answers the batch on
+        Collector.Stream with UNAVAILABLE ("the caller retries; nothing was
+        stored"). Once PostgreSQL is back, mxd resends and every outcome is
+        stored once, without controld or mxd being restarted."""
+        c, m, sink = self.fleet()
+        first = [f"one-{i}.test" for i in range(3)]
+        many_sessions(m.host, m.port, first, threads=1)
+        self.assertExactlyOnce(first)
+        self.pg.stop()
+        try:
+            down = [f"down-{i}.test" for i in range(5)]
+            times = many_sessions(m.host, m.port, down, threads=1)
+            self.assertLess(max(times), SLOW_SESSION)
+            wait_for(lambda: c.events("db_error", path="/mxfleet.v1.Collector/Stream"), 15,
+                     interval=0.2, what="controld refusing a batch on the stream")
+        finally:
+            self.pg.start()
+        try:
+            self.assertExactlyOnce(first + down, timeout=30)
+        except AssertionError as e:
+            closed = [x for x in m.events("stream_closed") if x.get("status") != "UNAVAILABLE"
+                      or x.get("message") != "connection lost"]
+            raise AssertionError(
+                f"{e}\nmxd's stream_closed lines other than 'connection lost': {closed}; "
+                f"controld refused {len(c.events('db_error'))} call(s)") from None
+
     def test_controld_sigkilled_mid_stream_no_duplicates_none_missing(self):
         """A backlog of small batches (control.batch_size = 10) drains into
         a controld that is killed with SIGKILL while it stores them, twice;
@@ -138,6 +190,10 @@ class OutageTest(cptest.FleetTestCase):
                         "the test did not test anything")
         c.start()
         self.assertExactlyOnce(names, timeout=90)
+        if os.environ.get("MXTEST_VERBOSE"):
+            print(f"\nSIGKILL at (stored before start, stored at kill): {kills}; after the last "
+                  f"start: {c.metrics()['controld_outcomes_duplicate_total']:.0f} resent outcomes "
+                  "acknowledged as duplicates", file=sys.stderr)
         # The resent batches were acknowledged as duplicates and not counted.
         h = [r for r in cptest.parse_table(self.mailctl(c, "hosts").stdout) if r["HOST"] == MX1]
         self.assertEqual(h[0]["OUTCOMES"], str(total), h)

@@ -33,6 +33,9 @@ mailctl_usage(FILE *f)
 	    "  domain list | domain rm NAME\n"
 	    "  route add|rm [--sender-domain D] [--recipient-domain D] [--min-attempt N] TRANSPORT\n"
 	    "  route list\n"
+	    "  policy set DOMAIN MODE               outbound TLS policy for a destination:\n"
+	    "                                     none, may, encrypt, dane, dane-only, verify, secure\n"
+	    "  policy list | policy rm DOMAIN\n"
 	    "  outcomes [--host H] [--since SECONDS]   TLS outcomes of sessions, counted\n"
 	    "\n"
 	    "How to reach controld (options before the command, or environment):\n"
@@ -246,8 +249,8 @@ static void
 mailctl_print_snapshot(ProtobufCMessage *r)
 {
 	Mxfleet__V1__ConfigSnapshot *s = (Mxfleet__V1__ConfigSnapshot *)r;
-	printf("config version %llu: %zu domain(s), %zu route(s)\n", (unsigned long long)s->version,
-	    s->n_domains, s->n_routes);
+	printf("config version %llu: %zu domain(s), %zu route(s), %zu TLS policy(ies)\n",
+	    (unsigned long long)s->version, s->n_domains, s->n_routes, s->n_policies);
 	protobuf_c_message_free_unpacked(r, NULL);
 }
 
@@ -338,6 +341,43 @@ mailctl_route(int argc, char **argv)
 }
 
 static int
+mailctl_policy(int argc, char **argv)
+{
+	ProtobufCMessage *r;
+	int rc;
+	if (argc >= 3 && strcmp(argv[0], "set") == 0) {
+		Mxfleet__V1__TlsPolicyConfig p = MXFLEET__V1__TLS_POLICY_CONFIG__INIT;
+		p.domain = argv[1];
+		p.mode = argv[2];
+		if ((rc = mailctl_call("SetPolicy", &p.base, &r, &mxfleet__v1__config_snapshot__descriptor)))
+			return rc;
+		mailctl_print_snapshot(r);
+		return 0;
+	}
+	if (argc >= 2 && (strcmp(argv[0], "rm") == 0 || strcmp(argv[0], "remove") == 0)) {
+		Mxfleet__V1__DomainName d = MXFLEET__V1__DOMAIN_NAME__INIT;
+		d.name = argv[1];
+		if ((rc = mailctl_call("RemovePolicy", &d.base, &r, &mxfleet__v1__config_snapshot__descriptor)))
+			return rc;
+		mailctl_print_snapshot(r);
+		return 0;
+	}
+	if (argc >= 1 && strcmp(argv[0], "list") == 0) {
+		Mxfleet__V1__Empty e = MXFLEET__V1__EMPTY__INIT;
+		if ((rc = mailctl_call("ListPolicies", &e.base, &r, &mxfleet__v1__policy_list__descriptor)))
+			return rc;
+		Mxfleet__V1__PolicyList *l = (Mxfleet__V1__PolicyList *)r;
+		printf("%-40s %s\n", "DOMAIN", "MODE");
+		for (size_t i = 0; i < l->n_policies; i++)
+			printf("%-40s %s\n", l->policies[i]->domain, l->policies[i]->mode);
+		protobuf_c_message_free_unpacked(r, NULL);
+		return 0;
+	}
+	fprintf(stderr, "usage: mailctl policy set DOMAIN MODE | list | rm DOMAIN\n");
+	return 2;
+}
+
+static int
 mailctl_outcomes(int argc, char **argv)
 {
 	Mxfleet__V1__OutcomeQuery q = MXFLEET__V1__OUTCOME_QUERY__INIT;
@@ -407,6 +447,8 @@ mailctl_fleet(int argc, char **argv)
 		rc = mailctl_domain(argc - i - 1, argv + i + 1);
 	else if (strcmp(cmd, "route") == 0)
 		rc = mailctl_route(argc - i - 1, argv + i + 1);
+	else if (strcmp(cmd, "policy") == 0)
+		rc = mailctl_policy(argc - i - 1, argv + i + 1);
 	else if (strcmp(cmd, "outcomes") == 0)
 		rc = mailctl_outcomes(argc - i - 1, argv + i + 1);
 	else {

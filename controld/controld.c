@@ -102,17 +102,32 @@ reply_unary(struct grpc_call *c, const ProtobufCMessage *msg)
 	grpc_call_finish(c, GRPC_OK, NULL);
 }
 
+/* A failed database call, as the caller should read it: a refused request is
+ * the caller's to fix, anything else is "try again later". */
 static void
-fail_db(struct grpc_call *c)
+fail_db_rc(struct grpc_call *c, int rc)
 {
-	C->m.db_errors++;
-	char msg[600];
-	snprintf(msg, sizeof(msg), "database: %s", db_errmsg(C->db));
-	char q[LOG_QUOTE_SIZE(300)];
+	static const struct { int rc; int status; } map[] = {
+		{ DB_EINVAL, GRPC_INVALID_ARGUMENT }, { DB_EEXIST, GRPC_ALREADY_EXISTS },
+		{ DB_ENOTFOUND, GRPC_NOT_FOUND },
+	};
+	int status = GRPC_UNAVAILABLE;
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (map[i].rc == rc)
+			status = map[i].status;
 	const char *e = db_errmsg(C->db);
-	log_warnx("event=db_error path=%s error=%s", grpc_call_path(c), log_quote(q, sizeof(q), e, strlen(e), 300));
-	grpc_call_finish(c, GRPC_UNAVAILABLE, msg);
+	char msg[600], q[LOG_QUOTE_SIZE(300)];
+	if (status == GRPC_UNAVAILABLE) {
+		C->m.db_errors++;
+		log_warnx("event=db_error path=%s error=%s", grpc_call_path(c),
+		    log_quote(q, sizeof(q), e, strlen(e), 300));
+		snprintf(msg, sizeof(msg), "database: %s", e);
+	} else
+		snprintf(msg, sizeof(msg), "%s", e);
+	grpc_call_finish(c, status, msg);
 }
+
+#define fail_db(c) fail_db_rc((c), rc)
 
 /* A host may speak only for itself: the certificate's CN is its host_id. */
 static int
@@ -157,12 +172,13 @@ check_admin(struct grpc_call *c)
 static void
 collector_batch(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
+	int rc;
 	UNPACK(Mxfleet__V1__OutcomeBatch, mxfleet__v1__outcome_batch, c, msg, len);
 	C->m.calls++;
 	if (check_host(c, req->host_id) < 0 || need_db(c) == NULL)
 		goto out;
 	uint64_t stored = 0, dup = 0;
-	if (db_ingest(C->db, req, &stored, &dup) != DB_OK) {
+	if ((rc = db_ingest(C->db, req, &stored, &dup)) != DB_OK) {
 		C->m.ingest_errors++;
 		fail_db(c);
 		goto out;
@@ -191,11 +207,12 @@ finish_ok(struct grpc_call *c, void *arg)
 static void
 fleet_register(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
+	int rc;
 	UNPACK(Mxfleet__V1__RegisterRequest, mxfleet__v1__register_request, c, msg, len);
 	C->m.calls++;
 	uint64_t v = 0;
 	if (check_host(c, req->host_id) == 0 && need_db(c) != NULL) {
-		if (db_host_register(C->db, req, &v) != DB_OK)
+		if ((rc = db_host_register(C->db, req, &v)) != DB_OK)
 			fail_db(c);
 		else {
 			log_info("event=host_registered host=%s version=%s", req->host_id, req->version);
@@ -210,11 +227,12 @@ fleet_register(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 static void
 fleet_heartbeat(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
+	int rc;
 	UNPACK(Mxfleet__V1__HeartbeatRequest, mxfleet__v1__heartbeat_request, c, msg, len);
 	C->m.calls++;
 	uint64_t v = 0;
 	if (check_host(c, req->host_id) == 0 && need_db(c) != NULL) {
-		if (db_host_heartbeat(C->db, req, &v) != DB_OK)
+		if ((rc = db_host_heartbeat(C->db, req, &v)) != DB_OK)
 			fail_db(c);
 		else {
 			Mxfleet__V1__HeartbeatResponse r = MXFLEET__V1__HEARTBEAT_RESPONSE__INIT;
@@ -239,10 +257,11 @@ watch_send(struct watcher *w, const Mxfleet__V1__ConfigSnapshot *snap)
 static void
 watch_broadcast(void)
 {
+	int rc;
 	Mxfleet__V1__ConfigSnapshot *snap;
 	if (C->watchers == NULL || need_db(NULL) == NULL)
 		return;
-	if (db_config_snapshot(C->db, &snap) != DB_OK) {
+	if ((rc = db_config_snapshot(C->db, &snap)) != DB_OK) {
 		C->m.db_errors++;
 		return;
 	}
@@ -267,6 +286,7 @@ watch_remove(struct watcher *w)
 static void
 fleet_watch(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
+	int rc;
 	UNPACK(Mxfleet__V1__WatchRequest, mxfleet__v1__watch_request, c, msg, len);
 	C->m.calls++;
 	if (grpc_call_get_data(c) != NULL) {
@@ -285,7 +305,7 @@ fleet_watch(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 	C->watchers = w;
 	grpc_call_set_data(c, w);
 	Mxfleet__V1__ConfigSnapshot *snap;
-	if (db_config_snapshot(C->db, &snap) != DB_OK) {
+	if ((rc = db_config_snapshot(C->db, &snap)) != DB_OK) {
 		grpc_call_set_data(c, NULL);
 		watch_remove(w);
 		fail_db(c);
@@ -324,11 +344,12 @@ watch_poll_cb(evutil_socket_t fd, short what, void *arg)
 static void
 admin_list_hosts(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
+	int rc;
 	Mxfleet__V1__HostList *l;
 	C->m.calls++;
 	if (check_admin(c) < 0 || need_db(c) == NULL)
 		return;
-	if (db_hosts_list(C->db, &l) != DB_OK) {
+	if ((rc = db_hosts_list(C->db, &l)) != DB_OK) {
 		fail_db(c);
 		return;
 	}
@@ -339,8 +360,9 @@ admin_list_hosts(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 static void
 admin_snapshot_reply(struct grpc_call *c)
 {
+	int rc;
 	Mxfleet__V1__ConfigSnapshot *snap;
-	if (db_config_snapshot(C->db, &snap) != DB_OK) {
+	if ((rc = db_config_snapshot(C->db, &snap)) != DB_OK) {
 		fail_db(c);
 		return;
 	}
@@ -352,12 +374,13 @@ admin_snapshot_reply(struct grpc_call *c)
 static void
 admin_add_domain(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
+	int rc;
 	UNPACK(Mxfleet__V1__DomainConfig, mxfleet__v1__domain_config, c, msg, len);
 	C->m.calls++;
 	if (check_admin(c) == 0 && need_db(c) != NULL) {
 		if (req->name[0] == '\0' || req->next_hop[0] == '\0')
 			grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "name and next_hop are required");
-		else if (db_domain_add(C->db, req, NULL) != DB_OK)
+		else if ((rc = db_domain_add(C->db, req, NULL)) != DB_OK)
 			fail_db(c);
 		else {
 			log_info("event=domain_added name=%s next_hop=%s", req->name, req->next_hop);
@@ -370,10 +393,11 @@ admin_add_domain(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 static void
 admin_remove_domain(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
+	int rc;
 	UNPACK(Mxfleet__V1__DomainName, mxfleet__v1__domain_name, c, msg, len);
 	C->m.calls++;
 	if (check_admin(c) == 0 && need_db(c) != NULL) {
-		if (db_domain_remove(C->db, req->name, NULL) != DB_OK)
+		if ((rc = db_domain_remove(C->db, req->name, NULL)) != DB_OK)
 			fail_db(c);
 		else {
 			log_info("event=domain_removed name=%s", req->name);
@@ -386,11 +410,12 @@ admin_remove_domain(struct grpc_call *c, const uint8_t *msg, size_t len, void *a
 static void
 admin_list_domains(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
+	int rc;
 	Mxfleet__V1__DomainList *l;
 	C->m.calls++;
 	if (check_admin(c) < 0 || need_db(c) == NULL)
 		return;
-	if (db_domain_list(C->db, &l) != DB_OK) {
+	if ((rc = db_domain_list(C->db, &l)) != DB_OK) {
 		fail_db(c);
 		return;
 	}
@@ -401,12 +426,13 @@ admin_list_domains(struct grpc_call *c, const uint8_t *msg, size_t len, void *ar
 static void
 admin_add_route(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
+	int rc;
 	UNPACK(Mxfleet__V1__RouteConfig, mxfleet__v1__route_config, c, msg, len);
 	C->m.calls++;
 	if (check_admin(c) == 0 && need_db(c) != NULL) {
 		if (req->transport[0] == '\0')
 			grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "transport is required");
-		else if (db_route_add(C->db, req, NULL) != DB_OK)
+		else if ((rc = db_route_add(C->db, req, NULL)) != DB_OK)
 			fail_db(c);
 		else
 			admin_snapshot_reply(c);
@@ -417,10 +443,11 @@ admin_add_route(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 static void
 admin_remove_route(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
+	int rc;
 	UNPACK(Mxfleet__V1__RouteConfig, mxfleet__v1__route_config, c, msg, len);
 	C->m.calls++;
 	if (check_admin(c) == 0 && need_db(c) != NULL) {
-		if (db_route_remove(C->db, req, NULL) != DB_OK)
+		if ((rc = db_route_remove(C->db, req, NULL)) != DB_OK)
 			fail_db(c);
 		else
 			admin_snapshot_reply(c);
@@ -431,11 +458,12 @@ admin_remove_route(struct grpc_call *c, const uint8_t *msg, size_t len, void *ar
 static void
 admin_list_routes(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
+	int rc;
 	Mxfleet__V1__RouteList *l;
 	C->m.calls++;
 	if (check_admin(c) < 0 || need_db(c) == NULL)
 		return;
-	if (db_route_list(C->db, &l) != DB_OK) {
+	if ((rc = db_route_list(C->db, &l)) != DB_OK) {
 		fail_db(c);
 		return;
 	}
@@ -444,13 +472,67 @@ admin_list_routes(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg
 }
 
 static void
+admin_set_policy(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	int rc;
+	UNPACK(Mxfleet__V1__TlsPolicyConfig, mxfleet__v1__tls_policy_config, c, msg, len);
+	C->m.calls++;
+	if (check_admin(c) == 0) {
+		if (req->domain[0] == '\0' || !db_policy_mode_ok(req->mode))
+			grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "a domain and a mode (none, may, "
+			    "encrypt, dane, dane-only, verify, secure) are required");
+		else if (need_db(c) == NULL)
+			;
+		else if ((rc = db_policy_set(C->db, req, NULL)) != DB_OK && rc != DB_EEXIST)
+			fail_db(c);	/* DB_EEXIST: that mode already: nothing to change */
+		else {
+			log_info("event=policy_set domain=%s mode=%s", req->domain, req->mode);
+			admin_snapshot_reply(c);
+		}
+	}
+	mxfleet__v1__tls_policy_config__free_unpacked(req, NULL);
+}
+
+static void
+admin_remove_policy(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	int rc;
+	UNPACK(Mxfleet__V1__DomainName, mxfleet__v1__domain_name, c, msg, len);
+	C->m.calls++;
+	if (check_admin(c) == 0 && need_db(c) != NULL) {
+		if ((rc = db_policy_remove(C->db, req->name, NULL)) != DB_OK)
+			fail_db(c);
+		else
+			admin_snapshot_reply(c);
+	}
+	mxfleet__v1__domain_name__free_unpacked(req, NULL);
+}
+
+static void
+admin_list_policies(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	int rc;
+	Mxfleet__V1__PolicyList *l;
+	C->m.calls++;
+	if (check_admin(c) < 0 || need_db(c) == NULL)
+		return;
+	if ((rc = db_policy_list(C->db, &l)) != DB_OK) {
+		fail_db(c);
+		return;
+	}
+	reply_unary(c, &l->base);
+	db_policy_list_free(l);
+}
+
+static void
 admin_summarize(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
+	int rc;
 	UNPACK(Mxfleet__V1__OutcomeQuery, mxfleet__v1__outcome_query, c, msg, len);
 	C->m.calls++;
 	Mxfleet__V1__OutcomeReport *r;
 	if (check_admin(c) == 0 && need_db(c) != NULL) {
-		if (db_outcome_summary(C->db, req, &r) != DB_OK)
+		if ((rc = db_outcome_summary(C->db, req, &r)) != DB_OK)
 			fail_db(c);
 		else {
 			reply_unary(c, &r->base);
@@ -473,6 +555,9 @@ static const struct grpc_method controld_methods[] = {
 	{ "/mxfleet.v1.Admin/AddRoute", admin_add_route, NULL, NULL },
 	{ "/mxfleet.v1.Admin/ListRoutes", admin_list_routes, NULL, NULL },
 	{ "/mxfleet.v1.Admin/RemoveRoute", admin_remove_route, NULL, NULL },
+	{ "/mxfleet.v1.Admin/SetPolicy", admin_set_policy, NULL, NULL },
+	{ "/mxfleet.v1.Admin/ListPolicies", admin_list_policies, NULL, NULL },
+	{ "/mxfleet.v1.Admin/RemovePolicy", admin_remove_policy, NULL, NULL },
 	{ "/mxfleet.v1.Admin/SummarizeOutcomes", admin_summarize, NULL, NULL },
 };
 

@@ -1736,6 +1736,143 @@ db_route_list_free(Mxfleet__V1__RouteList *l)
 	free(l);
 }
 
+static const char db_sql_policies[] =
+    "SELECT domain, mode FROM tls_policies ORDER BY lower(domain), domain";
+
+int
+db_policy_mode_ok(const char *mode)
+{
+	static const char *const modes[] = {
+		"none", "may", "encrypt", "dane", "dane-only", "verify", "secure", NULL
+	};
+	for (const char *const *m = modes; *m; m++)
+		if (mode && strcmp(mode, *m) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+db_policy_set_op(struct db *db, void *arg)
+{
+	struct config_arg *a = arg;
+	const Mxfleet__V1__TlsPolicyConfig *pc = a->in;
+	struct db_params p = { 0 };
+
+	dbp_str(&p, pc->domain);
+	dbp_str(&p, pc->mode);
+	/* Setting the mode it already has changes nothing: no new version. */
+	return config_change(db, "policy set",
+	    "INSERT INTO tls_policies (domain, mode) VALUES ($1, $2)"
+	    " ON CONFLICT ((lower(domain))) DO UPDATE SET mode = EXCLUDED.mode"
+	    " WHERE tls_policies.mode IS DISTINCT FROM EXCLUDED.mode", &p, DB_EEXIST, &a->version);
+}
+
+int
+db_policy_set(struct db *db, const Mxfleet__V1__TlsPolicyConfig *pc, uint64_t *version)
+{
+	struct config_arg a = { .in = pc };
+	int rc;
+
+	db->err[0] = '\0';
+	if ((rc = config_text_check(db, "policy set", pc->domain, 0)) != DB_OK)
+		return rc;
+	if (!db_policy_mode_ok(pc->mode)) {
+		db_seterr(db, "policy set: mode must be none, may, encrypt, dane, dane-only, verify or secure");
+		return DB_EINVAL;
+	}
+	rc = db_call(db, db_policy_set_op, &a, DB_REPEAT_UNTIL_COMMIT);
+	if (rc == DB_OK && version != NULL)
+		*version = a.version;
+	return rc;
+}
+
+static int
+db_policy_remove_op(struct db *db, void *arg)
+{
+	struct config_arg *a = arg;
+	struct db_params p = { 0 };
+
+	dbp_str(&p, a->in);
+	return config_change(db, "policy remove",
+	    "DELETE FROM tls_policies WHERE lower(domain) = lower($1)", &p, DB_ENOTFOUND,
+	    &a->version);
+}
+
+int
+db_policy_remove(struct db *db, const char *domain, uint64_t *version)
+{
+	struct config_arg a = { .in = domain };
+	int rc;
+
+	db->err[0] = '\0';
+	if ((rc = config_text_check(db, "policy remove", domain, 0)) != DB_OK)
+		return rc;
+	rc = db_call(db, db_policy_remove_op, &a, DB_REPEAT_UNTIL_COMMIT);
+	if (rc == DB_OK && version != NULL)
+		*version = a.version;
+	return rc;
+}
+
+static Mxfleet__V1__TlsPolicyConfig **
+policies_from(const PGresult *res, size_t *n)
+{
+	Mxfleet__V1__TlsPolicyConfig **v;
+
+	*n = (size_t)PQntuples(res);
+	v = xcalloc(*n, sizeof(*v));
+	for (size_t r = 0; r < *n; r++) {
+		v[r] = xmalloc(sizeof(*v[r]));
+		mxfleet__v1__tls_policy_config__init(v[r]);
+		v[r]->domain = db_get_str(res, (int)r, 0);
+		v[r]->mode = db_get_str(res, (int)r, 1);
+	}
+	return v;
+}
+
+static void
+policies_free(Mxfleet__V1__TlsPolicyConfig **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		db_str_free(v[i]->domain);
+		db_str_free(v[i]->mode);
+		free(v[i]);
+	}
+	free(v);
+}
+
+static int
+db_policy_list_op(struct db *db, void *arg)
+{
+	Mxfleet__V1__PolicyList **out = arg, *l;
+	PGresult *res = NULL;
+	int rc;
+
+	if ((rc = db_query(db, "policy list", db_sql_policies, NULL, &res)) != DB_OK)
+		return rc;
+	l = xmalloc(sizeof(*l));
+	mxfleet__v1__policy_list__init(l);
+	l->policies = policies_from(res, &l->n_policies);
+	PQclear(res);
+	*out = l;
+	return DB_OK;
+}
+
+int
+db_policy_list(struct db *db, Mxfleet__V1__PolicyList **out)
+{
+	*out = NULL;
+	return db_call(db, db_policy_list_op, out, DB_REPEAT_ALWAYS);
+}
+
+void
+db_policy_list_free(Mxfleet__V1__PolicyList *l)
+{
+	if (l == NULL)
+		return;
+	policies_free(l->policies, l->n_policies);
+	free(l);
+}
+
 static int
 db_config_version_op(struct db *db, void *arg)
 {
@@ -1753,11 +1890,11 @@ static int
 db_config_snapshot_op(struct db *db, void *arg)
 {
 	Mxfleet__V1__ConfigSnapshot **out = arg, *s;
-	PGresult *dres = NULL, *rres = NULL;
+	PGresult *dres = NULL, *rres = NULL, *pres = NULL;
 	uint64_t version;
 	int rc;
 
-	/* One snapshot of the database for the three reads: the version is
+	/* One snapshot of the database for all the reads: the version is
 	 * exactly the one of these domains and routes. */
 	if ((rc = db_cmd(db, "snapshot",
 	    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", NULL)) != DB_OK)
@@ -1769,9 +1906,15 @@ db_config_snapshot_op(struct db *db, void *arg)
 		PQclear(dres);
 		return rc;
 	}
+	if ((rc = db_query(db, "snapshot: policies", db_sql_policies, NULL, &pres)) != DB_OK) {
+		PQclear(dres);
+		PQclear(rres);
+		return rc;
+	}
 	if ((rc = db_commit(db, "snapshot")) != DB_OK) {
 		PQclear(dres);
 		PQclear(rres);
+		PQclear(pres);
 		return rc;
 	}
 	s = xmalloc(sizeof(*s));
@@ -1779,8 +1922,10 @@ db_config_snapshot_op(struct db *db, void *arg)
 	s->version = version;
 	s->domains = domains_from(dres, &s->n_domains);
 	s->routes = routes_from(rres, &s->n_routes);
+	s->policies = policies_from(pres, &s->n_policies);
 	PQclear(dres);
 	PQclear(rres);
+	PQclear(pres);
 	*out = s;
 	return DB_OK;
 }
@@ -1799,6 +1944,7 @@ db_config_snapshot_free(Mxfleet__V1__ConfigSnapshot *s)
 		return;
 	domains_free(s->domains, s->n_domains);
 	routes_free(s->routes, s->n_routes);
+	policies_free(s->policies, s->n_policies);
 	free(s);
 }
 

@@ -100,6 +100,13 @@ int db_route_add(struct db *db, const Mxfleet__V1__RouteConfig *r, uint64_t *ver
 int db_route_remove(struct db *db, const Mxfleet__V1__RouteConfig *r, uint64_t *version);
 int db_route_list(struct db *db, Mxfleet__V1__RouteList **out);
 void db_route_list_free(Mxfleet__V1__RouteList *l);
+/* TLS policy per destination domain: set (insert or replace), remove, list. */
+int db_policy_set(struct db *db, const Mxfleet__V1__TlsPolicyConfig *p, uint64_t *version);
+int db_policy_remove(struct db *db, const char *domain, uint64_t *version);
+int db_policy_list(struct db *db, Mxfleet__V1__PolicyList **out);
+void db_policy_list_free(Mxfleet__V1__PolicyList *l);
+/* Is mode one of none, may, encrypt, dane, dane-only, verify, secure? */
+int db_policy_mode_ok(const char *mode);
 int db_config_version(struct db *db, uint64_t *version);
 /* The version and the domains and routes it stands for, read together. */
 int db_config_snapshot(struct db *db, Mxfleet__V1__ConfigSnapshot **out);

@@ -446,7 +446,8 @@ mxd_reload(struct mxd_master *m)
 		m->deliverer_restart = 1;
 		kill(m->deliverer, SIGTERM);
 	}
-	log_info("event=reloaded domains=%zu certificates=%zu", ncfg->ndomains, ncfg->ncerts);
+	log_info("event=reloaded domains=%zu certificates=%zu tls_policies=%zu config_version=%llu",
+	    ncfg->ndomains, ncfg->ncerts, ncfg->npolicies, (unsigned long long)ncfg->snapshot_version);
 	/* Children have their own copies (fork): the master's can go. */
 	tls_server_free(oldtls);
 	mxd_config_free(old);

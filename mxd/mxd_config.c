@@ -413,6 +413,12 @@ mxd_config_merge_snapshot(struct mxd_config *cfg)
 		d->next_hop = xstrdup(hop);
 		d->nh = nh;
 	}
+	cfg->policies = xcalloc(s->n_policies + 1, sizeof(*cfg->policies));
+	for (size_t i = 0; i < s->n_policies; i++) {
+		cfg->policies[cfg->npolicies].domain = xstrdup(s->policies[i]->domain);
+		cfg->policies[cfg->npolicies].mode = xstrdup(s->policies[i]->mode);
+		cfg->npolicies++;
+	}
 	cfg->snapshot_version = s->version;
 	mxfleet__v1__config_snapshot__free_unpacked(s, NULL);
 }
@@ -482,6 +488,11 @@ mxd_config_free(struct mxd_config *cfg)
 	free(cfg->control_key);
 	free(cfg->control_ca);
 	free(cfg->snapshot_path);
+	for (size_t i = 0; i < cfg->npolicies; i++) {
+		free(cfg->policies[i].domain);
+		free(cfg->policies[i].mode);
+	}
+	free(cfg->policies);
 	free(cfg);
 }
 

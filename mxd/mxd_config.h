@@ -26,6 +26,12 @@ struct mxd_domain {
 	struct mxd_nexthop	 nh;
 };
 
+/* Outbound TLS policy for a destination domain, from controld. */
+struct mxd_tls_policy {
+	char	*domain;
+	char	*mode;		/* none, may, encrypt, dane, dane-only, verify, secure */
+};
+
 struct mxd_config {
 	char			*path;
 	char			*hostname;
@@ -71,6 +77,9 @@ struct mxd_config {
 	int			 control_heartbeat;
 	char			*snapshot_path;		/* cached ConfigSnapshot */
 	uint64_t		 snapshot_version;	/* merged into this config */
+	struct mxd_tls_policy	*policies;		/* from the snapshot; applied by
+							   outbound delivery (issue 4) */
+	size_t			 npolicies;
 
 	int			 retry_min;
 	int			 retry_max;

@@ -86,5 +86,40 @@ class ConfigSnapshotTest(cptest.FleetTestCase):
         self.wait_rcpt(m, 554, f"RCPT @{NEW} refused after the change made while controld was down")
 
 
+class TlsPolicyTest(cptest.FleetTestCase):
+    """TLS policies live in PostgreSQL beside domains and routes and reach
+    every mxd in its snapshot (outbound delivery, issue 4, applies them)."""
+
+    def test_policy_set_reaches_mxd_and_bad_mode_is_refused(self):
+        c, m, sink = self.fleet()
+        wait_for(lambda: c.metrics().get("controld_config_watchers") == 1, 15, interval=0.2,
+                 what="mxd watching the configuration")
+        out = self.mailctl(c, "policy", "set", "bank.example", "dane-only").stdout
+        self.assertRegex(out, r"config version \d+: 0 domain\(s\), 0 route\(s\), 1 TLS policy")
+        v = int(self.scalar("SELECT version FROM config_state"))
+        listed = parse_table(self.mailctl(c, "policy", "list").stdout)
+        self.assertEqual([(p["DOMAIN"], p["MODE"]) for p in listed], [("bank.example", "dane-only")])
+        # mxd reloads with it, and keeps it in its cache.
+        m.wait_event("reloaded", timeout=APPLY_WITHIN,
+                     pred=lambda r: r.get("tls_policies") == "1" and r.get("config_version") == str(v))
+        cache = os.path.join(m.config["spool_dir"], "config-snapshot.pb")
+        pb = cptest.grpc_stubs()[1]
+        snap = pb.ConfigSnapshot()
+        with open(cache, "rb") as f:
+            snap.ParseFromString(f.read())
+        self.assertEqual([(p.domain, p.mode) for p in snap.policies], [("bank.example", "dane-only")])
+
+        # The same mode again changes nothing: no new version.
+        self.mailctl(c, "policy", "set", "bank.example", "dane-only")
+        self.assertEqual(int(self.scalar("SELECT version FROM config_state")), v)
+        # A mode that does not exist is the operator's mistake: exit 1, nothing stored.
+        r = self.mailctl(c, "policy", "set", "x.example", "maybe", check=False)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("INVALID_ARGUMENT", r.stderr)
+        self.assertEqual(self.scalar("SELECT count(*) FROM tls_policies"), "1")
+        self.mailctl(c, "policy", "rm", "bank.example")
+        self.assertEqual(parse_table(self.mailctl(c, "policy", "list").stdout), [])
+
+
 if __name__ == "__main__":
     cptest.main()

@@ -56,6 +56,7 @@ struct grpc_call {
 	int64_t			 timeout_ms;
 	int			 http_status;
 	int			 got_status;
+	int			 http_error;	/* answered with a plain HTTP error */
 	char			*grpc_message;
 	/* client */
 	grpc_msg_fn		 on_msg;
@@ -324,6 +325,7 @@ grpc_call_http_error(struct grpc_call *call, const char *status)
 	nghttp2_nv nv[] = { NV(":status", status) };
 	call->finished = 1;
 	call->started = 1;
+	call->http_error = 1;
 	nghttp2_submit_response(call->conn->h2, call->stream_id, nv, 1, NULL);
 }
 
@@ -636,7 +638,10 @@ static int
 grpc_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
 	struct grpc_conn *c = user_data;
-	if (c->srv && frame->hd.type == NGHTTP2_HEADERS &&
+	struct grpc_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+	/* Not after a plain HTTP error: generic HTTP clients (curl) may still be
+	 * sending the body and take the reset as a failure. */
+	if (c->srv && call && !call->http_error && frame->hd.type == NGHTTP2_HEADERS &&
 	    (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
 	    nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) == 0)
 		nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);

@@ -6,12 +6,14 @@
  * recipient got a final answer, retries 4xx and connection failures with a
  * doubling interval, and bounces 5xx with a DSN quoting the full reply. */
 #include "mxd.h"
+#include "dns.h"
 #include "dsn.h"
 #include "smtp_client.h"
 #include "smtp_parser.h"
 #include "log.h"
 #include "xmalloc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,6 +60,13 @@ struct deliver {
 	size_t			 ndown;
 	char			 pipebuf[4096];
 	size_t			 pipelen;
+	struct dns_resolver	*dns;		/* direct MX delivery, when configured */
+	struct outcome_sink	 outcomes;	/* outbound session records */
+	/* the open connection's outbound record */
+	char			 conn_domain[256];	/* policy domain ("" for a next hop) */
+	char			 conn_mx[256];		/* MX host name */
+	int			 conn_messages, conn_rcpts;
+	int64_t			 conn_started_ms;
 };
 
 static volatile sig_atomic_t deliver_stop;
@@ -126,11 +136,91 @@ deliver_read_pipe(struct deliver *d)
 	}
 }
 
+static int64_t
+deliver_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One outbound session's record (DESIGN.md), with its RFC 8460 result. No
+ * MTA-STS or DANE policy is evaluated yet (issue 4), so the policy type is
+ * "no-policy-found" and the result says whether TLS was had. */
+static void
+deliver_outcome(struct deliver *d, const struct smtp_client *c, int connected,
+    const char *failure)
+{
+	Mxfleet__V1__Outcome o = MXFLEET__V1__OUTCOME__INIT;
+	Mxfleet__V1__PolicyResult pr = MXFLEET__V1__POLICY_RESULT__INIT;
+	Mxfleet__V1__PolicyResult *prs[1] = { &pr };
+	char sid[SPOOL_ID_MAX], q[LOG_QUOTE_SIZE(200)];
+	const char *result, *starttls;
+
+	spool_new_id(sid, sizeof(sid));
+	if (c->ssl) {
+		result = "success";
+		starttls = "established";
+		o.starttls = MXFLEET__V1__START_TLS__STARTTLS_ESTABLISHED;
+		o.tls_version = (char *)c->tls_version;
+		o.tls_cipher = (char *)c->tls_cipher;
+	} else if (c->tls_failed) {
+		result = "validation-failure";
+		starttls = "attempted";
+		o.starttls = MXFLEET__V1__START_TLS__STARTTLS_ATTEMPTED;
+		o.tls_fail_stage = (char *)c->tls_fail_stage;
+		o.tls_fail_reason = (char *)c->tls_fail_reason;
+	} else if (connected && !c->starttls_offered) {
+		result = "starttls-not-supported";
+		starttls = "not_offered";
+		o.starttls = MXFLEET__V1__START_TLS__STARTTLS_NOT_OFFERED;
+	} else {
+		/* Offered but not used (next_hop_tls = none), or no session. */
+		result = connected ? "success" : "connection-failure";
+		starttls = connected ? "offered" : "none";
+		o.starttls = connected ? MXFLEET__V1__START_TLS__STARTTLS_OFFERED :
+		    MXFLEET__V1__START_TLS__STARTTLS_UNSPECIFIED;
+	}
+	o.session_id = sid;
+	o.direction = MXFLEET__V1__DIRECTION__DIRECTION_OUTBOUND;
+	o.start_unix_ms = d->conn_started_ms;
+	o.end_unix_ms = deliver_wall_ms();
+	o.local_ip = (char *)c->local_ip;
+	o.local_port = (uint32_t)c->local_port;
+	o.remote_ip = (char *)c->remote_ip;
+	o.remote_port = (uint32_t)c->remote_port;
+	o.remote_ehlo = (char *)c->greeting_name;
+	o.messages = (uint32_t)d->conn_messages;
+	o.recipients = (uint32_t)d->conn_rcpts;
+	pr.policy_type = "no-policy-found";
+	pr.policy_domain = d->conn_domain;
+	pr.result_type = (char *)result;
+	pr.sending_mta_ip = (char *)c->local_ip;
+	pr.receiving_mx_hostname = d->conn_mx;
+	pr.receiving_mx_helo = (char *)c->greeting_name;
+	pr.receiving_ip = (char *)c->remote_ip;
+	if (failure) {
+		pr.failure_reason_code = (char *)(c->tls_failed ? c->tls_fail_reason : "");
+		pr.additional_information = (char *)failure;
+	}
+	o.n_policy_results = 1;
+	o.policy_results = prs;
+	outcome_emit(&d->outcomes, &o);
+	log_info("event=outbound_session sid=%s domain=%s mx=%s ip=%s helo=%s starttls=%s "
+	    "tls_version=%s result=%s messages=%d rcpts=%d%s%s", sid,
+	    d->conn_domain[0] ? d->conn_domain : "-", d->conn_mx[0] ? d->conn_mx : "-",
+	    c->remote_ip[0] ? c->remote_ip : "-", c->greeting_name[0] ? c->greeting_name : "-",
+	    starttls, c->ssl ? c->tls_version : "-", result, d->conn_messages, d->conn_rcpts,
+	    failure ? " error=" : "", failure ? log_quote(q, sizeof(q), failure, strlen(failure), 200) : "");
+}
+
 static void
 deliver_close_conn(struct deliver *d)
 {
-	if (d->conn_open)
+	if (d->conn_open) {
+		deliver_outcome(d, &d->conn, 1, NULL);
 		smtp_client_close(&d->conn, 1);
+	}
 	d->conn_open = 0;
 	d->conn_hop[0] = '\0';
 }
@@ -170,6 +260,8 @@ struct rcpt_state {
 	char			*reply;		/* full reply text */
 	const char		*hop;		/* next hop as configured, for logs */
 	const char		*mta;		/* its host name, for DSNs */
+	char			*hop_owned;	/* hop and mta when they are per MX */
+	char			*mta_owned;
 };
 
 static const char *deliver_mta_name;	/* set per next hop before rcpt_set */
@@ -208,9 +300,25 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop
 		deliver_close_conn(d);
 	}
 	deliver_close_conn(d);
+	d->conn_started_ms = deliver_wall_ms();
+	d->conn_messages = d->conn_rcpts = 0;
 	if (smtp_client_open(&d->conn, nh, d->cfg->hostname,
-	    d->cfg->next_hop_tls ? d->tls : NULL, DELIVER_CONNECT_TIMEOUT_MS, r) < 0)
-		return -1;
+	    d->cfg->next_hop_tls ? d->tls : NULL, DELIVER_CONNECT_TIMEOUT_MS, r) < 0) {
+		int tls_failed = d->conn.tls_failed;
+		deliver_outcome(d, &d->conn, d->conn.greeting_name[0] != '\0', r->text.data);
+		if (!tls_failed)
+			return -1;
+		/* Opportunistic TLS: with no policy asking for TLS, a failed
+		 * handshake is followed by plaintext (REQUIRETLS mail is refused
+		 * later, in deliver_to_hop). */
+		log_info("event=tls_fallback hop=%s reason=%s", hop, d->conn.tls_fail_reason);
+		d->conn_started_ms = deliver_wall_ms();
+		if (smtp_client_open(&d->conn, nh, d->cfg->hostname, NULL,
+		    DELIVER_CONNECT_TIMEOUT_MS, r) < 0) {
+			deliver_outcome(d, &d->conn, d->conn.greeting_name[0] != '\0', r->text.data);
+			return -1;
+		}
+	}
 	d->conn.timeout_ms = DELIVER_TIMEOUT_MS;
 	d->conn_open = 1;
 	snprintf(d->conn_hop, sizeof(d->conn_hop), "%s", hop);
@@ -228,7 +336,7 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 	time_t now = time(NULL);
 
 	smtp_reply_init(&r);
-	deliver_mta_name = nh->is_unix ? "localhost" : nh->host;
+	deliver_mta_name = nh->is_unix ? "localhost" : nh->sni[0] ? nh->sni : nh->host;
 	struct deliver_hopdown *down = deliver_hop_down(d, hop, now);
 	if (down) {
 		for (size_t i = 0; i < n; i++)
@@ -368,6 +476,9 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 			if (st[idx[i]].result == RCPT_PENDING)
 				rcpt_set(&st[idx[i]], deliver_classify(r.code), r.code, r.text.data, hop);
 	}
+	d->conn_messages++;
+	for (size_t i = 0; i < n; i++)
+		d->conn_rcpts += st[idx[i]].result == RCPT_DONE;
 	goto out;
 ioerr:
 	for (size_t i = 0; i < n; i++)
@@ -379,6 +490,120 @@ out:
 		deliver_close_conn(d);
 	d->conn_used = time(NULL);
 	smtp_reply_free(&r);
+}
+
+/* Did the attempt fail before any server said anything about these
+ * recipients (no connection, no greeting)? Then the next address or MX is
+ * tried (RFC 5321 5.1). */
+static int
+deliver_unreached(const struct rcpt_state *st, const size_t *idx, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (st[idx[i]].result != RCPT_DEFER || st[idx[i]].code != 0)
+			return 0;
+	return 1;
+}
+
+static void
+deliver_set_all(struct rcpt_state *st, const size_t *idx, size_t n, enum rcpt_result res,
+    const char *text)
+{
+	deliver_mta_name = NULL;
+	for (size_t i = 0; i < n; i++)
+		rcpt_set(&st[idx[i]], res, 0, text, NULL);
+}
+
+/* Deliver to the domain's MX hosts (RFC 5321 5.1, RFC 7505): in preference
+ * order, equal preferences shuffled, every address of a host, the next one
+ * while nobody answered. Opportunistic STARTTLS; MTA-STS and DANE are not
+ * evaluated yet (issue 4). */
+static void
+deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
+    const char *domain, struct rcpt_state *st, const size_t *idx, size_t n)
+{
+	struct dns_mx_result mx;
+	char text[1200];
+
+	memset(&mx, 0, sizeof(mx));
+	enum dns_result dr = dns_mx(d->dns, domain, &mx);
+	if (dr == DNS_NXDOMAIN || dr == DNS_INVALID) {
+		snprintf(text, sizeof(text), "550 5.1.2 <%s>: domain not found (%s)\n", domain,
+		    dr == DNS_NXDOMAIN ? "DNS NXDOMAIN" : "not a valid domain name");
+		deliver_set_all(st, idx, n, RCPT_BOUNCE, text);
+		goto out;
+	}
+	if (dr == DNS_OK && mx.null_mx) {
+		snprintf(text, sizeof(text), "556 5.1.10 <%s>: the domain accepts no mail (null MX, RFC 7505)\n",
+		    domain);
+		deliver_set_all(st, idx, n, RCPT_BOUNCE, text);
+		goto out;
+	}
+	if (dr != DNS_OK || mx.n == 0) {
+		snprintf(text, sizeof(text), "451 4.4.3 MX lookup for %s failed: %s%s%s\n", domain,
+		    dns_result_str(dr), mx.st.error[0] ? ": " : "", mx.st.error);
+		deliver_set_all(st, idx, n, RCPT_DEFER, text);
+		goto out;
+	}
+	/* Shuffle runs of equal preference so load spreads as the domain meant. */
+	for (size_t i = 0; i < mx.n;) {
+		size_t j = i;
+		while (j < mx.n && mx.mx[j].pref == mx.mx[i].pref)
+			j++;
+		for (size_t k = j - 1; k > i; k--) {
+			size_t r = i + (size_t)random() % (k - i + 1);
+			struct dns_mx t = mx.mx[k];
+			mx.mx[k] = mx.mx[r];
+			mx.mx[r] = t;
+		}
+		i = j;
+	}
+	snprintf(text, sizeof(text), "451 4.4.1 no MX host of %s could be reached\n", domain);
+	deliver_set_all(st, idx, n, RCPT_DEFER, text);
+	for (size_t i = 0; i < mx.n; i++) {
+		struct dns_addr_result ar;
+		memset(&ar, 0, sizeof(ar));
+		if (dns_addrs(d->dns, mx.mx[i].host, DNS_ADDR_ANY, &ar) != DNS_OK || ar.n == 0) {
+			log_info("event=mx_unresolved domain=%s mx=%s result=%s", domain, mx.mx[i].host,
+			    dns_result_str(ar.st.result));
+			dns_addr_result_free(&ar);
+			continue;
+		}
+		for (size_t a = 0; a < ar.n; a++) {
+			struct mxd_nexthop nh;
+			char ip[64], hop[600];
+			memset(&nh, 0, sizeof(nh));
+			nh.proto = MXD_NH_SMTP;
+			nh.port = d->cfg->remote_port;
+			inet_ntop(ar.addrs[a].family, ar.addrs[a].addr, ip, sizeof(ip));
+			snprintf(nh.host, sizeof(nh.host), "%s", ip);
+			snprintf(nh.sni, sizeof(nh.sni), "%s", mx.mx[i].host);
+			snprintf(hop, sizeof(hop), "mx:%s[%s]:%d", mx.mx[i].host, ip, nh.port);
+			snprintf(d->conn_domain, sizeof(d->conn_domain), "%s", domain);
+			snprintf(d->conn_mx, sizeof(d->conn_mx), "%s", mx.mx[i].host);
+			deliver_to_hop(d, env, fd, off, &nh, hop, st, idx, n);
+			/* rcpt_state points at the hop and MX names: give them
+			 * copies that outlive this loop. */
+			for (size_t k = 0; k < n; k++) {
+				struct rcpt_state *x = &st[idx[k]];
+				if (x->hop == hop) {
+					free(x->hop_owned);
+					x->hop = x->hop_owned = xstrdup(hop);
+				}
+				if (x->mta == nh.sni) {
+					free(x->mta_owned);
+					x->mta = x->mta_owned = xstrdup(nh.sni);
+				}
+			}
+			if (!deliver_unreached(st, idx, n)) {
+				dns_addr_result_free(&ar);
+				goto out;
+			}
+		}
+		dns_addr_result_free(&ar);
+	}
+out:
+	d->conn_domain[0] = d->conn_mx[0] = '\0';
+	dns_mx_result_free(&mx);
 }
 
 static void
@@ -473,9 +698,24 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 			continue;
 		const char *hop;
 		const struct mxd_nexthop *nh = mxd_config_route(d->cfg, env.rcpts[i], &hop);
+		if (nh == NULL && d->dns != NULL && smtp_parser_domain(env.rcpts[i]) != NULL) {
+			/* Not local, no relay: the domain's own MX hosts. */
+			const char *dom = smtp_parser_domain(env.rcpts[i]);
+			size_t n = 0;
+			for (size_t j = i; j < env.nrcpts; j++) {
+				const char *h2, *d2 = smtp_parser_domain(env.rcpts[j]);
+				if (routed[j] || d2 == NULL || strcasecmp(d2, dom) != 0 ||
+				    mxd_config_route(d->cfg, env.rcpts[j], &h2) != NULL)
+					continue;
+				idx[n++] = j;
+				routed[j] = 1;
+			}
+			deliver_mx(d, &env, fd, off, dom, st, idx, n);
+			continue;
+		}
 		if (nh == NULL) {
-			rcpt_set(&st[i], RCPT_DEFER, 0, "no route to this domain: direct delivery "
-			    "to remote MX is not built yet (set relay_next_hop)", NULL);
+			rcpt_set(&st[i], RCPT_DEFER, 0, "no route to this domain: neither relay_next_hop "
+			    "nor resolver (direct MX delivery) is configured", NULL);
 			routed[i] = 1;
 			continue;
 		}
@@ -541,8 +781,11 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 		}
 		e->due = now + deliver_retry_delay(d, e->attempts);
 	}
-	for (size_t i = 0; i < env.nrcpts; i++)
+	for (size_t i = 0; i < env.nrcpts; i++) {
 		free(st[i].reply);
+		free(st[i].hop_owned);
+		free(st[i].mta_owned);
+	}
 	free(st);
 	free(idx);
 	free(routed);
@@ -567,7 +810,8 @@ deliver_reload_config(struct deliver *d)
 }
 
 void
-deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd)
+deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
+    const struct outcome_sink *outcomes)
 {
 	struct deliver d;
 	char err[256];
@@ -580,6 +824,12 @@ deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd)
 	d.tls = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
 	if (d.tls == NULL)
 		fatalx("event=tls_error error=\"%s\"", err);
+	d.outcomes = *outcomes;
+	if (cfg->resolver) {
+		d.dns = dns_resolver_new(cfg->resolver, 2000, 3, err, sizeof(err));
+		if (d.dns == NULL)
+			fatalx("event=resolver_error resolver=%s error=\"%s\"", cfg->resolver, err);
+	}
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
@@ -640,6 +890,7 @@ deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd)
 	SSL_CTX_free(d.tls);
 	log_info("event=delivery_stopped queued=%zu", d.nq);
 	free(d.q);
+	dns_resolver_free(d.dns);
 	if (d.cfg != cfg)
 		mxd_config_free(d.cfg);	/* a reloaded copy of our own */
 	exit(0);

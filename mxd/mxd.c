@@ -330,15 +330,17 @@ mxd_spawn(struct mxd_master *m, enum mxd_role role, int idx)
 		mxd_drop_privileges(m, 0);
 		uploader_main(m->cfg, m->outcome_fds[1], m->outcome_dropped, &m->creds);
 	}
+	/* Delivery writes outbound session records to the uploader too. */
+	struct outcome_sink sink = { -1, m->outcome_dropped };
 	if (m->outcome_fds[0] > 0) {
-		close(m->outcome_fds[0]);
+		sink.fd = m->outcome_fds[0];
 		close(m->outcome_fds[1]);
 	}
 	mxd_drop_privileges(m, 0);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	deliver_main(m->cfg, m->spool, m->notify[0]);
+	deliver_main(m->cfg, m->spool, m->notify[0], &sink);
 }
 
 #define mxd_spawn_worker(m, i)	mxd_spawn((m), MXD_ROLE_WORKER, (i))

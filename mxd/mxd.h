@@ -62,7 +62,7 @@ void uploader_main(struct mxd_config *cfg, int fd, uint64_t *shared_dropped,
     const struct uploader_creds *creds) __attribute__((noreturn));
 
 /* deliver.c: the delivery process's main loop. Never returns. */
-void deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd)
-    __attribute__((noreturn));
+void deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
+    const struct outcome_sink *outcomes) __attribute__((noreturn));
 
 #endif

@@ -16,7 +16,7 @@
 static const char *const mxd_config_top_keys[] = {
 	"hostname", "listen", "workers", "user", "spool_dir", "log_level", "log_syslog",
 	"trusted_networks", "relay_next_hop", "received_header", "domains", "tls",
-	"limits", "delivery", "control", NULL
+	"limits", "delivery", "control", "resolver", NULL
 };
 static const char *const mxd_config_control_keys[] = {
 	"server", "authority", "host_id", "cert", "key", "ca", "journal_max_mb", "batch_size",
@@ -32,7 +32,7 @@ static const char *const mxd_config_limit_keys[] = {
 	"command_timeout", "data_timeout", "tls_handshake_timeout", "shutdown_timeout", NULL
 };
 static const char *const mxd_config_delivery_keys[] = {
-	"retry_min", "retry_max", "max_age", "next_hop_tls", NULL
+	"retry_min", "retry_max", "max_age", "next_hop_tls", "remote_port", NULL
 };
 
 int
@@ -256,7 +256,8 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 				    "expected a network like 192.0.2.0/24 or 2001:db8::/32");
 		}
 	}
-	if (mxd_config_strdup(root, "relay_next_hop", &cfg->relay_next_hop, err) < 0)
+	if (mxd_config_strdup(root, "relay_next_hop", &cfg->relay_next_hop, err) < 0 ||
+	    mxd_config_strdup(root, "resolver", &cfg->resolver, err) < 0)
 		return -1;
 	if (cfg->relay_next_hop && mxd_nexthop_parse(cfg->relay_next_hop, &cfg->relay_nh) < 0)
 		return conf_error(err, config_setting_get_member(root, "relay_next_hop"),
@@ -298,7 +299,8 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 	if (r == 1) {
 		if (conf_check_keys(g, mxd_config_delivery_keys, err) < 0)
 			return -1;
-		if (mxd_config_int(g, "retry_min", 1, 86400, &cfg->retry_min, err) < 0 ||
+		if (mxd_config_int(g, "remote_port", 1, 65535, &cfg->remote_port, err) < 0 ||
+		    mxd_config_int(g, "retry_min", 1, 86400, &cfg->retry_min, err) < 0 ||
 		    mxd_config_int(g, "retry_max", 1, 864000, &cfg->retry_max, err) < 0 ||
 		    mxd_config_int(g, "max_age", 1, 8640000, &cfg->max_age, err) < 0)
 			return -1;
@@ -356,6 +358,7 @@ mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t err
 	cfg->retry_max = 3600;
 	cfg->max_age = 432000;
 	cfg->next_hop_tls = 1;
+	cfg->remote_port = 25;
 	cfg->control_journal_mb = 256;
 	cfg->control_batch = 500;
 	cfg->control_heartbeat = 10;
@@ -488,6 +491,7 @@ mxd_config_free(struct mxd_config *cfg)
 	free(cfg->control_key);
 	free(cfg->control_ca);
 	free(cfg->snapshot_path);
+	free(cfg->resolver);
 	for (size_t i = 0; i < cfg->npolicies; i++) {
 		free(cfg->policies[i].domain);
 		free(cfg->policies[i].mode);

@@ -18,6 +18,7 @@ struct mxd_nexthop {
 	char			host[256];
 	int			port;
 	char			path[108];
+	char			sni[256];	/* name for SNI when host is an address */
 };
 
 struct mxd_domain {
@@ -80,6 +81,9 @@ struct mxd_config {
 	struct mxd_tls_policy	*policies;		/* from the snapshot; applied by
 							   outbound delivery (issue 4) */
 	size_t			 npolicies;
+
+	char			*resolver;	/* "IP[:port]": direct MX delivery */
+	int			 remote_port;	/* MX port (25; tests change it) */
 
 	int			 retry_min;
 	int			 retry_max;

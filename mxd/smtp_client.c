@@ -1,6 +1,7 @@
 #include "smtp_client.h"
 #include "smtp_parser.h"
 #include "log.h"
+#include "netaddr.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -362,6 +363,9 @@ smtp_client_starttls(struct smtp_client *c, SSL_CTX *tls, const char *sni, struc
 		char reason[160];
 		tls_trace_reason(&trace, e == SSL_ERROR_SYSCALL, ERR_peek_last_error(), reason,
 		    sizeof(reason));
+		c->tls_failed = 1;
+		snprintf(c->tls_fail_stage, sizeof(c->tls_fail_stage), "%s", tls_trace_stage(&trace));
+		snprintf(c->tls_fail_reason, sizeof(c->tls_fail_reason), "%s", reason);
 		ERR_clear_error();
 		SSL_set_msg_callback(c->ssl, NULL);
 		c->broken = 1;
@@ -387,8 +391,27 @@ smtp_client_open(struct smtp_client *c, const struct mxd_nexthop *nh,
 	buf_init(&c->wbuf);
 	if (smtp_client_connect(c, nh, r) < 0)
 		goto fail;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (!nh->is_unix && getsockname(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
+		netaddr_ntop((struct sockaddr *)&ss, c->local_ip, sizeof(c->local_ip));
+		c->local_port = netaddr_port((struct sockaddr *)&ss);
+	}
+	sl = sizeof(ss);
+	if (!nh->is_unix && getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
+		netaddr_ntop((struct sockaddr *)&ss, c->remote_ip, sizeof(c->remote_ip));
+		c->remote_port = netaddr_port((struct sockaddr *)&ss);
+	}
 	if (smtp_client_read_reply(c, r) < 0)
 		goto fail;
+	/* "220 mx.example.org ESMTP ..." : the name, printable, for reports. */
+	if (r->text.len > 4) {
+		size_t i = 0;
+		for (const char *p = r->text.data + 4; *p && *p != ' ' && *p != '\n' && *p != '\r' &&
+		    i + 1 < sizeof(c->greeting_name); p++)
+			c->greeting_name[i++] = (*p > 0x20 && *p < 0x7f) ? *p : '?';
+		c->greeting_name[i] = '\0';
+	}
 	if (r->code != 220)
 		goto fail;
 	smtp_client_cmd(c, "%s %s", c->lmtp ? "LHLO" : "EHLO", helo);
@@ -397,13 +420,14 @@ smtp_client_open(struct smtp_client *c, const struct mxd_nexthop *nh,
 	if (r->code != 250)
 		goto fail;
 	smtp_client_parse_ehlo(c, r);
+	c->starttls_offered = (c->ext & SMTP_EXT_STARTTLS) != 0;
 	if (tls && (c->ext & SMTP_EXT_STARTTLS) && !nh->is_unix) {
 		smtp_client_cmd(c, "STARTTLS");
 		if (smtp_client_read_reply(c, r) < 0)
 			goto fail;
 		if (r->code != 220)
 			goto fail;
-		if (smtp_client_starttls(c, tls, nh->host, r) < 0)
+		if (smtp_client_starttls(c, tls, nh->sni[0] ? nh->sni : nh->host, r) < 0)
 			goto fail;
 		smtp_client_cmd(c, "%s %s", c->lmtp ? "LHLO" : "EHLO", helo);
 		if (smtp_client_read_reply(c, r) < 0)

@@ -36,6 +36,14 @@ struct smtp_client {
 	size_t		 rpos, rlen;
 	struct buf	 wbuf;
 	int		 broken;	/* the connection can not be reused */
+	/* what the session looked like, for the outbound outcome record */
+	int		 starttls_offered;
+	int		 tls_failed;	/* the handshake failed: tls_fail says how */
+	char		 tls_fail_stage[64];
+	char		 tls_fail_reason[160];
+	char		 greeting_name[256];	/* the server's name in its 220 */
+	char		 local_ip[64], remote_ip[64];
+	int		 local_port, remote_port;
 };
 
 void smtp_reply_init(struct smtp_reply *r);

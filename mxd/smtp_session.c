@@ -446,9 +446,9 @@ smtp_session_cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 	} else if (mxd_config_domain(cfg, domain) != NULL) {
 		spool_env_add_rcpt(&s->env, addr);
 	} else if (s->trusted) {
-		if (cfg->relay_next_hop == NULL) {
+		if (cfg->relay_next_hop == NULL && cfg->resolver == NULL) {
 			smtp_session_reply(s, "451 4.3.0 <%s>: no route to remote domains "
-			    "(direct MX delivery is not built yet; set relay_next_hop)", addr);
+			    "(set relay_next_hop, or resolver for direct MX delivery)", addr);
 			return;
 		}
 		spool_env_add_rcpt(&s->env, addr);

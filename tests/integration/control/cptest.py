@@ -721,6 +721,11 @@ class FleetTestCase(mxtest.MxTestCase):
     def scalar(self, query):
         return self.pg.scalar(query, db=self.dbname)
 
+    def stored_total(self, host=MX1):
+        """Every outcome stored for host, inbound and outbound (mxd also
+        records its sessions to the next hop): what `mailctl hosts` counts."""
+        return self.scalar(f"SELECT count(*) FROM outcomes WHERE host_id = '{host}'")
+
     def outcome_counts(self, host=MX1, direction=INBOUND):
         """(rows, distinct seqs, distinct session ids) stored for host."""
         r = self.sql(f"SELECT count(*), count(DISTINCT seq), count(DISTINCT session_id) "

@@ -766,6 +766,8 @@ main(int argc, char **argv)
 	}
 	if (check) {
 		printf("controld: %s: configuration OK\n", path);
+		SSL_CTX_free(d.tls);
+		controld_config_free(&d.cfg);
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -773,8 +775,11 @@ main(int argc, char **argv)
 		d.db = NULL;
 		char q[LOG_QUOTE_SIZE(300)];
 		log_error("event=db_unavailable error=%s", log_quote(q, sizeof(q), err, strlen(err), 300));
-		if (migrate_only)
+		if (migrate_only) {
+			SSL_CTX_free(d.tls);
+			controld_config_free(&d.cfg);
 			return 1;
+		}
 		/* Start anyway: calls answer UNAVAILABLE until the database is back,
 		 * and mxd keeps its journal meanwhile. */
 	}
@@ -782,10 +787,14 @@ main(int argc, char **argv)
 		unsigned applied = 0;
 		if (db_migrate(d.db, d.cfg.schema_dir, &applied) != DB_OK) {
 			fprintf(stderr, "controld: migrate: %s\n", db_errmsg(d.db));
+			db_close(d.db);
+			SSL_CTX_free(d.tls);
+			controld_config_free(&d.cfg);
 			return 1;
 		}
 		printf("controld: %u migration(s) applied\n", applied);
 		db_close(d.db);
+		SSL_CTX_free(d.tls);
 		controld_config_free(&d.cfg);
 		return 0;
 	}

@@ -65,7 +65,9 @@ struct deliver {
 	/* the open connection's outbound record */
 	char			 conn_domain[256];	/* policy domain ("" for a next hop) */
 	char			 conn_mx[256];		/* MX host name */
+	char			 open_domain[256], open_mx[256];	/* of the open connection */
 	int			 conn_messages, conn_rcpts;
+	int			 conn_fallback;
 	int64_t			 conn_started_ms;
 };
 
@@ -151,6 +153,8 @@ static void
 deliver_outcome(struct deliver *d, const struct smtp_client *c, int connected,
     const char *failure)
 {
+	const char *dom = connected && failure == NULL ? d->open_domain : d->conn_domain;
+	const char *mxh = connected && failure == NULL ? d->open_mx : d->conn_mx;
 	Mxfleet__V1__Outcome o = MXFLEET__V1__OUTCOME__INIT;
 	Mxfleet__V1__PolicyResult pr = MXFLEET__V1__POLICY_RESULT__INIT;
 	Mxfleet__V1__PolicyResult *prs[1] = { &pr };
@@ -164,7 +168,7 @@ deliver_outcome(struct deliver *d, const struct smtp_client *c, int connected,
 		o.starttls = MXFLEET__V1__START_TLS__STARTTLS_ESTABLISHED;
 		o.tls_version = (char *)c->tls_version;
 		o.tls_cipher = (char *)c->tls_cipher;
-	} else if (c->tls_failed) {
+	} else if (c->tls_failed || (connected && failure == NULL && d->conn_fallback)) {
 		result = "validation-failure";
 		starttls = "attempted";
 		o.starttls = MXFLEET__V1__START_TLS__STARTTLS_ATTEMPTED;
@@ -193,10 +197,10 @@ deliver_outcome(struct deliver *d, const struct smtp_client *c, int connected,
 	o.messages = (uint32_t)d->conn_messages;
 	o.recipients = (uint32_t)d->conn_rcpts;
 	pr.policy_type = "no-policy-found";
-	pr.policy_domain = d->conn_domain;
+	pr.policy_domain = (char *)dom;
 	pr.result_type = (char *)result;
 	pr.sending_mta_ip = (char *)c->local_ip;
-	pr.receiving_mx_hostname = d->conn_mx;
+	pr.receiving_mx_hostname = (char *)mxh;
 	pr.receiving_mx_helo = (char *)c->greeting_name;
 	pr.receiving_ip = (char *)c->remote_ip;
 	if (failure) {
@@ -208,7 +212,7 @@ deliver_outcome(struct deliver *d, const struct smtp_client *c, int connected,
 	outcome_emit(&d->outcomes, &o);
 	log_info("event=outbound_session sid=%s domain=%s mx=%s ip=%s helo=%s starttls=%s "
 	    "tls_version=%s result=%s messages=%d rcpts=%d%s%s", sid,
-	    d->conn_domain[0] ? d->conn_domain : "-", d->conn_mx[0] ? d->conn_mx : "-",
+	    dom[0] ? dom : "-", mxh[0] ? mxh : "-",
 	    c->remote_ip[0] ? c->remote_ip : "-", c->greeting_name[0] ? c->greeting_name : "-",
 	    starttls, c->ssl ? c->tls_version : "-", result, d->conn_messages, d->conn_rcpts,
 	    failure ? " error=" : "", failure ? log_quote(q, sizeof(q), failure, strlen(failure), 200) : "");
@@ -302,6 +306,7 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop
 	deliver_close_conn(d);
 	d->conn_started_ms = deliver_wall_ms();
 	d->conn_messages = d->conn_rcpts = 0;
+	d->conn_fallback = 0;
 	if (smtp_client_open(&d->conn, nh, d->cfg->hostname,
 	    d->cfg->next_hop_tls ? d->tls : NULL, DELIVER_CONNECT_TIMEOUT_MS, r) < 0) {
 		int tls_failed = d->conn.tls_failed;
@@ -313,6 +318,7 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop
 		 * later, in deliver_to_hop). */
 		log_info("event=tls_fallback hop=%s reason=%s", hop, d->conn.tls_fail_reason);
 		d->conn_started_ms = deliver_wall_ms();
+		d->conn_fallback = 1;
 		if (smtp_client_open(&d->conn, nh, d->cfg->hostname, NULL,
 		    DELIVER_CONNECT_TIMEOUT_MS, r) < 0) {
 			deliver_outcome(d, &d->conn, d->conn.greeting_name[0] != '\0', r->text.data);
@@ -321,6 +327,8 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop
 	}
 	d->conn.timeout_ms = DELIVER_TIMEOUT_MS;
 	d->conn_open = 1;
+	snprintf(d->open_domain, sizeof(d->open_domain), "%s", d->conn_domain);
+	snprintf(d->open_mx, sizeof(d->open_mx), "%s", d->conn_mx);
 	snprintf(d->conn_hop, sizeof(d->conn_hop), "%s", hop);
 	return 0;
 }
@@ -359,12 +367,20 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 	}
 	struct smtp_client *c = &d->conn;
 	int pipelining = (c->ext & SMTP_EXT_PIPELINING) != 0;
-	if (env->requiretls && (c->ssl == NULL || !(c->ext & SMTP_EXT_REQUIRETLS))) {
-		/* RFC 8689 4.2.1: never hand a REQUIRETLS message to a hop that
-		 * does not take it over TLS with REQUIRETLS; return it. */
+	/* RFC 8689 4.2.1: a REQUIRETLS message goes only over TLS to a server
+	 * that offers REQUIRETLS, and to an MX only when DANE or an enforced
+	 * MTA-STS policy verified it. Neither is evaluated yet (issue 4), so to
+	 * an MX it is always returned; a configured next hop (the operator's
+	 * own) needs TLS and REQUIRETLS. */
+	if (env->requiretls && (d->open_domain[0] != '\0' || c->ssl == NULL ||
+	    !(c->ext & SMTP_EXT_REQUIRETLS))) {
 		char why[512];
-		snprintf(why, sizeof(why), "550 5.7.30 REQUIRETLS support required: next hop %s %s\n",
-		    c->peer, c->ssl == NULL ? "offers no TLS" : "does not offer REQUIRETLS");
+		if (d->open_domain[0] != '\0')
+			snprintf(why, sizeof(why), "550 5.7.30 REQUIRETLS support required: %s (%s) "
+			    "could not be verified with DANE or MTA-STS\n", d->open_mx, c->peer);
+		else
+			snprintf(why, sizeof(why), "550 5.7.30 REQUIRETLS support required: next hop %s %s\n",
+			    c->peer, c->ssl == NULL ? "offers no TLS" : "does not offer REQUIRETLS");
 		for (size_t i = 0; i < n; i++)
 			rcpt_set(&st[idx[i]], RCPT_BOUNCE, 0, why, hop);
 		goto out;
@@ -825,6 +841,8 @@ deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 	if (d.tls == NULL)
 		fatalx("event=tls_error error=\"%s\"", err);
 	d.outcomes = *outcomes;
+	/* Equal-preference MX hosts are shuffled: differently on every host. */
+	srandom((unsigned)getpid() ^ (unsigned)time(NULL));
 	if (cfg->resolver) {
 		d.dns = dns_resolver_new(cfg->resolver, 2000, 3, err, sizeof(err));
 		if (d.dns == NULL)
@@ -883,6 +901,8 @@ deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 			wait_ms = 50;
 		if (d.conn_open && wait_ms > DELIVER_IDLE_CLOSE_SEC * 1000)
 			wait_ms = DELIVER_IDLE_CLOSE_SEC * 1000;
+		if (deliver_stop)
+			break;
 		struct pollfd p = { notify_fd, POLLIN, 0 };
 		poll(&p, 1, (int)wait_ms);
 	}

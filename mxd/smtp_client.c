@@ -303,6 +303,10 @@ smtp_client_connect(struct smtp_client *c, const struct mxd_nexthop *nh, struct 
 	hints.ai_flags = AI_NUMERICSERV;
 	snprintf(port, sizeof(port), "%d", nh->port);
 	snprintf(c->peer, sizeof(c->peer), "%s:%d", nh->host, nh->port);
+	if (!nh->is_unix) {
+		snprintf(c->remote_ip, sizeof(c->remote_ip), "%s", nh->host);
+		c->remote_port = nh->port;
+	}
 	int gai = getaddrinfo(nh->host, port, &hints, &res);
 	if (gai != 0) {
 		smtp_reply_set_error(r, "cannot resolve %s: %s", nh->host, gai_strerror(gai));
@@ -349,6 +353,9 @@ smtp_client_starttls(struct smtp_client *c, SSL_CTX *tls, const char *sni, struc
 	/* Anything buffered before the handshake was sent in plaintext after
 	 * our STARTTLS: a server injecting it is not trusted with the session. */
 	if (c->rlen != c->rpos) {
+		c->tls_failed = 1;
+		snprintf(c->tls_fail_stage, sizeof(c->tls_fail_stage), "starttls");
+		snprintf(c->tls_fail_reason, sizeof(c->tls_fail_reason), "plaintext_after_starttls_reply");
 		smtp_reply_set_error(r, "%s sent data after its STARTTLS reply", c->peer);
 		return -1;
 	}
@@ -425,8 +432,12 @@ smtp_client_open(struct smtp_client *c, const struct mxd_nexthop *nh,
 		smtp_client_cmd(c, "STARTTLS");
 		if (smtp_client_read_reply(c, r) < 0)
 			goto fail;
-		if (r->code != 220)
+		if (r->code != 220) {
+			c->tls_failed = 1;
+			snprintf(c->tls_fail_stage, sizeof(c->tls_fail_stage), "starttls");
+			snprintf(c->tls_fail_reason, sizeof(c->tls_fail_reason), "starttls_refused_%d", r->code);
 			goto fail;
+		}
 		if (smtp_client_starttls(c, tls, nh->sni[0] ? nh->sni : nh->host, r) < 0)
 			goto fail;
 		smtp_client_cmd(c, "%s %s", c->lmtp ? "LHLO" : "EHLO", helo);

@@ -1,0 +1,528 @@
+"""Shared helpers for the outbound (direct MX delivery) integration tests.
+
+A test here runs, on loopback only:
+
+  * the private DNSSEC test DNS of tests/tools/dnstest (nsd + unbound), one
+    setup per test file (or the one of `dnstest run` when DNSTEST_DIR is set),
+    with per-test records added through DnsTest.add();
+  * fake MX hosts: the aiosmtpd sink (tests/tools/sink.py), each on its own
+    127.0.x.y address and all on the same port, which mxd uses for every
+    remote MX (`delivery.remote_port`); a "dead" MX is an address where
+    nothing listens on that port;
+  * FakeMx, a small SMTP server in this process for behaviour the sink does
+    not have: a STARTTLS that breaks (garbage, cut off, plaintext injected
+    after the 220, a 454 refusal), REQUIRETLS inside TLS, no greeting, a
+    slow answer to QUIT;
+  * mxd, configured as a relay for trusted loopback clients with
+    `resolver` = unbound, and example.test as its local domain with a sink
+    as next hop (which receives the DSNs).
+
+It builds on ../mxtest.py (Service, Mxd, Sink, configs, logfmt). Every wait
+is bounded.
+
+Environment (set by ctest; defaults for running a file by hand):
+  MXD_BIN              the mxd binary (default build/bin/mxd)
+  MXFLEET_SOURCE_DIR   the source tree (for tests/tools/dnstest)
+  DNSTEST_DIR          use this running dnstest setup instead of starting one
+  MXTEST_KEEP=1, MXTEST_VERBOSE=1  as in mxtest.py
+"""
+
+import email
+import email.policy
+import fcntl
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import uuid
+import warnings
+from importlib.machinery import SourceFileLoader
+from importlib.util import module_from_spec, spec_from_loader
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import mxtest  # noqa: E402
+from mxtest import LOCAL_DOMAIN, MX_NAME, free_port, pick_host  # noqa: E402,F401
+
+SRC = os.environ.get("MXFLEET_SOURCE_DIR",
+                     os.path.abspath(os.path.join(HERE, "..", "..", "..")))
+DNSTEST_PATH = os.path.join(SRC, "tests", "tools", "dnstest")
+SENDER = f"sender@{LOCAL_DOMAIN}"
+ZONE = "example.test"   # the secure test zone; test domains are below it
+
+
+# ---------------------------------------------------------------- watchdog
+# mxtest tears its services down on SIGTERM and at exit; a runner's SIGKILL
+# would leave them (and nsd, unbound) running. Every process started from
+# here inherits RUN_MARK in its environment; a detached watchdog kills what
+# carries it, and removes the test directories, once this process is gone.
+
+RUN_MARK = "OUTTEST_RUN"
+RUN_TOKEN = uuid.uuid4().hex
+os.environ[RUN_MARK] = RUN_TOKEN
+
+_WATCHDOG = r'''
+import os, shutil, signal, sys, time
+parent, token, dirs_file = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3]
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+while alive(parent):
+    time.sleep(1)
+me = os.getpid()
+for _ in range(3):
+    for e in os.listdir("/proc"):
+        if not e.isdigit() or int(e) == me:
+            continue
+        try:
+            with open(f"/proc/{e}/environ", "rb") as f:
+                if b"OUTTEST_RUN=" + token in f.read().split(b"\0"):
+                    os.kill(int(e), signal.SIGKILL)
+        except OSError:
+            pass
+    time.sleep(0.5)
+try:
+    with open(dirs_file) as f:
+        dirs = [l.strip() for l in f if l.strip()]
+except OSError:
+    dirs = []
+for d in dirs + [dirs_file]:
+    if os.path.isdir(d):
+        shutil.rmtree(d, ignore_errors=True)
+    elif os.path.exists(d):
+        os.unlink(d)
+'''
+
+_watchdog_dirs = None
+_watchdog_proc = None  # kept: it outlives us on purpose
+
+
+def watch_dir(path):
+    """Have the watchdog remove path should this process die without
+    cleaning up (a no-op once the directory is gone)."""
+    global _watchdog_dirs, _watchdog_proc
+    if _watchdog_dirs is None:
+        fd, _watchdog_dirs = tempfile.mkstemp(prefix="outtest-watchdog-")
+        os.close(fd)
+        _watchdog_proc = subprocess.Popen(
+            [mxtest.PYTHON, "-c", _WATCHDOG, str(os.getpid()), RUN_TOKEN, _watchdog_dirs],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            env={k: v for k, v in os.environ.items() if k != RUN_MARK})
+    if not os.environ.get("MXTEST_KEEP") and not os.environ.get("DNSTEST_KEEP"):
+        with open(_watchdog_dirs, "a") as f:
+            f.write(path + "\n")
+
+
+def load_dnstest():
+    loader = SourceFileLoader("dnstest", DNSTEST_PATH)
+    spec = spec_from_loader("dnstest", loader)
+    mod = module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+dnstest = load_dnstest()
+
+
+class Dns:
+    """The test DNS of one test file: started here (with dnstest's watchdog,
+    so a SIGKILLed test process does not leave nsd and unbound behind) unless
+    DNSTEST_DIR names a running one."""
+
+    def __init__(self):
+        self.owned = False
+        d = os.environ.get("DNSTEST_DIR")
+        if not d:
+            base = os.environ.get("DNSTEST_TMPDIR", tempfile.gettempdir())
+            d = tempfile.mkdtemp(prefix="dnstest.outbound.", dir=base)
+            self.owned = True
+        self.dir = d
+        self.t = dnstest.DnsTest(d)
+        if self.owned:
+            watch_dir(d)
+            dnstest.start_watchdog(d)
+            mxtest.register_emergency(("dns", d), self.down)
+            self.t.up()
+        self.env = self.t.env()
+        self.resolver = self.env["RESOLVER"]
+        self.lock = threading.Lock()
+
+    def add(self, records):
+        """Add records (zone file syntax, absolute names); returns once the
+        resolver answers with them. Takes the lock `dnstest add` takes."""
+        with self.lock, open(self.t.p("lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            # Another process (dnstest add) may have changed the state.
+            self.t = dnstest.DnsTest(self.dir)
+            self.t.add(records)
+
+    def query(self, name, qtype):
+        """(rcode, [rdata bytes]) through the resolver, for preconditions."""
+        st = self.t.state
+        r = dnstest.dns_query(st["res_addr"], st["res_port"], name, qtype, timeout=2)
+        if r is None:
+            return None, []
+        rcode, _, answers = r
+        return rcode, [msg[off:off + ln] for typ, off, ln, msg in answers if typ == qtype]
+
+    def stop_resolver(self):
+        st = self.t.state
+        dnstest.stop_pid(st.get("unbound_pid"), self.t.p("unbound", "unbound.conf"))
+        st["unbound_pid"] = None
+        self.t.save()
+
+    def start_resolver(self):
+        """unbound again, on the same port (its state keeps the port)."""
+        self.t = dnstest.DnsTest(self.dir)
+        port = self.t.state["res_port"]
+        self.t.start_unbound()
+        self.t.save()
+        if self.t.state["res_port"] != port:
+            raise AssertionError(f"unbound came back on port {self.t.state['res_port']}, "
+                                 f"not {port} (which mxd is configured with)")
+
+    def down(self):
+        if self.owned:
+            self.t = dnstest.DnsTest(self.dir)
+            self.t.down()
+            mxtest.unregister_emergency(("dns", self.dir))
+            self.owned = False
+
+
+def unique_domain(tag):
+    return f"{tag}-{uuid.uuid4().hex[:8]}.{ZONE}"
+
+
+def ip_key(ip):
+    return socket.inet_aton(ip)
+
+
+def pick_hosts(n, port):
+    """n loopback addresses where nothing listens on port (and port is
+    bindable there), in ascending address order."""
+    out = []
+    while len(out) < n:
+        h = pick_host()
+        if mxtest._proc_net_listening(h, port):
+            continue
+        try:
+            with socket.socket() as s:
+                s.bind((h, port))
+        except OSError:
+            continue
+        out.append(h)
+    return sorted(out, key=ip_key)
+
+
+def remote_port():
+    """A port that is free on the wildcard address: every fake MX listens on
+    it on its own address, and a dead MX address refuses it."""
+    return free_port("0.0.0.0")
+
+
+def unfolded(text):
+    return re.sub(r"\r?\n[ \t]+", " ", text)
+
+
+class Dsn:
+    """The parts of a DSN (RFC 3464) a user or a mail client looks at."""
+
+    def __init__(self, data):
+        self.raw = data
+        self.msg = email.message_from_bytes(data, policy=email.policy.compat32)
+        self.status_fields = []
+        self.text = ""
+        for part in self.msg.walk():
+            ctype = part.get_content_type()
+            if ctype == "message/delivery-status":
+                for block in part.get_payload():
+                    self.status_fields += [(k.lower(), unfolded(v)) for k, v in block.items()]
+            elif ctype == "text/plain" and not self.text:
+                self.text = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+
+    def field(self, name):
+        return [v for k, v in self.status_fields if k == name.lower()]
+
+
+# ---------------------------------------------------------------- a scriptable MX
+
+class FakeMx:
+    """A minimal SMTP server on (host, port) in a thread of the test
+    process. It offers STARTTLS; what happens after the client's STARTTLS is
+    set by `tls`:
+
+      "garbage"  reads the ClientHello, answers with bytes that are no TLS
+                 record, closes
+      "close"    reads the ClientHello and closes without a word
+      "inject"   sends plaintext right behind its 220 (CVE-2011-0411 style),
+                 then behaves like "garbage"
+      "refuse"   answers 454 4.7.0 and goes on in plaintext (RFC 3207)
+      (cert, key)  a real handshake with that certificate; inside TLS it
+                 advertises REQUIRETLS when `requiretls` is true
+      None       STARTTLS is not offered
+
+    quit_delay: seconds to wait before answering QUIT.
+    greeting: False makes it close every connection before saying anything.
+
+    It takes mail (no PIPELINING) and keeps every message.
+    sessions: one dict per connection {"starttls": bool, "tls": version or
+    None}; messages: (mail_from, [rcpts], data as received, unstuffed,
+    tls version or None, MAIL FROM parameters)."""
+
+    def __init__(self, host, port, name, tls="garbage", requiretls=False, quit_delay=0,
+                 greeting=True):
+        self.host, self.port, self.name = host, port, name
+        self.greeting = greeting
+        self.tls, self.requiretls, self.quit_delay = tls, requiretls, quit_delay
+        self.ctx = None
+        if isinstance(tls, tuple):
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(*tls)
+        self.sessions, self.messages = [], []
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(5)
+        self.sock.close()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _ehlo(self, tls_version):
+        lines = [self.name, "8BITMIME"]
+        if tls_version is None and self.tls is not None:
+            lines.append("STARTTLS")
+        elif self.requiretls:
+            lines.append("REQUIRETLS")
+        return "".join(f"250{'-' if i < len(lines) - 1 else ' '}{x}\r\n"
+                       for i, x in enumerate(lines)).encode()
+
+    def _session(self, conn):
+        sess = {"starttls": False, "tls": None}
+        with self.lock:
+            self.sessions.append(sess)
+        conn.settimeout(30)
+        f = conn.makefile("rb")
+        try:
+            if not self.greeting:
+                return
+            conn.sendall(f"220 {self.name} ESMTP fake\r\n".encode())
+            mail_from, params, rcpts = None, "", []
+            while True:
+                line = f.readline(4096)
+                if not line:
+                    return
+                cmd = line.decode("ascii", "replace").strip()
+                verb = cmd.split(" ", 1)[0].upper()
+                if verb in ("EHLO", "HELO"):
+                    conn.sendall(self._ehlo(sess["tls"]))
+                elif verb == "STARTTLS" and sess["tls"] is None and self.tls is not None:
+                    sess["starttls"] = True
+                    if self.tls == "refuse":
+                        conn.sendall(b"454 4.7.0 TLS not available due to local problem\r\n")
+                        continue
+                    if self.ctx is not None:
+                        conn.sendall(b"220 2.0.0 Ready to start TLS\r\n")
+                        f.close()
+                        conn = self.ctx.wrap_socket(conn, server_side=True)
+                        f = conn.makefile("rb")
+                        sess["tls"] = conn.version()
+                        continue
+                    if self.tls == "inject":
+                        conn.sendall(b"220 2.0.0 Ready to start TLS\r\n"
+                                     b"250 injected after the STARTTLS reply\r\n")
+                    else:
+                        conn.sendall(b"220 2.0.0 Ready to start TLS\r\n")
+                    conn.settimeout(10)
+                    try:
+                        conn.recv(16384)   # the ClientHello
+                        if self.tls in ("garbage", "inject"):
+                            conn.sendall(b"this is not a TLS record, sorry\r\n" * 4)
+                    except OSError:
+                        pass
+                    return
+                elif verb == "MAIL":
+                    m = re.match(r"MAIL FROM:<([^>]*)>(.*)$", cmd, flags=re.I)
+                    mail_from, params = (m.group(1), m.group(2).strip()) if m else (cmd, "")
+                    rcpts = []
+                    conn.sendall(b"250 2.1.0 Ok\r\n")
+                elif verb == "RCPT":
+                    rcpts.append(re.sub(r"^RCPT TO:<([^>]*)>.*$", r"\1", cmd, flags=re.I))
+                    conn.sendall(b"250 2.1.5 Ok\r\n")
+                elif verb == "DATA":
+                    conn.sendall(b"354 go ahead\r\n")
+                    data = b""
+                    while True:
+                        ln = f.readline(1 << 20)
+                        if not ln:
+                            return
+                        if ln == b".\r\n":
+                            break
+                        data += ln[1:] if ln.startswith(b".") else ln
+                    with self.lock:
+                        self.messages.append((mail_from, rcpts, data, sess["tls"], params))
+                    conn.sendall(b"250 2.0.0 Ok: stored by fake\r\n")
+                elif verb in ("RSET", "NOOP"):
+                    conn.sendall(b"250 2.0.0 Ok\r\n")
+                elif verb == "QUIT":
+                    with self.lock:
+                        sess["quit"] = time.monotonic()
+                    time.sleep(self.quit_delay)
+                    conn.sendall(b"221 2.0.0 Bye\r\n")
+                    return
+                else:
+                    conn.sendall(b"502 5.5.1 Unknown command\r\n")
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            try:
+                f.close()
+                conn.close()
+            except OSError:
+                pass
+
+
+# ---------------------------------------------------------------- the test case
+
+class OutboundTestCase(mxtest.MxTestCase):
+    """One DNS setup per test class (setUpClass), one mxd per test."""
+
+    dns = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if not mxtest.mxd_available():
+            raise unittest.SkipTest(f"mxd not built ({mxtest.MXD_BIN})")
+        for tool in (dnstest.NSD, dnstest.UNBOUND, dnstest.SIGNZONE):
+            if not os.access(tool, os.X_OK):
+                raise unittest.SkipTest(f"{tool} missing (scripts/deps)")
+        # dnstest keeps no handle on the servers it spawns: Python would
+        # warn about each of them on every test.
+        warnings.filterwarnings("ignore", category=ResourceWarning,
+                                message=r"subprocess \d+ is still running")
+        cls.dns = Dns()
+        cls.addClassCleanup(cls.dns.down)
+        cls.port = remote_port()
+
+    def setUp(self):
+        super().setUp()
+        watch_dir(self.wd)
+
+    # -- fake MX hosts
+
+    def mx_sink(self, host, name, tls=False, **kw):
+        """A sink as an MX on host:self.port whose greeting names `name`."""
+        s = self.new_sink(name=f"mx-{host}", host=host, port=self.port, start=False,
+                          tls=self.cert(f"mx-{host}", cn=name) if tls else None, **kw)
+        s.argv += ["--hostname", name]
+        s.start()
+        return s
+
+    def fake_mx(self, host, name, tls="garbage", requiretls=False, quit_delay=0, greeting=True):
+        if tls is True:
+            tls = self.cert(f"fake-{host}", cn=name)
+        fx = FakeMx(host, self.port, name, tls, requiretls, quit_delay, greeting)
+        self.addCleanup(fx.stop)
+        return fx
+
+    # -- mxd
+
+    def outbound_mxd(self, certs=None, **over):
+        """mxd relaying for 127.0.0.0/8 straight to the MX hosts; example.test
+        is local with a sink as next hop (the DSNs land there)."""
+        local = self.new_sink(name="local")
+        cfg = self.mxd_config(local.next_hop, certs,
+                              resolver=self.dns.resolver,
+                              trusted_networks=["127.0.0.0/8"],
+                              delivery={"remote_port": self.port, "retry_min": 1,
+                                        "retry_max": 2})
+        cfg = mxtest.deep_merge(cfg, over)
+        return self.mxd(cfg), local
+
+    def send(self, m, rcpts, data, sender=SENDER):
+        """One message over plain SMTP from a trusted loopback client; the
+        exact bytes (CRLF, no lines starting with a dot unless meant)."""
+        replies = mxtest.send_message(m.host, m.port, sender, rcpts, data)
+        codes = [r.code for r in replies]
+        self.assertEqual(codes[-2], 250, f"mxd did not accept the message: {replies}")
+        return replies
+
+    def wait_dsn(self, local, to=SENDER, timeout=20):
+        msg = local.wait_message(lambda x: x.mail_from == "" and x.rcpts == [to],
+                                 timeout=timeout, what=f"DSN to {to}")
+        return msg, Dsn(msg.data)
+
+    def sessions(self, m, **match):
+        return m.events("outbound_session", **match)
+
+    def wait_session(self, m, timeout=15, **match):
+        """An outbound_session record: written when the connection closes
+        (idle close after ~2 s), just before mxd sends QUIT.
+
+        The short pause after it keeps the test's teardown SIGTERM out of
+        that QUIT exchange: a SIGTERM that lands there is lost by mxd's
+        delivery process (test_outbound_shutdown.py shows that bug on its
+        own) and would fail whichever test happened to be unlucky."""
+        rec = m.wait_event("outbound_session", timeout=timeout, **match)
+        time.sleep(0.3)
+        return rec
+
+    def assertNoMail(self, *sinks):
+        for s in sinks:
+            self.assertEqual(s.names(), [], f"{s.name} got mail it should not have")
+
+
+def message(msg_id, subject="outbound test"):
+    """A message whose bytes must arrive unchanged: a line with a leading dot
+    (dot-stuffing both ways), a long line, trailing spaces, an empty line,
+    a folded header."""
+    return (f"From: <{SENDER}>\r\n"
+            f"To: <someone@remote.example>\r\n"
+            f"Subject: {subject}\r\n"
+            f"  folded part of the subject\r\n"
+            f"Message-ID: <{msg_id}@outtest>\r\n"
+            f"X-Test-Id: {msg_id}\r\n"
+            f"\r\n"
+            f"first line\r\n"
+            f".a line starting with a dot\r\n"
+            f"..two dots\r\n"
+            f"trailing spaces   \r\n"
+            f"\r\n"
+            f"{'x' * 900}\r\n"
+            f"last line\r\n").encode()
+
+
+def has_id(msg_id):
+    return lambda x: f"X-Test-Id: {msg_id}".encode() in x.data
+
+
+def ipv4_rdata(rdatas):
+    return [socket.inet_ntoa(r) for r in rdatas if len(r) == 4]
+
+
+main = mxtest.main

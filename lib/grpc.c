@@ -1383,6 +1383,9 @@ grpc_unary(const struct grpc_client_opts *o, const char *path, const uint8_t *re
 		event_base_dispatch(u.base);
 	grpc_client_free(u.cl);
 	event_free(t);
+	/* Let libevent finish freeing what it deferred (the TLS bufferevent
+	 * and its SSL) before the base goes. */
+	event_base_loop(u.base, EVLOOP_NONBLOCK);
 	event_base_free(u.base);
 	if (u.status == GRPC_OK && u.got != 1) {
 		u.status = GRPC_INTERNAL;

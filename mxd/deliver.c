@@ -7,6 +7,10 @@
  * doubling interval, and bounces 5xx with a DSN quoting the full reply. */
 #include "mxd.h"
 #include "dns.h"
+#include "sts.h"
+#include "sts_cache.h"
+#include "sts_fetch.h"
+#include <openssl/x509_vfy.h>
 #include "dsn.h"
 #include "smtp_client.h"
 #include "smtp_parser.h"
@@ -69,6 +73,11 @@ struct deliver {
 	int			 conn_messages, conn_rcpts;
 	int			 conn_fallback;
 	int64_t			 conn_started_ms;
+	/* MTA-STS (RFC 8461) */
+	struct sts_cache	*sts;
+	SSL_CTX			*tls_verify;	/* PKIX, names checked: under a policy */
+	const struct sts_policy	*cur_policy;	/* applied to the connection being made */
+	const char		*cur_fetch_failure;	/* RFC 8460 type of a failed fetch */
 };
 
 static volatile sig_atomic_t deliver_stop;
@@ -149,6 +158,41 @@ deliver_wall_ms(void)
 /* One outbound session's record (DESIGN.md), with its RFC 8460 result. No
  * MTA-STS or DANE policy is evaluated yet (issue 4), so the policy type is
  * "no-policy-found" and the result says whether TLS was had. */
+/* RFC 8460 result type for a certificate that did not verify. */
+static const char *
+deliver_verify_result_type(long v)
+{
+	switch (v) {
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+		return "certificate-host-mismatch";
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		return "certificate-expired";
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_CERT_UNTRUSTED:
+		return "certificate-not-trusted";
+	default:
+		return "validation-failure";
+	}
+}
+
+/* What a connection under the current MTA-STS policy amounts to: NULL when
+ * it satisfies the policy, else the RFC 8460 result type. */
+static const char *
+deliver_policy_failure(const struct smtp_client *c, int connected)
+{
+	if (c->ssl == NULL)
+		return c->tls_failed ? "validation-failure" :
+		    connected && !c->starttls_offered ? "starttls-not-supported" : "validation-failure";
+	if (!c->verified)
+		return deliver_verify_result_type(c->verify_result);
+	return NULL;
+}
+
 static void
 deliver_outcome(struct deliver *d, const struct smtp_client *c, int connected,
     const char *failure)
@@ -197,6 +241,22 @@ deliver_outcome(struct deliver *d, const struct smtp_client *c, int connected,
 	o.messages = (uint32_t)d->conn_messages;
 	o.recipients = (uint32_t)d->conn_rcpts;
 	pr.policy_type = "no-policy-found";
+	if (d->cur_policy == NULL && d->cur_fetch_failure) {
+		/* A policy was announced but could not be had: that is the
+		 * session's RFC 8460 result (delivered as without a policy). */
+		pr.policy_type = "sts";
+		result = d->cur_fetch_failure;
+	}
+	if (d->cur_policy) {
+		const char *pf = deliver_policy_failure(c, connected);
+		pr.policy_type = "sts";
+		pr.policy_strings = (char **)sts_policy_strings(d->cur_policy, &pr.n_policy_strings);
+		pr.mx_host = (char **)sts_policy_mx_hosts(d->cur_policy, &pr.n_mx_host);
+		if (pf)
+			result = pf;
+		else if (connected && failure == NULL)
+			result = "success";
+	}
 	pr.policy_domain = (char *)dom;
 	pr.result_type = (char *)result;
 	pr.sending_mta_ip = (char *)c->local_ip;
@@ -210,8 +270,8 @@ deliver_outcome(struct deliver *d, const struct smtp_client *c, int connected,
 	o.n_policy_results = 1;
 	o.policy_results = prs;
 	outcome_emit(&d->outcomes, &o);
-	log_info("event=outbound_session sid=%s domain=%s mx=%s ip=%s helo=%s starttls=%s "
-	    "tls_version=%s result=%s messages=%d rcpts=%d%s%s", sid,
+	log_info("event=outbound_session sid=%s policy=%s domain=%s mx=%s ip=%s helo=%s starttls=%s "
+	    "tls_version=%s result=%s messages=%d rcpts=%d%s%s", sid, pr.policy_type,
 	    dom[0] ? dom : "-", mxh[0] ? mxh : "-",
 	    c->remote_ip[0] ? c->remote_ip : "-", c->greeting_name[0] ? c->greeting_name : "-",
 	    starttls, c->ssl ? c->tls_version : "-", result, d->conn_messages, d->conn_rcpts,
@@ -307,11 +367,19 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop
 	d->conn_started_ms = deliver_wall_ms();
 	d->conn_messages = d->conn_rcpts = 0;
 	d->conn_fallback = 0;
-	if (smtp_client_open(&d->conn, nh, d->cfg->hostname,
-	    d->cfg->next_hop_tls ? d->tls : NULL, DELIVER_CONNECT_TIMEOUT_MS, r) < 0) {
+	int enforce = d->cur_policy && d->cur_policy->mode == STS_MODE_ENFORCE;
+	SSL_CTX *tls = nh->verify ? d->tls_verify : d->cfg->next_hop_tls ? d->tls : NULL;
+	if (smtp_client_open(&d->conn, nh, d->cfg->hostname, tls, DELIVER_CONNECT_TIMEOUT_MS, r) < 0) {
 		int tls_failed = d->conn.tls_failed;
 		deliver_outcome(d, &d->conn, d->conn.greeting_name[0] != '\0', r->text.data);
-		if (!tls_failed)
+		/* Under an enforced MTA-STS policy there is no plaintext. */
+		if (tls_failed && enforce) {
+			char why[700];
+			snprintf(why, sizeof(why), "451 4.7.5 MTA-STS policy of %s: %s: validation-failure (%s)",
+			    d->conn_domain, d->conn_mx, d->conn.tls_fail_reason);
+			smtp_reply_set_error(r, "%s", why);
+		}
+		if (!tls_failed || enforce)
 			return -1;
 		/* Opportunistic TLS: with no policy asking for TLS, a failed
 		 * handshake is followed by plaintext (REQUIRETLS mail is refused
@@ -326,6 +394,19 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop
 		}
 	}
 	d->conn.timeout_ms = DELIVER_TIMEOUT_MS;
+	const char *pf = d->cur_policy ? deliver_policy_failure(&d->conn, 1) : NULL;
+	if (pf && enforce) {
+		/* RFC 8461 5: this MX does not qualify; the next one may. */
+		char why[600];
+		snprintf(why, sizeof(why), "451 4.7.5 MTA-STS policy of %s: %s: %s", d->conn_domain,
+		    d->conn_mx, pf);
+		log_info("event=sts_mx_refused domain=%s mx=%s ip=%s result=%s", d->conn_domain,
+		    d->conn_mx, d->conn.remote_ip, pf);
+		deliver_outcome(d, &d->conn, 1, why);
+		smtp_client_close(&d->conn, 1);
+		smtp_reply_set_error(r, "%s", why);
+		return -1;
+	}
 	d->conn_open = 1;
 	snprintf(d->open_domain, sizeof(d->open_domain), "%s", d->conn_domain);
 	snprintf(d->open_mx, sizeof(d->open_mx), "%s", d->conn_mx);
@@ -529,6 +610,85 @@ deliver_set_all(struct rcpt_state *st, const size_t *idx, size_t n, enum rcpt_re
 		rcpt_set(&st[idx[i]], res, 0, text, NULL);
 }
 
+struct deliver_fetch_arg {
+	struct deliver	*d;
+};
+
+/* Fetch a policy: mta-sts.<domain> is resolved with our resolver like
+ * everything else, then fetched over HTTPS on delivery.sts_port. */
+static void
+deliver_sts_fetch(void *arg, const char *domain, struct sts_fetch_out *out)
+{
+	struct deliver *d = ((struct deliver_fetch_arg *)arg)->d;
+	char host[300], ip[64];
+	struct dns_addr_result ar;
+
+	memset(&ar, 0, sizeof(ar));
+	snprintf(host, sizeof(host), "mta-sts.%s", domain);
+	if (dns_addrs(d->dns, host, DNS_ADDR_ANY, &ar) != DNS_OK || ar.n == 0) {
+		memset(out, 0, sizeof(*out));
+		out->result = STS_FETCH_ERROR;
+		snprintf(out->reason, sizeof(out->reason), "%s: no address (%s%s%s)", host,
+		    dns_result_str(ar.st.result), ar.st.error[0] ? ": " : "", ar.st.error);
+		dns_addr_result_free(&ar);
+		return;
+	}
+	inet_ntop(ar.addrs[0].family, ar.addrs[0].addr, ip, sizeof(ip));
+	dns_addr_result_free(&ar);
+	struct sts_fetch_opts o;
+	memset(&o, 0, sizeof(o));
+	o.ca_file = d->cfg->ca_file;
+	o.connect_host = ip;
+	o.connect_port = (unsigned)d->cfg->sts_port;
+	sts_fetch(domain, &o, out);
+}
+
+/* The MTA-STS policy for a domain (RFC 8461 5.1), from the cache or
+ * fetched; sets d->cur_policy when one in enforce or testing mode applies. */
+static void
+deliver_sts_policy(struct deliver *d, const char *domain, struct sts_decision *dec)
+{
+	struct sts_txt_lookup txt;
+	struct dns_txt_result tr;
+	char name[300], err[STS_ERR_MAX], q[LOG_QUOTE_SIZE(200)];
+
+	d->cur_policy = NULL;
+	d->cur_fetch_failure = NULL;
+	if (d->sts == NULL)
+		return;
+	memset(&txt, 0, sizeof(txt));
+	memset(&tr, 0, sizeof(tr));
+	snprintf(name, sizeof(name), "_mta-sts.%s", domain);
+	enum dns_result r = dns_txt(d->dns, name, &tr);
+	if (r == DNS_OK) {
+		struct sts_txt stx;
+		if (sts_txt_select_records((const char *const *)tr.txt, tr.len, tr.n, &stx, err,
+		    sizeof(err)) == STS_OK) {
+			txt.state = STS_TXT_FOUND;
+			snprintf(txt.id, sizeof(txt.id), "%s", stx.id);
+		} else
+			txt.state = STS_TXT_NONE;
+	} else
+		txt.state = r == DNS_NXDOMAIN || r == DNS_NODATA ? STS_TXT_NONE : STS_TXT_FAILED;
+	dns_txt_result_free(&tr);
+	struct deliver_fetch_arg fa = { d };
+	sts_cache_decide(d->sts, domain, &txt, deliver_sts_fetch, &fa, dec);
+	if (dec->fetched && dec->fetch_result != STS_FETCH_OK) {
+		log_info("event=sts_policy domain=%s result=%s reason=%s", domain,
+		    sts_fetch_result_type(dec->fetch_result),
+		    log_quote(q, sizeof(q), dec->reason, strlen(dec->reason), 200));
+		if (dec->policy == NULL)
+			d->cur_fetch_failure = sts_fetch_result_type(dec->fetch_result);
+	}
+	if (dec->policy == NULL)
+		return;
+	static const char *const sources[] = { "none", "cache", "fetched", "stale" };
+	log_info("event=sts_policy domain=%s id=%s mode=%s source=%s", domain, dec->id,
+	    sts_mode_name(dec->policy->mode), sources[dec->source]);
+	if (dec->policy->mode == STS_MODE_ENFORCE || dec->policy->mode == STS_MODE_TESTING)
+		d->cur_policy = dec->policy;
+}
+
 /* Deliver to the domain's MX hosts (RFC 5321 5.1, RFC 7505): in preference
  * order, equal preferences shuffled, every address of a host, the next one
  * while nobody answered. Opportunistic STARTTLS; MTA-STS and DANE are not
@@ -538,9 +698,11 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
     const char *domain, struct rcpt_state *st, const size_t *idx, size_t n)
 {
 	struct dns_mx_result mx;
+	struct sts_decision dec;
 	char text[1200];
 
 	memset(&mx, 0, sizeof(mx));
+	memset(&dec, 0, sizeof(dec));
 	enum dns_result dr = dns_mx(d->dns, domain, &mx);
 	if (dr == DNS_NXDOMAIN || dr == DNS_INVALID) {
 		snprintf(text, sizeof(text), "550 5.1.2 <%s>: domain not found (%s)\n", domain,
@@ -573,11 +735,22 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 		}
 		i = j;
 	}
-	snprintf(text, sizeof(text), "451 4.4.1 no MX host of %s could be reached\n", domain);
+	deliver_sts_policy(d, domain, &dec);
+	int enforce = d->cur_policy && d->cur_policy->mode == STS_MODE_ENFORCE;
+	if (enforce)
+		snprintf(text, sizeof(text), "451 4.7.5 no MX host of %s satisfied its MTA-STS policy\n",
+		    domain);
+	else
+		snprintf(text, sizeof(text), "451 4.4.1 no MX host of %s could be reached\n", domain);
 	deliver_set_all(st, idx, n, RCPT_DEFER, text);
 	for (size_t i = 0; i < mx.n; i++) {
 		struct dns_addr_result ar;
 		memset(&ar, 0, sizeof(ar));
+		if (enforce && !sts_mx_match(d->cur_policy, mx.mx[i].host)) {
+			/* RFC 8461 4.1: not a host the policy names. */
+			log_info("event=sts_mx_skipped domain=%s mx=%s", domain, mx.mx[i].host);
+			continue;
+		}
 		if (dns_addrs(d->dns, mx.mx[i].host, DNS_ADDR_ANY, &ar) != DNS_OK || ar.n == 0) {
 			log_info("event=mx_unresolved domain=%s mx=%s result=%s", domain, mx.mx[i].host,
 			    dns_result_str(ar.st.result));
@@ -593,7 +766,9 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 			inet_ntop(ar.addrs[a].family, ar.addrs[a].addr, ip, sizeof(ip));
 			snprintf(nh.host, sizeof(nh.host), "%s", ip);
 			snprintf(nh.sni, sizeof(nh.sni), "%s", mx.mx[i].host);
-			snprintf(hop, sizeof(hop), "mx:%s[%s]:%d", mx.mx[i].host, ip, nh.port);
+			nh.verify = d->cur_policy != NULL;
+			snprintf(hop, sizeof(hop), "%smx:%s[%s]:%d", nh.verify ? "sts+" : "",
+			    mx.mx[i].host, ip, nh.port);
 			snprintf(d->conn_domain, sizeof(d->conn_domain), "%s", domain);
 			snprintf(d->conn_mx, sizeof(d->conn_mx), "%s", mx.mx[i].host);
 			deliver_to_hop(d, env, fd, off, &nh, hop, st, idx, n);
@@ -618,6 +793,14 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 		dns_addr_result_free(&ar);
 	}
 out:
+	if (d->cur_policy || d->cur_fetch_failure) {
+		/* The record of a connection under the policy is written while
+		 * the policy is at hand: such connections are not kept. */
+		deliver_close_conn(d);
+		d->cur_policy = NULL;
+		d->cur_fetch_failure = NULL;
+	}
+	sts_decision_free(&dec);
 	d->conn_domain[0] = d->conn_mx[0] = '\0';
 	dns_mx_result_free(&mx);
 }
@@ -847,6 +1030,21 @@ deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 		d.dns = dns_resolver_new(cfg->resolver, 2000, 3, err, sizeof(err));
 		if (d.dns == NULL)
 			fatalx("event=resolver_error resolver=%s error=\"%s\"", cfg->resolver, err);
+		/* MTA-STS: a policy cache in the spool, and a PKIX context whose
+		 * verdict the policy's mode decides on. */
+		char stsdir[4200];
+		snprintf(stsdir, sizeof(stsdir), "%s", cfg->sts_cache_dir ? cfg->sts_cache_dir : "");
+		if (stsdir[0] == '\0')
+			snprintf(stsdir, sizeof(stsdir), "%s/sts", cfg->spool_dir);
+		if (sts_cache_open(stsdir, NULL, NULL, &d.sts, err, sizeof(err)) < 0) {
+			log_warnx("event=sts_cache_unavailable dir=%s error=\"%s\" effect=no_mta_sts", stsdir, err);
+			d.sts = NULL;
+		}
+		d.tls_verify = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
+		if (d.tls_verify == NULL ||
+		    (cfg->ca_file ? SSL_CTX_load_verify_locations(d.tls_verify, cfg->ca_file, NULL) :
+		    SSL_CTX_set_default_verify_paths(d.tls_verify)) != 1)
+			fatalx("event=tls_error error=\"cannot load CA %s\"", cfg->ca_file ? cfg->ca_file : "(system)");
 	}
 
 	struct sigaction sa;
@@ -911,6 +1109,8 @@ deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 	log_info("event=delivery_stopped queued=%zu", d.nq);
 	free(d.q);
 	dns_resolver_free(d.dns);
+	sts_cache_close(d.sts);
+	SSL_CTX_free(d.tls_verify);
 	if (d.cfg != cfg)
 		mxd_config_free(d.cfg);	/* a reloaded copy of our own */
 	exit(0);

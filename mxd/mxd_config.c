@@ -32,7 +32,8 @@ static const char *const mxd_config_limit_keys[] = {
 	"command_timeout", "data_timeout", "tls_handshake_timeout", "shutdown_timeout", NULL
 };
 static const char *const mxd_config_delivery_keys[] = {
-	"retry_min", "retry_max", "max_age", "next_hop_tls", "remote_port", NULL
+	"retry_min", "retry_max", "max_age", "next_hop_tls", "remote_port", "sts_port",
+	"ca_file", "sts_cache_dir", NULL
 };
 
 int
@@ -299,7 +300,10 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 	if (r == 1) {
 		if (conf_check_keys(g, mxd_config_delivery_keys, err) < 0)
 			return -1;
-		if (mxd_config_int(g, "remote_port", 1, 65535, &cfg->remote_port, err) < 0 ||
+		if (mxd_config_int(g, "sts_port", 1, 65535, &cfg->sts_port, err) < 0 ||
+		    mxd_config_strdup(g, "ca_file", &cfg->ca_file, err) < 0 ||
+		    mxd_config_strdup(g, "sts_cache_dir", &cfg->sts_cache_dir, err) < 0 ||
+		    mxd_config_int(g, "remote_port", 1, 65535, &cfg->remote_port, err) < 0 ||
 		    mxd_config_int(g, "retry_min", 1, 86400, &cfg->retry_min, err) < 0 ||
 		    mxd_config_int(g, "retry_max", 1, 864000, &cfg->retry_max, err) < 0 ||
 		    mxd_config_int(g, "max_age", 1, 8640000, &cfg->max_age, err) < 0)
@@ -359,6 +363,7 @@ mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t err
 	cfg->max_age = 432000;
 	cfg->next_hop_tls = 1;
 	cfg->remote_port = 25;
+	cfg->sts_port = 443;
 	cfg->control_journal_mb = 256;
 	cfg->control_batch = 500;
 	cfg->control_heartbeat = 10;
@@ -492,6 +497,8 @@ mxd_config_free(struct mxd_config *cfg)
 	free(cfg->control_ca);
 	free(cfg->snapshot_path);
 	free(cfg->resolver);
+	free(cfg->ca_file);
+	free(cfg->sts_cache_dir);
 	for (size_t i = 0; i < cfg->npolicies; i++) {
 		free(cfg->policies[i].domain);
 		free(cfg->policies[i].mode);

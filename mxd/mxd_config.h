@@ -19,6 +19,7 @@ struct mxd_nexthop {
 	int			port;
 	char			path[108];
 	char			sni[256];	/* name for SNI when host is an address */
+	int			verify;		/* check the certificate names sni (PKIX) */
 };
 
 struct mxd_domain {
@@ -84,6 +85,9 @@ struct mxd_config {
 
 	char			*resolver;	/* "IP[:port]": direct MX delivery */
 	int			 remote_port;	/* MX port (25; tests change it) */
+	int			 sts_port;	/* MTA-STS HTTPS port (443; tests) */
+	char			*ca_file;	/* PKIX trust for MTA-STS; NULL: system */
+	char			*sts_cache_dir;	/* NULL: spool_dir/sts */
 
 	int			 retry_min;
 	int			 retry_max;

@@ -342,10 +342,15 @@ smtp_client_connect(struct smtp_client *c, const struct mxd_nexthop *nh, struct 
 }
 
 static int
-smtp_client_starttls(struct smtp_client *c, SSL_CTX *tls, const char *sni, struct smtp_reply *r)
+smtp_client_starttls(struct smtp_client *c, SSL_CTX *tls, const char *sni, int verify,
+    struct smtp_reply *r)
 {
 	struct tls_trace trace;
 	c->ssl = tls_client_ssl(tls, sni, &trace);
+	/* The name is checked with the chain; the handshake goes on either way
+	 * and the caller decides (a policy in testing mode delivers anyway). */
+	if (c->ssl && verify)
+		SSL_set1_host(c->ssl, sni);
 	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
 		smtp_reply_set_error(r, "TLS setup failed");
 		return -1;
@@ -382,6 +387,9 @@ smtp_client_starttls(struct smtp_client *c, SSL_CTX *tls, const char *sni, struc
 	}
 	/* The trace lives on our stack: detach it before returning. */
 	SSL_set_msg_callback(c->ssl, NULL);
+	c->verify_result = SSL_get_verify_result(c->ssl);
+	c->verified = verify && SSL_get0_peer_certificate(c->ssl) != NULL &&
+	    c->verify_result == X509_V_OK;
 	snprintf(c->tls_version, sizeof(c->tls_version), "%s", SSL_get_version(c->ssl));
 	snprintf(c->tls_cipher, sizeof(c->tls_cipher), "%s", SSL_get_cipher_name(c->ssl));
 	return 0;
@@ -438,7 +446,7 @@ smtp_client_open(struct smtp_client *c, const struct mxd_nexthop *nh,
 			snprintf(c->tls_fail_reason, sizeof(c->tls_fail_reason), "starttls_refused_%d", r->code);
 			goto fail;
 		}
-		if (smtp_client_starttls(c, tls, nh->sni[0] ? nh->sni : nh->host, r) < 0)
+		if (smtp_client_starttls(c, tls, nh->sni[0] ? nh->sni : nh->host, nh->verify, r) < 0)
 			goto fail;
 		smtp_client_cmd(c, "%s %s", c->lmtp ? "LHLO" : "EHLO", helo);
 		if (smtp_client_read_reply(c, r) < 0)

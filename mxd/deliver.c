@@ -450,15 +450,16 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 	int pipelining = (c->ext & SMTP_EXT_PIPELINING) != 0;
 	/* RFC 8689 4.2.1: a REQUIRETLS message goes only over TLS to a server
 	 * that offers REQUIRETLS, and to an MX only when DANE or an enforced
-	 * MTA-STS policy verified it. Neither is evaluated yet (issue 4), so to
-	 * an MX it is always returned; a configured next hop (the operator's
-	 * own) needs TLS and REQUIRETLS. */
-	if (env->requiretls && (d->open_domain[0] != '\0' || c->ssl == NULL ||
+	 * MTA-STS policy verified it (DANE is not evaluated yet); a configured
+	 * next hop (the operator's own) needs TLS and REQUIRETLS. */
+	int verified_mx = d->cur_policy && d->cur_policy->mode == STS_MODE_ENFORCE && c->verified;
+	if (env->requiretls && ((d->open_domain[0] != '\0' && !verified_mx) || c->ssl == NULL ||
 	    !(c->ext & SMTP_EXT_REQUIRETLS))) {
 		char why[512];
-		if (d->open_domain[0] != '\0')
+		if (d->open_domain[0] != '\0' && !verified_mx)
 			snprintf(why, sizeof(why), "550 5.7.30 REQUIRETLS support required: %s (%s) "
-			    "could not be verified with DANE or MTA-STS\n", d->open_mx, c->peer);
+			    "could not be verified with DANE or an enforced MTA-STS policy\n",
+			    d->open_mx, c->peer);
 		else
 			snprintf(why, sizeof(why), "550 5.7.30 REQUIRETLS support required: next hop %s %s\n",
 			    c->peer, c->ssl == NULL ? "offers no TLS" : "does not offer REQUIRETLS");

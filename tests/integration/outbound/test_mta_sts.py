@@ -475,5 +475,32 @@ class MtaStsTest(outtest.OutboundTestCase):
         self.assertEqual(len(srv.requests), 1, srv.requests)
 
 
+    # -- REQUIRETLS (RFC 8689) under an enforced policy
+
+    def test_requiretls_delivered_to_a_verified_mx_under_enforce(self):
+        """An enforced MTA-STS policy that verified the MX, which offers
+        REQUIRETLS: the REQUIRETLS message goes there, over TLS."""
+        dom, _ = self.sts_domain("reqsts", mx=["mx.{dom}"])
+        (host,) = self.mx_hosts(dom, ["mx"])
+        fake = self.fake_mx(host, f"mx.{dom}", tls=self.pki.leaf([f"mx.{dom}"]), requiretls=True)
+        m, _ = self.outbound_mxd(certs=[self.cert()],
+                                 delivery={"sts_port": self.sts_port, "ca_file": self.pki.ca})
+        rcpt = f"user@{dom}"
+        data = message(uuid.uuid4().hex[:12])
+        c = self.raw(m)
+        c.read_reply()
+        c.ehlo()
+        c.starttls()
+        c.ehlo()
+        self.assertEqual(c.cmd(f"MAIL FROM:<{SENDER}> REQUIRETLS").code, 250)
+        self.assertEqual(c.cmd(f"RCPT TO:<{rcpt}>").code, 250)
+        self.assertEqual(c.cmd("DATA").code, 354)
+        c.send(mxtest.dot_stuff(data) + b".\r\n")
+        self.assertEqual(c.read_reply().code, 250)
+        c.cmd("QUIT")
+        self.got_over_tls(fake, rcpt, data)
+        self.assertEqual(m.events("bounced", rcpt=f"<{rcpt}>"), [])
+
+
 if __name__ == "__main__":
     outtest.main()

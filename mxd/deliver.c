@@ -78,6 +78,12 @@ struct deliver {
 	SSL_CTX			*tls_verify;	/* PKIX, names checked: under a policy */
 	const struct sts_policy	*cur_policy;	/* applied to the connection being made */
 	const char		*cur_fetch_failure;	/* RFC 8460 type of a failed fetch */
+	/* DANE (RFC 7672) for the MX being tried */
+	SSL_CTX			*tls_dane;
+	const struct dns_tlsa_result *cur_tlsa;	/* usable, secure TLSA: DANE applies */
+	const char		*cur_dane_failure;	/* dnssec-invalid before connecting */
+	char			**cur_tlsa_strings;	/* "3 1 1 ab12..." for the record */
+	size_t			 cur_ntlsa_strings;
 };
 
 static volatile sig_atomic_t deliver_stop;
@@ -183,6 +189,16 @@ deliver_verify_result_type(long v)
 /* What a connection under the current MTA-STS policy amounts to: NULL when
  * it satisfies the policy, else the RFC 8460 result type. */
 static const char *
+deliver_dane_failure(const struct smtp_client *c, int connected)
+{
+	if (c->ssl == NULL)
+		return connected && !c->starttls_offered ? "dane-required" : "validation-failure";
+	if (c->dane_usable == 0 || !c->dane_ok)
+		return "tlsa-invalid";
+	return NULL;
+}
+
+static const char *
 deliver_policy_failure(const struct smtp_client *c, int connected)
 {
 	if (c->ssl == NULL)
@@ -247,7 +263,17 @@ deliver_outcome(struct deliver *d, const struct smtp_client *c, int connected,
 		pr.policy_type = "sts";
 		result = d->cur_fetch_failure;
 	}
-	if (d->cur_policy) {
+	if (d->cur_tlsa || d->cur_dane_failure) {
+		const char *df = d->cur_dane_failure ? d->cur_dane_failure :
+		    deliver_dane_failure(c, connected);
+		pr.policy_type = "tlsa";
+		pr.policy_strings = d->cur_tlsa_strings;
+		pr.n_policy_strings = d->cur_ntlsa_strings;
+		if (df)
+			result = df;
+		else if (connected && failure == NULL)
+			result = "success";
+	} else if (d->cur_policy) {
 		const char *pf = deliver_policy_failure(c, connected);
 		pr.policy_type = "sts";
 		pr.policy_strings = (char **)sts_policy_strings(d->cur_policy, &pr.n_policy_strings);
@@ -367,8 +393,9 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop
 	d->conn_started_ms = deliver_wall_ms();
 	d->conn_messages = d->conn_rcpts = 0;
 	d->conn_fallback = 0;
-	int enforce = d->cur_policy && d->cur_policy->mode == STS_MODE_ENFORCE;
-	SSL_CTX *tls = nh->verify ? d->tls_verify : d->cfg->next_hop_tls ? d->tls : NULL;
+	int enforce = d->cur_tlsa || (d->cur_policy && d->cur_policy->mode == STS_MODE_ENFORCE);
+	SSL_CTX *tls = nh->tlsa ? d->tls_dane : nh->verify ? d->tls_verify :
+	    d->cfg->next_hop_tls ? d->tls : NULL;
 	if (smtp_client_open(&d->conn, nh, d->cfg->hostname, tls, DELIVER_CONNECT_TIMEOUT_MS, r) < 0) {
 		int tls_failed = d->conn.tls_failed;
 		deliver_outcome(d, &d->conn, d->conn.greeting_name[0] != '\0', r->text.data);
@@ -394,12 +421,13 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop
 		}
 	}
 	d->conn.timeout_ms = DELIVER_TIMEOUT_MS;
-	const char *pf = d->cur_policy ? deliver_policy_failure(&d->conn, 1) : NULL;
+	const char *pf = d->cur_tlsa ? deliver_dane_failure(&d->conn, 1) :
+	    d->cur_policy ? deliver_policy_failure(&d->conn, 1) : NULL;
 	if (pf && enforce) {
-		/* RFC 8461 5: this MX does not qualify; the next one may. */
+		/* RFC 7672 / RFC 8461 5: this MX does not qualify; the next one may. */
 		char why[600];
-		snprintf(why, sizeof(why), "451 4.7.5 MTA-STS policy of %s: %s: %s", d->conn_domain,
-		    d->conn_mx, pf);
+		snprintf(why, sizeof(why), "451 4.7.5 %s of %s: %s: %s", d->cur_tlsa ? "DANE" :
+		    "MTA-STS policy", d->conn_domain, d->conn_mx, pf);
 		log_info("event=sts_mx_refused domain=%s mx=%s ip=%s result=%s", d->conn_domain,
 		    d->conn_mx, d->conn.remote_ip, pf);
 		deliver_outcome(d, &d->conn, 1, why);
@@ -450,9 +478,10 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 	int pipelining = (c->ext & SMTP_EXT_PIPELINING) != 0;
 	/* RFC 8689 4.2.1: a REQUIRETLS message goes only over TLS to a server
 	 * that offers REQUIRETLS, and to an MX only when DANE or an enforced
-	 * MTA-STS policy verified it (DANE is not evaluated yet); a configured
-	 * next hop (the operator's own) needs TLS and REQUIRETLS. */
-	int verified_mx = d->cur_policy && d->cur_policy->mode == STS_MODE_ENFORCE && c->verified;
+	 * MTA-STS policy verified it; a configured next hop (the operator's
+	 * own) needs TLS and REQUIRETLS. */
+	int verified_mx = (d->cur_tlsa && c->dane_ok) ||
+	    (d->cur_policy && d->cur_policy->mode == STS_MODE_ENFORCE && c->verified);
 	if (env->requiretls && ((d->open_domain[0] != '\0' && !verified_mx) || c->ssl == NULL ||
 	    !(c->ext & SMTP_EXT_REQUIRETLS))) {
 		char why[512];
@@ -690,6 +719,70 @@ deliver_sts_policy(struct deliver *d, const char *domain, struct sts_decision *d
 		d->cur_policy = dec->policy;
 }
 
+/* DANE for one MX host (RFC 7672 2.2): 1 when usable, secure TLSA records
+ * apply (tr holds them), 0 when DANE does not apply, -1 when the TLSA answer
+ * is bogus (the MX is not to be used; recorded as dnssec-invalid). */
+static int
+deliver_dane_lookup(struct deliver *d, const char *domain, int mx_secure, const char *host,
+    struct dns_tlsa_result *tr)
+{
+	char name[300];
+	if (!mx_secure || d->tls_dane == NULL)
+		return 0;
+	snprintf(name, sizeof(name), "_25._tcp.%s", host);
+	enum dns_result r = dns_tlsa(d->dns, name, tr);
+	if (r == DNS_BOGUS) {
+		struct smtp_client none;
+		memset(&none, 0, sizeof(none));
+		snprintf(d->conn_domain, sizeof(d->conn_domain), "%s", domain);
+		snprintf(d->conn_mx, sizeof(d->conn_mx), "%s", host);
+		d->cur_dane_failure = "dnssec-invalid";
+		log_info("event=dane domain=%s mx=%s result=dnssec-invalid error=\"%s\"", domain, host,
+		    tr->st.error);
+		deliver_outcome(d, &none, 0, "TLSA lookup failed DNSSEC validation");
+		d->cur_dane_failure = NULL;
+		return -1;
+	}
+	if (r != DNS_OK || tr->st.sec != DNS_SEC_SECURE)
+		return 0;
+	size_t usable = 0;
+	for (size_t i = 0; i < tr->n; i++)
+		usable += tr->rr[i].usage == 2 || tr->rr[i].usage == 3;
+	log_info("event=dane domain=%s mx=%s tlsa=%zu usable=%zu", domain, host, tr->n, usable);
+	if (usable == 0)
+		return 0;	/* PKIX usages only: DANE does not apply (RFC 7672 3.1.3) */
+	d->cur_tlsa_strings = xcalloc(tr->n, sizeof(char *));
+	for (size_t i = 0; i < tr->n; i++) {
+		const struct dns_tlsa *t = &tr->rr[i];
+		char *hex = xcalloc(t->len * 2 + 1, 1);
+		for (size_t k = 0; k < t->len; k++)
+			snprintf(hex + 2 * k, 3, "%02x", t->data[k]);
+		d->cur_tlsa_strings[i] = xasprintf("%u %u %u %s", t->usage, t->selector, t->mtype, hex);
+		free(hex);
+	}
+	d->cur_ntlsa_strings = tr->n;
+	d->cur_tlsa = tr;
+	return 1;
+}
+
+/* Done with one MX host: DANE state off, the MTA-STS policy back. */
+static void
+deliver_dane_done(struct deliver *d, struct dns_tlsa_result *tr, const struct sts_policy *sts)
+{
+	if (d->cur_tlsa) {
+		/* The record is written while the TLSA strings are at hand. */
+		deliver_close_conn(d);
+		for (size_t i = 0; i < d->cur_ntlsa_strings; i++)
+			free(d->cur_tlsa_strings[i]);
+		free(d->cur_tlsa_strings);
+		d->cur_tlsa_strings = NULL;
+		d->cur_ntlsa_strings = 0;
+		d->cur_tlsa = NULL;
+	}
+	d->cur_policy = sts;
+	dns_tlsa_result_free(tr);
+}
+
 /* Deliver to the domain's MX hosts (RFC 5321 5.1, RFC 7505): in preference
  * order, equal preferences shuffled, every address of a host, the next one
  * while nobody answered. Opportunistic STARTTLS; MTA-STS and DANE are not
@@ -747,15 +840,29 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 	for (size_t i = 0; i < mx.n; i++) {
 		struct dns_addr_result ar;
 		memset(&ar, 0, sizeof(ar));
-		if (enforce && !sts_mx_match(d->cur_policy, mx.mx[i].host)) {
+		/* DANE first (it wins over MTA-STS, RFC 8461 2): only when the MX
+		 * RRset and the TLSA answer are both DNSSEC-authentic. */
+		struct dns_tlsa_result tr;
+		memset(&tr, 0, sizeof(tr));
+		int dane = deliver_dane_lookup(d, domain, mx.st.sec == DNS_SEC_SECURE, mx.mx[i].host, &tr);
+		if (dane < 0) {
+			dns_tlsa_result_free(&tr);
+			continue;	/* bogus TLSA: this MX is not used */
+		}
+		const struct sts_policy *sts_saved = d->cur_policy;
+		if (dane)
+			d->cur_policy = NULL;
+		if (!dane && enforce && !sts_mx_match(d->cur_policy, mx.mx[i].host)) {
 			/* RFC 8461 4.1: not a host the policy names. */
 			log_info("event=sts_mx_skipped domain=%s mx=%s", domain, mx.mx[i].host);
+			dns_tlsa_result_free(&tr);
 			continue;
 		}
 		if (dns_addrs(d->dns, mx.mx[i].host, DNS_ADDR_ANY, &ar) != DNS_OK || ar.n == 0) {
 			log_info("event=mx_unresolved domain=%s mx=%s result=%s", domain, mx.mx[i].host,
 			    dns_result_str(ar.st.result));
 			dns_addr_result_free(&ar);
+			deliver_dane_done(d, &tr, sts_saved);
 			continue;
 		}
 		for (size_t a = 0; a < ar.n; a++) {
@@ -768,7 +875,8 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 			snprintf(nh.host, sizeof(nh.host), "%s", ip);
 			snprintf(nh.sni, sizeof(nh.sni), "%s", mx.mx[i].host);
 			nh.verify = d->cur_policy != NULL;
-			snprintf(hop, sizeof(hop), "%smx:%s[%s]:%d", nh.verify ? "sts+" : "",
+			nh.tlsa = dane ? &tr : NULL;
+			snprintf(hop, sizeof(hop), "%smx:%s[%s]:%d", dane ? "dane+" : nh.verify ? "sts+" : "",
 			    mx.mx[i].host, ip, nh.port);
 			snprintf(d->conn_domain, sizeof(d->conn_domain), "%s", domain);
 			snprintf(d->conn_mx, sizeof(d->conn_mx), "%s", mx.mx[i].host);
@@ -788,10 +896,12 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 			}
 			if (!deliver_unreached(st, idx, n)) {
 				dns_addr_result_free(&ar);
+				deliver_dane_done(d, &tr, sts_saved);
 				goto out;
 			}
 		}
 		dns_addr_result_free(&ar);
+		deliver_dane_done(d, &tr, sts_saved);
 	}
 out:
 	if (d->cur_policy || d->cur_fetch_failure) {
@@ -1041,6 +1151,9 @@ deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 			log_warnx("event=sts_cache_unavailable dir=%s error=\"%s\" effect=no_mta_sts", stsdir, err);
 			d.sts = NULL;
 		}
+		d.tls_dane = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
+		if (d.tls_dane == NULL || SSL_CTX_dane_enable(d.tls_dane) <= 0)
+			fatalx("event=tls_error error=\"cannot enable DANE\"");
 		d.tls_verify = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
 		if (d.tls_verify == NULL ||
 		    (cfg->ca_file ? SSL_CTX_load_verify_locations(d.tls_verify, cfg->ca_file, NULL) :
@@ -1112,6 +1225,7 @@ deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 	dns_resolver_free(d.dns);
 	sts_cache_close(d.sts);
 	SSL_CTX_free(d.tls_verify);
+	SSL_CTX_free(d.tls_dane);
 	if (d.cfg != cfg)
 		mxd_config_free(d.cfg);	/* a reloaded copy of our own */
 	exit(0);

@@ -10,6 +10,8 @@
 #include "netaddr.h"
 #include "tls.h"
 
+struct dns_tlsa_result;
+
 enum mxd_nexthop_proto { MXD_NH_SMTP, MXD_NH_LMTP };
 
 struct mxd_nexthop {
@@ -20,6 +22,7 @@ struct mxd_nexthop {
 	char			path[108];
 	char			sni[256];	/* name for SNI when host is an address */
 	int			verify;		/* check the certificate names sni (PKIX) */
+	const struct dns_tlsa_result *tlsa;	/* DANE: verify with these records */
 };
 
 struct mxd_domain {

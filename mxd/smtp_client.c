@@ -1,5 +1,6 @@
 #include "smtp_client.h"
 #include "smtp_parser.h"
+#include "dns.h"
 #include "log.h"
 #include "netaddr.h"
 #include "tls.h"
@@ -343,7 +344,7 @@ smtp_client_connect(struct smtp_client *c, const struct mxd_nexthop *nh, struct 
 
 static int
 smtp_client_starttls(struct smtp_client *c, SSL_CTX *tls, const char *sni, int verify,
-    struct smtp_reply *r)
+    const struct dns_tlsa_result *tlsa, struct smtp_reply *r)
 {
 	struct tls_trace trace;
 	c->ssl = tls_client_ssl(tls, sni, &trace);
@@ -351,6 +352,22 @@ smtp_client_starttls(struct smtp_client *c, SSL_CTX *tls, const char *sni, int v
 	 * and the caller decides (a policy in testing mode delivers anyway). */
 	if (c->ssl && verify)
 		SSL_set1_host(c->ssl, sni);
+	if (c->ssl && tlsa) {
+		/* RFC 7672 through OpenSSL's DANE API: DANE-TA(2) and DANE-EE(3)
+		 * only; DANE-EE ignores names and dates (RFC 7672 3.1.1). */
+		if (SSL_dane_enable(c->ssl, sni) > 0) {
+			SSL_dane_set_flags(c->ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+			for (size_t i = 0; i < tlsa->n; i++) {
+				const struct dns_tlsa *t = &tlsa->rr[i];
+				if (t->usage != 2 && t->usage != 3)
+					continue;
+				if (SSL_dane_tlsa_add(c->ssl, t->usage, t->selector, t->mtype,
+				    t->data, t->len) > 0)
+					c->dane_usable++;
+			}
+		}
+		ERR_clear_error();
+	}
 	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
 		smtp_reply_set_error(r, "TLS setup failed");
 		return -1;
@@ -390,6 +407,8 @@ smtp_client_starttls(struct smtp_client *c, SSL_CTX *tls, const char *sni, int v
 	c->verify_result = SSL_get_verify_result(c->ssl);
 	c->verified = verify && SSL_get0_peer_certificate(c->ssl) != NULL &&
 	    c->verify_result == X509_V_OK;
+	c->dane_ok = tlsa && c->dane_usable > 0 && c->verify_result == X509_V_OK &&
+	    SSL_get0_dane_authority(c->ssl, NULL, NULL) >= 0;
 	snprintf(c->tls_version, sizeof(c->tls_version), "%s", SSL_get_version(c->ssl));
 	snprintf(c->tls_cipher, sizeof(c->tls_cipher), "%s", SSL_get_cipher_name(c->ssl));
 	return 0;
@@ -446,7 +465,7 @@ smtp_client_open(struct smtp_client *c, const struct mxd_nexthop *nh,
 			snprintf(c->tls_fail_reason, sizeof(c->tls_fail_reason), "starttls_refused_%d", r->code);
 			goto fail;
 		}
-		if (smtp_client_starttls(c, tls, nh->sni[0] ? nh->sni : nh->host, nh->verify, r) < 0)
+		if (smtp_client_starttls(c, tls, nh->sni[0] ? nh->sni : nh->host, nh->verify, nh->tlsa, r) < 0)
 			goto fail;
 		smtp_client_cmd(c, "%s %s", c->lmtp ? "LHLO" : "EHLO", helo);
 		if (smtp_client_read_reply(c, r) < 0)

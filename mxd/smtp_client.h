@@ -43,6 +43,8 @@ struct smtp_client {
 	char		 tls_fail_reason[160];
 	char		 greeting_name[256];	/* the server's name in its 220 */
 	int		 verified;	/* PKIX-valid for the name asked (nh->verify) */
+	int		 dane_usable;	/* TLSA records OpenSSL could use */
+	int		 dane_ok;	/* the certificate matched one (RFC 7672) */
 	long		 verify_result;	/* X509_V_OK or why not */
 	char		 local_ip[64], remote_ip[64];
 	int		 local_port, remote_port;

@@ -358,8 +358,8 @@ mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t err
 	cfg->data_timeout = 300;
 	cfg->tls_handshake_timeout = 30;
 	cfg->shutdown_timeout = 30;
-	cfg->retry_min = 60;
-	cfg->retry_max = 3600;
+	cfg->retry_min = 300;
+	cfg->retry_max = 14400;
 	cfg->max_age = 432000;
 	cfg->next_hop_tls = 1;
 	cfg->remote_port = 25;

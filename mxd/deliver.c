@@ -84,6 +84,7 @@ struct deliver {
 	const char		*cur_dane_failure;	/* dnssec-invalid before connecting */
 	char			**cur_tlsa_strings;	/* "3 1 1 ab12..." for the record */
 	size_t			 cur_ntlsa_strings;
+	int			 tls_optional;	/* the message says TLS-Required: No */
 };
 
 static volatile sig_atomic_t deliver_stop;
@@ -393,7 +394,9 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop
 	d->conn_started_ms = deliver_wall_ms();
 	d->conn_messages = d->conn_rcpts = 0;
 	d->conn_fallback = 0;
-	int enforce = d->cur_tlsa || (d->cur_policy && d->cur_policy->mode == STS_MODE_ENFORCE);
+	/* RFC 8689 5: "TLS-Required: No" makes policy failures non-fatal. */
+	int enforce = !d->tls_optional &&
+	    (d->cur_tlsa || (d->cur_policy && d->cur_policy->mode == STS_MODE_ENFORCE));
 	SSL_CTX *tls = nh->tlsa ? d->tls_dane : nh->verify ? d->tls_verify :
 	    d->cfg->next_hop_tls ? d->tls : NULL;
 	if (smtp_client_open(&d->conn, nh, d->cfg->hostname, tls, DELIVER_CONNECT_TIMEOUT_MS, r) < 0) {
@@ -830,7 +833,7 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 		i = j;
 	}
 	deliver_sts_policy(d, domain, &dec);
-	int enforce = d->cur_policy && d->cur_policy->mode == STS_MODE_ENFORCE;
+	int enforce = !d->tls_optional && d->cur_policy && d->cur_policy->mode == STS_MODE_ENFORCE;
 	if (enforce)
 		snprintf(text, sizeof(text), "451 4.7.5 no MX host of %s satisfied its MTA-STS policy\n",
 		    domain);
@@ -977,6 +980,31 @@ deliver_retry_delay(const struct deliver *d, int attempts)
 	return (int)(delay > d->cfg->retry_max ? d->cfg->retry_max : delay);
 }
 
+/* Does the message carry "TLS-Required: No" (RFC 8689 5)? Only the header
+ * block is read. */
+static int
+deliver_tls_required_no(int fd, off_t off)
+{
+	char buf[65536];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, off);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	for (char *line = buf; line && *line && *line != '\r' && *line != '\n';) {
+		if (strncasecmp(line, "TLS-Required:", 13) == 0) {
+			char *v = line + 13;
+			while (*v == ' ' || *v == '\t')
+				v++;
+			if (strncasecmp(v, "No", 2) == 0 && (v[2] == '\r' || v[2] == '\n' ||
+			    v[2] == ' ' || v[2] == '\t' || v[2] == '\0'))
+				return 1;
+		}
+		char *nl = strchr(line, '\n');
+		line = nl ? nl + 1 : NULL;
+	}
+	return 0;
+}
+
 static void
 deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 {
@@ -999,6 +1027,9 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 		return;
 	}
 	e->attempts++;
+	d->tls_optional = deliver_tls_required_no(fd, off);
+	if (d->tls_optional)
+		log_info("event=tls_required_no id=%s effect=policy_failures_not_fatal", env.id);
 	struct rcpt_state *st = xcalloc(env.nrcpts, sizeof(*st));
 	size_t *idx = xcalloc(env.nrcpts, sizeof(*idx));
 	int *routed = xcalloc(env.nrcpts, sizeof(*routed));

@@ -502,5 +502,24 @@ class MtaStsTest(outtest.OutboundTestCase):
         self.assertEqual(m.events("bounced", rcpt=f"<{rcpt}>"), [])
 
 
+    def test_tls_required_no_makes_an_enforce_failure_non_fatal(self):
+        """RFC 8689 5: a message with "TLS-Required: No" is delivered even
+        when the enforced policy's checks fail; the failure is still
+        recorded."""
+        dom, _ = self.sts_domain("stsoptional")
+        (host,) = self.mx_hosts(dom, ["mx"])
+        fake = self.fake_mx(host, f"mx.{dom}", tls=self.cert("selfsigned", cn=f"mx.{dom}"))
+        m, _ = self.sts_mxd()
+        rcpt = f"user@{dom}"
+        msg_id = uuid.uuid4().hex[:12]
+        data = b"TLS-Required: No\r\n" + message(msg_id)
+        self.send(m, [rcpt], data)
+        mxtest.wait_for(lambda: fake.messages, 20, what="the message despite the failed policy")
+        self.assertEqual(mxtest.split_received(fake.messages[0][2])[1], data)
+        m.wait_event("tls_required_no", timeout=5)
+        self.sts_session(m, host, "certificate-not-trusted")
+        self.assertEqual(m.events("deferred", rcpt=f"<{rcpt}>"), [])
+
+
 if __name__ == "__main__":
     outtest.main()

@@ -1102,7 +1102,22 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 			break;
 		}
 	}
+	/* A DSN joins the queue (deliver_add may move d->q): find e again. */
+	size_t ei = (size_t)(e - d->q);
 	deliver_bounce(d, &env, fd, off, st, RCPT_BOUNCE, 0);
+	e = &d->q[ei];
+	/* Still trying after delivery.delay_dsn: tell the sender once (RFC 3464
+	 * Action: delayed). The flag lives in memory: after a restart a second
+	 * delay notice is possible, a missing one is not. */
+	if (left > 0 && !expired && d->cfg->delay_dsn > 0 && !e->delay_notified &&
+	    now - env.created >= d->cfg->delay_dsn) {
+		for (size_t i = 0; i < env.nrcpts; i++)
+			if (st[i].result == RCPT_PENDING)
+				st[i].result = RCPT_DEFER;
+		deliver_bounce(d, &env, fd, off, st, RCPT_DEFER, 1);
+		e = &d->q[ei];
+		e->delay_notified = 1;
+	}
 
 	if (left == 0) {
 		spool_remove(d->sp, e->id);

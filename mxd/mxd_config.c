@@ -33,7 +33,7 @@ static const char *const mxd_config_limit_keys[] = {
 };
 static const char *const mxd_config_delivery_keys[] = {
 	"retry_min", "retry_max", "max_age", "next_hop_tls", "remote_port", "sts_port",
-	"ca_file", "sts_cache_dir", NULL
+	"ca_file", "sts_cache_dir", "delay_dsn", NULL
 };
 
 int
@@ -300,7 +300,8 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 	if (r == 1) {
 		if (conf_check_keys(g, mxd_config_delivery_keys, err) < 0)
 			return -1;
-		if (mxd_config_int(g, "sts_port", 1, 65535, &cfg->sts_port, err) < 0 ||
+		if (mxd_config_int(g, "delay_dsn", 0, 8640000, &cfg->delay_dsn, err) < 0 ||
+		    mxd_config_int(g, "sts_port", 1, 65535, &cfg->sts_port, err) < 0 ||
 		    mxd_config_strdup(g, "ca_file", &cfg->ca_file, err) < 0 ||
 		    mxd_config_strdup(g, "sts_cache_dir", &cfg->sts_cache_dir, err) < 0 ||
 		    mxd_config_int(g, "remote_port", 1, 65535, &cfg->remote_port, err) < 0 ||
@@ -361,6 +362,7 @@ mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t err
 	cfg->retry_min = 300;
 	cfg->retry_max = 14400;
 	cfg->max_age = 432000;
+	cfg->delay_dsn = 14400;
 	cfg->next_hop_tls = 1;
 	cfg->remote_port = 25;
 	cfg->sts_port = 443;

@@ -95,6 +95,7 @@ struct mxd_config {
 	int			 retry_min;
 	int			 retry_max;
 	int			 max_age;
+	int			 delay_dsn;	/* seconds deferred before a delay DSN; 0: none */
 	int			 next_hop_tls;	/* 1: may, 0: none */
 };
 

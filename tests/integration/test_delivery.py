@@ -184,6 +184,29 @@ class DeliveryTest(mxtest.MxTestCase):
         self.check_dsn_structure(dsn, "user@down.test")
 
 
+    def test_delay_dsn_once_while_still_retrying(self):
+        """After delivery.delay_dsn seconds of deferral the sender gets one
+        RFC 3464 notice with Action: delayed, and mxd keeps trying."""
+        sink = self.new_sink()
+        nowhere = mxtest.free_addr()
+        cfg = self.mxd_config(sink.next_hop, None,
+                              delivery={"retry_min": 1, "retry_max": 1, "delay_dsn": 2})
+        cfg["domains"] = mxtest.LCList(list(cfg["domains"]) + [
+            {"name": "slow.test", "next_hop": f"smtp:{nowhere[0]}:{nowhere[1]}"}])
+        m = self.mxd(cfg)
+        send(m, ["user@slow.test"], uuid.uuid4().hex[:10])
+        _, dsn = self.wait_dsn(sink, timeout=30)
+        self.assertEqual([v.strip().lower() for v in dsn.field("action")], ["delayed"])
+        self.assertTrue(any("user@slow.test" in v for v in dsn.field("final-recipient")))
+        self.assertTrue(all(v.strip().startswith("4.") for v in dsn.field("status")),
+                        dsn.field("status"))
+        # Still queued and retried; no second notice.
+        m.wait_event("deferred", timeout=10, pred=lambda r: int(r.get("attempts", "0")) >= 4)
+        dsns = [x for x in sink.messages() if x.mail_from == ""]
+        self.assertEqual(len(dsns), 1, "more than one delay notice")
+        self.assertTrue(os.listdir(os.path.join(m.config["spool_dir"], "queue")))
+
+
 class NextHopTlsTest(mxtest.MxTestCase):
     def test_starttls_to_next_hop_when_offered(self):
         cert = self.cert("sink", "sink.example.test")

@@ -746,7 +746,23 @@ deliver_dane_lookup(struct deliver *d, const char *domain, int mx_secure, const 
 		d->cur_dane_failure = NULL;
 		return -1;
 	}
-	if (r != DNS_OK || tr->st.sec != DNS_SEC_SECURE)
+	if (r == DNS_NXDOMAIN || r == DNS_NODATA)
+		return 0;	/* no TLSA: no DANE */
+	if (r != DNS_OK) {
+		/* RFC 7672 2.2: a failed TLSA lookup is not "no TLSA": using the
+		 * MX anyway would be a downgrade. */
+		struct smtp_client none;
+		memset(&none, 0, sizeof(none));
+		snprintf(d->conn_domain, sizeof(d->conn_domain), "%s", domain);
+		snprintf(d->conn_mx, sizeof(d->conn_mx), "%s", host);
+		d->cur_dane_failure = "tlsa-invalid";
+		log_info("event=dane domain=%s mx=%s result=lookup-failed error=\"%s\"", domain, host,
+		    tr->st.error);
+		deliver_outcome(d, &none, 0, "TLSA lookup failed");
+		d->cur_dane_failure = NULL;
+		return -1;
+	}
+	if (tr->st.sec != DNS_SEC_SECURE)
 		return 0;
 	size_t usable = 0;
 	for (size_t i = 0; i < tr->n; i++)
@@ -840,6 +856,7 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 	else
 		snprintf(text, sizeof(text), "451 4.4.1 no MX host of %s could be reached\n", domain);
 	deliver_set_all(st, idx, n, RCPT_DEFER, text);
+	int dane_refused = 0;
 	for (size_t i = 0; i < mx.n; i++) {
 		struct dns_addr_result ar;
 		memset(&ar, 0, sizeof(ar));
@@ -850,7 +867,8 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 		int dane = deliver_dane_lookup(d, domain, mx.st.sec == DNS_SEC_SECURE, mx.mx[i].host, &tr);
 		if (dane < 0) {
 			dns_tlsa_result_free(&tr);
-			continue;	/* bogus TLSA: this MX is not used */
+			dane_refused = 1;
+			continue;	/* bogus or failed TLSA: this MX is not used */
 		}
 		const struct sts_policy *sts_saved = d->cur_policy;
 		if (dane)
@@ -905,6 +923,16 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 		}
 		dns_addr_result_free(&ar);
 		deliver_dane_done(d, &tr, sts_saved);
+	}
+	if (dane_refused && deliver_unreached(st, idx, n)) {
+		int any_tried = 0;
+		for (size_t k = 0; k < n; k++)
+			any_tried |= st[idx[k]].hop != NULL;
+		if (!any_tried) {
+			snprintf(text, sizeof(text), "451 4.7.5 no MX host of %s passed DANE (TLSA "
+			    "lookups failed validation)\n", domain);
+			deliver_set_all(st, idx, n, RCPT_DEFER, text);
+		}
 	}
 out:
 	if (d->cur_policy || d->cur_fetch_failure) {

@@ -280,7 +280,7 @@ class FakeMx:
     tls version or None, MAIL FROM parameters)."""
 
     def __init__(self, host, port, name, tls="garbage", requiretls=False, quit_delay=0,
-                 greeting=True):
+                 greeting=True, tls1_only=False):
         self.host, self.port, self.name = host, port, name
         self.greeting = greeting
         self.tls, self.requiretls, self.quit_delay = tls, requiretls, quit_delay
@@ -288,6 +288,11 @@ class FakeMx:
         if isinstance(tls, tuple):
             self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.ctx.load_cert_chain(*tls)
+            if tls1_only:
+                # A receiver stuck on TLS 1.0 (shared/seeds/003).
+                self.ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+                self.ctx.minimum_version = ssl.TLSVersion.TLSv1
+                self.ctx.maximum_version = ssl.TLSVersion.TLSv1
         self.sessions, self.messages = [], []
         self.lock = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -443,10 +448,11 @@ class OutboundTestCase(mxtest.MxTestCase):
         s.start()
         return s
 
-    def fake_mx(self, host, name, tls="garbage", requiretls=False, quit_delay=0, greeting=True):
+    def fake_mx(self, host, name, tls="garbage", requiretls=False, quit_delay=0, greeting=True,
+                tls1_only=False):
         if tls is True:
             tls = self.cert(f"fake-{host}", cn=name)
-        fx = FakeMx(host, self.port, name, tls, requiretls, quit_delay, greeting)
+        fx = FakeMx(host, self.port, name, tls, requiretls, quit_delay, greeting, tls1_only)
         self.addCleanup(fx.stop)
         return fx
 

@@ -521,5 +521,34 @@ class MtaStsTest(outtest.OutboundTestCase):
         self.assertEqual(m.events("deferred", rcpt=f"<{rcpt}>"), [])
 
 
+    # -- a receiver that only speaks TLS 1.0 (shared/seeds/003)
+
+    def test_tls10_only_mx_opportunistic_falls_back_to_plaintext(self):
+        """No policy: mxd's TLS >= 1.2 handshake fails, the message goes in
+        plaintext, and the session says so."""
+        dom = unique_domain("tls10plain")
+        (host,) = self.mx_hosts(dom, ["mx"])
+        fake = self.fake_mx(host, f"mx.{dom}", tls=self.pki.leaf([f"mx.{dom}"]), tls1_only=True)
+        m, _ = self.sts_mxd()
+        rcpt, data = self.send_one(m, dom)
+        mxtest.wait_for(lambda: fake.messages, 20, what="the message in plaintext")
+        self.assertIsNone(fake.messages[0][3], "delivered over TLS 1.0?")
+        m.wait_event("tls_fallback", timeout=10)
+        rec = self.wait_session(m, timeout=20, ip=host, starttls="attempted")
+        self.assertEqual(rec.get("result"), "validation-failure", rec)
+
+    def test_tls10_only_mx_under_enforce_is_recorded_and_deferred(self):
+        dom, _ = self.sts_domain("tls10sts", mx=["mx.{dom}"])
+        (host,) = self.mx_hosts(dom, ["mx"])
+        fake = self.fake_mx(host, f"mx.{dom}", tls=self.pki.leaf([f"mx.{dom}"]), tls1_only=True)
+        m, _ = self.sts_mxd()
+        rcpt, _ = self.send_one(m, dom)
+        self.sts_session(m, host, "validation-failure")
+        deferred = self.assertDeferredNotBounced(m, rcpt)
+        self.assertNoDeliveryAt(fake)
+        self.assertDeferReply(deferred)
+        self.assertEqual(m.events("tls_fallback"), [])
+
+
 if __name__ == "__main__":
     outtest.main()

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "grpc.h"
+#include "netaddr.h"
 #include "mxfleet.pb-c.h"
 #include "pki.h"
 #include "xmalloc.h"
@@ -164,17 +165,10 @@ mailctl_call(const char *method, const ProtobufCMessage *req, ProtobufCMessage *
 			    "(or MAILCTL_SOCKET / MAILCTL_SERVER)\n");
 			exit(2);
 		}
-		const char *colon = strrchr(M.server, ':');
-		if (colon == NULL) {
+		if (netaddr_split_hostport(M.server, M.host, sizeof(M.host), &M.port) < 0) {
 			fprintf(stderr, "mailctl: --server takes HOST:PORT\n");
 			exit(2);
 		}
-		snprintf(M.host, sizeof(M.host), "%.*s", (int)(colon - M.server), M.server);
-		if (M.host[0] == '[' && M.host[strlen(M.host) - 1] == ']') {
-			memmove(M.host, M.host + 1, strlen(M.host));
-			M.host[strlen(M.host) - 1] = '\0';
-		}
-		M.port = atoi(colon + 1);
 		if (M.tls == NULL) {
 			M.tls = grpc_tls_client_ctx(M.cert, M.key, M.ca, err, sizeof(err));
 			if (M.tls == NULL) {

@@ -20,6 +20,7 @@
 #include "db.h"
 #include "grpc.h"
 #include "log.h"
+#include "netaddr.h"
 #include "mxfleet.pb-c.h"
 #include "xmalloc.h"
 
@@ -105,7 +106,7 @@ reply_unary(struct grpc_call *c, const ProtobufCMessage *msg)
 /* A failed database call, as the caller should read it: a refused request is
  * the caller's to fix, anything else is "try again later". */
 static void
-fail_db_rc(struct grpc_call *c, int rc)
+fail_db(struct grpc_call *c, int rc)
 {
 	static const struct { int rc; int status; } map[] = {
 		{ DB_EINVAL, GRPC_INVALID_ARGUMENT }, { DB_EEXIST, GRPC_ALREADY_EXISTS },
@@ -126,8 +127,6 @@ fail_db_rc(struct grpc_call *c, int rc)
 		snprintf(msg, sizeof(msg), "%s", e);
 	grpc_call_finish(c, status, msg);
 }
-
-#define fail_db(c) fail_db_rc((c), rc)
 
 /* A host may speak only for itself: the certificate's CN is its host_id. */
 static int
@@ -180,7 +179,7 @@ collector_batch(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 	uint64_t stored = 0, dup = 0;
 	if ((rc = db_ingest(C->db, req, &stored, &dup)) != DB_OK) {
 		C->m.ingest_errors++;
-		fail_db(c);
+		fail_db(c, rc);
 		goto out;
 	}
 	C->m.batches++;
@@ -213,7 +212,7 @@ fleet_register(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 	uint64_t v = 0;
 	if (check_host(c, req->host_id) == 0 && need_db(c) != NULL) {
 		if ((rc = db_host_register(C->db, req, &v)) != DB_OK)
-			fail_db(c);
+			fail_db(c, rc);
 		else {
 			log_info("event=host_registered host=%s version=%s", req->host_id, req->version);
 			Mxfleet__V1__RegisterResponse r = MXFLEET__V1__REGISTER_RESPONSE__INIT;
@@ -233,7 +232,7 @@ fleet_heartbeat(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 	uint64_t v = 0;
 	if (check_host(c, req->host_id) == 0 && need_db(c) != NULL) {
 		if ((rc = db_host_heartbeat(C->db, req, &v)) != DB_OK)
-			fail_db(c);
+			fail_db(c, rc);
 		else {
 			Mxfleet__V1__HeartbeatResponse r = MXFLEET__V1__HEARTBEAT_RESPONSE__INIT;
 			r.config_version = v;
@@ -308,7 +307,7 @@ fleet_watch(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 	if ((rc = db_config_snapshot(C->db, &snap)) != DB_OK) {
 		grpc_call_set_data(c, NULL);
 		watch_remove(w);
-		fail_db(c);
+		fail_db(c, rc);
 		goto out;
 	}
 	/* The current snapshot at once, even when the host has it: the first
@@ -350,7 +349,7 @@ admin_list_hosts(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 	if (check_admin(c) < 0 || need_db(c) == NULL)
 		return;
 	if ((rc = db_hosts_list(C->db, &l)) != DB_OK) {
-		fail_db(c);
+		fail_db(c, rc);
 		return;
 	}
 	reply_unary(c, &l->base);
@@ -363,7 +362,7 @@ admin_snapshot_reply(struct grpc_call *c)
 	int rc;
 	Mxfleet__V1__ConfigSnapshot *snap;
 	if ((rc = db_config_snapshot(C->db, &snap)) != DB_OK) {
-		fail_db(c);
+		fail_db(c, rc);
 		return;
 	}
 	reply_unary(c, &snap->base);
@@ -381,7 +380,7 @@ admin_add_domain(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 		if (req->name[0] == '\0' || req->next_hop[0] == '\0')
 			grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "name and next_hop are required");
 		else if ((rc = db_domain_add(C->db, req, NULL)) != DB_OK)
-			fail_db(c);
+			fail_db(c, rc);
 		else {
 			log_info("event=domain_added name=%s next_hop=%s", req->name, req->next_hop);
 			admin_snapshot_reply(c);
@@ -398,7 +397,7 @@ admin_remove_domain(struct grpc_call *c, const uint8_t *msg, size_t len, void *a
 	C->m.calls++;
 	if (check_admin(c) == 0 && need_db(c) != NULL) {
 		if ((rc = db_domain_remove(C->db, req->name, NULL)) != DB_OK)
-			fail_db(c);
+			fail_db(c, rc);
 		else {
 			log_info("event=domain_removed name=%s", req->name);
 			admin_snapshot_reply(c);
@@ -416,7 +415,7 @@ admin_list_domains(struct grpc_call *c, const uint8_t *msg, size_t len, void *ar
 	if (check_admin(c) < 0 || need_db(c) == NULL)
 		return;
 	if ((rc = db_domain_list(C->db, &l)) != DB_OK) {
-		fail_db(c);
+		fail_db(c, rc);
 		return;
 	}
 	reply_unary(c, &l->base);
@@ -433,7 +432,7 @@ admin_add_route(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 		if (req->transport[0] == '\0')
 			grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "transport is required");
 		else if ((rc = db_route_add(C->db, req, NULL)) != DB_OK)
-			fail_db(c);
+			fail_db(c, rc);
 		else
 			admin_snapshot_reply(c);
 	}
@@ -448,7 +447,7 @@ admin_remove_route(struct grpc_call *c, const uint8_t *msg, size_t len, void *ar
 	C->m.calls++;
 	if (check_admin(c) == 0 && need_db(c) != NULL) {
 		if ((rc = db_route_remove(C->db, req, NULL)) != DB_OK)
-			fail_db(c);
+			fail_db(c, rc);
 		else
 			admin_snapshot_reply(c);
 	}
@@ -464,7 +463,7 @@ admin_list_routes(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg
 	if (check_admin(c) < 0 || need_db(c) == NULL)
 		return;
 	if ((rc = db_route_list(C->db, &l)) != DB_OK) {
-		fail_db(c);
+		fail_db(c, rc);
 		return;
 	}
 	reply_unary(c, &l->base);
@@ -484,7 +483,7 @@ admin_set_policy(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 		else if (need_db(c) == NULL)
 			;
 		else if ((rc = db_policy_set(C->db, req, NULL)) != DB_OK && rc != DB_EEXIST)
-			fail_db(c);	/* DB_EEXIST: that mode already: nothing to change */
+			fail_db(c, rc);	/* DB_EEXIST: that mode already: nothing to change */
 		else {
 			log_info("event=policy_set domain=%s mode=%s", req->domain, req->mode);
 			admin_snapshot_reply(c);
@@ -501,7 +500,7 @@ admin_remove_policy(struct grpc_call *c, const uint8_t *msg, size_t len, void *a
 	C->m.calls++;
 	if (check_admin(c) == 0 && need_db(c) != NULL) {
 		if ((rc = db_policy_remove(C->db, req->name, NULL)) != DB_OK)
-			fail_db(c);
+			fail_db(c, rc);
 		else
 			admin_snapshot_reply(c);
 	}
@@ -517,7 +516,7 @@ admin_list_policies(struct grpc_call *c, const uint8_t *msg, size_t len, void *a
 	if (check_admin(c) < 0 || need_db(c) == NULL)
 		return;
 	if ((rc = db_policy_list(C->db, &l)) != DB_OK) {
-		fail_db(c);
+		fail_db(c, rc);
 		return;
 	}
 	reply_unary(c, &l->base);
@@ -533,7 +532,7 @@ admin_summarize(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 	Mxfleet__V1__OutcomeReport *r;
 	if (check_admin(c) == 0 && need_db(c) != NULL) {
 		if ((rc = db_outcome_summary(C->db, req, &r)) != DB_OK)
-			fail_db(c);
+			fail_db(c, rc);
 		else {
 			reply_unary(c, &r->base);
 			db_outcome_report_free(r);
@@ -817,14 +816,13 @@ main(int argc, char **argv)
 	}
 	if (d.cfg.http) {
 		char host[256];
-		const char *colon = strrchr(d.cfg.http, ':');
-		if (colon == NULL)
+		int port;
+		if (netaddr_split_hostport(d.cfg.http, host, sizeof(host), &port) < 0)
 			fatalx("event=bad_http addr=%s", d.cfg.http);
-		snprintf(host, sizeof(host), "%.*s", (int)(colon - d.cfg.http), d.cfg.http);
 		d.http = evhttp_new(d.base);
 		evhttp_set_cb(d.http, "/metrics", http_metrics, NULL);
 		evhttp_set_cb(d.http, "/healthz", http_healthz, NULL);
-		if (evhttp_bind_socket(d.http, host, (ev_uint16_t)atoi(colon + 1)) != 0)
+		if (evhttp_bind_socket(d.http, host, (ev_uint16_t)port) != 0)
 			fatalx("event=listen_failed addr=%s", d.cfg.http);
 	}
 	d.poll_ev = event_new(d.base, -1, EV_PERSIST, watch_poll_cb, NULL);

@@ -60,6 +60,27 @@ netaddr_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *le
 }
 
 int
+netaddr_split_hostport(const char *s, char *host, size_t hostsz, int *port)
+{
+	const char *colon = strrchr(s, ':');
+	if (colon == NULL || colon == s || (*port = netaddr_parse_port(colon + 1)) <= 0)
+		return -1;
+	const char *h = s;
+	size_t hl = (size_t)(colon - s);
+	if (h[0] == '[') {
+		if (hl < 3 || h[hl - 1] != ']')
+			return -1;
+		h++;
+		hl -= 2;
+	}
+	if (hl >= hostsz)
+		return -1;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	return 0;
+}
+
+int
 netaddr_parse_cidr(const char *s, struct netaddr_cidr *out)
 {
 	char host[INET6_ADDRSTRLEN + 1];

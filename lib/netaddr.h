@@ -13,6 +13,9 @@ struct netaddr_cidr {
 
 /* Parse "1.2.3.4:25" or "[::1]:25". Returns 0 or -1. */
 int netaddr_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len);
+/* Split "host:port", "1.2.3.4:port" or "[v6]:port" (brackets removed) without
+ * resolving anything. Port 1..65535. Returns 0 or -1. */
+int netaddr_split_hostport(const char *s, char *host, size_t hostsz, int *port);
 /* Parse "10.0.0.0/8", "::1/128" or a bare address (full prefix). 0 or -1. */
 int netaddr_parse_cidr(const char *s, struct netaddr_cidr *out);
 /* Does the address match? IPv4-mapped IPv6 addresses match IPv4 networks. */

@@ -8,6 +8,8 @@
 
 /* Milliseconds from an arbitrary start, never going backwards. */
 uint64_t timeutil_mono_ms(void);
+/* Wall-clock milliseconds since 1970 (outcome timestamps). */
+int64_t timeutil_wall_ms(void);
 /* "Mon, 23 Nov 2026 15:52:30 +0000" into out (>= 40 bytes). */
 char *timeutil_rfc5322(char *out, size_t outsz, time_t t);
 

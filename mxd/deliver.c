@@ -15,6 +15,7 @@
 #include "smtp_client.h"
 #include "smtp_parser.h"
 #include "log.h"
+#include "timeutil.h"
 #include "xmalloc.h"
 
 #include <arpa/inet.h>
@@ -154,17 +155,6 @@ deliver_read_pipe(struct deliver *d)
 	}
 }
 
-static int64_t
-deliver_wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* One outbound session's record (DESIGN.md), with its RFC 8460 result. No
- * MTA-STS or DANE policy is evaluated yet (issue 4), so the policy type is
- * "no-policy-found" and the result says whether TLS was had. */
 /* RFC 8460 result type for a certificate that did not verify. */
 static const char *
 deliver_verify_result_type(long v)
@@ -210,6 +200,9 @@ deliver_policy_failure(const struct smtp_client *c, int connected)
 	return NULL;
 }
 
+/* One outbound session's record (DESIGN.md) with its RFC 8460 result: policy
+ * type tlsa (DANE), sts (MTA-STS) or no-policy-found, and what the session
+ * came to under it. */
 static void
 deliver_outcome(struct deliver *d, const struct smtp_client *c, int connected,
     const char *failure)
@@ -249,7 +242,7 @@ deliver_outcome(struct deliver *d, const struct smtp_client *c, int connected,
 	o.session_id = sid;
 	o.direction = MXFLEET__V1__DIRECTION__DIRECTION_OUTBOUND;
 	o.start_unix_ms = d->conn_started_ms;
-	o.end_unix_ms = deliver_wall_ms();
+	o.end_unix_ms = timeutil_wall_ms();
 	o.local_ip = (char *)c->local_ip;
 	o.local_port = (uint32_t)c->local_port;
 	o.remote_ip = (char *)c->remote_ip;
@@ -349,23 +342,24 @@ struct rcpt_state {
 	enum rcpt_result	 result;
 	int			 code;
 	char			*reply;		/* full reply text */
-	const char		*hop;		/* next hop as configured, for logs */
-	const char		*mta;		/* its host name, for DSNs */
-	char			*hop_owned;	/* hop and mta when they are per MX */
-	char			*mta_owned;
+	char			*hop;		/* next hop as configured, for logs */
+	char			*mta;		/* its host name, for DSNs */
 };
 
-static const char *deliver_mta_name;	/* set per next hop before rcpt_set */
-
+/* The state keeps its own copies: hop and MX names come from per-attempt
+ * buffers that do not outlive the attempt. */
 static void
-rcpt_set(struct rcpt_state *r, enum rcpt_result res, int code, const char *text, const char *hop)
+rcpt_set(struct rcpt_state *r, enum rcpt_result res, int code, const char *text, const char *hop,
+    const char *mta)
 {
 	r->result = res;
 	r->code = code;
 	free(r->reply);
+	free(r->hop);
+	free(r->mta);
 	r->reply = xstrdup(text ? text : "");
-	r->hop = hop;
-	r->mta = hop ? deliver_mta_name : NULL;
+	r->hop = hop ? xstrdup(hop) : NULL;
+	r->mta = hop && mta ? xstrdup(mta) : NULL;
 }
 
 static enum rcpt_result
@@ -391,7 +385,7 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop
 		deliver_close_conn(d);
 	}
 	deliver_close_conn(d);
-	d->conn_started_ms = deliver_wall_ms();
+	d->conn_started_ms = timeutil_wall_ms();
 	d->conn_messages = d->conn_rcpts = 0;
 	d->conn_fallback = 0;
 	/* RFC 8689 5: "TLS-Required: No" makes policy failures non-fatal. */
@@ -415,7 +409,7 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop
 		 * handshake is followed by plaintext (REQUIRETLS mail is refused
 		 * later, in deliver_to_hop). */
 		log_info("event=tls_fallback hop=%s reason=%s", hop, d->conn.tls_fail_reason);
-		d->conn_started_ms = deliver_wall_ms();
+		d->conn_started_ms = timeutil_wall_ms();
 		d->conn_fallback = 1;
 		if (smtp_client_open(&d->conn, nh, d->cfg->hostname, NULL,
 		    DELIVER_CONNECT_TIMEOUT_MS, r) < 0) {
@@ -456,11 +450,11 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 	time_t now = time(NULL);
 
 	smtp_reply_init(&r);
-	deliver_mta_name = nh->is_unix ? "localhost" : nh->sni[0] ? nh->sni : nh->host;
+	const char *mta = nh->is_unix ? "localhost" : nh->sni[0] ? nh->sni : nh->host;
 	struct deliver_hopdown *down = deliver_hop_down(d, hop, now);
 	if (down) {
 		for (size_t i = 0; i < n; i++)
-			rcpt_set(&st[idx[i]], RCPT_DEFER, 0, down->reason, hop);
+			rcpt_set(&st[idx[i]], RCPT_DEFER, 0, down->reason, hop, mta);
 		goto out;
 	}
 	if (deliver_connect(d, nh, hop, &r) < 0) {
@@ -470,7 +464,7 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 		if (res == RCPT_DONE)
 			res = RCPT_DEFER;
 		for (size_t i = 0; i < n; i++)
-			rcpt_set(&st[idx[i]], res, r.code, r.text.data, hop);
+			rcpt_set(&st[idx[i]], res, r.code, r.text.data, hop, mta);
 		if (r.code == 0 || res == RCPT_DEFER)
 			deliver_mark_down(d, hop, now + 1, r.text.data ? r.text.data : "unreachable");
 		log_info("event=connect_failed next_hop=%s reply=\"%s\"", hop,
@@ -496,7 +490,7 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 			snprintf(why, sizeof(why), "550 5.7.30 REQUIRETLS support required: next hop %s %s\n",
 			    c->peer, c->ssl == NULL ? "offers no TLS" : "does not offer REQUIRETLS");
 		for (size_t i = 0; i < n; i++)
-			rcpt_set(&st[idx[i]], RCPT_BOUNCE, 0, why, hop);
+			rcpt_set(&st[idx[i]], RCPT_BOUNCE, 0, why, hop, mta);
 		goto out;
 	}
 	char params[128] = "";
@@ -532,7 +526,7 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 				if (r.code >= 200 && r.code < 300)
 					accepted++;
 				rcpt_set(&st[idx[i]], r.code >= 200 && r.code < 300 ? RCPT_PENDING :
-				    deliver_classify(r.code), r.code, r.text.data, hop);
+				    deliver_classify(r.code), r.code, r.text.data, hop, mta);
 			}
 		}
 		if (pipelining || accepted > 0)
@@ -558,13 +552,13 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 				accepted++;
 			if (mail_ok)
 				rcpt_set(&st[idx[i]], r.code >= 200 && r.code < 300 ? RCPT_PENDING :
-				    deliver_classify(r.code), r.code, r.text.data, hop);
+				    deliver_classify(r.code), r.code, r.text.data, hop, mta);
 		}
 	}
 	if (!mail_ok) {
 		enum rcpt_result res = deliver_classify(mail_code);
 		for (size_t i = 0; i < n; i++)
-			rcpt_set(&st[idx[i]], res == RCPT_DONE ? RCPT_DEFER : res, mail_code, mail_reply, hop);
+			rcpt_set(&st[idx[i]], res == RCPT_DONE ? RCPT_DEFER : res, mail_code, mail_reply, hop, mta);
 		free(mail_reply);
 		if (pipelining)
 			c->broken = 1;	/* DATA reply state unknown: start over next time */
@@ -585,7 +579,7 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 		for (size_t i = 0; i < n; i++)
 			if (st[idx[i]].result == RCPT_PENDING)
 				rcpt_set(&st[idx[i]], deliver_classify(r.code) == RCPT_BOUNCE ?
-				    RCPT_BOUNCE : RCPT_DEFER, r.code, r.text.data, hop);
+				    RCPT_BOUNCE : RCPT_DEFER, r.code, r.text.data, hop, mta);
 		goto out;
 	}
 	if (smtp_client_send_data(c, fd, off) < 0)
@@ -597,14 +591,14 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 				continue;
 			if (smtp_client_read_reply(c, &r) < 0)
 				goto ioerr;
-			rcpt_set(&st[idx[i]], deliver_classify(r.code), r.code, r.text.data, hop);
+			rcpt_set(&st[idx[i]], deliver_classify(r.code), r.code, r.text.data, hop, mta);
 		}
 	} else {
 		if (smtp_client_read_reply(c, &r) < 0)
 			goto ioerr;
 		for (size_t i = 0; i < n; i++)
 			if (st[idx[i]].result == RCPT_PENDING)
-				rcpt_set(&st[idx[i]], deliver_classify(r.code), r.code, r.text.data, hop);
+				rcpt_set(&st[idx[i]], deliver_classify(r.code), r.code, r.text.data, hop, mta);
 	}
 	d->conn_messages++;
 	for (size_t i = 0; i < n; i++)
@@ -613,7 +607,7 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 ioerr:
 	for (size_t i = 0; i < n; i++)
 		if (st[idx[i]].result == RCPT_PENDING)
-			rcpt_set(&st[idx[i]], RCPT_DEFER, 0, r.text.data, hop);
+			rcpt_set(&st[idx[i]], RCPT_DEFER, 0, r.text.data, hop, mta);
 	deliver_close_conn(d);
 out:
 	if (d->conn_open && d->conn.broken)
@@ -638,9 +632,8 @@ static void
 deliver_set_all(struct rcpt_state *st, const size_t *idx, size_t n, enum rcpt_result res,
     const char *text)
 {
-	deliver_mta_name = NULL;
 	for (size_t i = 0; i < n; i++)
-		rcpt_set(&st[idx[i]], res, 0, text, NULL);
+		rcpt_set(&st[idx[i]], res, 0, text, NULL, NULL);
 }
 
 struct deliver_fetch_arg {
@@ -902,19 +895,6 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 			snprintf(d->conn_domain, sizeof(d->conn_domain), "%s", domain);
 			snprintf(d->conn_mx, sizeof(d->conn_mx), "%s", mx.mx[i].host);
 			deliver_to_hop(d, env, fd, off, &nh, hop, st, idx, n);
-			/* rcpt_state points at the hop and MX names: give them
-			 * copies that outlive this loop. */
-			for (size_t k = 0; k < n; k++) {
-				struct rcpt_state *x = &st[idx[k]];
-				if (x->hop == hop) {
-					free(x->hop_owned);
-					x->hop = x->hop_owned = xstrdup(hop);
-				}
-				if (x->mta == nh.sni) {
-					free(x->mta_owned);
-					x->mta = x->mta_owned = xstrdup(nh.sni);
-				}
-			}
 			if (!deliver_unreached(st, idx, n)) {
 				dns_addr_result_free(&ar);
 				deliver_dane_done(d, &tr, sts_saved);
@@ -1084,7 +1064,7 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 		}
 		if (nh == NULL) {
 			rcpt_set(&st[i], RCPT_DEFER, 0, "no route to this domain: neither relay_next_hop "
-			    "nor resolver (direct MX delivery) is configured", NULL);
+			    "nor resolver (direct MX delivery) is configured", NULL, NULL);
 			routed[i] = 1;
 			continue;
 		}
@@ -1167,8 +1147,8 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 	}
 	for (size_t i = 0; i < env.nrcpts; i++) {
 		free(st[i].reply);
-		free(st[i].hop_owned);
-		free(st[i].mta_owned);
+		free(st[i].hop);
+		free(st[i].mta);
 	}
 	free(st);
 	free(idx);

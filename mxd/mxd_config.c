@@ -57,23 +57,7 @@ mxd_nexthop_parse(const char *s, struct mxd_nexthop *nh)
 		snprintf(nh->path, sizeof(nh->path), "%s", rest);
 		return 0;
 	}
-	const char *colon = strrchr(rest, ':');
-	if (colon == NULL || colon == rest || (size_t)(colon - rest) >= sizeof(nh->host))
-		return -1;
-	char *end;
-	long port = strtol(colon + 1, &end, 10);
-	if (colon[1] == '\0' || *end != '\0' || port <= 0 || port > 65535)
-		return -1;
-	const char *h = rest;
-	size_t hl = (size_t)(colon - rest);
-	if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
-		h++;
-		hl -= 2;
-	}
-	memcpy(nh->host, h, hl);
-	nh->host[hl] = '\0';
-	nh->port = (int)port;
-	return 0;
+	return netaddr_split_hostport(rest, nh->host, sizeof(nh->host), &nh->port);
 }
 
 static int
@@ -185,19 +169,10 @@ mxd_config_control(struct mxd_config *cfg, const config_setting_t *g, struct con
 		return -1;
 	if (!cfg->control_server || !cfg->control_cert || !cfg->control_key || !cfg->control_ca)
 		return conf_error(err, g, "server, cert, key and ca are required");
-	const char *colon = strrchr(cfg->control_server, ':');
-	char *end;
-	long port = colon ? strtol(colon + 1, &end, 10) : 0;
-	if (colon == NULL || colon == cfg->control_server || *end != '\0' || port < 1 || port > 65535)
+	char host[256];
+	if (netaddr_split_hostport(cfg->control_server, host, sizeof(host), &cfg->control_port) < 0)
 		return conf_error(err, config_setting_get_member(g, "server"), "expected HOST:PORT");
-	const char *h = cfg->control_server;
-	size_t hl = (size_t)(colon - h);
-	if (h[0] == '[' && hl > 2 && h[hl - 1] == ']') {
-		h++;
-		hl -= 2;
-	}
-	cfg->control_host = xstrndup(h, hl);
-	cfg->control_port = (int)port;
+	cfg->control_host = xstrdup(host);
 	return 0;
 }
 

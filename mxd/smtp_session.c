@@ -193,14 +193,6 @@ smtp_session_log(struct smtp_session *s)
 	buf_free(&b);
 }
 
-static int64_t
-smtp_session_wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The session's outcome record for the control plane (DESIGN.md). */
 static void
 smtp_session_outcome(struct smtp_session *s)
@@ -218,7 +210,7 @@ smtp_session_outcome(struct smtp_session *s)
 	o.session_id = s->sid;
 	o.direction = MXFLEET__V1__DIRECTION__DIRECTION_INBOUND;
 	o.start_unix_ms = s->started_wall_ms;
-	o.end_unix_ms = smtp_session_wall_ms();
+	o.end_unix_ms = timeutil_wall_ms();
 	o.local_ip = s->local_ip;
 	o.local_port = (uint32_t)s->local_port;
 	o.remote_ip = s->ip;
@@ -1044,7 +1036,7 @@ smtp_session_accept(struct mxd_worker *w, int fd, const struct sockaddr *sa, soc
 	s->w = w;
 	s->fd = fd;
 	s->started_ms = timeutil_mono_ms();
-	s->started_wall_ms = smtp_session_wall_ms();
+	s->started_wall_ms = timeutil_wall_ms();
 	struct sockaddr_storage local;
 	socklen_t ll = sizeof(local);
 	if (getsockname(fd, (struct sockaddr *)&local, &ll) == 0) {

@@ -25,6 +25,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import uuid
 import threading
 import time
 import unittest
@@ -40,6 +41,93 @@ MX_NAME = "mx1.example.test"
 
 
 # ---------------------------------------------------------------- waiting
+
+class Watchdog:
+    """Cleanup that survives a SIGKILL of the test process (a runner's
+    timeout). Every process started with env() carries the mark in its
+    environment; a detached watchdog waits for this process to go, then
+    kills whatever carries the mark and removes the directories watched."""
+
+    _SCRIPT = r'''
+import os, shutil, signal, sys, time
+parent, needle, dirs_file = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3]
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+while alive(parent):
+    time.sleep(1)
+me = os.getpid()
+for _ in range(3):
+    for e in os.listdir("/proc"):
+        if not e.isdigit() or int(e) == me:
+            continue
+        try:
+            with open(f"/proc/{e}/environ", "rb") as f:
+                if needle in f.read().split(b"\0"):
+                    os.kill(int(e), signal.SIGKILL)
+        except OSError:
+            pass
+    time.sleep(0.5)
+try:
+    with open(dirs_file) as f:
+        dirs = [l.strip() for l in f if l.strip()]
+except OSError:
+    dirs = []
+for d in dirs + [dirs_file]:
+    if os.path.isdir(d):
+        shutil.rmtree(d, ignore_errors=True)
+    elif os.path.exists(d):
+        os.unlink(d)
+'''
+
+    def __init__(self, mark, keep_env=("MXTEST_KEEP",)):
+        self.mark, self.token, self.keep_env = mark, uuid.uuid4().hex, keep_env
+        self.needle = f"{mark}={self.token}"
+        self.dirs_file = None
+        self.proc = None  # kept: it outlives us on purpose
+
+    def env(self, base=None):
+        """An environment carrying the mark."""
+        env = dict(os.environ if base is None else base)
+        env[self.mark] = self.token
+        return env
+
+    def mark_self(self):
+        """Let every child of this process inherit the mark."""
+        os.environ[self.mark] = self.token
+
+    def watch_dir(self, path):
+        """Remove path should this process die without cleaning up (a no-op
+        once the directory is gone)."""
+        if self.dirs_file is None:
+            fd, self.dirs_file = tempfile.mkstemp(prefix=f"{self.mark.lower()}-watchdog-")
+            os.close(fd)
+            self.proc = subprocess.Popen(
+                [PYTHON, "-c", self._SCRIPT, str(os.getpid()), self.needle, self.dirs_file],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                env={k: v for k, v in os.environ.items() if k != self.mark})
+        if any(os.environ.get(k) for k in self.keep_env):
+            return
+        with open(self.dirs_file, "a") as f:
+            f.write(path + "\n")
+
+    def kill_marked(self):
+        """Kill whatever still carries the mark (the end of a normal run)."""
+        needle = self.needle.encode()
+        for e in os.listdir("/proc"):
+            if not e.isdigit() or int(e) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{e}/environ", "rb") as f:
+                    if needle in f.read().split(b"\0"):
+                        os.kill(int(e), signal.SIGKILL)
+            except OSError:
+                pass
+
 
 def wait_for(pred, timeout, interval=0.05, what="condition"):
     """Poll pred() until it returns something truthy; raise after timeout."""
@@ -511,7 +599,8 @@ class Mxd(Service):
 
     def start(self, timeout=15):
         if not mxd_available():
-            raise unittest.SkipTest(f"mxd not built: {MXD_BIN}")
+            # A missing binary is a broken build, not a reason to pass.
+            raise RuntimeError(f"mxd not built: {MXD_BIN}")
         self.write_config()
         self.spawn()
 
@@ -786,7 +875,7 @@ class MxTestCase(unittest.TestCase):
 
     def setUp(self):
         if self.needs_mxd and not mxd_available():
-            self.skipTest(f"mxd not built ({MXD_BIN}); run cmake --build build")
+            self.fail(f"mxd not built ({MXD_BIN}); run cmake --build build")
         self.wd = tempfile.mkdtemp(prefix="mxtest-")
         # mxd drops to an unprivileged user that must reach its spool here.
         os.chmod(self.wd, 0o755)

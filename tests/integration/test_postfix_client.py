@@ -161,7 +161,7 @@ class PostfixClientTest(mxtest.MxTestCase):
         if not mxtest.IS_ROOT:
             self.skipTest("a private Postfix instance needs root")
         if not os.access(POSTFIX, os.X_OK) or not shutil.which("script"):
-            self.skipTest("postfix or script(1) missing")
+            self.fail("postfix or script(1) missing (scripts/deps)")
 
     def postfix(self, m, settings=()):
         self.pf_src = mxtest.pick_host()

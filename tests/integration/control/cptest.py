@@ -32,7 +32,6 @@ environment), then removes the temporary directories.
 
 import os
 import shutil
-import signal
 import smtplib
 import subprocess
 import sys
@@ -41,7 +40,6 @@ import time
 import unittest
 import urllib.error
 import urllib.request
-import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -71,13 +69,12 @@ NOT_OFFERED, OFFERED, ATTEMPTED, ESTABLISHED = 1, 2, 3, 4
 
 # Every process a test starts carries this in its environment; the watchdog
 # finds them by it.
-RUN_MARK = "CPTEST_RUN"
-RUN_TOKEN = uuid.uuid4().hex
+WATCHDOG = mxtest.Watchdog("CPTEST_RUN")
+watch_dir = WATCHDOG.watch_dir
 
 
 def child_env(extra=None):
-    env = dict(os.environ)
-    env[RUN_MARK] = RUN_TOKEN
+    env = WATCHDOG.env()
     if extra:
         env.update(extra)
     return env
@@ -101,83 +98,6 @@ def binaries_missing():
 
 
 # ---------------------------------------------------------------- watchdog
-
-_WATCHDOG = r'''
-import os, shutil, signal, sys, time
-parent, token, dirs_file = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3]
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-while alive(parent):
-    time.sleep(1)
-me = os.getpid()
-for _ in range(3):
-    for e in os.listdir("/proc"):
-        if not e.isdigit() or int(e) == me:
-            continue
-        try:
-            with open(f"/proc/{e}/environ", "rb") as f:
-                if b"CPTEST_RUN=" + token in f.read().split(b"\0"):
-                    os.kill(int(e), signal.SIGKILL)
-        except OSError:
-            pass
-    time.sleep(0.5)
-try:
-    with open(dirs_file) as f:
-        dirs = [l.strip() for l in f if l.strip()]
-except OSError:
-    dirs = []
-for d in dirs + [dirs_file]:
-    if os.path.isdir(d):
-        shutil.rmtree(d, ignore_errors=True)
-    elif os.path.exists(d):
-        os.unlink(d)
-'''
-
-_watchdog_dirs = None
-_watchdog_proc = None  # kept so that it is not reaped (it outlives us on purpose)
-
-
-def _watchdog_start():
-    global _watchdog_dirs
-    if _watchdog_dirs is not None:
-        return
-    fd, _watchdog_dirs = tempfile.mkstemp(prefix="cptest-watchdog-")
-    os.close(fd)
-    global _watchdog_proc
-    _watchdog_proc = subprocess.Popen(
-        [PYTHON, "-c", _WATCHDOG, str(os.getpid()), RUN_TOKEN, _watchdog_dirs],
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL, start_new_session=True,
-                     env={k: v for k, v in os.environ.items() if k != RUN_MARK})
-
-
-def watch_dir(path):
-    """Have the watchdog remove path if this process dies without cleaning
-    up (it is a no-op once the directory is gone)."""
-    _watchdog_start()
-    if os.environ.get("MXTEST_KEEP"):
-        return
-    with open(_watchdog_dirs, "a") as f:
-        f.write(path + "\n")
-
-
-def _kill_marked():
-    """Kill whatever still carries our marker (the end of a normal run)."""
-    token = (RUN_MARK + "=" + RUN_TOKEN).encode()
-    for e in os.listdir("/proc"):
-        if not e.isdigit() or int(e) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{e}/environ", "rb") as f:
-                if token in f.read().split(b"\0"):
-                    os.kill(int(e), signal.SIGKILL)
-        except OSError:
-            pass
-
 
 # ---------------------------------------------------------------- PostgreSQL
 
@@ -578,7 +498,8 @@ class Cluster:
     def __init__(self):
         missing = binaries_missing()
         if missing:
-            raise unittest.SkipTest("not built / not installed: " + ", ".join(missing))
+            raise RuntimeError("not built / not installed (scripts/deps, cmake --build): "
+                               + ", ".join(missing))
         self.pg = Postgres().init()
         self.pki = Pki()
         self.tls_cert = mxtest.make_cert(self.pki.base, "smtp", "mx.fleet.test")
@@ -608,7 +529,7 @@ def tearDownModule():
     if CLUSTER:
         CLUSTER.destroy()
         CLUSTER = None
-    _kill_marked()
+    WATCHDOG.kill_marked()
 
 
 class FleetTestCase(mxtest.MxTestCase):

@@ -34,12 +34,10 @@ import os
 import re
 import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import unittest
 import uuid
 import warnings
 from importlib.machinery import SourceFileLoader
@@ -60,67 +58,12 @@ ZONE = "example.test"   # the secure test zone; test domains are below it
 # ---------------------------------------------------------------- watchdog
 # mxtest tears its services down on SIGTERM and at exit; a runner's SIGKILL
 # would leave them (and nsd, unbound) running. Every process started from
-# here inherits RUN_MARK in its environment; a detached watchdog kills what
+# here inherits the watchdog's mark (mxtest.Watchdog); the watchdog kills what
 # carries it, and removes the test directories, once this process is gone.
 
-RUN_MARK = "OUTTEST_RUN"
-RUN_TOKEN = uuid.uuid4().hex
-os.environ[RUN_MARK] = RUN_TOKEN
-
-_WATCHDOG = r'''
-import os, shutil, signal, sys, time
-parent, token, dirs_file = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3]
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-while alive(parent):
-    time.sleep(1)
-me = os.getpid()
-for _ in range(3):
-    for e in os.listdir("/proc"):
-        if not e.isdigit() or int(e) == me:
-            continue
-        try:
-            with open(f"/proc/{e}/environ", "rb") as f:
-                if b"OUTTEST_RUN=" + token in f.read().split(b"\0"):
-                    os.kill(int(e), signal.SIGKILL)
-        except OSError:
-            pass
-    time.sleep(0.5)
-try:
-    with open(dirs_file) as f:
-        dirs = [l.strip() for l in f if l.strip()]
-except OSError:
-    dirs = []
-for d in dirs + [dirs_file]:
-    if os.path.isdir(d):
-        shutil.rmtree(d, ignore_errors=True)
-    elif os.path.exists(d):
-        os.unlink(d)
-'''
-
-_watchdog_dirs = None
-_watchdog_proc = None  # kept: it outlives us on purpose
-
-
-def watch_dir(path):
-    """Have the watchdog remove path should this process die without
-    cleaning up (a no-op once the directory is gone)."""
-    global _watchdog_dirs, _watchdog_proc
-    if _watchdog_dirs is None:
-        fd, _watchdog_dirs = tempfile.mkstemp(prefix="outtest-watchdog-")
-        os.close(fd)
-        _watchdog_proc = subprocess.Popen(
-            [mxtest.PYTHON, "-c", _WATCHDOG, str(os.getpid()), RUN_TOKEN, _watchdog_dirs],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            env={k: v for k, v in os.environ.items() if k != RUN_MARK})
-    if not os.environ.get("MXTEST_KEEP") and not os.environ.get("DNSTEST_KEEP"):
-        with open(_watchdog_dirs, "a") as f:
-            f.write(path + "\n")
+WATCHDOG = mxtest.Watchdog("OUTTEST_RUN", keep_env=("MXTEST_KEEP", "DNSTEST_KEEP"))
+WATCHDOG.mark_self()
+watch_dir = WATCHDOG.watch_dir
 
 
 def load_dnstest():
@@ -422,10 +365,10 @@ class OutboundTestCase(mxtest.MxTestCase):
     def setUpClass(cls):
         super().setUpClass()
         if not mxtest.mxd_available():
-            raise unittest.SkipTest(f"mxd not built ({mxtest.MXD_BIN})")
+            raise RuntimeError(f"mxd not built ({mxtest.MXD_BIN})")
         for tool in (dnstest.NSD, dnstest.UNBOUND, dnstest.SIGNZONE):
             if not os.access(tool, os.X_OK):
-                raise unittest.SkipTest(f"{tool} missing (scripts/deps)")
+                raise RuntimeError(f"{tool} missing (scripts/deps)")
         # dnstest keeps no handle on the servers it spawns: Python would
         # warn about each of them on every test.
         warnings.filterwarnings("ignore", category=ResourceWarning,

@@ -7,6 +7,7 @@
  * socket (answers only from the resolver's address), and a check of the ID
  * and the question of every answer. */
 #include "dns.h"
+#include "buf.h"
 #include "netaddr.h"
 #include "xmalloc.h"
 
@@ -882,6 +883,28 @@ dns_tlsa_result_free(struct dns_tlsa_result *res)
 }
 
 /* ------------------------------------------------------------------ TXT */
+
+int
+dns_txt_rdata_join(const uint8_t *rdata, size_t len, struct buf *out, char *why, size_t whysz)
+{
+	size_t i = 0;
+
+	if (len == 0) {
+		snprintf(why, whysz, "TXT RDATA is empty (it holds at least one character-string)");
+		return -1;
+	}
+	while (i < len) {
+		size_t l = rdata[i++];
+		if (l > len - i) {
+			snprintf(why, whysz, "TXT RDATA is malformed: a character-string of %zu "
+			    "octets with %zu left", l, len - i);
+			return -1;
+		}
+		buf_append(out, rdata + i, l);
+		i += l;
+	}
+	return 0;
+}
 
 enum dns_result
 dns_txt(const struct dns_resolver *r, const char *name, struct dns_txt_result *out)

@@ -156,6 +156,14 @@ enum dns_result dns_txt(const struct dns_resolver *r, const char *name,
 void dns_txt_result_free(struct dns_txt_result *res);
 
 /* ---- names for logs and reports */
+struct buf;
+/* Join the <character-string>s of one TXT RDATA in wire form (RFC 1035
+ * 3.3.14) into out without separators, as RFC 8461 3.1 and RFC 8460 3 ask.
+ * 0, or -1 with the reason in why when the RDATA is empty or a string runs
+ * past its end. I/O-free: the MTA-STS and TLSRPT record parsers use it. */
+int dns_txt_rdata_join(const uint8_t *rdata, size_t len, struct buf *out, char *why,
+    size_t whysz);
+
 const char *dns_result_str(enum dns_result res);	/* "ok", "nxdomain", ... */
 const char *dns_sec_str(enum dns_sec sec);		/* "secure", "insecure", ... */
 /* Is name a valid host or service name (LDH and "_", labels of 1..63, at most

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dns.h"
 #include "xmalloc.h"
 
 #define STS_QUOTE_LEN	40			/* untrusted text shown in a message */
@@ -136,21 +137,11 @@ sts_utf8_ok(const unsigned char *s, size_t n)
 static int
 sts_rdata_concat(const uint8_t *rdata, size_t len, struct buf *out, char *err, size_t errsz)
 {
-	size_t i = 0;
+	char why[160];
 
-	if (len == 0) {
-		sts_seterr(err, errsz, "TXT RDATA is empty (it holds at least one character-string)");
+	if (dns_txt_rdata_join(rdata, len, out, why, sizeof(why)) < 0) {
+		sts_seterr(err, errsz, "%s", why);
 		return STS_ERR_SYNTAX;
-	}
-	while (i < len) {
-		size_t l = rdata[i++];
-		if (l > len - i) {
-			sts_seterr(err, errsz, "TXT RDATA is malformed: a character-string of %zu "
-			    "octets with %zu left", l, len - i);
-			return STS_ERR_SYNTAX;
-		}
-		buf_append(out, rdata + i, l);
-		i += l;
 	}
 	return STS_OK;
 }

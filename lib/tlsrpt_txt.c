@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "dns.h"
 #include "xmalloc.h"
 
 #define TLSRPT_TXT_QUOTE_LEN	48
@@ -134,22 +135,11 @@ static int
 tlsrpt_txt_rdata_concat(const uint8_t *rdata, size_t len, struct buf *out, char *err,
     size_t errsz)
 {
-	size_t i = 0;
+	char why[160];
 
-	if (len == 0) {
-		tlsrpt_txt_seterr(err, errsz, "TXT RDATA is empty (it holds at least one "
-		    "character-string)");
+	if (dns_txt_rdata_join(rdata, len, out, why, sizeof(why)) < 0) {
+		tlsrpt_txt_seterr(err, errsz, "%s", why);
 		return TLSRPT_TXT_SYNTAX;
-	}
-	while (i < len) {
-		size_t l = rdata[i++];
-		if (l > len - i) {
-			tlsrpt_txt_seterr(err, errsz, "TXT RDATA is malformed: a character-string "
-			    "of %zu octets with %zu left", l, len - i);
-			return TLSRPT_TXT_SYNTAX;
-		}
-		buf_append(out, rdata + i, l);
-		i += l;
 	}
 	return TLSRPT_TXT_OK;
 }

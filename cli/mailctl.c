@@ -214,12 +214,41 @@ mailctl_time(int64_t t, char *out, size_t outsz)
 	strftime(out, outsz, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* A configuration change: every one answers with the new snapshot. */
+static int
+mailctl_change(const char *method, const ProtobufCMessage *req)
+{
+	ProtobufCMessage *r;
+	int rc = mailctl_call(method, req, &r, &mxfleet__v1__config_snapshot__descriptor);
+	if (rc)
+		return rc;
+	Mxfleet__V1__ConfigSnapshot *s = (Mxfleet__V1__ConfigSnapshot *)r;
+	printf("config version %llu: %zu domain(s), %zu route(s), %zu TLS policy(ies)\n",
+	    (unsigned long long)s->version, s->n_domains, s->n_routes, s->n_policies);
+	protobuf_c_message_free_unpacked(r, NULL);
+	return 0;
+}
+
+static int
+mailctl_remove_named(const char *method, const char *name)
+{
+	Mxfleet__V1__DomainName d = MXFLEET__V1__DOMAIN_NAME__INIT;
+	d.name = (char *)name;
+	return mailctl_change(method, &d.base);
+}
+
+static int
+mailctl_list(const char *method, ProtobufCMessage **r, const ProtobufCMessageDescriptor *desc)
+{
+	Mxfleet__V1__Empty e = MXFLEET__V1__EMPTY__INIT;
+	return mailctl_call(method, &e.base, r, desc);
+}
+
 static int
 mailctl_hosts(void)
 {
-	Mxfleet__V1__Empty e = MXFLEET__V1__EMPTY__INIT;
 	ProtobufCMessage *r;
-	int rc = mailctl_call("ListHosts", &e.base, &r, &mxfleet__v1__host_list__descriptor);
+	int rc = mailctl_list("ListHosts", &r, &mxfleet__v1__host_list__descriptor);
 	if (rc)
 		return rc;
 	Mxfleet__V1__HostList *l = (Mxfleet__V1__HostList *)r;
@@ -239,15 +268,6 @@ mailctl_hosts(void)
 	return 0;
 }
 
-static void
-mailctl_print_snapshot(ProtobufCMessage *r)
-{
-	Mxfleet__V1__ConfigSnapshot *s = (Mxfleet__V1__ConfigSnapshot *)r;
-	printf("config version %llu: %zu domain(s), %zu route(s), %zu TLS policy(ies)\n",
-	    (unsigned long long)s->version, s->n_domains, s->n_routes, s->n_policies);
-	protobuf_c_message_free_unpacked(r, NULL);
-}
-
 static int
 mailctl_domain(int argc, char **argv)
 {
@@ -257,22 +277,12 @@ mailctl_domain(int argc, char **argv)
 		Mxfleet__V1__DomainConfig d = MXFLEET__V1__DOMAIN_CONFIG__INIT;
 		d.name = argv[1];
 		d.next_hop = argv[2];
-		if ((rc = mailctl_call("AddDomain", &d.base, &r, &mxfleet__v1__config_snapshot__descriptor)))
-			return rc;
-		mailctl_print_snapshot(r);
-		return 0;
+		return mailctl_change("AddDomain", &d.base);
 	}
-	if (argc >= 2 && (strcmp(argv[0], "rm") == 0 || strcmp(argv[0], "remove") == 0)) {
-		Mxfleet__V1__DomainName d = MXFLEET__V1__DOMAIN_NAME__INIT;
-		d.name = argv[1];
-		if ((rc = mailctl_call("RemoveDomain", &d.base, &r, &mxfleet__v1__config_snapshot__descriptor)))
-			return rc;
-		mailctl_print_snapshot(r);
-		return 0;
-	}
+	if (argc >= 2 && (strcmp(argv[0], "rm") == 0 || strcmp(argv[0], "remove") == 0))
+		return mailctl_remove_named("RemoveDomain", argv[1]);
 	if (argc >= 1 && strcmp(argv[0], "list") == 0) {
-		Mxfleet__V1__Empty e = MXFLEET__V1__EMPTY__INIT;
-		if ((rc = mailctl_call("ListDomains", &e.base, &r, &mxfleet__v1__domain_list__descriptor)))
+		if ((rc = mailctl_list("ListDomains", &r, &mxfleet__v1__domain_list__descriptor)))
 			return rc;
 		Mxfleet__V1__DomainList *l = (Mxfleet__V1__DomainList *)r;
 		printf("%-40s %s\n", "DOMAIN", "NEXT_HOP");
@@ -291,8 +301,7 @@ mailctl_route(int argc, char **argv)
 	ProtobufCMessage *r;
 	int rc;
 	if (argc >= 1 && strcmp(argv[0], "list") == 0) {
-		Mxfleet__V1__Empty e = MXFLEET__V1__EMPTY__INIT;
-		if ((rc = mailctl_call("ListRoutes", &e.base, &r, &mxfleet__v1__route_list__descriptor)))
+		if ((rc = mailctl_list("ListRoutes", &r, &mxfleet__v1__route_list__descriptor)))
 			return rc;
 		Mxfleet__V1__RouteList *l = (Mxfleet__V1__RouteList *)r;
 		printf("%-24s %-24s %-11s %s\n", "SENDER_DOMAIN", "RECIPIENT_DOMAIN", "MIN_ATTEMPT", "TRANSPORT");
@@ -324,11 +333,7 @@ mailctl_route(int argc, char **argv)
 			return 2;
 		}
 		x.transport = argv[i];
-		if ((rc = mailctl_call(argv[0][0] == 'a' ? "AddRoute" : "RemoveRoute", &x.base, &r,
-		    &mxfleet__v1__config_snapshot__descriptor)))
-			return rc;
-		mailctl_print_snapshot(r);
-		return 0;
+		return mailctl_change(argv[0][0] == 'a' ? "AddRoute" : "RemoveRoute", &x.base);
 	}
 	fprintf(stderr, "usage: mailctl route add|rm [options] TRANSPORT | list\n");
 	return 2;
@@ -343,22 +348,12 @@ mailctl_policy(int argc, char **argv)
 		Mxfleet__V1__TlsPolicyConfig p = MXFLEET__V1__TLS_POLICY_CONFIG__INIT;
 		p.domain = argv[1];
 		p.mode = argv[2];
-		if ((rc = mailctl_call("SetPolicy", &p.base, &r, &mxfleet__v1__config_snapshot__descriptor)))
-			return rc;
-		mailctl_print_snapshot(r);
-		return 0;
+		return mailctl_change("SetPolicy", &p.base);
 	}
-	if (argc >= 2 && (strcmp(argv[0], "rm") == 0 || strcmp(argv[0], "remove") == 0)) {
-		Mxfleet__V1__DomainName d = MXFLEET__V1__DOMAIN_NAME__INIT;
-		d.name = argv[1];
-		if ((rc = mailctl_call("RemovePolicy", &d.base, &r, &mxfleet__v1__config_snapshot__descriptor)))
-			return rc;
-		mailctl_print_snapshot(r);
-		return 0;
-	}
+	if (argc >= 2 && (strcmp(argv[0], "rm") == 0 || strcmp(argv[0], "remove") == 0))
+		return mailctl_remove_named("RemovePolicy", argv[1]);
 	if (argc >= 1 && strcmp(argv[0], "list") == 0) {
-		Mxfleet__V1__Empty e = MXFLEET__V1__EMPTY__INIT;
-		if ((rc = mailctl_call("ListPolicies", &e.base, &r, &mxfleet__v1__policy_list__descriptor)))
+		if ((rc = mailctl_list("ListPolicies", &r, &mxfleet__v1__policy_list__descriptor)))
 			return rc;
 		Mxfleet__V1__PolicyList *l = (Mxfleet__V1__PolicyList *)r;
 		printf("%-40s %s\n", "DOMAIN", "MODE");

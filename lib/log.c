@@ -1,6 +1,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,15 @@
 static const char *log_prog = "mxfleet";
 static enum log_level log_min = LOG_LEVEL_INFO;
 static int log_syslog;
+/* getpid() is a system call per log line otherwise; forked children refresh
+ * it through the atfork handler. */
+static long log_pid;
+
+static void
+log_atfork_child(void)
+{
+	log_pid = (long)getpid();
+}
 
 static const char *const log_names[] = { "debug", "info", "warn", "error" };
 
@@ -20,6 +30,9 @@ log_init(const char *prog, enum log_level level, int use_syslog)
 {
 	log_prog = prog;
 	log_min = level;
+	if (log_pid == 0)
+		pthread_atfork(NULL, NULL, log_atfork_child);
+	log_pid = (long)getpid();
 	if (use_syslog && !log_syslog)
 		openlog(prog, LOG_PID | LOG_NDELAY, LOG_MAIL);
 	else if (!use_syslog && log_syslog)
@@ -90,7 +103,7 @@ log_emit(enum log_level level, int errnum, const char *fmt, va_list ap)
 	char line[8400];
 	int len = snprintf(line, sizeof(line), "ts=%s.%03ldZ level=%s prog=%s pid=%ld %s\n",
 	    ts, (long)(tv.tv_usec / 1000), log_names[level], log_prog,
-	    (long)getpid(), msg);
+	    log_pid ? log_pid : (long)getpid(), msg);
 	if (len < 0)
 		return;
 	if ((size_t)len >= sizeof(line)) {

@@ -846,6 +846,8 @@ main(int argc, char **argv)
 	event_free(d.poll_ev);
 	event_free(sigterm);
 	event_free(sigint);
+	/* libevent frees TLS bufferevents (and their SSL) deferred: let it. */
+	event_base_loop(d.base, EVLOOP_NONBLOCK);
 	event_base_free(d.base);
 	SSL_CTX_free(d.tls);
 	if (d.db)

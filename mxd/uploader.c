@@ -443,6 +443,8 @@ uploader_main(struct mxd_config *cfg, int fd, uint64_t *shared_dropped,
 	event_free(u.retry_ev);
 	event_free(u.hb_ev);
 	event_free(u.term_ev);
+	/* libevent frees TLS bufferevents (and their SSL) deferred: let it. */
+	event_base_loop(u.base, EVLOOP_NONBLOCK);
 	event_base_free(u.base);
 	log_info("event=uploader_stopped backlog=%" PRIu64, journal_backlog(u.j));
 	journal_close(u.j);

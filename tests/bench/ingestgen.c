@@ -748,6 +748,8 @@ main(int argc, char **argv)
 	free(all);
 	event_free(g.timeout_ev);
 	event_free(g.tick_ev);
+	/* libevent frees TLS bufferevents (and their SSL) deferred: let it. */
+	event_base_loop(g.base, EVLOOP_NONBLOCK);
 	event_base_free(g.base);
 	return g.errors ? 1 : 0;
 }

@@ -223,6 +223,8 @@ main(int argc, char **argv)
 		grpc_client_new(&cl, st.base, &o);
 		event_base_dispatch(st.base);
 		grpc_client_free(cl);
+		/* libevent frees TLS bufferevents (and their SSL) deferred: let it. */
+		event_base_loop(st.base, EVLOOP_NONBLOCK);
 		event_base_free(st.base);
 		SSL_CTX_free(tls);
 		return 0;

@@ -5,7 +5,7 @@
  * (kept open while there is work), deletes a spool file only after every
  * recipient got a final answer, retries 4xx and connection failures with a
  * doubling interval, and bounces 5xx with a DSN quoting the full reply. */
-#include "mxd.h"
+#include "deliver_int.h"
 #include "dns.h"
 #include "sts.h"
 #include "sts_cache.h"
@@ -36,58 +36,6 @@
 #define DELIVER_TIMEOUT_MS	300000
 #define DELIVER_CONNECT_TIMEOUT_MS 30000
 
-struct deliver_entry {
-	char	id[SPOOL_ID_MAX];
-	time_t	due;
-	int	attempts;
-	int	delay_notified;
-};
-
-struct deliver_hopdown {
-	char	name[300];
-	time_t	until;
-	char	reason[512];
-};
-
-struct deliver {
-	struct mxd_config	*cfg;
-	struct spool		*sp;
-	int			 notify_fd;
-	SSL_CTX			*tls;
-	struct deliver_entry	*q;
-	size_t			 nq, capq;
-	/* one cached connection */
-	struct smtp_client	 conn;
-	int			 conn_open;
-	char			 conn_hop[300];
-	time_t			 conn_used;
-	struct deliver_hopdown	 down[16];
-	size_t			 ndown;
-	char			 pipebuf[4096];
-	size_t			 pipelen;
-	struct dns_resolver	*dns;		/* direct MX delivery, when configured */
-	struct outcome_sink	 outcomes;	/* outbound session records */
-	/* the open connection's outbound record */
-	char			 conn_domain[256];	/* policy domain ("" for a next hop) */
-	char			 conn_mx[256];		/* MX host name */
-	char			 open_domain[256], open_mx[256];	/* of the open connection */
-	int			 conn_messages, conn_rcpts;
-	int			 conn_fallback;
-	int64_t			 conn_started_ms;
-	/* MTA-STS (RFC 8461) */
-	struct sts_cache	*sts;
-	SSL_CTX			*tls_verify;	/* PKIX, names checked: under a policy */
-	const struct sts_policy	*cur_policy;	/* applied to the connection being made */
-	const char		*cur_fetch_failure;	/* RFC 8460 type of a failed fetch */
-	/* DANE (RFC 7672) for the MX being tried */
-	SSL_CTX			*tls_dane;
-	const struct dns_tlsa_result *cur_tlsa;	/* usable, secure TLSA: DANE applies */
-	const char		*cur_dane_failure;	/* dnssec-invalid before connecting */
-	char			**cur_tlsa_strings;	/* "3 1 1 ab12..." for the record */
-	size_t			 cur_ntlsa_strings;
-	int			 tls_optional;	/* the message says TLS-Required: No */
-};
-
 static volatile sig_atomic_t deliver_stop;
 static volatile sig_atomic_t deliver_reload;
 
@@ -100,7 +48,7 @@ deliver_on_signal(int sig)
 		deliver_stop = 1;
 }
 
-static struct deliver_entry *
+struct deliver_entry *
 deliver_find(struct deliver *d, const char *id)
 {
 	for (size_t i = 0; i < d->nq; i++)
@@ -109,7 +57,7 @@ deliver_find(struct deliver *d, const char *id)
 	return NULL;
 }
 
-static void
+void
 deliver_add(const char *id, void *arg)
 {
 	struct deliver *d = arg;
@@ -125,7 +73,7 @@ deliver_add(const char *id, void *arg)
 	e->due = 0;
 }
 
-static void
+void
 deliver_drop(struct deliver *d, struct deliver_entry *e)
 {
 	size_t i = (size_t)(e - d->q);
@@ -336,19 +284,9 @@ deliver_mark_down(struct deliver *d, const char *hop, time_t until, const char *
 	d->down[slot].until = until;
 }
 
-enum rcpt_result { RCPT_PENDING, RCPT_DONE, RCPT_BOUNCE, RCPT_DEFER };
-
-struct rcpt_state {
-	enum rcpt_result	 result;
-	int			 code;
-	char			*reply;		/* full reply text */
-	char			*hop;		/* next hop as configured, for logs */
-	char			*mta;		/* its host name, for DSNs */
-};
-
 /* The state keeps its own copies: hop and MX names come from per-attempt
  * buffers that do not outlive the attempt. */
-static void
+void
 rcpt_set(struct rcpt_state *r, enum rcpt_result res, int code, const char *text, const char *hop,
     const char *mta)
 {
@@ -927,58 +865,6 @@ out:
 	dns_mx_result_free(&mx);
 }
 
-static void
-deliver_bounce(struct deliver *d, const struct spool_env *env, int fd, off_t off,
-    struct rcpt_state *st, enum rcpt_result which, int delayed)
-{
-	struct dsn_rcpt *dr = xcalloc(env->nrcpts, sizeof(*dr));
-	char (*status)[16] = xcalloc(env->nrcpts, sizeof(*status));
-	size_t n = 0;
-
-	for (size_t i = 0; i < env->nrcpts; i++) {
-		if (st[i].result != which)
-			continue;
-		dsn_status_from_reply(st[i].reply, st[i].code ? st[i].code : (delayed ? 400 : 500),
-		    status[n], sizeof(status[n]));
-		if (!delayed && status[n][0] == '4')
-			snprintf(status[n], sizeof(status[n]), "4.4.7");
-		dr[n].rcpt = env->rcpts[i];
-		dr[n].status = status[n];
-		dr[n].remote_mta = st[i].code ? st[i].mta : NULL;
-		dr[n].reply = st[i].reply;
-		dr[n].delayed = delayed;
-		n++;
-	}
-	if (n == 0)
-		goto out;
-	if (env->from[0] == '\0') {
-		/* RFC 3464/5321: never a DSN about a DSN. */
-		log_info("event=dsn_suppressed id=%s reason=null_sender", env->id);
-		goto out;
-	}
-	struct buf msg;
-	buf_init(&msg);
-	dsn_build(&msg, d->cfg->hostname, env, dr, n, fd, off);
-	struct spool_env denv;
-	memset(&denv, 0, sizeof(denv));
-	denv.from = xstrdup("");
-	denv.created = time(NULL);
-	denv.size = msg.len;
-	spool_env_add_rcpt(&denv, env->from);
-	if (spool_inject(d->sp, &denv, msg.data, msg.len) < 0)
-		log_warn("event=dsn_failed id=%s", env->id);
-	else {
-		log_info("event=dsn id=%s dsn_id=%s to=<%s> kind=%s rcpts=%zu", env->id, denv.id,
-		    env->from, delayed ? "delay" : "failure", n);
-		deliver_add(denv.id, d);
-	}
-	spool_env_free(&denv);
-	buf_free(&msg);
-out:
-	free(status);
-	free(dr);
-}
-
 static int
 deliver_retry_delay(const struct deliver *d, int attempts)
 {
@@ -1035,6 +921,7 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 		return;
 	}
 	e->attempts++;
+	e->last_attempt = now;
 	d->tls_optional = deliver_tls_required_no(fd, off);
 	if (d->tls_optional)
 		log_info("event=tls_required_no id=%s effect=policy_failures_not_fatal", env.id);
@@ -1104,6 +991,7 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 				    env.rcpts[i], txt);
 			} else {
 				left++;
+				snprintf(e->last_reply, sizeof(e->last_reply), "%s", txt);
 				log_info("event=deferred id=%s rcpt=<%s> next_hop=%s reply=\"%s\" attempts=%d",
 				    env.id, env.rcpts[i], st[i].hop ? st[i].hop : "none", txt, e->attempts);
 			}

@@ -259,7 +259,7 @@ smtp_client_parse_ehlo(struct smtp_client *c, const struct smtp_reply *r)
 		{ "PIPELINING", SMTP_EXT_PIPELINING }, { "STARTTLS", SMTP_EXT_STARTTLS },
 		{ "8BITMIME", SMTP_EXT_8BITMIME }, { "SMTPUTF8", SMTP_EXT_SMTPUTF8 },
 		{ "SIZE", SMTP_EXT_SIZE }, { "CHUNKING", SMTP_EXT_CHUNKING },
-		{ "REQUIRETLS", SMTP_EXT_REQUIRETLS },
+		{ "REQUIRETLS", SMTP_EXT_REQUIRETLS }, { "DSN", SMTP_EXT_DSN },
 	};
 	c->ext = 0;
 	const char *p = r->text.data;

@@ -17,6 +17,7 @@
 #define SMTP_EXT_SIZE		0x10
 #define SMTP_EXT_CHUNKING	0x20
 #define SMTP_EXT_REQUIRETLS	0x40
+#define SMTP_EXT_DSN		0x80
 
 struct smtp_reply {
 	int		code;		/* 0: no reply (I/O error, see text) */

@@ -21,6 +21,7 @@
 #include "grpc.h"
 #include "log.h"
 #include "netaddr.h"
+#include "nexthop.h"
 #include "mxfleet.pb-c.h"
 #include "xmalloc.h"
 
@@ -377,9 +378,15 @@ admin_add_domain(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 	UNPACK(Mxfleet__V1__DomainConfig, mxfleet__v1__domain_config, c, msg, len);
 	C->m.calls++;
 	if (check_admin(c) == 0 && need_db(c) != NULL) {
+		struct mxd_nexthop nh;
+		char why[300], text[400];
 		if (req->name[0] == '\0' || req->next_hop[0] == '\0')
 			grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "name and next_hop are required");
-		else if ((rc = db_domain_add(C->db, req, NULL)) != DB_OK)
+		else if (mxd_nexthop_parse(req->next_hop, &nh, 0, why, sizeof(why)) < 0) {
+			/* mxd would ignore it: refuse it here, where the operator sees why. */
+			snprintf(text, sizeof(text), "next_hop: %s", why);
+			grpc_call_finish(c, GRPC_INVALID_ARGUMENT, text);
+		} else if ((rc = db_domain_add(C->db, req, NULL)) != DB_OK)
 			fail_db(c, rc);
 		else {
 			log_info("event=domain_added name=%s next_hop=%s", req->name, req->next_hop);
@@ -429,9 +436,14 @@ admin_add_route(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 	UNPACK(Mxfleet__V1__RouteConfig, mxfleet__v1__route_config, c, msg, len);
 	C->m.calls++;
 	if (check_admin(c) == 0 && need_db(c) != NULL) {
+		struct mxd_nexthop nh;
+		char why[300], text[400];
 		if (req->transport[0] == '\0')
 			grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "transport is required");
-		else if ((rc = db_route_add(C->db, req, NULL)) != DB_OK)
+		else if (mxd_nexthop_parse(req->transport, &nh, 1, why, sizeof(why)) < 0) {
+			snprintf(text, sizeof(text), "transport: %s", why);
+			grpc_call_finish(c, GRPC_INVALID_ARGUMENT, text);
+		} else if ((rc = db_route_add(C->db, req, NULL)) != DB_OK)
 			fail_db(c, rc);
 		else
 			admin_snapshot_reply(c);

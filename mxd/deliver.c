@@ -224,6 +224,14 @@ deliver_outcome(struct deliver *d, const struct smtp_client *c, int connected,
 			result = pf;
 		else if (connected && failure == NULL)
 			result = "success";
+	} else if (failure && (d->cur_level == MXD_TLS_ENCRYPT || d->cur_level == MXD_TLS_VERIFY ||
+	    d->cur_level == MXD_TLS_SECURE)) {
+		/* The operator's policy refused the session: RFC 8460 has no
+		 * policy type for it, the result still says what went wrong. */
+		const char *pf = c->ssl == NULL || d->cur_level != MXD_TLS_ENCRYPT ?
+		    deliver_policy_failure(c, connected) : NULL;
+		if (pf)
+			result = pf;
 	}
 	pr.policy_domain = (char *)dom;
 	pr.result_type = (char *)result;
@@ -249,7 +257,23 @@ deliver_outcome(struct deliver *d, const struct smtp_client *c, int connected,
 static void
 deliver_close_conn(struct deliver *d)
 {
-	if (d->conn_open) {
+	if (d->conn_open && !d->conn_under_policy) {
+		/* Kept open after a delivery without a policy, and closed now
+		 * because the next delivery goes elsewhere: its record must not
+		 * take the policy of that next domain. */
+		const struct sts_policy *pol = d->cur_policy;
+		const struct dns_tlsa_result *tlsa = d->cur_tlsa;
+		const char *ff = d->cur_fetch_failure, *df = d->cur_dane_failure;
+		d->cur_policy = NULL;
+		d->cur_tlsa = NULL;
+		d->cur_fetch_failure = d->cur_dane_failure = NULL;
+		deliver_outcome(d, &d->conn, 1, NULL);
+		d->cur_policy = pol;
+		d->cur_tlsa = tlsa;
+		d->cur_fetch_failure = ff;
+		d->cur_dane_failure = df;
+		smtp_client_close(&d->conn, 1);
+	} else if (d->conn_open) {
 		deliver_outcome(d, &d->conn, 1, NULL);
 		smtp_client_close(&d->conn, 1);
 	}
@@ -310,6 +334,31 @@ deliver_classify(int code)
 	return RCPT_DEFER;
 }
 
+/* Submission (RFC 6409): SASL PLAIN, over the TLS deliver_connect insisted
+ * on, with the submission_auth entry for this server. A refusal defers: it
+ * is the operator's configuration, not the recipient, that is wrong. */
+static int
+deliver_auth(struct deliver *d, const struct mxd_nexthop *nh, const char *hop,
+    struct smtp_reply *r)
+{
+	char one[600];
+	const struct mxd_sasl *cred = mxd_config_sasl(d->cfg, nh->host, nh->port);
+	if (cred == NULL) {
+		smtp_reply_set_error(r, "451 4.7.0 no submission_auth entry for %s:%d (transport %s)",
+		    nh->host, nh->port, hop);
+		log_warnx("event=auth_failed next_hop=%s reason=no_credentials", hop);
+		return -1;
+	}
+	if (smtp_client_auth_plain(&d->conn, cred->user, cred->password, r) == 0 && r->code == 235) {
+		log_info("event=auth next_hop=%s user=%s mechanism=PLAIN", hop, cred->user);
+		return 0;
+	}
+	smtp_reply_oneline(r, one, sizeof(one));
+	log_warnx("event=auth_failed next_hop=%s user=%s reply=\"%s\"", hop, cred->user, one);
+	smtp_reply_set_error(r, "451 4.7.8 authentication to %s as %s failed: %s", hop, cred->user, one);
+	return -1;
+}
+
 /* Open or reuse the connection to a next hop. */
 static int
 deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop,
@@ -326,20 +375,30 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop
 	d->conn_started_ms = timeutil_wall_ms();
 	d->conn_messages = d->conn_rcpts = 0;
 	d->conn_fallback = 0;
-	/* RFC 8689 5: "TLS-Required: No" makes policy failures non-fatal. */
-	int enforce = !d->tls_optional &&
-	    (d->cur_tlsa || (d->cur_policy && d->cur_policy->mode == STS_MODE_ENFORCE));
+	/* The operator's policy (encrypt, verify, secure) always holds; DANE
+	 * and MTA-STS failures are not fatal for "TLS-Required: No" mail
+	 * (RFC 8689 5). */
+	int local_tls = d->cur_level == MXD_TLS_ENCRYPT || d->cur_level == MXD_TLS_VERIFY ||
+	    d->cur_level == MXD_TLS_SECURE;
+	int enforce = local_tls || (!d->tls_optional &&
+	    (d->cur_tlsa || (d->cur_policy && d->cur_policy->mode == STS_MODE_ENFORCE)));
+	const char *what = local_tls ? "TLS policy" : d->cur_tlsa ? "DANE" : "MTA-STS policy";
+	char why[800];
+	if (local_tls)
+		snprintf(why, sizeof(why), "%s %s for %s", what, d->cur_level_mode, d->cur_level_dest);
+	else
+		snprintf(why, sizeof(why), "%s of %s", what, d->conn_domain);
 	SSL_CTX *tls = nh->tlsa ? d->tls_dane : nh->verify ? d->tls_verify :
-	    d->cfg->next_hop_tls ? d->tls : NULL;
+	    d->cur_level == MXD_TLS_NONE ? NULL : local_tls || d->cfg->next_hop_tls ? d->tls : NULL;
 	if (smtp_client_open(&d->conn, nh, d->cfg->hostname, tls, DELIVER_CONNECT_TIMEOUT_MS, r) < 0) {
 		int tls_failed = d->conn.tls_failed;
 		deliver_outcome(d, &d->conn, d->conn.greeting_name[0] != '\0', r->text.data);
-		/* Under an enforced MTA-STS policy there is no plaintext. */
+		/* Under an enforced policy there is no plaintext. */
 		if (tls_failed && enforce) {
-			char why[700];
-			snprintf(why, sizeof(why), "451 4.7.5 MTA-STS policy of %s: %s: validation-failure (%s)",
-			    d->conn_domain, d->conn_mx, d->conn.tls_fail_reason);
-			smtp_reply_set_error(r, "%s", why);
+			char msg[1200];
+			snprintf(msg, sizeof(msg), "451 4.7.5 %s: %s: validation-failure (%s)", why,
+			    d->conn_mx[0] ? d->conn_mx : hop, d->conn.tls_fail_reason);
+			smtp_reply_set_error(r, "%s", msg);
 		}
 		if (!tls_failed || enforce)
 			return -1;
@@ -357,20 +416,30 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop
 	}
 	d->conn.timeout_ms = DELIVER_TIMEOUT_MS;
 	const char *pf = d->cur_tlsa ? deliver_dane_failure(&d->conn, 1) :
-	    d->cur_policy ? deliver_policy_failure(&d->conn, 1) : NULL;
+	    d->cur_policy ? deliver_policy_failure(&d->conn, 1) :
+	    local_tls && d->conn.ssl == NULL ? "starttls-not-supported" :
+	    nh->verify ? deliver_policy_failure(&d->conn, 1) : NULL;
 	if (pf && enforce) {
-		/* RFC 7672 / RFC 8461 5: this MX does not qualify; the next one may. */
-		char why[600];
-		snprintf(why, sizeof(why), "451 4.7.5 %s of %s: %s: %s", d->cur_tlsa ? "DANE" :
-		    "MTA-STS policy", d->conn_domain, d->conn_mx, pf);
-		log_info("event=sts_mx_refused domain=%s mx=%s ip=%s result=%s", d->conn_domain,
-		    d->conn_mx, d->conn.remote_ip, pf);
-		deliver_outcome(d, &d->conn, 1, why);
+		/* RFC 7672 / RFC 8461 5: this MX does not qualify; the next one
+		 * may. A host the operator's policy refuses is not used either. */
+		char msg[1200];
+		snprintf(msg, sizeof(msg), "451 %s %s: %s: %s", d->conn.ssl == NULL && local_tls ?
+		    "4.7.4" : "4.7.5", why, d->conn_mx[0] ? d->conn_mx : hop, pf);
+		log_info("event=tls_policy_refused %s=%s mx=%s ip=%s result=%s", local_tls ? "dest" :
+		    "domain", local_tls ? d->cur_level_dest : d->conn_domain,
+		    d->conn_mx[0] ? d->conn_mx : hop, d->conn.remote_ip, pf);
+		deliver_outcome(d, &d->conn, 1, msg);
 		smtp_client_close(&d->conn, 1);
-		smtp_reply_set_error(r, "%s", why);
+		smtp_reply_set_error(r, "%s", msg);
+		return -1;
+	}
+	if (nh->proto == MXD_NH_SUBMISSION && deliver_auth(d, nh, hop, r) < 0) {
+		smtp_client_close(&d->conn, 1);
 		return -1;
 	}
 	d->conn_open = 1;
+	d->conn_under_policy = d->cur_policy != NULL || d->cur_tlsa != NULL ||
+	    d->cur_fetch_failure != NULL;
 	snprintf(d->open_domain, sizeof(d->open_domain), "%s", d->conn_domain);
 	snprintf(d->open_mx, sizeof(d->open_mx), "%s", d->conn_mx);
 	snprintf(d->conn_hop, sizeof(d->conn_hop), "%s", hop);
@@ -411,6 +480,8 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 	}
 	struct smtp_client *c = &d->conn;
 	int pipelining = (c->ext & SMTP_EXT_PIPELINING) != 0;
+	/* CHUNKING for SMTP; LMTP keeps DATA and its per-recipient replies. */
+	int chunking = (c->ext & SMTP_EXT_CHUNKING) != 0 && !c->lmtp;
 	/* RFC 8689 4.2.1: a REQUIRETLS message goes only over TLS to a server
 	 * that offers REQUIRETLS, and to an MX only when DANE or an enforced
 	 * MTA-STS policy verified it; a configured next hop (the operator's
@@ -431,7 +502,7 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 			rcpt_set(&st[idx[i]], RCPT_BOUNCE, 0, why, hop, mta);
 		goto out;
 	}
-	char params[128] = "";
+	char params[256] = "";	/* room for all of them with a 100-character ENVID */
 	size_t pl = 0;
 	if ((c->ext & SMTP_EXT_SIZE))
 		pl += (size_t)snprintf(params + pl, sizeof(params) - pl, " SIZE=%" PRIu64, env->size);
@@ -440,7 +511,9 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 	if (env->smtputf8 && (c->ext & SMTP_EXT_SMTPUTF8))
 		pl += (size_t)snprintf(params + pl, sizeof(params) - pl, " SMTPUTF8");
 	if (env->requiretls)
-		snprintf(params + pl, sizeof(params) - pl, " REQUIRETLS");
+		pl += (size_t)snprintf(params + pl, sizeof(params) - pl, " REQUIRETLS");
+	if (c->ext & SMTP_EXT_DSN)
+		dsn_mail_params(env, params + pl, sizeof(params) - pl);
 
 	smtp_client_cmd(c, "MAIL FROM:<%s>%s", env->from, params);
 	if (!pipelining && smtp_client_read_reply(c, &r) < 0)
@@ -457,7 +530,10 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 	size_t accepted = 0;
 	if (mail_ok) {
 		for (size_t i = 0; i < n; i++) {
-			smtp_client_cmd(c, "RCPT TO:<%s>", env->rcpts[idx[i]]);
+			char rparams[600] = "";	/* NOTIFY and a 500-character ORCPT */
+			if (c->ext & SMTP_EXT_DSN)
+				dsn_rcpt_params(env, idx[i], rparams, sizeof(rparams));
+			smtp_client_cmd(c, "RCPT TO:<%s>%s", env->rcpts[idx[i]], rparams);
 			if (!pipelining) {
 				if (smtp_client_read_reply(c, &r) < 0)
 					goto ioerr;
@@ -465,9 +541,11 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 					accepted++;
 				rcpt_set(&st[idx[i]], r.code >= 200 && r.code < 300 ? RCPT_PENDING :
 				    deliver_classify(r.code), r.code, r.text.data, hop, mta);
+				/* It took NOTIFY/ORCPT on: success notices are its to send. */
+				st[idx[i]].dsn_passed = (c->ext & SMTP_EXT_DSN) && r.code >= 200 && r.code < 300;
 			}
 		}
-		if (pipelining || accepted > 0)
+		if (!chunking && (pipelining || accepted > 0))
 			smtp_client_cmd(c, "DATA");
 	}
 	if (pipelining) {
@@ -488,9 +566,11 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 			}
 			if (r.code >= 200 && r.code < 300 && mail_ok)
 				accepted++;
-			if (mail_ok)
+			if (mail_ok) {
 				rcpt_set(&st[idx[i]], r.code >= 200 && r.code < 300 ? RCPT_PENDING :
 				    deliver_classify(r.code), r.code, r.text.data, hop, mta);
+				st[idx[i]].dsn_passed = (c->ext & SMTP_EXT_DSN) && r.code >= 200 && r.code < 300;
+			}
 		}
 	}
 	if (!mail_ok) {
@@ -498,7 +578,7 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 		for (size_t i = 0; i < n; i++)
 			rcpt_set(&st[idx[i]], res == RCPT_DONE ? RCPT_DEFER : res, mail_code, mail_reply, hop, mta);
 		free(mail_reply);
-		if (pipelining)
+		if (pipelining && !chunking)
 			c->broken = 1;	/* DATA reply state unknown: start over next time */
 		else {
 			smtp_client_cmd(c, "RSET");
@@ -506,10 +586,28 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 		}
 		goto out;
 	}
-	if (!pipelining && accepted == 0) {
+	if ((!pipelining || chunking) && accepted == 0) {
 		smtp_client_cmd(c, "RSET");
 		smtp_client_read_reply(c, &r);
 		goto out;
+	}
+	if (chunking) {
+		/* RFC 3030: the content as it is, in BDAT chunks; the reply to
+		 * the last chunk (or the first refusal) is the message's. */
+		for (size_t i = 0; i < n; i++)
+			st[idx[i]].transfer = "BDAT";
+		if (smtp_client_send_bdat(c, fd, off, env->size, &r) < 0)
+			goto ioerr;
+		for (size_t i = 0; i < n; i++)
+			if (st[idx[i]].result == RCPT_PENDING)
+				rcpt_set(&st[idx[i]], deliver_classify(r.code), r.code, r.text.data, hop, mta);
+		if (r.code < 200 || r.code > 299) {
+			smtp_client_cmd(c, "RSET");
+			if (smtp_client_read_reply(c, &r) < 0 || r.code != 250)
+				c->broken = 1;
+			goto out;
+		}
+		goto sent;
 	}
 	if (smtp_client_read_reply(c, &r) < 0)
 		goto ioerr;
@@ -520,6 +618,8 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 				    RCPT_BOUNCE : RCPT_DEFER, r.code, r.text.data, hop, mta);
 		goto out;
 	}
+	for (size_t i = 0; i < n; i++)
+		st[idx[i]].transfer = "DATA";
 	if (smtp_client_send_data(c, fd, off) < 0)
 		goto ioerr;
 	if (c->lmtp) {
@@ -538,9 +638,13 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 			if (st[idx[i]].result == RCPT_PENDING)
 				rcpt_set(&st[idx[i]], deliver_classify(r.code), r.code, r.text.data, hop, mta);
 	}
+sent:
 	d->conn_messages++;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		d->conn_rcpts += st[idx[i]].result == RCPT_DONE;
+		if (st[idx[i]].result == RCPT_DONE)
+			st[idx[i]].lmtp = c->lmtp;	/* final delivery: "delivered" */
+	}
 	goto out;
 ioerr:
 	for (size_t i = 0; i < n; i++)
@@ -607,20 +711,14 @@ deliver_sts_fetch(void *arg, const char *domain, struct sts_fetch_out *out)
 	sts_fetch(domain, &o, out);
 }
 
-/* The MTA-STS policy for a domain (RFC 8461 5.1), from the cache or
- * fetched; sets d->cur_policy when one in enforce or testing mode applies. */
+/* What `_mta-sts.<domain>` TXT says now (RFC 8461 3.1). */
 static void
-deliver_sts_policy(struct deliver *d, const char *domain, struct sts_decision *dec)
+deliver_sts_txt(struct deliver *d, const char *domain, struct sts_txt_lookup *txt)
 {
-	struct sts_txt_lookup txt;
 	struct dns_txt_result tr;
-	char name[300], err[STS_ERR_MAX], q[LOG_QUOTE_SIZE(200)];
+	char name[300], err[STS_ERR_MAX];
 
-	d->cur_policy = NULL;
-	d->cur_fetch_failure = NULL;
-	if (d->sts == NULL)
-		return;
-	memset(&txt, 0, sizeof(txt));
+	memset(txt, 0, sizeof(*txt));
 	memset(&tr, 0, sizeof(tr));
 	snprintf(name, sizeof(name), "_mta-sts.%s", domain);
 	enum dns_result r = dns_txt(d->dns, name, &tr);
@@ -628,13 +726,28 @@ deliver_sts_policy(struct deliver *d, const char *domain, struct sts_decision *d
 		struct sts_txt stx;
 		if (sts_txt_select_records((const char *const *)tr.txt, tr.len, tr.n, &stx, err,
 		    sizeof(err)) == STS_OK) {
-			txt.state = STS_TXT_FOUND;
-			snprintf(txt.id, sizeof(txt.id), "%s", stx.id);
+			txt->state = STS_TXT_FOUND;
+			snprintf(txt->id, sizeof(txt->id), "%s", stx.id);
 		} else
-			txt.state = STS_TXT_NONE;
+			txt->state = STS_TXT_NONE;
 	} else
-		txt.state = r == DNS_NXDOMAIN || r == DNS_NODATA ? STS_TXT_NONE : STS_TXT_FAILED;
+		txt->state = r == DNS_NXDOMAIN || r == DNS_NODATA ? STS_TXT_NONE : STS_TXT_FAILED;
 	dns_txt_result_free(&tr);
+}
+
+/* The MTA-STS policy for a domain (RFC 8461 5.1), from the cache or
+ * fetched; sets d->cur_policy when one in enforce or testing mode applies. */
+static void
+deliver_sts_policy(struct deliver *d, const char *domain, struct sts_decision *dec)
+{
+	struct sts_txt_lookup txt;
+	char q[LOG_QUOTE_SIZE(200)];
+
+	d->cur_policy = NULL;
+	d->cur_fetch_failure = NULL;
+	if (d->sts == NULL)
+		return;
+	deliver_sts_txt(d, domain, &txt);
 	struct deliver_fetch_arg fa = { d };
 	sts_cache_decide(d->sts, domain, &txt, deliver_sts_fetch, &fa, dec);
 	if (dec->fetched && dec->fetch_result != STS_FETCH_OK) {
@@ -779,9 +892,17 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 		}
 		i = j;
 	}
-	deliver_sts_policy(d, domain, &dec);
+	/* MTA-STS applies only when the operator set no policy for the domain;
+	 * DANE also under "dane" and "dane-only". */
+	if (d->cur_level == MXD_TLS_DEFAULT)
+		deliver_sts_policy(d, domain, &dec);
+	int use_dane = d->cur_level == MXD_TLS_DEFAULT || d->cur_level == MXD_TLS_DANE ||
+	    d->cur_level == MXD_TLS_DANE_ONLY;
 	int enforce = !d->tls_optional && d->cur_policy && d->cur_policy->mode == STS_MODE_ENFORCE;
-	if (enforce)
+	if (d->cur_level == MXD_TLS_DANE_ONLY)
+		snprintf(text, sizeof(text), "451 4.7.5 no MX host of %s has DNSSEC-signed, usable "
+		    "TLSA records (TLS policy dane-only)\n", domain);
+	else if (enforce)
 		snprintf(text, sizeof(text), "451 4.7.5 no MX host of %s satisfied its MTA-STS policy\n",
 		    domain);
 	else
@@ -795,13 +916,20 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 		 * RRset and the TLSA answer are both DNSSEC-authentic. */
 		struct dns_tlsa_result tr;
 		memset(&tr, 0, sizeof(tr));
-		int dane = deliver_dane_lookup(d, domain, mx.st.sec == DNS_SEC_SECURE, mx.mx[i].host, &tr);
+		int dane = deliver_dane_lookup(d, domain, use_dane && mx.st.sec == DNS_SEC_SECURE,
+		    mx.mx[i].host, &tr);
 		if (dane < 0) {
 			dns_tlsa_result_free(&tr);
 			dane_refused = 1;
 			continue;	/* bogus or failed TLSA: this MX is not used */
 		}
 		const struct sts_policy *sts_saved = d->cur_policy;
+		if (!dane && d->cur_level == MXD_TLS_DANE_ONLY) {
+			log_info("event=dane_only_skipped domain=%s mx=%s reason=no_usable_tlsa", domain,
+			    mx.mx[i].host);
+			dns_tlsa_result_free(&tr);
+			continue;
+		}
 		if (dane)
 			d->cur_policy = NULL;
 		if (!dane && enforce && !sts_mx_match(d->cur_policy, mx.mx[i].host)) {
@@ -826,9 +954,13 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 			inet_ntop(ar.addrs[a].family, ar.addrs[a].addr, ip, sizeof(ip));
 			snprintf(nh.host, sizeof(nh.host), "%s", ip);
 			snprintf(nh.sni, sizeof(nh.sni), "%s", mx.mx[i].host);
-			nh.verify = d->cur_policy != NULL;
+			nh.verify = d->cur_policy != NULL || d->cur_level == MXD_TLS_VERIFY ||
+			    d->cur_level == MXD_TLS_SECURE;
+			if (d->cur_level == MXD_TLS_SECURE)
+				snprintf(nh.verify_name, sizeof(nh.verify_name), "%s", domain);
 			nh.tlsa = dane ? &tr : NULL;
-			snprintf(hop, sizeof(hop), "%smx:%s[%s]:%d", dane ? "dane+" : nh.verify ? "sts+" : "",
+			snprintf(hop, sizeof(hop), "%smx:%s[%s]:%d", dane ? "dane+" :
+			    d->cur_policy ? "sts+" : nh.verify ? "verify+" : "",
 			    mx.mx[i].host, ip, nh.port);
 			snprintf(d->conn_domain, sizeof(d->conn_domain), "%s", domain);
 			snprintf(d->conn_mx, sizeof(d->conn_mx), "%s", mx.mx[i].host);
@@ -842,6 +974,9 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 		dns_addr_result_free(&ar);
 		deliver_dane_done(d, &tr, sts_saved);
 	}
+	if (enforce && deliver_unreached(st, idx, n))
+		for (size_t k = 0; k < n; k++)
+			snprintf(st[idx[k]].sts_id, sizeof(st[idx[k]].sts_id), "%s", dec.id);
 	if (dane_refused && deliver_unreached(st, idx, n)) {
 		int any_tried = 0;
 		for (size_t k = 0; k < n; k++)
@@ -899,6 +1034,127 @@ deliver_tls_required_no(int fd, off_t off)
 	return 0;
 }
 
+/* The operator's TLS policy for a destination (NULL: back to none). */
+static void
+deliver_set_level(struct deliver *d, const char *dest)
+{
+	const struct mxd_tls_policy *p = dest ? mxd_config_tls_policy(d->cfg, dest) : NULL;
+	d->cur_level = p ? p->level : MXD_TLS_DEFAULT;
+	d->cur_level_mode = p ? p->mode : "default";
+	snprintf(d->cur_level_dest, sizeof(d->cur_level_dest), "%s", dest ? dest : "");
+	if (p)
+		log_debug("event=tls_policy dest=%s entry=%s mode=%s", dest, p->domain, p->mode);
+}
+
+/* A next hop's policy is its host's. Submission always has TLS and, unless
+ * the policy says encrypt or secure, a PKIX-checked certificate naming the
+ * host: the password must not go anywhere else. -1 when the policy needs
+ * DNS-based checks that a next hop does not have (dane-only). */
+static int
+deliver_hop_level(struct deliver *d, struct mxd_nexthop *nh, const char *hop)
+{
+	(void)hop;
+	deliver_set_level(d, nh->is_unix ? NULL : nh->host);
+	if (nh->proto == MXD_NH_SUBMISSION && d->cur_level != MXD_TLS_ENCRYPT &&
+	    d->cur_level != MXD_TLS_SECURE) {
+		d->cur_level = MXD_TLS_VERIFY;
+		d->cur_level_mode = "verify";
+	}
+	switch (d->cur_level) {
+	case MXD_TLS_DANE_ONLY:
+		return -1;
+	case MXD_TLS_VERIFY:
+	case MXD_TLS_SECURE:
+		nh->verify = 1;
+		if (nh->sni[0] == '\0')
+			snprintf(nh->sni, sizeof(nh->sni), "%s", nh->host);
+		if (d->cur_level == MXD_TLS_SECURE)
+			snprintf(nh->verify_name, sizeof(nh->verify_name), "%s", nh->host);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+#define DELIVER_STS_HOLD_SEC	86400	/* how long past max_age a changed,
+						   unfetchable policy holds a return */
+
+/* Recipients about to be returned (max_age) after an enforced MTA-STS
+ * policy left them undelivered: first ask whether the policy changed (RFC
+ * 8461 10.2). A new policy gets one more delivery attempt now; a new id
+ * whose policy can not be fetched holds the return (sts_hold). */
+static void
+deliver_sts_recheck(struct deliver *d, const struct spool_env *env, int fd, off_t off,
+    struct rcpt_state *st, size_t *idx)
+{
+	if (d->sts == NULL || d->dns == NULL)
+		return;
+	for (size_t i = 0; i < env->nrcpts; i++) {
+		if (st[i].result != RCPT_DEFER || st[i].sts_id[0] == '\0')
+			continue;
+		const char *dom = smtp_parser_domain(env->rcpts[i]);
+		char applied[STS_ID_MAX + 1];
+		snprintf(applied, sizeof(applied), "%s", st[i].sts_id);
+		size_t n = 0;
+		for (size_t j = i; j < env->nrcpts; j++) {
+			const char *d2 = smtp_parser_domain(env->rcpts[j]);
+			if (st[j].result == RCPT_DEFER && st[j].sts_id[0] != '\0' && d2 &&
+			    strcasecmp(d2, dom) == 0) {
+				idx[n++] = j;
+				st[j].sts_id[0] = '\0';
+			}
+		}
+		struct sts_txt_lookup txt;
+		struct sts_decision dec;
+		struct deliver_fetch_arg fa = { d };
+		deliver_sts_txt(d, dom, &txt);
+		enum sts_recheck rc = sts_cache_recheck(d->sts, dom, applied, &txt, deliver_sts_fetch,
+		    &fa, &dec);
+		static const char *const names[] = { "unchanged", "changed", "fetch_failed" };
+		log_info("event=sts_recheck domain=%s applied_id=%s dns_id=%s result=%s rcpts=%zu", dom,
+		    applied, txt.state == STS_TXT_FOUND ? txt.id : "-", names[rc], n);
+		sts_decision_free(&dec);
+		if (rc == STS_RECHECK_CHANGED) {
+			deliver_set_level(d, dom);
+			deliver_mx(d, env, fd, off, dom, st, idx, n);
+			deliver_set_level(d, NULL);
+		} else if (rc == STS_RECHECK_FETCH_FAILED)
+			for (size_t k = 0; k < n; k++)
+				st[idx[k]].sts_hold = 1;
+	}
+}
+
+/* RFC 8461 10.2: refetch cached policies past half their max_age, so a
+ * policy does not run out while its domain is still publishing it. */
+static void
+deliver_sts_refresh(struct deliver *d)
+{
+	char **due = NULL;
+	if (d->sts == NULL || d->dns == NULL)
+		return;
+	size_t n = sts_cache_due(d->sts, &due);
+	for (size_t i = 0; i < n; i++) {
+		struct sts_txt_lookup txt;
+		struct sts_decision dec;
+		struct deliver_fetch_arg fa = { d };
+		char q[LOG_QUOTE_SIZE(200)];
+		deliver_sts_txt(d, due[i], &txt);
+		sts_cache_refresh(d->sts, due[i], &txt, deliver_sts_fetch, &fa, &dec);
+		if (!dec.fetched)
+			log_info("event=sts_refresh domain=%s result=%s", due[i],
+			    txt.state == STS_TXT_FAILED ? "dns_failed" : "no_record");
+		else if (dec.fetch_result == STS_FETCH_OK)
+			log_info("event=sts_refresh domain=%s result=ok id=%s", due[i], dec.id);
+		else
+			log_info("event=sts_refresh domain=%s result=%s reason=%s", due[i],
+			    sts_fetch_result_type(dec.fetch_result),
+			    log_quote(q, sizeof(q), dec.reason, strlen(dec.reason), 200));
+		sts_decision_free(&dec);
+	}
+	sts_cache_list_free(due, n);
+}
+
 static void
 deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 {
@@ -933,25 +1189,34 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 		if (routed[i])
 			continue;
 		const char *hop;
-		const struct mxd_nexthop *nh = mxd_config_route(d->cfg, env.rcpts[i], &hop);
-		if (nh == NULL && d->dns != NULL && smtp_parser_domain(env.rcpts[i]) != NULL) {
-			/* Not local, no relay: the domain's own MX hosts. */
-			const char *dom = smtp_parser_domain(env.rcpts[i]);
+		const struct mxd_nexthop *nh = mxd_config_route(d->cfg, env.from, env.rcpts[i],
+		    e->attempts, &hop);
+		const char *dom = smtp_parser_domain(env.rcpts[i]);
+		if ((nh == NULL || nh->proto == MXD_NH_MX) && d->dns != NULL && dom != NULL) {
+			/* No next hop, or a route saying "mx": the domain's own MX
+			 * hosts, with every recipient of that domain routed alike. */
 			size_t n = 0;
 			for (size_t j = i; j < env.nrcpts; j++) {
 				const char *h2, *d2 = smtp_parser_domain(env.rcpts[j]);
-				if (routed[j] || d2 == NULL || strcasecmp(d2, dom) != 0 ||
-				    mxd_config_route(d->cfg, env.rcpts[j], &h2) != NULL)
+				const struct mxd_nexthop *n2;
+				if (routed[j] || d2 == NULL || strcasecmp(d2, dom) != 0)
+					continue;
+				n2 = mxd_config_route(d->cfg, env.from, env.rcpts[j], e->attempts, &h2);
+				if (n2 != NULL && n2->proto != MXD_NH_MX)
 					continue;
 				idx[n++] = j;
 				routed[j] = 1;
 			}
+			deliver_set_level(d, dom);
 			deliver_mx(d, &env, fd, off, dom, st, idx, n);
+			deliver_set_level(d, NULL);
 			continue;
 		}
-		if (nh == NULL) {
-			rcpt_set(&st[i], RCPT_DEFER, 0, "no route to this domain: neither relay_next_hop "
-			    "nor resolver (direct MX delivery) is configured", NULL, NULL);
+		if (nh == NULL || nh->proto == MXD_NH_MX) {
+			rcpt_set(&st[i], RCPT_DEFER, 0, nh ? "451 4.3.5 a route says mx (direct MX delivery) "
+			    "but no resolver is configured" : "451 4.3.5 no route to this domain: neither "
+			    "relay_next_hop, a route, nor resolver (direct MX delivery) is configured",
+			    NULL, NULL);
 			routed[i] = 1;
 			continue;
 		}
@@ -960,16 +1225,28 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 			const char *h2;
 			if (routed[j])
 				continue;
-			if (mxd_config_route(d->cfg, env.rcpts[j], &h2) != NULL && strcmp(h2, hop) == 0) {
+			if (mxd_config_route(d->cfg, env.from, env.rcpts[j], e->attempts, &h2) != NULL &&
+			    strcmp(h2, hop) == 0) {
 				idx[n++] = j;
 				routed[j] = 1;
 			}
 		}
-		deliver_to_hop(d, &env, fd, off, nh, hop, st, idx, n);
+		struct mxd_nexthop hnh = *nh;
+		if (deliver_hop_level(d, &hnh, hop) < 0) {
+			char text[600];
+			snprintf(text, sizeof(text), "451 4.7.5 TLS policy %s for %s can not be met by a "
+			    "next hop: it needs direct MX delivery", d->cur_level_mode, d->cur_level_dest);
+			for (size_t k = 0; k < n; k++)
+				rcpt_set(&st[idx[k]], RCPT_DEFER, 0, text, hop, NULL);
+		} else
+			deliver_to_hop(d, &env, fd, off, &hnh, hop, st, idx, n);
+		deliver_set_level(d, NULL);
 	}
 
 	size_t left = 0;
 	int expired = now - env.created > d->cfg->max_age;
+	if (expired)
+		deliver_sts_recheck(d, &env, fd, off, st, idx);
 	for (size_t i = 0; i < env.nrcpts; i++) {
 		if (st[i].reply == NULL)
 			st[i].reply = xstrdup("not attempted");
@@ -977,15 +1254,17 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 		const char *txt = smtp_reply_oneline(&tmp, one, sizeof(one));
 		switch (st[i].result) {
 		case RCPT_DONE:
-			log_info("event=delivered id=%s rcpt=<%s> next_hop=%s reply=\"%s\" attempts=%d",
-			    env.id, env.rcpts[i], st[i].hop, txt, e->attempts);
+			log_info("event=delivered id=%s rcpt=<%s> next_hop=%s reply=\"%s\" attempts=%d "
+			    "transfer=%s", env.id, env.rcpts[i], st[i].hop, txt, e->attempts,
+			    st[i].transfer ? st[i].transfer : "-");
 			break;
 		case RCPT_BOUNCE:
 			log_info("event=bounced id=%s rcpt=<%s> next_hop=%s reply=\"%s\"",
 			    env.id, env.rcpts[i], st[i].hop ? st[i].hop : "none", txt);
 			break;
 		default:
-			if (expired) {
+			if (expired && !(st[i].sts_hold &&
+			    now - env.created <= d->cfg->max_age + DELIVER_STS_HOLD_SEC)) {
 				st[i].result = RCPT_BOUNCE;
 				log_info("event=expired id=%s rcpt=<%s> reply=\"%s\"", env.id,
 				    env.rcpts[i], txt);
@@ -1002,6 +1281,9 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 	size_t ei = (size_t)(e - d->q);
 	deliver_bounce(d, &env, fd, off, st, RCPT_BOUNCE, 0);
 	e = &d->q[ei];
+	/* NOTIFY=SUCCESS that no next hop took on: mxd tells the sender. */
+	deliver_success(d, &env, fd, off, st);
+	e = &d->q[ei];
 	/* Still trying after delivery.delay_dsn: tell the sender once (RFC 3464
 	 * Action: delayed). The flag lives in memory: after a restart a second
 	 * delay notice is possible, a missing one is not. */
@@ -1015,25 +1297,25 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 		e->delay_notified = 1;
 	}
 
+	size_t nst = env.nrcpts;	/* st[] keeps its length when env shrinks */
 	if (left == 0) {
 		spool_remove(d->sp, e->id);
 		deliver_drop(d, e);
 	} else {
 		if (left < env.nrcpts) {
-			/* Keep only the recipients still to do. */
-			struct spool_env rest = env;
-			rest.rcpts = xcalloc(left, sizeof(char *));
-			rest.nrcpts = 0;
+			/* Keep only the recipients still to do, with their NOTIFY
+			 * and ORCPT. */
+			int *keep = xcalloc(env.nrcpts, sizeof(*keep));
 			for (size_t i = 0; i < env.nrcpts; i++)
-				if (st[i].result == RCPT_DEFER || st[i].result == RCPT_PENDING)
-					rest.rcpts[rest.nrcpts++] = env.rcpts[i];
-			if (spool_rewrite(d->sp, &rest, fd, off) < 0)
+				keep[i] = st[i].result == RCPT_DEFER || st[i].result == RCPT_PENDING;
+			spool_env_keep(&env, keep);
+			free(keep);
+			if (spool_rewrite(d->sp, &env, fd, off) < 0)
 				log_warn("event=spool_error op=rewrite id=%s", env.id);
-			free(rest.rcpts);
 		}
 		e->due = now + deliver_retry_delay(d, e->attempts);
 	}
-	for (size_t i = 0; i < env.nrcpts; i++) {
+	for (size_t i = 0; i < nst; i++) {
 		free(st[i].reply);
 		free(st[i].hop);
 		free(st[i].mta);
@@ -1067,7 +1349,7 @@ deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 {
 	struct deliver d;
 	char err[256];
-	time_t last_scan = 0;
+	time_t last_scan = 0, last_sts_refresh = 0;
 
 	memset(&d, 0, sizeof(d));
 	d.cfg = cfg;
@@ -1096,12 +1378,14 @@ deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 		d.tls_dane = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
 		if (d.tls_dane == NULL || SSL_CTX_dane_enable(d.tls_dane) <= 0)
 			fatalx("event=tls_error error=\"cannot enable DANE\"");
-		d.tls_verify = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
-		if (d.tls_verify == NULL ||
-		    (cfg->ca_file ? SSL_CTX_load_verify_locations(d.tls_verify, cfg->ca_file, NULL) :
-		    SSL_CTX_set_default_verify_paths(d.tls_verify)) != 1)
-			fatalx("event=tls_error error=\"cannot load CA %s\"", cfg->ca_file ? cfg->ca_file : "(system)");
 	}
+	/* PKIX with names checked: MTA-STS, and the verify and secure policies
+	 * (also for next hops and submission). */
+	d.tls_verify = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
+	if (d.tls_verify == NULL ||
+	    (cfg->ca_file ? SSL_CTX_load_verify_locations(d.tls_verify, cfg->ca_file, NULL) :
+	    SSL_CTX_set_default_verify_paths(d.tls_verify)) != 1)
+		fatalx("event=tls_error error=\"cannot load CA %s\"", cfg->ca_file ? cfg->ca_file : "(system)");
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
@@ -1111,6 +1395,8 @@ deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	fcntl(notify_fd, F_SETFL, O_NONBLOCK);
+	/* After the privilege drop: the socket belongs to mxd's user. */
+	deliver_queue_open(&d);
 
 	log_info("event=delivery_started");
 	while (!deliver_stop) {
@@ -1123,6 +1409,10 @@ deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 		if (now - last_scan >= DELIVER_RESCAN_SEC) {
 			spool_scan(sp, deliver_add, &d);
 			last_scan = now;
+		}
+		if (now - last_sts_refresh >= d.cfg->sts_refresh_interval) {
+			deliver_sts_refresh(&d);
+			last_sts_refresh = now;
 		}
 		/* Work through what is due; new arrivals are read between
 		 * messages so a busy next hop's connection stays in use. */
@@ -1139,6 +1429,8 @@ deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 			if (d.nq >= before && i < d.nq && d.q[i].due > now)
 				i++;
 			deliver_read_pipe(&d);
+			/* An operator is not kept waiting for the whole queue. */
+			deliver_queue_serve(&d);
 			now = time(NULL);
 		}
 		if (worked)
@@ -1147,6 +1439,8 @@ deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 			deliver_close_conn(&d);
 		/* Sleep until a notification, the next due message, or a rescan. */
 		time_t next = last_scan + DELIVER_RESCAN_SEC;
+		if (d.sts && last_sts_refresh + d.cfg->sts_refresh_interval < next)
+			next = last_sts_refresh + d.cfg->sts_refresh_interval;
 		for (size_t i = 0; i < d.nq; i++)
 			if (d.q[i].due < next)
 				next = d.q[i].due;
@@ -1157,9 +1451,13 @@ deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 			wait_ms = DELIVER_IDLE_CLOSE_SEC * 1000;
 		if (deliver_stop)
 			break;
-		struct pollfd p = { notify_fd, POLLIN, 0 };
-		poll(&p, 1, (int)wait_ms);
+		struct pollfd p[2] = { { notify_fd, POLLIN, 0 }, { d.qctl_fd, POLLIN, 0 } };
+		if (poll(p, 2, (int)wait_ms) > 0 && (p[1].revents & POLLIN)) {
+			deliver_read_pipe(&d);	/* what was just queued is listed */
+			deliver_queue_serve(&d);
+		}
 	}
+	deliver_queue_close(&d);
 	deliver_close_conn(&d);
 	SSL_CTX_free(d.tls);
 	log_info("event=delivery_stopped queued=%zu", d.nq);

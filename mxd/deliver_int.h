@@ -9,6 +9,7 @@
 #include "mxd.h"
 #include "smtp_client.h"
 #include "spool.h"
+#include "sts.h"
 
 struct dns_resolver;
 struct dns_tlsa_result;
@@ -54,6 +55,8 @@ struct deliver {
 	char			 open_domain[256], open_mx[256];	/* of the open connection */
 	int			 conn_messages, conn_rcpts;
 	int			 conn_fallback;
+	int			 conn_under_policy;	/* opened under DANE or MTA-STS
+							   (closed before that ends) */
 	int64_t			 conn_started_ms;
 	/* MTA-STS (RFC 8461) */
 	struct sts_cache	*sts;
@@ -67,6 +70,13 @@ struct deliver {
 	char			**cur_tlsa_strings;	/* "3 1 1 ab12..." for the record */
 	size_t			 cur_ntlsa_strings;
 	int			 tls_optional;	/* the message says TLS-Required: No */
+	/* The operator's TLS policy for this attempt (tls_policies, controld) */
+	enum mxd_tls_mode	 cur_level;
+	const char		*cur_level_mode;	/* its name, for replies */
+	char			 cur_level_dest[256];	/* the domain or host it is for */
+	/* the queue-control socket (deliver_queue.c) */
+	int			 qctl_fd;	/* listening; -1: none */
+	char			 qctl_path[108];	/* sun_path: spool_dir/queue.sock */
 };
 
 enum rcpt_result { RCPT_PENDING, RCPT_DONE, RCPT_BOUNCE, RCPT_DEFER };
@@ -80,6 +90,12 @@ struct rcpt_state {
 	int			 dsn_passed;	/* the next hop took our NOTIFY/ORCPT
 						   (it offered DSN): it notifies now */
 	int			 lmtp;		/* delivered to the final store */
+	const char		*transfer;	/* "DATA" or "BDAT" (CHUNKING), for logs */
+	char			 sts_id[STS_ID_MAX + 1];	/* deferred under this enforced
+							   MTA-STS policy (recheck it
+							   before returning, RFC 8461 10.2) */
+	int			 sts_hold;	/* its id changed, the new policy
+						   could not be had: do not return yet */
 };
 
 /* Queue bookkeeping (deliver.c). */
@@ -94,5 +110,18 @@ void rcpt_set(struct rcpt_state *r, enum rcpt_result res, int code, const char *
  * is `which` (failure, or delay when delayed is set). */
 void deliver_bounce(struct deliver *d, const struct spool_env *env, int fd, off_t off,
     struct rcpt_state *st, enum rcpt_result which, int delayed);
+/* deliver_dsn.c: queue a success DSN for the delivered (RCPT_DONE)
+ * recipients that asked NOTIFY=SUCCESS and whose next hop did not take the
+ * request on (dsn_passed 0): "delivered" after LMTP, else "relayed". */
+void deliver_success(struct deliver *d, const struct spool_env *env, int fd, off_t off,
+    struct rcpt_state *st);
+
+/* deliver_queue.c: the queue-control socket, spool_dir/queue.sock
+ * (docs/mxd.md#queue-control). open never fails the process: without the
+ * socket it logs a warning and qctl_fd stays -1. serve answers the
+ * connections waiting on qctl_fd, each within a bounded time. */
+void deliver_queue_open(struct deliver *d);
+void deliver_queue_serve(struct deliver *d);
+void deliver_queue_close(struct deliver *d);
 
 #endif

@@ -1,4 +1,6 @@
-/* Delivery status notifications (RFC 3464) for recipients that failed. */
+/* Delivery status notifications: the RFC 3461 SMTP parameters (their
+ * syntax, shared by the SMTP parser and the spool, and what is passed on to
+ * a next hop) and the RFC 3464 report mxd sends itself. */
 #ifndef MXD_DSN_H
 #define MXD_DSN_H
 
@@ -8,17 +10,57 @@
 #include "buf.h"
 #include "spool.h"
 
+/* RFC 3461 4: xtext is 1* of "!".."~" without "+" and "=", or "+" and two
+ * upper-case hex digits. Returns 1 when s[0..len) is that (and not empty). */
+int dsn_xtext_ok(const char *s, size_t len);
+/* ENVID: xtext of at most DSN_ENVID_MAX characters. */
+int dsn_envid_ok(const char *s, size_t len);
+/* ORCPT: "addr-type;xtext", addr-type an atom, at most DSN_ORCPT_MAX in all. */
+int dsn_orcpt_ok(const char *s, size_t len);
+/* NOTIFY: "NEVER" or a comma list of SUCCESS, FAILURE, DELAY (any case).
+ * Returns 0 with the DSN_NOTIFY_* bits in *out, -1 when malformed. */
+int dsn_notify_parse(const char *s, size_t len, unsigned *out);
+/* The NOTIFY value for bits ("SUCCESS,FAILURE", "NEVER"; "" for 0). */
+void dsn_notify_format(unsigned notify, char *out, size_t outsz);
+/* Decode xtext into out. Returns 0 when the result is printable US-ASCII
+ * that fits; -1 otherwise (then the xtext form is what may be shown). */
+int dsn_xtext_decode(const char *s, char *out, size_t outsz);
+
+/* What to append to MAIL FROM:<...> and to RCPT TO:<...> for a next hop that
+ * offers DSN: " RET=HDRS ENVID=abc", " NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a@b"
+ * (leading space; "" when nothing applies). A parameter that would not fit
+ * in out is left out whole, never cut. */
+void dsn_mail_params(const struct spool_env *env, char *out, size_t outsz);
+void dsn_rcpt_params(const struct spool_env *env, size_t i, char *out, size_t outsz);
+
+/* RFC 3464 2.3.3. FAILED is 0 so that "not delayed" reads as before. */
+enum dsn_action {
+	DSN_ACTION_FAILED = 0,
+	DSN_ACTION_DELAYED,
+	DSN_ACTION_DELIVERED,	/* final delivery (LMTP) */
+	DSN_ACTION_RELAYED,	/* to a next hop without DSN (RFC 3461 5.2.2) */
+};
+
+/* Does recipient i of env want a notice of this kind (NOTIFY, RFC 3461
+ * 4.1)? Without NOTIFY: failure and delay notices yes, success notices no. */
+int dsn_wanted(const struct spool_env *env, size_t i, enum dsn_action kind);
+
 struct dsn_rcpt {
 	const char	*rcpt;
 	const char	*status;	/* "5.1.1" */
 	const char	*remote_mta;	/* next hop name, or NULL */
 	const char	*reply;		/* full reply text, lines separated by \n */
-	int		 delayed;	/* 1: still trying (delay DSN), 0: failed */
+	enum dsn_action	 action;	/* the same for every recipient of one DSN */
+	const char	*orcpt;		/* ORCPT as received, or NULL */
 };
 
+/* A failure DSN returns the whole message (message/rfc822) when the sender
+ * asked RET=FULL and it is no larger than this; else only its headers. */
+#define DSN_RETURN_FULL_MAX	(10u * 1024 * 1024)
+
 /* Build the DSN message into out: headers, a human-readable part quoting each
- * full reply, message/delivery-status, and the original headers read from
- * fd at off. */
+ * full reply, message/delivery-status, and the original message read from
+ * fd at off (its headers; all of it for a failure under RET=FULL). */
 void dsn_build(struct buf *out, const char *hostname, const struct spool_env *orig,
     const struct dsn_rcpt *rcpts, size_t n, int fd, off_t off);
 /* Enhanced status code from a reply ("550 5.1.1 ..." -> "5.1.1"), or a default

@@ -16,7 +16,18 @@
 static const char *const mxd_config_top_keys[] = {
 	"hostname", "listen", "workers", "user", "spool_dir", "log_level", "log_syslog",
 	"trusted_networks", "relay_next_hop", "received_header", "domains", "tls",
-	"limits", "delivery", "control", "resolver", NULL
+	"limits", "delivery", "control", "resolver", "routes", "tls_policies",
+	"submission_auth", NULL
+};
+static const char *const mxd_config_route_keys[] = {
+	"sender_domain", "recipient_domain", "min_attempt", "transport", NULL
+};
+static const char *const mxd_config_policy_keys[] = { "domain", "mode", NULL };
+static const char *const mxd_config_sasl_keys[] = { "server", "user", "password_file", NULL };
+static const char *const mxd_tls_mode_names[] = {
+	[MXD_TLS_NONE] = "none", [MXD_TLS_MAY] = "may", [MXD_TLS_ENCRYPT] = "encrypt",
+	[MXD_TLS_DANE] = "dane", [MXD_TLS_DANE_ONLY] = "dane-only", [MXD_TLS_VERIFY] = "verify",
+	[MXD_TLS_SECURE] = "secure",
 };
 static const char *const mxd_config_control_keys[] = {
 	"server", "authority", "host_id", "cert", "key", "ca", "journal_max_mb", "batch_size",
@@ -33,31 +44,16 @@ static const char *const mxd_config_limit_keys[] = {
 };
 static const char *const mxd_config_delivery_keys[] = {
 	"retry_min", "retry_max", "max_age", "next_hop_tls", "remote_port", "sts_port",
-	"ca_file", "sts_cache_dir", "delay_dsn", NULL
+	"ca_file", "sts_cache_dir", "delay_dsn", "sts_refresh_interval", NULL
 };
 
 int
-mxd_nexthop_parse(const char *s, struct mxd_nexthop *nh)
+mxd_tls_mode_parse(const char *mode)
 {
-	memset(nh, 0, sizeof(*nh));
-	const char *rest;
-	if (strncmp(s, "smtp:", 5) == 0) {
-		nh->proto = MXD_NH_SMTP;
-		rest = s + 5;
-	} else if (strncmp(s, "lmtp:", 5) == 0) {
-		nh->proto = MXD_NH_LMTP;
-		rest = s + 5;
-	} else
-		return -1;
-	if (nh->proto == MXD_NH_LMTP && strncmp(rest, "unix:", 5) == 0) {
-		rest += 5;
-		if (rest[0] != '/' || strlen(rest) >= sizeof(nh->path))
-			return -1;
-		nh->is_unix = 1;
-		snprintf(nh->path, sizeof(nh->path), "%s", rest);
-		return 0;
-	}
-	return netaddr_split_hostport(rest, nh->host, sizeof(nh->host), &nh->port);
+	for (size_t i = 1; i < sizeof(mxd_tls_mode_names) / sizeof(mxd_tls_mode_names[0]); i++)
+		if (strcmp(mode, mxd_tls_mode_names[i]) == 0)
+			return (int)i;
+	return -1;
 }
 
 static int
@@ -140,15 +136,156 @@ mxd_config_domains(struct mxd_config *cfg, const config_setting_t *list, struct 
 		if (name == NULL || nh == NULL)
 			return conf_error(err, d, "both name and next_hop are required");
 		struct mxd_domain *dom = &cfg->domains[cfg->ndomains];
-		if (mxd_nexthop_parse(nh, &dom->nh) < 0)
-			return conf_error(err, config_setting_get_member(d, "next_hop"),
-			    "expected smtp:HOST:PORT, lmtp:HOST:PORT or lmtp:unix:/PATH");
+		char why[200];
+		if (mxd_nexthop_parse(nh, &dom->nh, 0, why, sizeof(why)) < 0)
+			return conf_error(err, config_setting_get_member(d, "next_hop"), "%s", why);
 		if (name[0] == '\0' || strchr(name, '@') || strchr(name, ' '))
 			return conf_error(err, config_setting_get_member(d, "name"),
 			    "not a domain name");
 		dom->name = xstrdup(name);
 		dom->next_hop = xstrdup(nh);
 		cfg->ndomains++;
+	}
+	return 0;
+}
+
+/* A domain as routes and policies match it: not an address, no spaces. */
+static int
+mxd_config_domain_ok(const char *s, int allow_dot)
+{
+	if (allow_dot && s[0] == '.')
+		s++;
+	return s[0] != '\0' && strlen(s) < 254 && strpbrk(s, "@ \t[]:") == NULL;
+}
+
+static void
+mxd_route_add(struct mxd_config *cfg, const char *sender, const char *rcpt, int min_attempt,
+    const char *transport, const struct mxd_nexthop *nh)
+{
+	cfg->routes = xreallocarray(cfg->routes, cfg->nroutes + 1, sizeof(*cfg->routes));
+	struct mxd_route *rt = &cfg->routes[cfg->nroutes++];
+	rt->sender_domain = xstrdup(sender ? sender : "");
+	rt->recipient_domain = xstrdup(rcpt ? rcpt : "");
+	rt->min_attempt = min_attempt;
+	rt->transport = xstrdup(transport);
+	rt->nh = *nh;
+}
+
+static int
+mxd_config_routes(struct mxd_config *cfg, const config_setting_t *list, struct conf_err *err)
+{
+	int n = config_setting_length(list);
+	for (int i = 0; i < n; i++) {
+		config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+		const char *sender = NULL, *rcpt = NULL, *transport = NULL;
+		int min_attempt = 0;
+		struct mxd_nexthop nh;
+		char why[200];
+		if (!config_setting_is_group(e))
+			return conf_error(err, e, "expected a group { recipient_domain = ...; "
+			    "transport = ...; }");
+		if (conf_check_keys(e, mxd_config_route_keys, err) < 0 ||
+		    conf_get_string(e, "sender_domain", &sender, err) < 0 ||
+		    conf_get_string(e, "recipient_domain", &rcpt, err) < 0 ||
+		    mxd_config_int(e, "min_attempt", 0, 100000, &min_attempt, err) < 0 ||
+		    conf_get_string(e, "transport", &transport, err) < 0)
+			return -1;
+		if (transport == NULL)
+			return conf_error(err, e, "transport is required");
+		if (mxd_nexthop_parse(transport, &nh, 1, why, sizeof(why)) < 0)
+			return conf_error(err, config_setting_get_member(e, "transport"), "%s", why);
+		if (sender && sender[0] && !mxd_config_domain_ok(sender, 0))
+			return conf_error(err, config_setting_get_member(e, "sender_domain"),
+			    "not a domain name");
+		if (rcpt && rcpt[0] && !mxd_config_domain_ok(rcpt, 0))
+			return conf_error(err, config_setting_get_member(e, "recipient_domain"),
+			    "not a domain name");
+		mxd_route_add(cfg, sender, rcpt, min_attempt, transport, &nh);
+	}
+	return 0;
+}
+
+static void
+mxd_policy_add(struct mxd_config *cfg, const char *domain, const char *mode, int level)
+{
+	cfg->policies = xreallocarray(cfg->policies, cfg->npolicies + 1, sizeof(*cfg->policies));
+	struct mxd_tls_policy *p = &cfg->policies[cfg->npolicies++];
+	p->domain = xstrdup(domain);
+	p->mode = xstrdup(mode);
+	p->level = (enum mxd_tls_mode)level;
+}
+
+static int
+mxd_config_policies(struct mxd_config *cfg, const config_setting_t *list, struct conf_err *err)
+{
+	int n = config_setting_length(list);
+	for (int i = 0; i < n; i++) {
+		config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+		const char *domain = NULL, *mode = NULL;
+		int level;
+		if (!config_setting_is_group(e))
+			return conf_error(err, e, "expected a group { domain = ...; mode = ...; }");
+		if (conf_check_keys(e, mxd_config_policy_keys, err) < 0 ||
+		    conf_get_string(e, "domain", &domain, err) < 0 ||
+		    conf_get_string(e, "mode", &mode, err) < 0)
+			return -1;
+		if (domain == NULL || mode == NULL)
+			return conf_error(err, e, "both domain and mode are required");
+		if (!mxd_config_domain_ok(domain, 1))
+			return conf_error(err, config_setting_get_member(e, "domain"),
+			    "not a domain name (\".example.org\" covers its subdomains)");
+		if ((level = mxd_tls_mode_parse(mode)) < 0)
+			return conf_error(err, config_setting_get_member(e, "mode"), "expected none, "
+			    "may, encrypt, dane, dane-only, verify or secure");
+		mxd_policy_add(cfg, domain, mode, level);
+	}
+	return 0;
+}
+
+/* The password is the file's first line. The file is read now, while the
+ * master can (it may be readable by root only); it is never logged. */
+static int
+mxd_config_sasls(struct mxd_config *cfg, const config_setting_t *list, struct conf_err *err)
+{
+	int n = config_setting_length(list);
+	cfg->sasl = xcalloc((size_t)n + 1, sizeof(*cfg->sasl));
+	for (int i = 0; i < n; i++) {
+		config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+		const char *server = NULL, *user = NULL, *pwfile = NULL;
+		char host[256], pw[1024];
+		int port;
+		if (!config_setting_is_group(e))
+			return conf_error(err, e, "expected a group { server = \"HOST:PORT\"; user = "
+			    "...; password_file = ...; }");
+		if (conf_check_keys(e, mxd_config_sasl_keys, err) < 0 ||
+		    conf_get_string(e, "server", &server, err) < 0 ||
+		    conf_get_string(e, "user", &user, err) < 0 ||
+		    conf_get_string(e, "password_file", &pwfile, err) < 0)
+			return -1;
+		if (server == NULL || user == NULL || pwfile == NULL)
+			return conf_error(err, e, "server, user and password_file are required");
+		if (netaddr_split_hostport(server, host, sizeof(host), &port) < 0)
+			return conf_error(err, config_setting_get_member(e, "server"),
+			    "expected HOST:PORT, as in the submission transport");
+		int fd = open(pwfile, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return conf_error(err, config_setting_get_member(e, "password_file"),
+			    "cannot open %s: %s", pwfile, strerror(errno));
+		ssize_t len = read(fd, pw, sizeof(pw) - 1);
+		close(fd);
+		if (len < 0)
+			return conf_error(err, config_setting_get_member(e, "password_file"),
+			    "cannot read %s: %s", pwfile, strerror(errno));
+		pw[len] = '\0';
+		pw[strcspn(pw, "\r\n")] = '\0';
+		if (pw[0] == '\0')
+			return conf_error(err, config_setting_get_member(e, "password_file"),
+			    "%s holds no password on its first line", pwfile);
+		cfg->sasl[cfg->nsasl].server = xstrdup(server);
+		cfg->sasl[cfg->nsasl].user = xstrdup(user);
+		cfg->sasl[cfg->nsasl].password = xstrdup(pw);
+		cfg->nsasl++;
+		explicit_bzero(pw, sizeof(pw));
 	}
 	return 0;
 }
@@ -235,9 +372,22 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 	if (mxd_config_strdup(root, "relay_next_hop", &cfg->relay_next_hop, err) < 0 ||
 	    mxd_config_strdup(root, "resolver", &cfg->resolver, err) < 0)
 		return -1;
-	if (cfg->relay_next_hop && mxd_nexthop_parse(cfg->relay_next_hop, &cfg->relay_nh) < 0)
-		return conf_error(err, config_setting_get_member(root, "relay_next_hop"),
-		    "expected smtp:HOST:PORT, lmtp:HOST:PORT or lmtp:unix:/PATH");
+	char why[200];
+	if (cfg->relay_next_hop &&
+	    mxd_nexthop_parse(cfg->relay_next_hop, &cfg->relay_nh, 0, why, sizeof(why)) < 0)
+		return conf_error(err, config_setting_get_member(root, "relay_next_hop"), "%s", why);
+	if ((r = conf_get_aggregate(root, "routes", CONFIG_TYPE_LIST, &g, err)) < 0)
+		return -1;
+	if (r == 1 && mxd_config_routes(cfg, g, err) < 0)
+		return -1;
+	if ((r = conf_get_aggregate(root, "tls_policies", CONFIG_TYPE_LIST, &g, err)) < 0)
+		return -1;
+	if (r == 1 && mxd_config_policies(cfg, g, err) < 0)
+		return -1;
+	if ((r = conf_get_aggregate(root, "submission_auth", CONFIG_TYPE_LIST, &g, err)) < 0)
+		return -1;
+	if (r == 1 && mxd_config_sasls(cfg, g, err) < 0)
+		return -1;
 	if ((r = conf_get_aggregate(root, "domains", CONFIG_TYPE_LIST, &g, err)) < 0)
 		return -1;
 	if (r == 1 && mxd_config_domains(cfg, g, err) < 0)
@@ -276,6 +426,8 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 		if (conf_check_keys(g, mxd_config_delivery_keys, err) < 0)
 			return -1;
 		if (mxd_config_int(g, "delay_dsn", 0, 8640000, &cfg->delay_dsn, err) < 0 ||
+		    mxd_config_int(g, "sts_refresh_interval", 1, 86400, &cfg->sts_refresh_interval,
+		    err) < 0 ||
 		    mxd_config_int(g, "sts_port", 1, 65535, &cfg->sts_port, err) < 0 ||
 		    mxd_config_strdup(g, "ca_file", &cfg->ca_file, err) < 0 ||
 		    mxd_config_strdup(g, "sts_cache_dir", &cfg->sts_cache_dir, err) < 0 ||
@@ -341,6 +493,7 @@ mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t err
 	cfg->next_hop_tls = 1;
 	cfg->remote_port = 25;
 	cfg->sts_port = 443;
+	cfg->sts_refresh_interval = 3600;
 	cfg->control_journal_mb = 256;
 	cfg->control_batch = 500;
 	cfg->control_heartbeat = 10;
@@ -384,7 +537,9 @@ mxd_config_merge_snapshot(struct mxd_config *cfg)
 	for (size_t i = 0; i < s->n_domains; i++) {
 		struct mxd_nexthop nh;
 		const char *name = s->domains[i]->name, *hop = s->domains[i]->next_hop;
-		if (name[0] == '\0' || strchr(name, '@') || mxd_nexthop_parse(hop, &nh) < 0) {
+		char why[200];
+		if (name[0] == '\0' || strchr(name, '@') || mxd_nexthop_parse(hop, &nh, 0, why,
+		    sizeof(why)) < 0) {
 			log_warnx("event=snapshot_domain_ignored name=%.100s next_hop=%.100s", name, hop);
 			continue;
 		}
@@ -398,12 +553,49 @@ mxd_config_merge_snapshot(struct mxd_config *cfg)
 		d->next_hop = xstrdup(hop);
 		d->nh = nh;
 	}
-	cfg->policies = xcalloc(s->n_policies + 1, sizeof(*cfg->policies));
-	for (size_t i = 0; i < s->n_policies; i++) {
-		cfg->policies[cfg->npolicies].domain = xstrdup(s->policies[i]->domain);
-		cfg->policies[cfg->npolicies].mode = xstrdup(s->policies[i]->mode);
-		cfg->npolicies++;
+	/* controld's routes and policies come first: the file's apply where
+	 * controld has nothing to say. */
+	struct mxd_route *file_routes = cfg->routes;
+	size_t nfile_routes = cfg->nroutes;
+	cfg->routes = NULL;
+	cfg->nroutes = 0;
+	for (size_t i = 0; i < s->n_routes; i++) {
+		const Mxfleet__V1__RouteConfig *rc = s->routes[i];
+		struct mxd_nexthop nh;
+		char why[200];
+		if (mxd_nexthop_parse(rc->transport, &nh, 1, why, sizeof(why)) < 0 ||
+		    (rc->match_sender_domain[0] && !mxd_config_domain_ok(rc->match_sender_domain, 0)) ||
+		    (rc->match_recipient_domain[0] &&
+		    !mxd_config_domain_ok(rc->match_recipient_domain, 0)) || rc->min_attempt > 100000) {
+			log_warnx("event=snapshot_route_ignored transport=%.100s", rc->transport);
+			continue;
+		}
+		mxd_route_add(cfg, rc->match_sender_domain, rc->match_recipient_domain,
+		    (int)rc->min_attempt, rc->transport, &nh);
 	}
+	for (size_t i = 0; i < nfile_routes; i++) {
+		cfg->routes = xreallocarray(cfg->routes, cfg->nroutes + 1, sizeof(*cfg->routes));
+		cfg->routes[cfg->nroutes++] = file_routes[i];
+	}
+	free(file_routes);
+	struct mxd_tls_policy *file_policies = cfg->policies;
+	size_t nfile_policies = cfg->npolicies;
+	cfg->policies = NULL;
+	cfg->npolicies = 0;
+	for (size_t i = 0; i < s->n_policies; i++) {
+		const char *dom = s->policies[i]->domain, *mode = s->policies[i]->mode;
+		int level = mxd_tls_mode_parse(mode);
+		if (!mxd_config_domain_ok(dom, 1) || level < 0) {
+			log_warnx("event=snapshot_policy_ignored domain=%.100s mode=%.20s", dom, mode);
+			continue;
+		}
+		mxd_policy_add(cfg, dom, mode, level);
+	}
+	for (size_t i = 0; i < nfile_policies; i++) {
+		cfg->policies = xreallocarray(cfg->policies, cfg->npolicies + 1, sizeof(*cfg->policies));
+		cfg->policies[cfg->npolicies++] = file_policies[i];
+	}
+	free(file_policies);
 	cfg->snapshot_version = s->version;
 	mxfleet__v1__config_snapshot__free_unpacked(s, NULL);
 }
@@ -481,6 +673,21 @@ mxd_config_free(struct mxd_config *cfg)
 		free(cfg->policies[i].mode);
 	}
 	free(cfg->policies);
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		free(cfg->routes[i].sender_domain);
+		free(cfg->routes[i].recipient_domain);
+		free(cfg->routes[i].transport);
+	}
+	free(cfg->routes);
+	for (size_t i = 0; i < cfg->nsasl; i++) {
+		free(cfg->sasl[i].server);
+		free(cfg->sasl[i].user);
+		if (cfg->sasl[i].password) {
+			explicit_bzero(cfg->sasl[i].password, strlen(cfg->sasl[i].password));
+			free(cfg->sasl[i].password);
+		}
+	}
+	free(cfg->sasl);
 	free(cfg);
 }
 
@@ -507,8 +714,19 @@ mxd_config_trusted(const struct mxd_config *cfg, const struct sockaddr *sa)
 	return 0;
 }
 
+/* Does a route's domain match? "" matches any. */
+static int
+mxd_route_domain_match(const char *want, const char *addr)
+{
+	if (want[0] == '\0')
+		return 1;
+	const char *dom = addr ? smtp_parser_domain(addr) : NULL;
+	return dom != NULL && strcasecmp(dom, want) == 0;
+}
+
 const struct mxd_nexthop *
-mxd_config_route(const struct mxd_config *cfg, const char *rcpt, const char **name)
+mxd_config_route(const struct mxd_config *cfg, const char *sender, const char *rcpt,
+    int attempt, const char **name)
 {
 	const char *dom = smtp_parser_domain(rcpt);
 	const struct mxd_domain *d = dom ? mxd_config_domain(cfg, dom) : NULL;
@@ -516,10 +734,56 @@ mxd_config_route(const struct mxd_config *cfg, const char *rcpt, const char **na
 		*name = d->next_hop;
 		return &d->nh;
 	}
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		const struct mxd_route *rt = &cfg->routes[i];
+		if (mxd_route_domain_match(rt->sender_domain, sender) &&
+		    mxd_route_domain_match(rt->recipient_domain, rcpt) &&
+		    attempt >= rt->min_attempt) {
+			*name = rt->transport;
+			return &rt->nh;
+		}
+	}
 	if (cfg->relay_next_hop) {
 		*name = cfg->relay_next_hop;
 		return &cfg->relay_nh;
 	}
 	*name = NULL;
+	return NULL;
+}
+
+const struct mxd_tls_policy *
+mxd_config_tls_policy(const struct mxd_config *cfg, const char *dest)
+{
+	const struct mxd_tls_policy *best = NULL;
+	size_t bestlen = 0, dl = strlen(dest);
+	if (dl > 0 && dest[dl - 1] == '.')
+		dl--;	/* a root-terminated name */
+	for (size_t i = 0; i < cfg->npolicies; i++) {
+		const struct mxd_tls_policy *p = &cfg->policies[i];
+		size_t pl = strlen(p->domain);
+		if (p->domain[0] != '.') {
+			if (pl == dl && strncasecmp(p->domain, dest, dl) == 0)
+				return p;	/* an exact entry wins */
+			continue;
+		}
+		/* ".example.org": a subdomain; the longest such entry wins. */
+		if (dl > pl && strncasecmp(dest + dl - pl, p->domain, pl) == 0 && pl > bestlen) {
+			best = p;
+			bestlen = pl;
+		}
+	}
+	return best;
+}
+
+const struct mxd_sasl *
+mxd_config_sasl(const struct mxd_config *cfg, const char *host, int port)
+{
+	for (size_t i = 0; i < cfg->nsasl; i++) {
+		char h[256];
+		int p;
+		if (netaddr_split_hostport(cfg->sasl[i].server, h, sizeof(h), &p) == 0 &&
+		    p == port && strcasecmp(h, host) == 0)
+			return &cfg->sasl[i];
+	}
 	return NULL;
 }

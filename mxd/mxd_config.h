@@ -10,20 +10,7 @@
 #include "netaddr.h"
 #include "tls.h"
 
-struct dns_tlsa_result;
-
-enum mxd_nexthop_proto { MXD_NH_SMTP, MXD_NH_LMTP };
-
-struct mxd_nexthop {
-	enum mxd_nexthop_proto	proto;
-	int			is_unix;
-	char			host[256];
-	int			port;
-	char			path[108];
-	char			sni[256];	/* name for SNI when host is an address */
-	int			verify;		/* check the certificate names sni (PKIX) */
-	const struct dns_tlsa_result *tlsa;	/* DANE: verify with these records */
-};
+#include "nexthop.h"
 
 struct mxd_domain {
 	char			*name;
@@ -31,10 +18,40 @@ struct mxd_domain {
 	struct mxd_nexthop	 nh;
 };
 
-/* Outbound TLS policy for a destination domain, from controld. */
+/* Outbound TLS policy for a destination (Postfix's security levels): from
+ * the file's tls_policies and controld's snapshot. */
+enum mxd_tls_mode {
+	MXD_TLS_DEFAULT,	/* no entry: DANE, then MTA-STS, else opportunistic */
+	MXD_TLS_NONE,		/* plaintext only */
+	MXD_TLS_MAY,		/* opportunistic; DANE and MTA-STS are not used */
+	MXD_TLS_ENCRYPT,	/* TLS required, certificate not checked */
+	MXD_TLS_DANE,		/* DANE when usable TLSA exists, else opportunistic */
+	MXD_TLS_DANE_ONLY,	/* DANE required */
+	MXD_TLS_VERIFY,		/* TLS required, certificate names the MX host (PKIX) */
+	MXD_TLS_SECURE,		/* TLS required, certificate names the domain or a subdomain */
+};
+
 struct mxd_tls_policy {
-	char	*domain;
-	char	*mode;		/* none, may, encrypt, dane, dane-only, verify, secure */
+	char			*domain;	/* "example.org", or ".example.org": subdomains */
+	char			*mode;		/* as written */
+	enum mxd_tls_mode	 level;
+};
+
+/* A route (first match wins): mail from sender_domain to recipient_domain
+ * ("" or NULL: any), from attempt min_attempt on, goes through transport. */
+struct mxd_route {
+	char			*sender_domain;
+	char			*recipient_domain;
+	int			 min_attempt;
+	char			*transport;	/* as written */
+	struct mxd_nexthop	 nh;
+};
+
+/* SASL PLAIN credentials for a submission transport's server. */
+struct mxd_sasl {
+	char			*server;	/* "host:port" as in the transport */
+	char			*user;
+	char			*password;	/* read from password_file; never logged */
 };
 
 struct mxd_config {
@@ -82,15 +99,20 @@ struct mxd_config {
 	int			 control_heartbeat;
 	char			*snapshot_path;		/* cached ConfigSnapshot */
 	uint64_t		 snapshot_version;	/* merged into this config */
-	struct mxd_tls_policy	*policies;		/* from the snapshot; applied by
-							   outbound delivery (issue 4) */
+	struct mxd_tls_policy	*policies;		/* the snapshot's, then the file's */
 	size_t			 npolicies;
+	struct mxd_route	*routes;		/* the snapshot's, then the file's */
+	size_t			 nroutes;
+	struct mxd_sasl		*sasl;
+	size_t			 nsasl;
 
 	char			*resolver;	/* "IP[:port]": direct MX delivery */
 	int			 remote_port;	/* MX port (25; tests change it) */
 	int			 sts_port;	/* MTA-STS HTTPS port (443; tests) */
 	char			*ca_file;	/* PKIX trust for MTA-STS; NULL: system */
 	char			*sts_cache_dir;	/* NULL: spool_dir/sts */
+	int			 sts_refresh_interval;	/* seconds between looks for cached
+							   policies to refresh */
 
 	int			 retry_min;
 	int			 retry_max;
@@ -103,12 +125,20 @@ int mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t
 void mxd_config_free(struct mxd_config *cfg);
 const struct mxd_domain *mxd_config_domain(const struct mxd_config *cfg, const char *domain);
 int mxd_config_trusted(const struct mxd_config *cfg, const struct sockaddr *sa);
-/* Where mail for this recipient goes: its domain's next hop, or the relay
- * next hop, or NULL (no route). name receives the next hop as written. */
-const struct mxd_nexthop *mxd_config_route(const struct mxd_config *cfg,
-    const char *rcpt, const char **name);
-/* "smtp:host:port", "lmtp:host:port", "lmtp:unix:/path". 0 or -1. */
-int mxd_nexthop_parse(const char *s, struct mxd_nexthop *nh);
+/* Where mail for this recipient goes, on the given attempt (1, 2, ...): a
+ * local domain's next hop, else the first matching route, else the relay
+ * next hop; NULL when none applies (direct MX delivery, if configured).
+ * A route whose transport is "mx" returns its nexthop (proto MXD_NH_MX).
+ * name receives the next hop or transport as written. */
+const struct mxd_nexthop *mxd_config_route(const struct mxd_config *cfg, const char *sender,
+    const char *rcpt, int attempt, const char **name);
+/* The TLS policy for a destination domain or host: an exact entry, else the
+ * nearest ".parent" entry; NULL when none. */
+const struct mxd_tls_policy *mxd_config_tls_policy(const struct mxd_config *cfg,
+    const char *dest);
+/* A policy mode's name to its level; -1 when unknown. */
+int mxd_tls_mode_parse(const char *mode);
+const struct mxd_sasl *mxd_config_sasl(const struct mxd_config *cfg, const char *host, int port);
 /* Cache a ConfigSnapshot received from controld (atomically: tmp, fsync,
  * rename). mxd_config_load merges the cached snapshot's domains into the
  * file's (controld's entry wins for a domain in both). */

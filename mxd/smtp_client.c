@@ -7,10 +7,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -198,57 +201,170 @@ smtp_client_cmd(struct smtp_client *c, const char *fmt, ...)
 	buf_append(&c->wbuf, "\r\n", 2);
 }
 
+void
+smtp_reply_parser_init(struct smtp_reply_parser *p, struct smtp_reply *r)
+{
+	p->r = r;
+	p->lines = 0;
+	r->code = 0;
+	buf_reset(&r->text);
+}
+
+int
+smtp_reply_parse(struct smtp_reply_parser *p, const char *buf, size_t len, size_t *consumed)
+{
+	struct smtp_reply *r = p->r;
+	size_t pos = 0;
+	int rc = SMTP_REPLY_MORE;
+
+	while (pos < len) {
+		const char *line = buf + pos;
+		const char *nl = memchr(line, '\n', len - pos);
+		if (nl == NULL) {
+			/* Without its LF yet, a line this long can not end in time. */
+			if (len - pos >= SMTP_REPLY_LINE_MAX)
+				rc = SMTP_REPLY_ELONG;
+			break;
+		}
+		size_t n = (size_t)(nl - line);
+		if (n >= SMTP_REPLY_LINE_MAX) {
+			rc = SMTP_REPLY_ELONG;
+			break;
+		}
+		if (n > 0 && line[n - 1] == '\r')
+			n--;
+		int code, more;
+		const char *text;
+		if (smtp_parser_reply_line(line, n, &code, &more, &text) < 0) {
+			rc = SMTP_REPLY_ESYNTAX;
+			break;
+		}
+		if (r->code != 0 && code != r->code) {
+			rc = SMTP_REPLY_ECODE;
+			break;
+		}
+		if (more && ++p->lines > SMTP_REPLY_LINES_MAX) {
+			rc = SMTP_REPLY_ELINES;
+			break;
+		}
+		r->code = code;
+		/* Keep the reply for DSNs, but bounded: a server can not make us
+		 * hold megabytes of text. */
+		if (r->text.len < SMTP_REPLY_TEXT_MAX) {
+			buf_append(&r->text, line, n);
+			buf_append(&r->text, "\n", 1);
+		}
+		pos = (size_t)(nl - buf) + 1;
+		if (!more) {
+			rc = SMTP_REPLY_DONE;
+			break;
+		}
+	}
+	if (rc < 0)
+		r->code = 0;
+	*consumed = pos;
+	return rc;
+}
+
+static const char *
+smtp_reply_strerror(int rc)
+{
+	switch (rc) {
+	case SMTP_REPLY_ESYNTAX:
+		return "not a reply line";
+	case SMTP_REPLY_ECODE:
+		return "code differs from the first line's";
+	case SMTP_REPLY_ELONG:
+		return "line too long";
+	case SMTP_REPLY_ELINES:
+		return "too many lines";
+	}
+	return "unknown error";
+}
+
 int
 smtp_client_read_reply(struct smtp_client *c, struct smtp_reply *r)
 {
-	buf_reset(&r->text);
-	r->code = 0;
+	struct smtp_reply_parser p;
+
+	smtp_reply_parser_init(&p, r);
 	if (smtp_client_flush(c) < 0) {
 		smtp_reply_set_error(r, "lost connection with %s while sending: %s", c->peer,
 		    strerror(errno));
 		return -1;
 	}
-	int lines = 0;
 	for (;;) {
-		char *nl = memchr(c->rbuf + c->rpos, '\n', c->rlen - c->rpos);
-		if (nl == NULL) {
-			if (smtp_client_fill(c) < 0) {
-				c->broken = 1;
-				smtp_reply_set_error(r, "lost connection with %s while reading reply: %s",
-				    c->peer, errno == ETIMEDOUT ? "timeout" : strerror(errno));
-				return -1;
-			}
-			continue;
-		}
-		char *line = c->rbuf + c->rpos;
-		size_t len = (size_t)(nl - line);
-		c->rpos += len + 1;
-		if (len > 0 && line[len - 1] == '\r')
-			len--;
-		int code, more;
-		const char *text;
-		if (smtp_parser_reply_line(line, len, &code, &more, &text) < 0 ||
-		    (r->code && code != r->code)) {
-			c->broken = 1;
-			char q[LOG_QUOTE_SIZE(100)];
-			smtp_reply_set_error(r, "malformed reply from %s: %s", c->peer,
-			    log_quote(q, sizeof(q), line, len, 100));
-			return -1;
-		}
-		r->code = code;
-		/* Keep the reply for DSNs, but bounded: a server can not make us
-		 * hold megabytes of text. */
-		if (r->text.len < 8192) {
-			buf_append(&r->text, line, len);
-			buf_append(&r->text, "\n", 1);
-		}
-		if (!more)
+		size_t used;
+		int rc = smtp_reply_parse(&p, c->rbuf + c->rpos, c->rlen - c->rpos, &used);
+		c->rpos += used;
+		if (rc == SMTP_REPLY_DONE)
 			return 0;
-		if (++lines > 1000) {
+		if (rc < 0) {
+			/* Quote the line at fault, up to its end or 100 bytes. */
+			const char *line = c->rbuf + c->rpos;
+			size_t avail = c->rlen - c->rpos;
+			const char *nl = memchr(line, '\n', avail);
+			size_t n = nl ? (size_t)(nl - line) : avail;
+			if (n > 0 && line[n - 1] == '\r')
+				n--;
+			char q[LOG_QUOTE_SIZE(100)];
 			c->broken = 1;
-			smtp_reply_set_error(r, "reply from %s has too many lines", c->peer);
+			smtp_reply_set_error(r, "malformed reply from %s: %s: %s", c->peer,
+			    smtp_reply_strerror(rc), log_quote(q, sizeof(q), line, n, 100));
 			return -1;
 		}
+		if (smtp_client_fill(c) < 0) {
+			c->broken = 1;
+			smtp_reply_set_error(r, "lost connection with %s while reading reply: %s",
+			    c->peer, errno == ETIMEDOUT ? "timeout" : strerror(errno));
+			return -1;
+		}
+	}
+}
+
+static int
+smtp_client_has_mech(const char *list, const char *mech, size_t n)
+{
+	for (const char *p = list; *p; ) {
+		size_t l = strcspn(p, " ");
+		if (l == n && strncasecmp(p, mech, n) == 0)
+			return 1;
+		p += l;
+		p += *p == ' ';
+	}
+	return 0;
+}
+
+/* "AUTH PLAIN LOGIN" or the old "AUTH=PLAIN LOGIN": the mechanisms. */
+static void
+smtp_client_parse_auth(struct smtp_client *c, const char *mechs, size_t len)
+{
+	size_t have = strlen(c->auth_mechs);
+	while (len > 0) {
+		while (len > 0 && *mechs == ' ') {
+			mechs++;
+			len--;
+		}
+		size_t n = 0;
+		while (n < len && mechs[n] != ' ')
+			n++;
+		if (n == 0)
+			break;
+		if (n == 5 && strncasecmp(mechs, "PLAIN", 5) == 0)
+			c->ext |= SMTP_EXT_AUTH_PLAIN;
+		/* Printable, once each (servers often say both "AUTH" and
+		 * "AUTH="), for logs; whatever does not fit is dropped. */
+		if (!smtp_client_has_mech(c->auth_mechs, mechs, n) &&
+		    have + (have > 0) + n < sizeof(c->auth_mechs)) {
+			if (have > 0)
+				c->auth_mechs[have++] = ' ';
+			for (size_t i = 0; i < n; i++)
+				c->auth_mechs[have++] = mechs[i] > 0x20 && mechs[i] < 0x7f ?
+				    mechs[i] : '?';
+			c->auth_mechs[have] = '\0';
+		}
+		mechs += n;
+		len -= n;
 	}
 }
 
@@ -262,6 +378,7 @@ smtp_client_parse_ehlo(struct smtp_client *c, const struct smtp_reply *r)
 		{ "REQUIRETLS", SMTP_EXT_REQUIRETLS }, { "DSN", SMTP_EXT_DSN },
 	};
 	c->ext = 0;
+	c->auth_mechs[0] = '\0';
 	const char *p = r->text.data;
 	while (p && *p) {
 		const char *eol = strchr(p, '\n');
@@ -275,6 +392,9 @@ smtp_client_parse_ehlo(struct smtp_client *c, const struct smtp_reply *r)
 				    (kl == l || kw[l] == ' '))
 					c->ext |= kws[i].bit;
 			}
+			if (kl > 4 && strncasecmp(kw, "AUTH", 4) == 0 &&
+			    (kw[4] == ' ' || kw[4] == '='))
+				smtp_client_parse_auth(c, kw + 5, kl - 5);
 		}
 		p = eol ? eol + 1 : NULL;
 	}
@@ -344,13 +464,20 @@ smtp_client_connect(struct smtp_client *c, const struct mxd_nexthop *nh, struct 
 
 static int
 smtp_client_starttls(struct smtp_client *c, SSL_CTX *tls, const char *sni, int verify,
-    const struct dns_tlsa_result *tlsa, struct smtp_reply *r)
+    const char *verify_name, const struct dns_tlsa_result *tlsa, struct smtp_reply *r)
 {
 	struct tls_trace trace;
 	c->ssl = tls_client_ssl(tls, sni, &trace);
 	/* The name is checked with the chain; the handshake goes on either way
 	 * and the caller decides (a policy in testing mode delivers anyway). */
-	if (c->ssl && verify)
+	/* The name checked is the SNI name unless the policy names another
+	 * ("secure": the domain, and its subdomains). */
+	if (c->ssl && verify && verify_name && verify_name[0]) {
+		char dot[300];
+		snprintf(dot, sizeof(dot), ".%s", verify_name);
+		SSL_set1_host(c->ssl, verify_name);
+		SSL_add1_host(c->ssl, dot);
+	} else if (c->ssl && verify)
 		SSL_set1_host(c->ssl, sni);
 	if (c->ssl && tlsa) {
 		/* RFC 7672 through OpenSSL's DANE API: DANE-TA(2) and DANE-EE(3)
@@ -465,7 +592,8 @@ smtp_client_open(struct smtp_client *c, const struct mxd_nexthop *nh,
 			snprintf(c->tls_fail_reason, sizeof(c->tls_fail_reason), "starttls_refused_%d", r->code);
 			goto fail;
 		}
-		if (smtp_client_starttls(c, tls, nh->sni[0] ? nh->sni : nh->host, nh->verify, nh->tlsa, r) < 0)
+		if (smtp_client_starttls(c, tls, nh->sni[0] ? nh->sni : nh->host, nh->verify,
+		    nh->verify_name, nh->tlsa, r) < 0)
 			goto fail;
 		smtp_client_cmd(c, "%s %s", c->lmtp ? "LHLO" : "EHLO", helo);
 		if (smtp_client_read_reply(c, r) < 0)
@@ -541,5 +669,228 @@ smtp_client_send_data(struct smtp_client *c, int fd, off_t off)
 	buf_free(&out);
 	if (rc == 0)
 		rc = smtp_client_write(c, bol ? ".\r\n" : "\r\n.\r\n", bol ? 3 : 5);
+	return rc;
+}
+
+/* Replace every copy of secret in r's text with "********": a server that
+ * echoes what we sent does not get it into our logs and DSNs. */
+static void
+smtp_reply_mask(struct smtp_reply *r, const char *secret, size_t n)
+{
+	struct buf out;
+	size_t i = 0, from = 0;
+
+	if (n == 0 || r->text.len < n)
+		return;
+	buf_init(&out);
+	while (i + n <= r->text.len) {
+		if (memcmp(r->text.data + i, secret, n) != 0) {
+			i++;
+			continue;
+		}
+		buf_append(&out, r->text.data + from, i - from);
+		buf_appends(&out, "********");
+		i += n;
+		from = i;
+	}
+	if (from == 0) {
+		buf_free(&out);
+		return;
+	}
+	buf_append(&out, r->text.data + from, r->text.len - from);
+	OPENSSL_cleanse(r->text.data, r->text.len);
+	buf_free(&r->text);
+	r->text = out;
+}
+
+/* 334 with nothing (or "=") after it: the server wants the response. */
+static int
+smtp_reply_empty_challenge(const struct smtp_reply *r)
+{
+	const char *t = r->text.data + 3;
+	if (r->code != 334 || r->text.len < 4)
+		return 0;
+	t += *t == ' ';
+	t += *t == '=';
+	return *t == '\n' && t[1] == '\0';
+}
+
+int
+smtp_client_auth_plain(struct smtp_client *c, const char *user, const char *pass,
+    struct smtp_reply *r)
+{
+	/* RFC 4616: authcid and passwd are at most 255 bytes each. */
+	unsigned char raw[1 + 255 + 1 + 255];
+	char line[sizeof("AUTH PLAIN ") - 1 + 4 * ((sizeof(raw) + 2) / 3) + 3];
+	const size_t verb = sizeof("AUTH PLAIN ") - 1;
+	size_t ul = strlen(user), pl = strlen(pass);
+	int rc = -1;
+
+	if (c->ssl == NULL) {
+		smtp_reply_set_error(r, "AUTH PLAIN with %s not attempted: the connection is "
+		    "not TLS-encrypted", c->peer);
+		return -1;
+	}
+	if (!(c->ext & SMTP_EXT_AUTH_PLAIN)) {
+		smtp_reply_set_error(r, "AUTH PLAIN with %s not attempted: the server does not "
+		    "offer PLAIN (AUTH: %s)", c->peer, c->auth_mechs[0] ? c->auth_mechs : "none");
+		return -1;
+	}
+	if (ul == 0 || ul > 255 || pl > 255) {
+		smtp_reply_set_error(r, "AUTH PLAIN with %s not attempted: the user name must "
+		    "have 1 to 255 bytes and the password at most 255", c->peer);
+		return -1;
+	}
+	size_t rl = 0;
+	raw[rl++] = '\0';
+	memcpy(raw + rl, user, ul);
+	rl += ul;
+	raw[rl++] = '\0';
+	memcpy(raw + rl, pass, pl);
+	rl += pl;
+	memcpy(line, "AUTH PLAIN ", verb);
+	size_t el = (size_t)EVP_EncodeBlock((unsigned char *)line + verb, raw, (int)rl);
+	OPENSSL_cleanse(raw, sizeof(raw));
+	memcpy(line + verb + el, "\r\n", 2);
+
+	if (smtp_client_flush(c) < 0 || smtp_client_write(c, line, verb + el + 2) < 0) {
+		smtp_reply_set_error(r, "lost connection with %s while sending: %s", c->peer,
+		    strerror(errno));
+		goto out;
+	}
+	if (smtp_client_read_reply(c, r) < 0)
+		goto out;
+	/* A server that ignored the initial response asks for it. */
+	if (smtp_reply_empty_challenge(r)) {
+		if (smtp_client_write(c, line + verb, el + 2) < 0) {
+			smtp_reply_set_error(r, "lost connection with %s while sending: %s",
+			    c->peer, strerror(errno));
+			goto out;
+		}
+		if (smtp_client_read_reply(c, r) < 0)
+			goto out;
+	}
+	if (r->code == 334) {
+		/* PLAIN has one step: cancel (RFC 4954 4) and stay in sync. */
+		smtp_client_cmd(c, "*");
+		if (smtp_client_read_reply(c, r) < 0)
+			goto out;
+		smtp_reply_set_error(r, "AUTH PLAIN with %s failed: the server sent a challenge "
+		    "PLAIN has no answer for", c->peer);
+		goto out;
+	}
+	rc = r->code == 235 ? 0 : -1;
+out:
+	smtp_reply_mask(r, line + verb, el);
+	smtp_reply_mask(r, pass, pl);
+	OPENSSL_cleanse(line, sizeof(line));
+	return rc;
+}
+
+/* At most this many BDAT chunks are unanswered when pipelining: enough to
+ * keep the link busy, few enough that the replies fit the server's socket
+ * buffer while it waits for us to read them. */
+#define SMTP_BDAT_WINDOW	8
+
+struct smtp_client_bdat {
+	struct smtp_reply	*r;		/* the LAST reply or the first refusal */
+	struct smtp_reply	 spare;		/* replies after a refusal */
+	unsigned		 pending;	/* chunks sent, reply not read */
+	int			 refused;
+};
+
+/* Read one chunk's reply; the first refusal stays in b->r. */
+static int
+smtp_client_bdat_reply(struct smtp_client *c, struct smtp_client_bdat *b)
+{
+	struct smtp_reply *into = b->refused ? &b->spare : b->r;
+	b->pending--;
+	if (smtp_client_read_reply(c, into) < 0) {
+		/* The refusal says more about the message than a server
+		 * hanging up after it. */
+		if (b->refused) {
+			c->broken = 1;
+			b->pending = 0;
+			return 0;
+		}
+		return -1;
+	}
+	if (!b->refused && (into->code < 200 || into->code > 299))
+		b->refused = 1;
+	return 0;
+}
+
+/* Writing failed. A server that refused the message and hung up may have
+ * said why before it did: that is worth more than "connection reset". */
+static int
+smtp_client_bdat_lost(struct smtp_client *c, struct smtp_client_bdat *b)
+{
+	int err = errno;
+	c->broken = 1;
+	if (err != ETIMEDOUT) {
+		b->pending++;	/* the chunk being sent may have been answered */
+		while (!b->refused && b->pending > 0)
+			if (smtp_client_bdat_reply(c, b) < 0)
+				break;
+		if (b->refused)
+			return 0;
+	}
+	smtp_reply_set_error(b->r, "lost connection with %s while sending: %s", c->peer,
+	    err == ETIMEDOUT ? "timeout" : strerror(err));
+	return -1;
+}
+
+int
+smtp_client_send_bdat(struct smtp_client *c, int fd, off_t off, uint64_t size,
+    struct smtp_reply *r)
+{
+	int pipelining = (c->ext & SMTP_EXT_PIPELINING) != 0;
+	struct smtp_client_bdat b = { .r = r };
+	char in[65536];
+	uint64_t left = size;
+	int rc = 0, last;
+
+	smtp_reply_init(&b.spare);
+	do {
+		uint64_t n = left < SMTP_BDAT_CHUNK ? left : SMTP_BDAT_CHUNK;
+		last = n == left;
+		smtp_client_cmd(c, "BDAT %" PRIu64 "%s", n, last ? " LAST" : "");
+		while (n > 0) {
+			ssize_t got = pread(fd, in, n < sizeof(in) ? (size_t)n : sizeof(in), off);
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0) {
+				/* BDAT promised n more bytes: the session can not go on. */
+				buf_reset(&c->wbuf);
+				c->broken = 1;
+				if (got < 0)
+					smtp_reply_set_error(r, "reading the message for %s: %s",
+					    c->peer, strerror(errno));
+				else
+					smtp_reply_set_error(r, "reading the message for %s: it ends "
+					    "%" PRIu64 " bytes short of its size %" PRIu64, c->peer,
+					    left, size);
+				rc = -1;
+				goto out;
+			}
+			buf_append(&c->wbuf, in, (size_t)got);
+			off += got;
+			n -= (uint64_t)got;
+			left -= (uint64_t)got;
+			if ((c->wbuf.len >= sizeof(in) || n == 0) && smtp_client_flush(c) < 0) {
+				rc = smtp_client_bdat_lost(c, &b);
+				goto out;
+			}
+		}
+		b.pending++;
+		while (b.pending > 0 && (!pipelining || last || b.refused ||
+		    b.pending >= SMTP_BDAT_WINDOW))
+			if (smtp_client_bdat_reply(c, &b) < 0) {
+				rc = -1;
+				goto out;
+			}
+	} while (!last && !b.refused);
+out:
+	smtp_reply_free(&b.spare);
 	return rc;
 }

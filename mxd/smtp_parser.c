@@ -1,4 +1,5 @@
 #include "smtp_parser.h"
+#include "dsn.h"
 
 #include <ctype.h>
 #include <string.h>
@@ -244,6 +245,52 @@ smtp_parser_params(const char *s, struct smtp_param *out, int max)
 		n++;
 	}
 	return n;
+}
+
+int
+smtp_parser_dsn_mail(const struct smtp_param *p, int *ret, const char **envid)
+{
+	if (strcmp(p->key, "RET") == 0) {
+		if (*ret != DSN_RET_NONE)
+			return SMTP_PARSE_DUPLICATE;
+		if (p->has_value && strcasecmp(p->value, "FULL") == 0)
+			*ret = DSN_RET_FULL;
+		else if (p->has_value && strcasecmp(p->value, "HDRS") == 0)
+			*ret = DSN_RET_HDRS;
+		else
+			return SMTP_PARSE_SYNTAX;
+		return 1;
+	}
+	if (strcmp(p->key, "ENVID") == 0) {
+		if (*envid != NULL)
+			return SMTP_PARSE_DUPLICATE;
+		if (!p->has_value || !dsn_envid_ok(p->value, strlen(p->value)))
+			return SMTP_PARSE_SYNTAX;
+		*envid = p->value;
+		return 1;
+	}
+	return 0;
+}
+
+int
+smtp_parser_dsn_rcpt(const struct smtp_param *p, unsigned *notify, const char **orcpt)
+{
+	if (strcmp(p->key, "NOTIFY") == 0) {
+		if (*notify != 0)
+			return SMTP_PARSE_DUPLICATE;
+		if (!p->has_value || dsn_notify_parse(p->value, strlen(p->value), notify) < 0)
+			return SMTP_PARSE_SYNTAX;
+		return 1;
+	}
+	if (strcmp(p->key, "ORCPT") == 0) {
+		if (*orcpt != NULL)
+			return SMTP_PARSE_DUPLICATE;
+		if (!p->has_value || !dsn_orcpt_ok(p->value, strlen(p->value)))
+			return SMTP_PARSE_SYNTAX;
+		*orcpt = p->value;
+		return 1;
+	}
+	return 0;
 }
 
 const char *

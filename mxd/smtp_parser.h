@@ -40,17 +40,27 @@ enum smtp_parser_err {
 	SMTP_PARSE_SYNTAX = -1,		/* 501 5.5.4 / 5.1.7 */
 	SMTP_PARSE_TOO_LONG = -2,	/* 501 5.1.3 */
 	SMTP_PARSE_NEED_UTF8 = -3,	/* 553 5.6.7 non-ASCII without SMTPUTF8 */
+	SMTP_PARSE_DUPLICATE = -4,	/* 501 5.5.4 a parameter given twice */
 };
 int smtp_parser_path(const char *arg, const char *keyword, int allow_empty,
     int allow_utf8, char *addr, size_t addrsz, const char **params);
 
 struct smtp_param {
 	char	key[32];
-	char	value[128];
+	char	value[SMTP_LINE_MAX];	/* any value a command line can carry, so
+					   an overlong one is refused by name */
 	int	has_value;
 };
 /* Parse "SIZE=100 BODY=8BITMIME"; returns the count or -1 on syntax error. */
 int smtp_parser_params(const char *s, struct smtp_param *out, int max);
+
+/* RFC 3461 parameters. For MAIL FROM: RET and ENVID; for RCPT TO: NOTIFY
+ * and ORCPT. Returns 0 when p is none of them, 1 when it is and is good
+ * (stored: *ret as DSN_RET_*, *envid and *orcpt pointing into p, *notify as
+ * DSN_NOTIFY_* bits), SMTP_PARSE_DUPLICATE when it was already given (the
+ * outputs start out as 0 / NULL), SMTP_PARSE_SYNTAX when malformed. */
+int smtp_parser_dsn_mail(const struct smtp_param *p, int *ret, const char **envid);
+int smtp_parser_dsn_rcpt(const struct smtp_param *p, unsigned *notify, const char **orcpt);
 
 /* Split "user@domain" at the last '@'. Returns the domain or NULL. */
 const char *smtp_parser_domain(const char *addr);

@@ -12,6 +12,7 @@
 #include "xmalloc.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -279,6 +280,7 @@ smtp_session_ehlo_reply(struct smtp_session *s)
 	smtp_session_reply(s, "250-8BITMIME");
 	smtp_session_reply(s, "250-SMTPUTF8");
 	smtp_session_reply(s, "250-CHUNKING");
+	smtp_session_reply(s, "250-DSN");
 	if (can_tls)
 		smtp_session_reply(s, "250-STARTTLS");
 	/* RFC 8689: REQUIRETLS only once the session is protected. */
@@ -334,6 +336,32 @@ smtp_session_has_utf8(const char *p)
 	return 0;
 }
 
+/* A duplicated or malformed RFC 3461 parameter: named in the reply, and the
+ * rest of the session (an open transaction, its recipients) is kept. */
+static void
+smtp_session_dsn_error(struct smtp_session *s, int rc, const char *key)
+{
+	static const struct {
+		const char	*key;
+		const char	*syntax;
+	} syntax[] = {
+		{ "RET", "RET=FULL or RET=HDRS" },
+		{ "ENVID", "ENVID=xtext of at most 100 characters" },
+		{ "NOTIFY", "NOTIFY=NEVER or a list of SUCCESS,FAILURE,DELAY" },
+		{ "ORCPT", "ORCPT=addr-type;xtext of at most 500 characters" },
+	};
+	const char *hint = "";
+
+	for (size_t i = 0; i < sizeof(syntax) / sizeof(syntax[0]); i++)
+		if (strcmp(syntax[i].key, key) == 0)
+			hint = syntax[i].syntax;
+	if (rc == SMTP_PARSE_DUPLICATE)
+		smtp_session_reply(s, "501 5.5.4 Error: duplicate %.32s parameter", key);
+	else
+		smtp_session_reply(s, "501 5.5.4 Error: malformed %.32s parameter (%s)", key, hint);
+	smtp_session_error(s);
+}
+
 static void
 smtp_session_cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 {
@@ -341,7 +369,8 @@ smtp_session_cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 	char addr[SMTP_PATH_MAX + 1];
 	const char *ptext;
 	struct smtp_param params[SMTP_PARAMS_MAX];
-	int rc, np, utf8 = 0, requiretls = 0, body8 = 0;
+	int rc, np, utf8 = 0, requiretls = 0, body8 = 0, ret = DSN_RET_NONE;
+	const char *envid = NULL;
 
 	rc = smtp_parser_path(c->args, "FROM:", 1, 1, addr, sizeof(addr), &ptext);
 	if (rc < 0) {
@@ -356,7 +385,12 @@ smtp_session_cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 	}
 	for (int i = 0; i < np; i++) {
 		struct smtp_param *p = &params[i];
-		if (strcmp(p->key, "SIZE") == 0 && p->has_value) {
+		if ((rc = smtp_parser_dsn_mail(p, &ret, &envid)) != 0) {
+			if (rc < 0) {
+				smtp_session_dsn_error(s, rc, p->key);
+				return;
+			}
+		} else if (strcmp(p->key, "SIZE") == 0 && p->has_value) {
 			char *end;
 			unsigned long long v = strtoull(p->value, &end, 10);
 			if (*end != '\0' || p->value[0] < '0' || p->value[0] > '9') {
@@ -391,6 +425,8 @@ smtp_session_cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 	s->env.smtputf8 = utf8;
 	s->env.requiretls = requiretls;
 	s->env.body8bit = body8;
+	s->env.ret = ret;
+	s->env.envid = envid ? xstrdup(envid) : NULL;
 	s->in_txn = 1;
 	s->phase = PHASE_MAIL;
 	smtp_session_reply(s, "250 2.1.0 Ok");
@@ -404,6 +440,8 @@ smtp_session_cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 	const char *ptext;
 	struct smtp_param params[SMTP_PARAMS_MAX];
 	int rc, np;
+	unsigned notify = 0;
+	const char *orcpt = NULL;
 
 	rc = smtp_parser_path(c->args, "TO:", 0, 1, addr, sizeof(addr), &ptext);
 	if (rc < 0) {
@@ -415,10 +453,22 @@ smtp_session_cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		return;
 	}
 	np = smtp_parser_params(ptext, params, SMTP_PARAMS_MAX);
-	if (np != 0) {
+	if (np < 0 || (np > 0 && !s->esmtp)) {
 		smtp_session_reply(s, "555 5.5.4 Error: unsupported RCPT TO parameters");
 		smtp_session_error(s);
 		return;
+	}
+	for (int i = 0; i < np; i++) {
+		rc = smtp_parser_dsn_rcpt(&params[i], &notify, &orcpt);
+		if (rc < 0) {
+			smtp_session_dsn_error(s, rc, params[i].key);
+			return;
+		}
+		if (rc == 0) {
+			smtp_session_reply(s, "555 5.5.4 Error: unsupported RCPT TO parameters");
+			smtp_session_error(s);
+			return;
+		}
 	}
 	if (s->env.nrcpts >= (size_t)cfg->max_recipients) {
 		smtp_session_reply(s, "452 4.5.3 Error: too many recipients");
@@ -434,16 +484,19 @@ smtp_session_cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		}
 		char pm[SMTP_PATH_MAX + 1];
 		snprintf(pm, sizeof(pm), "postmaster@%s", cfg->domains[0].name);
-		spool_env_add_rcpt(&s->env, pm);
+		spool_env_add_rcpt_dsn(&s->env, pm, notify, orcpt);
 	} else if (mxd_config_domain(cfg, domain) != NULL) {
-		spool_env_add_rcpt(&s->env, addr);
+		spool_env_add_rcpt_dsn(&s->env, addr, notify, orcpt);
 	} else if (s->trusted) {
-		if (cfg->relay_next_hop == NULL && cfg->resolver == NULL) {
+		/* Some route (on some attempt), the relay, or direct MX delivery. */
+		const char *hop;
+		const struct mxd_nexthop *nh = mxd_config_route(cfg, s->env.from, addr, INT_MAX, &hop);
+		if (cfg->resolver == NULL && (nh == NULL || nh->proto == MXD_NH_MX)) {
 			smtp_session_reply(s, "451 4.3.0 <%s>: no route to remote domains "
-			    "(set relay_next_hop, or resolver for direct MX delivery)", addr);
+			    "(set relay_next_hop, a route, or resolver for direct MX delivery)", addr);
 			return;
 		}
-		spool_env_add_rcpt(&s->env, addr);
+		spool_env_add_rcpt_dsn(&s->env, addr, notify, orcpt);
 	} else {
 		smtp_session_reply(s, "554 5.7.1 <%s>: Relay access denied", addr);
 		smtp_session_error(s);

@@ -1,5 +1,6 @@
 #include "spool.h"
 #include "buf.h"
+#include "dsn.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -16,6 +17,8 @@
 #define SPOOL_MAGIC		"MXSPOOL1\n"
 #define SPOOL_WBUF		65536
 #define SPOOL_SIZE_DIGITS	20
+#define SPOOL_HDR_FIRST		16384
+#define SPOOL_HDR_MAX		(64u << 20)
 
 struct spool {
 	char	*dir;
@@ -103,19 +106,85 @@ void
 spool_env_free(struct spool_env *env)
 {
 	free(env->from);
-	for (size_t i = 0; i < env->nrcpts; i++)
+	for (size_t i = 0; i < env->nrcpts; i++) {
 		free(env->rcpts[i]);
+		if (env->orcpt)
+			free(env->orcpt[i]);
+	}
 	free(env->rcpts);
+	free(env->notify);
+	free(env->orcpt);
+	free(env->envid);
 	env->from = NULL;
 	env->rcpts = NULL;
 	env->nrcpts = 0;
+	env->notify = NULL;
+	env->orcpt = NULL;
+	env->envid = NULL;
+	env->ret = DSN_RET_NONE;
+}
+
+void
+spool_env_add_rcpt_dsn(struct spool_env *env, const char *rcpt, unsigned notify,
+    const char *orcpt)
+{
+	size_t n = env->nrcpts;
+
+	/* The DSN arrays may be absent (an envelope built by hand): then they
+	 * start out as "nothing given" for the recipients so far. */
+	unsigned *nt = xreallocarray(env->notify, n + 1, sizeof(*nt));
+	if (env->notify == NULL)
+		memset(nt, 0, n * sizeof(*nt));
+	char **oc = xreallocarray(env->orcpt, n + 1, sizeof(*oc));
+	if (env->orcpt == NULL)
+		memset(oc, 0, n * sizeof(*oc));
+	env->notify = nt;
+	env->orcpt = oc;
+	env->rcpts = xreallocarray(env->rcpts, n + 1, sizeof(char *));
+	env->rcpts[n] = xstrdup(rcpt);
+	env->notify[n] = notify;
+	env->orcpt[n] = orcpt ? xstrdup(orcpt) : NULL;
+	env->nrcpts = n + 1;
 }
 
 void
 spool_env_add_rcpt(struct spool_env *env, const char *rcpt)
 {
-	env->rcpts = xreallocarray(env->rcpts, env->nrcpts + 1, sizeof(char *));
-	env->rcpts[env->nrcpts++] = xstrdup(rcpt);
+	spool_env_add_rcpt_dsn(env, rcpt, 0, NULL);
+}
+
+unsigned
+spool_env_notify(const struct spool_env *env, size_t i)
+{
+	return env->notify && i < env->nrcpts ? env->notify[i] : 0;
+}
+
+const char *
+spool_env_orcpt(const struct spool_env *env, size_t i)
+{
+	return env->orcpt && i < env->nrcpts ? env->orcpt[i] : NULL;
+}
+
+void
+spool_env_keep(struct spool_env *env, const int *keep)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < env->nrcpts; i++) {
+		if (!keep[i]) {
+			free(env->rcpts[i]);
+			if (env->orcpt)
+				free(env->orcpt[i]);
+			continue;
+		}
+		env->rcpts[n] = env->rcpts[i];
+		if (env->notify)
+			env->notify[n] = env->notify[i];
+		if (env->orcpt)
+			env->orcpt[n] = env->orcpt[i];
+		n++;
+	}
+	env->nrcpts = n;
 }
 
 void
@@ -154,8 +223,21 @@ spool_format_env(struct buf *b, const struct spool_env *env, size_t *size_off)
 	buf_printf(b, "id %s\n", env->id);
 	buf_printf(b, "created %lld\n", (long long)env->created);
 	buf_printf(b, "from <%s>\n", env->from ? env->from : "");
-	for (size_t i = 0; i < env->nrcpts; i++)
+	/* The DSN lines appear only when something was given, so an envelope
+	 * without DSN parameters reads as it did before they existed. */
+	if (env->envid)
+		buf_printf(b, "envid %s\n", env->envid);
+	if (env->ret == DSN_RET_FULL || env->ret == DSN_RET_HDRS)
+		buf_printf(b, "ret %s\n", env->ret == DSN_RET_FULL ? "FULL" : "HDRS");
+	for (size_t i = 0; i < env->nrcpts; i++) {
+		char notify[64];
 		buf_printf(b, "rcpt <%s>\n", env->rcpts[i]);
+		dsn_notify_format(spool_env_notify(env, i), notify, sizeof(notify));
+		if (notify[0])
+			buf_printf(b, "notify %s\n", notify);
+		if (spool_env_orcpt(env, i))
+			buf_printf(b, "orcpt %s\n", spool_env_orcpt(env, i));
+	}
 	buf_printf(b, "flags requiretls=%d smtputf8=%d body8bit=%d\n", env->requiretls ? 1 : 0,
 	    env->smtputf8 ? 1 : 0, env->body8bit ? 1 : 0);
 	buf_appends(b, "size ");
@@ -342,19 +424,45 @@ spool_parse_env(const char *p, size_t len, struct spool_env *env)
 		goto out;
 	if (spool_bracketed(v, vl, &env->from) < 0)
 		goto bad;
+	if ((r = spool_line(&p, end, "envid", &v, &vl)) == 0)
+		goto out;
+	if (r > 0) {
+		if (!dsn_envid_ok(v, vl))
+			goto bad;
+		env->envid = xstrndup(v, vl);
+	}
+	if ((r = spool_line(&p, end, "ret", &v, &vl)) == 0)
+		goto out;
+	if (r > 0) {
+		if (vl == 4 && memcmp(v, "FULL", 4) == 0)
+			env->ret = DSN_RET_FULL;
+		else if (vl == 4 && memcmp(v, "HDRS", 4) == 0)
+			env->ret = DSN_RET_HDRS;
+		else
+			goto bad;
+	}
 	for (;;) {
-		const char *save = p;
 		if ((r = spool_line(&p, end, "rcpt", &v, &vl)) == 0)
 			goto out;
-		if (r < 0) {
-			p = save;
+		if (r < 0)
 			break;
-		}
 		char *rc;
 		if (spool_bracketed(v, vl, &rc) < 0)
 			goto bad;
-		env->rcpts = xreallocarray(env->rcpts, env->nrcpts + 1, sizeof(char *));
-		env->rcpts[env->nrcpts++] = rc;
+		spool_env_add_rcpt_dsn(env, rc, 0, NULL);
+		free(rc);
+		/* This recipient's DSN parameters, when it has any. */
+		if ((r = spool_line(&p, end, "notify", &v, &vl)) == 0)
+			goto out;
+		if (r > 0 && dsn_notify_parse(v, vl, &env->notify[env->nrcpts - 1]) < 0)
+			goto bad;
+		if ((r = spool_line(&p, end, "orcpt", &v, &vl)) == 0)
+			goto out;
+		if (r > 0) {
+			if (!dsn_orcpt_ok(v, vl))
+				goto bad;
+			env->orcpt[env->nrcpts - 1] = xstrndup(v, vl);
+		}
 	}
 	if ((r = spool_line(&p, end, "flags", &v, &vl)) <= 0)
 		goto out;
@@ -397,17 +505,34 @@ bad:
 int
 spool_read(struct spool *sp, const char *id, struct spool_env *env, int *fdp, off_t *content_off)
 {
-	char hdr[16384];
+	size_t cap = SPOOL_HDR_FIRST;
+	char *hdr = NULL;
 	struct stat st;
+	ssize_t n;
+	long hl;
 	int fd = openat(sp->queue_fd, id, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	ssize_t n = pread(fd, hdr, sizeof(hdr), 0);
-	if (n < 0 || fstat(fd, &st) < 0) {
+	if (fstat(fd, &st) < 0) {
 		close(fd);
 		return -1;
 	}
-	long hl = spool_parse_env(hdr, (size_t)n, env);
+	/* Most headers fit the first read; many recipients (each with an
+	 * ORCPT) need more, up to a bound past which the file is corrupt. */
+	for (;;) {
+		hdr = xreallocarray(hdr, cap, 1);
+		n = pread(fd, hdr, cap, 0);
+		if (n < 0) {
+			free(hdr);
+			close(fd);
+			return -1;
+		}
+		hl = spool_parse_env(hdr, (size_t)n, env);
+		if (hl != 0 || (size_t)n < cap || cap >= SPOOL_HDR_MAX)
+			break;
+		cap *= 4;
+	}
+	free(hdr);
 	if (hl <= 0 || strcmp(env->id, id) != 0 ||
 	    (uint64_t)st.st_size != (uint64_t)hl + env->size) {
 		if (hl > 0)

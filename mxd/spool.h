@@ -16,6 +16,18 @@
 
 struct spool;
 
+/* RFC 3461 DSN parameters. RET of MAIL FROM: */
+#define DSN_RET_NONE		0	/* not given */
+#define DSN_RET_FULL		1
+#define DSN_RET_HDRS		2
+/* NOTIFY of RCPT TO, as bits; 0 means not given. NEVER stands alone. */
+#define DSN_NOTIFY_SUCCESS	0x01u
+#define DSN_NOTIFY_FAILURE	0x02u
+#define DSN_NOTIFY_DELAY	0x04u
+#define DSN_NOTIFY_NEVER	0x08u
+#define DSN_ENVID_MAX		100	/* RFC 3461 4.4 */
+#define DSN_ORCPT_MAX		500	/* RFC 3461 4.2 */
+
 struct spool_env {
 	char		  id[SPOOL_ID_MAX];
 	time_t		  created;
@@ -26,6 +38,12 @@ struct spool_env {
 	int		  smtputf8;
 	int		  body8bit;
 	uint64_t	  size;		/* content bytes */
+	/* DSN (RFC 3461), as received. The per-recipient arrays run parallel
+	 * to rcpts; either may be NULL (nothing given for anyone). */
+	char		 *envid;	/* xtext, NULL when not given */
+	int		  ret;		/* DSN_RET_* */
+	unsigned	 *notify;	/* DSN_NOTIFY_* bits, 0: not given */
+	char		**orcpt;	/* "addr-type;xtext", NULL: not given */
 };
 
 struct spool_msg;	/* a message being written */
@@ -38,6 +56,15 @@ int spool_queue_fd(const struct spool *sp);
 
 void spool_env_free(struct spool_env *env);
 void spool_env_add_rcpt(struct spool_env *env, const char *rcpt);
+/* A recipient with its NOTIFY bits (0: not given) and ORCPT (NULL: none). */
+void spool_env_add_rcpt_dsn(struct spool_env *env, const char *rcpt, unsigned notify,
+    const char *orcpt);
+/* Recipient i's NOTIFY bits and ORCPT, safe when the arrays are absent. */
+unsigned spool_env_notify(const struct spool_env *env, size_t i);
+const char *spool_env_orcpt(const struct spool_env *env, size_t i);
+/* Keep, in place, the recipients whose keep[i] is non-zero (with their DSN
+ * parameters); the others are freed. */
+void spool_env_keep(struct spool_env *env, const int *keep);
 /* Fill env->id with a fresh unique id. */
 void spool_new_id(char *id, size_t idsz);
 

@@ -96,6 +96,22 @@ test_config_errors_name_line_and_key(void **state)
 		{ "tls = { min_version = \"SSLv3\"; };\n", "tls.min_version: expected TLSv1" },
 		{ "trusted_networks = [ \"10.0.0.0/33\" ];\n", "trusted_networks[0]: expected a network" },
 		{ "hostname = \"a\";\nworkers = ;\n", ":2: syntax error" },
+		{ "routes = ( { recipient_domain = \"a.test\"; } );\n", "routes[0]: transport is required" },
+		{ "routes = ( { transport = \"smtps:x:25\"; } );\n", "routes[0].transport: expected smtp:HOST[:PORT]" },
+		{ "routes = ( { transport = \"lmtp:host\"; } );\n", "routes[0].transport: expected" },
+		{ "routes = ( { sender_domain = \"a@b\"; transport = \"mx\"; } );\n", "routes[0].sender_domain: not a domain" },
+		{ "routes = ( { min_attempt = -1; transport = \"mx\"; } );\n", "routes[0].min_attempt: -1 is out of range" },
+		{ "routes = ( { colour = 1; transport = \"mx\"; } );\n", "routes[0].colour: unknown key" },
+		{ "relay_next_hop = \"mx\";\n", "relay_next_hop: expected smtp:" },
+		{ "tls_policies = ( { domain = \"a.test\"; mode = \"paranoid\"; } );\n", "tls_policies[0].mode: expected none, may" },
+		{ "tls_policies = ( { domain = \"a.test\"; } );\n", "tls_policies[0]: both domain and mode" },
+		{ "tls_policies = ( { domain = \"x y\"; mode = \"may\"; } );\n", "tls_policies[0].domain: not a domain" },
+		{ "submission_auth = ( { server = \"h:587\"; user = \"u\"; password_file = \"/nonexistent/pw\"; } );\n",
+		  "submission_auth[0].password_file: cannot open /nonexistent/pw" },
+		{ "submission_auth = ( { server = \"h\"; user = \"u\"; password_file = \"/dev/null\"; } );\n",
+		  "submission_auth[0].server: expected HOST:PORT" },
+		{ "submission_auth = ( { server = \"h:587\"; user = \"u\"; password_file = \"/dev/null\"; } );\n",
+		  "holds no password" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct mxd_config *cfg = NULL;
@@ -114,10 +130,85 @@ test_config_route_prefers_local_domain(void **state)
 	const char *name;
 	assert_int_equal(load("domains = ( { name = \"a.test\"; next_hop = \"smtp:127.0.0.1:26\"; } );\n"
 	    "relay_next_hop = \"smtp:127.0.0.1:27\";\n", &cfg, err, sizeof(err)), 0);
-	assert_non_null(mxd_config_route(cfg, "u@a.test", &name));
+	assert_non_null(mxd_config_route(cfg, "s@x.test", "u@a.test", 1, &name));
 	assert_string_equal(name, "smtp:127.0.0.1:26");
-	assert_non_null(mxd_config_route(cfg, "u@elsewhere.test", &name));
+	assert_non_null(mxd_config_route(cfg, "s@x.test", "u@elsewhere.test", 1, &name));
 	assert_string_equal(name, "smtp:127.0.0.1:27");
+	mxd_config_free(cfg);
+}
+
+static void
+test_config_routes_first_match_and_attempts(void **state)
+{
+	struct mxd_config *cfg;
+	char err[600];
+	const char *name;
+	const struct mxd_nexthop *nh;
+	assert_int_equal(load(
+	    "domains = ( { name = \"local.test\"; next_hop = \"lmtp:unix:/run/lmtp\"; } );\n"
+	    "relay_next_hop = \"smtp:127.0.0.1:27\";\n"
+	    "routes = ( { recipient_domain = \"R.test\"; transport = \"smtp:hub.test\"; },\n"
+	    "  { sender_domain = \"vip.test\"; transport = \"submission:smtp.provider.test\"; },\n"
+	    "  { recipient_domain = \"r.test\"; transport = \"smtp:never.test:25\"; },\n"
+	    "  { recipient_domain = \"late.test\"; min_attempt = 3; transport = \"mx\"; } );\n",
+	    &cfg, err, sizeof(err)), 0);
+	/* A local domain is never routed elsewhere. */
+	nh = mxd_config_route(cfg, "s@vip.test", "u@local.test", 9, &name);
+	assert_string_equal(name, "lmtp:unix:/run/lmtp");
+	/* Recipient domain, case-insensitive; the first match wins; the port
+	 * defaults to the protocol's. */
+	nh = mxd_config_route(cfg, "s@vip.test", "u@r.TEST", 1, &name);
+	assert_string_equal(name, "smtp:hub.test");
+	assert_int_equal(nh->proto, MXD_NH_SMTP);
+	assert_int_equal(nh->port, 25);
+	nh = mxd_config_route(cfg, "s@vip.test", "u@other.test", 1, &name);
+	assert_string_equal(name, "submission:smtp.provider.test");
+	assert_int_equal(nh->proto, MXD_NH_SUBMISSION);
+	assert_int_equal(nh->port, 587);
+	assert_string_equal(nh->host, "smtp.provider.test");
+	/* The null sender matches no sender-domain route. */
+	mxd_config_route(cfg, "", "u@other.test", 1, &name);
+	assert_string_equal(name, "smtp:127.0.0.1:27");
+	/* min_attempt: before it, the relay; from it on, the route. */
+	mxd_config_route(cfg, "s@x.test", "u@late.test", 2, &name);
+	assert_string_equal(name, "smtp:127.0.0.1:27");
+	nh = mxd_config_route(cfg, "s@x.test", "u@late.test", 3, &name);
+	assert_string_equal(name, "mx");
+	assert_int_equal(nh->proto, MXD_NH_MX);
+	mxd_config_free(cfg);
+}
+
+static void
+test_config_tls_policies_and_credentials(void **state)
+{
+	struct mxd_config *cfg;
+	char err[600], pwpath[64] = "/tmp/mxd-pw-test.XXXXXX";
+	int fd = mkstemp(pwpath);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "pa55word\nsecond line\n", 21), 21);
+	close(fd);
+	char text[1024];
+	snprintf(text, sizeof(text),
+	    "tls_policies = ( { domain = \"a.test\"; mode = \"dane-only\"; },\n"
+	    "  { domain = \".a.test\"; mode = \"secure\"; },\n"
+	    "  { domain = \".deep.a.test\"; mode = \"none\"; },\n"
+	    "  { domain = \"b.test\"; mode = \"encrypt\"; } );\n"
+	    "submission_auth = ( { server = \"smtp.provider.test:587\"; user = \"u@p\";\n"
+	    "  password_file = \"%s\"; } );\n", pwpath);
+	int rc = load(text, &cfg, err, sizeof(err));
+	unlink(pwpath);
+	assert_int_equal(rc, 0);
+	assert_int_equal(mxd_config_tls_policy(cfg, "A.test")->level, MXD_TLS_DANE_ONLY);
+	assert_int_equal(mxd_config_tls_policy(cfg, "mx.a.test")->level, MXD_TLS_SECURE);
+	assert_int_equal(mxd_config_tls_policy(cfg, "x.deep.a.test")->level, MXD_TLS_NONE);
+	assert_int_equal(mxd_config_tls_policy(cfg, "b.test.")->level, MXD_TLS_ENCRYPT);
+	assert_null(mxd_config_tls_policy(cfg, "sub.b.test"));
+	assert_null(mxd_config_tls_policy(cfg, "xa.test"));
+	const struct mxd_sasl *cred = mxd_config_sasl(cfg, "SMTP.provider.test", 587);
+	assert_non_null(cred);
+	assert_string_equal(cred->user, "u@p");
+	assert_string_equal(cred->password, "pa55word");
+	assert_null(mxd_config_sasl(cfg, "smtp.provider.test", 25));
 	mxd_config_free(cfg);
 }
 
@@ -129,6 +220,8 @@ main(void)
 		cmocka_unit_test(test_config_full_example),
 		cmocka_unit_test(test_config_errors_name_line_and_key),
 		cmocka_unit_test(test_config_route_prefers_local_domain),
+		cmocka_unit_test(test_config_routes_first_match_and_attempts),
+		cmocka_unit_test(test_config_tls_policies_and_credentials),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -1,11 +1,15 @@
-/* DSNs: the full multi-line reply is quoted, and the report is RFC 3464. */
+/* DSNs: the full multi-line reply is quoted, and the report is RFC 3464;
+ * the RFC 3461 parameters are checked, passed on and honoured. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dsn.h"
 
@@ -20,7 +24,8 @@ test_dsn_quotes_every_reply_line(void **state)
 	env.rcpts = rcpts;
 	env.nrcpts = 1;
 	struct dsn_rcpt r = { "gone@example.test", "5.1.1", "smtp:127.0.0.1:26",
-	    "550-5.1.1 first line\n550-5.1.1 second line\n550 5.1.1 last line\n", 0 };
+	    "550-5.1.1 first line\n550-5.1.1 second line\n550 5.1.1 last line\n",
+	    DSN_ACTION_FAILED, NULL };
 	struct buf out;
 	buf_init(&out);
 	dsn_build(&out, "mx.example.test", &env, &r, 1, -1, 0);
@@ -51,12 +56,301 @@ test_dsn_status_from_reply(void **state)
 	assert_string_equal(s, "4.0.0");
 }
 
+static void
+test_dsn_xtext_envid_and_orcpt_syntax(void **state)
+{
+	assert_true(dsn_xtext_ok("abc", 3));
+	assert_true(dsn_xtext_ok("a+2Bb+3D", 8));
+	assert_false(dsn_xtext_ok("", 0));
+	assert_false(dsn_xtext_ok("a+2b", 4));		/* hex digits are upper case */
+	assert_false(dsn_xtext_ok("a+2", 3));		/* cut short */
+	assert_false(dsn_xtext_ok("a=b", 3));
+	assert_false(dsn_xtext_ok("a b", 3));
+	assert_false(dsn_xtext_ok("caf\xc3\xa9", 5));
+
+	char envid[DSN_ENVID_MAX + 2];
+	memset(envid, 'x', sizeof(envid));
+	assert_true(dsn_envid_ok(envid, DSN_ENVID_MAX));
+	assert_false(dsn_envid_ok(envid, DSN_ENVID_MAX + 1));
+
+	assert_true(dsn_orcpt_ok("rfc822;a@b", 10));
+	assert_true(dsn_orcpt_ok("utf-8;a+2Bx@b", 13));
+	assert_false(dsn_orcpt_ok("rfc822", 6));	/* no address */
+	assert_false(dsn_orcpt_ok(";a@b", 4));		/* no type */
+	assert_false(dsn_orcpt_ok("rfc822;", 7));
+	assert_false(dsn_orcpt_ok("rf(c;a@b", 8));	/* type not an atom */
+	char orcpt[DSN_ORCPT_MAX + 2];
+	memcpy(orcpt, "rfc822;", 7);
+	memset(orcpt + 7, 'a', sizeof(orcpt) - 7);
+	assert_true(dsn_orcpt_ok(orcpt, DSN_ORCPT_MAX));
+	assert_false(dsn_orcpt_ok(orcpt, DSN_ORCPT_MAX + 1));
+}
+
+static void
+test_dsn_notify_parse_and_format(void **state)
+{
+	unsigned n = 0;
+	char out[64];
+
+	assert_int_equal(dsn_notify_parse("success,Failure", 15, &n), 0);
+	assert_int_equal(n, DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE);
+	assert_int_equal(dsn_notify_parse("NEVER", 5, &n), 0);
+	assert_int_equal(n, DSN_NOTIFY_NEVER);
+	assert_int_equal(dsn_notify_parse("DELAY", 5, &n), 0);
+	assert_int_equal(n, DSN_NOTIFY_DELAY);
+	assert_int_equal(dsn_notify_parse("NEVER,SUCCESS", 13, &n), -1);
+	assert_int_equal(dsn_notify_parse("SUCCESS,", 8, &n), -1);
+	assert_int_equal(dsn_notify_parse("", 0, &n), -1);
+	assert_int_equal(dsn_notify_parse("SOMETIMES", 9, &n), -1);
+
+	dsn_notify_format(DSN_NOTIFY_DELAY | DSN_NOTIFY_SUCCESS, out, sizeof(out));
+	assert_string_equal(out, "SUCCESS,DELAY");
+	dsn_notify_format(DSN_NOTIFY_NEVER, out, sizeof(out));
+	assert_string_equal(out, "NEVER");
+	dsn_notify_format(0, out, sizeof(out));
+	assert_string_equal(out, "");
+}
+
+static void
+test_dsn_xtext_decode_only_when_safe(void **state)
+{
+	char out[64];
+	assert_int_equal(dsn_xtext_decode("a+2Bb+3Dc", out, sizeof(out)), 0);
+	assert_string_equal(out, "a+b=c");
+	/* A CR LF would end the header field it is shown in. */
+	assert_int_equal(dsn_xtext_decode("a+0D+0AInjected: x", out, sizeof(out)), -1);
+	assert_int_equal(dsn_xtext_decode("toolong", out, 4), -1);
+}
+
+static void
+make_env(struct spool_env *env)
+{
+	memset(env, 0, sizeof(*env));
+	strcpy(env->id, "ABC123");
+	env->from = strdup("sender@example.test");
+	env->created = 1700000000;
+}
+
+static void
+test_dsn_params_passed_on(void **state)
+{
+	struct spool_env env;
+	char out[700];
+
+	make_env(&env);
+	spool_env_add_rcpt(&env, "plain@example.test");
+	spool_env_add_rcpt_dsn(&env, "both@example.test", DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE,
+	    "rfc822;orig+2Bx@example.test");
+	spool_env_add_rcpt_dsn(&env, "never@example.test", DSN_NOTIFY_NEVER, NULL);
+
+	dsn_mail_params(&env, out, sizeof(out));
+	assert_string_equal(out, "");
+	env.ret = DSN_RET_HDRS;
+	env.envid = strdup("QQ314159");
+	dsn_mail_params(&env, out, sizeof(out));
+	assert_string_equal(out, " RET=HDRS ENVID=QQ314159");
+	env.ret = DSN_RET_FULL;
+	dsn_mail_params(&env, out, sizeof(out));
+	assert_string_equal(out, " RET=FULL ENVID=QQ314159");
+	/* Too small for ENVID: it is left out whole, never cut. */
+	dsn_mail_params(&env, out, 16);
+	assert_string_equal(out, " RET=FULL");
+
+	dsn_rcpt_params(&env, 0, out, sizeof(out));
+	assert_string_equal(out, "");
+	dsn_rcpt_params(&env, 1, out, sizeof(out));
+	assert_string_equal(out, " NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;orig+2Bx@example.test");
+	dsn_rcpt_params(&env, 2, out, sizeof(out));
+	assert_string_equal(out, " NOTIFY=NEVER");
+	dsn_rcpt_params(&env, 3, out, sizeof(out));	/* no such recipient */
+	assert_string_equal(out, "");
+	spool_env_free(&env);
+}
+
+static void
+test_dsn_notify_decides_which_notices(void **state)
+{
+	struct spool_env env;
+
+	make_env(&env);
+	spool_env_add_rcpt(&env, "default@x");
+	spool_env_add_rcpt_dsn(&env, "never@x", DSN_NOTIFY_NEVER, NULL);
+	spool_env_add_rcpt_dsn(&env, "success@x", DSN_NOTIFY_SUCCESS, NULL);
+	spool_env_add_rcpt_dsn(&env, "failure@x", DSN_NOTIFY_FAILURE, NULL);
+	spool_env_add_rcpt_dsn(&env, "all@x", DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE |
+	    DSN_NOTIFY_DELAY, NULL);
+	/* default, never, success, failure, all */
+	const int failed[] = { 1, 0, 0, 1, 1 };
+	const int delayed[] = { 1, 0, 0, 0, 1 };
+	const int success[] = { 0, 0, 1, 0, 1 };
+	for (size_t i = 0; i < 5; i++) {
+		assert_int_equal(dsn_wanted(&env, i, DSN_ACTION_FAILED), failed[i]);
+		assert_int_equal(dsn_wanted(&env, i, DSN_ACTION_DELAYED), delayed[i]);
+		assert_int_equal(dsn_wanted(&env, i, DSN_ACTION_DELIVERED), success[i]);
+		assert_int_equal(dsn_wanted(&env, i, DSN_ACTION_RELAYED), success[i]);
+	}
+	spool_env_free(&env);
+	/* An envelope built without the DSN arrays: as if nothing was given. */
+	char *rcpts[] = { "a@x" };
+	memset(&env, 0, sizeof(env));
+	env.rcpts = rcpts;
+	env.nrcpts = 1;
+	assert_true(dsn_wanted(&env, 0, DSN_ACTION_FAILED));
+	assert_false(dsn_wanted(&env, 0, DSN_ACTION_DELIVERED));
+}
+
+/* A spooled message's content in a file, as dsn_build reads it. */
+static int
+content_fd(const char *content)
+{
+	char path[] = "/tmp/mxd-dsn-test.XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+	return fd;
+}
+
+static const char *const CONTENT =
+    "Subject: the original\r\nMessage-ID: <orig@example.test>\r\n\r\nthe body line\r\n";
+
+static void
+build(struct buf *out, struct spool_env *env, const struct dsn_rcpt *r, size_t n)
+{
+	int fd = content_fd(CONTENT);
+	env->size = strlen(CONTENT);
+	buf_init(out);
+	dsn_build(out, "mx.example.test", env, r, n, fd, 0);
+	close(fd);
+	for (size_t i = 0; i < out->len; i++)
+		if (out->data[i] == '\n')
+			assert_true(i > 0 && out->data[i - 1] == '\r');
+}
+
+static void
+test_dsn_failure_quotes_envid_and_orcpt_decoded(void **state)
+{
+	struct spool_env env;
+	struct buf out;
+
+	make_env(&env);
+	env.envid = strdup("QQ+2B314159");
+	spool_env_add_rcpt_dsn(&env, "gone@example.test", DSN_NOTIFY_FAILURE,
+	    "rfc822;first+2Blast@example.org");
+	struct dsn_rcpt r = { "gone@example.test", "5.1.1", "sink.example.test",
+	    "550 5.1.1 no such user", DSN_ACTION_FAILED, env.orcpt[0] };
+	build(&out, &env, &r, 1);
+	assert_non_null(strstr(out.data, "Original-Envelope-Id: QQ+314159\r\n"));
+	assert_non_null(strstr(out.data, "\r\nOriginal-Recipient: rfc822; first+last@example.org\r\n"
+	    "Final-Recipient: rfc822; gone@example.test\r\nAction: failed\r\n"));
+	/* No RET: the headers come back, as always. */
+	assert_non_null(strstr(out.data, "Content-Type: text/rfc822-headers\r\n\r\n"
+	    "Subject: the original\r\nMessage-ID: <orig@example.test>\r\n"));
+	assert_null(strstr(out.data, "the body line"));
+	buf_free(&out);
+	spool_env_free(&env);
+}
+
+static void
+test_dsn_undecodable_values_stay_xtext(void **state)
+{
+	struct spool_env env;
+	struct buf out;
+
+	make_env(&env);
+	env.envid = strdup("a+0D+0AX-Injected:+20yes");
+	spool_env_add_rcpt_dsn(&env, "gone@example.test", 0, "rfc822;x+0A@example.org");
+	struct dsn_rcpt r = { "gone@example.test", "5.1.1", NULL, "550 5.1.1 no",
+	    DSN_ACTION_FAILED, env.orcpt[0] };
+	build(&out, &env, &r, 1);
+	assert_non_null(strstr(out.data, "Original-Envelope-Id: a+0D+0AX-Injected:+20yes\r\n"));
+	assert_non_null(strstr(out.data, "Original-Recipient: rfc822; x+0A@example.org\r\n"));
+	assert_null(strstr(out.data, "\r\nX-Injected"));
+	buf_free(&out);
+	spool_env_free(&env);
+}
+
+static void
+test_dsn_ret_full_returns_the_whole_message(void **state)
+{
+	struct spool_env env;
+	struct buf out;
+
+	make_env(&env);
+	env.ret = DSN_RET_FULL;
+	spool_env_add_rcpt(&env, "gone@example.test");
+	struct dsn_rcpt r = { "gone@example.test", "5.1.1", NULL, "550 5.1.1 no",
+	    DSN_ACTION_FAILED, NULL };
+	build(&out, &env, &r, 1);
+	assert_non_null(strstr(out.data, "Content-Type: message/rfc822\r\n\r\n"
+	    "Subject: the original\r\nMessage-ID: <orig@example.test>\r\n\r\nthe body line\r\n"));
+	assert_null(strstr(out.data, "text/rfc822-headers"));
+	buf_free(&out);
+
+	/* RET=FULL concerns failures: a delay notice returns the headers. */
+	r.action = DSN_ACTION_DELAYED;
+	r.status = "4.4.1";
+	build(&out, &env, &r, 1);
+	assert_non_null(strstr(out.data, "Action: delayed\r\n"));
+	assert_non_null(strstr(out.data, "text/rfc822-headers"));
+	assert_null(strstr(out.data, "the body line"));
+	buf_free(&out);
+
+	/* RET=HDRS: the headers only. */
+	env.ret = DSN_RET_HDRS;
+	r.action = DSN_ACTION_FAILED;
+	build(&out, &env, &r, 1);
+	assert_non_null(strstr(out.data, "text/rfc822-headers"));
+	assert_null(strstr(out.data, "the body line"));
+	buf_free(&out);
+	spool_env_free(&env);
+}
+
+static void
+test_dsn_success_notice_says_delivered_or_relayed(void **state)
+{
+	struct spool_env env;
+	struct buf out;
+
+	make_env(&env);
+	env.ret = DSN_RET_FULL;
+	spool_env_add_rcpt_dsn(&env, "box@example.test", DSN_NOTIFY_SUCCESS, NULL);
+	spool_env_add_rcpt_dsn(&env, "far@example.test", DSN_NOTIFY_SUCCESS, "rfc822;far@example.test");
+	struct dsn_rcpt r[2] = {
+		{ "box@example.test", "2.0.0", "localhost", "250 2.0.0 stored",
+		    DSN_ACTION_DELIVERED, NULL },
+		{ "far@example.test", "2.0.0", "next.example.test", "250 2.0.0 queued",
+		    DSN_ACTION_RELAYED, env.orcpt[1] },
+	};
+	build(&out, &env, r, 2);
+	assert_non_null(strstr(out.data, "Subject: Successful Mail Delivery Report\r\n"));
+	assert_non_null(strstr(out.data, "Final-Recipient: rfc822; box@example.test\r\n"
+	    "Action: delivered\r\nStatus: 2.0.0\r\n"));
+	assert_non_null(strstr(out.data, "Original-Recipient: rfc822; far@example.test\r\n"
+	    "Final-Recipient: rfc822; far@example.test\r\nAction: relayed\r\nStatus: 2.0.0\r\n"
+	    "Remote-MTA: dns; next.example.test\r\n"));
+	/* Never the whole message in a success notice, RET=FULL or not. */
+	assert_null(strstr(out.data, "the body line"));
+	assert_null(strstr(out.data, "Undelivered"));
+	buf_free(&out);
+	spool_env_free(&env);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dsn_quotes_every_reply_line),
 		cmocka_unit_test(test_dsn_status_from_reply),
+		cmocka_unit_test(test_dsn_xtext_envid_and_orcpt_syntax),
+		cmocka_unit_test(test_dsn_notify_parse_and_format),
+		cmocka_unit_test(test_dsn_xtext_decode_only_when_safe),
+		cmocka_unit_test(test_dsn_params_passed_on),
+		cmocka_unit_test(test_dsn_notify_decides_which_notices),
+		cmocka_unit_test(test_dsn_failure_quotes_envid_and_orcpt_decoded),
+		cmocka_unit_test(test_dsn_undecodable_values_stay_xtext),
+		cmocka_unit_test(test_dsn_ret_full_returns_the_whole_message),
+		cmocka_unit_test(test_dsn_success_notice_says_delivered_or_relayed),
 	};
 	return cmocka_run_group_tests_name("dsn", tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "smtp_parser.h"
+#include "spool.h"
 
 static void
 test_command_verbs_are_case_insensitive(void **state)
@@ -113,6 +114,111 @@ test_params_parse_and_reject(void **state)
 	assert_int_equal(smtp_parser_params("=x", p, SMTP_PARAMS_MAX), -1);
 	assert_int_equal(smtp_parser_params("A B C D E F G H I", p, SMTP_PARAMS_MAX), -1);
 	assert_int_equal(smtp_parser_params("", p, SMTP_PARAMS_MAX), 0);
+}
+
+/* Parse one command's parameters and run them through the DSN checks as
+ * the session does; returns the first non-zero result. */
+static int
+dsn_mail(const char *text, int *ret, const char **envid, struct smtp_param *p)
+{
+	int n = smtp_parser_params(text, p, SMTP_PARAMS_MAX);
+	assert_true(n > 0);
+	*ret = DSN_RET_NONE;
+	*envid = NULL;
+	for (int i = 0; i < n; i++) {
+		int rc = smtp_parser_dsn_mail(&p[i], ret, envid);
+		if (rc != 1)
+			return rc;
+	}
+	return 1;
+}
+
+static int
+dsn_rcpt(const char *text, unsigned *notify, const char **orcpt, struct smtp_param *p)
+{
+	int n = smtp_parser_params(text, p, SMTP_PARAMS_MAX);
+	assert_true(n > 0);
+	*notify = 0;
+	*orcpt = NULL;
+	for (int i = 0; i < n; i++) {
+		int rc = smtp_parser_dsn_rcpt(&p[i], notify, orcpt);
+		if (rc != 1)
+			return rc;
+	}
+	return 1;
+}
+
+static void
+test_mail_dsn_parameters_ret_and_envid(void **state)
+{
+	struct smtp_param p[SMTP_PARAMS_MAX];
+	const char *envid;
+	int ret;
+
+	assert_int_equal(dsn_mail("RET=hdrs ENVID=QQ+2B314159", &ret, &envid, p), 1);
+	assert_int_equal(ret, DSN_RET_HDRS);
+	assert_string_equal(envid, "QQ+2B314159");	/* case kept: it is the sender's */
+	assert_int_equal(dsn_mail("RET=FULL", &ret, &envid, p), 1);
+	assert_int_equal(ret, DSN_RET_FULL);
+	assert_null(envid);
+
+	assert_int_equal(dsn_mail("RET=FULL RET=HDRS", &ret, &envid, p), SMTP_PARSE_DUPLICATE);
+	assert_int_equal(dsn_mail("ENVID=a ENVID=a", &ret, &envid, p), SMTP_PARSE_DUPLICATE);
+	assert_int_equal(dsn_mail("RET=ALL", &ret, &envid, p), SMTP_PARSE_SYNTAX);
+	assert_int_equal(dsn_mail("RET", &ret, &envid, p), SMTP_PARSE_SYNTAX);
+	assert_int_equal(dsn_mail("ENVID", &ret, &envid, p), SMTP_PARSE_SYNTAX);
+	assert_int_equal(dsn_mail("ENVID=a+2g", &ret, &envid, p), SMTP_PARSE_SYNTAX);
+	assert_int_equal(dsn_mail("ENVID=a=b", &ret, &envid, p), SMTP_PARSE_SYNTAX);
+	/* Not a DSN parameter: left to the caller. */
+	assert_int_equal(dsn_mail("SIZE=10", &ret, &envid, p), 0);
+
+	char text[160] = "ENVID=";
+	memset(text + 6, 'e', DSN_ENVID_MAX);
+	assert_int_equal(dsn_mail(text, &ret, &envid, p), 1);
+	strcat(text, "e");	/* 101 characters */
+	assert_int_equal(dsn_mail(text, &ret, &envid, p), SMTP_PARSE_SYNTAX);
+}
+
+static void
+test_rcpt_dsn_parameters_notify_and_orcpt(void **state)
+{
+	struct smtp_param p[SMTP_PARAMS_MAX];
+	const char *orcpt;
+	unsigned notify;
+
+	assert_int_equal(dsn_rcpt("NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a+2Bb@example.org",
+	    &notify, &orcpt, p), 1);
+	assert_int_equal(notify, DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE);
+	assert_string_equal(orcpt, "rfc822;a+2Bb@example.org");
+	assert_int_equal(dsn_rcpt("notify=never", &notify, &orcpt, p), 1);
+	assert_int_equal(notify, DSN_NOTIFY_NEVER);
+	assert_int_equal(dsn_rcpt("NOTIFY=DELAY,SUCCESS", &notify, &orcpt, p), 1);
+	assert_int_equal(notify, DSN_NOTIFY_DELAY | DSN_NOTIFY_SUCCESS);
+
+	assert_int_equal(dsn_rcpt("NOTIFY=NEVER,FAILURE", &notify, &orcpt, p), SMTP_PARSE_SYNTAX);
+	assert_int_equal(dsn_rcpt("NOTIFY=SOMETIMES", &notify, &orcpt, p), SMTP_PARSE_SYNTAX);
+	assert_int_equal(dsn_rcpt("NOTIFY=SUCCESS,,DELAY", &notify, &orcpt, p), SMTP_PARSE_SYNTAX);
+	assert_int_equal(dsn_rcpt("NOTIFY", &notify, &orcpt, p), SMTP_PARSE_SYNTAX);
+	assert_int_equal(dsn_rcpt("NOTIFY=DELAY NOTIFY=DELAY", &notify, &orcpt, p),
+	    SMTP_PARSE_DUPLICATE);
+	assert_int_equal(dsn_rcpt("ORCPT=rfc822;a@b ORCPT=rfc822;a@b", &notify, &orcpt, p),
+	    SMTP_PARSE_DUPLICATE);
+	assert_int_equal(dsn_rcpt("ORCPT=a@b", &notify, &orcpt, p), SMTP_PARSE_SYNTAX);
+	assert_int_equal(dsn_rcpt("ORCPT=rfc822;a+zz@b", &notify, &orcpt, p), SMTP_PARSE_SYNTAX);
+	assert_int_equal(dsn_rcpt("FOO=1", &notify, &orcpt, p), 0);
+
+	/* ORCPT up to 500 characters, and past that refused by name (the
+	 * parameter parser holds it, so the reply can say which one). */
+	char text[SMTP_LINE_MAX];
+	strcpy(text, "ORCPT=rfc822;");
+	size_t at = strlen(text);
+	memset(text + at, 'o', DSN_ORCPT_MAX - 7);
+	text[at + DSN_ORCPT_MAX - 7] = '\0';
+	assert_int_equal(dsn_rcpt(text, &notify, &orcpt, p), 1);
+	assert_int_equal(strlen(orcpt), DSN_ORCPT_MAX);
+	strcat(text, "o");
+	assert_int_equal(dsn_rcpt(text, &notify, &orcpt, p), SMTP_PARSE_SYNTAX);
+	assert_string_equal(p[0].key, "ORCPT");
 }
 
 /* Feed a whole DATA stream at once and byte by byte: both must agree. */
@@ -286,6 +392,8 @@ main(void)
 		cmocka_unit_test(test_path_rejects_malformed),
 		cmocka_unit_test(test_path_too_long_and_utf8),
 		cmocka_unit_test(test_params_parse_and_reject),
+		cmocka_unit_test(test_mail_dsn_parameters_ret_and_envid),
+		cmocka_unit_test(test_rcpt_dsn_parameters_notify_and_orcpt),
 		cmocka_unit_test(test_data_ends_only_at_crlf_dot_crlf),
 		cmocka_unit_test(test_data_unstuffs_leading_dots),
 		cmocka_unit_test(test_data_empty_message),

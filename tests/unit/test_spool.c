@@ -202,6 +202,228 @@ test_spool_parse_env_rejects_garbage(void **state)
 }
 
 static void
+make_dsn_env(struct spool_env *env)
+{
+	memset(env, 0, sizeof(*env));
+	spool_new_id(env->id, sizeof(env->id));
+	env->created = 1700000000;
+	env->from = strdup("sender@example.org");
+	env->envid = strdup("QQ+2B314159");
+	env->ret = DSN_RET_HDRS;
+	spool_env_add_rcpt(env, "plain@example.test");
+	spool_env_add_rcpt_dsn(env, "both@example.test", DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE,
+	    "rfc822;orig+2Bx@example.org");
+	spool_env_add_rcpt_dsn(env, "never@example.test", DSN_NOTIFY_NEVER, NULL);
+	spool_env_add_rcpt_dsn(env, "orcpt@example.test", 0, "utf-8;o@example.org");
+}
+
+static void
+test_spool_round_trip_keeps_dsn_parameters(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_env env, back;
+	int fd;
+	off_t off;
+
+	make_dsn_env(&env);
+	write_message(f->sp, &env, "Subject: dsn\r\n\r\nbody\r\n");
+	assert_int_equal(spool_read(f->sp, env.id, &back, &fd, &off), 0);
+	assert_string_equal(back.envid, "QQ+2B314159");
+	assert_int_equal(back.ret, DSN_RET_HDRS);
+	assert_int_equal(back.nrcpts, 4);
+	assert_string_equal(back.rcpts[3], "orcpt@example.test");
+	assert_int_equal(spool_env_notify(&back, 0), 0);
+	assert_int_equal(spool_env_notify(&back, 1), DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE);
+	assert_int_equal(spool_env_notify(&back, 2), DSN_NOTIFY_NEVER);
+	assert_int_equal(spool_env_notify(&back, 3), 0);
+	assert_null(spool_env_orcpt(&back, 0));
+	assert_string_equal(spool_env_orcpt(&back, 1), "rfc822;orig+2Bx@example.org");
+	assert_null(spool_env_orcpt(&back, 2));
+	assert_string_equal(spool_env_orcpt(&back, 3), "utf-8;o@example.org");
+	close(fd);
+	spool_env_free(&back);
+	spool_env_free(&env);
+}
+
+/* A queue file written before mxd knew DSN parameters, byte for byte. */
+static const char LEGACY_ENV[] =
+    "MXSPOOL1\n"
+    "id %s\n"
+    "created 1700000000\n"
+    "from <old@example.org>\n"
+    "rcpt <a@example.test>\n"
+    "rcpt <b@example.test>\n"
+    "flags requiretls=0 smtputf8=1 body8bit=1\n"
+    "size 00000000000000000011\n"
+    "\n"
+    "legacy\r\nmsg";
+
+static void
+test_spool_reads_files_from_before_dsn(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_env back;
+	char id[SPOOL_ID_MAX], path[256];
+	int fd;
+	off_t off;
+
+	spool_new_id(id, sizeof(id));
+	snprintf(path, sizeof(path), "%s/queue/%s", f->dir, id);
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	fprintf(fp, LEGACY_ENV, id);
+	fclose(fp);
+	assert_int_equal(spool_read(f->sp, id, &back, &fd, &off), 0);
+	assert_string_equal(back.from, "old@example.org");
+	assert_int_equal(back.nrcpts, 2);
+	assert_int_equal(back.smtputf8, 1);
+	assert_null(back.envid);
+	assert_int_equal(back.ret, DSN_RET_NONE);
+	assert_int_equal(spool_env_notify(&back, 1), 0);
+	assert_null(spool_env_orcpt(&back, 1));
+	char buf[32];
+	assert_int_equal(pread(fd, buf, sizeof(buf), off), 11);
+	assert_memory_equal(buf, "legacy\r\nmsg", 11);
+	close(fd);
+	spool_env_free(&back);
+}
+
+static void
+test_spool_without_dsn_writes_the_old_format(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_env env;
+	char path[256], got[512], want[512];
+
+	memset(&env, 0, sizeof(env));
+	spool_new_id(env.id, sizeof(env.id));
+	env.created = 1700000000;
+	env.from = strdup("old@example.org");
+	env.smtputf8 = env.body8bit = 1;
+	spool_env_add_rcpt(&env, "a@example.test");
+	spool_env_add_rcpt(&env, "b@example.test");
+	write_message(f->sp, &env, "legacy\r\nmsg");
+	snprintf(path, sizeof(path), "%s/queue/%s", f->dir, env.id);
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	ssize_t n = read(fd, got, sizeof(got) - 1);
+	close(fd);
+	assert_true(n > 0);
+	got[n] = '\0';
+	/* Older mxd (a downgrade) still reads what this one writes then. */
+	snprintf(want, sizeof(want), LEGACY_ENV, env.id);
+	assert_string_equal(got, want);
+	spool_env_free(&env);
+}
+
+static void
+test_spool_keep_drops_recipients_with_their_dsn_fields(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_env env, back, back2;
+	int fd, fd2;
+	off_t off, off2;
+
+	make_dsn_env(&env);
+	write_message(f->sp, &env, "content\r\n");
+	assert_int_equal(spool_read(f->sp, env.id, &back, &fd, &off), 0);
+	const int keep[] = { 0, 1, 0, 1 };
+	spool_env_keep(&back, keep);
+	assert_int_equal(back.nrcpts, 2);
+	assert_string_equal(back.rcpts[0], "both@example.test");
+	assert_int_equal(spool_env_notify(&back, 0), DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE);
+	assert_string_equal(spool_env_orcpt(&back, 0), "rfc822;orig+2Bx@example.org");
+	assert_string_equal(back.rcpts[1], "orcpt@example.test");
+	assert_int_equal(spool_env_notify(&back, 1), 0);
+	assert_string_equal(spool_env_orcpt(&back, 1), "utf-8;o@example.org");
+	/* A partial delivery's rewrite keeps them on disk. */
+	assert_int_equal(spool_rewrite(f->sp, &back, fd, off), 0);
+	close(fd);
+	assert_int_equal(spool_read(f->sp, env.id, &back2, &fd2, &off2), 0);
+	assert_int_equal(back2.nrcpts, 2);
+	assert_string_equal(back2.envid, "QQ+2B314159");
+	assert_int_equal(back2.ret, DSN_RET_HDRS);
+	assert_int_equal(spool_env_notify(&back2, 0), DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE);
+	assert_string_equal(spool_env_orcpt(&back2, 1), "utf-8;o@example.org");
+	close(fd2);
+	spool_env_free(&back);
+	spool_env_free(&back2);
+
+	/* Keeping nobody, and an envelope without DSN arrays, work too. */
+	char *r0 = strdup("x@y");
+	struct spool_env bare;
+	memset(&bare, 0, sizeof(bare));
+	bare.rcpts = calloc(1, sizeof(char *));
+	bare.rcpts[0] = r0;
+	bare.nrcpts = 1;
+	const int none[] = { 0 };
+	spool_env_keep(&bare, none);
+	assert_int_equal(bare.nrcpts, 0);
+	spool_env_free(&bare);
+	spool_env_free(&env);
+}
+
+static void
+test_spool_many_recipients_with_orcpt_read_back(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_env env, back;
+	char rcpt[64], orcpt[DSN_ORCPT_MAX + 1];
+	int fd;
+	off_t off;
+
+	memset(&env, 0, sizeof(env));
+	spool_new_id(env.id, sizeof(env.id));
+	env.from = strdup("s@example.org");
+	/* Far past the first 16 KiB read of the header. */
+	for (int i = 0; i < 200; i++) {
+		snprintf(rcpt, sizeof(rcpt), "r%d@example.test", i);
+		snprintf(orcpt, sizeof(orcpt), "rfc822;%0490d", i);
+		spool_env_add_rcpt_dsn(&env, rcpt, DSN_NOTIFY_FAILURE, orcpt);
+	}
+	write_message(f->sp, &env, "x\r\n");
+	assert_int_equal(spool_read(f->sp, env.id, &back, &fd, &off), 0);
+	assert_int_equal(back.nrcpts, 200);
+	assert_string_equal(spool_env_orcpt(&back, 199), env.orcpt[199]);
+	close(fd);
+	spool_env_free(&back);
+	spool_env_free(&env);
+}
+
+static void
+test_spool_parse_env_rejects_bad_dsn_lines(void **state)
+{
+	struct spool_env env;
+	const char *head = "MXSPOOL1\nid x\ncreated 1\nfrom <>\n";
+	const char *tail = "flags requiretls=0 smtputf8=0 body8bit=0\nsize 00000000000000000001\n\n";
+	const char *mid[] = {
+		"envid a b\nrcpt <a@b>\n",
+		"envid \nrcpt <a@b>\n",
+		"ret SOME\nrcpt <a@b>\n",
+		"rcpt <a@b>\nnotify NEVER,SUCCESS\n",
+		"rcpt <a@b>\nnotify \n",
+		"rcpt <a@b>\norcpt rfc822\n",
+		"rcpt <a@b>\norcpt rfc822;a\rb\n",
+		"rcpt <a@b>\norcpt rfc822;a=b\n",
+		"notify SUCCESS\nrcpt <a@b>\n",		/* before any recipient */
+	};
+	char doc[512];
+	for (size_t i = 0; i < sizeof(mid) / sizeof(mid[0]); i++) {
+		snprintf(doc, sizeof(doc), "%s%s%s", head, mid[i], tail);
+		assert_int_equal(spool_parse_env(doc, strlen(doc), &env), -1);
+	}
+	snprintf(doc, sizeof(doc), "%senvid abc\nret FULL\nrcpt <a@b>\nnotify DELAY\n"
+	    "orcpt rfc822;a@b\n%s", head, tail);
+	assert_int_equal(spool_parse_env(doc, strlen(doc), &env), (long)strlen(doc));
+	assert_string_equal(env.envid, "abc");
+	assert_int_equal(env.ret, DSN_RET_FULL);
+	assert_int_equal(env.notify[0], DSN_NOTIFY_DELAY);
+	spool_env_free(&env);
+	/* Cut inside the DSN lines: incomplete, not malformed. */
+	assert_int_equal(spool_parse_env(doc, strlen(head) + 6, &env), 0);
+}
+
+static void
 commit_cb(void *arg, int ok, const char *id)
 {
 	(*(int *)arg) += ok ? 1 : 1000;
@@ -256,6 +478,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_spool_rewrite_keeps_remaining_recipients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spool_parse_env_rejects_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit_publishes_every_message, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spool_round_trip_keeps_dsn_parameters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spool_reads_files_from_before_dsn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spool_without_dsn_writes_the_old_format, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spool_keep_drops_recipients_with_their_dsn_fields, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spool_many_recipients_with_orcpt_read_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spool_parse_env_rejects_bad_dsn_lines, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("spool", tests, NULL, NULL);
 }

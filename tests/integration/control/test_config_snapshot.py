@@ -123,3 +123,39 @@ class TlsPolicyTest(cptest.FleetTestCase):
 
 if __name__ == "__main__":
     cptest.main()
+
+
+class RouteSnapshotTest(cptest.FleetTestCase):
+    """Routes and TLS policies set with mailctl are applied by mxd's delivery
+    (docs/delivery.md): mail for a routed domain goes to the route's
+    transport, and a policy asking for TLS holds it back from a next hop
+    without STARTTLS."""
+
+    def test_route_and_policy_from_controld_are_applied(self):
+        c, m, sink = self.fleet(trusted_networks=["127.0.0.0/8"])
+        wait_for(lambda: c.metrics().get("controld_config_watchers") == 1, 15, interval=0.2,
+                 what="mxd watching the configuration")
+        hub = self.sink(name="hub")
+        # A transport mxd could not use is refused where the operator sees it.
+        r = self.mailctl(c, "route", "add", "--recipient-domain", "routed.test", "smtps:hub:25",
+                         check=False)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("transport: expected smtp:HOST[:PORT]", r.stderr)
+
+        self.mailctl(c, "route", "add", "--recipient-domain", "routed.test", hub.next_hop)
+        v = int(self.scalar("SELECT version FROM config_state"))
+        m.wait_event("reloaded", timeout=APPLY_WITHIN,
+                     pred=lambda rec: rec.get("config_version") == str(v))
+        smtp_send(m.host, m.port, "routed", rcpt="user@routed.test")
+        hub.wait_message(lambda x: x.rcpts == ["user@routed.test"], what="routed mail at the hub")
+
+        # encrypt for the hub's address: it offers no STARTTLS, so the next
+        # message waits in the queue with the reason.
+        self.mailctl(c, "policy", "set", hub.host, "encrypt")
+        v = int(self.scalar("SELECT version FROM config_state"))
+        m.wait_event("reloaded", timeout=APPLY_WITHIN,
+                     pred=lambda rec: rec.get("config_version") == str(v))
+        smtp_send(m.host, m.port, "held", rcpt="other@routed.test")
+        rec = m.wait_event("deferred", rcpt="<other@routed.test>", timeout=20)
+        self.assertIn(f"TLS policy encrypt for {hub.host}", rec["reply"])
+        self.assertEqual(len(hub.names()), 1)

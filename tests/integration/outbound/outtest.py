@@ -354,6 +354,87 @@ class FakeMx:
                 pass
 
 
+# ---------------------------------------------------------------- outcome records
+# mxd journals every outcome record (what controld would get) in
+# spool_dir/journal when it has a `control` section (mxd/uploader.c); no
+# controld needs to run for that. The records are serialized
+# mxfleet.v1.Outcome messages (proto/mxfleet.proto), decoded here with
+# Python code that /usr/bin/protoc generates (Debian's python3-protobuf).
+
+PROTO_DIR = os.path.join(SRC, "proto")
+_pb2 = None
+
+
+def outcome_pb2():
+    """The mxfleet_pb2 module, generated once per process into a temporary
+    directory."""
+    global _pb2
+    if _pb2 is None:
+        import importlib
+        import subprocess
+        gen = tempfile.mkdtemp(prefix="outtest-pb2-")
+        watch_dir(gen)
+        subprocess.run(["/usr/bin/protoc", f"-I{PROTO_DIR}", f"--python_out={gen}",
+                        os.path.join(PROTO_DIR, "mxfleet.proto")],
+                       check=True, capture_output=True, timeout=60)
+        sys.path.insert(0, gen)
+        _pb2 = importlib.import_module("mxfleet_pb2")
+    return _pb2
+
+
+def journal_control(tc):
+    """A `control` section for mxd's config that makes it journal its
+    outcome records although no controld exists: a self-signed client
+    certificate (made in tc's work directory) and a server address where
+    nothing listens (the uploader keeps retrying, harmlessly)."""
+    cert, key = tc.cert("control-client", cn=f"outtest-{uuid.uuid4().hex[:6]}.test")
+    host = pick_host()
+    return {"server": f"{host}:{free_port(host)}", "cert": cert, "key": key, "ca": cert}
+
+
+def journal_records(journal_dir):
+    """[(seq, data)] of the intact records in a journal directory, by the
+    on-disk format of mxd/journal.h: segments %016x.seg = "MXJSEG01" + base
+    seq u64, then records "MXJR" len u32 seq u64 crc32(data) u32
+    crc32(header[0..20)) u32 + data. Read while mxd runs: a record being
+    written (the tail) is left for the next read."""
+    import struct
+    import zlib
+    out = []
+    try:
+        names = sorted(n for n in os.listdir(journal_dir) if n.endswith(".seg"))
+    except FileNotFoundError:
+        return out
+    for name in names:
+        with open(os.path.join(journal_dir, name), "rb") as f:
+            data = f.read()
+        if data[:8] != b"MXJSEG01":
+            continue
+        off = 16
+        while off + 24 <= len(data):
+            magic, ln, seq, crc, hcrc = struct.unpack_from("<4sIQII", data, off)
+            if magic != b"MXJR" or zlib.crc32(data[off:off + 20]) != hcrc:
+                break
+            body = data[off + 24:off + 24 + ln]
+            if len(body) < ln or zlib.crc32(body) != crc:
+                break
+            out.append((seq, body))
+            off += 24 + ln
+    return sorted(out)
+
+
+def journal_outcomes(spool_dir):
+    """The Outcome messages mxd journaled so far, in seq order (each with
+    its journal seq set)."""
+    pb2 = outcome_pb2()
+    out = []
+    for seq, body in journal_records(os.path.join(spool_dir, "journal")):
+        o = pb2.Outcome.FromString(body)
+        o.seq = seq
+        out.append(o)
+    return out
+
+
 # ---------------------------------------------------------------- the test case
 
 class OutboundTestCase(mxtest.MxTestCase):

@@ -18,6 +18,7 @@ Expired certificate: `openssl x509 -req -days -1` gives notAfter a day
 before notBefore (= now), so the certificate is expired, not "not yet valid".
 """
 
+import fcntl
 import http.server
 import os
 import shutil
@@ -474,6 +475,70 @@ class MtaStsTest(outtest.OutboundTestCase):
         self.assertEqual(len(fetched), 1, f"policy fetched more than once: {fetched}")
         self.assertEqual(len(srv.requests), 1, srv.requests)
 
+
+    # -- refresh and the check before a return (RFC 8461 10.2)
+
+    def set_sts_id(self, dom, new_id):
+        """Replace the domain's _mta-sts TXT record (a new policy id)."""
+        with self.dns.lock, open(self.dns.t.p("lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self.dns.t = outtest.dnstest.DnsTest(self.dns.dir)
+            self.dns.t.delete(f"_mta-sts.{dom}.", "TXT")
+            self.dns.t.add([f'_mta-sts.{dom}. TXT "v=STSv1; id={new_id};"'])
+
+    def test_cached_policy_refreshed_before_it_expires(self):
+        dom, srv = self.sts_domain("stsrefresh", body=None)
+        srv.policies[dom] = (200, "text/plain", policy_text("enforce", [f"*.{dom}"], max_age=6))
+        (host,) = self.mx_hosts(dom, ["mx"])
+        fake = self.good_mx(host, f"mx.{dom}")
+        m, _ = self.outbound_mxd(delivery={"sts_port": self.sts_port, "ca_file": self.pki.ca,
+                                           "sts_refresh_interval": 1})
+        rcpt, _ = self.send_one(m, dom)
+        m.wait_event("delivered", rcpt=f"<{rcpt}>", timeout=20)
+        self.assertEqual(len(srv.requests), 1)
+        # No mail for it, yet past half its max_age the policy is fetched again.
+        rec = m.wait_event("sts_refresh", domain=dom, timeout=15)
+        self.assertEqual((rec["result"], rec["id"]), ("ok", STS_ID), rec)
+        self.assertGreaterEqual(len(srv.requests), 2)
+        self.assertEqual(len(fake.messages), 1)
+
+    def test_return_waits_while_a_changed_policy_cannot_be_fetched(self):
+        """Enforce leaves no usable MX until max_age; then the domain
+        publishes a new policy id whose policy can not be fetched: the
+        message is not returned under the old policy. Once the new policy
+        can be fetched (and allows the MX), it is delivered."""
+        dom, srv = self.sts_domain("stshold", mx=["nomatch.{dom}"])
+        (host,) = self.mx_hosts(dom, ["mx"])
+        fake = self.good_mx(host, f"mx.{dom}")
+        m, local = self.outbound_mxd(delivery={"sts_port": self.sts_port, "ca_file": self.pki.ca,
+                                               "max_age": 4})
+        rcpt, data = self.send_one(m, dom)
+        m.wait_event("deferred", rcpt=f"<{rcpt}>", timeout=20)
+        srv.policies[dom] = (404, "text/plain", b"gone\n")
+        self.set_sts_id(dom, "20990101T000000")
+        rec = m.wait_event("sts_recheck", domain=dom, result="fetch_failed", timeout=20)
+        self.assertEqual((rec["applied_id"], rec["dns_id"]), (STS_ID, "20990101T000000"), rec)
+        m.wait_event("deferred", rcpt=f"<{rcpt}>", timeout=10,
+                     pred=lambda r: int(r["attempts"]) >= 4)
+        self.assertEqual(m.events("bounced", rcpt=f"<{rcpt}>"), [])
+        self.assertEqual(m.events("expired", rcpt=f"<{rcpt}>"), [])
+        self.assertNoMail(local)
+        srv.policies[dom] = (200, "text/plain", policy_text("enforce", [f"*.{dom}"]))
+        self.got_over_tls(fake, rcpt, data)
+        m.wait_event("delivered", rcpt=f"<{rcpt}>", timeout=10)
+
+    def test_unchanged_policy_is_rechecked_then_the_message_returned(self):
+        dom, srv = self.sts_domain("stsunchanged", mx=["nomatch.{dom}"])
+        (host,) = self.mx_hosts(dom, ["mx"])
+        fake = self.good_mx(host, f"mx.{dom}")
+        m, local = self.outbound_mxd(delivery={"sts_port": self.sts_port, "ca_file": self.pki.ca,
+                                               "max_age": 3})
+        rcpt, _ = self.send_one(m, dom)
+        rec = m.wait_event("sts_recheck", domain=dom, timeout=20)
+        self.assertEqual((rec["result"], rec["applied_id"]), ("unchanged", STS_ID), rec)
+        m.wait_event("expired", rcpt=f"<{rcpt}>", timeout=10)
+        _, dsn = self.wait_dsn(local)
+        self.assertNoDeliveryAt(fake)
 
     # -- REQUIRETLS (RFC 8689) under an enforced policy
 

@@ -1,0 +1,349 @@
+/* The queue-control socket of the delivery process: spool_dir/queue.sock,
+ * where an operator (mxd -c FILE queue ..., later controld) lists the queue,
+ * makes messages due now and drops them (docs/mxd.md#queue-control).
+ *
+ * The delivery process is single-threaded and owns the queue, so requests
+ * are answered from its loop, one connection at a time, one request per
+ * connection. A connection gets DELIVER_QUEUE_TIMEOUT_MS in all to send its
+ * line and read the answer: a stalled client delays delivery by at most
+ * that. Only root and mxd's own user may connect: the socket is 0600 inside
+ * the 0700 spool, and the peer's uid is checked as well. */
+#include "deliver_int.h"
+#include "buf.h"
+#include "log.h"
+#include "queue_cmd.h"
+#include "timeutil.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define DELIVER_QUEUE_TIMEOUT_MS	2000
+#define DELIVER_QUEUE_ACCEPT_MAX	8	/* connections per wake-up */
+#define DELIVER_QUEUE_ADDR_MAX		1000	/* bytes of an address shown */
+
+typedef void (*deliver_queue_fn)(struct deliver *, const struct queue_cmd *, struct buf *);
+
+static void
+deliver_queue_warn(const struct deliver *d, const char *reason)
+{
+	log_warnx("event=queue_control_unavailable path=%s/%s reason=\"%s\" effect=no_queue_control",
+	    spool_dir(d->sp), QUEUE_CMD_SOCK, reason);
+}
+
+/* Does a process listen on the socket at sun? Then it is not stale. */
+static int
+deliver_queue_in_use(const struct sockaddr_un *sun)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	int rc = connect(fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0;
+	close(fd);
+	return rc;
+}
+
+void
+deliver_queue_open(struct deliver *d)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	char why[300];
+
+	d->qctl_fd = -1;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if ((size_t)snprintf(d->qctl_path, sizeof(d->qctl_path), "%s/%s", spool_dir(d->sp),
+	    QUEUE_CMD_SOCK) >= sizeof(d->qctl_path) ||
+	    strlen(d->qctl_path) >= sizeof(sun.sun_path)) {
+		d->qctl_path[0] = '\0';
+		deliver_queue_warn(d, "path too long for a unix socket");
+		return;
+	}
+	memcpy(sun.sun_path, d->qctl_path, strlen(d->qctl_path) + 1);
+	/* What a delivery process that died (or a crashed mxd) left behind is
+	 * removed; anything else at the path is not ours to remove. */
+	if (lstat(d->qctl_path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			deliver_queue_warn(d, "a file that is not a socket is in the way");
+			d->qctl_path[0] = '\0';
+			return;
+		}
+		if (deliver_queue_in_use(&sun)) {
+			deliver_queue_warn(d, "another process listens on it (a second mxd on this spool?)");
+			d->qctl_path[0] = '\0';
+			return;
+		}
+		unlink(d->qctl_path);
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(why, sizeof(why), "socket: %s", strerror(errno));
+		deliver_queue_warn(d, why);
+		d->qctl_path[0] = '\0';
+		return;
+	}
+	/* 0600 from the first moment: bind creates the node under the umask. */
+	mode_t old = umask(0177);
+	int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (rc < 0 || listen(fd, 16) < 0) {
+		snprintf(why, sizeof(why), "%s: %s", rc < 0 ? "bind" : "listen", strerror(errno));
+		deliver_queue_warn(d, why);
+		if (rc == 0)
+			unlink(d->qctl_path);
+		close(fd);
+		d->qctl_path[0] = '\0';
+		return;
+	}
+	d->qctl_fd = fd;
+	log_info("event=queue_control_listening path=%s", d->qctl_path);
+}
+
+void
+deliver_queue_close(struct deliver *d)
+{
+	if (d->qctl_fd < 0)
+		return;
+	close(d->qctl_fd);
+	d->qctl_fd = -1;
+	unlink(d->qctl_path);
+}
+
+/* ---- requests: checked by queue_cmd_parse, acted on here ---- */
+
+static void
+deliver_queue_list_one(struct deliver *d, const struct deliver_entry *e, time_t now,
+    struct buf *out)
+{
+	struct spool_env env;
+	int fd;
+	off_t off;
+	char q[LOG_QUOTE_SIZE(DELIVER_QUEUE_ADDR_MAX)];
+
+	int rc = spool_read(d->sp, e->id, &env, &fd, &off);
+	if (rc == -1 && errno == ENOENT)
+		return;	/* gone since; the loop forgets it on its next attempt */
+	buf_printf(out, "MSG id=%s", e->id);
+	if (rc == 0)
+		buf_printf(out, " created=%lld age=%lld", (long long)env.created,
+		    (long long)(now - env.created));
+	buf_printf(out, " attempts=%d next=%lld", e->attempts,
+	    (long long)(e->due > now ? e->due : now));
+	if (rc == 0) {
+		buf_printf(out, " from=%s", log_quote(q, sizeof(q), env.from, strlen(env.from),
+		    DELIVER_QUEUE_ADDR_MAX));
+		for (size_t i = 0; i < env.nrcpts; i++)
+			buf_printf(out, " rcpt=%s", log_quote(q, sizeof(q), env.rcpts[i],
+			    strlen(env.rcpts[i]), DELIVER_QUEUE_ADDR_MAX));
+		close(fd);
+		spool_env_free(&env);
+	} else
+		buf_printf(out, " error=\"%s\"", rc == -2 ? "corrupt envelope" : "envelope unreadable");
+	if (e->last_reply[0] != '\0')
+		buf_printf(out, " last_reply=%s", log_quote(q, sizeof(q), e->last_reply,
+		    strlen(e->last_reply), sizeof(e->last_reply)));
+	buf_appendc(out, '\n');
+}
+
+static void
+deliver_queue_list(struct deliver *d, const struct queue_cmd *cmd, struct buf *out)
+{
+	time_t now = time(NULL);
+	for (size_t i = 0; i < d->nq; i++)
+		deliver_queue_list_one(d, &d->q[i], now, out);
+	buf_printf(out, "OK %zu messages\n", d->nq);
+}
+
+/* Due now, and no memory of a hop being down: the retry really connects. */
+static void
+deliver_queue_retry(struct deliver *d, const struct queue_cmd *cmd, struct buf *out)
+{
+	struct deliver_entry *e = deliver_find(d, cmd->id);
+	if (e == NULL) {
+		buf_printf(out, "ERR no such message: %s\n", cmd->id);
+		return;
+	}
+	e->due = 0;
+	d->ndown = 0;
+	log_info("event=retry_requested id=%s by=queue-control", e->id);
+	buf_printf(out, "OK retry scheduled: %s\n", e->id);
+}
+
+static void
+deliver_queue_retry_all(struct deliver *d, const struct queue_cmd *cmd, struct buf *out)
+{
+	for (size_t i = 0; i < d->nq; i++)
+		d->q[i].due = 0;
+	d->ndown = 0;
+	log_info("event=retry_requested id=all messages=%zu by=queue-control", d->nq);
+	buf_printf(out, "OK retry scheduled: %zu messages\n", d->nq);
+}
+
+/* Like postsuper -d: gone from the queue and the spool, no DSN. */
+static void
+deliver_queue_drop(struct deliver *d, const struct queue_cmd *cmd, struct buf *out)
+{
+	struct deliver_entry *e = deliver_find(d, cmd->id);
+	if (e == NULL) {
+		buf_printf(out, "ERR no such message: %s\n", cmd->id);
+		return;
+	}
+	if (spool_remove(d->sp, e->id) < 0 && errno != ENOENT) {
+		log_warn("event=spool_error op=remove id=%s by=queue-control", e->id);
+		buf_printf(out, "ERR cannot remove %s: %s\n", e->id, strerror(errno));
+		return;
+	}
+	log_info("event=dropped id=%s attempts=%d by=queue-control", e->id, e->attempts);
+	buf_printf(out, "OK dropped: %s\n", e->id);
+	deliver_drop(d, e);
+}
+
+static const deliver_queue_fn deliver_queue_table[QUEUE_CMD_NVERBS] = {
+	[QUEUE_CMD_LIST] = deliver_queue_list,
+	[QUEUE_CMD_RETRY] = deliver_queue_retry,
+	[QUEUE_CMD_RETRY_ALL] = deliver_queue_retry_all,
+	[QUEUE_CMD_DROP] = deliver_queue_drop,
+};
+
+/* ---- one connection ---- */
+
+static int
+deliver_queue_wait(int fd, short events, uint64_t deadline)
+{
+	for (;;) {
+		uint64_t now = timeutil_mono_ms();
+		if (now >= deadline)
+			return -1;
+		struct pollfd p = { fd, events, 0 };
+		int n = poll(&p, 1, (int)(deadline - now));
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+/* The request line: its length, -1 on timeout or a silent close, -2 when
+ * QUEUE_CMD_LINE_MAX bytes hold no line end. A last line without one (the
+ * client shut its side down) counts. */
+static ssize_t
+deliver_queue_read_line(int fd, char *line, size_t size, uint64_t deadline)
+{
+	size_t len = 0;
+	while (len < size) {
+		ssize_t n = recv(fd, line + len, size - len, 0);
+		if (n > 0) {
+			char *nl = memchr(line + len, '\n', (size_t)n);
+			len += (size_t)n;
+			if (nl)
+				return nl - line + 1;
+			continue;
+		}
+		if (n == 0)
+			return len > 0 ? (ssize_t)len : -1;
+		if (errno == EINTR)
+			continue;
+		if ((errno != EAGAIN && errno != EWOULDBLOCK) || deliver_queue_wait(fd, POLLIN, deadline) < 0)
+			return -1;
+	}
+	return -2;
+}
+
+static int
+deliver_queue_write(int fd, const char *p, size_t n, uint64_t deadline)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w > 0) {
+			p += w;
+			n -= (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno != EAGAIN && errno != EWOULDBLOCK))
+			return -1;
+		if (deliver_queue_wait(fd, POLLOUT, deadline) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Closing with unread input would make the client's next read fail with
+ * ECONNRESET instead of seeing the end of the answer: what it sent beyond
+ * the request line (an overlong line) is read and thrown away first. */
+static void
+deliver_queue_discard(int fd)
+{
+	char junk[4096];
+	shutdown(fd, SHUT_WR);
+	for (int i = 0; i < 16; i++)
+		if (recv(fd, junk, sizeof(junk), MSG_DONTWAIT) <= 0)
+			return;
+}
+
+/* Root and mxd's own user, the only ones the file mode lets in anyway. */
+static int
+deliver_queue_peer_ok(int fd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return 0;
+	return cr.uid == 0 || cr.uid == geteuid();
+}
+
+static void
+deliver_queue_conn(struct deliver *d, int fd)
+{
+	uint64_t deadline = timeutil_mono_ms() + DELIVER_QUEUE_TIMEOUT_MS;
+	char line[QUEUE_CMD_LINE_MAX];
+	struct queue_cmd cmd;
+	const char *err;
+	struct buf out;
+
+	buf_init(&out);
+	ssize_t n = deliver_queue_peer_ok(fd) ? deliver_queue_read_line(fd, line, sizeof(line), deadline) : -3;
+	if (n == -1) {
+		log_info("event=queue_control_no_request timeout_ms=%d", DELIVER_QUEUE_TIMEOUT_MS);
+		buf_free(&out);
+		return;
+	}
+	if (n == -3)
+		buf_appends(&out, "ERR permission denied\n");
+	else if (n == -2)
+		buf_appends(&out, "ERR line too long\n");
+	else if (queue_cmd_parse(line, (size_t)n, &cmd, &err) < 0)
+		buf_printf(&out, "ERR %s\n", err);
+	else
+		deliver_queue_table[cmd.verb](d, &cmd, &out);
+	if (deliver_queue_write(fd, out.data, out.len, deadline) < 0)
+		log_info("event=queue_control_timeout stage=answer bytes=%zu timeout_ms=%d", out.len,
+		    DELIVER_QUEUE_TIMEOUT_MS);
+	buf_free(&out);
+	deliver_queue_discard(fd);
+}
+
+void
+deliver_queue_serve(struct deliver *d)
+{
+	if (d->qctl_fd < 0)
+		return;
+	for (int i = 0; i < DELIVER_QUEUE_ACCEPT_MAX; i++) {
+		int fd = accept4(d->qctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			    errno != ECONNABORTED)
+				log_warn("event=queue_control_error op=accept");
+			return;
+		}
+		deliver_queue_conn(d, fd);
+		close(fd);
+	}
+}

@@ -1051,9 +1051,8 @@ deliver_set_level(struct deliver *d, const char *dest)
  * host: the password must not go anywhere else. -1 when the policy needs
  * DNS-based checks that a next hop does not have (dane-only). */
 static int
-deliver_hop_level(struct deliver *d, struct mxd_nexthop *nh, const char *hop)
+deliver_hop_level(struct deliver *d, struct mxd_nexthop *nh)
 {
-	(void)hop;
 	deliver_set_level(d, nh->is_unix ? NULL : nh->host);
 	if (nh->proto == MXD_NH_SUBMISSION && d->cur_level != MXD_TLS_ENCRYPT &&
 	    d->cur_level != MXD_TLS_SECURE) {
@@ -1232,7 +1231,7 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 			}
 		}
 		struct mxd_nexthop hnh = *nh;
-		if (deliver_hop_level(d, &hnh, hop) < 0) {
+		if (deliver_hop_level(d, &hnh) < 0) {
 			char text[600];
 			snprintf(text, sizeof(text), "451 4.7.5 TLS policy %s for %s can not be met by a "
 			    "next hop: it needs direct MX delivery", d->cur_level_mode, d->cur_level_dest);

@@ -216,16 +216,22 @@ class FakeMx:
 
     quit_delay: seconds to wait before answering QUIT.
     greeting: False makes it close every connection before saying anything.
+    pipelining: advertise PIPELINING (RFC 2920).
+    mail_refusal: a reply (its lines, without CRLF) to every MAIL, after
+      which it hangs up without reading or answering anything else: what a
+      big provider does to a blocklisted sender.
 
-    It takes mail (no PIPELINING) and keeps every message.
+    It answers one command at a time (also when it advertises PIPELINING)
+    and keeps every message.
     sessions: one dict per connection {"starttls": bool, "tls": version or
     None}; messages: (mail_from, [rcpts], data as received, unstuffed,
     tls version or None, MAIL FROM parameters)."""
 
     def __init__(self, host, port, name, tls="garbage", requiretls=False, quit_delay=0,
-                 greeting=True, tls1_only=False):
+                 greeting=True, tls1_only=False, pipelining=False, mail_refusal=None):
         self.host, self.port, self.name = host, port, name
         self.greeting = greeting
+        self.pipelining, self.mail_refusal = pipelining, mail_refusal
         self.tls, self.requiretls, self.quit_delay = tls, requiretls, quit_delay
         self.ctx = None
         if isinstance(tls, tuple):
@@ -261,7 +267,7 @@ class FakeMx:
             threading.Thread(target=self._session, args=(conn,), daemon=True).start()
 
     def _ehlo(self, tls_version):
-        lines = [self.name, "8BITMIME"]
+        lines = [self.name, "8BITMIME"] + (["PIPELINING"] if self.pipelining else [])
         if tls_version is None and self.tls is not None:
             lines.append("STARTTLS")
         elif self.requiretls:
@@ -312,6 +318,13 @@ class FakeMx:
                             conn.sendall(b"this is not a TLS record, sorry\r\n" * 4)
                     except OSError:
                         pass
+                    return
+                elif verb == "MAIL" and self.mail_refusal:
+                    n = len(self.mail_refusal)
+                    conn.sendall("".join(f"{x[:3]}{'-' if i < n - 1 else ' '}{x[4:]}\r\n"
+                                         for i, x in enumerate(self.mail_refusal)).encode())
+                    with self.lock:
+                        sess["refused_mail"] = cmd
                     return
                 elif verb == "MAIL":
                     m = re.match(r"MAIL FROM:<([^>]*)>(.*)$", cmd, flags=re.I)
@@ -473,10 +486,10 @@ class OutboundTestCase(mxtest.MxTestCase):
         return s
 
     def fake_mx(self, host, name, tls="garbage", requiretls=False, quit_delay=0, greeting=True,
-                tls1_only=False):
+                tls1_only=False, **kw):
         if tls is True:
             tls = self.cert(f"fake-{host}", cn=name)
-        fx = FakeMx(host, self.port, name, tls, requiretls, quit_delay, greeting, tls1_only)
+        fx = FakeMx(host, self.port, name, tls, requiretls, quit_delay, greeting, tls1_only, **kw)
         self.addCleanup(fx.stop)
         return fx
 

@@ -2,8 +2,9 @@
 """Direct MX delivery: which server gets the mail. A single MX gets the
 message unchanged; MX preference order; the backup MX when the preferred one
 does not answer; the next address of a host; the implicit MX (an A record
-only); equal preferences share the load; relaying stays refused for
-untrusted clients."""
+only); equal preferences share the load; a refusal of MAIL FROM followed by a
+hang-up is reported as that refusal; relaying stays refused for untrusted
+clients."""
 
 import os
 import socket
@@ -235,6 +236,49 @@ class MxRoutingTest(outtest.OutboundTestCase):
         counts = (len(sa.names()), len(sb.names()))
         self.assertEqual(sum(counts), n)
         self.assertTrue(all(counts), f"one of two equal-preference MX got all {n} messages: {counts}")
+
+    BLOCKED = ["550-5.7.1 Service unavailable, Client host [192.0.2.1] blocked",
+               "550 5.7.1 using a blocklist; see https://blocklist.example/lookup"]
+
+    def check_mail_refused_then_hangup(self, pipelining):
+        """shared/seeds/004: a provider that answers MAIL FROM with 550 and
+        closes the connection without answering RCPT or DATA. The message
+        is returned with that 550 (both lines) at once; it is not deferred
+        as a lost connection, and nobody else gets it."""
+        dom = unique_domain("blocked")
+        (host,) = pick_hosts(1, self.port)
+        self.dns.add([f"{dom}. MX 10 mx.{dom}.", f"mx.{dom}. A {host}"])
+        fake = self.fake_mx(host, name=f"mx.{dom}", tls=None, pipelining=pipelining,
+                            mail_refusal=self.BLOCKED)
+        m, local = self.outbound_mxd()
+        msg_id = uuid.uuid4().hex[:12]
+        rcpts = [f"a@{dom}", f"b@{dom}"]
+        self.send(m, rcpts, message(msg_id))
+
+        for r in rcpts:
+            rec = m.wait_event("bounced", rcpt=f"<{r}>", timeout=15)
+            for line in self.BLOCKED:
+                self.assertIn(line[4:], rec.get("reply", ""), f"not the MX's refusal: {rec}")
+        self.assertEqual(m.events("deferred"), [], "the 550 was taken for a lost connection")
+        self.assertEqual([s.get("refused_mail", "")[:10] for s in fake.sessions],
+                         ["MAIL FROM:"], "one session, ended by the refusal of MAIL")
+        self.assertEqual(fake.messages, [])
+
+        _, dsn = self.wait_dsn(local)
+        self.assertEqual([v.strip().lower() for v in dsn.field("action")], ["failed", "failed"])
+        self.assertEqual([v.strip() for v in dsn.field("status")], ["5.7.1", "5.7.1"])
+        diag = " ".join(dsn.field("diagnostic-code"))
+        for line in self.BLOCKED:
+            self.assertIn(line[4:], diag, f"Diagnostic-Code lacks a line of the reply: {diag!r}")
+        self.assertIn(f"Message-ID: <{msg_id}@outtest>".encode(), dsn.raw)
+        queue = os.path.join(m.config["spool_dir"], "queue")
+        mxtest.wait_for(lambda: not os.listdir(queue), 10, what="spool queue empty")
+
+    def test_mail_from_refused_then_hangup_is_that_refusal_pipelined(self):
+        self.check_mail_refused_then_hangup(pipelining=True)
+
+    def test_mail_from_refused_then_hangup_is_that_refusal(self):
+        self.check_mail_refused_then_hangup(pipelining=False)
 
     def test_untrusted_client_may_not_relay(self):
         dom = unique_domain("relay")

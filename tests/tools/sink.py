@@ -113,7 +113,8 @@ class Handler:
         if session.ssl:
             obj = session.ssl.get("ssl_object")
             if obj is not None:
-                tls = {"version": obj.version(), "cipher": obj.cipher()[0]}
+                tls = {"version": obj.version(), "cipher": obj.cipher()[0],
+                       "sni": getattr(obj, "mxfleet_sni", None)}
         mail_from = envelope.mail_from
         meta = {
             "proto": self.proto,
@@ -167,6 +168,12 @@ async def serve(args):
     if args.tls_cert:
         tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls_context.load_cert_chain(args.tls_cert, args.tls_key)
+
+        def remember_sni(obj, name, ctx):
+            # The name the client asked for (None without SNI), kept in
+            # the message's metadata.
+            obj.mxfleet_sni = name
+        tls_context.sni_callback = remember_sni
     cls = SinkLMTP if proto == "lmtp" else SinkSMTP
 
     def factory():

@@ -36,6 +36,9 @@ class OutboundTlsTest(outtest.OutboundTestCase):
         tls = got.env.get("tls") or {}
         self.assertTrue(tls.get("version"), f"the MX got the message without TLS: {got.env}")
         self.assertIn(tls["version"], ("TLSv1.2", "TLSv1.3"))
+        # SNI names the MX host (what a server with several certificates
+        # picks by), not the recipient domain.
+        self.assertEqual(tls.get("sni"), mxname, f"SNI sent by mxd: {tls}")
         m.wait_event("delivered", rcpt=f"<user@{dom}>", timeout=10)
         sess = self.wait_session(m, ip=host)
         self.assertEqual(sess.get("starttls"), "established", sess)

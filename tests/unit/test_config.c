@@ -42,6 +42,13 @@ test_config_defaults(void **state)
 	assert_int_equal(cfg->message_size, 52428800);
 	assert_int_equal(cfg->nlisten, 2);
 	assert_int_equal(cfg->ntrusted, 0);
+	/* The queue schedule of issue 4: 5 min, doubling to 4 h, give up after
+	 * 5 days, delay notice after 4 h; policies refreshed hourly. */
+	assert_int_equal(cfg->retry_min, 300);
+	assert_int_equal(cfg->retry_max, 14400);
+	assert_int_equal(cfg->max_age, 5 * 86400);
+	assert_int_equal(cfg->delay_dsn, 4 * 3600);
+	assert_int_equal(cfg->sts_refresh_interval, 3600);
 	mxd_config_free(cfg);
 }
 

@@ -1175,6 +1175,21 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 		deliver_drop(d, e);
 		return;
 	}
+	/* First sight of this message in this process (start-up, or a new
+	 * arrival): take over the schedule an earlier run stored, and wait
+	 * for its next attempt unless an operator asked for one now. */
+	if (!e->sched_loaded) {
+		e->sched_loaded = 1;
+		e->attempts = env.attempts;
+		e->delay_notified = env.delay_notified;
+		if (env.next_attempt > now && !e->forced) {
+			e->due = env.next_attempt;
+			close(fd);
+			spool_env_free(&env);
+			return;
+		}
+	}
+	e->forced = 0;
 	e->attempts++;
 	e->last_attempt = now;
 	d->tls_optional = deliver_tls_required_no(fd, off);
@@ -1284,8 +1299,9 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 	deliver_success(d, &env, fd, off, st);
 	e = &d->q[ei];
 	/* Still trying after delivery.delay_dsn: tell the sender once (RFC 3464
-	 * Action: delayed). The flag lives in memory: after a restart a second
-	 * delay notice is possible, a missing one is not. */
+	 * Action: delayed). The flag is stored with the schedule below; a
+	 * crash between the notice and that store can make a second one, never
+	 * a missing one. */
 	if (left > 0 && !expired && d->cfg->delay_dsn > 0 && !e->delay_notified &&
 	    now - env.created >= d->cfg->delay_dsn) {
 		for (size_t i = 0; i < env.nrcpts; i++)
@@ -1301,9 +1317,15 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 		spool_remove(d->sp, e->id);
 		deliver_drop(d, e);
 	} else {
-		if (left < env.nrcpts) {
+		e->due = now + deliver_retry_delay(d, e->attempts);
+		/* The schedule goes into the spool file, so a restart neither
+		 * retries everything at once nor repeats the delay notice. */
+		env.attempts = e->attempts;
+		env.next_attempt = e->due;
+		env.delay_notified = e->delay_notified;
+		if (left < env.nrcpts || env.sched_off == 0) {
 			/* Keep only the recipients still to do, with their NOTIFY
-			 * and ORCPT. */
+			 * and ORCPT; the first deferral adds the schedule line. */
 			int *keep = xcalloc(env.nrcpts, sizeof(*keep));
 			for (size_t i = 0; i < env.nrcpts; i++)
 				keep[i] = st[i].result == RCPT_DEFER || st[i].result == RCPT_PENDING;
@@ -1311,8 +1333,8 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 			free(keep);
 			if (spool_rewrite(d->sp, &env, fd, off) < 0)
 				log_warn("event=spool_error op=rewrite id=%s", env.id);
-		}
-		e->due = now + deliver_retry_delay(d, e->attempts);
+		} else if (spool_set_schedule(d->sp, &env) < 0)
+			log_warn("event=spool_error op=schedule id=%s", env.id);
 	}
 	for (size_t i = 0; i < nst; i++) {
 		free(st[i].reply);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,10 @@
 #define SPOOL_MAGIC		"MXSPOOL1\n"
 #define SPOOL_WBUF		65536
 #define SPOOL_SIZE_DIGITS	20
+/* "sched attempts=%010d next=%020lld delay_notice=%d": its value is always
+ * SPOOL_SCHED_LEN bytes, so it can be rewritten in place. */
+#define SPOOL_SCHED_FMT		"attempts=%010d next=%020lld delay_notice=%d"
+#define SPOOL_SCHED_LEN		60
 #define SPOOL_HDR_FIRST		16384
 #define SPOOL_HDR_MAX		(64u << 20)
 
@@ -217,6 +222,14 @@ spool_write_all(int fd, const char *p, size_t n)
 
 /* The envelope header; size_off receives the offset of the size digits. */
 static void
+spool_format_sched(struct buf *b, const struct spool_env *env)
+{
+	long long next = env->next_attempt > 0 ? (long long)env->next_attempt : 0;
+	int attempts = env->attempts > 0 ? env->attempts : 0;
+	buf_printf(b, SPOOL_SCHED_FMT, attempts, next, env->delay_notified ? 1 : 0);
+}
+
+static void
 spool_format_env(struct buf *b, const struct spool_env *env, size_t *size_off)
 {
 	buf_appends(b, SPOOL_MAGIC);
@@ -240,6 +253,13 @@ spool_format_env(struct buf *b, const struct spool_env *env, size_t *size_off)
 	}
 	buf_printf(b, "flags requiretls=%d smtputf8=%d body8bit=%d\n", env->requiretls ? 1 : 0,
 	    env->smtputf8 ? 1 : 0, env->body8bit ? 1 : 0);
+	/* Only once the message was deferred: a fresh envelope reads as it
+	 * did before the line existed (an older mxd after a downgrade). */
+	if (env->attempts > 0 || env->next_attempt > 0 || env->delay_notified) {
+		buf_appends(b, "sched ");
+		spool_format_sched(b, env);
+		buf_appends(b, "\n");
+	}
 	buf_appends(b, "size ");
 	*size_off = b->len;
 	buf_printf(b, "%0*" PRIu64 "\n\n", SPOOL_SIZE_DIGITS, env->size);
@@ -393,6 +413,41 @@ spool_bracketed(const char *v, size_t vl, char **out)
 	return 0;
 }
 
+/* Exactly n decimal digits, at most max, into *out. */
+static int
+spool_digits(const char *v, size_t n, long long max, long long *out)
+{
+	long long x = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		int dg = v[i] - '0';
+		if (x > max / 10 || (x == max / 10 && dg > max % 10))
+			return -1;
+		x = x * 10 + dg;
+	}
+	*out = x;
+	return 0;
+}
+
+static int
+spool_parse_sched(const char *v, size_t vl, struct spool_env *env)
+{
+	long long attempts, next, notice;
+	/* attempts=DDDDDDDDDD next=DDDDDDDDDDDDDDDDDDDD delay_notice=D */
+	if (vl != SPOOL_SCHED_LEN || memcmp(v, "attempts=", 9) != 0 ||
+	    spool_digits(v + 9, 10, INT_MAX, &attempts) < 0 ||
+	    memcmp(v + 19, " next=", 6) != 0 ||
+	    spool_digits(v + 25, 20, LLONG_MAX, &next) < 0 ||
+	    memcmp(v + 45, " delay_notice=", 14) != 0 ||
+	    spool_digits(v + 59, 1, 1, &notice) < 0)
+		return -1;
+	env->attempts = (int)attempts;
+	env->next_attempt = (time_t)next;
+	env->delay_notified = (int)notice;
+	return 0;
+}
+
 long
 spool_parse_env(const char *p, size_t len, struct spool_env *env)
 {
@@ -473,6 +528,13 @@ spool_parse_env(const char *p, size_t len, struct spool_env *env)
 	if (sscanf(tmp, "requiretls=%d smtputf8=%d body8bit=%d", &env->requiretls,
 	    &env->smtputf8, &env->body8bit) != 3)
 		goto bad;
+	/* Absent in files written before it existed. */
+	if ((r = spool_line(&p, end, "sched", &v, &vl)) == 0)
+		goto out;
+	if (r > 0 && spool_parse_sched(v, vl, env) < 0)
+		goto bad;
+	if (r > 0)
+		env->sched_off = (off_t)(v - start);
 	if ((r = spool_line(&p, end, "size", &v, &vl)) <= 0)
 		goto out;
 	if (vl != SPOOL_SIZE_DIGITS)
@@ -588,6 +650,27 @@ spool_rewrite(struct spool *sp, const struct spool_env *env, int fd, off_t conte
 		fsync(sp->queue_fd);
 	else
 		unlinkat(sp->tmp_fd, name, 0);
+	return rc;
+}
+
+int
+spool_set_schedule(struct spool *sp, const struct spool_env *env)
+{
+	struct buf b;
+	int rc = 0;
+
+	if (env->sched_off <= 0)
+		return 0;
+	int fd = openat(sp->queue_fd, env->id, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -1;
+	buf_init(&b);
+	spool_format_sched(&b, env);
+	if (b.len != SPOOL_SCHED_LEN ||
+	    pwrite(fd, b.data, b.len, env->sched_off) != (ssize_t)SPOOL_SCHED_LEN)
+		rc = -1;
+	buf_free(&b);
+	close(fd);
 	return rc;
 }
 

@@ -44,6 +44,15 @@ struct spool_env {
 	int		  ret;		/* DSN_RET_* */
 	unsigned	 *notify;	/* DSN_NOTIFY_* bits, 0: not given */
 	char		**orcpt;	/* "addr-type;xtext", NULL: not given */
+	/* The delivery schedule, kept across restarts: attempts made, when
+	 * the next is due (0: at once), whether the sender got the delay
+	 * notice. A fixed-width line, written (spool_rewrite) once the message
+	 * was deferred, then updated in place (spool_set_schedule); sched_off
+	 * is its file offset, 0 when the file has none yet. */
+	int		  attempts;
+	time_t		  next_attempt;
+	int		  delay_notified;
+	off_t		  sched_off;
 };
 
 struct spool_msg;	/* a message being written */
@@ -95,6 +104,11 @@ int spool_read(struct spool *sp, const char *id, struct spool_env *env, int *fd,
 long spool_parse_env(const char *p, size_t len, struct spool_env *env);
 /* Replace the envelope (fewer recipients after a partial delivery). */
 int spool_rewrite(struct spool *sp, const struct spool_env *env, int fd, off_t content_off);
+/* Store env's attempts, next_attempt and delay_notified in its queue file,
+ * in place (no copy, no fsync: a crash loses at most the last update, so a
+ * retry comes early or a delay notice twice). 0 when done or when the file
+ * has no schedule line; -1 on I/O error. */
+int spool_set_schedule(struct spool *sp, const struct spool_env *env);
 int spool_remove(struct spool *sp, const char *id);
 int spool_quarantine(struct spool *sp, const char *id);
 

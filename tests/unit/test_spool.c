@@ -183,6 +183,99 @@ test_spool_rewrite_keeps_remaining_recipients(void **state)
 	spool_env_free(&env);
 }
 
+/* The delivery schedule: absent from a fresh file, added by the first
+ * rewrite, then updated in place without touching anything else. */
+static void
+test_spool_schedule_added_then_updated_in_place(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_env env, back, back2, back3;
+	struct stat st1, st2;
+	char path[256], buf[64];
+	int fd, fd2, fd3;
+	off_t off, off2, off3;
+
+	make_env(&env, "s@example.org");
+	write_message(f->sp, &env, "content\r\n");
+	assert_int_equal(spool_read(f->sp, env.id, &back, &fd, &off), 0);
+	assert_int_equal(back.attempts, 0);
+	assert_int_equal(back.next_attempt, 0);
+	assert_int_equal(back.delay_notified, 0);
+	assert_int_equal(back.sched_off, 0);
+	/* Nothing to update in place yet: a no-op, not an error. */
+	back.attempts = 9;
+	assert_int_equal(spool_set_schedule(f->sp, &back), 0);
+
+	back.attempts = 1;
+	back.next_attempt = 1700000300;
+	assert_int_equal(spool_rewrite(f->sp, &back, fd, off), 0);
+	close(fd);
+	assert_int_equal(spool_read(f->sp, env.id, &back2, &fd2, &off2), 0);
+	assert_int_equal(back2.attempts, 1);
+	assert_int_equal(back2.next_attempt, 1700000300);
+	assert_int_equal(back2.delay_notified, 0);
+	assert_true(back2.sched_off > 0);
+	assert_int_equal(back2.nrcpts, 2);
+	close(fd2);
+
+	snprintf(path, sizeof(path), "%s/queue/%s", f->dir, env.id);
+	assert_int_equal(stat(path, &st1), 0);
+	back2.attempts = 12;
+	back2.next_attempt = (time_t)4102444800LL;	/* 2100-01-01 */
+	back2.delay_notified = 1;
+	assert_int_equal(spool_set_schedule(f->sp, &back2), 0);
+	assert_int_equal(stat(path, &st2), 0);
+	assert_int_equal(st1.st_ino, st2.st_ino);	/* the same file, not a copy */
+	assert_int_equal(st1.st_size, st2.st_size);
+	assert_int_equal(spool_read(f->sp, env.id, &back3, &fd3, &off3), 0);
+	assert_int_equal(back3.attempts, 12);
+	assert_int_equal(back3.next_attempt, (time_t)4102444800LL);
+	assert_int_equal(back3.delay_notified, 1);
+	assert_string_equal(back3.rcpts[1], "b@example.test");
+	assert_int_equal(off3, off2);
+	assert_int_equal(pread(fd3, buf, sizeof(buf), off3), 9);
+	assert_memory_equal(buf, "content\r\n", 9);
+	close(fd3);
+	spool_env_free(&back);
+	spool_env_free(&back2);
+	spool_env_free(&back3);
+	spool_env_free(&env);
+}
+
+static void
+test_spool_parse_env_rejects_bad_schedule_lines(void **state)
+{
+	static const char *const sched[] = {
+		"attempts=0000000001 next=00000000001700000300 delay_notice=2",
+		"attempts=000000001 next=00000000001700000300 delay_notice=0",
+		"attempts=00000000x1 next=00000000001700000300 delay_notice=0",
+		"attempts=9999999999 next=00000000001700000300 delay_notice=0",
+		"attempts=0000000001 next=99999999999999999999 delay_notice=0",
+		"attempts=0000000001  next=0000000001700000300 delay_notice=0",
+		"attempts=0000000001 next=00000000001700000300 delay_notice=0 ",
+		"",
+	};
+	char text[512];
+	struct spool_env env;
+	(void)state;
+	for (size_t i = 0; i < sizeof(sched) / sizeof(sched[0]); i++) {
+		snprintf(text, sizeof(text), "MXSPOOL1\nid x\ncreated 1\nfrom <>\nrcpt <a@b>\n"
+		    "flags requiretls=0 smtputf8=0 body8bit=0\nsched %s\n"
+		    "size 00000000000000000001\n\n", sched[i]);
+		assert_int_equal(spool_parse_env(text, strlen(text), &env), -1);
+	}
+	snprintf(text, sizeof(text), "MXSPOOL1\nid x\ncreated 1\nfrom <>\nrcpt <a@b>\n"
+	    "flags requiretls=0 smtputf8=0 body8bit=0\n"
+	    "sched attempts=0000000003 next=00000000001700000300 delay_notice=1\n"
+	    "size 00000000000000000001\n\n");
+	assert_true(spool_parse_env(text, strlen(text), &env) > 0);
+	assert_int_equal(env.attempts, 3);
+	assert_int_equal(env.next_attempt, 1700000300);
+	assert_int_equal(env.delay_notified, 1);
+	assert_int_equal(env.sched_off, (off_t)(strstr(text, "attempts=") - text));
+	spool_env_free(&env);
+}
+
 static void
 test_spool_parse_env_rejects_garbage(void **state)
 {
@@ -477,6 +570,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_spool_truncated_file_is_quarantined, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spool_rewrite_keeps_remaining_recipients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spool_parse_env_rejects_garbage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spool_schedule_added_then_updated_in_place, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spool_parse_env_rejects_bad_schedule_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit_publishes_every_message, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spool_round_trip_keeps_dsn_parameters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spool_reads_files_from_before_dsn, setup, teardown),

@@ -7,7 +7,9 @@ mail delivered straight to an MX that keeps saying "try later":
     "retry now" standing in for the passing hours);
   * a short schedule: the message is retried, the sender gets one delay
     notice (Action: delayed) and, when the message is too old, one failure
-    notice (Action: failed) that quotes the MX's whole multi-line reply.
+    notice (Action: failed) that quotes the MX's whole multi-line reply;
+  * a restart keeps the schedule: the message waits for its next attempt,
+    the attempt count goes on, and no second delay notice is sent.
 """
 
 import os
@@ -88,6 +90,51 @@ class QueueScheduleTest(outtest.OutboundTestCase):
         self.assertEqual(m.events("dsn"), [])
         self.assertEqual(m.events("bounced"), [])
         self.assertEqual(local.names(), [])
+
+    def retry_now(self, m, qid):
+        p = subprocess.run([mxtest.MXD_BIN, "-c", m.conf_path, "queue", "retry", qid],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_restart_keeps_schedule_and_sends_no_second_delay_notice(self):
+        dom, rcpt, sink = self.busy_mx("restart")
+        m, local = self.outbound_mxd(delivery={"retry_min": 120, "retry_max": 120,
+                                               "delay_dsn": 1})
+        mxtest.wait_for(lambda: m.events("queue_control_listening"), 10, what="queue socket")
+        self.send(m, [rcpt], message(uuid.uuid4().hex[:12]))
+        qid = m.wait_event("deferred", rcpt=f"<{rcpt}>", timeout=15)["id"]
+        # A second attempt, old enough for the delay notice.
+        time.sleep(1.2)
+        self.retry_now(m, qid)
+        m.wait_event("deferred", rcpt=f"<{rcpt}>", timeout=15,
+                     pred=lambda r: r.get("attempts") == "2")
+        _, delay = self.wait_dsn(local)
+        self.assertEqual([v.strip().lower() for v in delay.field("action")], ["delayed"])
+        due = int(self.listing(m)[qid]["next"])
+        self.assertGreater(due, time.time() + 60)
+
+        m.stop()
+        self.assertIsNone(m.stop_problem, m.stop_problem)
+        mark = len(m.log_text())
+        m.start()
+        mxtest.wait_for(lambda: "queue_control_listening" in m.log_text()[mark:], 10,
+                        what="queue socket after the restart")
+        entry = self.listing(m)[qid]
+        self.assertEqual(entry["attempts"], "2", f"the attempt count was lost: {entry}")
+        self.assertEqual(int(entry["next"]), due, f"the next attempt moved: {entry}")
+        # The restarted mxd waits for that time: no attempt now.
+        time.sleep(3)
+        self.assertNotIn("event=deferred", m.log_text()[mark:],
+                         "retried at once after the restart")
+
+        # The operator's retry: attempt 3, and still one delay notice.
+        self.retry_now(m, qid)
+        m.wait_event("deferred", rcpt=f"<{rcpt}>", timeout=15,
+                     pred=lambda r: r.get("attempts") == "3")
+        time.sleep(1.5)
+        notices = [x for x in local.messages() if x.mail_from == ""]
+        self.assertEqual(len(notices), 1, "a second delay notice after the restart")
+        self.assertEqual(sink.names(), [])
 
     def test_retries_then_one_delay_notice_then_failure_quoting_the_reply(self):
         dom, rcpt, sink = self.busy_mx("schedule")

@@ -446,6 +446,32 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop
 	return 0;
 }
 
+/* Does this copy really need SMTPUTF8 (RFC 6531): a non-ASCII sender,
+ * recipient or header? A client may ask for SMTPUTF8 on plain ASCII mail;
+ * that copy goes to a server without it unchanged, as Postfix does. */
+static int
+deliver_needs_utf8(const struct spool_env *env, const size_t *idx, size_t n, int fd,
+    off_t off)
+{
+	char buf[65536];
+
+	if (smtp_parser_has_utf8(env->from))
+		return 1;
+	for (size_t i = 0; i < n; i++)
+		if (smtp_parser_has_utf8(env->rcpts[idx[i]]))
+			return 1;
+	ssize_t len = pread(fd, buf, sizeof(buf), off);
+	for (ssize_t i = 0; i < len; i++) {
+		if ((unsigned char)buf[i] >= 0x80)
+			return 1;
+		/* The end of the header block: an empty line. */
+		if (buf[i] == '\n' && i + 1 < len && (buf[i + 1] == '\n' ||
+		    (buf[i + 1] == '\r' && i + 2 < len && buf[i + 2] == '\n')))
+			return 0;
+	}
+	return 0;
+}
+
 /* Deliver the recipients idx[0..n) of one message to one next hop. */
 static void
 deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off,
@@ -498,6 +524,16 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 		else
 			snprintf(why, sizeof(why), "550 5.7.30 REQUIRETLS support required: next hop %s %s\n",
 			    c->peer, c->ssl == NULL ? "offers no TLS" : "does not offer REQUIRETLS");
+		for (size_t i = 0; i < n; i++)
+			rcpt_set(&st[idx[i]], RCPT_BOUNCE, 0, why, hop, mta);
+		goto out;
+	}
+	/* RFC 6531 3.4: UTF-8 mail only to a server that takes it. */
+	if (env->smtputf8 && !(c->ext & SMTP_EXT_SMTPUTF8) &&
+	    deliver_needs_utf8(env, idx, n, fd, off)) {
+		char why[512];
+		snprintf(why, sizeof(why), "550 5.6.7 SMTPUTF8 is required, but was not offered "
+		    "by %s (%s)\n", d->open_mx[0] ? d->open_mx : mta, c->peer);
 		for (size_t i = 0; i < n; i++)
 			rcpt_set(&st[idx[i]], RCPT_BOUNCE, 0, why, hop, mta);
 		goto out;

@@ -38,6 +38,8 @@ deliver_dsn_queue(struct deliver *d, const struct spool_env *env, int fd, off_t 
 	denv.size = msg.len;
 	/* A returned 8-bit original makes the report 8-bit too. */
 	denv.body8bit = env->body8bit;
+	/* A UTF-8 sender, or UTF-8 headers returned as message/global*. */
+	denv.smtputf8 = env->smtputf8;
 	spool_env_add_rcpt(&denv, env->from);
 	if (spool_inject(d->sp, &denv, msg.data, msg.len) < 0)
 		log_warn("event=dsn_failed id=%s kind=%s", env->id, kind);

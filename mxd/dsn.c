@@ -1,4 +1,5 @@
 #include "dsn.h"
+#include "smtp_parser.h"
 #include "timeutil.h"
 
 #include <ctype.h>
@@ -287,6 +288,53 @@ dsn_shown(const char *xtext, char *tmp, size_t tmpsz)
 	return dsn_xtext_decode(xtext, tmp, tmpsz) == 0 ? tmp : xtext;
 }
 
+/* One UTF-8 sequence at s: its code point and length, or -1 when it is
+ * not a valid, shortest-form sequence of a scalar value. */
+static int
+dsn_utf8_decode(const unsigned char *s, unsigned *cp)
+{
+	static const unsigned min[] = { 0, 0, 0x80, 0x800, 0x10000 };
+	int len = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+	if (s[0] >= 0xf5 || len == 0)
+		return -1;
+	unsigned v = s[0] & (0x7f >> len);
+	for (int i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return -1;
+		v = (v << 6) | (s[i] & 0x3f);
+	}
+	if (v < min[len] || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+		return -1;
+	*cp = v;
+	return len;
+}
+
+void
+dsn_address_field(struct buf *out, const char *addr)
+{
+	const unsigned char *p = (const unsigned char *)addr;
+
+	if (!smtp_parser_has_utf8(addr)) {
+		buf_printf(out, "rfc822; %s", addr);
+		return;
+	}
+	buf_appends(out, "utf-8; ");
+	while (*p) {
+		unsigned cp;
+		int len;
+		/* QCHAR: %x21-2a / %x2c-3c / %x3e-5b / %x5d-7e */
+		if (*p >= 0x21 && *p <= 0x7e && *p != '+' && *p != '=' && *p != '\\') {
+			buf_appendc(out, (char)*p++);
+			continue;
+		}
+		if (*p >= 0x80 && (len = dsn_utf8_decode(p, &cp)) > 0)
+			p += len;
+		else
+			cp = *p++;
+		buf_printf(out, "\\x{%X}", cp);
+	}
+}
+
 static const char *const dsn_action_names[] = {
 	[DSN_ACTION_FAILED] = "failed", [DSN_ACTION_DELAYED] = "delayed",
 	[DSN_ACTION_DELIVERED] = "delivered", [DSN_ACTION_RELAYED] = "relayed",
@@ -385,7 +433,9 @@ dsn_build(struct buf *out, const char *hostname, const struct spool_env *orig,
 				    (int)(semi - rcpts[i].orcpt), rcpts[i].orcpt,
 				    dsn_shown(semi + 1, shown, sizeof(shown)));
 		}
-		buf_printf(out, "Final-Recipient: rfc822; %s\r\n", rcpts[i].rcpt);
+		buf_appends(out, "Final-Recipient: ");
+		dsn_address_field(out, rcpts[i].rcpt);
+		buf_appends(out, "\r\n");
 		buf_printf(out, "Action: %s\r\n", dsn_action_names[a]);
 		buf_printf(out, "Status: %s\r\n", rcpts[i].status);
 		if (rcpts[i].remote_mta)
@@ -415,7 +465,8 @@ dsn_build(struct buf *out, const char *hostname, const struct spool_env *orig,
 		/* Unreadable now: the headers below are what can be had. */
 		if (dsn_copy_message(&whole, fd, off, orig->size) == 0) {
 			buf_printf(out, "--%s\r\nContent-Description: Undelivered Message\r\n"
-			    "Content-Type: message/rfc822\r\n%s\r\n", boundary,
+			    "Content-Type: %s\r\n%s\r\n", boundary,
+			    orig->smtputf8 ? "message/global" : "message/rfc822",
 			    orig->body8bit || orig->smtputf8 ? "Content-Transfer-Encoding: 8bit\r\n" : "");
 			buf_append(out, whole.data, whole.len);
 			buf_printf(out, "\r\n--%s--\r\n", boundary);
@@ -424,9 +475,12 @@ dsn_build(struct buf *out, const char *hostname, const struct spool_env *orig,
 		}
 		buf_free(&whole);
 	}
+	/* RFC 6533 6.3, 6.4: UTF-8 headers go back as message/global*. */
 	buf_printf(out, "--%s\r\nContent-Description: %s\r\n"
-	    "Content-Type: text/rfc822-headers\r\n\r\n", boundary,
-	    success ? "Message Headers" : "Undelivered Message Headers");
+	    "Content-Type: %s\r\n%s\r\n", boundary,
+	    success ? "Message Headers" : "Undelivered Message Headers",
+	    orig->smtputf8 ? "message/global-headers" : "text/rfc822-headers",
+	    orig->smtputf8 ? "Content-Transfer-Encoding: 8bit\r\n" : "");
 	if (fd >= 0)
 		dsn_copy_headers(out, fd, off);
 	buf_printf(out, "\r\n--%s--\r\n", boundary);

@@ -25,6 +25,11 @@ void dsn_notify_format(unsigned notify, char *out, size_t outsz);
 /* Decode xtext into out. Returns 0 when the result is printable US-ASCII
  * that fits; -1 otherwise (then the xtext form is what may be shown). */
 int dsn_xtext_decode(const char *s, char *out, size_t outsz);
+/* An address as a DSN field value (RFC 3464 2.3.2, RFC 6533 3):
+ * "rfc822; a@b" when it is ASCII, else "utf-8; " and its
+ * utf-8-addr-xtext, every character outside QCHAR as \x{HEX} of its code
+ * point (a byte that is no valid UTF-8 as \x{HEX} of the byte). */
+void dsn_address_field(struct buf *out, const char *addr);
 
 /* What to append to MAIL FROM:<...> and to RCPT TO:<...> for a next hop that
  * offers DSN: " RET=HDRS ENVID=abc", " NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a@b"

@@ -293,6 +293,15 @@ smtp_parser_dsn_rcpt(const struct smtp_param *p, unsigned *notify, const char **
 	return 0;
 }
 
+int
+smtp_parser_has_utf8(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 1;
+	return 0;
+}
+
 const char *
 smtp_parser_domain(const char *addr)
 {

@@ -62,6 +62,9 @@ int smtp_parser_params(const char *s, struct smtp_param *out, int max);
 int smtp_parser_dsn_mail(const struct smtp_param *p, int *ret, const char **envid);
 int smtp_parser_dsn_rcpt(const struct smtp_param *p, unsigned *notify, const char **orcpt);
 
+/* Does s hold a byte outside US-ASCII (UTF-8, RFC 6531)? */
+int smtp_parser_has_utf8(const char *s);
+
 /* Split "user@domain" at the last '@'. Returns the domain or NULL. */
 const char *smtp_parser_domain(const char *addr);
 

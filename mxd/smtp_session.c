@@ -327,15 +327,6 @@ smtp_session_path_error(struct smtp_session *s, int rc, const char *what)
 	smtp_session_error(s);
 }
 
-static int
-smtp_session_has_utf8(const char *p)
-{
-	for (; *p; p++)
-		if ((unsigned char)*p >= 0x80)
-			return 1;
-	return 0;
-}
-
 /* A duplicated or malformed RFC 3461 parameter: named in the reply, and the
  * rest of the session (an open transaction, its recipients) is kept. */
 static void
@@ -416,7 +407,7 @@ smtp_session_cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 			return;
 		}
 	}
-	if (!utf8 && smtp_session_has_utf8(addr)) {
+	if (!utf8 && smtp_parser_has_utf8(addr)) {
 		smtp_session_path_error(s, SMTP_PARSE_NEED_UTF8, "sender");
 		return;
 	}
@@ -448,7 +439,7 @@ smtp_session_cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		smtp_session_path_error(s, rc, "recipient");
 		return;
 	}
-	if (!s->env.smtputf8 && smtp_session_has_utf8(addr)) {
+	if (!s->env.smtputf8 && smtp_parser_has_utf8(addr)) {
 		smtp_session_path_error(s, SMTP_PARSE_NEED_UTF8, "recipient");
 		return;
 	}
@@ -535,7 +526,7 @@ smtp_session_msg_begin(struct smtp_session *s)
 	    helo, s->ip, cfg->hostname, proto, s->env.id);
 	if (s->tls)
 		buf_printf(&s->content, "\r\n\t(version=%s cipher=%s)", s->tls_version, s->tls_cipher);
-	if (s->env.nrcpts == 1 && !smtp_session_has_utf8(s->env.rcpts[0]))
+	if (s->env.nrcpts == 1 && !smtp_parser_has_utf8(s->env.rcpts[0]))
 		buf_printf(&s->content, "\r\n\tfor <%s>", s->env.rcpts[0]);
 	buf_printf(&s->content, ";\r\n\t%s\r\n", timeutil_rfc5322(date, sizeof(date), time(NULL)));
 	return 0;

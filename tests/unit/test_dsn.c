@@ -336,6 +336,35 @@ test_dsn_success_notice_says_delivered_or_relayed(void **state)
 	spool_env_free(&env);
 }
 
+/* RFC 6533 3: an SMTPUTF8 address in message/delivery-status. */
+static void
+test_dsn_address_field_utf8_addr_xtext(void **state)
+{
+	static const struct {
+		const char *addr, *want;
+	} cases[] = {
+		{ "user@example.test", "rfc822; user@example.test" },
+		{ "a+b=c@example.test", "rfc822; a+b=c@example.test" },
+		{ "j\xc3\xbcrgen@example.test", "utf-8; j\\x{FC}rgen@example.test" },
+		{ "\xe5\xb1\xb1+x=y\\z@\xe4\xbe\x8b.test",
+		    "utf-8; \\x{5C71}\\x{2B}x\\x{3D}y\\x{5C}z@\\x{4F8B}.test" },
+		{ "\xf0\x9f\x93\xa7@example.test", "utf-8; \\x{1F4E7}@example.test" },
+		/* Not UTF-8 (overlong, surrogate, cut short): byte by byte. */
+		{ "\xc0\xafx@e", "utf-8; \\x{C0}\\x{AF}x@e" },
+		{ "\xed\xa0\x80@e", "utf-8; \\x{ED}\\x{A0}\\x{80}@e" },
+		{ "a\xe4\xbe", "utf-8; a\\x{E4}\\x{BE}" },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct buf out;
+		buf_init(&out);
+		dsn_address_field(&out, cases[i].addr);
+		buf_appendc(&out, '\0');
+		assert_string_equal(out.data, cases[i].want);
+		buf_free(&out);
+	}
+}
+
 int
 main(void)
 {
@@ -351,6 +380,7 @@ main(void)
 		cmocka_unit_test(test_dsn_undecodable_values_stay_xtext),
 		cmocka_unit_test(test_dsn_ret_full_returns_the_whole_message),
 		cmocka_unit_test(test_dsn_success_notice_says_delivered_or_relayed),
+		cmocka_unit_test(test_dsn_address_field_utf8_addr_xtext),
 	};
 	return cmocka_run_group_tests_name("dsn", tests, NULL, NULL);
 }

@@ -189,7 +189,7 @@ class Dsn:
             ctype = part.get_content_type()
             if ctype == "message/delivery-status":
                 for block in part.get_payload():
-                    self.status_fields += [(k.lower(), unfolded(v)) for k, v in block.items()]
+                    self.status_fields += [(k.lower(), unfolded(str(v))) for k, v in block.items()]
             elif ctype == "text/plain" and not self.text:
                 self.text = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
 
@@ -217,6 +217,8 @@ class FakeMx:
     quit_delay: seconds to wait before answering QUIT.
     greeting: False makes it close every connection before saying anything.
     pipelining: advertise PIPELINING (RFC 2920).
+    extensions: further EHLO lines to advertise, e.g. ["SIZE 10000000",
+      "SMTPUTF8"] (it only advertises them).
     mail_refusal: a reply (its lines, without CRLF) to every MAIL, after
       which it hangs up without reading or answering anything else: what a
       big provider does to a blocklisted sender.
@@ -228,10 +230,12 @@ class FakeMx:
     tls version or None, MAIL FROM parameters)."""
 
     def __init__(self, host, port, name, tls="garbage", requiretls=False, quit_delay=0,
-                 greeting=True, tls1_only=False, pipelining=False, mail_refusal=None):
+                 greeting=True, tls1_only=False, pipelining=False, mail_refusal=None,
+                 extensions=()):
         self.host, self.port, self.name = host, port, name
         self.greeting = greeting
         self.pipelining, self.mail_refusal = pipelining, mail_refusal
+        self.extensions = list(extensions)
         self.tls, self.requiretls, self.quit_delay = tls, requiretls, quit_delay
         self.ctx = None
         if isinstance(tls, tuple):
@@ -268,6 +272,7 @@ class FakeMx:
 
     def _ehlo(self, tls_version):
         lines = [self.name, "8BITMIME"] + (["PIPELINING"] if self.pipelining else [])
+        lines += self.extensions
         if tls_version is None and self.tls is not None:
             lines.append("STARTTLS")
         elif self.requiretls:
@@ -290,7 +295,7 @@ class FakeMx:
                 line = f.readline(4096)
                 if not line:
                     return
-                cmd = line.decode("ascii", "replace").strip()
+                cmd = line.decode("utf-8", "replace").strip()
                 verb = cmd.split(" ", 1)[0].upper()
                 if verb in ("EHLO", "HELO"):
                     conn.sendall(self._ehlo(sess["tls"]))

@@ -1,96 +1,17 @@
 #include "sts.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "dns.h"
+#include "txtrec.h"
 #include "xmalloc.h"
 
 #define STS_QUOTE_LEN	40			/* untrusted text shown in a message */
-#define STS_QUOTE_MAX	(STS_QUOTE_LEN + 4)
-#define STS_VERSION	"v=STSv1"
-#define STS_VERSION_LEN	(sizeof(STS_VERSION) - 1)
-#define STS_NAME_MAX	32			/* 1 + *31 in sts-ext-name */
+#define STS_QUOTE_MAX	TXTREC_QUOTE_SIZE(STS_QUOTE_LEN)
 #define STS_HOST_MAX	253			/* RFC 1035 2.3.4, without the root dot */
 #define STS_LABEL_MAX	63
 
-static void sts_seterr(char *err, size_t errsz, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-sts_seterr(char *err, size_t errsz, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errsz == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-}
-
-/* Untrusted text in a message: truncated, non-printables shown as '?'. */
-static const char *
-sts_quote(char dst[STS_QUOTE_MAX], const char *s, size_t len)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < len && n < STS_QUOTE_LEN; i++) {
-		unsigned char c = (unsigned char)s[i];
-		dst[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-	}
-	if (len > STS_QUOTE_LEN) {
-		memcpy(dst + n, "...", 3);
-		n += 3;
-	}
-	dst[n] = '\0';
-	return dst;
-}
-
-/* The ABNF's ALPHA / DIGIT, without the locale getting a say. */
-static int
-sts_alnum(unsigned char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static int
-sts_wsp(unsigned char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-static unsigned char
-sts_lower(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
-}
-
-static int
-sts_caseeq(const char *a, const char *b, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (sts_lower((unsigned char)a[i]) != sts_lower((unsigned char)b[i]))
-			return 0;
-	return 1;
-}
-
-/* sts-ext-name and sts-policy-ext-name: (ALPHA / DIGIT)
- * *31(ALPHA / DIGIT / "_" / "-" / "."). The known field names fit it too. */
-static int
-sts_name_ok(const char *s, size_t n)
-{
-	if (n == 0 || n > STS_NAME_MAX || !sts_alnum((unsigned char)s[0]))
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (!sts_alnum(c) && c != '_' && c != '-' && c != '.')
-			return 0;
-	}
-	return 1;
-}
+static const struct txtrec_kind sts_txt_kind = { "MTA-STS", "v=STSv1", STS_QUOTE_LEN };
 
 /* RFC 3629 well-formed UTF-8: no overlongs, no surrogates, <= U+10FFFF.
  * Policy lines end up as JSON strings in TLS reports, which must be UTF-8. */
@@ -132,34 +53,6 @@ sts_utf8_ok(const unsigned char *s, size_t n)
 
 /* ---- `_mta-sts` TXT record ---- */
 
-/* TXT RDATA is one or more <character-string>s; 3.1 has them concatenated
- * without adding spaces. */
-static int
-sts_rdata_concat(const uint8_t *rdata, size_t len, struct buf *out, char *err, size_t errsz)
-{
-	char why[160];
-
-	if (dns_txt_rdata_join(rdata, len, out, why, sizeof(why)) < 0) {
-		sts_seterr(err, errsz, "%s", why);
-		return STS_ERR_SYNTAX;
-	}
-	return STS_OK;
-}
-
-/* Which RRs take part in the "exactly one" count (3.1). The prose says
- * records not beginning with "v=STSv1;" are discarded, but the ABNF lets
- * whitespace come before the ';' (erratum 6285), and "v=STSv1" with nothing
- * after it is plainly meant as one too. Counting all three keeps a broken
- * second record from being silently ignored: two records mean no policy. */
-static int
-sts_txt_is_candidate(const char *rec, size_t len)
-{
-	if (len < STS_VERSION_LEN || memcmp(rec, STS_VERSION, STS_VERSION_LEN) != 0)
-		return 0;
-	return len == STS_VERSION_LEN || rec[STS_VERSION_LEN] == ';' ||
-	    sts_wsp((unsigned char)rec[STS_VERSION_LEN]);
-}
-
 /* sts-ext-value = 1*(%x21-3A / %x3C / %x3E-7E); the caller has already cut
  * the field at ';' and whitespace and refused CTLs and non-ASCII, which
  * leaves '=' as the only thing to refuse here. */
@@ -175,78 +68,37 @@ sts_txt_record(const char *rec, size_t len, struct sts_txt *out, char *err, size
 {
 	char q[STS_QUOTE_MAX];
 	size_t pos;
-	int have_id = 0;
+	int have_id = 0, more;
 
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)rec[i];
-		if (c >= 0x80) {
-			sts_seterr(err, errsz, "MTA-STS record is not US-ASCII (byte %zu is 0x%02x)",
-			    i + 1, c);
-			return STS_ERR_SYNTAX;
-		}
-		if ((c < 0x20 && c != '\t') || c == 0x7f) {
-			sts_seterr(err, errsz, "MTA-STS record has a control character (0x%02x) "
-			    "at byte %zu", c, i + 1);
-			return STS_ERR_SYNTAX;
-		}
-	}
-	if (!sts_txt_is_candidate(rec, len)) {
-		sts_seterr(err, errsz, "\"%s\" does not begin with v=STSv1",
-		    sts_quote(q, rec, len));
+	if (txtrec_head(&sts_txt_kind, rec, len, &pos, err, errsz) == -1)
 		return STS_ERR_SYNTAX;
-	}
-	pos = STS_VERSION_LEN;
-	for (;;) {
-		while (pos < len && sts_wsp((unsigned char)rec[pos]))
-			pos++;
-		if (pos == len)
-			break;
-		if (rec[pos] != ';') {
-			sts_seterr(err, errsz, "expected ';' before \"%s\"",
-			    sts_quote(q, rec + pos, len - pos));
-			return STS_ERR_SYNTAX;
-		}
-		pos++;
-		while (pos < len && sts_wsp((unsigned char)rec[pos]))
-			pos++;
-		if (pos == len)
-			break;		/* a trailing delimiter is allowed */
-		if (rec[pos] == ';') {
-			sts_seterr(err, errsz, "empty field at byte %zu (two ';' in a row)", pos + 1);
-			return STS_ERR_SYNTAX;
-		}
-		size_t start = pos;
-		while (pos < len && rec[pos] != ';' && !sts_wsp((unsigned char)rec[pos]))
+	while ((more = txtrec_next_field(&sts_txt_kind, rec, len, &pos, err, errsz)) == 1) {
+		size_t start = pos, nlen;
+		while (pos < len && rec[pos] != ';' && !txtrec_wsp((unsigned char)rec[pos]))
 			pos++;
 		const char *f = rec + start;
 		size_t flen = pos - start;
-		const char *eq = memchr(f, '=', flen);
-		if (eq == NULL) {
-			sts_seterr(err, errsz, "field \"%s\" is not name=value", sts_quote(q, f, flen));
+		if (txtrec_field_split(&sts_txt_kind, f, flen, &nlen, err, errsz) == -1)
 			return STS_ERR_SYNTAX;
-		}
-		size_t nlen = (size_t)(eq - f), vlen = flen - nlen - 1;
-		if (!sts_name_ok(f, nlen)) {
-			sts_seterr(err, errsz, "field \"%s\" does not have a valid name (letters, "
-			    "digits, '_', '-', '.'; no space around '=')", sts_quote(q, f, flen));
-			return STS_ERR_SYNTAX;
-		}
+		const char *eq = f + nlen;
+		size_t vlen = flen - nlen - 1;
 		if (!sts_txt_value_ok(eq + 1, vlen)) {
-			sts_seterr(err, errsz, "field \"%s\" has an empty value or an '=' in it",
-			    sts_quote(q, f, flen));
+			txtrec_seterr(err, errsz, "field \"%s\" has an empty value or an '=' in it",
+			    txtrec_quote(q, sizeof(q), f, flen));
 			return STS_ERR_SYNTAX;
 		}
 		/* 3.2: a repeated field counts only the first time. */
 		if (nlen == 2 && memcmp(f, "id", 2) == 0 && !have_id) {
 			if (vlen > STS_ID_MAX) {
-				sts_seterr(err, errsz, "id \"%s\" is longer than %d characters",
-				    sts_quote(q, eq + 1, vlen), STS_ID_MAX);
+				txtrec_seterr(err, errsz, "id \"%s\" is longer than %d characters",
+				    txtrec_quote(q, sizeof(q), eq + 1, vlen), STS_ID_MAX);
 				return STS_ERR_SYNTAX;
 			}
 			for (size_t i = 0; i < vlen; i++) {
-				if (!sts_alnum((unsigned char)eq[1 + i])) {
-					sts_seterr(err, errsz, "id \"%s\" has a character other than "
-					    "letters and digits", sts_quote(q, eq + 1, vlen));
+				if (!txtrec_alnum((unsigned char)eq[1 + i])) {
+					txtrec_seterr(err, errsz, "id \"%s\" has a character other "
+					    "than letters and digits",
+					    txtrec_quote(q, sizeof(q), eq + 1, vlen));
 					return STS_ERR_SYNTAX;
 				}
 			}
@@ -255,8 +107,10 @@ sts_txt_record(const char *rec, size_t len, struct sts_txt *out, char *err, size
 			have_id = 1;
 		}
 	}
+	if (more == -1)
+		return STS_ERR_SYNTAX;
 	if (!have_id) {
-		sts_seterr(err, errsz, "MTA-STS record has no id field");
+		txtrec_seterr(err, errsz, "MTA-STS record has no id field");
 		return STS_ERR_SYNTAX;
 	}
 	return STS_OK;
@@ -285,8 +139,9 @@ sts_txt_parse_rdata(const uint8_t *rdata, size_t len, struct sts_txt *out, char 
 
 	memset(out, 0, sizeof(*out));
 	buf_init(&b);
-	rc = sts_rdata_concat(rdata, len, &b, err, errsz);
-	if (rc == STS_OK)
+	if (txtrec_rdata_join(rdata, len, &b, err, errsz) == -1)
+		rc = STS_ERR_SYNTAX;
+	else
 		rc = sts_txt_parse_record(b.data, b.len, out, err, errsz);
 	buf_free(&b);
 	return rc;
@@ -296,21 +151,13 @@ int
 sts_txt_select_records(const char *const *recs, const size_t *lens, size_t n,
     struct sts_txt *out, char *err, size_t errsz)
 {
-	size_t found = 0, which = 0;
+	size_t which;
 
 	memset(out, 0, sizeof(*out));
-	for (size_t i = 0; i < n; i++) {
-		if (sts_txt_is_candidate(recs[i], lens[i])) {
-			found++;
-			which = i;
-		}
-	}
-	if (found == 0) {
-		sts_seterr(err, errsz, "none of the %zu TXT records begins with v=STSv1", n);
+	switch (txtrec_select(&sts_txt_kind, recs, lens, n, &which, err, errsz)) {
+	case TXTREC_NONE:
 		return STS_ERR_NO_RECORD;
-	}
-	if (found > 1) {
-		sts_seterr(err, errsz, "%zu TXT records begin with v=STSv1; exactly one may", found);
+	case TXTREC_MULTIPLE:
 		return STS_ERR_MULTIPLE;
 	}
 	return sts_txt_parse_record(recs[which], lens[which], out, err, errsz);
@@ -320,28 +167,17 @@ int
 sts_txt_select_rdata(const struct sts_txt_rdata *rrs, size_t nrrs, struct sts_txt *out,
     char *err, size_t errsz)
 {
-	char why[STS_ERR_MAX];
-	struct buf *b = xcalloc(nrrs, sizeof(*b));
-	const char **recs = xcalloc(nrrs, sizeof(*recs));
-	size_t *lens = xcalloc(nrrs, sizeof(*lens)), i;
-	int rc = STS_OK;
+	struct txtrec_rrs set;
+	int rc = STS_ERR_SYNTAX;
 
 	memset(out, 0, sizeof(*out));
-	for (i = 0; i < nrrs && rc == STS_OK; i++) {
-		buf_init(&b[i]);
-		rc = sts_rdata_concat(rrs[i].data, rrs[i].len, &b[i], why, sizeof(why));
-		if (rc != STS_OK)
-			sts_seterr(err, errsz, "TXT RR %zu of %zu: %s", i + 1, nrrs, why);
-		recs[i] = b[i].data;
-		lens[i] = b[i].len;
-	}
-	if (rc == STS_OK)
-		rc = sts_txt_select_records(recs, lens, nrrs, out, err, errsz);
-	while (i > 0)
-		buf_free(&b[--i]);
-	free(b);
-	free(recs);
-	free(lens);
+	txtrec_rrs_init(&set, nrrs);
+	for (size_t i = 0; i < nrrs; i++)
+		if (txtrec_rrs_add(&set, rrs[i].data, rrs[i].len, err, errsz) == -1)
+			goto done;
+	rc = sts_txt_select_records(set.recs, set.lens, nrrs, out, err, errsz);
+done:
+	txtrec_rrs_free(&set);
 	return rc;
 }
 
@@ -414,7 +250,7 @@ sts_mx_pattern_check(const char *v, size_t n, const char **why)
 			*why = "internationalized names must be given as A-labels (xn--...)";
 			return 0;
 		}
-		if (!sts_alnum(c) && c != '-') {
+		if (!txtrec_alnum(c) && c != '-') {
 			*why = "only letters, digits, '-' and '.' make a host name";
 			return 0;
 		}
@@ -440,8 +276,8 @@ sts_policy_field(struct sts_parse *st, enum sts_field f, const char *v, size_t v
 	switch (f) {
 	case STS_F_VERSION:
 		if (vlen != 5 || memcmp(v, "STSv1", 5) != 0) {
-			sts_seterr(st->err, st->errsz, "line %u: version \"%s\" is not STSv1",
-			    st->line, sts_quote(q, v, vlen));
+			txtrec_seterr(st->err, st->errsz, "line %u: version \"%s\" is not STSv1",
+			    st->line, txtrec_quote(q, sizeof(q), v, vlen));
 			return STS_ERR_SYNTAX;
 		}
 		return STS_OK;
@@ -453,22 +289,23 @@ sts_policy_field(struct sts_parse *st, enum sts_field f, const char *v, size_t v
 		else if (vlen == 4 && memcmp(v, "none", 4) == 0)
 			p->mode = STS_MODE_NONE;
 		else {
-			sts_seterr(st->err, st->errsz, "line %u: mode \"%s\" is not enforce, testing "
-			    "or none", st->line, sts_quote(q, v, vlen));
+			txtrec_seterr(st->err, st->errsz, "line %u: mode \"%s\" is not enforce, "
+			    "testing or none", st->line, txtrec_quote(q, sizeof(q), v, vlen));
 			return STS_ERR_SYNTAX;
 		}
 		return STS_OK;
 	case STS_F_MAX_AGE: {
 		uint64_t age = 0;
 		if (vlen > 10) {
-			sts_seterr(st->err, st->errsz, "line %u: max_age \"%s\" has more than 10 "
-			    "digits", st->line, sts_quote(q, v, vlen));
+			txtrec_seterr(st->err, st->errsz, "line %u: max_age \"%s\" has more than "
+			    "10 digits", st->line, txtrec_quote(q, sizeof(q), v, vlen));
 			return STS_ERR_SYNTAX;
 		}
 		for (size_t i = 0; i < vlen; i++) {
 			if (v[i] < '0' || v[i] > '9') {
-				sts_seterr(st->err, st->errsz, "line %u: max_age \"%s\" is not a "
-				    "number of seconds", st->line, sts_quote(q, v, vlen));
+				txtrec_seterr(st->err, st->errsz, "line %u: max_age \"%s\" is not "
+				    "a number of seconds", st->line,
+				    txtrec_quote(q, sizeof(q), v, vlen));
 				return STS_ERR_SYNTAX;
 			}
 			age = age * 10 + (uint64_t)(v[i] - '0');
@@ -487,8 +324,8 @@ sts_policy_field(struct sts_parse *st, enum sts_field f, const char *v, size_t v
 		const char *why = "";
 		size_t n = sts_mx_pattern_check(v, vlen, &why);
 		if (n == 0) {
-			sts_seterr(st->err, st->errsz, "line %u: mx \"%s\": %s", st->line,
-			    sts_quote(q, v, vlen), why);
+			txtrec_seterr(st->err, st->errsz, "line %u: mx \"%s\": %s", st->line,
+			    txtrec_quote(q, sizeof(q), v, vlen), why);
 			return STS_ERR_SYNTAX;
 		}
 		sts_push(&p->mx, &p->n_mx, &st->cap_mx, v, n);
@@ -509,56 +346,56 @@ sts_policy_line(struct sts_parse *st, const char *line, size_t len)
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)line[i];
 		if (c == '\r') {
-			sts_seterr(st->err, st->errsz, "line %u: bare CR (lines end in CRLF or LF)",
-			    st->line);
+			txtrec_seterr(st->err, st->errsz, "line %u: bare CR (lines end in CRLF or "
+			    "LF)", st->line);
 			return STS_ERR_SYNTAX;
 		}
 		if ((c < 0x20 && c != '\t') || c == 0x7f) {
-			sts_seterr(st->err, st->errsz, "line %u: control character 0x%02x",
+			txtrec_seterr(st->err, st->errsz, "line %u: control character 0x%02x",
 			    st->line, c);
 			return STS_ERR_SYNTAX;
 		}
 	}
 	if (!sts_utf8_ok((const unsigned char *)line, len)) {
-		sts_seterr(st->err, st->errsz, "line %u: not valid UTF-8", st->line);
+		txtrec_seterr(st->err, st->errsz, "line %u: not valid UTF-8", st->line);
 		return STS_ERR_SYNTAX;
 	}
-	for (i = 0; i < len && sts_wsp((unsigned char)line[i]); i++)
+	for (i = 0; i < len && txtrec_wsp((unsigned char)line[i]); i++)
 		;
 	if (i == len)
 		return STS_OK;		/* blank lines carry nothing: skipped */
 	if (i > 0) {
-		sts_seterr(st->err, st->errsz, "line %u: begins with whitespace (there are no "
+		txtrec_seterr(st->err, st->errsz, "line %u: begins with whitespace (there are no "
 		    "continuation lines)", st->line);
 		return STS_ERR_SYNTAX;
 	}
 	const char *colon = memchr(line, ':', len);
 	if (colon == NULL) {
-		sts_seterr(st->err, st->errsz, "line %u: \"%s\" is not a key: value line",
-		    st->line, sts_quote(q, line, len));
+		txtrec_seterr(st->err, st->errsz, "line %u: \"%s\" is not a key: value line",
+		    st->line, txtrec_quote(q, sizeof(q), line, len));
 		return STS_ERR_SYNTAX;
 	}
 	size_t klen = (size_t)(colon - line);
-	if (!sts_name_ok(line, klen)) {
-		sts_seterr(st->err, st->errsz, "line %u: \"%s\" is not a field name (letters, "
+	if (!txtrec_name_ok(line, klen)) {
+		txtrec_seterr(st->err, st->errsz, "line %u: \"%s\" is not a field name (letters, "
 		    "digits, '_', '-', '.'; no space before ':')", st->line,
-		    sts_quote(q, line, klen));
+		    txtrec_quote(q, sizeof(q), line, klen));
 		return STS_ERR_SYNTAX;
 	}
 	const char *v = colon + 1, *end = line + len;
-	while (v < end && sts_wsp((unsigned char)*v))
+	while (v < end && txtrec_wsp((unsigned char)*v))
 		v++;
-	while (end > v && sts_wsp((unsigned char)end[-1]))
+	while (end > v && txtrec_wsp((unsigned char)end[-1]))
 		end--;
 	size_t vlen = (size_t)(end - v);
 	if (vlen == 0) {
-		sts_seterr(st->err, st->errsz, "line %u: %s has no value", st->line,
-		    sts_quote(q, line, klen));
+		txtrec_seterr(st->err, st->errsz, "line %u: %s has no value", st->line,
+		    txtrec_quote(q, sizeof(q), line, klen));
 		return STS_ERR_SYNTAX;
 	}
 	if (memchr(v, '\t', vlen) != NULL) {
-		sts_seterr(st->err, st->errsz, "line %u: a tab inside the value of %s", st->line,
-		    sts_quote(q, line, klen));
+		txtrec_seterr(st->err, st->errsz, "line %u: a tab inside the value of %s", st->line,
+		    txtrec_quote(q, sizeof(q), line, klen));
 		return STS_ERR_SYNTAX;
 	}
 	sts_push(&st->p->lines, &st->p->n_lines, &st->cap_lines, line, len);
@@ -570,7 +407,7 @@ sts_policy_line(struct sts_parse *st, const char *line, size_t len)
 		if (strlen(name) != klen)
 			continue;
 		if (memcmp(name, line, klen) != 0) {
-			if (sts_caseeq(name, line, klen) && st->case_hint[f] == 0)
+			if (txtrec_caseeq(name, line, klen) && st->case_hint[f] == 0)
 				st->case_hint[f] = st->line;
 			continue;
 		}
@@ -587,10 +424,10 @@ static int
 sts_policy_missing(struct sts_parse *st, enum sts_field f, const char *extra)
 {
 	if (st->case_hint[f] != 0)
-		sts_seterr(st->err, st->errsz, "no %s field%s (line %u spells it differently: "
+		txtrec_seterr(st->err, st->errsz, "no %s field%s (line %u spells it differently: "
 		    "field names are case-sensitive)", sts_field_names[f], extra, st->case_hint[f]);
 	else
-		sts_seterr(st->err, st->errsz, "no %s field%s", sts_field_names[f], extra);
+		txtrec_seterr(st->err, st->errsz, "no %s field%s", sts_field_names[f], extra);
 	return STS_ERR_SYNTAX;
 }
 
@@ -603,7 +440,7 @@ sts_policy_parse(const char *body, size_t len, struct sts_policy **out, char *er
 
 	*out = NULL;
 	if (len > STS_POLICY_MAX) {
-		sts_seterr(err, errsz, "policy is %zu bytes, over the %d-byte cap", len,
+		txtrec_seterr(err, errsz, "policy is %zu bytes, over the %d-byte cap", len,
 		    STS_POLICY_MAX);
 		return STS_ERR_TOO_LARGE;
 	}
@@ -629,7 +466,7 @@ sts_policy_parse(const char *body, size_t len, struct sts_policy **out, char *er
 		goto fail;
 	rc = STS_ERR_SYNTAX;
 	if (st.p->n_lines == 0) {
-		sts_seterr(err, errsz, "policy is empty");
+		txtrec_seterr(err, errsz, "policy is empty");
 		goto fail;
 	}
 	if (!st.seen[STS_F_VERSION]) {
@@ -732,9 +569,9 @@ sts_mx_pattern_match(const char *pattern, const char *mx_host)
 		size_t llen = hlen - slen;		/* the label '*' stands for */
 		if (memchr(mx_host, '.', llen) != NULL)
 			return 0;
-		return sts_caseeq(mx_host + llen, suffix, slen);
+		return txtrec_caseeq(mx_host + llen, suffix, slen);
 	}
-	return plen == hlen && sts_caseeq(pattern, mx_host, plen);
+	return plen == hlen && txtrec_caseeq(pattern, mx_host, plen);
 }
 
 int

@@ -361,9 +361,12 @@ deliver_auth(struct deliver *d, const struct mxd_nexthop *nh, const char *hop,
 
 /* Open or reuse the connection to a next hop. */
 static int
-deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop,
+deliver_connect(struct deliver *d, const struct mxd_nexthop *hopnh, const char *hop,
     struct smtp_reply *r)
 {
+	struct mxd_nexthop src = *hopnh, *nh = &src;
+	src.source4 = d->cfg->source_ipv4;
+	src.source6 = d->cfg->source_ipv6;
 	if (d->conn_open && strcmp(d->conn_hop, hop) == 0 && !d->conn.broken) {
 		/* A reused connection starts clean. */
 		smtp_client_cmd(&d->conn, "RSET");

@@ -4,6 +4,7 @@
 #include "xmalloc.h"
 #include "mxfleet.pb-c.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 
@@ -44,7 +45,8 @@ static const char *const mxd_config_limit_keys[] = {
 };
 static const char *const mxd_config_delivery_keys[] = {
 	"retry_min", "retry_max", "max_age", "next_hop_tls", "remote_port", "sts_port",
-	"ca_file", "sts_cache_dir", "delay_dsn", "sts_refresh_interval", NULL
+	"ca_file", "sts_cache_dir", "delay_dsn", "sts_refresh_interval", "source_ipv4",
+	"source_ipv6", NULL
 };
 
 int
@@ -313,6 +315,25 @@ mxd_config_control(struct mxd_config *cfg, const config_setting_t *g, struct con
 	return 0;
 }
 
+
+/* delivery.source_ipv4/6: a literal address of that family, kept in its
+ * canonical form. */
+static int
+mxd_config_source(const config_setting_t *g, const char *key, int af, char *out, size_t outsz,
+    struct conf_err *err)
+{
+	const char *s;
+	unsigned char a[16];
+	int r = conf_get_string(g, key, &s, err);
+	if (r <= 0)
+		return r;
+	if (inet_pton(af, s, a) != 1 || inet_ntop(af, a, out, (socklen_t)outsz) == NULL)
+		return conf_error(err, config_setting_get_member(g, key), af == AF_INET ?
+		    "expected an IPv4 address such as 192.0.2.25" :
+		    "expected an IPv6 address such as 2001:db8::25");
+	return 0;
+}
+
 static int
 mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 {
@@ -449,6 +470,11 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 		}
 		if (cfg->retry_max < cfg->retry_min)
 			return conf_error(err, g, "retry_max is smaller than retry_min");
+		if (mxd_config_source(g, "source_ipv4", AF_INET, cfg->source_ipv4,
+		    sizeof(cfg->source_ipv4), err) < 0 ||
+		    mxd_config_source(g, "source_ipv6", AF_INET6, cfg->source_ipv6,
+		    sizeof(cfg->source_ipv6), err) < 0)
+			return -1;
 	}
 	return 0;
 }

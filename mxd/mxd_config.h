@@ -110,6 +110,8 @@ struct mxd_config {
 	int			 remote_port;	/* MX port (25; tests change it) */
 	int			 sts_port;	/* MTA-STS HTTPS port (443; tests) */
 	char			*ca_file;	/* PKIX trust for MTA-STS; NULL: system */
+	char			 source_ipv4[16];	/* connect from this address; "": */
+	char			 source_ipv6[46];	/* the kernel picks */
 	char			*sts_cache_dir;	/* NULL: spool_dir/sts */
 	int			 sts_refresh_interval;	/* seconds between looks for cached
 							   policies to refresh */

@@ -5,6 +5,7 @@
 #include "netaddr.h"
 #include "tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -400,6 +401,34 @@ smtp_client_parse_ehlo(struct smtp_client *c, const struct smtp_reply *r)
 	}
 }
 
+/* Connect from the operator's address (delivery.source_ipv4/6): the one
+ * its PTR, SPF and HELO name agree on. The port is left to connect(). */
+static int
+smtp_client_bind(int fd, int af, const char *src)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	memset(&ss, 0, sizeof(ss));
+	if (af == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+		sin->sin_family = AF_INET;
+		sl = sizeof(*sin);
+		if (inet_pton(AF_INET, src, &sin->sin_addr) != 1)
+			return errno = EINVAL, -1;
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+		sin6->sin6_family = AF_INET6;
+		sl = sizeof(*sin6);
+		if (inet_pton(AF_INET6, src, &sin6->sin6_addr) != 1)
+			return errno = EINVAL, -1;
+	}
+#ifdef IP_BIND_ADDRESS_NO_PORT
+	int one = 1;
+	setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+#endif
+	return bind(fd, (struct sockaddr *)&ss, sl);
+}
+
 static int
 smtp_client_connect(struct smtp_client *c, const struct mxd_nexthop *nh, struct smtp_reply *r)
 {
@@ -434,10 +463,20 @@ smtp_client_connect(struct smtp_client *c, const struct mxd_nexthop *nh, struct 
 		return -1;
 	}
 	int err = 0;
+	const char *bind_fail = NULL;
 	for (ai = res; ai; ai = ai->ai_next) {
 		c->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (c->fd < 0) {
 			err = errno;
+			continue;
+		}
+		const char *src = ai->ai_family == AF_INET ? nh->source4 :
+		    ai->ai_family == AF_INET6 ? nh->source6 : NULL;
+		if (src != NULL && src[0] != '\0' && smtp_client_bind(c->fd, ai->ai_family, src) < 0) {
+			err = errno;
+			bind_fail = src;
+			close(c->fd);
+			c->fd = -1;
 			continue;
 		}
 		if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) == 0)
@@ -454,7 +493,12 @@ smtp_client_connect(struct smtp_client *c, const struct mxd_nexthop *nh, struct 
 	}
 	freeaddrinfo(res);
 	if (c->fd < 0) {
-		smtp_reply_set_error(r, "connect to %s: %s", c->peer, strerror(err ? err : ECONNREFUSED));
+		if (bind_fail)
+			smtp_reply_set_error(r, "connect to %s: source address %s: %s", c->peer,
+			    bind_fail, strerror(err ? err : EADDRNOTAVAIL));
+		else
+			smtp_reply_set_error(r, "connect to %s: %s", c->peer,
+			    strerror(err ? err : ECONNREFUSED));
 		return -1;
 	}
 	int one = 1;

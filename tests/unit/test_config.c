@@ -49,7 +49,14 @@ test_config_defaults(void **state)
 	assert_int_equal(cfg->max_age, 5 * 86400);
 	assert_int_equal(cfg->delay_dsn, 4 * 3600);
 	assert_int_equal(cfg->sts_refresh_interval, 3600);
+	assert_string_equal(cfg->source_ipv4, "");
+	assert_string_equal(cfg->source_ipv6, "");
 	mxd_config_free(cfg);
+	/* Source addresses are kept in canonical form. */
+	assert_int_equal(load("delivery = { source_ipv4 = \"192.0.2.25\"; "
+	    "source_ipv6 = \"2001:DB8:0::25\"; };\n", &cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg->source_ipv4, "192.0.2.25");
+	assert_string_equal(cfg->source_ipv6, "2001:db8::25");
 }
 
 static void
@@ -119,6 +126,12 @@ test_config_errors_name_line_and_key(void **state)
 		  "submission_auth[0].server: expected HOST:PORT" },
 		{ "submission_auth = ( { server = \"h:587\"; user = \"u\"; password_file = \"/dev/null\"; } );\n",
 		  "holds no password" },
+		{ "delivery = { source_ipv4 = \"mx.example\"; };\n",
+		  "delivery.source_ipv4: expected an IPv4 address" },
+		{ "delivery = { source_ipv4 = \"2001:db8::1\"; };\n",
+		  "delivery.source_ipv4: expected an IPv4 address" },
+		{ "delivery = { source_ipv6 = \"192.0.2.1\"; };\n",
+		  "delivery.source_ipv6: expected an IPv6 address" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct mxd_config *cfg = NULL;

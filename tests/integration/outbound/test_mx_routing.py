@@ -3,8 +3,9 @@
 message unchanged; MX preference order; the backup MX when the preferred one
 does not answer; the next address of a host; the implicit MX (an A record
 only); equal preferences share the load; a refusal of MAIL FROM followed by a
-hang-up is reported as that refusal; relaying stays refused for untrusted
-clients."""
+hang-up is reported as that refusal; the operator's source address is the
+one the MX sees and the outcome record names; relaying stays refused for
+untrusted clients."""
 
 import os
 import socket
@@ -279,6 +280,41 @@ class MxRoutingTest(outtest.OutboundTestCase):
 
     def test_mail_from_refused_then_hangup_is_that_refusal(self):
         self.check_mail_refused_then_hangup(pipelining=False)
+
+    def test_source_address_is_what_the_mx_sees_and_the_record_says(self):
+        dom = unique_domain("source")
+        (host,) = pick_hosts(1, self.port)
+        self.dns.add([f"{dom}. MX 10 mx.{dom}.", f"mx.{dom}. A {host}"])
+        sink = self.mx_sink(host, name=f"mx.{dom}")
+        src = outtest.pick_host()
+        m, _ = self.outbound_mxd(delivery={"source_ipv4": src},
+                                 control=outtest.journal_control(self))
+        msg_id = uuid.uuid4().hex[:12]
+        self.send(m, [f"user@{dom}"], message(msg_id))
+        got = sink.wait_message(has_id(msg_id), timeout=20)
+        self.assertEqual(got.env["peer"][0], src, "the MX saw another address")
+        self.wait_session(m, ip=host)
+
+        def record():
+            for o in outtest.journal_outcomes(m.config["spool_dir"]):
+                if o.policy_results and o.policy_results[0].policy_domain == dom:
+                    return o
+            return None
+        o = mxtest.wait_for(record, 15, interval=0.2, what="the outbound outcome record")
+        self.assertEqual((o.local_ip, o.policy_results[0].sending_mta_ip), (src, src), o)
+
+    def test_source_address_not_on_this_host_defers_with_the_reason(self):
+        dom = unique_domain("badsource")
+        (host,) = pick_hosts(1, self.port)
+        self.dns.add([f"{dom}. MX 10 mx.{dom}.", f"mx.{dom}. A {host}"])
+        sink = self.mx_sink(host, name=f"mx.{dom}")
+        # TEST-NET-1: never assigned here, so bind() fails before any packet.
+        m, _ = self.outbound_mxd(delivery={"source_ipv4": "192.0.2.25"})
+        self.send(m, [f"user@{dom}"], message(uuid.uuid4().hex[:12]))
+        rec = m.wait_event("deferred", rcpt=f"<user@{dom}>", timeout=15)
+        self.assertIn("source address 192.0.2.25", rec.get("reply", ""), rec)
+        self.assertEqual(m.events("bounced"), [])
+        self.assertEqual(sink.names(), [])
 
     def test_untrusted_client_may_not_relay(self):
         dom = unique_domain("relay")

@@ -5,6 +5,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,13 +352,21 @@ tls_client_ctx_new(int min_version, char *err, size_t errsz)
 	return ctx;
 }
 
+int
+tls_sni_ok(const char *name)
+{
+	unsigned char a[16];
+	return name != NULL && name[0] != '\0' && inet_pton(AF_INET, name, a) != 1 &&
+	    inet_pton(AF_INET6, name, a) != 1;
+}
+
 SSL *
 tls_client_ssl(SSL_CTX *ctx, const char *sni, struct tls_trace *trace)
 {
 	SSL *ssl = SSL_new(ctx);
 	if (ssl == NULL)
 		return NULL;
-	if (sni)
+	if (tls_sni_ok(sni))
 		SSL_set_tlsext_host_name(ssl, sni);
 	tls_trace_attach(ssl, trace);
 	return ssl;

@@ -196,6 +196,7 @@ deliver_outcome(struct deliver *d, const struct smtp_client *c, int connected,
 	o.remote_ip = (char *)c->remote_ip;
 	o.remote_port = (uint32_t)c->remote_port;
 	o.remote_ehlo = (char *)c->greeting_name;
+	o.sni = (char *)c->sni;
 	o.messages = (uint32_t)d->conn_messages;
 	o.recipients = (uint32_t)d->conn_rcpts;
 	pr.policy_type = "no-policy-found";

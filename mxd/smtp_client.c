@@ -512,6 +512,8 @@ smtp_client_starttls(struct smtp_client *c, SSL_CTX *tls, const char *sni, int v
 {
 	struct tls_trace trace;
 	c->ssl = tls_client_ssl(tls, sni, &trace);
+	if (c->ssl && tls_sni_ok(sni))
+		snprintf(c->sni, sizeof(c->sni), "%s", sni);
 	/* The name is checked with the chain; the handshake goes on either way
 	 * and the caller decides (a policy in testing mode delivers anyway). */
 	/* The name checked is the SNI name unless the policy names another

@@ -45,6 +45,7 @@ struct smtp_client {
 	char		 peer[300];	/* "host:port" or unix path, for logs */
 	char		 tls_version[16];
 	char		 tls_cipher[64];
+	char		 sni[256];	/* the SNI name sent; "" when none */
 	char		 rbuf[16384];
 	size_t		 rpos, rlen;
 	struct buf	 wbuf;

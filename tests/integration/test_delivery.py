@@ -217,6 +217,8 @@ class NextHopTlsTest(mxtest.MxTestCase):
         got = sink.wait_message(has_id(msg_id))
         self.assertIn(got.env["tls"].get("version"), ("TLSv1.2", "TLSv1.3"),
                       "mxd did not use the next hop's STARTTLS")
+        # The next hop is an address: RFC 6066 3 has no SNI for literals.
+        self.assertIsNone(got.env["tls"].get("sni"), f"SNI sent: {got.env['tls']}")
 
     def test_next_hop_tls_none(self):
         cert = self.cert("sink", "sink.example.test")

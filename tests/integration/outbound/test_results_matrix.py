@@ -295,6 +295,9 @@ class ResultsMatrixTest(outtest.OutboundTestCase):
         self.assertEqual(got, want, f"row '{row.name}': the record says {o}")
         self.assertEqual(o.direction, self.pb2.DIRECTION_OUTBOUND)
         self.assertTrue(o.session_id, o)
+        # SNI names the MX host whenever a handshake was tried.
+        self.assertEqual(o.sni, row.mx if got["starttls"] in ("ESTABLISHED", "ATTEMPTED") else "",
+                         f"row '{row.name}': {o}")
         if row.ip:
             self.assertEqual((o.remote_ip, o.remote_port), (row.ip, self.port), o)
             self.assertTrue(pr.sending_mta_ip and pr.sending_mta_ip == o.local_ip, o)

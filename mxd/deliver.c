@@ -109,6 +109,7 @@ deliver_verify_result_type(long v)
 {
 	switch (v) {
 	case X509_V_ERR_HOSTNAME_MISMATCH:
+	case X509_V_ERR_IP_ADDRESS_MISMATCH:
 		return "certificate-host-mismatch";
 	case X509_V_ERR_CERT_HAS_EXPIRED:
 	case X509_V_ERR_CERT_NOT_YET_VALID:

@@ -523,8 +523,12 @@ smtp_client_starttls(struct smtp_client *c, SSL_CTX *tls, const char *sni, int v
 		snprintf(dot, sizeof(dot), ".%s", verify_name);
 		SSL_set1_host(c->ssl, verify_name);
 		SSL_add1_host(c->ssl, dot);
-	} else if (c->ssl && verify)
+	} else if (c->ssl && verify && tls_sni_ok(sni))
 		SSL_set1_host(c->ssl, sni);
+	else if (c->ssl && verify)
+		/* A next hop given as an address: its certificate must name
+		 * that address (an iPAddress subjectAltName). */
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), sni);
 	if (c->ssl && tlsa) {
 		/* RFC 7672 through OpenSSL's DANE API: DANE-TA(2) and DANE-EE(3)
 		 * only; DANE-EE ignores names and dates (RFC 7672 3.1.1). */

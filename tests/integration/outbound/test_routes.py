@@ -308,6 +308,44 @@ class RouteTest(mxtest.MxTestCase):
         rec = m.wait_event("outbound_session", result="certificate-host-mismatch")
         self.assertEqual(rec["starttls"], "established")
 
+    def ip_cert(self, name, ip):
+        """A self-signed certificate whose only name is the address ip."""
+        cert, key = (os.path.join(self.wd, f"{name}.pem"), os.path.join(self.wd, f"{name}.key"))
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                        "-out", cert, "-days", "30", "-subj", f"/CN={ip}",
+                        "-addext", f"subjectAltName=IP:{ip}"],
+                       check=True, capture_output=True, timeout=60)
+        os.chmod(key, 0o644)
+        return cert, key
+
+    def test_policy_verify_next_hop_by_address_checks_its_ip_name(self):
+        # A next hop given as an address: no SNI (RFC 6066), and verify
+        # wants a certificate for that address, not a host name.
+        ip = mxtest.pick_host()
+        good = self.ip_cert("ipgood", ip)
+        relay = self.new_sink(name="relay", host=ip, tls=good)
+        m, _ = self.relay_mxd(None, routes=LCList([
+            {"transport": f"smtp:{ip}:{relay.port}"}]),
+            tls_policies=LCList([{"domain": ip, "mode": "verify"}]),
+            delivery={"ca_file": good[0]})
+        self.send(m, ["a@v.test"], message("ip1"))
+        got = relay.wait_message(has_id("ip1"))
+        self.assertTrue(got.env["tls"], "verify: the message went over TLS")
+        self.assertIsNone(got.env["tls"].get("sni"), got.env["tls"])
+
+        # The same address with a certificate for a host name: refused.
+        bad = self.cert("ipbad", cn="someone-else.test")
+        other = mxtest.pick_host()
+        relay2 = self.new_sink(name="relay2", host=other, tls=bad)
+        m2, _ = self.relay_mxd(None, routes=LCList([
+            {"transport": f"smtp:{other}:{relay2.port}"}]),
+            tls_policies=LCList([{"domain": other, "mode": "verify"}]),
+            delivery={"ca_file": bad[0]})
+        self.send(m2, ["b@v.test"], message("ip2"))
+        rec = m2.wait_event("deferred", rcpt="<b@v.test>", timeout=20)
+        self.assertIn("certificate-host-mismatch", rec["reply"])
+        self.assertEqual(relay2.names(), [])
+
 
 if __name__ == "__main__":
     mxtest.main()

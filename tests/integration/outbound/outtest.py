@@ -197,9 +197,178 @@ class Dsn:
         return [v for k, v in self.status_fields if k == name.lower()]
 
 
+# ---------------------------------------------------------------- SMTP servers in the test process
+
+class SmtpSession:
+    """One connection to an SmtpTestServer: its socket and reader (STARTTLS
+    replaces both) and the transaction so far."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.f = conn.makefile("rb")
+        self.mail = None             # the MAIL command line as received
+        self.mail_from, self.params = None, ""
+        self.rcpts = []              # the accepted RCPT addresses
+        self.rcpt_lines = []         # ... and their command lines as received
+
+    def send(self, *lines):
+        """One write of the given reply lines, CRLF after each."""
+        self.conn.sendall("".join(f"{x}\r\n" for x in lines).encode())
+
+
+class SmtpTestServer:
+    """A small SMTP server on (host, port) in threads of the test process
+    (port 0: any free one), the skeleton of FakeMx, test_dsn_params.DsnHop
+    and test_outbound_crash.HoldingHop. It answers one command at a time.
+
+    A subclass sets its own attributes first and then calls this __init__,
+    which starts serving. It changes what it needs through these:
+
+      name, banner     the greeting is "220 {name} {banner}"
+      greet(s)         says the greeting; True hangs up instead
+      ehlo_lines(s)    the lines of the reply to EHLO/HELO (name, 8BITMIME)
+      smtp_<VERB>(s, cmd)  one method per verb (cmd: the line without
+                       CRLF); True hangs up after it. Here: EHLO, HELO,
+                       MAIL, RCPT, DATA, RSET, NOOP, QUIT; another verb
+                       gets unknown(s, cmd), a 502
+      no_rcpts_reply   the reply to DATA without recipients (None: go on)
+      message(s, data) keeps a message (data unstuffed) after the final
+                       dot; returns the reply, or None to hang up without
+      end_sessions_on_stop  after stop(), a session ends before its next
+                       command (otherwise it goes on until the client leaves)
+
+    s is the SmtpSession. `peers`: the client (ip, port) of every
+    connection, in order."""
+
+    name = "smtp.test"
+    banner = "ESMTP"
+    no_rcpts_reply = None
+    end_sessions_on_stop = False
+
+    def __init__(self, host, port=0):
+        self.host = host
+        self.peers = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.port = self.sock.getsockname()[1]
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def next_hop(self):
+        return f"smtp:{self.host}:{self.port}"
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(5)
+        self.sock.close()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                conn, peer = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            with self.lock:
+                self.peers.append(peer)
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn):
+        conn.settimeout(30)
+        s = SmtpSession(conn)
+        try:
+            if self.greet(s):
+                return
+            while not (self.stopping and self.end_sessions_on_stop):
+                line = s.f.readline(4096)
+                if not line:
+                    return
+                cmd = line.decode("utf-8", "replace").rstrip("\r\n")
+                verb = cmd.split(" ", 1)[0].upper()
+                if getattr(self, f"smtp_{verb}", self.unknown)(s, cmd):
+                    return
+        except OSError:
+            pass
+        finally:
+            try:
+                s.f.close()
+                s.conn.close()
+            except OSError:
+                pass
+
+    # -- hooks
+
+    def greet(self, s):
+        s.send(f"220 {self.name} {self.banner}")
+
+    def ehlo_lines(self, s):
+        return [self.name, "8BITMIME"]
+
+    def smtp_EHLO(self, s, cmd):
+        lines = self.ehlo_lines(s)
+        s.send(*(f"250{'-' if i < len(lines) - 1 else ' '}{x}" for i, x in enumerate(lines)))
+
+    smtp_HELO = smtp_EHLO
+
+    def smtp_MAIL(self, s, cmd):
+        m = re.match(r"MAIL FROM:<([^>]*)>(.*)$", cmd, flags=re.I)
+        s.mail = cmd
+        s.mail_from, s.params = (m.group(1), m.group(2).strip()) if m else (cmd, "")
+        s.rcpts, s.rcpt_lines = [], []
+        s.send("250 2.1.0 Ok")
+
+    def smtp_RCPT(self, s, cmd):
+        s.rcpts.append(rcpt_address(cmd))
+        s.rcpt_lines.append(cmd)
+        s.send("250 2.1.5 Ok")
+
+    def smtp_DATA(self, s, cmd):
+        if not s.rcpts and self.no_rcpts_reply:
+            s.send(self.no_rcpts_reply)
+            return
+        s.send("354 go ahead")
+        data = b""
+        while True:
+            ln = s.f.readline(1 << 20)
+            if not ln:
+                return True
+            if ln == b".\r\n":
+                break
+            data += ln[1:] if ln.startswith(b".") else ln
+        reply = self.message(s, data)
+        if reply is None:
+            return True
+        s.send(reply)
+
+    def message(self, s, data):
+        return "250 2.0.0 Ok"
+
+    def smtp_RSET(self, s, cmd):
+        s.send("250 2.0.0 Ok")
+
+    smtp_NOOP = smtp_RSET
+
+    def smtp_QUIT(self, s, cmd):
+        s.send("221 2.0.0 Bye")
+        return True
+
+    def unknown(self, s, cmd):
+        s.send("502 5.5.1 Unknown command")
+
+
+def rcpt_address(cmd):
+    """The address in a RCPT TO line (the whole line if it has none)."""
+    return re.sub(r"^RCPT TO:<([^>]*)>.*$", r"\1", cmd, flags=re.I)
+
+
 # ---------------------------------------------------------------- a scriptable MX
 
-class FakeMx:
+class FakeMx(SmtpTestServer):
     """A minimal SMTP server on (host, port) in a thread of the test
     process. It offers STARTTLS; what happens after the client's STARTTLS is
     set by `tls`:
@@ -229,10 +398,12 @@ class FakeMx:
     None}; messages: (mail_from, [rcpts], data as received, unstuffed,
     tls version or None, MAIL FROM parameters)."""
 
+    banner = "ESMTP fake"
+
     def __init__(self, host, port, name, tls="garbage", requiretls=False, quit_delay=0,
                  greeting=True, tls1_only=False, pipelining=False, mail_refusal=None,
                  extensions=()):
-        self.host, self.port, self.name = host, port, name
+        self.name = name
         self.greeting = greeting
         self.pipelining, self.mail_refusal = pipelining, mail_refusal
         self.extensions = list(extensions)
@@ -247,129 +418,72 @@ class FakeMx:
                 self.ctx.minimum_version = ssl.TLSVersion.TLSv1
                 self.ctx.maximum_version = ssl.TLSVersion.TLSv1
         self.sessions, self.messages = [], []
-        self.lock = threading.Lock()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__(host, port)
 
-    def stop(self):
-        self.stopping = True
-        self.thread.join(5)
-        self.sock.close()
+    def greet(self, s):
+        s.info = {"starttls": False, "tls": None}
+        with self.lock:
+            self.sessions.append(s.info)
+        if not self.greeting:
+            return True
+        return super().greet(s)
 
-    def _serve(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
-
-    def _ehlo(self, tls_version):
-        lines = [self.name, "8BITMIME"] + (["PIPELINING"] if self.pipelining else [])
+    def ehlo_lines(self, s):
+        lines = super().ehlo_lines(s) + (["PIPELINING"] if self.pipelining else [])
         lines += self.extensions
-        if tls_version is None and self.tls is not None:
+        if s.info["tls"] is None and self.tls is not None:
             lines.append("STARTTLS")
         elif self.requiretls:
             lines.append("REQUIRETLS")
-        return "".join(f"250{'-' if i < len(lines) - 1 else ' '}{x}\r\n"
-                       for i, x in enumerate(lines)).encode()
+        return lines
 
-    def _session(self, conn):
-        sess = {"starttls": False, "tls": None}
-        with self.lock:
-            self.sessions.append(sess)
-        conn.settimeout(30)
-        f = conn.makefile("rb")
+    def smtp_STARTTLS(self, s, cmd):
+        if s.info["tls"] is not None or self.tls is None:
+            return self.unknown(s, cmd)
+        s.info["starttls"] = True
+        if self.tls == "refuse":
+            s.send("454 4.7.0 TLS not available due to local problem")
+            return
+        if self.ctx is not None:
+            s.send("220 2.0.0 Ready to start TLS")
+            s.f.close()
+            s.conn = self.ctx.wrap_socket(s.conn, server_side=True)
+            s.f = s.conn.makefile("rb")
+            s.info["tls"] = s.conn.version()
+            return
+        if self.tls == "inject":
+            s.send("220 2.0.0 Ready to start TLS", "250 injected after the STARTTLS reply")
+        else:
+            s.send("220 2.0.0 Ready to start TLS")
+        s.conn.settimeout(10)
         try:
-            if not self.greeting:
-                return
-            conn.sendall(f"220 {self.name} ESMTP fake\r\n".encode())
-            mail_from, params, rcpts = None, "", []
-            while True:
-                line = f.readline(4096)
-                if not line:
-                    return
-                cmd = line.decode("utf-8", "replace").strip()
-                verb = cmd.split(" ", 1)[0].upper()
-                if verb in ("EHLO", "HELO"):
-                    conn.sendall(self._ehlo(sess["tls"]))
-                elif verb == "STARTTLS" and sess["tls"] is None and self.tls is not None:
-                    sess["starttls"] = True
-                    if self.tls == "refuse":
-                        conn.sendall(b"454 4.7.0 TLS not available due to local problem\r\n")
-                        continue
-                    if self.ctx is not None:
-                        conn.sendall(b"220 2.0.0 Ready to start TLS\r\n")
-                        f.close()
-                        conn = self.ctx.wrap_socket(conn, server_side=True)
-                        f = conn.makefile("rb")
-                        sess["tls"] = conn.version()
-                        continue
-                    if self.tls == "inject":
-                        conn.sendall(b"220 2.0.0 Ready to start TLS\r\n"
-                                     b"250 injected after the STARTTLS reply\r\n")
-                    else:
-                        conn.sendall(b"220 2.0.0 Ready to start TLS\r\n")
-                    conn.settimeout(10)
-                    try:
-                        conn.recv(16384)   # the ClientHello
-                        if self.tls in ("garbage", "inject"):
-                            conn.sendall(b"this is not a TLS record, sorry\r\n" * 4)
-                    except OSError:
-                        pass
-                    return
-                elif verb == "MAIL" and self.mail_refusal:
-                    n = len(self.mail_refusal)
-                    conn.sendall("".join(f"{x[:3]}{'-' if i < n - 1 else ' '}{x[4:]}\r\n"
-                                         for i, x in enumerate(self.mail_refusal)).encode())
-                    with self.lock:
-                        sess["refused_mail"] = cmd
-                    return
-                elif verb == "MAIL":
-                    m = re.match(r"MAIL FROM:<([^>]*)>(.*)$", cmd, flags=re.I)
-                    mail_from, params = (m.group(1), m.group(2).strip()) if m else (cmd, "")
-                    rcpts = []
-                    conn.sendall(b"250 2.1.0 Ok\r\n")
-                elif verb == "RCPT":
-                    rcpts.append(re.sub(r"^RCPT TO:<([^>]*)>.*$", r"\1", cmd, flags=re.I))
-                    conn.sendall(b"250 2.1.5 Ok\r\n")
-                elif verb == "DATA":
-                    conn.sendall(b"354 go ahead\r\n")
-                    data = b""
-                    while True:
-                        ln = f.readline(1 << 20)
-                        if not ln:
-                            return
-                        if ln == b".\r\n":
-                            break
-                        data += ln[1:] if ln.startswith(b".") else ln
-                    with self.lock:
-                        self.messages.append((mail_from, rcpts, data, sess["tls"], params))
-                    conn.sendall(b"250 2.0.0 Ok: stored by fake\r\n")
-                elif verb in ("RSET", "NOOP"):
-                    conn.sendall(b"250 2.0.0 Ok\r\n")
-                elif verb == "QUIT":
-                    with self.lock:
-                        sess["quit"] = time.monotonic()
-                    time.sleep(self.quit_delay)
-                    conn.sendall(b"221 2.0.0 Bye\r\n")
-                    return
-                else:
-                    conn.sendall(b"502 5.5.1 Unknown command\r\n")
-        except (OSError, ssl.SSLError):
+            s.conn.recv(16384)   # the ClientHello
+            if self.tls in ("garbage", "inject"):
+                s.conn.sendall(b"this is not a TLS record, sorry\r\n" * 4)
+        except OSError:
             pass
-        finally:
-            try:
-                f.close()
-                conn.close()
-            except OSError:
-                pass
+        return True
+
+    def smtp_MAIL(self, s, cmd):
+        if not self.mail_refusal:
+            return super().smtp_MAIL(s, cmd)
+        n = len(self.mail_refusal)
+        s.send(*(f"{x[:3]}{'-' if i < n - 1 else ' '}{x[4:]}"
+                 for i, x in enumerate(self.mail_refusal)))
+        with self.lock:
+            s.info["refused_mail"] = cmd
+        return True
+
+    def message(self, s, data):
+        with self.lock:
+            self.messages.append((s.mail_from, s.rcpts, data, s.info["tls"], s.params))
+        return "250 2.0.0 Ok: stored by fake"
+
+    def smtp_QUIT(self, s, cmd):
+        with self.lock:
+            s.info["quit"] = time.monotonic()
+        time.sleep(self.quit_delay)
+        return super().smtp_QUIT(s, cmd)
 
 
 # ---------------------------------------------------------------- outcome records

@@ -16,9 +16,7 @@ what was passed on). Every wait is bounded."""
 import os
 import re
 import smtplib
-import socket
 import sys
-import threading
 import time
 import uuid
 
@@ -34,35 +32,20 @@ ENVID = "QQ+2B314159"          # xtext for "QQ+314159"
 ENVID_SHOWN = "QQ+314159"
 
 
-class DsnHop:
+class DsnHop(outtest.SmtpTestServer):
     """An SMTP next hop offering DSN (and PIPELINING unless told not to).
     rcpt_replies: {address: "550 5.1.1 ..."} refuses those recipients.
     messages: one dict per message: "mail" (the MAIL FROM line as received),
     "rcpts" (the accepted RCPT TO lines), "data" (unstuffed content)."""
 
+    name = "dsnhop.example.test"
+    no_rcpts_reply = "554 5.5.1 no valid recipients"
+
     def __init__(self, host, port, pipelining=True, rcpt_replies=None):
-        self.host, self.port = host, port
         self.pipelining = pipelining
         self.rcpt_replies = {k.lower(): v for k, v in (rcpt_replies or {}).items()}
         self.messages = []
-        self.lock = threading.Lock()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    @property
-    def next_hop(self):
-        return f"smtp:{self.host}:{self.port}"
-
-    def stop(self):
-        self.stopping = True
-        self.thread.join(5)
-        self.sock.close()
+        super().__init__(host, port)
 
     def wait_message(self, pred, timeout=20):
         def find():
@@ -70,77 +53,20 @@ class DsnHop:
                 return next((m for m in self.messages if pred(m)), None)
         return mxtest.wait_for(find, timeout, what="message at the DSN next hop")
 
-    def _serve(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+    def ehlo_lines(self, s):
+        return super().ehlo_lines(s) + ["DSN"] + (["PIPELINING"] if self.pipelining else [])
 
-    def _ehlo(self):
-        lines = ["dsnhop.example.test", "8BITMIME", "DSN"]
-        if self.pipelining:
-            lines.append("PIPELINING")
-        return "".join(f"250{'-' if i < len(lines) - 1 else ' '}{x}\r\n"
-                       for i, x in enumerate(lines)).encode()
+    def smtp_RCPT(self, s, cmd):
+        reply = self.rcpt_replies.get(outtest.rcpt_address(cmd).lower())
+        if reply:
+            s.send(reply)
+        else:
+            super().smtp_RCPT(s, cmd)
 
-    def _session(self, conn):
-        conn.settimeout(30)
-        f = conn.makefile("rb")
-        try:
-            conn.sendall(b"220 dsnhop.example.test ESMTP\r\n")
-            mail, rcpts = None, []
-            while True:
-                line = f.readline(4096)
-                if not line:
-                    return
-                cmd = line.decode("ascii", "replace").rstrip("\r\n")
-                verb = cmd.split(" ", 1)[0].upper()
-                if verb in ("EHLO", "HELO"):
-                    conn.sendall(self._ehlo())
-                elif verb == "MAIL":
-                    mail, rcpts = cmd, []
-                    conn.sendall(b"250 2.1.0 Ok\r\n")
-                elif verb == "RCPT":
-                    m = re.match(r"RCPT TO:<([^>]*)>", cmd, flags=re.I)
-                    reply = self.rcpt_replies.get((m.group(1) if m else "").lower())
-                    if reply:
-                        conn.sendall(reply.encode() + b"\r\n")
-                    else:
-                        rcpts.append(cmd)
-                        conn.sendall(b"250 2.1.5 Ok\r\n")
-                elif verb == "DATA":
-                    if not rcpts:
-                        conn.sendall(b"554 5.5.1 no valid recipients\r\n")
-                        continue
-                    conn.sendall(b"354 go ahead\r\n")
-                    data = b""
-                    while True:
-                        ln = f.readline(1 << 20)
-                        if not ln:
-                            return
-                        if ln == b".\r\n":
-                            break
-                        data += ln[1:] if ln.startswith(b".") else ln
-                    with self.lock:
-                        self.messages.append({"mail": mail, "rcpts": rcpts, "data": data})
-                    conn.sendall(b"250 2.0.0 Ok: queued by dsnhop\r\n")
-                elif verb in ("RSET", "NOOP"):
-                    conn.sendall(b"250 2.0.0 Ok\r\n")
-                elif verb == "QUIT":
-                    conn.sendall(b"221 2.0.0 Bye\r\n")
-                    return
-                else:
-                    conn.sendall(b"502 5.5.1 Unknown command\r\n")
-        except OSError:
-            pass
-        finally:
-            try:
-                f.close()
-                conn.close()
-            except OSError:
-                pass
+    def message(self, s, data):
+        with self.lock:
+            self.messages.append({"mail": s.mail, "rcpts": s.rcpt_lines, "data": data})
+        return "250 2.0.0 Ok: queued by dsnhop"
 
 
 def body(msg_id):

@@ -42,7 +42,7 @@ from mxtest import LCList, check_body, make_body  # noqa: E402
 
 # ---------------------------------------------------------------- a next hop that can stall
 
-class HoldingHop:
+class HoldingHop(outtest.SmtpTestServer):
     """A small SMTP server on (host, port) in threads of the test process.
 
     It takes MAIL, RCPT and DATA one command at a time (no PIPELINING). At
@@ -60,51 +60,30 @@ class HoldingHop:
     whose client vanished before any reply. `peers`: client (ip, port) of
     every connection, in order."""
 
+    banner = "ESMTP holding hop"
+    no_rcpts_reply = "503 5.5.1 no valid recipients"
+    end_sessions_on_stop = True
+
     def __init__(self, name, host=None, port=None):
         self.name = name
-        self.host = host or pick_host()
         self.hold, self.store_first, self.tempfail = 0, False, False
-        self.stored, self.held, self.cut, self.peers = [], [], [], []
+        self.stored, self.held, self.cut = [], [], []
         self.holding = threading.Event()   # a transaction is being held now
         self.released = threading.Event()
-        self.lock = threading.Lock()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((self.host, port or 0))
-        self.port = self.sock.getsockname()[1]
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    @property
-    def next_hop(self):
-        return f"smtp:{self.host}:{self.port}"
+        super().__init__(host or pick_host(), port or 0)
 
     def release(self):
         self.released.set()
 
     def stop(self):
-        self.stopping = True
+        self.stopping = True   # before the release: a held session then ends
         self.released.set()
-        self.thread.join(5)
-        self.sock.close()
+        super().stop()
 
     def copies(self, rcpt):
         """How many stored messages name rcpt."""
         with self.lock:
             return sum(rcpt in r for _, r, _ in self.stored)
-
-    def _serve(self):
-        while not self.stopping:
-            try:
-                conn, peer = self.sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            with self.lock:
-                self.peers.append(peer)
-            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
 
     def _hold_reply(self, conn):
         """Wait, bounded, until the client is gone (True) or release()."""
@@ -121,79 +100,34 @@ class HoldingHop:
         conn.settimeout(30)
         return False
 
-    def _session(self, conn):
-        conn.settimeout(30)
-        f = conn.makefile("rb")
-        try:
-            conn.sendall(f"220 {self.name} ESMTP holding hop\r\n".encode())
-            mail_from, rcpts = None, []
-            while not self.stopping:
-                line = f.readline(4096)
-                if not line:
-                    return
-                cmd = line.decode("ascii", "replace").strip()
-                verb = cmd.split(" ", 1)[0].upper()
-                if verb in ("EHLO", "HELO"):
-                    conn.sendall(f"250-{self.name}\r\n250 8BITMIME\r\n".encode())
-                elif verb == "MAIL":
-                    m = re.match(r"MAIL FROM:<([^>]*)>", cmd, flags=re.I)
-                    mail_from, rcpts = (m.group(1) if m else cmd), []
-                    conn.sendall(b"250 2.1.0 Ok\r\n")
-                elif verb == "RCPT":
-                    if self.tempfail:
-                        conn.sendall(b"451 4.3.0 busy, try again later\r\n")
-                        continue
-                    rcpts.append(re.sub(r"^RCPT TO:<([^>]*)>.*$", r"\1", cmd, flags=re.I))
-                    conn.sendall(b"250 2.1.5 Ok\r\n")
-                elif verb == "DATA":
-                    if not rcpts:
-                        conn.sendall(b"503 5.5.1 no valid recipients\r\n")
-                        continue
-                    conn.sendall(b"354 go ahead\r\n")
-                    data = b""
-                    while True:
-                        ln = f.readline(1 << 20)
-                        if not ln:
-                            return
-                        if ln == b".\r\n":
-                            break
-                        data += ln[1:] if ln.startswith(b".") else ln
-                    txn = (mail_from, list(rcpts), data)
+    def smtp_RCPT(self, s, cmd):
+        if self.tempfail:
+            s.send("451 4.3.0 busy, try again later")
+        else:
+            super().smtp_RCPT(s, cmd)
+
+    def message(self, s, data):
+        txn = (s.mail_from, list(s.rcpts), data)
+        with self.lock:
+            hold = self.hold > 0
+            if hold:
+                self.hold -= 1
+                self.held.append(txn)
+                if self.store_first:
+                    self.stored.append(txn)
+        if hold:
+            self.holding.set()
+            gone = self._hold_reply(s.conn)
+            self.holding.clear()
+            if gone:
+                if not self.store_first:
                     with self.lock:
-                        hold = self.hold > 0
-                        if hold:
-                            self.hold -= 1
-                            self.held.append(txn)
-                            if self.store_first:
-                                self.stored.append(txn)
-                    if hold:
-                        self.holding.set()
-                        gone = self._hold_reply(conn)
-                        self.holding.clear()
-                        if gone:
-                            if not self.store_first:
-                                with self.lock:
-                                    self.cut.append(txn)
-                            return
-                    if not hold or not self.store_first:
-                        with self.lock:
-                            self.stored.append(txn)
-                    conn.sendall(b"250 2.0.0 Ok: stored\r\n")
-                elif verb in ("RSET", "NOOP"):
-                    conn.sendall(b"250 2.0.0 Ok\r\n")
-                elif verb == "QUIT":
-                    conn.sendall(b"221 2.0.0 Bye\r\n")
-                    return
-                else:
-                    conn.sendall(b"502 5.5.1 Unknown command\r\n")
-        except OSError:
-            pass
-        finally:
-            try:
-                f.close()
-                conn.close()
-            except OSError:
-                pass
+                        self.cut.append(txn)
+                return None
+        if not hold or not self.store_first:
+            with self.lock:
+                self.stored.append(txn)
+        return "250 2.0.0 Ok: stored"
 
 
 # ---------------------------------------------------------------- tests

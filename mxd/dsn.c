@@ -370,8 +370,10 @@ dsn_build(struct buf *out, const char *hostname, const struct spool_env *orig,
 	    DSN_ACTION_FAILED;
 	int success = kind == DSN_ACTION_DELIVERED || kind == DSN_ACTION_RELAYED;
 	/* RFC 3461 4.3: RET concerns failure DSNs; without it, and for every
-	 * other kind, the headers are returned. */
-	int full = kind == DSN_ACTION_FAILED && orig->ret == DSN_RET_FULL && fd >= 0;
+	 * other kind, the headers are returned. RFC 8689 5: never the body of
+	 * a REQUIRETLS message, RET=FULL or not. */
+	int full = kind == DSN_ACTION_FAILED && orig->ret == DSN_RET_FULL && fd >= 0 &&
+	    !orig->requiretls;
 	int too_big = full && orig->size > DSN_RETURN_FULL_MAX;
 
 	snprintf(boundary, sizeof(boundary), "%s.%lld/%s", orig->id, (long long)time(NULL), hostname);

@@ -303,6 +303,17 @@ test_dsn_ret_full_returns_the_whole_message(void **state)
 	assert_non_null(strstr(out.data, "text/rfc822-headers"));
 	assert_null(strstr(out.data, "the body line"));
 	buf_free(&out);
+
+	/* RFC 8689 5: a REQUIRETLS message's body never goes back in a notice
+	 * that may travel without TLS, whatever RET says. */
+	env.ret = DSN_RET_FULL;
+	env.requiretls = 1;
+	build(&out, &env, &r, 1);
+	assert_non_null(strstr(out.data, "Action: failed\r\n"));
+	assert_non_null(strstr(out.data, "text/rfc822-headers"));
+	assert_non_null(strstr(out.data, "Subject: the original\r\n"));
+	assert_null(strstr(out.data, "the body line"));
+	buf_free(&out);
 	spool_env_free(&env);
 }
 

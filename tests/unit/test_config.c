@@ -57,6 +57,7 @@ test_config_defaults(void **state)
 	    "source_ipv6 = \"2001:DB8:0::25\"; };\n", &cfg, err, sizeof(err)), 0);
 	assert_string_equal(cfg->source_ipv4, "192.0.2.25");
 	assert_string_equal(cfg->source_ipv6, "2001:db8::25");
+	mxd_config_free(cfg);
 }
 
 static void

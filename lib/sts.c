@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "txtrec.h"
+#include "utf8.h"
 #include "xmalloc.h"
 
 #define STS_QUOTE_LEN	40			/* untrusted text shown in a message */
@@ -12,44 +13,6 @@
 #define STS_LABEL_MAX	63
 
 static const struct txtrec_kind sts_txt_kind = { "MTA-STS", "v=STSv1", STS_QUOTE_LEN };
-
-/* RFC 3629 well-formed UTF-8: no overlongs, no surrogates, <= U+10FFFF.
- * Policy lines end up as JSON strings in TLS reports, which must be UTF-8. */
-static int
-sts_utf8_ok(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned char c = s[i];
-		size_t k;
-		uint32_t cp, min;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if ((c & 0xe0) == 0xc0) {
-			k = 1, cp = c & 0x1f, min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			k = 2, cp = c & 0x0f, min = 0x800;
-		} else if ((c & 0xf8) == 0xf0) {
-			k = 3, cp = c & 0x07, min = 0x10000;
-		} else
-			return 0;
-		if (n - i - 1 < k)
-			return 0;
-		for (size_t j = 1; j <= k; j++) {
-			if ((s[i + j] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + j] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		i += k + 1;
-	}
-	return 1;
-}
 
 /* ---- `_mta-sts` TXT record ---- */
 
@@ -356,7 +319,8 @@ sts_policy_line(struct sts_parse *st, const char *line, size_t len)
 			return STS_ERR_SYNTAX;
 		}
 	}
-	if (!sts_utf8_ok((const unsigned char *)line, len)) {
+	/* Policy lines end up as JSON strings in TLS reports: UTF-8 only. */
+	if (!utf8_valid((const unsigned char *)line, len)) {
 		txtrec_seterr(st->err, st->errsz, "line %u: not valid UTF-8", st->line);
 		return STS_ERR_SYNTAX;
 	}

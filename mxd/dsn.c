@@ -1,6 +1,7 @@
 #include "dsn.h"
 #include "smtp_parser.h"
 #include "timeutil.h"
+#include "utf8.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -288,50 +289,33 @@ dsn_shown(const char *xtext, char *tmp, size_t tmpsz)
 	return dsn_xtext_decode(xtext, tmp, tmpsz) == 0 ? tmp : xtext;
 }
 
-/* One UTF-8 sequence at s: its code point and length, or -1 when it is
- * not a valid, shortest-form sequence of a scalar value. */
-static int
-dsn_utf8_decode(const unsigned char *s, unsigned *cp)
-{
-	static const unsigned min[] = { 0, 0, 0x80, 0x800, 0x10000 };
-	int len = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
-	if (s[0] >= 0xf5 || len == 0)
-		return -1;
-	unsigned v = s[0] & (0x7f >> len);
-	for (int i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return -1;
-		v = (v << 6) | (s[i] & 0x3f);
-	}
-	if (v < min[len] || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-		return -1;
-	*cp = v;
-	return len;
-}
-
 void
 dsn_address_field(struct buf *out, const char *addr)
 {
 	const unsigned char *p = (const unsigned char *)addr;
+	size_t left = strlen(addr);
 
 	if (!smtp_parser_has_utf8(addr)) {
 		buf_printf(out, "rfc822; %s", addr);
 		return;
 	}
 	buf_appends(out, "utf-8; ");
-	while (*p) {
-		unsigned cp;
-		int len;
+	while (left > 0) {
+		uint32_t cp;
 		/* QCHAR: %x21-2a / %x2c-3c / %x3e-5b / %x5d-7e */
 		if (*p >= 0x21 && *p <= 0x7e && *p != '+' && *p != '=' && *p != '\\') {
 			buf_appendc(out, (char)*p++);
+			left--;
 			continue;
 		}
-		if (*p >= 0x80 && (len = dsn_utf8_decode(p, &cp)) > 0)
-			p += len;
-		else
-			cp = *p++;
-		buf_printf(out, "\\x{%X}", cp);
+		int len = utf8_decode(p, left, &cp);
+		if (len < 0) {
+			cp = *p;
+			len = 1;
+		}
+		p += len;
+		left -= (size_t)len;
+		buf_printf(out, "\\x{%X}", (unsigned)cp);
 	}
 }
 

@@ -57,12 +57,12 @@ deliver_find(struct deliver *d, const char *id)
 	return NULL;
 }
 
-void
-deliver_add(const char *id, void *arg)
+/* A message new to the queue, due now; NULL when it is known already. */
+static struct deliver_entry *
+deliver_add_entry(struct deliver *d, const char *id)
 {
-	struct deliver *d = arg;
 	if (strlen(id) >= SPOOL_ID_MAX || deliver_find(d, id))
-		return;
+		return NULL;
 	if (d->nq == d->capq) {
 		d->capq = d->capq ? d->capq * 2 : 64;
 		d->q = xreallocarray(d->q, d->capq, sizeof(*d->q));
@@ -70,7 +70,35 @@ deliver_add(const char *id, void *arg)
 	struct deliver_entry *e = &d->q[d->nq++];
 	memset(e, 0, sizeof(*e));
 	snprintf(e->id, sizeof(e->id), "%s", id);
-	e->due = 0;
+	return e;
+}
+
+/* Just spooled (a notification, a DSN): nothing stored to take over. */
+void
+deliver_add(const char *id, void *arg)
+{
+	deliver_add_entry(arg, id);
+}
+
+/* Found in the spool (start-up, rescans): it may have been deferred by an
+ * earlier run, whose schedule (attempts, next attempt, delay notice) it
+ * keeps. A file that does not read is left to deliver_one. */
+static void
+deliver_add_stored(const char *id, void *arg)
+{
+	struct deliver *d = arg;
+	struct deliver_entry *e = deliver_add_entry(d, id);
+	struct spool_env env;
+	int fd;
+	off_t off;
+
+	if (e == NULL || spool_read(d->sp, id, &env, &fd, &off) != 0)
+		return;
+	e->attempts = env.attempts;
+	e->delay_notified = env.delay_notified;
+	e->due = env.next_attempt;
+	close(fd);
+	spool_env_free(&env);
 }
 
 void
@@ -1216,21 +1244,6 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 		deliver_drop(d, e);
 		return;
 	}
-	/* First sight of this message in this process (start-up, or a new
-	 * arrival): take over the schedule an earlier run stored, and wait
-	 * for its next attempt unless an operator asked for one now. */
-	if (!e->sched_loaded) {
-		e->sched_loaded = 1;
-		e->attempts = env.attempts;
-		e->delay_notified = env.delay_notified;
-		if (env.next_attempt > now && !e->forced) {
-			e->due = env.next_attempt;
-			close(fd);
-			spool_env_free(&env);
-			return;
-		}
-	}
-	e->forced = 0;
 	e->attempts++;
 	e->last_attempt = now;
 	d->tls_optional = deliver_tls_required_no(fd, off);
@@ -1469,7 +1482,7 @@ deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 		}
 		deliver_read_pipe(&d);
 		if (now - last_scan >= DELIVER_RESCAN_SEC) {
-			spool_scan(sp, deliver_add, &d);
+			spool_scan(sp, deliver_add_stored, &d);
 			last_scan = now;
 		}
 		if (now - last_sts_refresh >= d.cfg->sts_refresh_interval) {

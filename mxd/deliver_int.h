@@ -21,8 +21,6 @@ struct deliver_entry {
 	time_t	due;
 	int	attempts;
 	int	delay_notified;
-	int	sched_loaded;	/* the schedule stored in the spool file was read */
-	int	forced;		/* an operator's "retry": due now, whatever is stored */
 	time_t	last_attempt;	/* 0: not tried yet */
 	char	last_reply[256];	/* why the last attempt deferred, one line */
 };

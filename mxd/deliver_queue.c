@@ -133,15 +133,8 @@ deliver_queue_list_one(struct deliver *d, const struct deliver_entry *e, time_t 
 	if (rc == 0)
 		buf_printf(out, " created=%lld age=%lld", (long long)env.created,
 		    (long long)(now - env.created));
-	/* Not looked at by this process yet: what the file says. */
-	int attempts = e->attempts;
-	time_t next = e->due;
-	if (!e->sched_loaded && rc == 0) {
-		attempts = env.attempts;
-		if (!e->forced && env.next_attempt > next)
-			next = env.next_attempt;
-	}
-	buf_printf(out, " attempts=%d next=%lld", attempts, (long long)(next > now ? next : now));
+	buf_printf(out, " attempts=%d next=%lld", e->attempts,
+	    (long long)(e->due > now ? e->due : now));
 	if (rc == 0) {
 		buf_printf(out, " from=%s", log_quote(q, sizeof(q), env.from, strlen(env.from),
 		    DELIVER_QUEUE_ADDR_MAX));
@@ -177,7 +170,6 @@ deliver_queue_retry(struct deliver *d, const struct queue_cmd *cmd, struct buf *
 		return;
 	}
 	e->due = 0;
-	e->forced = 1;
 	d->ndown = 0;
 	log_info("event=retry_requested id=%s by=queue-control", e->id);
 	buf_printf(out, "OK retry scheduled: %s\n", e->id);
@@ -186,10 +178,8 @@ deliver_queue_retry(struct deliver *d, const struct queue_cmd *cmd, struct buf *
 static void
 deliver_queue_retry_all(struct deliver *d, const struct queue_cmd *cmd, struct buf *out)
 {
-	for (size_t i = 0; i < d->nq; i++) {
+	for (size_t i = 0; i < d->nq; i++)
 		d->q[i].due = 0;
-		d->q[i].forced = 1;
-	}
 	d->ndown = 0;
 	log_info("event=retry_requested id=all messages=%zu by=queue-control", d->nq);
 	buf_printf(out, "OK retry scheduled: %zu messages\n", d->nq);

@@ -28,8 +28,6 @@ struct mxd_nexthop {
 	char			verify_name[256];	/* "secure": the domain; its
 							   subdomains match too */
 	const struct dns_tlsa_result *tlsa;	/* DANE: verify with these records */
-	const char		*source4;	/* connect from this IPv4 / IPv6 */
-	const char		*source6;	/* address; NULL: the kernel picks */
 };
 
 /* Parse a next hop; "mx" only when allow_mx. 0, or -1 with err set to what

@@ -352,7 +352,7 @@ tls_client_ctx_new(int min_version, char *err, size_t errsz)
 	return ctx;
 }
 
-int
+static int
 tls_sni_ok(const char *name)
 {
 	unsigned char a[16];

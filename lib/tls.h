@@ -32,11 +32,9 @@ void tls_server_free(struct tls_server *ts);
 SSL *tls_server_ssl(struct tls_server *ts, struct tls_trace *trace);
 
 SSL_CTX *tls_client_ctx_new(int min_version, char *err, size_t errsz);
-/* A client SSL; sni is sent when tls_sni_ok(sni). */
+/* A client SSL; sni is sent when it is a host name: not NULL, "" or an
+ * IPv4/IPv6 literal (RFC 6066 3). SSL_get_servername tells what was set. */
 SSL *tls_client_ssl(SSL_CTX *ctx, const char *sni, struct tls_trace *trace);
-/* May name go in SNI? A host name: yes; NULL, "" or an IPv4/IPv6 literal:
- * no (RFC 6066 3). */
-int tls_sni_ok(const char *name);
 
 void tls_trace_init(struct tls_trace *t);
 /* "client_hello", "server_finished", ... : the furthest step seen. */

@@ -391,12 +391,9 @@ deliver_auth(struct deliver *d, const struct mxd_nexthop *nh, const char *hop,
 
 /* Open or reuse the connection to a next hop. */
 static int
-deliver_connect(struct deliver *d, const struct mxd_nexthop *hopnh, const char *hop,
+deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop,
     struct smtp_reply *r)
 {
-	struct mxd_nexthop src = *hopnh, *nh = &src;
-	src.source4 = d->cfg->source_ipv4;
-	src.source6 = d->cfg->source_ipv6;
 	if (d->conn_open && strcmp(d->conn_hop, hop) == 0 && !d->conn.broken) {
 		/* A reused connection starts clean. */
 		smtp_client_cmd(&d->conn, "RSET");
@@ -423,7 +420,8 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *hopnh, const char *
 		snprintf(why, sizeof(why), "%s of %s", what, d->conn_domain);
 	SSL_CTX *tls = nh->tlsa ? d->tls_dane : nh->verify ? d->tls_verify :
 	    d->cur_level == MXD_TLS_NONE ? NULL : local_tls || d->cfg->next_hop_tls ? d->tls : NULL;
-	if (smtp_client_open(&d->conn, nh, d->cfg->hostname, tls, DELIVER_CONNECT_TIMEOUT_MS, r) < 0) {
+	if (smtp_client_open(&d->conn, nh, d->cfg->hostname, tls, DELIVER_CONNECT_TIMEOUT_MS,
+	    &d->source, r) < 0) {
 		int tls_failed = d->conn.tls_failed;
 		deliver_outcome(d, &d->conn, d->conn.greeting_name[0] != '\0', r->text.data);
 		/* Under an enforced policy there is no plaintext. */
@@ -442,7 +440,7 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *hopnh, const char *
 		d->conn_started_ms = timeutil_wall_ms();
 		d->conn_fallback = 1;
 		if (smtp_client_open(&d->conn, nh, d->cfg->hostname, NULL,
-		    DELIVER_CONNECT_TIMEOUT_MS, r) < 0) {
+		    DELIVER_CONNECT_TIMEOUT_MS, &d->source, r) < 0) {
 			deliver_outcome(d, &d->conn, d->conn.greeting_name[0] != '\0', r->text.data);
 			return -1;
 		}
@@ -1413,6 +1411,8 @@ deliver_reload_config(struct deliver *d)
 	}
 	mxd_config_free(d->cfg);
 	d->cfg = ncfg;
+	/* Checked by mxd_config_load: cannot fail. */
+	smtp_client_source_set(&d->source, d->cfg->source_ipv4, d->cfg->source_ipv6);
 	deliver_close_conn(d);
 	d->ndown = 0;
 	log_info("event=reloaded domains=%zu", d->cfg->ndomains);
@@ -1429,6 +1429,7 @@ deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 	memset(&d, 0, sizeof(d));
 	d.cfg = cfg;
 	d.sp = sp;
+	smtp_client_source_set(&d.source, cfg->source_ipv4, cfg->source_ipv6);
 	d.notify_fd = notify_fd;
 	d.tls = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
 	if (d.tls == NULL)

@@ -40,6 +40,7 @@ struct deliver {
 	size_t			 nq, capq;
 	/* one cached connection */
 	struct smtp_client	 conn;
+	struct smtp_client_source source;	/* delivery.source_ipv4/6 */
 	int			 conn_open;
 	char			 conn_hop[300];
 	time_t			 conn_used;

@@ -401,36 +401,42 @@ smtp_client_parse_ehlo(struct smtp_client *c, const struct smtp_reply *r)
 	}
 }
 
-/* Connect from the operator's address (delivery.source_ipv4/6): the one
- * its PTR, SPF and HELO name agree on. The port is left to connect(). */
-static int
-smtp_client_bind(int fd, int af, const char *src)
+int
+smtp_client_source_set(struct smtp_client_source *src, const char *v4, const char *v6)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	memset(&ss, 0, sizeof(ss));
-	if (af == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	memset(src, 0, sizeof(*src));
+	if (v4 && v4[0]) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&src->v4;
+		if (inet_pton(AF_INET, v4, &sin->sin_addr) != 1)
+			return -1;
 		sin->sin_family = AF_INET;
-		sl = sizeof(*sin);
-		if (inet_pton(AF_INET, src, &sin->sin_addr) != 1)
-			return errno = EINVAL, -1;
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-		sin6->sin6_family = AF_INET6;
-		sl = sizeof(*sin6);
-		if (inet_pton(AF_INET6, src, &sin6->sin6_addr) != 1)
-			return errno = EINVAL, -1;
+		src->v4len = sizeof(*sin);
 	}
+	if (v6 && v6[0]) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&src->v6;
+		if (inet_pton(AF_INET6, v6, &sin6->sin6_addr) != 1)
+			return -1;
+		sin6->sin6_family = AF_INET6;
+		src->v6len = sizeof(*sin6);
+	}
+	return 0;
+}
+
+/* Connect from the operator's address: the one its PTR, SPF and HELO name
+ * agree on. The port is left to connect(). */
+static int
+smtp_client_bind(int fd, const struct sockaddr_storage *ss, socklen_t len)
+{
 #ifdef IP_BIND_ADDRESS_NO_PORT
 	int one = 1;
 	setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
 #endif
-	return bind(fd, (struct sockaddr *)&ss, sl);
+	return bind(fd, (const struct sockaddr *)ss, len);
 }
 
 static int
-smtp_client_connect(struct smtp_client *c, const struct mxd_nexthop *nh, struct smtp_reply *r)
+smtp_client_connect(struct smtp_client *c, const struct mxd_nexthop *nh,
+    const struct smtp_client_source *src, struct smtp_reply *r)
 {
 	if (nh->is_unix) {
 		struct sockaddr_un sun;
@@ -463,18 +469,22 @@ smtp_client_connect(struct smtp_client *c, const struct mxd_nexthop *nh, struct 
 		return -1;
 	}
 	int err = 0;
-	const char *bind_fail = NULL;
+	const struct sockaddr_storage *bind_fail = NULL;
 	for (ai = res; ai; ai = ai->ai_next) {
 		c->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (c->fd < 0) {
 			err = errno;
 			continue;
 		}
-		const char *src = ai->ai_family == AF_INET ? nh->source4 :
-		    ai->ai_family == AF_INET6 ? nh->source6 : NULL;
-		if (src != NULL && src[0] != '\0' && smtp_client_bind(c->fd, ai->ai_family, src) < 0) {
+		const struct sockaddr_storage *from = NULL;
+		socklen_t fromlen = 0;
+		if (src && ai->ai_family == AF_INET && src->v4len)
+			from = &src->v4, fromlen = src->v4len;
+		else if (src && ai->ai_family == AF_INET6 && src->v6len)
+			from = &src->v6, fromlen = src->v6len;
+		if (from != NULL && smtp_client_bind(c->fd, from, fromlen) < 0) {
 			err = errno;
-			bind_fail = src;
+			bind_fail = from;
 			close(c->fd);
 			c->fd = -1;
 			continue;
@@ -493,9 +503,11 @@ smtp_client_connect(struct smtp_client *c, const struct mxd_nexthop *nh, struct 
 	}
 	freeaddrinfo(res);
 	if (c->fd < 0) {
+		char a[INET6_ADDRSTRLEN];
 		if (bind_fail)
 			smtp_reply_set_error(r, "connect to %s: source address %s: %s", c->peer,
-			    bind_fail, strerror(err ? err : EADDRNOTAVAIL));
+			    netaddr_ntop((const struct sockaddr *)bind_fail, a, sizeof(a)),
+			    strerror(err ? err : EADDRNOTAVAIL));
 		else
 			smtp_reply_set_error(r, "connect to %s: %s", c->peer,
 			    strerror(err ? err : ECONNREFUSED));
@@ -512,8 +524,10 @@ smtp_client_starttls(struct smtp_client *c, SSL_CTX *tls, const char *sni, int v
 {
 	struct tls_trace trace;
 	c->ssl = tls_client_ssl(tls, sni, &trace);
-	if (c->ssl && tls_sni_ok(sni))
-		snprintf(c->sni, sizeof(c->sni), "%s", sni);
+	/* What tls_client_ssl put in SNI: nothing for an address. */
+	const char *sent = c->ssl ? SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+	if (sent)
+		snprintf(c->sni, sizeof(c->sni), "%s", sent);
 	/* The name is checked with the chain; the handshake goes on either way
 	 * and the caller decides (a policy in testing mode delivers anyway). */
 	/* The name checked is the SNI name unless the policy names another
@@ -523,7 +537,7 @@ smtp_client_starttls(struct smtp_client *c, SSL_CTX *tls, const char *sni, int v
 		snprintf(dot, sizeof(dot), ".%s", verify_name);
 		SSL_set1_host(c->ssl, verify_name);
 		SSL_add1_host(c->ssl, dot);
-	} else if (c->ssl && verify && tls_sni_ok(sni))
+	} else if (c->ssl && verify && sent)
 		SSL_set1_host(c->ssl, sni);
 	else if (c->ssl && verify)
 		/* A next hop given as an address: its certificate must name
@@ -593,14 +607,15 @@ smtp_client_starttls(struct smtp_client *c, SSL_CTX *tls, const char *sni, int v
 
 int
 smtp_client_open(struct smtp_client *c, const struct mxd_nexthop *nh,
-    const char *helo, SSL_CTX *tls, int timeout_ms, struct smtp_reply *r)
+    const char *helo, SSL_CTX *tls, int timeout_ms, const struct smtp_client_source *src,
+    struct smtp_reply *r)
 {
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
 	c->timeout_ms = timeout_ms;
 	c->lmtp = nh->proto == MXD_NH_LMTP;
 	buf_init(&c->wbuf);
-	if (smtp_client_connect(c, nh, r) < 0)
+	if (smtp_client_connect(c, nh, src, r) < 0)
 		goto fail;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);

@@ -7,6 +7,7 @@
 #include <openssl/ssl.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "buf.h"
@@ -100,10 +101,22 @@ void smtp_reply_parser_init(struct smtp_reply_parser *p, struct smtp_reply *r);
 int smtp_reply_parse(struct smtp_reply_parser *p, const char *buf, size_t len,
     size_t *consumed);
 
-/* Connect, read the greeting, EHLO/LHLO, STARTTLS when offered and allowed.
- * On failure r holds what the server said or what went wrong. */
+/* The local addresses connections come from (delivery.source_ipv4/6), per
+ * family; a length of 0 lets the kernel pick. */
+struct smtp_client_source {
+	struct sockaddr_storage	v4, v6;
+	socklen_t		v4len, v6len;
+};
+/* Fill src from literal addresses ("" or NULL: none). 0, or -1 when one is
+ * not an address of its family. */
+int smtp_client_source_set(struct smtp_client_source *src, const char *v4, const char *v6);
+
+/* Connect (from src when given), read the greeting, EHLO/LHLO, STARTTLS
+ * when offered and allowed. On failure r holds what the server said or
+ * what went wrong. */
 int smtp_client_open(struct smtp_client *c, const struct mxd_nexthop *nh,
-    const char *helo, SSL_CTX *tls, int timeout_ms, struct smtp_reply *r);
+    const char *helo, SSL_CTX *tls, int timeout_ms, const struct smtp_client_source *src,
+    struct smtp_reply *r);
 void smtp_client_close(struct smtp_client *c, int send_quit);
 
 /* Queue a command (sent at the next flush or read). */

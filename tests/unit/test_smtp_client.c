@@ -497,7 +497,7 @@ open_with_ehlo(const char *ehlo, struct smtp_client *c)
 	buf_init(&f.data);
 	assert_int_equal(pthread_create(&f.thread, NULL, fake_run, &f), 0);
 	smtp_reply_init(&r);
-	assert_int_equal(smtp_client_open(c, &nh, "client.test", NULL, 10000, &r), 0);
+	assert_int_equal(smtp_client_open(c, &nh, "client.test", NULL, 10000, NULL, &r), 0);
 	assert_int_equal(r.code, 250);
 	unsigned ext = c->ext;
 	char mechs[sizeof(c->auth_mechs)];

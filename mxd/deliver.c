@@ -481,25 +481,14 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop
  * recipient or header? A client may ask for SMTPUTF8 on plain ASCII mail;
  * that copy goes to a server without it unchanged, as Postfix does. */
 static int
-deliver_needs_utf8(const struct spool_env *env, const size_t *idx, size_t n, int fd,
-    off_t off)
+deliver_needs_utf8(const struct deliver *d, const struct spool_env *env, const size_t *idx,
+    size_t n)
 {
-	char buf[65536];
-
-	if (smtp_parser_has_utf8(env->from))
+	if (d->hdr_utf8 || smtp_parser_has_utf8(env->from))
 		return 1;
 	for (size_t i = 0; i < n; i++)
 		if (smtp_parser_has_utf8(env->rcpts[idx[i]]))
 			return 1;
-	ssize_t len = pread(fd, buf, sizeof(buf), off);
-	for (ssize_t i = 0; i < len; i++) {
-		if ((unsigned char)buf[i] >= 0x80)
-			return 1;
-		/* The end of the header block: an empty line. */
-		if (buf[i] == '\n' && i + 1 < len && (buf[i + 1] == '\n' ||
-		    (buf[i + 1] == '\r' && i + 2 < len && buf[i + 2] == '\n')))
-			return 0;
-	}
 	return 0;
 }
 
@@ -561,7 +550,7 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 	}
 	/* RFC 6531 3.4: UTF-8 mail only to a server that takes it. */
 	if (env->smtputf8 && !(c->ext & SMTP_EXT_SMTPUTF8) &&
-	    deliver_needs_utf8(env, idx, n, fd, off)) {
+	    deliver_needs_utf8(d, env, idx, n)) {
 		char why[512];
 		snprintf(why, sizeof(why), "550 5.6.7 SMTPUTF8 is required, but was not offered "
 		    "by %s (%s)\n", d->open_mx[0] ? d->open_mx : mta, c->peer);
@@ -1076,29 +1065,34 @@ deliver_retry_delay(const struct deliver *d, int attempts)
 	return (int)(delay > d->cfg->retry_max ? d->cfg->retry_max : delay);
 }
 
-/* Does the message carry "TLS-Required: No" (RFC 8689 5)? Only the header
- * block is read. */
-static int
-deliver_tls_required_no(int fd, off_t off)
+/* What an attempt needs from the header block, read once: does it carry
+ * "TLS-Required: No" (RFC 8689 5), and, for SMTPUTF8 mail, does it hold
+ * UTF-8 (RFC 6531 3.4)? */
+static void
+deliver_scan_headers(struct deliver *d, const struct spool_env *env, int fd, off_t off)
 {
 	char buf[65536];
+	d->tls_optional = d->hdr_utf8 = 0;
 	ssize_t n = pread(fd, buf, sizeof(buf) - 1, off);
 	if (n <= 0)
-		return 0;
+		return;
 	buf[n] = '\0';
 	for (char *line = buf; line && *line && *line != '\r' && *line != '\n';) {
+		char *nl = strchr(line, '\n');
+		if (env->smtputf8 && !d->hdr_utf8)
+			for (const char *p = line; *p && p != nl; p++)
+				if ((unsigned char)*p >= 0x80)
+					d->hdr_utf8 = 1;
 		if (strncasecmp(line, "TLS-Required:", 13) == 0) {
 			char *v = line + 13;
 			while (*v == ' ' || *v == '\t')
 				v++;
 			if (strncasecmp(v, "No", 2) == 0 && (v[2] == '\r' || v[2] == '\n' ||
 			    v[2] == ' ' || v[2] == '\t' || v[2] == '\0'))
-				return 1;
+				d->tls_optional = 1;
 		}
-		char *nl = strchr(line, '\n');
 		line = nl ? nl + 1 : NULL;
 	}
-	return 0;
 }
 
 /* The operator's TLS policy for a destination (NULL: back to none). */
@@ -1244,7 +1238,7 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 	}
 	e->attempts++;
 	e->last_attempt = now;
-	d->tls_optional = deliver_tls_required_no(fd, off);
+	deliver_scan_headers(d, &env, fd, off);
 	if (d->tls_optional)
 		log_info("event=tls_required_no id=%s effect=policy_failures_not_fatal", env.id);
 	struct rcpt_state *st = xcalloc(env.nrcpts, sizeof(*st));

@@ -71,6 +71,7 @@ struct deliver {
 	char			**cur_tlsa_strings;	/* "3 1 1 ab12..." for the record */
 	size_t			 cur_ntlsa_strings;
 	int			 tls_optional;	/* the message says TLS-Required: No */
+	int			 hdr_utf8;	/* SMTPUTF8 mail with UTF-8 in its headers */
 	/* The operator's TLS policy for this attempt (tls_policies, controld) */
 	enum mxd_tls_mode	 cur_level;
 	const char		*cur_level_mode;	/* its name, for replies */

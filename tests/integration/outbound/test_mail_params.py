@@ -95,6 +95,16 @@ class MailParamsTest(outtest.OutboundTestCase):
         self.assertIn(f"mx.{dom}", " ".join(dsn.field("diagnostic-code")))
         self.assertEqual(fake.messages, [], "the MX got UTF-8 mail it did not ask for")
 
+    def test_utf8_header_only_to_mx_without_smtputf8_is_returned_too(self):
+        # ASCII addresses, UTF-8 in the Subject: the headers need SMTPUTF8.
+        dom, fake = self.one_fake("hdrutf8", [])
+        m, _ = self.outbound_mxd()
+        rcpt = f"user@{dom}"
+        self.submit(m, "BODY=8BITMIME SMTPUTF8", rcpt, eight_bit_message(uuid.uuid4().hex[:12]))
+        rec = m.wait_event("bounced", rcpt=f"<{rcpt}>", timeout=15)
+        self.assertIn("5.6.7", rec.get("reply", ""), rec)
+        self.assertEqual(fake.messages, [])
+
     def test_ascii_mail_flagged_smtputf8_goes_without_the_parameter(self):
         dom, fake = self.one_fake("asciiutf8", [])
         m, _ = self.outbound_mxd()

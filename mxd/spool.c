@@ -537,14 +537,10 @@ spool_parse_env(const char *p, size_t len, struct spool_env *env)
 		env->sched_off = (off_t)(v - start);
 	if ((r = spool_line(&p, end, "size", &v, &vl)) <= 0)
 		goto out;
-	if (vl != SPOOL_SIZE_DIGITS)
+	long long size;
+	if (vl != SPOOL_SIZE_DIGITS || spool_digits(v, vl, LLONG_MAX, &size) < 0)
 		goto bad;
-	env->size = 0;
-	for (size_t i = 0; i < vl; i++) {
-		if (v[i] < '0' || v[i] > '9')
-			goto bad;
-		env->size = env->size * 10 + (uint64_t)(v[i] - '0');
-	}
+	env->size = (uint64_t)size;
 	if (p >= end)
 		goto incomplete;
 	if (*p != '\n')

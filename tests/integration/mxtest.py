@@ -190,8 +190,19 @@ def _proc_net_listening(host, port):
 
 # ---------------------------------------------------------------- certificates
 
+def _is_ip_literal(name):
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, name)
+            return True
+        except OSError:
+            pass
+    return False
+
+
 def make_cert(directory, basename, cn, sans=(), kind="rsa"):
-    """Self-signed certificate and key; returns (cert_path, key_path)."""
+    """Self-signed certificate and key; returns (cert_path, key_path). cn
+    and sans become DNS names, or IP addresses when they are literals."""
     cert = os.path.join(directory, basename + ".pem")
     key = os.path.join(directory, basename + ".key")
     names = [cn, *sans]
@@ -204,7 +215,8 @@ def make_cert(directory, basename, cn, sans=(), kind="rsa"):
     subprocess.run(
         ["openssl", "req", "-x509", *newkey, "-nodes", "-keyout", key,
          "-out", cert, "-days", "30", "-subj", f"/CN={cn}",
-         "-addext", "subjectAltName=" + ",".join(f"DNS:{n}" for n in names)],
+         "-addext", "subjectAltName=" + ",".join(
+             f"{'IP' if _is_ip_literal(n) else 'DNS'}:{n}" for n in names)],
         check=True, capture_output=True, timeout=60)
     # mxd may re-read certificates on SIGHUP after dropping root.
     os.chmod(cert, 0o644)
@@ -618,6 +630,13 @@ class Mxd(Service):
     def reload(self, config=None, text=None):
         self.write_config(config, text)
         self.send_signal(signal.SIGHUP)
+
+    def queue(self, *args):
+        """mxd -c FILE queue ARGS, as an operator runs it: (exit status,
+        stdout, stderr)."""
+        p = subprocess.run([MXD_BIN, "-c", self.conf_path, "queue", *args],
+                           capture_output=True, text=True, timeout=30)
+        return p.returncode, p.stdout, p.stderr
 
     def pids(self):
         return process_tree(self.proc.pid) if self.proc else []

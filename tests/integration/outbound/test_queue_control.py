@@ -12,7 +12,6 @@ import pwd
 import smtplib
 import socket
 import stat
-import subprocess
 import sys
 import time
 import uuid
@@ -65,12 +64,6 @@ class QueueControlTest(mxtest.MxTestCase):
     def sock_path(self, m):
         return os.path.join(m.config["spool_dir"], "queue.sock")
 
-    def queue(self, m, *args):
-        """mxd -c FILE queue ARGS: (exit status, stdout, stderr)."""
-        p = subprocess.run([mxtest.MXD_BIN, "-c", m.conf_path, "queue", *args],
-                           capture_output=True, text=True, timeout=30)
-        return p.returncode, p.stdout, p.stderr
-
     def request(self, m, data, shut=True, timeout=10):
         """Bytes straight to the socket; the whole answer, up to the close."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -97,7 +90,7 @@ class QueueControlTest(mxtest.MxTestCase):
         self.send(m, [ALICE], msg_id)
         qid = self.deferred_id(m, ALICE)
 
-        rc, out, err = self.queue(m, "list")
+        rc, out, err = m.queue("list")
         self.assertEqual(rc, 0, err)
         self.assertIn(qid, out)
         self.assertIn(f"from: <{SENDER}>", out)
@@ -121,13 +114,13 @@ class QueueControlTest(mxtest.MxTestCase):
         self.assertLessEqual(abs(int(rec["created"]) - now), 60, rec)
         self.assertGreater(int(rec["next"]), now + RETRY_SEC - 60, "next attempt is not the retry time")
 
-        rc, out, err = self.queue(m, "retry", "0000deadbeef0000")
+        rc, out, err = m.queue("retry", "0000deadbeef0000")
         self.assertNotEqual(rc, 0)
         self.assertIn("no such message: 0000deadbeef0000", err)
 
         sink = self.accepting_sink(busy)
         t0 = time.monotonic()
-        rc, out, err = self.queue(m, "retry", qid)
+        rc, out, err = m.queue("retry", qid)
         self.assertEqual(rc, 0, err)
         self.assertIn(f"retry scheduled: {qid}", out)
         got = sink.wait_message(has_id(msg_id), timeout=15)
@@ -137,7 +130,7 @@ class QueueControlTest(mxtest.MxTestCase):
         m.wait_event("retry_requested", timeout=5, id=qid, by="queue-control")
         mxtest.wait_for(lambda: not os.path.exists(self.spool_file(m, qid)), 10,
                         what="spool file removed after delivery")
-        rc, out, err = self.queue(m, "list")
+        rc, out, err = m.queue("list")
         self.assertEqual((rc, out.strip()), (0, "-- 0 messages queued"), err)
 
     def test_drop_removes_message_without_dsn_and_retry_all_sends_the_rest(self):
@@ -149,22 +142,22 @@ class QueueControlTest(mxtest.MxTestCase):
         gone = self.deferred_id(m, BOB)
         self.assertTrue(os.path.exists(self.spool_file(m, gone)))
 
-        rc, out, err = self.queue(m, "drop", gone)
+        rc, out, err = m.queue("drop", gone)
         self.assertEqual(rc, 0, err)
         self.assertIn(f"dropped: {gone}", out)
         self.assertFalse(os.path.exists(self.spool_file(m, gone)), "spool file still there")
         m.wait_event("dropped", timeout=5, id=gone, by="queue-control")
-        rc, out, err = self.queue(m, "list")
+        rc, out, err = m.queue("list")
         self.assertEqual(rc, 0, err)
         self.assertIn(keep, out)
         self.assertNotIn(gone, out)
         self.assertIn("-- 1 message queued", out)
-        rc, out, err = self.queue(m, "drop", gone)
+        rc, out, err = m.queue("drop", gone)
         self.assertNotEqual(rc, 0, "dropped twice")
         self.assertIn(f"no such message: {gone}", err)
 
         sink = self.accepting_sink(busy)
-        rc, out, err = self.queue(m, "retry", "all")
+        rc, out, err = m.queue("retry", "all")
         self.assertEqual(rc, 0, err)
         self.assertIn("retry scheduled: 1 messages", out)
         sink.wait_message(has_id(keep_id), timeout=15)
@@ -195,7 +188,7 @@ class QueueControlTest(mxtest.MxTestCase):
         self.assertTrue(os.path.exists(path))
         m.start()
         self.wait_socket(m, count=2)
-        rc, out, err = self.queue(m, "list")
+        rc, out, err = m.queue("list")
         self.assertEqual(rc, 0, err)
         self.assertIn("-- 0 messages queued", out)
 
@@ -203,11 +196,11 @@ class QueueControlTest(mxtest.MxTestCase):
         cfg = self.mxd_config(None, None)
         m = self.mxd(cfg, start=False)
         m.write_config()
-        rc, out, err = self.queue(m, "list")
+        rc, out, err = m.queue("list")
         self.assertNotEqual(rc, 0)
         self.assertIn("queue.sock", err)
         self.assertIn("not running", err)
-        rc, out, err = self.queue(m, "frobnicate")
+        rc, out, err = m.queue("frobnicate")
         self.assertEqual(rc, 2, "a usage error is not exit 2")
         self.assertIn("usage:", err)
 
@@ -237,7 +230,7 @@ class QueueControlTest(mxtest.MxTestCase):
             stalled.settimeout(10)
             self.assertEqual(stalled.recv(100), b"")
         m.wait_event("queue_control_no_request", timeout=5)
-        rc, out, err = self.queue(m, "list")
+        rc, out, err = m.queue("list")
         self.assertEqual(rc, 0, err)
 
 

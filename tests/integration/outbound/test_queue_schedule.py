@@ -14,14 +14,13 @@ mail delivered straight to an MX that keeps saying "try later":
 
 import os
 import socket
-import subprocess
 import sys
 import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import outtest  # noqa: E402
-from outtest import SENDER, message, pick_hosts, unique_domain  # noqa: E402
+from outtest import message, pick_hosts, unique_domain  # noqa: E402
 
 import mxtest  # noqa: E402
 
@@ -83,18 +82,16 @@ class QueueScheduleTest(outtest.OutboundTestCase):
                             f"attempt {attempt}: next try in {wait:.0f}s, expected {interval}s "
                             f"(so far {[round(x) for x in seen]})")
             # The hours pass: the operator's "retry now".
-            rc = subprocess.run([mxtest.MXD_BIN, "-c", m.conf_path, "queue", "retry", rec["id"]],
-                                capture_output=True, text=True, timeout=30)
-            self.assertEqual(rc.returncode, 0, rc.stderr)
+            rc, _, err = m.queue("retry", rec["id"])
+            self.assertEqual(rc, 0, err)
         # Nothing was returned or announced: the message is young.
         self.assertEqual(m.events("dsn"), [])
         self.assertEqual(m.events("bounced"), [])
         self.assertEqual(local.names(), [])
 
     def retry_now(self, m, qid):
-        p = subprocess.run([mxtest.MXD_BIN, "-c", m.conf_path, "queue", "retry", qid],
-                           capture_output=True, text=True, timeout=30)
-        self.assertEqual(p.returncode, 0, p.stderr)
+        rc, _, err = m.queue("retry", qid)
+        self.assertEqual(rc, 0, err)
 
     def test_restart_keeps_schedule_and_sends_no_second_delay_notice(self):
         dom, rcpt, sink = self.busy_mx("restart")

@@ -496,7 +496,7 @@ def unfold(header_bytes):
 class Sink(Service):
     def __init__(self, wd, name="sink", host=None, port=None, lmtp=False,
                  unix=None, tls=None, rcpt_replies=None, data_replies=None,
-                 tcp=True):
+                 tcp=True, size_limit=None):
         self.wd = wd
         self.maildir = os.path.join(wd, name)
         self.pidfile = os.path.join(wd, name + ".pid")
@@ -521,6 +521,8 @@ class Sink(Service):
             argv += ["--rcpt-reply", f"{addr}={reply}"]
         for addr, reply in (data_replies or {}).items():
             argv += ["--data-reply", f"{addr}={reply}"]
+        if size_limit:
+            argv += ["--size-limit", str(size_limit)]
         super().__init__(name, argv, os.path.join(wd, name + ".log"))
 
     @property

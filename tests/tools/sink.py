@@ -178,7 +178,7 @@ async def serve(args):
 
     def factory():
         return cls(handler, hostname=args.hostname, enable_SMTPUTF8=True,
-                   decode_data=False, data_size_limit=None,
+                   decode_data=False, data_size_limit=args.size_limit,
                    tls_context=tls_context, timeout=args.timeout)
 
     loop = asyncio.get_running_loop()
@@ -237,6 +237,8 @@ def main(argv=None):
     ap.add_argument("--data-reply", action="append", metavar="ADDR=REPLY",
                     help="LMTP only: scripted per-recipient reply after DATA")
     ap.add_argument("--hostname", default="sink.example.test")
+    ap.add_argument("--size-limit", type=int, default=None, metavar="BYTES",
+                    help="advertise SIZE BYTES and refuse larger messages")
     ap.add_argument("--timeout", type=float, default=60.0,
                     help="idle seconds before the sink drops a session")
     ap.add_argument("--pidfile", metavar="FILE",

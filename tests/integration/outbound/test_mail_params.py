@@ -56,21 +56,27 @@ class MailParamsTest(outtest.OutboundTestCase):
         return fake.messages[0]
 
     def test_size_8bitmime_and_smtputf8_passed_on(self):
-        dom, fake = self.one_fake("params", ["SIZE 20000000", "SMTPUTF8"])
+        # aiosmtpd as the MX: it offers SIZE, 8BITMIME and SMTPUTF8.
+        dom = unique_domain("params")
+        (host,) = pick_hosts(1, self.port)
+        self.dns.add([f"{dom}. MX 10 mx.{dom}.", f"mx.{dom}. A {host}"])
+        sink = self.mx_sink(host, name=f"mx.{dom}", size_limit=20000000)
         m, _ = self.outbound_mxd()
         rcpt = f"jürgen@{dom}"
-        data = eight_bit_message(uuid.uuid4().hex[:12])
+        msg_id = uuid.uuid4().hex[:12]
+        data = eight_bit_message(msg_id)
         self.submit(m, "BODY=8BITMIME SMTPUTF8", rcpt, data)
-        mail_from, rcpts, got, _, params = self.wait_fake_message(fake)
-        self.assertEqual(rcpts, [rcpt])
-        self.assertTrue(got.endswith(data), "the 8-bit message changed on its way")
+        got = sink.wait_message(lambda x: f"<{msg_id}@outtest>".encode() in x.data, timeout=20)
+        self.assertEqual(got.rcpts, [rcpt])
+        self.assertTrue(got.data.endswith(data), "the 8-bit message changed on its way")
+        params = " ".join(got.env["mail_options"])
         words = params.upper().split()
         self.assertIn("BODY=8BITMIME", words, params)
         self.assertIn("SMTPUTF8", words, params)
         size = re.search(r"(?i)\bSIZE=(\d+)\b", params)
         self.assertIsNotNone(size, f"no SIZE on MAIL FROM: {params!r}")
         # The size announced is the size sent (Received: header included).
-        self.assertEqual(int(size.group(1)), len(got), params)
+        self.assertEqual(int(size.group(1)), len(got.data), params)
 
     def test_utf8_address_to_mx_without_smtputf8_is_returned_with_5_6_7(self):
         dom, fake = self.one_fake("noutf8", ["SIZE 20000000"])

@@ -6,7 +6,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 
-.PHONY: all deps build build-asan build-fuzz check check-plain check-asan check-fuzz demo bench clean
+.PHONY: all deps build build-asan build-fuzz check check-plain check-asan check-fuzz demo bench fuzz-long clean
 
 all: build
 
@@ -42,6 +42,13 @@ demo: build
 
 bench: build
 	./tests/bench/smtp_accept
+
+# A fuzzing campaign outside CI: every harness for FUZZ_SECONDS (default 600)
+# each, or only those in FUZZ_ONLY. Figures go in docs/security.md.
+FUZZ_SECONDS ?= 600
+FUZZ_ONLY ?=
+fuzz-long: build-fuzz
+	./tests/fuzz/run-long $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_ONLY)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

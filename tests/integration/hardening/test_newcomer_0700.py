@@ -1,0 +1,123 @@
+"""A newcomer's first commands from a clone under root's home (mode 0700).
+
+A fresh Debian machine's root clones into /root, which others may not enter:
+mxd (dropped to nobody), Postfix's daemons and PostgreSQL (as postgres) could
+not reach directories below the clone, so `make demo` died in initdb and the
+benchmark smoke tests could not start mxd or Postfix. These tests lay a copy of
+the scripts the README's commands run in a 0700 directory and run them with
+this build's binaries.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(HERE, "..", "control"))
+import mxtest  # noqa: E402
+from mxtest import IS_ROOT, free_port, pick_host  # noqa: E402
+
+SRC = os.environ.get("MXFLEET_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..", "..")))
+BIN = os.path.dirname(os.path.abspath(mxtest.MXD_BIN))
+CONTROLD_BIN = os.environ.get("CONTROLD_BIN", os.path.join(BIN, "controld"))
+MAILCTL = os.environ.get("MAILCTL", os.path.join(BIN, "mailctl"))
+WATCHDOG = mxtest.Watchdog("NEWCOMER_RUN")
+
+
+def private_clone():
+    """A 0700 directory (as /root is) holding what the README's commands use:
+    scripts/, schema/ and tests/. Returns (top, repo)."""
+    top = tempfile.mkdtemp(prefix="newcomer-")
+    os.chmod(top, 0o700)
+    WATCHDOG.watch_dir(top)
+    repo = os.path.join(top, "mxfleet")
+    os.mkdir(repo)
+    for d in ("scripts", "schema", "tests"):
+        shutil.copytree(os.path.join(SRC, d), os.path.join(repo, d),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    return top, repo
+
+
+class NewcomerTest(unittest.TestCase):
+    def setUp(self):
+        if not IS_ROOT:
+            self.fail("this test reproduces root's first commands: run it as root")
+        WATCHDOG.mark_self()
+        self.top, self.repo = private_clone()
+        self.addCleanup(shutil.rmtree, self.top, True)
+
+    def fleet_env(self):
+        env = dict(os.environ)
+        mx1, mx2 = pick_host(), pick_host()
+        env.update(MXD_BIN=mxtest.MXD_BIN, CONTROLD_BIN=CONTROLD_BIN, MAILCTL_BIN=MAILCTL,
+                   MX1_HOST=mx1, MX1_PORT=str(free_port(mx1)),
+                   MX2_HOST=mx2, MX2_PORT=str(free_port(mx2)))
+        return env
+
+    def test_demo_runs_from_a_clone_under_a_0700_directory(self):
+        link = os.path.join(self.repo, "demo")
+        env = self.fleet_env()
+
+        def down():
+            target = os.path.realpath(link)
+            subprocess.run([os.path.join(self.repo, "scripts", "fleet"), "down", target],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=120, env=env)
+            if target.startswith("/tmp/mxfleet-demo."):
+                shutil.rmtree(target, ignore_errors=True)
+        self.addCleanup(down)
+        p = subprocess.run([os.path.join(self.repo, "scripts", "demo")], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=300, env=env)
+        out = p.stdout + p.stderr
+        self.assertEqual(p.returncode, 0, f"make demo's script failed:\n{out[-4000:]}")
+        # The fleet lives in a 0755 directory of its own, linked from the clone.
+        self.assertTrue(os.path.islink(link), out[-2000:])
+        target = os.path.realpath(link)
+        WATCHDOG.watch_dir(target)
+        self.assertEqual(os.stat(target).st_mode & 0o777, 0o755)
+        # What the demo promises a newcomer: the three messages at the next
+        # hop, and their sessions recorded in PostgreSQL through controld.
+        self.assertEqual(len(os.listdir(os.path.join(target, "maildir", "new"))), 3)
+        self.assertRegex(out, r"== \$MAILCTL hosts")
+        self.assertTrue(re.search(r"^mx1\.fleet\.test\s", out, re.M), out[-3000:])
+        self.assertIn("demo: the fleet is still running", out)
+
+    def test_fleet_refuses_a_directory_others_cannot_reach_before_starting_anything(self):
+        inside = os.path.join(self.top, "fleet")
+        p = subprocess.run([os.path.join(self.repo, "scripts", "fleet"), "up", inside],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=120, env=self.fleet_env())
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(f"{self.top} is mode 700", p.stderr)
+        # Nothing was started: no next hop, no PostgreSQL cluster.
+        self.assertEqual(sorted(os.listdir(inside)), [])
+
+    def test_benchmarks_put_their_work_directory_where_dropped_daemons_can_reach(self):
+        sys.path.insert(0, os.path.join(self.repo, "tests", "bench"))
+        import benchdir
+        bin_dir = os.path.join(self.repo, "build", "bin")
+        self.assertEqual(benchdir.default_work_dir(bin_dir), "/var/tmp")
+        err = benchdir.check_work_dir(os.path.join(self.repo, "build"))
+        self.assertIn(f"{self.top} is mode 700", err)
+        # An explicit --work-dir there is refused before anything starts.
+        for script in ("smtp_accept", "ingest"):
+            p = subprocess.run(
+                ["/usr/bin/python3", os.path.join(self.repo, "tests", "bench", script),
+                 "--quick", "--bin-dir", BIN, "--work-dir", os.path.join(self.repo, "build")],
+                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn(f"{self.top} is mode 700", p.stderr)
+        # A clone that others may enter keeps the spools on the build's disk.
+        open_top = tempfile.mkdtemp(prefix="newcomer-open-")
+        self.addCleanup(shutil.rmtree, open_top, True)
+        os.chmod(open_top, 0o755)
+        self.assertEqual(benchdir.default_work_dir(os.path.join(open_top, "build", "bin")),
+                         os.path.join(open_top, "build"))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -84,11 +84,17 @@ class FullDiskTest(mxtest.MxTestCase):
         if p.returncode != 0:
             self.fail(f"mount tmpfs on {self.mnt} failed: {p.stderr.strip()}")
         # Lazy: mxd may still hold files open; the mount goes once they close.
-        # Runs before MxTestCase's teardown removes the work directory.
-        self.addCleanup(subprocess.run, ["umount", "-l", self.mnt],
-                        capture_output=True, timeout=30)
+        # Runs before MxTestCase's teardown removes the work directory, and
+        # on a SIGTERM of the test too (the Watchdog removes directories but
+        # can not unmount; outside a namespace a SIGKILL still leaks it).
+        mxtest.register_emergency(("umount", self.mnt), lambda: self.umount())
+        self.addCleanup(self.umount)
         self.spool = os.path.join(self.mnt, "spool")
         self.filler = os.path.join(self.mnt, "filler")
+
+    def umount(self):
+        subprocess.run(["umount", "-l", self.mnt], capture_output=True, timeout=30)
+        mxtest.unregister_emergency(("umount", self.mnt))
 
     def start(self):
         m, sink = self.standard(tls=False, spool_dir=self.spool,

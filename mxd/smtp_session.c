@@ -497,6 +497,18 @@ smtp_session_cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 	smtp_session_reply(s, "250 2.1.5 Ok");
 }
 
+/* The spool could not take the message: a temporary failure whatever the
+ * cause, so the sender keeps the mail and retries; 4.3.1 when storage ran
+ * out (RFC 3463), which 552 5.3.4 would have turned into a bounce. */
+static void
+smtp_session_spool_failed(struct smtp_session *s, int err)
+{
+	if (err == ENOSPC || err == EDQUOT)
+		smtp_session_reply(s, "452 4.3.1 Insufficient system storage");
+	else
+		smtp_session_reply(s, "451 4.3.0 Error: queue file write error");
+}
+
 /* Start a message file: envelope, then our Received: header. */
 static int
 smtp_session_msg_begin(struct smtp_session *s)
@@ -507,7 +519,7 @@ smtp_session_msg_begin(struct smtp_session *s)
 	spool_new_id(s->env.id, sizeof(s->env.id));
 	s->env.created = time(NULL);
 	if (spool_msg_begin(s->w->spool, &s->env, &s->msg) < 0) {
-		smtp_session_reply(s, "451 4.3.0 Error: queue file write error");
+		smtp_session_spool_failed(s, errno);
 		return -1;
 	}
 	buf_reset(&s->content);
@@ -593,9 +605,10 @@ smtp_session_msg_end(struct smtp_session *s, unsigned flags, uint64_t size)
 	}
 	s->env.size = size;
 	if (smtp_session_flush_content(s) < 0 || spool_msg_finish(s->msg) < 0) {
-		smtp_session_txn_reset(s);
+		int err = spool_msg_error(s->msg);
+		smtp_session_txn_reset(s);	/* removes the partial file */
 		s->phase = PHASE_READY;
-		smtp_session_reply(s, "451 4.3.0 Error: queue file write error");
+		smtp_session_spool_failed(s, err);
 		return;
 	}
 	struct spool_msg *m = s->msg;
@@ -689,9 +702,9 @@ smtp_session_bdat_done(struct smtp_session *s)
 	if (!s->bdat_last) {
 		s->phase = PHASE_MAIL;
 		smtp_session_set_timeout(s, s->w->cfg->command_timeout);
-		if (s->content.len >= SMTP_SESSION_SPOOL_FLUSH && s->bdat.flags == 0 &&
-		    smtp_session_flush_content(s) < 0)
-			s->bdat.flags |= SMTP_DATA_TOO_BIG;	/* reported at LAST */
+		/* A spool error sticks to s->msg and is reported at LAST. */
+		if (s->content.len >= SMTP_SESSION_SPOOL_FLUSH && s->bdat.flags == 0)
+			smtp_session_flush_content(s);
 		smtp_session_reply(s, "250 2.0.0 Ok: %" PRIu64 " octets received", s->bdat.size);
 		return;
 	}
@@ -927,8 +940,8 @@ smtp_session_feed_data(struct smtp_session *s, struct evbuffer *in)
 		smtp_session_msg_end(s, s->data.flags, s->data.size);
 		return;
 	}
-	if (s->content.len >= SMTP_SESSION_SPOOL_FLUSH && smtp_session_flush_content(s) < 0)
-		s->data.flags |= SMTP_DATA_TOO_BIG;	/* refuse at the end */
+	if (s->content.len >= SMTP_SESSION_SPOOL_FLUSH)
+		smtp_session_flush_content(s);	/* an error sticks: refused at the end */
 }
 
 static void
@@ -947,8 +960,8 @@ smtp_session_feed_bdat(struct smtp_session *s, struct evbuffer *in)
 	}
 	evbuffer_drain(in, used);
 	if (s->bdat_reject == NULL && s->content.len >= SMTP_SESSION_SPOOL_FLUSH &&
-	    s->bdat.flags == 0 && smtp_session_flush_content(s) < 0)
-		s->bdat.flags |= SMTP_DATA_TOO_BIG;
+	    s->bdat.flags == 0)
+		smtp_session_flush_content(s);	/* an error sticks: refused at LAST */
 	if (s->bdat_left == 0)
 		smtp_session_bdat_done(s);
 }

@@ -41,7 +41,7 @@ static const char *const mxd_config_tls_keys[] = {
 static const char *const mxd_config_cert_keys[] = { "cert", "key", NULL };
 static const char *const mxd_config_domain_keys[] = { "name", "next_hop", NULL };
 static const char *const mxd_config_limit_keys[] = {
-	"message_size", "recipients", "errors", "connections_per_ip", "connections",
+	"message_size", "recipients", "errors", "junk_commands", "connections_per_ip", "connections",
 	"command_timeout", "data_timeout", "tls_handshake_timeout", "shutdown_timeout", NULL
 };
 static const char *const mxd_config_delivery_keys[] = {
@@ -431,6 +431,7 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 			cfg->message_size = (uint64_t)size;
 		if (mxd_config_int(g, "recipients", 1, 100000, &cfg->max_recipients, err) < 0 ||
 		    mxd_config_int(g, "errors", 1, 1000, &cfg->max_errors, err) < 0 ||
+		    mxd_config_int(g, "junk_commands", 1, 1000000, &cfg->junk_commands, err) < 0 ||
 		    mxd_config_int(g, "connections_per_ip", 1, 100000, &cfg->connections_per_ip, err) < 0 ||
 		    mxd_config_int(g, "connections", 1, 1000000, &cfg->max_connections, err) < 0 ||
 		    mxd_config_int(g, "command_timeout", 1, 86400, &cfg->command_timeout, err) < 0 ||
@@ -508,6 +509,7 @@ mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t err
 	cfg->message_size = 52428800;
 	cfg->max_recipients = 1000;
 	cfg->max_errors = 10;
+	cfg->junk_commands = 100;
 	cfg->connections_per_ip = 20;
 	cfg->max_connections = 1000;
 	cfg->command_timeout = 300;

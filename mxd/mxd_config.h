@@ -81,6 +81,7 @@ struct mxd_config {
 	uint64_t		 message_size;
 	int			 max_recipients;
 	int			 max_errors;
+	int			 junk_commands;	/* EHLO/HELO/NOOP/RSET/VRFY/HELP per message */
 	int			 connections_per_ip;
 	int			 max_connections;
 	int			 command_timeout;

@@ -28,6 +28,11 @@
 
 #define SMTP_SESSION_INPUT_HIGH	(1u << 20)	/* stop reading past 1 MiB queued */
 #define SMTP_SESSION_SPOOL_FLUSH	65536
+/* A client that pipelines commands and never reads would make us queue its
+ * replies without end: past HIGH bytes of unsent replies the session reads
+ * no more input until they drain to LOW. */
+#define SMTP_SESSION_OUTPUT_HIGH	(256u << 10)
+#define SMTP_SESSION_OUTPUT_LOW		(64u << 10)
 
 enum smtp_phase {
 	PHASE_INIT,		/* waiting for EHLO/HELO */
@@ -66,6 +71,8 @@ struct smtp_session {
 	int			 esmtp;
 	char			 helo[SMTP_DOMAIN_MAX + 1];
 	int			 errors;
+	int			 junk;		/* EHLO/HELO/NOOP/RSET/VRFY/HELP since the last message */
+	int			 output_full;	/* input paused until the replies drain */
 	int			 skipping;	/* discarding the rest of an overlong line */
 	int			 closing;
 	int			 messages;
@@ -568,6 +575,7 @@ smtp_session_commit_done(void *arg, int ok, const char *id)
 		    s->env.requiretls, s->tls ? s->tls_version : "none");
 		smtp_session_reply(s, "250 2.0.0 Ok: queued as %s", id);
 		s->messages++;
+		s->junk = 0;	/* a client doing real work is forgiven (as Postfix) */
 	} else
 		smtp_session_reply(s, "451 4.3.0 Error: queue file write error");
 	smtp_session_txn_reset(s);
@@ -780,25 +788,26 @@ static void smtp_session_cmd_starttls(struct smtp_session *s, const struct smtp_
 static const struct smtp_session_cmd {
 	enum smtp_verb	 verb;
 	unsigned	 phases;	/* where the command is allowed */
+	int		 junk;		/* counts toward limits.junk_commands */
 	const char	*refusal;	/* reply when it is not */
 	void		(*proceed)(struct smtp_session *, const struct smtp_cmd *);
 } smtp_session_cmds[] = {
-	{ SMTP_CMD_EHLO, P_ANY, NULL, smtp_session_cmd_helo },
-	{ SMTP_CMD_HELO, P_ANY, NULL, smtp_session_cmd_helo },
-	{ SMTP_CMD_MAIL, P_READY, "503 5.5.1 Error: send HELO/EHLO first, or nested MAIL command",
+	{ SMTP_CMD_EHLO, P_ANY, 1, NULL, smtp_session_cmd_helo },
+	{ SMTP_CMD_HELO, P_ANY, 1, NULL, smtp_session_cmd_helo },
+	{ SMTP_CMD_MAIL, P_READY, 0, "503 5.5.1 Error: send HELO/EHLO first, or nested MAIL command",
 	    smtp_session_cmd_mail },
-	{ SMTP_CMD_RCPT, P_MAIL, "503 5.5.1 Error: need MAIL command", smtp_session_cmd_rcpt },
-	{ SMTP_CMD_DATA, P_MAIL, "503 5.5.1 Error: need RCPT command", smtp_session_cmd_data },
-	{ SMTP_CMD_BDAT, P_ANY, NULL, smtp_session_cmd_bdat },
-	{ SMTP_CMD_RSET, P_ANY, NULL, smtp_session_cmd_rset },
-	{ SMTP_CMD_NOOP, P_ANY, NULL, smtp_session_cmd_noop },
-	{ SMTP_CMD_QUIT, P_ANY, NULL, smtp_session_cmd_quit },
-	{ SMTP_CMD_VRFY, P_ANY, NULL, smtp_session_cmd_vrfy },
-	{ SMTP_CMD_EXPN, P_ANY, NULL, smtp_session_cmd_expn },
-	{ SMTP_CMD_HELP, P_ANY, NULL, smtp_session_cmd_help },
-	{ SMTP_CMD_STARTTLS, P_INIT | P_READY, "503 5.5.1 Error: STARTTLS inside a mail transaction",
+	{ SMTP_CMD_RCPT, P_MAIL, 0, "503 5.5.1 Error: need MAIL command", smtp_session_cmd_rcpt },
+	{ SMTP_CMD_DATA, P_MAIL, 0, "503 5.5.1 Error: need RCPT command", smtp_session_cmd_data },
+	{ SMTP_CMD_BDAT, P_ANY, 0, NULL, smtp_session_cmd_bdat },
+	{ SMTP_CMD_RSET, P_ANY, 1, NULL, smtp_session_cmd_rset },
+	{ SMTP_CMD_NOOP, P_ANY, 1, NULL, smtp_session_cmd_noop },
+	{ SMTP_CMD_QUIT, P_ANY, 0, NULL, smtp_session_cmd_quit },
+	{ SMTP_CMD_VRFY, P_ANY, 1, NULL, smtp_session_cmd_vrfy },
+	{ SMTP_CMD_EXPN, P_ANY, 0, NULL, smtp_session_cmd_expn },
+	{ SMTP_CMD_HELP, P_ANY, 1, NULL, smtp_session_cmd_help },
+	{ SMTP_CMD_STARTTLS, P_INIT | P_READY, 0, "503 5.5.1 Error: STARTTLS inside a mail transaction",
 	    smtp_session_cmd_starttls },
-	{ SMTP_CMD_AUTH, P_ANY, NULL, smtp_session_cmd_auth },
+	{ SMTP_CMD_AUTH, P_ANY, 0, NULL, smtp_session_cmd_auth },
 };
 
 static void
@@ -822,6 +831,14 @@ smtp_session_dispatch(struct smtp_session *s, const char *line, size_t len)
 		if (!(t->phases & (1u << s->phase))) {
 			smtp_session_reply(s, "%s", t->refusal);
 			smtp_session_error(s);
+			return;
+		}
+		if (t->junk && ++s->junk > s->w->cfg->junk_commands) {
+			smtp_session_reply(s, "421 4.7.0 %s Error: too many junk commands",
+			    s->w->cfg->hostname);
+			log_info("event=too_many_junk_commands sid=%s client=%s junk=%d", s->sid,
+			    s->ip, s->junk);
+			smtp_session_close(s);
 			return;
 		}
 		t->proceed(s, &c);
@@ -977,6 +994,13 @@ smtp_session_process(struct smtp_session *s)
 		if (s->phase == PHASE_COMMIT || s->phase == PHASE_TLS ||
 		    s->phase == PHASE_STARTTLS_FLUSH)
 			return;
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > SMTP_SESSION_OUTPUT_HIGH) {
+			/* Resumed by the write callback at the low watermark. */
+			s->output_full = 1;
+			bufferevent_disable(s->bev, EV_READ);
+			bufferevent_setwatermark(s->bev, EV_WRITE, SMTP_SESSION_OUTPUT_LOW, 0);
+			return;
+		}
 		if (s->phase == PHASE_DATA) {
 			if (avail == 0)
 				return;
@@ -1032,6 +1056,16 @@ static void
 smtp_session_writecb(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
+	if (s->output_full) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) > SMTP_SESSION_OUTPUT_LOW)
+			return;
+		s->output_full = 0;
+		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		if (!s->closing) {
+			bufferevent_enable(bev, EV_READ);
+			smtp_session_process(s);
+		}
+	}
 	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
 		return;
 	if (s->closing) {

@@ -87,14 +87,15 @@ need_db(struct grpc_call *c)
 	return C->db;
 }
 
-static void
+static int
 reply_msg(struct grpc_call *c, const ProtobufCMessage *msg)
 {
 	size_t n = protobuf_c_message_get_packed_size(msg);
 	uint8_t *buf = xmalloc(n ? n : 1);
 	protobuf_c_message_pack(msg, buf);
-	grpc_call_send(c, buf, n);
+	int rc = grpc_call_send(c, buf, n);
 	free(buf);
+	return rc;
 }
 
 static void
@@ -248,7 +249,8 @@ watch_send(struct watcher *w, const Mxfleet__V1__ConfigSnapshot *snap)
 {
 	if (snap->version <= w->sent_version)
 		return 0;
-	reply_msg(w->call, &snap->base);
+	if (reply_msg(w->call, &snap->base) < 0)
+		return -1;	/* the call is ending: on_close unregisters it */
 	w->sent_version = snap->version;
 	log_info("event=config_pushed host=%s version=%" PRIu64, w->host_id, snap->version);
 	return 0;
@@ -320,6 +322,8 @@ out:
 	mxfleet__v1__watch_request__free_unpacked(req, NULL);
 }
 
+/* However the call ended (a second request refused, a reset, a deadline,
+ * the connection lost): no configuration goes to it any more. */
 static void
 fleet_watch_end(struct grpc_call *c, void *arg)
 {

@@ -150,6 +150,8 @@ static void
 grpc_call_free(struct grpc_call *call)
 {
 	struct grpc_conn *c = call->conn;
+	if (c && c->srv && call->method && call->method->on_close)
+		call->method->on_close(call, c->srv->o.arg);
 	if (c) {
 		if (call->prev)
 			call->prev->next = call->next;
@@ -481,11 +483,7 @@ grpc_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	struct grpc_call *call = arg;
 	struct grpc_conn *c = call->conn;
 	if (c->srv) {
-		if (!call->finished) {
-			if (call->method && call->method->on_cancel)
-				call->method->on_cancel(call, c->srv->o.arg);
-			grpc_call_finish(call, GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
-		}
+		grpc_call_finish(call, GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
 	} else {
 		if (!call->finished) {
 			call->finished = 1;
@@ -576,11 +574,9 @@ grpc_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
 	if (rc < 0) {
 		int status;
 		const char *msg = grpc_frame_err_msg(rc, &status);
-		if (c->srv) {
-			if (call->method && call->method->on_cancel)
-				call->method->on_cancel(call, c->srv->o.arg);
+		if (c->srv)
 			grpc_call_finish(call, status, msg);
-		} else {
+		else {
 			grpc_client_finish_call(call, status, msg);
 			nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_CANCEL);
 		}
@@ -656,10 +652,7 @@ grpc_on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error
 	struct grpc_call *call = nghttp2_session_get_stream_user_data(session, stream_id);
 	if (call == NULL)
 		return 0;
-	if (c->srv) {
-		if (!call->finished && call->method && call->method->on_cancel)
-			call->method->on_cancel(call, c->srv->o.arg);
-	} else if (!call->finished) {
+	if (c->cli && !call->finished) {
 		int status;
 		const char *msg;
 		if (call->got_status) {
@@ -725,10 +718,7 @@ grpc_conn_free(struct grpc_conn *c)
 {
 	while (c->calls) {
 		struct grpc_call *call = c->calls;
-		if (c->srv) {
-			if (!call->finished && call->method && call->method->on_cancel)
-				call->method->on_cancel(call, c->srv->o.arg);
-		} else
+		if (c->cli)
 			grpc_client_finish_call(call, GRPC_UNAVAILABLE, "connection lost");
 		grpc_call_free(call);
 	}

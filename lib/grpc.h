@@ -39,9 +39,14 @@ struct grpc_method {
 	void		(*on_message)(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg);
 	/* The client has sent everything (may be NULL). */
 	void		(*on_half_close)(struct grpc_call *c, void *arg);
-	/* The call ended before the handler finished it: reset, connection
-	 * lost, deadline. The call is freed after this returns (may be NULL). */
-	void		(*on_cancel)(struct grpc_call *c, void *arg);
+	/* The call is over, however it ended: finished by a handler or by the
+	 * transport (a malformed or oversized message, a stream ending inside a
+	 * message, the deadline), reset by the client, connection lost, server
+	 * freed. Called exactly once per call that reached a method, just
+	 * before the call is freed: drop every reference to the call here
+	 * (may be NULL). Between grpc_call_finish and this, grpc_call_send
+	 * fails. */
+	void		(*on_close)(struct grpc_call *c, void *arg);
 };
 
 struct grpc_server_opts {

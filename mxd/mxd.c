@@ -125,7 +125,7 @@ mxd_capset(uint32_t caps)
  * it reads no network input. Called again in each child, which gives up
  * that capability too and keeps nothing. */
 static void
-mxd_drop_privileges(const struct mxd_master *m, int keep_read)
+mxd_become_user(const struct mxd_master *m, int keep_read)
 {
 	if (!m->drop)
 		return;
@@ -145,8 +145,20 @@ mxd_drop_privileges(const struct mxd_master *m, int keep_read)
 	prctl(PR_SET_KEEPCAPS, 0);
 	if (setuid(0) == 0)
 		fatalx("event=privdrop_failed reason=regained_root");
-	/* Dropping privileges clears dumpable; keep cores possible for bugs. */
-	prctl(PR_SET_DUMPABLE, 1);
+}
+
+/* Every mxd process holds something another must not read: the master
+ * every key, the SMTP workers the TLS server keys and other clients' mail,
+ * delivery the SASL passwords and client keys, the uploader the control
+ * plane's key. All run as one user, so a dumpable process would hand its
+ * memory (/proc/PID/mem, ptrace) to a worker taken over by a client. None is
+ * dumpable unless core_dumps asks for cores to debug with. */
+static void
+mxd_drop_privileges(const struct mxd_master *m, int keep_read)
+{
+	mxd_become_user(m, keep_read);
+	if (prctl(PR_SET_DUMPABLE, m->cfg->core_dumps ? 1 : 0) < 0)
+		fatal("event=privdrop_failed reason=dumpable");
 }
 
 /* ---- worker ---- */
@@ -323,6 +335,13 @@ mxd_listen_one(const char *addr, int reuseport)
 
 enum mxd_role { MXD_ROLE_WORKER, MXD_ROLE_DELIVERY, MXD_ROLE_UPLOADER };
 
+/* What ps and /proc/PID/comm show (15 bytes at most). */
+static const char *const mxd_role_names[] = {
+	[MXD_ROLE_WORKER] = "mxd-smtpd",
+	[MXD_ROLE_DELIVERY] = "mxd-delivery",
+	[MXD_ROLE_UPLOADER] = "mxd-uploader",
+};
+
 /* Fork a child in its role. Non-worker children close the listeners and
  * every descriptor that is not theirs before dropping privileges. */
 static pid_t
@@ -335,6 +354,7 @@ mxd_spawn(struct mxd_master *m, enum mxd_role role, int idx)
 	}
 	if (pid > 0)
 		return pid;
+	prctl(PR_SET_NAME, mxd_role_names[role]);
 	if (role == MXD_ROLE_WORKER)
 		mxd_worker_main(m, idx);
 	for (size_t i = 0; i < (size_t)m->nworkers * m->nlisten; i++)
@@ -854,6 +874,9 @@ main(int argc, char **argv)
 		m.workers[i] = mxd_spawn_worker(&m, i);
 	log_info("event=started version=%s listen=%zu workers=%d user=%s spool=%s", MXFLEET_VERSION,
 	    m.nlisten, m.nworkers, m.drop ? m.cfg->user : "(unchanged)", m.cfg->spool_dir);
+	if (m.cfg->core_dumps)
+		log_warnx("event=core_dumps_enabled reason=\"each process's keys readable by "
+		    "the others and in its cores\"");
 
 	for (;;) {
 		siginfo_t si;

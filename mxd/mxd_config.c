@@ -16,6 +16,7 @@
 
 static const char *const mxd_config_top_keys[] = {
 	"hostname", "listen", "workers", "user", "spool_dir", "log_level", "log_syslog",
+	"core_dumps",
 	"trusted_networks", "relay_next_hop", "received_header", "domains", "tls",
 	"limits", "delivery", "control", "resolver", "routes", "tls_policies",
 	"submission_auth", NULL
@@ -348,6 +349,7 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 	    mxd_config_strdup(root, "spool_dir", &cfg->spool_dir, err) < 0 ||
 	    mxd_config_int(root, "workers", 1, 64, &cfg->workers, err) < 0 ||
 	    conf_get_bool(root, "log_syslog", &cfg->log_syslog, err) < 0 ||
+	    conf_get_bool(root, "core_dumps", &cfg->core_dumps, err) < 0 ||
 	    conf_get_bool(root, "received_header", &cfg->received_header, err) < 0)
 		return -1;
 	if ((r = conf_get_string(root, "log_level", &s, err)) < 0)

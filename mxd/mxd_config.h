@@ -64,6 +64,7 @@ struct mxd_config {
 	char			*spool_dir;
 	enum log_level		 log_level;
 	int			 log_syslog;
+	int			 core_dumps;	/* processes dumpable (debugging only) */
 	struct netaddr_cidr	*trusted;
 	size_t			 ntrusted;
 	char			*relay_next_hop;

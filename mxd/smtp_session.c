@@ -12,6 +12,7 @@
 #include "timeutil.h"
 #include "xmalloc.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -112,14 +113,25 @@ smtp_session_io_msg_begin(void *arg, struct spool_env *env)
 	struct smtp_session *s = arg;
 	spool_new_id(env->id, sizeof(env->id));
 	env->created = time(NULL);
-	return spool_msg_begin(s->w->spool, env, &s->msg);
+	if (spool_msg_begin(s->w->spool, env, &s->msg) == 0)
+		return 0;
+	return errno ? errno : EIO;
+}
+
+/* The spool's sticky error of the open message (spool.h), never 0 on a
+ * failure. */
+static int
+smtp_session_msg_error(struct smtp_session *s)
+{
+	int err = spool_msg_error(s->msg);
+	return err ? err : EIO;
 }
 
 static int
 smtp_session_io_msg_write(void *arg, const char *data, size_t len)
 {
 	struct smtp_session *s = arg;
-	return spool_msg_write(s->msg, data, len);
+	return spool_msg_write(s->msg, data, len) == 0 ? 0 : smtp_session_msg_error(s);
 }
 
 static void smtp_session_commit_done(void *arg, int ok, const char *id);
@@ -129,7 +141,7 @@ smtp_session_io_msg_commit(void *arg)
 {
 	struct smtp_session *s = arg;
 	if (spool_msg_finish(s->msg) < 0)
-		return -1;	/* the core aborts the message */
+		return smtp_session_msg_error(s);	/* the core aborts the message */
 	struct spool_msg *m = s->msg;
 	s->msg = NULL;
 	s->job = spool_commit(s->w->committer, m, smtp_session_commit_done, s);

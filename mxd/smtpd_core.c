@@ -35,6 +35,7 @@ struct smtpd_core {
 	/* transaction */
 	struct spool_env	 env;
 	int			 msg_open;	/* io->msg_begin succeeded, not yet ended */
+	int			 spool_err;	/* the first write error of the message */
 	struct smtp_data	 data;
 	struct smtp_bdat	 bdat;
 	uint64_t		 bdat_left;
@@ -102,6 +103,7 @@ smtpd_core_txn_reset(struct smtpd_core *s)
 	spool_env_free(&s->env);
 	memset(&s->env, 0, sizeof(s->env));
 	buf_reset(&s->content);
+	s->spool_err = 0;
 	s->info.in_txn = 0;
 	s->bdat_started = 0;
 	s->bdat_reject = NULL;
@@ -337,6 +339,18 @@ smtpd_core_cmd_rcpt(struct smtpd_core *s, const struct smtp_cmd *c)
 	smtpd_core_reply(s, "250 2.1.5 Ok");
 }
 
+/* The spool could not take the message: a temporary failure whatever the
+ * cause, so the sender keeps the mail and retries; 4.3.1 when storage ran
+ * out (RFC 3463), which 552 5.3.4 would have turned into a bounce. */
+static void
+smtpd_core_spool_failed(struct smtpd_core *s, int err)
+{
+	if (err == ENOSPC || err == EDQUOT)
+		smtpd_core_reply(s, "452 4.3.1 Insufficient system storage");
+	else
+		smtpd_core_reply(s, "451 4.3.0 Error: queue file write error");
+}
+
 /* Start a message file: envelope, then our Received: header. */
 static int
 smtpd_core_msg_begin(struct smtpd_core *s)
@@ -344,8 +358,9 @@ smtpd_core_msg_begin(struct smtpd_core *s)
 	const struct mxd_config *cfg = s->cfg;
 	char date[64];
 
-	if (s->io->msg_begin(s->arg, &s->env) < 0) {
-		smtpd_core_reply(s, "451 4.3.0 Error: queue file write error");
+	int err = s->io->msg_begin(s->arg, &s->env);
+	if (err != 0) {
+		smtpd_core_spool_failed(s, err);
 		return -1;
 	}
 	s->msg_open = 1;
@@ -371,14 +386,18 @@ smtpd_core_msg_begin(struct smtpd_core *s)
 	return 0;
 }
 
-static int
+/* Write out the buffered content. The first error sticks: it is what the
+ * message is refused with at its end. */
+static void
 smtpd_core_flush_content(struct smtpd_core *s)
 {
 	if (s->content.len == 0)
-		return 0;
-	int rc = s->io->msg_write(s->arg, s->content.data, s->content.len);
+		return;
+	int err = s->spool_err ? s->spool_err : s->io->msg_write(s->arg, s->content.data,
+	    s->content.len);
 	buf_reset(&s->content);
-	return rc;
+	if (err != 0 && s->spool_err == 0)
+		s->spool_err = err;
 }
 
 /* The content is complete: refuse it or make it durable. */
@@ -403,10 +422,12 @@ smtpd_core_msg_end(struct smtpd_core *s, unsigned flags, uint64_t size)
 		return;
 	}
 	s->env.size = size;
-	if (smtpd_core_flush_content(s) < 0 || s->io->msg_commit(s->arg) < 0) {
-		smtpd_core_txn_reset(s);
+	smtpd_core_flush_content(s);
+	int err = s->spool_err ? s->spool_err : s->io->msg_commit(s->arg);
+	if (err != 0) {
+		smtpd_core_txn_reset(s);	/* removes the partial file */
 		s->info.phase = SMTPD_PHASE_READY;
-		smtpd_core_reply(s, "451 4.3.0 Error: queue file write error");
+		smtpd_core_spool_failed(s, err);
 		return;
 	}
 	/* The file belongs to the commit now; msg_abort would cancel it. */
@@ -499,9 +520,9 @@ smtpd_core_bdat_done(struct smtpd_core *s)
 	if (!s->bdat_last) {
 		s->info.phase = SMTPD_PHASE_MAIL;
 		smtpd_core_set_timeout(s, s->cfg->command_timeout);
-		if (s->content.len >= SMTPD_CORE_SPOOL_FLUSH && s->bdat.flags == 0 &&
-		    smtpd_core_flush_content(s) < 0)
-			s->bdat.flags |= SMTP_DATA_TOO_BIG;	/* reported at LAST */
+		/* A spool error sticks and is reported at LAST. */
+		if (s->content.len >= SMTPD_CORE_SPOOL_FLUSH && s->bdat.flags == 0)
+			smtpd_core_flush_content(s);
 		smtpd_core_reply(s, "250 2.0.0 Ok: %" PRIu64 " octets received", s->bdat.size);
 		return;
 	}
@@ -678,8 +699,8 @@ smtpd_core_feed_data(struct smtpd_core *s, const char *data, size_t len)
 		smtpd_core_msg_end(s, s->data.flags, s->data.size);
 		return used;
 	}
-	if (s->content.len >= SMTPD_CORE_SPOOL_FLUSH && smtpd_core_flush_content(s) < 0)
-		s->data.flags |= SMTP_DATA_TOO_BIG;	/* refuse at the end */
+	if (s->content.len >= SMTPD_CORE_SPOOL_FLUSH)
+		smtpd_core_flush_content(s);	/* an error sticks: refused at the end */
 	return used;
 }
 
@@ -692,8 +713,8 @@ smtpd_core_feed_bdat(struct smtpd_core *s, const char *data, size_t len)
 		smtp_bdat_feed(&s->bdat, data, take, &s->content);
 	s->bdat_left -= take;
 	if (s->bdat_reject == NULL && s->content.len >= SMTPD_CORE_SPOOL_FLUSH &&
-	    s->bdat.flags == 0 && smtpd_core_flush_content(s) < 0)
-		s->bdat.flags |= SMTP_DATA_TOO_BIG;
+	    s->bdat.flags == 0)
+		smtpd_core_flush_content(s);	/* an error sticks: refused at LAST */
 	if (s->bdat_left == 0)
 		smtpd_core_bdat_done(s);
 	return take;

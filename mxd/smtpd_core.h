@@ -71,13 +71,18 @@ struct smtpd_core_io {
 	void	(*send)(void *arg, const char *data, size_t len);
 	/* Idle timeout from now on (command or data). */
 	void	(*set_timeout)(void *arg, int seconds);
-	/* Open a message file: set env->id and env->created, write the
-	 * envelope. 0 or -1. */
+	/* The spool calls return 0, or the errno of a failure (ENOSPC and
+	 * EDQUOT are answered 452 4.3.1, anything else 451 4.3.0; never 5xx:
+	 * the sender keeps the mail and retries).
+	 * Open a message file: set env->id and env->created, write the
+	 * envelope. */
 	int	(*msg_begin)(void *arg, struct spool_env *env);
-	/* Append content to the open message. 0 or -1. */
+	/* Append content to the open message. The core remembers the first
+	 * failure and refuses the message at its end. */
 	int	(*msg_write)(void *arg, const char *data, size_t len);
 	/* Finish the message file and start making it durable. 0: the commit
-	 * runs, smtpd_core_commit_done follows; -1: failed now, no commit. */
+	 * runs, smtpd_core_commit_done follows; an errno: failed now, no
+	 * commit (the core aborts the message). */
 	int	(*msg_commit)(void *arg);
 	/* Forget the open message file, or an unfinished commit. */
 	void	(*msg_abort)(void *arg);

@@ -32,13 +32,22 @@ struct spool {
 	int	 corrupt_fd;
 };
 
+/* Where a message's file is: what abort has to remove. */
+enum spool_msg_where {
+	SPOOL_MSG_TMP,		/* tmp/ID */
+	SPOOL_MSG_HIDDEN,	/* queue/.ID: renamed, directory not yet fsync'd */
+	SPOOL_MSG_QUEUED,	/* queue/ID: durable and visible, abort keeps it */
+};
+
 struct spool_msg {
-	struct spool	*sp;
-	char		 id[SPOOL_ID_MAX];
-	int		 fd;
-	off_t		 size_off;	/* where the size digits live */
-	uint64_t	 size;
-	struct buf	 wbuf;
+	struct spool		*sp;
+	char			 id[SPOOL_ID_MAX];
+	int			 fd;
+	off_t			 size_off;	/* where the size digits live */
+	uint64_t		 size;
+	struct buf		 wbuf;
+	int			 error;		/* first errno; sticky */
+	enum spool_msg_where	 where;
 };
 
 static int
@@ -276,8 +285,10 @@ spool_msg_begin(struct spool *sp, const struct spool_env *env, struct spool_msg 
 	buf_init(&m->wbuf);
 	m->fd = openat(sp->tmp_fd, m->id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (m->fd < 0) {
+		int err = errno;
 		log_warn("event=spool_error op=create id=%s", m->id);
 		free(m);
+		errno = err;
 		return -1;
 	}
 	spool_format_env(&m->wbuf, env, &size_off);
@@ -286,19 +297,40 @@ spool_msg_begin(struct spool *sp, const struct spool_env *env, struct spool_msg 
 	return 0;
 }
 
+/* The first error sticks: everything after it is dropped, so a write that
+ * succeeds once space returns can never leave a hole in the content, and the
+ * session learns at the end why the message was not taken. */
+static int
+spool_msg_fail(struct spool_msg *m, const char *op)
+{
+	if (m->error == 0) {
+		m->error = errno ? errno : EIO;
+		log_warn("event=spool_error op=%s id=%s", op, m->id);
+		buf_free(&m->wbuf);
+	}
+	errno = m->error;
+	return -1;
+}
+
+int
+spool_msg_error(const struct spool_msg *m)
+{
+	return m->error;
+}
+
 int
 spool_msg_write(struct spool_msg *m, const void *p, size_t n)
 {
+	if (m->error)
+		return spool_msg_fail(m, "write");
 	m->size += n;
 	if (m->wbuf.len + n < SPOOL_WBUF) {
 		buf_append(&m->wbuf, p, n);
 		return 0;
 	}
 	if (spool_write_all(m->fd, m->wbuf.data, m->wbuf.len) < 0 ||
-	    spool_write_all(m->fd, p, n) < 0) {
-		log_warn("event=spool_error op=write id=%s", m->id);
-		return -1;
-	}
+	    spool_write_all(m->fd, p, n) < 0)
+		return spool_msg_fail(m, "write");
 	buf_reset(&m->wbuf);
 	return 0;
 }
@@ -307,33 +339,69 @@ int
 spool_msg_finish(struct spool_msg *m)
 {
 	char digits[SPOOL_SIZE_DIGITS + 1];
-	if (spool_write_all(m->fd, m->wbuf.data, m->wbuf.len) < 0)
-		goto fail;
+	if (m->error || spool_write_all(m->fd, m->wbuf.data, m->wbuf.len) < 0)
+		return spool_msg_fail(m, "write");
 	buf_free(&m->wbuf);
 	snprintf(digits, sizeof(digits), "%0*" PRIu64, SPOOL_SIZE_DIGITS, m->size);
-	if (pwrite(m->fd, digits, SPOOL_SIZE_DIGITS, m->size_off) != SPOOL_SIZE_DIGITS)
-		goto fail;
-	return 0;
-fail:
-	log_warn("event=spool_error op=write id=%s", m->id);
-	return -1;
-}
-
-int
-spool_msg_sync(struct spool_msg *m, int do_fsync)
-{
-	if (do_fsync && fdatasync(m->fd) < 0) {
-		log_warn("event=spool_error op=fsync id=%s", m->id);
-		return -1;
+	if (pwrite(m->fd, digits, SPOOL_SIZE_DIGITS, m->size_off) != SPOOL_SIZE_DIGITS) {
+		if (errno == 0)
+			errno = EIO;
+		return spool_msg_fail(m, "write");
 	}
 	return 0;
 }
 
 int
+spool_msg_sync(struct spool_msg *m, int do_fsync)
+{
+	if (m->error)
+		return spool_msg_fail(m, "fsync");
+	if (do_fsync && fdatasync(m->fd) < 0)
+		return spool_msg_fail(m, "fsync");
+	return 0;
+}
+
+/* queue/.ID: spool_list skips dot names, so neither the delivery process's
+ * rescan nor a restart's recovery takes it for a message before reveal. */
+static void
+spool_hidden_name(char *out, size_t outsz, const char *id)
+{
+	snprintf(out, outsz, ".%s", id);
+}
+
+int
 spool_msg_publish(struct spool_msg *m)
 {
-	if (renameat(m->sp->tmp_fd, m->id, m->sp->queue_fd, m->id) < 0) {
-		log_warn("event=spool_error op=rename id=%s", m->id);
+	char hidden[SPOOL_ID_MAX + 1];
+
+	if (m->error)
+		return spool_msg_fail(m, "rename");
+	spool_hidden_name(hidden, sizeof(hidden), m->id);
+	if (renameat(m->sp->tmp_fd, m->id, m->sp->queue_fd, hidden) < 0)
+		return spool_msg_fail(m, "rename");
+	m->where = SPOOL_MSG_HIDDEN;
+	return 0;
+}
+
+int
+spool_msg_reveal(struct spool_msg *m)
+{
+	char hidden[SPOOL_ID_MAX + 1];
+
+	spool_hidden_name(hidden, sizeof(hidden), m->id);
+	if (renameat(m->sp->queue_fd, hidden, m->sp->queue_fd, m->id) < 0)
+		return spool_msg_fail(m, "reveal");
+	m->where = SPOOL_MSG_QUEUED;
+	return 0;
+}
+
+int
+spool_sync_queue(struct spool *sp)
+{
+	if (fsync(sp->queue_fd) < 0) {
+		int err = errno;
+		log_warn("event=spool_error op=fsync_dir dir=queue");
+		errno = err;
 		return -1;
 	}
 	return 0;
@@ -353,9 +421,17 @@ spool_msg_free(struct spool_msg *m)
 void
 spool_msg_abort(struct spool_msg *m)
 {
+	char hidden[SPOOL_ID_MAX + 1];
+
 	if (m == NULL)
 		return;
-	unlinkat(m->sp->tmp_fd, m->id, 0);
+	if (m->where == SPOOL_MSG_TMP)
+		unlinkat(m->sp->tmp_fd, m->id, 0);
+	else if (m->where == SPOOL_MSG_HIDDEN) {
+		spool_hidden_name(hidden, sizeof(hidden), m->id);
+		if (unlinkat(m->sp->queue_fd, hidden, 0) < 0)
+			log_warn("event=spool_error op=unlink id=%s", m->id);
+	}
 	spool_msg_free(m);
 }
 
@@ -379,11 +455,13 @@ spool_inject(struct spool *sp, struct spool_env *env, const char *content, size_
 	if (spool_msg_begin(sp, env, &m) < 0)
 		return -1;
 	if (spool_msg_write(m, content, len) < 0 || spool_msg_finish(m) < 0 ||
-	    spool_msg_sync(m, 1) < 0 || spool_msg_publish(m) < 0) {
+	    spool_msg_sync(m, 1) < 0 || spool_msg_publish(m) < 0 ||
+	    spool_sync_queue(sp) < 0 || spool_msg_reveal(m) < 0) {
+		int err = errno;
 		spool_msg_abort(m);
+		errno = err;
 		return -1;
 	}
-	fsync(sp->queue_fd);
 	spool_msg_free(m);
 	return 0;
 }
@@ -687,10 +765,19 @@ spool_quarantine(struct spool *sp, const char *id)
 	return 0;
 }
 
+enum spool_list_action {
+	SPOOL_LIST_IDS,		/* call cb for every message id */
+	SPOOL_LIST_REMOVE,	/* unlink every file (tmp/ at start-up) */
+	SPOOL_LIST_REVEAL,	/* queue/.ID -> queue/ID (spool_recover) */
+};
+
+/* Dot names are never message ids: only REVEAL looks at them. Returns the
+ * number of files acted on, -1 when the directory can not be read. */
 static int
-spool_list(int dirfd, int remove, void (*cb)(const char *id, void *arg), void *arg)
+spool_list(int dirfd, enum spool_list_action act, void (*cb)(const char *id, void *arg),
+    void *arg)
 {
-	int fd = dup(dirfd);
+	int fd = dup(dirfd), n = 0;
 	if (fd < 0)
 		return -1;
 	DIR *d = fdopendir(fd);
@@ -701,28 +788,50 @@ spool_list(int dirfd, int remove, void (*cb)(const char *id, void *arg), void *a
 	rewinddir(d);
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
+		const char *name = de->d_name;
+		if ((name[0] == '.') != (act == SPOOL_LIST_REVEAL) ||
+		    strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 			continue;
-		if (remove) {
-			log_info("event=spool_recover action=remove_partial file=tmp/%s", de->d_name);
-			unlinkat(dirfd, de->d_name, 0);
-		} else if (cb)
-			cb(de->d_name, arg);
+		if (act == SPOOL_LIST_IDS) {
+			if (cb)
+				cb(name, arg);
+		} else if (act == SPOOL_LIST_REMOVE) {
+			log_info("event=spool_recover action=remove_partial file=tmp/%s", name);
+			unlinkat(dirfd, name, 0);
+		} else {
+			/* queue/.ID, left by a crash between a commit's rename
+			 * and its reveal. Its data was fsync'd before the
+			 * rename, so it is complete; the session got 250 or
+			 * nothing: deliver it. One whose directory fsync failed
+			 * was unlinked before the 451 and is back only if that
+			 * unlink was lost as well (spool_commit.h). */
+			if (renameat(dirfd, name, dirfd, name + 1) < 0) {
+				log_warn("event=spool_error op=reveal id=%s", name + 1);
+				continue;
+			}
+			log_info("event=spool_recover action=reveal file=queue/%s", name + 1);
+		}
+		n++;
 	}
 	closedir(d);
-	return 0;
+	return n;
 }
 
 int
 spool_recover(struct spool *sp, void (*cb)(const char *id, void *arg), void *arg)
 {
-	if (spool_list(sp->tmp_fd, 1, NULL, NULL) < 0)
+	int revealed;
+
+	if (spool_list(sp->tmp_fd, SPOOL_LIST_REMOVE, NULL, NULL) < 0 ||
+	    (revealed = spool_list(sp->queue_fd, SPOOL_LIST_REVEAL, NULL, NULL)) < 0)
 		return -1;
-	return spool_list(sp->queue_fd, 0, cb, arg);
+	if (revealed > 0)
+		spool_sync_queue(sp);
+	return spool_list(sp->queue_fd, SPOOL_LIST_IDS, cb, arg) < 0 ? -1 : 0;
 }
 
 int
 spool_scan(struct spool *sp, void (*cb)(const char *id, void *arg), void *arg)
 {
-	return spool_list(sp->queue_fd, 0, cb, arg);
+	return spool_list(sp->queue_fd, SPOOL_LIST_IDS, cb, arg) < 0 ? -1 : 0;
 }

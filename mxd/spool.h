@@ -1,9 +1,10 @@
 /* The durable spool: one file per message (envelope header, then content).
  *
- * A message is written to tmp/ID, fsync'd, renamed to queue/ID and the
- * directory fsync'd; only then may the session say 250. A file in queue/ is
- * complete by construction; one in tmp/ at start never got a 250 and is
- * removed. A queue file that does not parse is moved to corrupt/, never lost. */
+ * A message is written to tmp/ID, fsync'd, renamed to queue/.ID, the
+ * directory fsync'd, and renamed to queue/ID; only then may the session say
+ * 250. A file in queue/ is complete by construction; one in tmp/ at start
+ * never got a 250 and is removed. A queue file that does not parse is moved
+ * to corrupt/, never lost. */
 #ifndef MXD_SPOOL_H
 #define MXD_SPOOL_H
 
@@ -79,19 +80,32 @@ void spool_new_id(char *id, size_t idsz);
 
 /* Writing. begin creates tmp/ID and writes the envelope; write buffers
  * content; finish flushes it and records the size; commit (spool_commit.h)
- * makes it durable; abort unlinks it. */
+ * makes it durable; abort removes whatever file it has (tmp/ID or queue/.ID;
+ * never a revealed queue/ID). begin returns -1 with errno. The first write,
+ * finish, sync or publish error sticks: every later call fails at once with
+ * the same errno (a message with a hole in it is never written, whatever
+ * the disk does meanwhile), and spool_msg_error returns it (0: none), so the
+ * session can say 452 4.3.1 for ENOSPC and EDQUOT. */
 int spool_msg_begin(struct spool *sp, const struct spool_env *env, struct spool_msg **out);
 int spool_msg_write(struct spool_msg *m, const void *p, size_t n);
 int spool_msg_finish(struct spool_msg *m);
+int spool_msg_error(const struct spool_msg *m);
 void spool_msg_abort(struct spool_msg *m);
 const char *spool_msg_id(const struct spool_msg *m);
 uint64_t spool_msg_size(const struct spool_msg *m);
-/* The durable step, blocking: fsync the file, rename it into queue/.
- * The caller fsyncs the queue directory (once per batch). */
+/* The durable steps, blocking, in this order: sync fsyncs the file;
+ * publish renames it to queue/.ID, a name that scans and recovery pass
+ * over; spool_sync_queue fsyncs the queue directory (once per batch); only
+ * when that succeeded, reveal renames it to queue/ID, where the delivery
+ * process finds it. A crash before reveal leaves queue/.ID, which
+ * spool_recover reveals (it was durable). On a failure the caller aborts. */
 int spool_msg_sync(struct spool_msg *m, int do_fsync);
 int spool_msg_publish(struct spool_msg *m);
+int spool_sync_queue(struct spool *sp);
+int spool_msg_reveal(struct spool_msg *m);
 void spool_msg_free(struct spool_msg *m);
-/* Durably write a whole message at once (DSNs). Fills env->id. */
+/* Durably write a whole message at once (DSNs). Fills env->id. Returns -1
+ * with errno, and no file left, when it could not be made durable. */
 int spool_inject(struct spool *sp, struct spool_env *env, const char *content, size_t len);
 
 /* Reading. Opens queue/ID and parses the envelope; *fd is positioned at the
@@ -112,7 +126,9 @@ int spool_set_schedule(struct spool *sp, const struct spool_env *env);
 int spool_remove(struct spool *sp, const char *id);
 int spool_quarantine(struct spool *sp, const char *id);
 
-/* Start-up recovery: remove tmp/ leftovers, call cb for every queued id. */
+/* Start-up recovery: remove tmp/ leftovers, reveal queue/.ID files (a crash
+ * between a commit's directory fsync and its reveal), call cb for every
+ * queued id. */
 int spool_recover(struct spool *sp, void (*cb)(const char *id, void *arg), void *arg);
 /* List queue/ ids (for periodic rescans). */
 int spool_scan(struct spool *sp, void (*cb)(const char *id, void *arg), void *arg);

@@ -51,15 +51,19 @@ spool_commit_batch(struct spool_committer *c, struct spool_commit_job *batch)
 		j->ok = spool_msg_sync(j->msg, !synced) == 0 &&
 		    spool_msg_publish(j->msg) == 0;
 	}
-	if (fsync(spool_queue_fd(c->sp)) < 0) {
-		log_warn("event=spool_error op=fsync_dir");
-		for (struct spool_commit_job *j = batch; j; j = j->next)
-			j->ok = 0;
-	}
+	/* Renamed under hidden names: none is visible before this decides. */
+	int dir_ok = spool_sync_queue(c->sp) == 0;
 	for (struct spool_commit_job *j = batch; j; j = j->next) {
+		j->ok = j->ok && dir_ok && spool_msg_reveal(j->msg) == 0;
+		if (!j->ok) {
+			/* Never delivered after a 451 (spool_commit.h). */
+			spool_msg_abort(j->msg);
+			j->msg = NULL;
+			continue;
+		}
 		spool_msg_free(j->msg);
 		j->msg = NULL;
-		if (j->ok && c->notify_fd >= 0) {
+		if (c->notify_fd >= 0) {
 			char line[SPOOL_ID_MAX + 2];
 			int l = snprintf(line, sizeof(line), "%s\n", j->id);
 			/* Best effort: a full pipe only delays pickup until the

@@ -1,9 +1,26 @@
 /* Group commit for the spool. Sessions hand finished messages to one thread
  * per process; it makes every message waiting at that moment durable with one
- * flush (syncfs for a batch, fdatasync for one), renames them into queue/,
- * fsyncs the directory once, and posts completions back to the event loop.
- * Under load many sessions share one disk flush instead of queueing for one
- * each. */
+ * flush (syncfs for a batch, fdatasync for one), renames them into queue/
+ * under hidden names (queue/.ID), fsyncs the directory once, reveals them
+ * (queue/ID) and posts completions back to the event loop. Under load many
+ * sessions share one disk flush instead of queueing for one each.
+ *
+ * One outcome per message, never both: ok = 1 (the session says 250) only
+ * when the file and the directory fsync succeeded; otherwise ok = 0 (451)
+ * and the file is removed before the completion is posted, wherever it was:
+ * tmp/ID, or queue/.ID when the rename succeeded but the directory fsync
+ * failed. The second case is the one that matters: keeping the renamed file
+ * and answering 451 would deliver a message whose sender was told to retry
+ * (a duplicate), and answering 250 would claim a durability the kernel just
+ * denied - after a failed fsync a later one may succeed without the lost
+ * metadata ever reaching the disk, so retrying it proves nothing. Unlinking
+ * hands the message back to the sender, who still has it. The hidden name
+ * is what makes "never delivered" hold while the fsync is in flight: the
+ * delivery process's rescan skips dot names, so it can not pick the file up
+ * between the rename and the unlink. What is left is a crash after the
+ * failed fsync that loses the unlink but keeps the rename: spool_recover
+ * then reveals the file and it is delivered once more than asked - the
+ * duplicate the design allows, never a loss. */
 #ifndef MXD_SPOOL_COMMIT_H
 #define MXD_SPOOL_COMMIT_H
 
@@ -12,7 +29,8 @@
 struct spool_committer;
 struct spool_commit_job;
 
-/* ok: 1 when the message is durable in queue/, 0 when it could not be made so. */
+/* ok: 1 when the message is durable in queue/, 0 when it could not be made
+ * so (and its file is gone). */
 typedef void (*spool_commit_cb)(void *arg, int ok, const char *id);
 
 /* notify_fd: a pipe to the delivery process ("ID\n" per committed message), or -1. */

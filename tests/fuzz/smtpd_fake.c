@@ -1,6 +1,7 @@
 /* The scripted peer of smtpd_fake.h. */
 #include "smtpd_fake.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +19,13 @@ smtpd_fake_violation(const struct smtpd_fake *f, const char *what)
 }
 
 static int
-smtpd_fake_fate(const struct smtpd_fake *f, int k)
+smtpd_fake_fate(const struct smtpd_fake *f, int k, int *err)
 {
 	if (f->ndecide == 0)
 		return -1;
-	return f->decide[(size_t)k % f->ndecide] % 8;
+	uint8_t d = f->decide[(size_t)k % f->ndecide];
+	*err = d & 8 ? ENOSPC : EIO;
+	return d % 8;
 }
 
 /* ---- the io callbacks ---- */
@@ -49,11 +52,11 @@ smtpd_fake_msg_begin(void *arg, struct spool_env *env)
 	struct smtpd_fake *f = arg;
 	if (f->msg_open || f->commit_pending)
 		smtpd_fake_violation(f, "a message begun while another is open");
-	f->fate = smtpd_fake_fate(f, f->nmsgs);
+	f->fate = smtpd_fake_fate(f, f->nmsgs, &f->err);
 	snprintf(env->id, sizeof(env->id), "FAKE%04d", f->nmsgs++);
 	env->created = 1700000000;
 	if (f->fate == SMTPD_FAKE_BEGIN_FAILS)
-		return -1;
+		return f->err;
 	f->msg_open = 1;
 	buf_reset(&f->msg);
 	return 0;
@@ -65,10 +68,8 @@ smtpd_fake_msg_write(void *arg, const char *data, size_t len)
 	struct smtpd_fake *f = arg;
 	if (!f->msg_open)
 		smtpd_fake_violation(f, "a write without an open message");
-	if (f->fate == SMTPD_FAKE_WRITE_FAILS) {
-		f->write_failed = 1;
-		return -1;
-	}
+	if (f->fate == SMTPD_FAKE_WRITE_FAILS)
+		return f->err;
 	buf_append(&f->msg, data, len);
 	return 0;
 }
@@ -80,7 +81,7 @@ smtpd_fake_msg_commit(void *arg)
 	if (!f->msg_open)
 		smtpd_fake_violation(f, "a commit without an open message");
 	if (f->fate == SMTPD_FAKE_FINISH_FAILS)
-		return -1;	/* still open: the core aborts it */
+		return f->err;	/* still open: the core aborts it */
 	f->msg_open = 0;
 	f->commit_pending = 1;
 	return 0;

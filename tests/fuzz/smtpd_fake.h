@@ -25,11 +25,12 @@
 #include "smtpd_core.h"
 
 /* How message number k fares: decide[k % ndecide] % 8 is one of these;
- * anything else (and no decide bytes at all) succeeds. */
+ * anything else (and no decide bytes at all) succeeds. A failing spool call
+ * returns ENOSPC when bit 3 of the byte is set, else EIO. */
 enum smtpd_fake_fate {
-	SMTPD_FAKE_BEGIN_FAILS = 0,	/* io->msg_begin returns -1 */
-	SMTPD_FAKE_WRITE_FAILS = 1,	/* every io->msg_write returns -1 */
-	SMTPD_FAKE_FINISH_FAILS = 2,	/* io->msg_commit returns -1 */
+	SMTPD_FAKE_BEGIN_FAILS = 0,	/* io->msg_begin fails */
+	SMTPD_FAKE_WRITE_FAILS = 1,	/* every io->msg_write fails */
+	SMTPD_FAKE_FINISH_FAILS = 2,	/* io->msg_commit fails at once */
 	SMTPD_FAKE_COMMIT_FAILS = 3,	/* the commit ends with ok = 0 */
 };
 
@@ -43,13 +44,13 @@ struct smtpd_fake {
 	int			 closed;	/* io->close was called */
 	int			 starttls;	/* handshakes completed */
 	size_t			 discarded;	/* plaintext dropped at STARTTLS */
-	int			 write_failed;	/* some message had a failing write */
 
 	/* spool model */
 	const uint8_t		*decide;
 	size_t			 ndecide;
 	int			 nmsgs;		/* io->msg_begin calls */
 	int			 fate;		/* of the open message */
+	int			 err;		/* the errno its failing call returns */
 	int			 msg_open;
 	int			 commit_pending;
 	struct buf		 msg;

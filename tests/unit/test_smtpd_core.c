@@ -98,15 +98,39 @@ test_failed_commit_is_answered_451_not_250(void **state)
 }
 
 static void
-test_spool_write_error_is_not_answered_250(void **state)
+test_spool_errors_are_temporary_failures_never_250_or_5xx(void **state)
 {
-	static const uint8_t fates[] = { SMTPD_FAKE_BEGIN_FAILS, SMTPD_FAKE_FINISH_FAILS };
+	/* begin fails with ENOSPC, finish with EIO (bit 3: ENOSPC). */
+	static const uint8_t fates[] = { SMTPD_FAKE_BEGIN_FAILS | 8, SMTPD_FAKE_FINISH_FAILS };
 	struct smtpd_fake f;
 	play(&f, ENVELOPE "DATA\r\nMAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\n"
 	    "DATA\r\nhi\r\n.\r\n", fates, 2, NULL, 0);
 	/* Refused at DATA (no 354; the transaction stays open, so the second
 	 * MAIL is nested), then at the end of the message. */
-	assert_string_equal(codes(&f), "250 250 250 451 503 250 354 451");
+	assert_string_equal(codes(&f), "250 250 250 452 503 250 354 451");
+	assert_non_null(strstr(f.replies.data, "452 4.3.1 Insufficient system storage\r\n"));
+	assert_int_equal(f.ncommitted, 0);
+	smtpd_fake_free(&f);
+}
+
+static void
+test_write_error_mid_message_is_reported_at_its_end(void **state)
+{
+	static const uint8_t write_fails[] = { SMTPD_FAKE_WRITE_FAILS | 8 };
+	static const uint8_t chunks[] = { 200 };
+	struct buf in;
+	struct smtpd_fake f;
+	buf_init(&in);
+	/* 77000 bytes: more than the core buffers, so it writes mid-chunk. */
+	buf_appends(&in, ENVELOPE "BDAT 77000\r\n");
+	for (int i = 0; i < 7000; i++)
+		buf_appends(&in, "012345678\r\n");
+	buf_appends(&in, "BDAT 2 LAST\r\n\r\nNOOP\r\n");
+	buf_appendc(&in, '\0');
+	play(&f, in.data, write_fails, 1, chunks, 1);
+	buf_free(&in);
+	/* The chunk is acknowledged; the message is refused at LAST, 452. */
+	assert_string_equal(codes(&f), "250 250 250 250 452 250");
 	assert_int_equal(f.ncommitted, 0);
 	smtpd_fake_free(&f);
 }
@@ -232,7 +256,8 @@ main(void)
 		cmocka_unit_test(test_pipelined_commands_are_answered_in_order),
 		cmocka_unit_test(test_end_of_data_is_answered_only_once_the_commit_succeeded),
 		cmocka_unit_test(test_failed_commit_is_answered_451_not_250),
-		cmocka_unit_test(test_spool_write_error_is_not_answered_250),
+		cmocka_unit_test(test_spool_errors_are_temporary_failures_never_250_or_5xx),
+		cmocka_unit_test(test_write_error_mid_message_is_reported_at_its_end),
 		cmocka_unit_test(test_bdat_chunks_split_anywhere_give_one_message),
 		cmocka_unit_test(test_starttls_forgets_helo_transaction_and_pipelined_commands),
 		cmocka_unit_test(test_junk_commands_past_the_limit_end_the_session_with_421),

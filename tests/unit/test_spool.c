@@ -16,39 +16,7 @@
 
 #include "spool.h"
 #include "spool_commit.h"
-
-struct fixture {
-	char		 dir[64];
-	struct spool	*sp;
-};
-
-static int
-setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	char err[256];
-	snprintf(f->dir, sizeof(f->dir), "/tmp/mxd-spool-test.XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	strcat(f->dir, "/spool");
-	if (spool_open(&f->sp, f->dir, (uid_t)-1, (gid_t)-1, err, sizeof(err)) < 0)
-		return -1;
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fixture *f = *state;
-	char cmd[200];
-	spool_free(f->sp);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%.*s'", (int)(strlen(f->dir) - 6), f->dir);
-	if (system(cmd) != 0)
-		return -1;
-	free(f);
-	return 0;
-}
+#include "test_spool_fixture.h"
 
 static void
 make_env(struct spool_env *env, const char *from)
@@ -71,13 +39,9 @@ write_message(struct spool *sp, struct spool_env *env, const char *content)
 	assert_int_equal(spool_msg_finish(m), 0);
 	assert_int_equal(spool_msg_sync(m, 1), 0);
 	assert_int_equal(spool_msg_publish(m), 0);
+	assert_int_equal(spool_sync_queue(sp), 0);
+	assert_int_equal(spool_msg_reveal(m), 0);
 	spool_msg_free(m);
-}
-
-static void
-count_cb(const char *id, void *arg)
-{
-	(*(int *)arg)++;
 }
 
 static void

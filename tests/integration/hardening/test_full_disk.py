@@ -1,0 +1,175 @@
+#!/usr/bin/python3
+"""A full spool disk is a temporary failure, never a bounce.
+
+mxd's spool lives on a small tmpfs the test mounts and fills. A message sent
+then, with DATA or BDAT, large or small, gets 452 4.3.1 (the sender keeps it
+and retries) rather than 552 5.3.4 (the sender bounces it), and no partial
+file stays behind. Once space returns, the next transaction succeeds - on the
+same connection, without restarting mxd - and the mail reaches the next hop.
+
+Runs as root (it mounts a filesystem); CI runs as root. Not being root is a
+failure with a message that says so, not a skip: a skipped test would hide
+that the full-disk path went untested. The test re-executes itself under
+`unshare --mount` when it can, so the tmpfs lives in a private mount
+namespace and disappears with the last process in it even if the test is
+killed; it is also unmounted (lazily) in cleanup."""
+
+import errno
+import os
+import smtplib
+import subprocess
+import sys
+import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import mxtest  # noqa: E402
+from mxtest import LOCAL_DOMAIN, make_body, check_body  # noqa: E402
+
+SENDER = f"sender@{LOCAL_DOMAIN}"
+RCPT = f"rcpt@{LOCAL_DOMAIN}"
+NS_MARK = "MXTEST_FULL_DISK_MOUNT_NS"
+# Bigger than mxd's 64 KiB write buffer: the spool write fails while the
+# content is still arriving, not only at the end.
+BIG = 200 * 1024
+
+
+def reexec_in_mount_namespace():
+    """Run the rest of this test in a private mount namespace: a mount made
+    there cannot outlive the processes that see it."""
+    if os.environ.get(NS_MARK) or not mxtest.IS_ROOT:
+        return
+    try:
+        ok = subprocess.run(["unshare", "--mount", "true"], capture_output=True,
+                            timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    os.environ[NS_MARK] = "1" if ok else "unavailable"
+    if ok:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execvp("unshare", ["unshare", "--mount", "--propagation", "private",
+                              sys.executable, os.path.abspath(sys.argv[0]), *sys.argv[1:]])
+
+
+def fill(path):
+    """Write path until the filesystem has no page left."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for chunk in (b"x" * 65536, b"x" * 4096, b"x"):
+            while True:
+                try:
+                    os.write(fd, chunk)
+                except OSError as e:
+                    if e.errno != errno.ENOSPC:
+                        raise
+                    break
+    finally:
+        os.close(fd)
+
+
+def tid():
+    return "fd-" + uuid.uuid4().hex[:12]
+
+
+class FullDiskTest(mxtest.MxTestCase):
+    def setUp(self):
+        super().setUp()
+        if not mxtest.IS_ROOT:
+            self.fail("test_full_disk needs root: it mounts a 2 MiB tmpfs as mxd's "
+                      "spool and fills it (CI runs as root; run it with sudo)")
+        self.mnt = os.path.join(self.wd, "spoolfs")
+        os.mkdir(self.mnt)
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755",
+                            "tmpfs", self.mnt], capture_output=True, text=True, timeout=30)
+        if p.returncode != 0:
+            self.fail(f"mount tmpfs on {self.mnt} failed: {p.stderr.strip()}")
+        # Lazy: mxd may still hold files open; the mount goes once they close.
+        # Runs before MxTestCase's teardown removes the work directory, and
+        # on a SIGTERM of the test too (the Watchdog removes directories but
+        # can not unmount; outside a namespace a SIGKILL still leaks it).
+        mxtest.register_emergency(("umount", self.mnt), lambda: self.umount())
+        self.addCleanup(self.umount)
+        self.spool = os.path.join(self.mnt, "spool")
+        self.filler = os.path.join(self.mnt, "filler")
+
+    def umount(self):
+        subprocess.run(["umount", "-l", self.mnt], capture_output=True, timeout=30)
+        mxtest.unregister_emergency(("umount", self.mnt))
+
+    def start(self):
+        m, sink = self.standard(tls=False, spool_dir=self.spool,
+                                limits={"message_size": 10 * 1024 * 1024})
+        return m, sink
+
+    def leftovers(self):
+        out = []
+        for sub in ("tmp", "queue"):
+            d = os.path.join(self.spool, sub)
+            out += [f"{sub}/{n}" for n in os.listdir(d)]
+        return out
+
+    def assert_full_disk_reply(self, code, text, what):
+        self.assertEqual(code, 452, f"{what} on a full spool: {code} {text!r} "
+                         "(a 5xx makes the sender bounce the mail)")
+        self.assertTrue(text.startswith(b"4.3.1"), f"{what}: {code} {text!r}")
+        self.assertEqual(self.leftovers(), [], f"{what}: files left in the spool")
+
+    def send_data(self, m, body):
+        with smtplib.SMTP(m.host, m.port, timeout=60, local_hostname="client.test") as s:
+            return s.sendmail(SENDER, [RCPT], body)
+
+    def test_data_on_full_spool_is_452_and_recovers(self):
+        m, sink = self.start()
+        fill(self.filler)
+        for size, what in ((BIG, "DATA of 200 kB"), (300, "DATA of 300 bytes")):
+            with self.assertRaises(smtplib.SMTPDataError, msg=what) as cm:
+                self.send_data(m, make_body(tid(), size=size))
+            self.assert_full_disk_reply(cm.exception.smtp_code, cm.exception.smtp_error, what)
+        self.assertTrue(m.running(), "mxd died on a full spool")
+
+        os.unlink(self.filler)
+        ids = [tid(), tid()]
+        for msg_id, size in zip(ids, (BIG, 300)):
+            self.assertEqual(self.send_data(m, make_body(msg_id, size=size)), {},
+                             "refused after space returned")
+        got = sink.wait_messages(2, timeout=60)
+        found = sorted(check_body(g.data) for g in got)
+        self.assertEqual(found, sorted((i, True) for i in ids))
+
+    def test_bdat_on_full_spool_is_452_and_same_session_recovers(self):
+        m, sink = self.start()
+        fill(self.filler)
+        c = self.raw(m, timeout=60)
+        self.assertEqual(c.read_reply().code, 220)
+        self.assertEqual(c.ehlo().code, 250)
+
+        def transaction(msg_id):
+            body = make_body(msg_id, size=BIG)
+            half = len(body) // 2
+            self.assertEqual(c.cmd(f"MAIL FROM:<{SENDER}>").code, 250)
+            self.assertEqual(c.cmd(f"RCPT TO:<{RCPT}>").code, 250)
+            c.send(b"BDAT %d\r\n" % half + body[:half])
+            first = c.read_reply()
+            c.send(b"BDAT %d LAST\r\n" % (len(body) - half) + body[half:])
+            return first, c.read_reply()
+
+        first, last = transaction(tid())
+        # RFC 3030 lets the server refuse the failing chunk itself or wait
+        # for LAST; either way the transaction ends in a 4xx.
+        final = last if first.code == 250 else first
+        self.assert_full_disk_reply(final.code, final.lines[-1][4:].encode(), "BDAT")
+        self.assertTrue(m.running(), "mxd died on a full spool")
+
+        os.unlink(self.filler)
+        msg_id = tid()
+        first, last = transaction(msg_id)
+        self.assertEqual((first.code, last.code), (250, 250),
+                         f"same session after space returned: {first} {last}")
+        got = sink.wait_messages(1, timeout=60)
+        self.assertEqual(check_body(got[0].data), (msg_id, True))
+        self.assertEqual(c.cmd("QUIT").code, 221)
+
+
+if __name__ == "__main__":
+    reexec_in_mount_namespace()
+    mxtest.main()

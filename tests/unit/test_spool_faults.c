@@ -1,0 +1,277 @@
+/* The spool when the disk fails: a directory fsync that fails after the
+ * rename, and a write that fails half-way (ENOSPC). fsync and write are
+ * wrapped at link time (-Wl,--wrap), so the faults are injected into the real
+ * code paths without a hook in mxd: a failing directory fsync can not be
+ * caused on demand on a real filesystem. The full disk itself is exercised
+ * end to end by tests/integration/hardening/test_full_disk.py. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spool.h"
+#include "spool_commit.h"
+#include "test_spool_fixture.h"
+
+/* ---- injected faults */
+
+static int fail_dir_fsync;	/* fsync of a directory fails with EIO */
+static int fail_file_write;	/* write to a regular file fails with ENOSPC */
+static struct spool *rescan_sp;	/* rescanned from inside a failing fsync */
+static int rescan_seen;
+
+int __real_fsync(int fd);
+ssize_t __real_write(int fd, const void *p, size_t n);
+int __wrap_fsync(int fd);
+ssize_t __wrap_write(int fd, const void *p, size_t n);
+
+int
+__wrap_fsync(int fd)
+{
+	struct stat st;
+	if (fail_dir_fsync && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		/* The delivery process's periodic rescan may run while the
+		 * disk takes its time to fail: what would it find? */
+		if (rescan_sp)
+			spool_scan(rescan_sp, count_cb, &rescan_seen);
+		errno = EIO;
+		return -1;
+	}
+	return __real_fsync(fd);
+}
+
+ssize_t
+__wrap_write(int fd, const void *p, size_t n)
+{
+	struct stat st;
+	if (fail_file_write && fd > 2 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return __real_write(fd, p, n);
+}
+
+static int
+setup_faults(void **state)
+{
+	fail_dir_fsync = fail_file_write = 0;
+	rescan_sp = NULL;
+	rescan_seen = 0;
+	return setup(state);
+}
+
+static void
+make_env(struct spool_env *env)
+{
+	memset(env, 0, sizeof(*env));
+	spool_new_id(env->id, sizeof(env->id));
+	env->created = 1700000000;
+	env->from = strdup("sender@example.org");
+	spool_env_add_rcpt(env, "a@example.test");
+}
+
+/* Every name in dir/sub, dot names included, as "a b c". */
+static void
+list_dir(const struct fixture *f, const char *sub, char *out, size_t outsz)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/%s", f->dir, sub);
+	DIR *d = opendir(path);
+	assert_non_null(d);
+	out[0] = '\0';
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		size_t l = strlen(out);
+		snprintf(out + l, outsz - l, "%s%s", l ? " " : "", de->d_name);
+	}
+	closedir(d);
+}
+
+struct outcome {
+	int	 calls;
+	int	 ok;
+	char	 id[SPOOL_ID_MAX];
+};
+
+static void
+outcome_cb(void *arg, int ok, const char *id)
+{
+	struct outcome *o = arg;
+	o->calls++;
+	o->ok = ok;
+	snprintf(o->id, sizeof(o->id), "%s", id);
+}
+
+/* One message through the group committer; its outcome. */
+static void
+commit_one(struct fixture *f, struct spool_committer *c, struct outcome *o)
+{
+	struct spool_env env;
+	struct spool_msg *m;
+
+	memset(o, 0, sizeof(*o));
+	make_env(&env);
+	assert_int_equal(spool_msg_begin(f->sp, &env, &m), 0);
+	assert_int_equal(spool_msg_write(m, "Subject: x\r\n\r\nbody\r\n", 20), 0);
+	assert_int_equal(spool_msg_finish(m), 0);
+	spool_commit(c, m, outcome_cb, o);
+	for (int tries = 0; o->calls == 0 && tries < 1000; tries++) {
+		usleep(10000);
+		spool_committer_dispatch(c);
+	}
+	assert_int_equal(o->calls, 1);
+	spool_env_free(&env);
+}
+
+/* ---- tests */
+
+static void
+test_failed_dir_fsync_is_451_and_the_message_is_never_delivered(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_committer *c;
+	struct outcome o;
+	char names[512], line[64];
+	int pipefd[2], n = 0;
+
+	assert_int_equal(pipe2(pipefd, O_NONBLOCK), 0);
+	assert_int_equal(spool_committer_new(f->sp, pipefd[1], &c), 0);
+	fail_dir_fsync = 1;
+	rescan_sp = f->sp;
+	commit_one(f, c, &o);
+	fail_dir_fsync = 0;
+	rescan_sp = NULL;
+
+	/* The session says 451 ... */
+	assert_int_equal(o.ok, 0);
+	/* ... and nothing could deliver it: not a rescan during the fsync,
+	 * not one after, not the pipe, not a restart. */
+	assert_int_equal(rescan_seen, 0);
+	assert_int_equal(spool_scan(f->sp, count_cb, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(read(pipefd[0], line, sizeof(line)), -1);
+	list_dir(f, "queue", names, sizeof(names));
+	assert_string_equal(names, "");
+	list_dir(f, "tmp", names, sizeof(names));
+	assert_string_equal(names, "");
+	assert_int_equal(spool_recover(f->sp, count_cb, &n), 0);
+	assert_int_equal(n, 0);
+
+	/* The disk is well again: the next message is queued and announced. */
+	commit_one(f, c, &o);
+	assert_int_equal(o.ok, 1);
+	list_dir(f, "queue", names, sizeof(names));
+	assert_string_equal(names, o.id);
+	ssize_t r = read(pipefd[0], line, sizeof(line));
+	assert_int_equal(r, (ssize_t)strlen(o.id) + 1);
+	assert_memory_equal(line, o.id, strlen(o.id));
+	spool_committer_free(c);
+	close(pipefd[0]);
+	close(pipefd[1]);
+}
+
+static void
+test_failed_dir_fsync_fails_a_dsn_injection_without_a_file(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_env env;
+	char names[512];
+
+	make_env(&env);
+	fail_dir_fsync = 1;
+	assert_int_equal(spool_inject(f->sp, &env, "Subject: dsn\r\n\r\nx\r\n", 19), -1);
+	fail_dir_fsync = 0;
+	list_dir(f, "queue", names, sizeof(names));
+	assert_string_equal(names, "");
+	list_dir(f, "tmp", names, sizeof(names));
+	assert_string_equal(names, "");
+	spool_env_free(&env);
+}
+
+static void
+test_crash_before_reveal_is_delivered_after_restart(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_env env, back;
+	struct spool_msg *m;
+	char names[512], hidden[SPOOL_ID_MAX + 1];
+	int n = 0, fd;
+	off_t off;
+
+	/* Renamed and the directory fsync'd (the session may have said 250),
+	 * then the process died before the reveal. */
+	make_env(&env);
+	assert_int_equal(spool_msg_begin(f->sp, &env, &m), 0);
+	assert_int_equal(spool_msg_write(m, "body\r\n", 6), 0);
+	assert_int_equal(spool_msg_finish(m), 0);
+	assert_int_equal(spool_msg_sync(m, 1), 0);
+	assert_int_equal(spool_msg_publish(m), 0);
+	assert_int_equal(spool_sync_queue(f->sp), 0);
+	spool_msg_free(m);
+	snprintf(hidden, sizeof(hidden), ".%s", env.id);
+	list_dir(f, "queue", names, sizeof(names));
+	assert_string_equal(names, hidden);
+	assert_int_equal(spool_scan(f->sp, count_cb, &n), 0);
+	assert_int_equal(n, 0);
+
+	assert_int_equal(spool_recover(f->sp, count_cb, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(spool_read(f->sp, env.id, &back, &fd, &off), 0);
+	assert_int_equal(back.size, 6);
+	close(fd);
+	spool_env_free(&back);
+	spool_env_free(&env);
+}
+
+static void
+test_write_error_sticks_so_the_file_never_has_a_hole(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_env env;
+	struct spool_msg *m;
+	static char chunk[70000];
+	char names[512];
+
+	memset(chunk, 'x', sizeof(chunk));
+	make_env(&env);
+	assert_int_equal(spool_msg_begin(f->sp, &env, &m), 0);
+	assert_int_equal(spool_msg_error(m), 0);
+	fail_file_write = 1;
+	assert_int_equal(spool_msg_write(m, chunk, sizeof(chunk)), -1);
+	assert_int_equal(errno, ENOSPC);
+	/* Space is back; the rest of the message must not be written after
+	 * the part that was lost. */
+	fail_file_write = 0;
+	assert_int_equal(spool_msg_write(m, chunk, sizeof(chunk)), -1);
+	assert_int_equal(spool_msg_finish(m), -1);
+	assert_int_equal(errno, ENOSPC);
+	assert_int_equal(spool_msg_error(m), ENOSPC);
+	spool_msg_abort(m);
+	list_dir(f, "tmp", names, sizeof(names));
+	assert_string_equal(names, "");
+	spool_env_free(&env);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_failed_dir_fsync_is_451_and_the_message_is_never_delivered, setup_faults, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_dir_fsync_fails_a_dsn_injection_without_a_file, setup_faults, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_before_reveal_is_delivered_after_restart, setup_faults, teardown),
+		cmocka_unit_test_setup_teardown(test_write_error_sticks_so_the_file_never_has_a_hole, setup_faults, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

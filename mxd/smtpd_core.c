@@ -17,7 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define SMTPD_CORE_SPOOL_FLUSH	65536	/* content buffered before a spool write */
+#define SMTPD_CORE_SPOOL_FLUSH	65536	/* default content buffered before a spool write */
 
 struct smtpd_core {
 	struct smtpd_core_info	 info;
@@ -28,6 +28,7 @@ struct smtpd_core {
 	char			 ip[64];
 	int			 trusted;
 	int			 tls_available;
+	size_t			 flush_bytes;	/* content buffered before a spool write */
 	int			 skipping;	/* discarding the rest of an overlong line */
 	char			 tls_version[16];
 	char			 tls_cipher[64];
@@ -41,6 +42,7 @@ struct smtpd_core {
 	uint64_t		 bdat_left;
 	int			 bdat_last;
 	int			 bdat_started;
+	char			 bdat_tail[2];	/* the message's last two bytes so far */
 	const char		*bdat_reject;	/* reply once the chunk is consumed */
 	struct buf		 content;
 };
@@ -496,6 +498,7 @@ smtpd_core_cmd_bdat(struct smtpd_core *s, const struct smtp_cmd *c)
 			return;
 		}
 		smtp_bdat_init(&s->bdat, s->cfg->message_size);
+		memset(s->bdat_tail, 0, sizeof(s->bdat_tail));
 		s->bdat_started = 1;
 	}
 }
@@ -521,7 +524,7 @@ smtpd_core_bdat_done(struct smtpd_core *s)
 		s->info.phase = SMTPD_PHASE_MAIL;
 		smtpd_core_set_timeout(s, s->cfg->command_timeout);
 		/* A spool error sticks and is reported at LAST. */
-		if (s->content.len >= SMTPD_CORE_SPOOL_FLUSH && s->bdat.flags == 0)
+		if (s->content.len >= s->flush_bytes && s->bdat.flags == 0)
 			smtpd_core_flush_content(s);
 		smtpd_core_reply(s, "250 2.0.0 Ok: %" PRIu64 " octets received", s->bdat.size);
 		return;
@@ -529,8 +532,7 @@ smtpd_core_bdat_done(struct smtpd_core *s)
 	smtp_bdat_finish(&s->bdat);
 	/* Relayed later with DATA: the content must end in CRLF. */
 	uint64_t size = s->bdat.size;
-	if (s->bdat.flags == 0 && size > 0 &&
-	    !(s->content.len >= 2 && memcmp(s->content.data + s->content.len - 2, "\r\n", 2) == 0)) {
+	if (s->bdat.flags == 0 && size > 0 && memcmp(s->bdat_tail, "\r\n", 2) != 0) {
 		buf_append(&s->content, "\r\n", 2);
 		size += 2;
 	}
@@ -699,7 +701,7 @@ smtpd_core_feed_data(struct smtpd_core *s, const char *data, size_t len)
 		smtpd_core_msg_end(s, s->data.flags, s->data.size);
 		return used;
 	}
-	if (s->content.len >= SMTPD_CORE_SPOOL_FLUSH)
+	if (s->content.len >= s->flush_bytes)
 		smtpd_core_flush_content(s);	/* an error sticks: refused at the end */
 	return used;
 }
@@ -709,10 +711,18 @@ static size_t
 smtpd_core_feed_bdat(struct smtpd_core *s, const char *data, size_t len)
 {
 	size_t take = len < s->bdat_left ? len : (size_t)s->bdat_left;
-	if (s->bdat_reject == NULL && take > 0)
+	if (s->bdat_reject == NULL && take > 0) {
 		smtp_bdat_feed(&s->bdat, data, take, &s->content);
+		/* Kept apart from content, which a spool write empties. */
+		if (take >= 2)
+			memcpy(s->bdat_tail, data + take - 2, 2);
+		else {
+			s->bdat_tail[0] = s->bdat_tail[1];
+			s->bdat_tail[1] = data[0];
+		}
+	}
 	s->bdat_left -= take;
-	if (s->bdat_reject == NULL && s->content.len >= SMTPD_CORE_SPOOL_FLUSH &&
+	if (s->bdat_reject == NULL && s->content.len >= s->flush_bytes &&
 	    s->bdat.flags == 0)
 		smtpd_core_flush_content(s);	/* an error sticks: refused at LAST */
 	if (s->bdat_left == 0)
@@ -849,6 +859,7 @@ smtpd_core_new(const struct smtpd_core_params *p, const struct smtpd_core_io *io
 	snprintf(s->ip, sizeof(s->ip), "%s", p->ip);
 	s->trusted = p->trusted;
 	s->tls_available = p->tls_available;
+	s->flush_bytes = p->flush_bytes ? p->flush_bytes : SMTPD_CORE_SPOOL_FLUSH;
 	s->info.phase = SMTPD_PHASE_INIT;
 	buf_init(&s->content);
 	*out = s;

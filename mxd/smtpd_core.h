@@ -99,6 +99,8 @@ struct smtpd_core_params {
 	const char		*ip;		/* client address: logs, Received */
 	int			 trusted;	/* may relay */
 	int			 tls_available;	/* STARTTLS can be offered */
+	size_t			 flush_bytes;	/* content buffered before a spool
+						   write; 0: 64 KiB (tests use less) */
 };
 
 struct smtpd_core;

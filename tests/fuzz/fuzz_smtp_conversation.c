@@ -2,13 +2,16 @@
  * phases, pipelining, DATA and BDAT chunk boundaries, STARTTLS resets and
  * limits, with the invariants of tests/fuzz/smtpd_fake.h checked on every
  * step. Input: one flags byte (bit 0: STARTTLS available, bit 1: the client
- * may relay), one count n, n script bytes (chunk sizes of the delivery, and
+ * may relay, bits 2-7: how many bytes the core buffers before a spool write,
+ * small so that inputs of fuzzer size cross it), one count n, n script bytes (chunk sizes of the delivery, and
  * whether each message's spool write and commit succeed), then what the
  * client sends.
  *
- * Played twice, in the script's chunks and all at once: where neither run
- * crossed STARTTLS (which throws away what was pipelined, so it depends on
- * timing), the replies and the committed messages must be the same. */
+ * Played twice, in the script's chunks with the small spool-write size, and
+ * all at once with mxd's own (64 KiB): where neither run crossed STARTTLS
+ * (which throws away what was pipelined, so it depends on timing), the
+ * replies and the committed messages must be the same - neither how bytes
+ * arrive nor when content is written out may change the conversation. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +39,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2)
 		return 0;
 	int tls_available = data[0] & 1, trusted = (data[0] >> 1) & 1;
+	size_t flush = (size_t)(data[0] >> 2) * 8 + 1;
 	size_t nscript = data[1] % 33;
 	if (nscript > size - 2)
 		nscript = size - 2;
@@ -44,7 +48,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t len = size - 2 - nscript;
 
 	struct smtpd_fake a, b;
-	smtpd_fake_init(&a, fuzz_cfg, trusted, tls_available, script, nscript);
+	smtpd_fake_init_flush(&a, fuzz_cfg, trusted, tls_available, script, nscript, flush);
 	smtpd_fake_play(&a, in, len, script, nscript);
 	smtpd_fake_init(&b, fuzz_cfg, trusted, tls_available, script, nscript);
 	smtpd_fake_play(&b, in, len, NULL, 0);
@@ -53,7 +57,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    memcmp(a.replies.data, b.replies.data, a.replies.len) != 0 ||
 		    a.committed.len != b.committed.len ||
 		    memcmp(a.committed.data, b.committed.data, a.committed.len) != 0)
-			abort();	/* the conversation depends on how bytes arrive */
+			abort();	/* depends on how bytes arrive or when they are written */
 	}
 	smtpd_fake_free(&a);
 	smtpd_fake_free(&b);

@@ -127,9 +127,16 @@ void
 smtpd_fake_init(struct smtpd_fake *f, const struct mxd_config *cfg, int trusted,
     int tls_available, const uint8_t *decide, size_t ndecide)
 {
+	smtpd_fake_init_flush(f, cfg, trusted, tls_available, decide, ndecide, 0);
+}
+
+void
+smtpd_fake_init_flush(struct smtpd_fake *f, const struct mxd_config *cfg, int trusted,
+    int tls_available, const uint8_t *decide, size_t ndecide, size_t flush_bytes)
+{
 	struct smtpd_core_params p = {
 		.cfg = cfg, .sid = "FAKESID", .ip = "192.0.2.1", .trusted = trusted,
-		.tls_available = tls_available,
+		.tls_available = tls_available, .flush_bytes = flush_bytes,
 	};
 	memset(f, 0, sizeof(*f));
 	buf_init(&f->replies);
@@ -182,11 +189,14 @@ smtpd_fake_command_phase(enum smtpd_core_phase p)
 	return p == SMTPD_PHASE_INIT || p == SMTPD_PHASE_READY || p == SMTPD_PHASE_MAIL;
 }
 
-/* One smtpd_core_feed call consumed in[0..used) and sent r[0..rlen). */
+/* One smtpd_core_feed call consumed in[0..used) and sent what follows
+ * offset r0 of the replies. */
 static void
 smtpd_fake_check_step(struct smtpd_fake *f, enum smtpd_core_phase before, const char *in,
-    size_t used, const char *r, size_t rlen)
+    size_t used, size_t r0)
 {
+	const char *r = f->replies.len ? f->replies.data + r0 : "";
+	size_t rlen = f->replies.len - r0;
 	enum smtpd_core_phase after = f->info->phase;
 	int chunk_end = before == SMTPD_PHASE_BDAT && after != SMTPD_PHASE_BDAT;
 	int overlong = smtpd_fake_command_phase(before) && used > SMTP_LINE_MAX &&
@@ -282,8 +292,7 @@ smtpd_fake_pump(struct smtpd_fake *f, struct buf *pending)
 
 		if (used > win)
 			smtpd_fake_violation(f, "used more than it was given");
-		smtpd_fake_check_step(f, before, pending->data, used, f->replies.data + r0,
-		    f->replies.len - r0);
+		smtpd_fake_check_step(f, before, pending->data, used, r0);
 		buf_consume(pending, used);
 		if (moved)
 			continue;

@@ -58,6 +58,9 @@ struct smtpd_fake {
 
 void smtpd_fake_init(struct smtpd_fake *f, const struct mxd_config *cfg, int trusted,
     int tls_available, const uint8_t *decide, size_t ndecide);
+/* The same, with the core writing to the spool every flush_bytes. */
+void smtpd_fake_init_flush(struct smtpd_fake *f, const struct mxd_config *cfg, int trusted,
+    int tls_available, const uint8_t *decide, size_t ndecide, size_t flush_bytes);
 void smtpd_fake_free(struct smtpd_fake *f);
 
 /* Play the client's bytes: chunk i is chunks[i % nchunks] + 1 bytes long

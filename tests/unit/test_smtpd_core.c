@@ -163,6 +163,30 @@ test_bdat_chunks_split_anywhere_give_one_message(void **state)
 }
 
 static void
+test_bdat_message_ending_in_crlf_is_not_extended_after_a_spool_write(void **state)
+{
+	struct buf in;
+	struct smtpd_fake f;
+	buf_init(&in);
+	/* A chunk ending in CRLF, just big enough to be written out as a
+	 * whole; then LAST arrives empty. */
+	buf_appends(&in, ENVELOPE "BDAT 65536\r\n");
+	for (int i = 0; i < 4096; i++)
+		buf_appends(&in, "0123456789abcd\r\n");
+	buf_appends(&in, "BDAT 0 LAST\r\n");
+	buf_appendc(&in, '\0');
+	play(&f, in.data, NULL, 0, NULL, 0);
+	buf_free(&in);
+	assert_string_equal(codes(&f), "250 250 250 250 250");
+	assert_int_equal(f.ncommitted, 1);
+	/* committed: Received header, the content, then the "\0" separator. */
+	assert_true(f.committed.len > 65536 + 1);
+	/* It ends as sent (the literal's NUL is the separator). */
+	assert_memory_equal(f.committed.data + f.committed.len - 18, "\n0123456789abcd\r\n", 18);
+	smtpd_fake_free(&f);
+}
+
+static void
 test_starttls_forgets_helo_transaction_and_pipelined_commands(void **state)
 {
 	struct smtpd_fake f;
@@ -259,6 +283,7 @@ main(void)
 		cmocka_unit_test(test_spool_errors_are_temporary_failures_never_250_or_5xx),
 		cmocka_unit_test(test_write_error_mid_message_is_reported_at_its_end),
 		cmocka_unit_test(test_bdat_chunks_split_anywhere_give_one_message),
+		cmocka_unit_test(test_bdat_message_ending_in_crlf_is_not_extended_after_a_spool_write),
 		cmocka_unit_test(test_starttls_forgets_helo_transaction_and_pipelined_commands),
 		cmocka_unit_test(test_junk_commands_past_the_limit_end_the_session_with_421),
 		cmocka_unit_test(test_accepted_message_forgives_junk_commands),

@@ -28,6 +28,19 @@ play(struct smtpd_fake *f, const char *in, const uint8_t *fate, size_t nfate,
 	buf_appendc(&f->replies, '\0');
 }
 
+/* The envelope, one BDAT chunk of n copies of line, then tail: a string. */
+static char *
+big_bdat(struct buf *in, const char *line, int n, const char *tail)
+{
+	buf_init(in);
+	buf_printf(in, ENVELOPE "BDAT %zu\r\n", strlen(line) * (size_t)n);
+	for (int i = 0; i < n; i++)
+		buf_appends(in, line);
+	buf_appends(in, tail);
+	buf_appendc(in, '\0');
+	return in->data;
+}
+
 /* The final reply lines' codes, in order: "250 250 354 250". */
 static char *
 codes(const struct smtpd_fake *f)
@@ -120,14 +133,9 @@ test_write_error_mid_message_is_reported_at_its_end(void **state)
 	static const uint8_t chunks[] = { 200 };
 	struct buf in;
 	struct smtpd_fake f;
-	buf_init(&in);
 	/* 77000 bytes: more than the core buffers, so it writes mid-chunk. */
-	buf_appends(&in, ENVELOPE "BDAT 77000\r\n");
-	for (int i = 0; i < 7000; i++)
-		buf_appends(&in, "012345678\r\n");
-	buf_appends(&in, "BDAT 2 LAST\r\n\r\nNOOP\r\n");
-	buf_appendc(&in, '\0');
-	play(&f, in.data, write_fails, 1, chunks, 1);
+	play(&f, big_bdat(&in, "012345678\r\n", 7000, "BDAT 2 LAST\r\n\r\nNOOP\r\n"),
+	    write_fails, 1, chunks, 1);
 	buf_free(&in);
 	/* The chunk is acknowledged; the message is refused at LAST, 452. */
 	assert_string_equal(codes(&f), "250 250 250 250 452 250");
@@ -167,15 +175,9 @@ test_bdat_message_ending_in_crlf_is_not_extended_after_a_spool_write(void **stat
 {
 	struct buf in;
 	struct smtpd_fake f;
-	buf_init(&in);
 	/* A chunk ending in CRLF, just big enough to be written out as a
 	 * whole; then LAST arrives empty. */
-	buf_appends(&in, ENVELOPE "BDAT 65536\r\n");
-	for (int i = 0; i < 4096; i++)
-		buf_appends(&in, "0123456789abcd\r\n");
-	buf_appends(&in, "BDAT 0 LAST\r\n");
-	buf_appendc(&in, '\0');
-	play(&f, in.data, NULL, 0, NULL, 0);
+	play(&f, big_bdat(&in, "0123456789abcd\r\n", 4096, "BDAT 0 LAST\r\n"), NULL, 0, NULL, 0);
 	buf_free(&in);
 	assert_string_equal(codes(&f), "250 250 250 250 250");
 	assert_int_equal(f.ncommitted, 1);

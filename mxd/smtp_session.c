@@ -562,13 +562,13 @@ smtp_session_flush_content(struct smtp_session *s)
 }
 
 static void
-smtp_session_commit_done(void *arg, int ok, const char *id)
+smtp_session_commit_done(void *arg, int error, const char *id)
 {
 	struct smtp_session *s = arg;
 	char from[LOG_QUOTE_SIZE(100)];
 
 	s->job = NULL;
-	if (ok) {
+	if (error == 0) {
 		log_quote(from, sizeof(from), s->env.from, strlen(s->env.from), 100);
 		log_info("event=queued sid=%s id=%s from=%s rcpts=%zu size=%" PRIu64
 		    " requiretls=%d tls=%s", s->sid, id, from, s->env.nrcpts, s->env.size,
@@ -577,7 +577,7 @@ smtp_session_commit_done(void *arg, int ok, const char *id)
 		s->messages++;
 		s->junk = 0;	/* a client doing real work is forgiven (as Postfix) */
 	} else
-		smtp_session_reply(s, "451 4.3.0 Error: queue file write error");
+		smtp_session_spool_failed(s, error);
 	smtp_session_txn_reset(s);
 	s->phase = PHASE_READY;
 	smtp_session_set_timeout(s, s->w->cfg->command_timeout);

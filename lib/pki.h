@@ -21,7 +21,7 @@ enum pki_role { PKI_HOST, PKI_ADMIN, PKI_NONE };
 
 #define PKI_ROLE_URI_HOST	"mxfleet:role:host"
 #define PKI_ROLE_URI_ADMIN	"mxfleet:role:admin"
-/* A serial as text: upper-case hex, no leading zeros (BN_bn2hex), at most
+/* A serial as text: upper-case hex, two digits per octet (BN_bn2hex), at most
  * 20 octets (RFC 5280 4.1.2.2) = 40 digits. */
 #define PKI_SERIAL_MAX		41
 

@@ -23,11 +23,16 @@ mailctl_usage(FILE *f)
 	    "  pki issue DIR NAME [--admin] [--ip ADDR]... [--days N]\n"
 	    "        issue DIR/NAME.pem and DIR/NAME.key: a host certificate (server and\n"
 	    "        client, subjectAltName DNS:NAME and each --ip), or with --admin an\n"
-	    "        admin certificate for mailctl; default 825 days\n"
+	    "        admin certificate for mailctl; default 825 days. The role is the\n"
+	    "        subjectAltName URI mxfleet:role:host or mxfleet:role:admin\n"
 	    "  pki show FILE\n"
-	    "        print a certificate's name, role and expiry\n"
+	    "        print a certificate's name, role, expiry and serial\n"
 	    "\n"
 	    "Fleet (through controld):\n"
+	    "  pki revoke DIR NAME                take back DIR/NAME.pem: every controld\n"
+	    "                                     replica refuses it at the TLS handshake\n"
+	    "                                     within tls.revocation_interval seconds and\n"
+	    "                                     closes its open connections\n"
 	    "  hosts                              every host: version, last seen, journal\n"
 	    "                                     backlog, config version, certificate expiry\n"
 	    "  domain add NAME NEXT_HOP           e.g. lmtp:unix:/run/lmtp, smtp:10.0.0.5:25\n"
@@ -118,22 +123,27 @@ mailctl_pki(int argc, char **argv)
 			return 1;
 		}
 		printf("issued %s/%s.pem and %s/%s.key (%s)\n", dir, name, dir, name,
-		    role == PKI_ADMIN ? "admin" : "host");
+		    pki_role_name(role));
 		return 0;
 	}
 	if (strcmp(argv[0], "show") == 0) {
-		char cn[256], when[64];
-		enum pki_role role;
-		time_t na;
-		if (pki_describe(argv[1], cn, sizeof(cn), &role, &na, err, sizeof(err)) < 0) {
+		struct pki_cert_info info;
+		char when[64];
+		if (pki_cert_info(argv[1], &info, err, sizeof(err)) < 0) {
 			fprintf(stderr, "mailctl: %s\n", err);
 			return 1;
 		}
 		struct tm tm;
-		gmtime_r(&na, &tm);
+		gmtime_r(&info.not_after, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		printf("name=%s role=%s not_after=%s\n", cn, role == PKI_ADMIN ? "admin" : "host", when);
+		printf("name=%s role=%s not_after=%s serial=%s\n", info.cn, pki_role_name(info.role),
+		    when, info.serial[0] ? info.serial : "-");
 		return 0;
+	}
+	if (strcmp(argv[0], "revoke") == 0) {
+		fprintf(stderr, "mailctl: pki revoke talks to controld: say where it is "
+		    "(--socket PATH or --server HOST:PORT with an admin certificate, before 'pki')\n");
+		return 2;
 	}
 	fprintf(stderr, "mailctl: unknown pki command %s\n", argv[0]);
 	return 2;
@@ -402,6 +412,40 @@ mailctl_outcomes(int argc, char **argv)
 }
 
 static int
+mailctl_pki_revoke(int argc, char **argv)
+{
+	char path[4096], err[1024];
+	struct pki_cert_info info;
+	if (argc != 2) {
+		fprintf(stderr, "usage: mailctl pki revoke DIR NAME\n");
+		return 2;
+	}
+	snprintf(path, sizeof(path), "%s/%s.pem", argv[0], argv[1]);
+	if (pki_cert_info(path, &info, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mailctl: %s\n", err);
+		return 1;
+	}
+	if (info.serial[0] == '\0') {
+		fprintf(stderr, "mailctl: %s: no serial number mailctl can read\n", path);
+		return 1;
+	}
+	Mxfleet__V1__RevokeRequest q = MXFLEET__V1__REVOKE_REQUEST__INIT;
+	q.serial = info.serial;
+	q.name = info.cn;
+	q.not_after_unix = (int64_t)info.not_after;
+	ProtobufCMessage *r;
+	int rc = mailctl_call("RevokeCertificate", &q.base, &r, &mxfleet__v1__revoke_reply__descriptor);
+	if (rc)
+		return rc;
+	Mxfleet__V1__RevokeReply *rep = (Mxfleet__V1__RevokeReply *)r;
+	printf("%s %s (serial %s): refused now by this controld, by every replica within %u s\n",
+	    rep->newly_revoked ? "revoked" : "already revoked:", info.cn, info.serial,
+	    rep->reload_interval_seconds);
+	protobuf_c_message_free_unpacked(r, NULL);
+	return 0;
+}
+
+static int
 mailctl_fleet(int argc, char **argv)
 {
 	M.socket = getenv("MAILCTL_SOCKET");
@@ -432,6 +476,8 @@ mailctl_fleet(int argc, char **argv)
 	int rc;
 	if (strcmp(cmd, "hosts") == 0)
 		rc = mailctl_hosts();
+	else if (strcmp(cmd, "pki") == 0 && i + 1 < argc && strcmp(argv[i + 1], "revoke") == 0)
+		rc = mailctl_pki_revoke(argc - i - 2, argv + i + 2);
 	else if (strcmp(cmd, "domain") == 0)
 		rc = mailctl_domain(argc - i - 1, argv + i + 1);
 	else if (strcmp(cmd, "route") == 0)
@@ -456,7 +502,9 @@ main(int argc, char **argv)
 		mailctl_usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
-	if (strcmp(argv[1], "pki") == 0)
+	/* pki revoke needs controld; the other pki commands work on files. */
+	if (strcmp(argv[1], "pki") == 0 && !(argc > 2 && strcmp(argv[2], "revoke") == 0 &&
+	    (getenv("MAILCTL_SOCKET") || getenv("MAILCTL_SERVER"))))
 		return mailctl_pki(argc - 2, argv + 2);
 	return mailctl_fleet(argc - 1, argv + 1);
 }

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "nexthop.h"
+#include "pki.h"
 #include "mxfleet.pb-c.h"
 #include "xmalloc.h"
 
@@ -36,6 +37,8 @@ struct controld_config {
 	char	*cert, *key, *ca;
 	enum log_level log_level;
 	long long max_message;
+	int	 allow_multiple_ca;
+	long long revocation_interval;	/* seconds between reloads of revoked serials */
 };
 
 struct watcher {
@@ -62,6 +65,8 @@ struct controld {
 	uint64_t		 config_version;
 	struct event		*poll_ev;
 	struct metrics		 m;
+	struct pki_revoked	*revoked;	/* read by the TLS verify callback */
+	struct event		*revoke_ev;
 };
 
 static struct controld *C;
@@ -557,6 +562,90 @@ admin_summarize(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 	mxfleet__v1__outcome_query__free_unpacked(req, NULL);
 }
 
+/* ---- revocation (schema/006, mailctl pki revoke) ---- */
+
+static int
+revoke_refuse(SSL *ssl, void *arg)
+{
+	return pki_peer_refused(ssl, C->revoked);
+}
+
+/* Load the revoked serials; when the set changed, close the connections of
+ * peers revoked since their handshake. New handshakes read the set through
+ * pki_server_enforce's callback. On a database error the last set stays. */
+static void
+revoke_reload(void)
+{
+	char **serials;
+	size_t n;
+	if (C->revoked == NULL || need_db(NULL) == NULL)
+		return;
+	int rc = db_revoked_list(C->db, &serials, &n);
+	if (rc != DB_OK) {
+		const char *e = db_errmsg(C->db);
+		char q[LOG_QUOTE_SIZE(300)];
+		C->m.db_errors++;
+		log_warnx("event=revocations_not_loaded error=%s kept=%zu",
+		    log_quote(q, sizeof(q), e, strlen(e), 300), pki_revoked_count(C->revoked));
+		return;
+	}
+	if (pki_revoked_take(C->revoked, serials, n)) {
+		int closed = C->tls_srv ? grpc_server_close_peers(C->tls_srv, revoke_refuse, NULL,
+		    "certificate revoked") : 0;
+		log_info("event=revocations_loaded revoked=%zu connections_closed=%d", n, closed);
+	}
+}
+
+static void
+revoke_tick(evutil_socket_t fd, short what, void *arg)
+{
+	revoke_reload();
+}
+
+/* Whether a RevokeCertificate call may go ahead; if not, it is answered. */
+static int
+revoke_allowed(struct grpc_call *c, const Mxfleet__V1__RevokeRequest *req)
+{
+	if (check_admin(c) < 0)
+		return 0;
+	if (!pki_serial_ok(req->serial)) {
+		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "serial: upper-case hex, 1 to 40 digits, "
+		    "as 'openssl x509 -serial' prints it");
+		return 0;
+	}
+	return need_db(c) != NULL;
+}
+
+static void
+admin_revoke_store(struct grpc_call *c, const Mxfleet__V1__RevokeRequest *req)
+{
+	int rc, newly = 0;
+	char q[LOG_QUOTE_SIZE(100)];
+	if ((rc = db_revoke(C->db, req->serial, req->name, req->not_after_unix, &newly)) != DB_OK) {
+		fail_db(c, rc);
+		return;
+	}
+	log_info("event=certificate_revoked serial=%s name=%s by=%s newly=%d", req->serial,
+	    log_quote(q, sizeof(q), req->name, strlen(req->name), 100), grpc_call_peer(c), newly);
+	/* This replica at once; the others at their next reload. */
+	revoke_reload();
+	Mxfleet__V1__RevokeReply r = MXFLEET__V1__REVOKE_REPLY__INIT;
+	r.newly_revoked = newly;
+	r.revoked_total = C->revoked ? (uint32_t)pki_revoked_count(C->revoked) : 0;
+	r.reload_interval_seconds = (uint32_t)C->cfg.revocation_interval;
+	reply_unary(c, &r.base);
+}
+
+static void
+admin_revoke(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	UNPACK(Mxfleet__V1__RevokeRequest, mxfleet__v1__revoke_request, c, msg, len);
+	C->m.calls++;
+	if (revoke_allowed(c, req))
+		admin_revoke_store(c, req);
+	mxfleet__v1__revoke_request__free_unpacked(req, NULL);
+}
+
 static const struct grpc_method controld_methods[] = {
 	{ "/mxfleet.v1.Collector/Export", collector_batch, NULL, NULL },
 	{ "/mxfleet.v1.Collector/Stream", collector_batch, finish_ok, NULL },
@@ -574,6 +663,7 @@ static const struct grpc_method controld_methods[] = {
 	{ "/mxfleet.v1.Admin/ListPolicies", admin_list_policies, NULL, NULL },
 	{ "/mxfleet.v1.Admin/RemovePolicy", admin_remove_policy, NULL, NULL },
 	{ "/mxfleet.v1.Admin/SummarizeOutcomes", admin_summarize, NULL, NULL },
+	{ "/mxfleet.v1.Admin/RevokeCertificate", admin_revoke, NULL, NULL },
 };
 
 /* ---- HTTP: /metrics, /healthz ---- */
@@ -636,7 +726,9 @@ static const char *const controld_keys[] = {
 	"listen", "socket", "http", "database", "schema_dir", "tls", "log_level",
 	"max_message", NULL
 };
-static const char *const controld_tls_keys[] = { "cert", "key", "ca", NULL };
+static const char *const controld_tls_keys[] = {
+	"cert", "key", "ca", "allow_multiple_ca", "revocation_interval", NULL
+};
 
 static int
 controld_str(const config_setting_t *g, const char *key, char **out, struct conf_err *err)
@@ -646,6 +738,28 @@ controld_str(const config_setting_t *g, const char *key, char **out, struct conf
 	if (r == 1)
 		*out = xstrdup(s);
 	return r;
+}
+
+static void controld_config_free(struct controld_config *cfg);
+
+/* tls.ca is the fleet CA alone: a second certificate in the file is a
+ * second CA whose every certificate could speak as a host or an admin. */
+static int
+controld_check_ca(const struct controld_config *cfg, const char *path, char *err, size_t errsz)
+{
+	int n = pki_count_certs(cfg->ca, err, errsz);
+	if (n < 0)
+		return -1;
+	if (n == 0) {
+		snprintf(err, errsz, "%s: tls.ca %s holds no PEM certificate", path, cfg->ca);
+		return -1;
+	}
+	if (n > 1 && !cfg->allow_multiple_ca) {
+		snprintf(err, errsz, "%s: tls.ca %s holds %d certificates; controld trusts one "
+		    "fleet CA (set tls.allow_multiple_ca = true to trust them all)", path, cfg->ca, n);
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -660,6 +774,7 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->log_level = LOG_LEVEL_INFO;
 	cfg->max_message = GRPC_DEFAULT_MAX_MESSAGE;
+	cfg->revocation_interval = 5;
 	if (conf_load(&lc, path, &cerr) < 0) {
 		snprintf(err, errsz, "%s", cerr.msg);
 		return -1;
@@ -685,7 +800,9 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 	if (r == 1 && (conf_check_keys(g, controld_tls_keys, &cerr) < 0 ||
 	    controld_str(g, "cert", &cfg->cert, &cerr) < 0 ||
 	    controld_str(g, "key", &cfg->key, &cerr) < 0 ||
-	    controld_str(g, "ca", &cfg->ca, &cerr) < 0))
+	    controld_str(g, "ca", &cfg->ca, &cerr) < 0 ||
+	    conf_get_bool(g, "allow_multiple_ca", &cfg->allow_multiple_ca, &cerr) < 0 ||
+	    conf_get_int(g, "revocation_interval", 1, 3600, &cfg->revocation_interval, &cerr) < 0))
 		goto fail;
 	if (cfg->database == NULL) {
 		snprintf(cerr.msg, sizeof(cerr.msg), "%s: database is required", path);
@@ -700,6 +817,8 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 		snprintf(cerr.msg, sizeof(cerr.msg), "%s: neither listen nor socket is set", path);
 		goto fail;
 	}
+	if (cfg->ca && controld_check_ca(cfg, path, cerr.msg, sizeof(cerr.msg)) < 0)
+		goto fail;
 	if (cfg->schema_dir == NULL)
 		cfg->schema_dir = xstrdup(MXFLEET_SCHEMA_DIR);
 	config_destroy(&lc);
@@ -707,6 +826,7 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 fail:
 	snprintf(err, errsz, "%s", cerr.msg);
 	config_destroy(&lc);
+	controld_config_free(cfg);
 	return -1;
 }
 
@@ -844,6 +964,15 @@ main(int argc, char **argv)
 	d.poll_ev = event_new(d.base, -1, EV_PERSIST, watch_poll_cb, NULL);
 	struct timeval poll_tv = { CONTROLD_WATCH_POLL_MS / 1000, (CONTROLD_WATCH_POLL_MS % 1000) * 1000 };
 	event_add(d.poll_ev, &poll_tv);
+	if (d.tls) {
+		/* Before the loop runs, so before any handshake. */
+		d.revoked = pki_revoked_new();
+		pki_server_enforce(d.tls, d.revoked);
+		revoke_reload();
+		d.revoke_ev = event_new(d.base, -1, EV_PERSIST, revoke_tick, NULL);
+		struct timeval rtv = { (time_t)d.cfg.revocation_interval, 0 };
+		event_add(d.revoke_ev, &rtv);
+	}
 	struct event *sigterm = evsignal_new(d.base, SIGTERM, on_signal, NULL);
 	struct event *sigint = evsignal_new(d.base, SIGINT, on_signal, NULL);
 	event_add(sigterm, NULL);
@@ -860,12 +989,15 @@ main(int argc, char **argv)
 	if (d.http)
 		evhttp_free(d.http);
 	event_free(d.poll_ev);
+	if (d.revoke_ev)
+		event_free(d.revoke_ev);
 	event_free(sigterm);
 	event_free(sigint);
 	/* libevent frees TLS bufferevents (and their SSL) deferred: let it. */
 	event_base_loop(d.base, EVLOOP_NONBLOCK);
 	event_base_free(d.base);
 	SSL_CTX_free(d.tls);
+	pki_revoked_free(d.revoked);
 	if (d.db)
 		db_close(d.db);
 	controld_config_free(&d.cfg);

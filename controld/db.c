@@ -2035,3 +2035,85 @@ db_outcome_report_free(Mxfleet__V1__OutcomeReport *r)
 	free(r->rows);
 	free(r);
 }
+
+/* ---- revoked certificates (schema/006) ---- */
+
+struct revoke_arg {
+	const char	*serial, *name;
+	int64_t		 not_after;
+	int		 newly;
+};
+
+static int
+db_revoke_op(struct db *db, void *arg)
+{
+	struct revoke_arg *a = arg;
+	struct db_params p = { 0 };
+	PGresult *res = NULL;
+	int rc;
+
+	dbp_str(&p, a->serial);
+	dbp_str(&p, a->name);
+	if (a->not_after > 0)
+		dbp_i64(&p, a->not_after);
+	else
+		dbp_null(&p);
+	if ((rc = db_run(db, "revoke",
+	    "INSERT INTO revoked_certificates (serial, name, not_after) "
+	    "VALUES ($1, $2, to_timestamp($3::bigint)) ON CONFLICT (serial) DO NOTHING",
+	    &p, PGRES_COMMAND_OK, &res)) != DB_OK)
+		return rc;
+	a->newly = db_affected(res) == 1;
+	PQclear(res);
+	return DB_OK;
+}
+
+int
+db_revoke(struct db *db, const char *serial, const char *name, int64_t not_after_unix,
+    int *newly)
+{
+	struct revoke_arg a = { serial, name ? name : "", not_after_unix, 0 };
+	int rc;
+
+	db->err[0] = '\0';
+	if ((rc = config_text_check(db, "revoke", a.name, 1)) != DB_OK)
+		return rc;
+	/* One statement, idempotent: safe to repeat after a lost connection. */
+	rc = db_call(db, db_revoke_op, &a, DB_REPEAT_ALWAYS);
+	if (rc == DB_OK && newly != NULL)
+		*newly = a.newly;
+	return rc;
+}
+
+struct revoked_arg {
+	char	**serials;
+	size_t	  n;
+};
+
+static int
+db_revoked_op(struct db *db, void *arg)
+{
+	struct revoked_arg *a = arg;
+	PGresult *res = NULL;
+	int rc;
+
+	if ((rc = db_query(db, "revoked list", "SELECT serial FROM revoked_certificates",
+	    NULL, &res)) != DB_OK)
+		return rc;
+	a->n = (size_t)PQntuples(res);
+	a->serials = xcalloc(a->n ? a->n : 1, sizeof(*a->serials));
+	for (size_t i = 0; i < a->n; i++)
+		a->serials[i] = db_get_str(res, (int)i, 0);
+	PQclear(res);
+	return DB_OK;
+}
+
+int
+db_revoked_list(struct db *db, char ***serials, size_t *n)
+{
+	struct revoked_arg a = { NULL, 0 };
+	int rc = db_call(db, db_revoked_op, &a, DB_REPEAT_ALWAYS);
+	*serials = a.serials;
+	*n = a.n;
+	return rc;
+}

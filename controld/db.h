@@ -120,4 +120,14 @@ int db_outcome_summary(struct db *db, const Mxfleet__V1__OutcomeQuery *q,
     Mxfleet__V1__OutcomeReport **out);
 void db_outcome_report_free(Mxfleet__V1__OutcomeReport *r);
 
+/* Revoked certificates (schema/006). db_revoke records serial (checked by
+ * the caller: pki_serial_ok) with the certificate's name and expiry (0:
+ * unknown); revoking twice is not an error, *newly (may be NULL) says
+ * whether this call added it. db_revoked_list hands out every revoked
+ * serial in a malloc'd array of malloc'd strings (pki_revoked_take takes
+ * them over); on failure *serials is NULL. */
+int db_revoke(struct db *db, const char *serial, const char *name, int64_t not_after_unix,
+    int *newly);
+int db_revoked_list(struct db *db, char ***serials, size_t *n);
+
 #endif

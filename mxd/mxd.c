@@ -466,6 +466,7 @@ mxd_reload(struct mxd_master *m)
 	}
 	log_info("event=reloaded domains=%zu certificates=%zu tls_policies=%zu config_version=%llu",
 	    ncfg->ndomains, ncfg->ncerts, ncfg->npolicies, (unsigned long long)ncfg->snapshot_version);
+	mxd_config_log_rcpt_checks(ncfg);
 	/* Children have their own copies (fork): the master's can go. */
 	tls_server_free(oldtls);
 	mxd_config_free(old);
@@ -854,6 +855,7 @@ main(int argc, char **argv)
 		m.workers[i] = mxd_spawn_worker(&m, i);
 	log_info("event=started version=%s listen=%zu workers=%d user=%s spool=%s", MXFLEET_VERSION,
 	    m.nlisten, m.nworkers, m.drop ? m.cfg->user : "(unchanged)", m.cfg->spool_dir);
+	mxd_config_log_rcpt_checks(m.cfg);
 
 	for (;;) {
 		siginfo_t si;

@@ -10,7 +10,8 @@
  *   list    only the local parts of a list: from mxd.conf (recipients,
  *           recipients_file) or from controld's snapshot
  *   verify  a probe RCPT to the next hop: not implemented yet; the config
- *           and controld refuse it
+ *           and controld refuse it (its cache and probe dialogue are in
+ *           rcpt_verify.h and rcpt_probe.h, not wired in)
  *
  * No I/O: the list is built once per configuration load (mxd_config.c),
  * sealed, then only read by the SMTP workers (fork copies). A lookup is a

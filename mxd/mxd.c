@@ -806,6 +806,7 @@ main(int argc, char **argv)
 	if (check) {
 		printf("mxd: %s: configuration OK (%zu domains, %zu certificates)\n", path,
 		    m.cfg->ndomains, m.cfg->ncerts);
+		mxd_config_log_rcpt_checks(m.cfg);
 		SSL_CTX_free(m.creds.tls);
 		tls_server_free(m.tls);
 		mxd_config_free(m.cfg);

@@ -106,6 +106,8 @@ class ConfigFileRecipientsTest(BackscatterAsserts, mxtest.MxTestCase):
         self.assertEqual(end.code, 503, end)
         self.assertNoDsnAndEmptyQueue(m, sink)
         self.assertEqual(len(sink.names()), 1)
+        rec = m.wait_event("rcpt_refused", reason="user_unknown")
+        self.assertEqual(rec.get("rcpt"), UNKNOWN)
 
     def test_recipients_file_and_subaddress_delimiter(self):
         sink = self.new_sink(**SINK_KW)
@@ -148,6 +150,11 @@ class ConfigFileRecipientsTest(BackscatterAsserts, mxtest.MxTestCase):
         self.assertEqual(rcpt_reply(m.host, m.port, f"whoever@{LOCAL_DOMAIN}")[0], 250)
         self.assertEqual(rcpt_reply(m.host, m.port, "whoever@catchall.test")[0], 250)
         self.assertEqual(rcpt_reply(m.host, m.port, "whoever@listed.test")[0], 550)
+        # `mxd -n` (checking a configuration) says so too.
+        p = cptest.run([mxtest.MXD_BIN, "-n", "-c", m.conf_path])
+        self.assertIn(f"event=recipient_check_missing domain={LOCAL_DOMAIN} risk=backscatter",
+                      p.stderr)
+        self.assertNotIn("domain=catchall.test risk", p.stderr)
 
     def test_bad_recipient_entries_are_refused_at_load(self):
         sink = self.new_sink()

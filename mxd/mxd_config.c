@@ -140,25 +140,53 @@ mxd_config_rcpt_entry(struct rcpt_set *set, const char *domain, const char *entr
 }
 
 /* recipients_file: one address or local part per line; blank lines and
- * lines starting with '#' are skipped, white space around an entry too. */
+ * lines starting with '#' are skipped, white space around an entry too. A
+ * line over MXD_RCPT_LINE_MAX bytes or a NUL byte is an error: not a list,
+ * or not the file meant (/dev/zero would otherwise be read for ever). */
+#define MXD_RCPT_LINE_MAX	1024
+
+/* The next line of f without its newline into line; 1, 0 at the end, -1
+ * with why set. */
+static int
+mxd_config_rcpt_line(FILE *f, char *line, size_t size, char *why, size_t whysz)
+{
+	size_t n = 0;
+	int c;
+
+	while ((c = getc_unlocked(f)) != EOF && c != '\n') {
+		if (c == '\0') {
+			snprintf(why, whysz, "NUL byte");
+			return -1;
+		}
+		if (n + 1 >= size) {
+			snprintf(why, whysz, "line longer than %zu bytes", size - 1);
+			return -1;
+		}
+		line[n++] = (char)c;
+	}
+	line[n] = '\0';
+	return c != EOF || n > 0;
+}
+
 static int
 mxd_config_rcpt_file(struct rcpt_set *set, const char *domain, const char *path,
     char *why, size_t whysz)
 {
 	FILE *f = fopen(path, "re");
-	char *line = NULL, entry_why[600];
-	size_t cap = 0;
-	ssize_t n;
+	char line[MXD_RCPT_LINE_MAX + 1], line_why[600];
 	unsigned lineno = 0;
-	int rc = 0;
+	int r;
 
 	if (f == NULL) {
 		snprintf(why, whysz, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
-		char *p = line, *e = line + n;
+	for (;;) {
 		lineno++;
+		if ((r = mxd_config_rcpt_line(f, line, sizeof(line), line_why,
+		    sizeof(line_why))) <= 0)
+			break;
+		char *p = line, *e = line + strlen(line);
 		while (p < e && isspace((unsigned char)*p))
 			p++;
 		while (e > p && isspace((unsigned char)e[-1]))
@@ -166,18 +194,19 @@ mxd_config_rcpt_file(struct rcpt_set *set, const char *domain, const char *path,
 		*e = '\0';
 		if (*p == '\0' || *p == '#')
 			continue;
-		if (mxd_config_rcpt_entry(set, domain, p, entry_why, sizeof(entry_why)) < 0) {
-			snprintf(why, whysz, "%s:%u: %s", path, lineno, entry_why);
-			rc = -1;
+		if (mxd_config_rcpt_entry(set, domain, p, line_why, sizeof(line_why)) < 0) {
+			r = -1;
+			break;
 		}
 	}
-	if (rc == 0 && ferror(f)) {
+	if (r < 0)
+		snprintf(why, whysz, "%s:%u: %s", path, lineno, line_why);
+	else if (ferror(f)) {
 		snprintf(why, whysz, "%s: %s", path, strerror(errno));
-		rc = -1;
+		r = -1;
 	}
-	free(line);
 	fclose(f);
-	return rc;
+	return r;
 }
 
 /* A domain's recipient check: recipient_check, recipients, recipients_file.

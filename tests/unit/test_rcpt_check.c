@@ -231,6 +231,13 @@ test_config_file_list_and_file_merge_into_one_check(void **state)
 	fclose(f);
 	assert_int_equal(load(text, &cfg, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, ":5: \"x@b.test\": not an address of a.test"));
+	f = fopen(path, "w");
+	fputs("alice\n", f);
+	for (int i = 0; i < 1100; i++)
+		fputc('a', f);
+	fclose(f);
+	assert_int_equal(load(text, &cfg, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ":2: line longer than 1024 bytes"));
 }
 
 static void
@@ -309,6 +316,10 @@ test_config_refuses_checks_it_cannot_apply(void **state)
 		{ "domains = ( { name = \"a.test\"; next_hop = \"smtp:h:25\"; "
 		  "recipients_file = \"/nonexistent/rcpts\"; } );\n", "/nonexistent/rcpts: No such file" },
 		{ "recipient_delimiter = \"@\";\n", "recipient_delimiter: expected one to eight" },
+		{ "domains = ( { name = \"a.test\"; next_hop = \"smtp:h:25\"; "
+		  "recipients_file = \"/dev/zero\"; } );\n", "/dev/zero:1: NUL byte" },
+		{ "domains = ( { name = \"a.test\"; next_hop = \"smtp:h:25\"; "
+		  "recipients_file = \"/\"; } );\n", "/: Is a directory" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(load(bad[i].text, &cfg, err, sizeof(err)), -1);

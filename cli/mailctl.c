@@ -37,6 +37,13 @@ mailctl_usage(FILE *f)
 	    "                                     backlog, config version, certificate expiry\n"
 	    "  domain add NAME NEXT_HOP           e.g. lmtp:unix:/run/lmtp, smtp:10.0.0.5:25\n"
 	    "  domain list | domain rm NAME\n"
+	    "  domain recipients DOMAIN add ADDR... | rm ADDR... | list\n"
+	    "                                     the domain's recipient list (ADDR: user or\n"
+	    "                                     user@DOMAIN; ASCII case ignored)\n"
+	    "  domain recipients DOMAIN mode list|any\n"
+	    "                                     list: RCPT refuses addresses not listed (550\n"
+	    "                                     5.1.1, no bounce later); any: any local part.\n"
+	    "                                     verify (probe the next hop): not implemented yet\n"
 	    "  route add|rm [--sender-domain D] [--recipient-domain D] [--min-attempt N] TRANSPORT\n"
 	    "  route list\n"
 	    "  policy set DOMAIN MODE               outbound TLS policy for a destination:\n"
@@ -160,6 +167,15 @@ struct mailctl_conn {
 
 static struct mailctl_conn M;
 
+/* Exit 1: controld understood and said no (the request is the operator's
+ * to fix); anything else is 3, "try again later". */
+static int
+mailctl_refused(int st)
+{
+	return st == GRPC_PERMISSION_DENIED || st == GRPC_INVALID_ARGUMENT ||
+	    st == GRPC_NOT_FOUND || st == GRPC_ALREADY_EXISTS || st == GRPC_UNIMPLEMENTED;
+}
+
 static int
 mailctl_call(const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp,
     const ProtobufCMessageDescriptor *rdesc)
@@ -200,7 +216,7 @@ mailctl_call(const char *method, const ProtobufCMessage *req, ProtobufCMessage *
 	free(buf);
 	if (st != GRPC_OK) {
 		fprintf(stderr, "mailctl: %s: %s%s%s\n", method, grpc_status_name(st), msg[0] ? ": " : "", msg);
-		return st == GRPC_PERMISSION_DENIED || st == GRPC_INVALID_ARGUMENT ? 1 : 3;
+		return mailctl_refused(st) ? 1 : 3;
 	}
 	*resp = protobuf_c_message_unpack(rdesc, NULL, outlen, out);
 	free(out);
@@ -278,6 +294,44 @@ mailctl_hosts(void)
 	return 0;
 }
 
+/* mailctl domain recipients DOMAIN add ADDR...|rm ADDR...|list|mode MODE */
+static int
+mailctl_recipients(int argc, char **argv)
+{
+	Mxfleet__V1__DomainRecipients d = MXFLEET__V1__DOMAIN_RECIPIENTS__INIT;
+	ProtobufCMessage *r;
+	int rc;
+
+	if (argc >= 2 && strcmp(argv[1], "list") == 0) {
+		Mxfleet__V1__DomainName n = MXFLEET__V1__DOMAIN_NAME__INIT;
+		n.name = argv[0];
+		if ((rc = mailctl_call("ListRecipients", &n.base, &r,
+		    &mxfleet__v1__domain_recipients__descriptor)))
+			return rc;
+		Mxfleet__V1__DomainRecipients *l = (Mxfleet__V1__DomainRecipients *)r;
+		printf("domain=%s mode=%s recipients=%zu\n", l->domain, l->mode[0] ? l->mode : "unset",
+		    l->n_local_parts);
+		for (size_t i = 0; i < l->n_local_parts; i++)
+			printf("%s\n", l->local_parts[i]);
+		protobuf_c_message_free_unpacked(r, NULL);
+		return 0;
+	}
+	d.domain = argc >= 1 ? argv[0] : NULL;
+	if (argc == 3 && strcmp(argv[1], "mode") == 0) {
+		d.mode = argv[2];
+		return mailctl_change("SetRecipientCheck", &d.base);
+	}
+	if (argc >= 3 && (strcmp(argv[1], "add") == 0 || strcmp(argv[1], "rm") == 0)) {
+		d.local_parts = argv + 2;
+		d.n_local_parts = (size_t)(argc - 2);
+		return mailctl_change(argv[1][0] == 'a' ? "AddRecipients" : "RemoveRecipients",
+		    &d.base);
+	}
+	fprintf(stderr, "usage: mailctl domain recipients DOMAIN add ADDR... | rm ADDR... | list "
+	    "| mode any|list\n");
+	return 2;
+}
+
 static int
 mailctl_domain(int argc, char **argv)
 {
@@ -289,6 +343,8 @@ mailctl_domain(int argc, char **argv)
 		d.next_hop = argv[2];
 		return mailctl_change("AddDomain", &d.base);
 	}
+	if (argc >= 1 && strcmp(argv[0], "recipients") == 0)
+		return mailctl_recipients(argc - 1, argv + 1);
 	if (argc >= 2 && (strcmp(argv[0], "rm") == 0 || strcmp(argv[0], "remove") == 0))
 		return mailctl_remove_named("RemoveDomain", argv[1]);
 	if (argc >= 1 && strcmp(argv[0], "list") == 0) {
@@ -301,7 +357,7 @@ mailctl_domain(int argc, char **argv)
 		protobuf_c_message_free_unpacked(r, NULL);
 		return 0;
 	}
-	fprintf(stderr, "usage: mailctl domain add NAME NEXT_HOP | list | rm NAME\n");
+	fprintf(stderr, "usage: mailctl domain add NAME NEXT_HOP | list | rm NAME | recipients ...\n");
 	return 2;
 }
 

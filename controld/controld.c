@@ -24,6 +24,7 @@
 #include "nexthop.h"
 #include "pki.h"
 #include "mxfleet.pb-c.h"
+#include "rcpt_addr.h"
 #include "xmalloc.h"
 
 #define CONTROLD_WATCH_POLL_MS	2000	/* other replicas' config changes */
@@ -646,6 +647,118 @@ admin_revoke(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 	mxfleet__v1__revoke_request__free_unpacked(req, NULL);
 }
 
+/* ---- Admin: recipient checks (backscatter; schema/007) ---- */
+
+static void
+admin_set_recipient_check(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	int rc;
+	UNPACK(Mxfleet__V1__DomainRecipients, mxfleet__v1__domain_recipients, c, msg, len);
+	C->m.calls++;
+	if (check_admin(c) < 0)
+		;
+	else if (strcmp(req->mode, "verify") == 0)
+		grpc_call_finish(c, GRPC_UNIMPLEMENTED, "recipient check verify (a probe RCPT to "
+		    "the next hop) is not implemented yet: use list");
+	else if (req->domain[0] == '\0' || !db_recipient_mode_ok(req->mode))
+		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "a domain and a mode (any or list) "
+		    "are required");
+	else if (need_db(c) == NULL)
+		;
+	else if ((rc = db_recipient_check_set(C->db, req->domain, req->mode, NULL)) != DB_OK &&
+	    rc != DB_EEXIST)
+		fail_db(c, rc);	/* DB_EEXIST: that mode already: nothing to change */
+	else {
+		log_info("event=recipient_check_set domain=%s mode=%s", req->domain, req->mode);
+		admin_snapshot_reply(c);
+	}
+	mxfleet__v1__domain_recipients__free_unpacked(req, NULL);
+}
+
+/* The request's addresses as local parts of its domain, or the call
+ * finished with INVALID_ARGUMENT naming the first bad one. */
+static char **
+admin_recipient_locals(struct grpc_call *c, const Mxfleet__V1__DomainRecipients *req)
+{
+	char why[300], text[700];
+	char **v;
+
+	if (req->domain[0] == '\0' || req->n_local_parts == 0) {
+		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "a domain and addresses are required");
+		return NULL;
+	}
+	v = xcalloc(req->n_local_parts, sizeof(*v));
+	for (size_t i = 0; i < req->n_local_parts; i++) {
+		v[i] = xmalloc(RCPT_ADDR_LOCAL_MAX + 1);
+		if (rcpt_addr_local(req->local_parts[i], req->domain, v[i], RCPT_ADDR_LOCAL_MAX + 1,
+		    why, sizeof(why)) < 0) {
+			snprintf(text, sizeof(text), "%.300s: %s", req->local_parts[i], why);
+			grpc_call_finish(c, GRPC_INVALID_ARGUMENT, text);
+			for (size_t j = 0; j <= i; j++)
+				free(v[j]);
+			free(v);
+			return NULL;
+		}
+	}
+	return v;
+}
+
+static void
+admin_change_recipients(struct grpc_call *c, const uint8_t *msg, size_t len, int add)
+{
+	int rc;
+	char **locals;
+	UNPACK(Mxfleet__V1__DomainRecipients, mxfleet__v1__domain_recipients, c, msg, len);
+	C->m.calls++;
+	if (check_admin(c) == 0 && (locals = admin_recipient_locals(c, req)) != NULL) {
+		size_t n = req->n_local_parts;
+		if (need_db(c) == NULL)
+			;
+		else if ((rc = (add ? db_recipients_add : db_recipients_remove)(C->db, req->domain,
+		    locals, n, NULL)) != DB_OK && !(add && rc == DB_EEXIST))
+			fail_db(c, rc);	/* add, DB_EEXIST: all listed already */
+		else {
+			log_info("event=recipients_%s domain=%s count=%zu", add ? "added" : "removed",
+			    req->domain, n);
+			admin_snapshot_reply(c);
+		}
+		for (size_t i = 0; i < n; i++)
+			free(locals[i]);
+		free(locals);
+	}
+	mxfleet__v1__domain_recipients__free_unpacked(req, NULL);
+}
+
+static void
+admin_add_recipients(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	admin_change_recipients(c, msg, len, 1);
+}
+
+static void
+admin_remove_recipients(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	admin_change_recipients(c, msg, len, 0);
+}
+
+static void
+admin_list_recipients(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	int rc;
+	Mxfleet__V1__DomainRecipients *r;
+	UNPACK(Mxfleet__V1__DomainName, mxfleet__v1__domain_name, c, msg, len);
+	C->m.calls++;
+	if (check_admin(c) == 0 && need_db(c) != NULL) {
+		if ((rc = db_recipients_list(C->db, req->name, &r)) != DB_OK)
+			fail_db(c, rc);
+		else {
+			reply_unary(c, &r->base);
+			db_recipients_free(r);
+		}
+	}
+	mxfleet__v1__domain_name__free_unpacked(req, NULL);
+}
+
 static const struct grpc_method controld_methods[] = {
 	{ "/mxfleet.v1.Collector/Export", collector_batch, NULL, NULL },
 	{ "/mxfleet.v1.Collector/Stream", collector_batch, finish_ok, NULL },
@@ -664,6 +777,10 @@ static const struct grpc_method controld_methods[] = {
 	{ "/mxfleet.v1.Admin/RemovePolicy", admin_remove_policy, NULL, NULL },
 	{ "/mxfleet.v1.Admin/SummarizeOutcomes", admin_summarize, NULL, NULL },
 	{ "/mxfleet.v1.Admin/RevokeCertificate", admin_revoke, NULL, NULL },
+	{ "/mxfleet.v1.Admin/SetRecipientCheck", admin_set_recipient_check, NULL, NULL },
+	{ "/mxfleet.v1.Admin/AddRecipients", admin_add_recipients, NULL, NULL },
+	{ "/mxfleet.v1.Admin/RemoveRecipients", admin_remove_recipients, NULL, NULL },
+	{ "/mxfleet.v1.Admin/ListRecipients", admin_list_recipients, NULL, NULL },
 };
 
 /* ---- HTTP: /metrics, /healthz ---- */

@@ -107,8 +107,26 @@ int db_policy_list(struct db *db, Mxfleet__V1__PolicyList **out);
 void db_policy_list_free(Mxfleet__V1__PolicyList *l);
 /* Is mode one of none, may, encrypt, dane, dane-only, verify, secure? */
 int db_policy_mode_ok(const char *mode);
+/* Recipient checks of a domain (schema/007): which recipients mxd accepts
+ * at RCPT. set: mode "any" or "list" (DB_EEXIST: it has that mode already,
+ * nothing changed). add/remove: local parts as rcpt_addr_local made them
+ * (lower-cased, no '@'); add answers DB_EEXIST when all were listed,
+ * remove DB_ENOTFOUND when none was. All answer DB_ENOTFOUND for a domain
+ * that does not exist. list: the domain's mode ("" when not set) and every
+ * listed local part, sorted; release with db_recipients_free. */
+int db_recipient_check_set(struct db *db, const char *domain, const char *mode,
+    uint64_t *version);
+int db_recipients_add(struct db *db, const char *domain, char *const *locals, size_t n,
+    uint64_t *version);
+int db_recipients_remove(struct db *db, const char *domain, char *const *locals, size_t n,
+    uint64_t *version);
+int db_recipients_list(struct db *db, const char *domain, Mxfleet__V1__DomainRecipients **out);
+void db_recipients_free(Mxfleet__V1__DomainRecipients *r);
+/* Is mode one controld accepts (any, list)? verify is not implemented. */
+int db_recipient_mode_ok(const char *mode);
 int db_config_version(struct db *db, uint64_t *version);
-/* The version and the domains and routes it stands for, read together. */
+/* The version and the domains, routes, policies and recipient checks it
+ * stands for, read together. */
 int db_config_snapshot(struct db *db, Mxfleet__V1__ConfigSnapshot **out);
 void db_config_snapshot_free(Mxfleet__V1__ConfigSnapshot *s);
 

@@ -473,6 +473,7 @@ smtp_session_cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		return;
 	}
 	const char *domain = smtp_parser_domain(addr);
+	const struct mxd_domain *dom;
 	if (domain == NULL) {
 		/* <postmaster>: the first local domain's postmaster. */
 		if (cfg->ndomains == 0) {
@@ -483,7 +484,17 @@ smtp_session_cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		char pm[SMTP_PATH_MAX + 1];
 		snprintf(pm, sizeof(pm), "postmaster@%s", cfg->domains[0].name);
 		spool_env_add_rcpt_dsn(&s->env, pm, notify, orcpt);
-	} else if (mxd_config_domain(cfg, domain) != NULL) {
+	} else if ((dom = mxd_config_domain(cfg, domain)) != NULL) {
+		/* Refused here, never bounced later (backscatter: rcpt_check.h). */
+		if (mxd_config_rcpt_verdict(cfg, dom, addr) == RCPT_UNKNOWN) {
+			char q[LOG_QUOTE_SIZE(100)];
+			log_info("event=rcpt_refused sid=%s reason=user_unknown rcpt=%s", s->sid,
+			    log_quote(q, sizeof(q), addr, strlen(addr), 100));
+			smtp_session_reply(s, "550 5.1.1 <%s>: Recipient address rejected: "
+			    "User unknown", addr);
+			smtp_session_error(s);
+			return;
+		}
 		spool_env_add_rcpt_dsn(&s->env, addr, notify, orcpt);
 	} else if (s->trusted) {
 		/* Some route (on some attempt), the relay, or direct MX delivery. */

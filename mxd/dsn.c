@@ -844,8 +844,10 @@ dsn_build(struct buf *out, const char *hostname, const struct spool_env *orig,
 	buf_init(&copy);
 	dsn_text(&host, hostname, strlen(hostname), 0);
 	j.host = host.len ? host.data : "";
-	/* Unreadable now: the headers are what can be had. */
-	j.whole = full && !j.too_big && dsn_copy_message(&copy, fd, off, orig->size) == 0;
+	/* Unreadable now, or holding NUL (which no mail may carry, RFC 5322
+	 * 2.3): the headers are what can go back. */
+	j.whole = full && !j.too_big && dsn_copy_message(&copy, fd, off, orig->size) == 0 &&
+	    memchr(copy.data, '\0', copy.len) == NULL;
 	if (!j.whole) {
 		buf_reset(&copy);
 		if (fd >= 0)

@@ -210,28 +210,36 @@ assert_wellformed(const struct buf *out, size_t n, int utf8_text)
 
 /* A spooled message's content in a file, as dsn_build reads it. */
 static int
-content_fd(const char *content)
+content_fd(const char *content, size_t len)
 {
 	char path[] = "/tmp/mxd-dsn-test.XXXXXX";
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
 	unlink(path);
-	assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+	assert_int_equal(write(fd, content, len), (ssize_t)len);
 	return fd;
 }
 
 static const char *const CONTENT =
     "Subject: the original\r\nMessage-ID: <orig@example.test>\r\n\r\nthe body line\r\n";
 
+/* The notice about a message of content[0..len), checked well-formed. */
 static void
-build(struct buf *out, struct spool_env *env, const struct dsn_rcpt *r, size_t n)
+build_from(struct buf *out, struct spool_env *env, const struct dsn_rcpt *r, size_t n,
+    const char *content, size_t len)
 {
-	int fd = content_fd(CONTENT);
-	env->size = strlen(CONTENT);
+	int fd = content_fd(content, len);
+	env->size = len;
 	buf_init(out);
 	dsn_build(out, "mx.example.test", env, r, n, fd, 0);
 	close(fd);
 	assert_wellformed(out, n, env->smtputf8);
+}
+
+static void
+build(struct buf *out, struct spool_env *env, const struct dsn_rcpt *r, size_t n)
+{
+	build_from(out, env, r, n, CONTENT, strlen(CONTENT));
 }
 
 static void
@@ -428,14 +436,22 @@ longest_line(const struct buf *out)
 	return max;
 }
 
-/* A failure notice about gone@example.test, refused with reply. */
+/* A failure notice about gone@example.test, refused with reply, for a
+ * message of content[0..len). */
 static void
-build_refusal(struct buf *out, struct spool_env *env, const char *reply)
+build_refusal_of(struct buf *out, struct spool_env *env, const char *reply,
+    const char *content, size_t len)
 {
 	spool_env_add_rcpt(env, "gone@example.test");
 	struct dsn_rcpt r = { "gone@example.test", "5.1.1", "next.example.test", reply,
 	    DSN_ACTION_FAILED, NULL };
-	build(out, env, &r, 1);
+	build_from(out, env, &r, 1, content, len);
+}
+
+static void
+build_refusal(struct buf *out, struct spool_env *env, const char *reply)
+{
+	build_refusal_of(out, env, reply, CONTENT, strlen(CONTENT));
 }
 
 static void
@@ -539,15 +555,7 @@ test_dsn_returned_header_lines_fit_998_octets(void **state)
 	buf_appends(&content, "\r\nX-Blob: ");
 	repeat(&content, "b", 2500);
 	buf_appends(&content, "\r\n\r\nbody\r\n");
-	spool_env_add_rcpt(&env, "gone@example.test");
-	struct dsn_rcpt r = { "gone@example.test", "5.1.1", NULL, "550 5.1.1 no",
-	    DSN_ACTION_FAILED, NULL };
-	int fd = content_fd(content.data);
-	env.size = content.len;
-	buf_init(&out);
-	dsn_build(&out, "mx.example.test", &env, &r, 1, fd, 0);
-	close(fd);
-	assert_wellformed(&out, 1, 0);
+	build_refusal_of(&out, &env, "550 5.1.1 no", content.data, content.len);
 	assert_true(longest_line(&out) <= 998);
 	assert_non_null(strstr(out.data, "Subject: long word word"));
 	buf_free(&out);
@@ -630,6 +638,24 @@ test_dsn_boundary_is_unpredictable(void **state)
 	spool_env_free(&env);
 }
 
+/* The spool keeps what DATA brought, NUL included; mail must not carry
+ * NUL (RFC 5322 2.3), so such a message comes back as its headers. */
+static void
+test_dsn_message_with_nul_comes_back_as_headers(void **state)
+{
+	static const char content[] = "Subject: nul\r\n\r\nbefore\0after\r\n";
+	struct spool_env env;
+	struct buf out;
+
+	make_env(&env);
+	env.ret = DSN_RET_FULL;
+	build_refusal_of(&out, &env, "550 5.1.1 no", content, sizeof(content) - 1);
+	assert_null(memchr(out.data, '\0', out.len));
+	assert_non_null(strstr(out.data, "Content-Type: text/rfc822-headers\r\n\r\nSubject: nul\r\n"));
+	buf_free(&out);
+	spool_env_free(&env);
+}
+
 int
 main(void)
 {
@@ -653,6 +679,7 @@ main(void)
 		cmocka_unit_test(test_dsn_8bit_reply_is_escaped_in_an_ascii_dsn),
 		cmocka_unit_test(test_dsn_utf8_reply_kept_in_the_text_of_an_smtputf8_dsn),
 		cmocka_unit_test(test_dsn_boundary_is_unpredictable),
+		cmocka_unit_test(test_dsn_message_with_nul_comes_back_as_headers),
 	};
 	return cmocka_run_group_tests_name("dsn", tests, NULL, NULL);
 }

@@ -407,8 +407,16 @@ dsn_field_text(struct buf *out, const char *name, const char *prefix, const char
 	buf_free(&v);
 }
 
-/* Body text: s[0..len) made safe, indented by indent, wrapped at
- * DSN_LINE_MAX (continued with four spaces), with CRLF. */
+/* A body line of safe text, wrapped at DSN_LINE_MAX (continued with four
+ * spaces), with CRLF. */
+static void
+dsn_body_wrap(struct buf *out, const struct buf *line)
+{
+	dsn_fold(out, 0, line->data, line->len, DSN_LINE_MAX, "    ");
+	buf_appends(out, "\r\n");
+}
+
+/* Body text: s[0..len) made safe, indented by indent, wrapped. */
 static void
 dsn_body_line(struct buf *out, const char *indent, const char *s, size_t len, int utf8)
 {
@@ -417,8 +425,7 @@ dsn_body_line(struct buf *out, const char *indent, const char *s, size_t len, in
 	buf_init(&line);
 	buf_appends(&line, indent);
 	dsn_text(&line, s, len, utf8);
-	dsn_fold(out, 0, line.data, line.len, DSN_LINE_MAX, "    ");
-	buf_appends(out, "\r\n");
+	dsn_body_wrap(out, &line);
 	buf_free(&line);
 }
 
@@ -680,7 +687,7 @@ dsn_notification(struct buf *out, const struct dsn_job *j)
 		} else
 			buf_appends(&line, "the mail system");
 		buf_appends(&line, " said:");
-		dsn_body_line(out, "", line.data, line.len, 0);
+		dsn_body_wrap(out, &line);
 		const char *p = r->reply ? r->reply : "", *l;
 		size_t len;
 		while ((l = dsn_reply_line(&p, &len)) != NULL)

@@ -37,8 +37,9 @@ deliver_dsn_queue(struct deliver *d, const struct spool_env *env, int fd, off_t 
 	denv.from = xstrdup("");
 	denv.created = time(NULL);
 	denv.size = msg.len;
-	/* A returned 8-bit original makes the report 8-bit too. */
-	denv.body8bit = env->body8bit;
+	/* A returned 8-bit original makes the report 8-bit too, and so does
+	 * the UTF-8 text an SMTPUTF8 notice may quote (dsn_build). */
+	denv.body8bit = env->body8bit || env->smtputf8;
 	/* A UTF-8 sender, or UTF-8 headers returned as message/global*. */
 	denv.smtputf8 = env->smtputf8;
 	spool_env_add_rcpt(&denv, env->from);

@@ -602,6 +602,10 @@ mxd_config_merge_snapshot(struct mxd_config *cfg)
 	 * keeps its names unique): looking those up keeps a snapshot of many
 	 * thousand domains linear. */
 	size_t nfile_domains = cfg->ndomains;
+	/* Room for all at once: a domain is ~1 KiB (its parsed next hop), and
+	 * growing the array one by one would copy it quadratically. */
+	cfg->domains = xreallocarray(cfg->domains, nfile_domains + s->n_domains + 1,
+	    sizeof(*cfg->domains));
 	for (size_t i = 0; i < s->n_domains; i++) {
 		struct mxd_nexthop nh;
 		const char *name = s->domains[i]->name, *hop = s->domains[i]->next_hop;
@@ -616,7 +620,6 @@ mxd_config_merge_snapshot(struct mxd_config *cfg)
 			if (strcasecmp(cfg->domains[k].name, name) == 0)
 				d = &cfg->domains[k];
 		if (d == NULL) {
-			cfg->domains = xreallocarray(cfg->domains, cfg->ndomains + 1, sizeof(*cfg->domains));
 			d = &cfg->domains[cfg->ndomains++];
 			d->name = xstrdup(name);
 		} else

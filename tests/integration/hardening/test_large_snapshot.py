@@ -54,6 +54,10 @@ class LargeSnapshotTest(cptest.FleetTestCase):
         wait_for(cached, 60, interval=0.5, what=f"a snapshot of version {version} over 1 MiB"
                  f" cached at {cache}")
         self.assertGreater(os.path.getsize(cache), 1 << 20)
+        # Applied live too, without blocking the master (a reload that took
+        # minutes would hold SIGTERM back as well).
+        m.wait_event("reloaded", timeout=60,
+                     pred=lambda e: e.get("domains") == str(NDOMAINS + 1))
 
         m.stop()
         self.assertIsNone(m.stop_problem)

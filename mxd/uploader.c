@@ -226,9 +226,11 @@ uploader_count_quarantine(const char *dir, uint64_t *n)
 	if (d == NULL)
 		return -1;
 	*n = 0;
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.' && strstr(e->d_name, ".pb") != NULL)
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+		if (e->d_name[0] != '.' && l > 3 && strcmp(e->d_name + l - 3, ".pb") == 0)
 			(*n)++;
+	}
 	closedir(d);
 	return 0;
 }
@@ -451,6 +453,12 @@ uploader_heartbeat(struct uploader *u)
 	hb.config_version = u->config_version;
 	hb.cert_not_after_unix = u->cert_not_after;
 	hb.batches_refused = u->batches_refused;
+	/* Counted afresh: an operator deletes the files once dealt with. */
+	uint64_t n;
+	if (uploader_count_quarantine(u->quarantine_dir, &n) == 0)
+		u->quarantined = n;
+	else if (errno == ENOENT)
+		u->quarantined = 0;
 	hb.outcomes_quarantined = u->quarantined;
 	uploader_unary(u, "/mxfleet.v1.Fleet/Heartbeat", &hb.base);
 }

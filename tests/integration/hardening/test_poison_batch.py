@@ -170,6 +170,12 @@ class PoisonBatchTest(cptest.FleetTestCase):
         self.assertEqual(self.scalar(
             f"SELECT outcomes_quarantined FROM hosts WHERE host_id = '{MX1}'"), "1")
 
+        # Dealt with and deleted by the operator: the count follows.
+        os.unlink(os.path.join(qdir, qfiles[0]))
+        wait_for(lambda: self.scalar(
+            f"SELECT outcomes_quarantined FROM hosts WHERE host_id = '{MX1}'") == "0",
+            30, interval=0.5, what="outcomes_quarantined back to 0 after the file is deleted")
+
 
 if __name__ == "__main__":
     cptest.main()

@@ -34,7 +34,9 @@ mailctl_usage(FILE *f)
 	    "                                     within tls.revocation_interval seconds and\n"
 	    "                                     closes its open connections\n"
 	    "  hosts                              every host: version, last seen, journal\n"
-	    "                                     backlog, config version, certificate expiry\n"
+	    "                                     backlog, config version, certificate expiry,\n"
+	    "                                     outcomes stored, dropped, corrupt, batches\n"
+	    "                                     refused, records quarantined\n"
 	    "  domain add NAME NEXT_HOP           e.g. lmtp:unix:/run/lmtp, smtp:10.0.0.5:25\n"
 	    "  domain list | domain rm NAME\n"
 	    "  domain recipients DOMAIN add ADDR... | rm ADDR... | list\n"
@@ -207,6 +209,9 @@ mailctl_call(const char *method, const ProtobufCMessage *req, ProtobufCMessage *
 		o.authority = M.authority;
 		o.tls = M.tls;
 	}
+	/* Answers carry whole snapshots and lists: a fleet of many thousand
+	 * domains must not make `domain add` fail after the change was made. */
+	o.max_message = 64u << 20;
 	snprintf(path, sizeof(path), "/mxfleet.v1.Admin/%s", method);
 	size_t n = protobuf_c_message_get_packed_size(req);
 	uint8_t *buf = xmalloc(n ? n : 1), *out;
@@ -278,17 +283,20 @@ mailctl_hosts(void)
 	if (rc)
 		return rc;
 	Mxfleet__V1__HostList *l = (Mxfleet__V1__HostList *)r;
-	printf("%-28s %-8s %-20s %8s %7s %-20s %10s %8s %8s\n", "HOST", "VERSION", "LAST_SEEN",
-	    "BACKLOG", "CONFIG", "CERT_EXPIRES", "OUTCOMES", "DROPPED", "CORRUPT");
+	printf("%-28s %-8s %-20s %8s %7s %-20s %10s %8s %8s %8s %11s\n", "HOST", "VERSION",
+	    "LAST_SEEN", "BACKLOG", "CONFIG", "CERT_EXPIRES", "OUTCOMES", "DROPPED", "CORRUPT",
+	    "REFUSED", "QUARANTINED");
 	for (size_t i = 0; i < l->n_hosts; i++) {
 		Mxfleet__V1__HostInfo *h = l->hosts[i];
 		char seen[32], exp[32];
 		mailctl_time(h->last_seen_unix, seen, sizeof(seen));
 		mailctl_time(h->cert_not_after_unix, exp, sizeof(exp));
-		printf("%-28s %-8s %-20s %8llu %7llu %-20s %10llu %8llu %8llu\n", h->host_id,
-		    h->version[0] ? h->version : "-", seen, (unsigned long long)h->journal_backlog,
-		    (unsigned long long)h->config_version, exp, (unsigned long long)h->outcomes,
-		    (unsigned long long)h->dropped, (unsigned long long)h->corrupt);
+		printf("%-28s %-8s %-20s %8llu %7llu %-20s %10llu %8llu %8llu %8llu %11llu\n",
+		    h->host_id, h->version[0] ? h->version : "-", seen,
+		    (unsigned long long)h->journal_backlog, (unsigned long long)h->config_version, exp,
+		    (unsigned long long)h->outcomes, (unsigned long long)h->dropped,
+		    (unsigned long long)h->corrupt, (unsigned long long)h->batches_refused,
+		    (unsigned long long)h->outcomes_quarantined);
 	}
 	protobuf_c_message_free_unpacked(r, NULL);
 	return 0;

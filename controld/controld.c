@@ -5,6 +5,8 @@
  *   controld -c FILE            run
  *   controld -c FILE migrate    apply schema migrations and exit
  *   controld -n -c FILE         check the configuration and exit */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -18,6 +20,7 @@
 
 #include "conf.h"
 #include "db.h"
+#include "dnsname.h"
 #include "grpc.h"
 #include "log.h"
 #include "netaddr.h"
@@ -52,6 +55,7 @@ struct watcher {
 struct metrics {
 	uint64_t	batches, outcomes_stored, outcomes_duplicate, ingest_errors;
 	uint64_t	refused_identity, db_errors, calls;
+	uint64_t	host_batches_refused, host_outcomes_quarantined;	/* as hosts report */
 };
 
 struct controld {
@@ -231,6 +235,28 @@ fleet_register(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 	mxfleet__v1__register_request__free_unpacked(req, NULL);
 }
 
+/* What a heartbeat says of the host's outcome upload: stored for mailctl
+ * hosts, and what grew counted on /metrics. A failure here is logged only:
+ * the heartbeat itself went through. */
+static void
+heartbeat_upload_health(const Mxfleet__V1__HeartbeatRequest *req)
+{
+	uint64_t refused = 0, quarantined = 0;
+	if (db_host_upload_health(C->db, req->host_id, req->batches_refused,
+	    req->outcomes_quarantined, &refused, &quarantined) != DB_OK) {
+		C->m.db_errors++;
+		log_warnx("event=db_error op=upload_health host=%s error=\"%s\"", req->host_id,
+		    db_errmsg(C->db));
+		return;
+	}
+	C->m.host_batches_refused += refused;
+	C->m.host_outcomes_quarantined += quarantined;
+	if (refused || quarantined)
+		log_warnx("event=host_upload_refused host=%s batches_refused=%" PRIu64
+		    " outcomes_quarantined=%" PRIu64, req->host_id, req->batches_refused,
+		    req->outcomes_quarantined);
+}
+
 static void
 fleet_heartbeat(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
@@ -242,6 +268,7 @@ fleet_heartbeat(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 		if ((rc = db_host_heartbeat(C->db, req, &v)) != DB_OK)
 			fail_db(c, rc);
 		else {
+			heartbeat_upload_health(req);
 			Mxfleet__V1__HeartbeatResponse r = MXFLEET__V1__HEARTBEAT_RESPONSE__INIT;
 			r.config_version = v;
 			reply_unary(c, &r.base);
@@ -359,7 +386,9 @@ admin_list_hosts(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 	C->m.calls++;
 	if (check_admin(c) < 0 || need_db(c) == NULL)
 		return;
-	if ((rc = db_hosts_list(C->db, &l)) != DB_OK) {
+	if ((rc = db_hosts_list(C->db, &l)) != DB_OK ||
+	    (rc = db_hosts_upload_health(C->db, l)) != DB_OK) {
+		db_host_list_free(l);
 		fail_db(c, rc);
 		return;
 	}
@@ -381,6 +410,55 @@ admin_snapshot_reply(struct grpc_call *c)
 	watch_broadcast();
 }
 
+/* The port a next hop ends with, when it ends with ":DIGITS"; -1 if not. */
+static long
+nexthop_trailing_port(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	if (colon == NULL || colon[1] == '\0' || strlen(colon + 1) > 9)
+		return -1;
+	for (const char *p = colon + 1; *p; p++)
+		if (!isdigit((unsigned char)*p))
+			return -1;
+	return strtol(colon + 1, NULL, 10);
+}
+
+/* Would mxd take this domain? A domain name (one trailing dot allowed, and
+ * removed: "example.test." is stored as "example.test") and a next hop it
+ * can parse, whose host is an IP address or a host name. 0, or -1 with what
+ * is wrong in msg. */
+static int
+domain_refusal(Mxfleet__V1__DomainConfig *d, char *msg, size_t msgsz)
+{
+	struct mxd_nexthop nh;
+	char why[300];
+	unsigned char ip[16];
+	size_t len = strlen(d->name);
+	long port;
+
+	if (dnsname_check(d->name, why, sizeof(why)) < 0) {
+		snprintf(msg, msgsz, "name: %s", why);
+		return -1;
+	}
+	if (d->name[len - 1] == '.')
+		d->name[len - 1] = '\0';
+	if (mxd_nexthop_parse(d->next_hop, &nh, 0, why, sizeof(why)) < 0) {
+		port = strchr(d->next_hop, ':') ? nexthop_trailing_port(d->next_hop) : -1;
+		if (port == 0 || port > 65535)
+			snprintf(msg, msgsz, "next_hop: port %ld is out of range (1-65535); %s",
+			    port, why);
+		else
+			snprintf(msg, msgsz, "next_hop: %s", why);
+		return -1;
+	}
+	if (!nh.is_unix && inet_pton(AF_INET, nh.host, ip) != 1 &&
+	    inet_pton(AF_INET6, nh.host, ip) != 1 && dnsname_check(nh.host, why, sizeof(why)) < 0) {
+		snprintf(msg, msgsz, "next_hop host: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 admin_add_domain(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
@@ -388,13 +466,11 @@ admin_add_domain(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 	UNPACK(Mxfleet__V1__DomainConfig, mxfleet__v1__domain_config, c, msg, len);
 	C->m.calls++;
 	if (check_admin(c) == 0 && need_db(c) != NULL) {
-		struct mxd_nexthop nh;
-		char why[300], text[400];
+		char text[400];
 		if (req->name[0] == '\0' || req->next_hop[0] == '\0')
 			grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "name and next_hop are required");
-		else if (mxd_nexthop_parse(req->next_hop, &nh, 0, why, sizeof(why)) < 0) {
+		else if (domain_refusal(req, text, sizeof(text)) < 0) {
 			/* mxd would ignore it: refuse it here, where the operator sees why. */
-			snprintf(text, sizeof(text), "next_hop: %s", why);
 			grpc_call_finish(c, GRPC_INVALID_ARGUMENT, text);
 		} else if ((rc = db_domain_add(C->db, req, NULL)) != DB_OK)
 			fail_db(c, rc);
@@ -814,11 +890,20 @@ http_metrics(struct evhttp_request *req, void *arg)
 	    "# HELP controld_grpc_calls_total gRPC requests handled.\n"
 	    "# TYPE controld_grpc_calls_total counter\n"
 	    "controld_grpc_calls_total %" PRIu64 "\n"
+	    "# HELP controld_host_batches_refused_total Outcome batches hosts report refused"
+	    " (RESOURCE_EXHAUSTED, INVALID_ARGUMENT).\n"
+	    "# TYPE controld_host_batches_refused_total counter\n"
+	    "controld_host_batches_refused_total %" PRIu64 "\n"
+	    "# HELP controld_host_outcomes_quarantined_total Outcome records hosts set aside"
+	    " after a refusal.\n"
+	    "# TYPE controld_host_outcomes_quarantined_total counter\n"
+	    "controld_host_outcomes_quarantined_total %" PRIu64 "\n"
 	    "# HELP controld_config_watchers Hosts watching the configuration.\n"
 	    "# TYPE controld_config_watchers gauge\n"
 	    "controld_config_watchers %d\n",
 	    C->m.batches, C->m.outcomes_stored, C->m.outcomes_duplicate, C->m.ingest_errors,
-	    C->m.db_errors, C->m.refused_identity, C->m.calls, watchers);
+	    C->m.db_errors, C->m.refused_identity, C->m.calls, C->m.host_batches_refused,
+	    C->m.host_outcomes_quarantined, watchers);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", b);

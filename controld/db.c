@@ -2380,3 +2380,93 @@ db_revoked_list(struct db *db, char ***serials, size_t *n)
 	*n = a.n;
 	return rc;
 }
+
+/* ---- outcome upload health (schema/005_upload_health.sql) ---- */
+
+struct upload_health_arg {
+	const char	*host_id;
+	uint64_t	 refused, quarantined;
+	uint64_t	 old_refused, old_quarantined;
+	int		 found;
+};
+
+static int
+db_upload_health_op(struct db *db, void *arg)
+{
+	struct upload_health_arg *a = arg;
+	struct db_params p = { 0 };
+	PGresult *res = NULL;
+	int rc;
+
+	dbp_str(&p, a->host_id);
+	dbp_u64(&p, a->refused);
+	dbp_u64(&p, a->quarantined);
+	/* The old values come from the row as it was before this statement. */
+	if ((rc = db_query(db, "upload health",
+	    "UPDATE hosts AS h SET batches_refused = $2, outcomes_quarantined = $3"
+	    " FROM (SELECT host_id, batches_refused, outcomes_quarantined FROM hosts"
+	    " WHERE host_id = $1 FOR UPDATE) AS old"
+	    " WHERE h.host_id = old.host_id"
+	    " RETURNING old.batches_refused, old.outcomes_quarantined", &p, &res)) != DB_OK)
+		return rc;
+	a->found = PQntuples(res) == 1;
+	if (a->found) {
+		a->old_refused = db_get_u64(res, 0, 0);
+		a->old_quarantined = db_get_u64(res, 0, 1);
+	}
+	PQclear(res);
+	return DB_OK;
+}
+
+int
+db_host_upload_health(struct db *db, const char *host_id, uint64_t refused,
+    uint64_t quarantined, uint64_t *refused_increase, uint64_t *quarantined_increase)
+{
+	struct upload_health_arg a = { host_id, refused, quarantined, 0, 0, 0 };
+	int rc;
+
+	db->err[0] = '\0';
+	*refused_increase = *quarantined_increase = 0;
+	if ((rc = host_id_check(db, "upload health", host_id)) != DB_OK)
+		return rc;
+	if (refused > INT64_MAX || quarantined > INT64_MAX) {
+		db_seterr(db, "upload health: host %.100s: a number out of range", host_id);
+		return DB_EINVAL;
+	}
+	if ((rc = db_call(db, db_upload_health_op, &a, DB_REPEAT_ALWAYS)) != DB_OK || !a.found)
+		return rc;
+	*refused_increase = refused > a.old_refused ? refused - a.old_refused : 0;
+	*quarantined_increase = quarantined > a.old_quarantined ? quarantined - a.old_quarantined : 0;
+	return DB_OK;
+}
+
+static int
+db_hosts_upload_health_op(struct db *db, void *arg)
+{
+	Mxfleet__V1__HostList *l = arg;
+	PGresult *res = NULL;
+	int rc;
+
+	if ((rc = db_query(db, "hosts upload health",
+	    "SELECT host_id, batches_refused, outcomes_quarantined FROM hosts", NULL,
+	    &res)) != DB_OK)
+		return rc;
+	for (int r = 0; r < PQntuples(res); r++) {
+		const char *id = PQgetvalue(res, r, 0);
+		for (size_t i = 0; i < l->n_hosts; i++) {
+			if (strcmp(l->hosts[i]->host_id, id) != 0)
+				continue;
+			l->hosts[i]->batches_refused = db_get_u64(res, r, 1);
+			l->hosts[i]->outcomes_quarantined = db_get_u64(res, r, 2);
+		}
+	}
+	PQclear(res);
+	return DB_OK;
+}
+
+int
+db_hosts_upload_health(struct db *db, Mxfleet__V1__HostList *l)
+{
+	db->err[0] = '\0';
+	return db_call(db, db_hosts_upload_health_op, l, DB_REPEAT_ALWAYS);
+}

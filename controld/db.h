@@ -148,4 +148,14 @@ int db_revoke(struct db *db, const char *serial, const char *name, int64_t not_a
     int *newly);
 int db_revoked_list(struct db *db, char ***serials, size_t *n);
 
+/* Outcome upload health, as a host's heartbeat reports it: batches controld
+ * refused since its mxd started, records in its quarantine. Stores both and
+ * hands back by how much each grew since the last report (0 when it did not,
+ * or the host is unknown), for controld's counters. */
+int db_host_upload_health(struct db *db, const char *host_id, uint64_t refused,
+    uint64_t quarantined, uint64_t *refused_increase, uint64_t *quarantined_increase);
+/* Fill batches_refused and outcomes_quarantined of a db_hosts_list. */
+int db_hosts_upload_health(struct db *db, Mxfleet__V1__HostList *l);
+
+
 #endif

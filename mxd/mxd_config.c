@@ -1,6 +1,7 @@
 #include "mxd_config.h"
 #include "conf.h"
 #include "rcpt_addr.h"
+#include "log.h"
 #include "smtp_parser.h"
 #include "xmalloc.h"
 #include "mxfleet.pb-c.h"
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *const mxd_config_top_keys[] = {
@@ -35,7 +37,7 @@ static const char *const mxd_tls_mode_names[] = {
 };
 static const char *const mxd_config_control_keys[] = {
 	"server", "authority", "host_id", "cert", "key", "ca", "journal_max_mb", "batch_size",
-	"heartbeat_interval", NULL
+	"batch_max_bytes", "heartbeat_interval", NULL
 };
 static const char *const mxd_config_tls_keys[] = {
 	"certificates", "min_version", "session_tickets", NULL
@@ -448,6 +450,8 @@ mxd_config_control(struct mxd_config *cfg, const config_setting_t *g, struct con
 	    mxd_config_strdup(g, "ca", &cfg->control_ca, err) < 0 ||
 	    mxd_config_int(g, "journal_max_mb", 1, 1 << 20, &cfg->control_journal_mb, err) < 0 ||
 	    mxd_config_int(g, "batch_size", 1, 100000, &cfg->control_batch, err) < 0 ||
+	    mxd_config_int(g, "batch_max_bytes", 16384, 1 << 30, &cfg->control_batch_bytes,
+	    err) < 0 ||
 	    mxd_config_int(g, "heartbeat_interval", 1, 3600, &cfg->control_heartbeat, err) < 0)
 		return -1;
 	if (!cfg->control_server || !cfg->control_cert || !cfg->control_key || !cfg->control_ca)
@@ -675,6 +679,7 @@ mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t err
 	cfg->sts_refresh_interval = 3600;
 	cfg->control_journal_mb = 256;
 	cfg->control_batch = 500;
+	cfg->control_batch_bytes = 1 << 20;
 	cfg->control_heartbeat = 10;
 
 	if (conf_load(&lc, path, &cerr) < 0) {
@@ -728,23 +733,64 @@ mxd_config_merge_rcpt_checks(struct mxd_config *cfg, const Mxfleet__V1__ConfigSn
 	}
 }
 
+/* The cached snapshot's bytes, whole (malloc'd), or NULL when there is none
+ * or it cannot be read; a file over MXD_SNAPSHOT_MAX_BYTES is refused. */
+static uint8_t *
+mxd_snapshot_read(const char *path, size_t *len)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			log_warn("event=snapshot_ignored path=%s reason=open", path);
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || st.st_size <= 0 || (uint64_t)st.st_size > MXD_SNAPSHOT_MAX_BYTES) {
+		log_warnx("event=snapshot_ignored path=%s reason=size bytes=%lld max=%llu", path,
+		    (long long)st.st_size, (unsigned long long)MXD_SNAPSHOT_MAX_BYTES);
+		close(fd);
+		return NULL;
+	}
+	uint8_t *buf = xmalloc((size_t)st.st_size);
+	size_t got = 0;
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n <= 0) {
+			log_warn("event=snapshot_ignored path=%s reason=read", path);
+			free(buf);
+			close(fd);
+			return NULL;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	*len = got;
+	return buf;
+}
+
 /* Domains from controld's last snapshot. A broken or unreadable cache is
  * logged and ignored: the file's configuration still stands. */
 static void
 mxd_config_merge_snapshot(struct mxd_config *cfg)
 {
-	uint8_t buf[1 << 20];
-	int fd = open(cfg->snapshot_path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	size_t len = 0;
+	uint8_t *buf = mxd_snapshot_read(cfg->snapshot_path, &len);
+	if (buf == NULL)
 		return;
-	ssize_t n = read(fd, buf, sizeof(buf));
-	close(fd);
-	Mxfleet__V1__ConfigSnapshot *s = n > 0 && (size_t)n < sizeof(buf) ?
-	    mxfleet__v1__config_snapshot__unpack(NULL, (size_t)n, buf) : NULL;
+	Mxfleet__V1__ConfigSnapshot *s = mxfleet__v1__config_snapshot__unpack(NULL, len, buf);
+	free(buf);
 	if (s == NULL) {
 		log_warnx("event=snapshot_ignored path=%s reason=unreadable", cfg->snapshot_path);
 		return;
 	}
+	/* Only the file's own domains can clash with the snapshot's (controld
+	 * keeps its names unique): looking those up keeps a snapshot of many
+	 * thousand domains linear. */
+	size_t nfile_domains = cfg->ndomains;
+	/* Room for all at once: a domain is ~1 KiB (its parsed next hop), and
+	 * growing the array one by one would copy it quadratically. */
+	cfg->domains = xreallocarray(cfg->domains, nfile_domains + s->n_domains + 1,
+	    sizeof(*cfg->domains));
 	for (size_t i = 0; i < s->n_domains; i++) {
 		struct mxd_nexthop nh;
 		const char *name = s->domains[i]->name, *hop = s->domains[i]->next_hop;
@@ -754,9 +800,11 @@ mxd_config_merge_snapshot(struct mxd_config *cfg)
 			log_warnx("event=snapshot_domain_ignored name=%.100s next_hop=%.100s", name, hop);
 			continue;
 		}
-		struct mxd_domain *d = (struct mxd_domain *)mxd_config_domain(cfg, name);
+		struct mxd_domain *d = NULL;
+		for (size_t k = 0; k < nfile_domains && d == NULL; k++)
+			if (strcasecmp(cfg->domains[k].name, name) == 0)
+				d = &cfg->domains[k];
 		if (d == NULL) {
-			cfg->domains = xreallocarray(cfg->domains, cfg->ndomains + 1, sizeof(*cfg->domains));
 			d = &cfg->domains[cfg->ndomains++];
 			memset(d, 0, sizeof(*d));
 			d->name = xstrdup(name);

@@ -101,6 +101,7 @@ struct mxd_config {
 	char			*control_cert, *control_key, *control_ca;
 	int			 control_journal_mb;
 	int			 control_batch;
+	int			 control_batch_bytes;	/* a batch's encoded size bound */
 	int			 control_heartbeat;
 	char			*snapshot_path;		/* cached ConfigSnapshot */
 	uint64_t		 snapshot_version;	/* merged into this config */
@@ -153,6 +154,9 @@ const struct mxd_tls_policy *mxd_config_tls_policy(const struct mxd_config *cfg,
 /* A policy mode's name to its level; -1 when unknown. */
 int mxd_tls_mode_parse(const char *mode);
 const struct mxd_sasl *mxd_config_sasl(const struct mxd_config *cfg, const char *host, int port);
+/* The largest snapshot mxd takes from controld and reads from its cache:
+ * far above realistic fleets (10,000 domains are about 1 MiB). */
+#define MXD_SNAPSHOT_MAX_BYTES	(64u << 20)
 /* Cache a ConfigSnapshot received from controld (atomically: tmp, fsync,
  * rename). mxd_config_load merges the cached snapshot's domains into the
  * file's (controld's entry wins for a domain in both). */

@@ -23,15 +23,29 @@ mailctl_usage(FILE *f)
 	    "  pki issue DIR NAME [--admin] [--ip ADDR]... [--days N]\n"
 	    "        issue DIR/NAME.pem and DIR/NAME.key: a host certificate (server and\n"
 	    "        client, subjectAltName DNS:NAME and each --ip), or with --admin an\n"
-	    "        admin certificate for mailctl; default 825 days\n"
+	    "        admin certificate for mailctl; default 825 days. The role is the\n"
+	    "        subjectAltName URI mxfleet:role:host or mxfleet:role:admin\n"
 	    "  pki show FILE\n"
-	    "        print a certificate's name, role and expiry\n"
+	    "        print a certificate's name, role, expiry and serial\n"
 	    "\n"
 	    "Fleet (through controld):\n"
+	    "  pki revoke DIR NAME                take back DIR/NAME.pem: every controld\n"
+	    "                                     replica refuses it at the TLS handshake\n"
+	    "                                     within tls.revocation_interval seconds and\n"
+	    "                                     closes its open connections\n"
 	    "  hosts                              every host: version, last seen, journal\n"
-	    "                                     backlog, config version, certificate expiry\n"
+	    "                                     backlog, config version, certificate expiry,\n"
+	    "                                     outcomes stored, dropped, corrupt, batches\n"
+	    "                                     refused, records quarantined\n"
 	    "  domain add NAME NEXT_HOP           e.g. lmtp:unix:/run/lmtp, smtp:10.0.0.5:25\n"
 	    "  domain list | domain rm NAME\n"
+	    "  domain recipients DOMAIN add ADDR... | rm ADDR... | list\n"
+	    "                                     the domain's recipient list (ADDR: user or\n"
+	    "                                     user@DOMAIN; ASCII case ignored)\n"
+	    "  domain recipients DOMAIN mode list|any\n"
+	    "                                     list: RCPT refuses addresses not listed (550\n"
+	    "                                     5.1.1, no bounce later); any: any local part.\n"
+	    "                                     verify (probe the next hop): not implemented yet\n"
 	    "  route add|rm [--sender-domain D] [--recipient-domain D] [--min-attempt N] TRANSPORT\n"
 	    "  route list\n"
 	    "  policy set DOMAIN MODE               outbound TLS policy for a destination:\n"
@@ -118,22 +132,27 @@ mailctl_pki(int argc, char **argv)
 			return 1;
 		}
 		printf("issued %s/%s.pem and %s/%s.key (%s)\n", dir, name, dir, name,
-		    role == PKI_ADMIN ? "admin" : "host");
+		    pki_role_name(role));
 		return 0;
 	}
 	if (strcmp(argv[0], "show") == 0) {
-		char cn[256], when[64];
-		enum pki_role role;
-		time_t na;
-		if (pki_describe(argv[1], cn, sizeof(cn), &role, &na, err, sizeof(err)) < 0) {
+		struct pki_cert_info info;
+		char when[64];
+		if (pki_cert_info(argv[1], &info, err, sizeof(err)) < 0) {
 			fprintf(stderr, "mailctl: %s\n", err);
 			return 1;
 		}
 		struct tm tm;
-		gmtime_r(&na, &tm);
+		gmtime_r(&info.not_after, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		printf("name=%s role=%s not_after=%s\n", cn, role == PKI_ADMIN ? "admin" : "host", when);
+		printf("name=%s role=%s not_after=%s serial=%s\n", info.cn, pki_role_name(info.role),
+		    when, info.serial[0] ? info.serial : "-");
 		return 0;
+	}
+	if (strcmp(argv[0], "revoke") == 0) {
+		fprintf(stderr, "mailctl: pki revoke talks to controld: say where it is "
+		    "(--socket PATH or --server HOST:PORT with an admin certificate, before 'pki')\n");
+		return 2;
 	}
 	fprintf(stderr, "mailctl: unknown pki command %s\n", argv[0]);
 	return 2;
@@ -149,6 +168,15 @@ struct mailctl_conn {
 };
 
 static struct mailctl_conn M;
+
+/* Exit 1: controld understood and said no (the request is the operator's
+ * to fix); anything else is 3, "try again later". */
+static int
+mailctl_refused(int st)
+{
+	return st == GRPC_PERMISSION_DENIED || st == GRPC_INVALID_ARGUMENT ||
+	    st == GRPC_NOT_FOUND || st == GRPC_ALREADY_EXISTS || st == GRPC_UNIMPLEMENTED;
+}
 
 static int
 mailctl_call(const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp,
@@ -181,6 +209,9 @@ mailctl_call(const char *method, const ProtobufCMessage *req, ProtobufCMessage *
 		o.authority = M.authority;
 		o.tls = M.tls;
 	}
+	/* Answers carry whole snapshots and lists: a fleet of many thousand
+	 * domains must not make `domain add` fail after the change was made. */
+	o.max_message = 64u << 20;
 	snprintf(path, sizeof(path), "/mxfleet.v1.Admin/%s", method);
 	size_t n = protobuf_c_message_get_packed_size(req);
 	uint8_t *buf = xmalloc(n ? n : 1), *out;
@@ -190,7 +221,7 @@ mailctl_call(const char *method, const ProtobufCMessage *req, ProtobufCMessage *
 	free(buf);
 	if (st != GRPC_OK) {
 		fprintf(stderr, "mailctl: %s: %s%s%s\n", method, grpc_status_name(st), msg[0] ? ": " : "", msg);
-		return st == GRPC_PERMISSION_DENIED || st == GRPC_INVALID_ARGUMENT ? 1 : 3;
+		return mailctl_refused(st) ? 1 : 3;
 	}
 	*resp = protobuf_c_message_unpack(rdesc, NULL, outlen, out);
 	free(out);
@@ -252,20 +283,61 @@ mailctl_hosts(void)
 	if (rc)
 		return rc;
 	Mxfleet__V1__HostList *l = (Mxfleet__V1__HostList *)r;
-	printf("%-28s %-8s %-20s %8s %7s %-20s %10s %8s %8s\n", "HOST", "VERSION", "LAST_SEEN",
-	    "BACKLOG", "CONFIG", "CERT_EXPIRES", "OUTCOMES", "DROPPED", "CORRUPT");
+	printf("%-28s %-8s %-20s %8s %7s %-20s %10s %8s %8s %8s %11s\n", "HOST", "VERSION",
+	    "LAST_SEEN", "BACKLOG", "CONFIG", "CERT_EXPIRES", "OUTCOMES", "DROPPED", "CORRUPT",
+	    "REFUSED", "QUARANTINED");
 	for (size_t i = 0; i < l->n_hosts; i++) {
 		Mxfleet__V1__HostInfo *h = l->hosts[i];
 		char seen[32], exp[32];
 		mailctl_time(h->last_seen_unix, seen, sizeof(seen));
 		mailctl_time(h->cert_not_after_unix, exp, sizeof(exp));
-		printf("%-28s %-8s %-20s %8llu %7llu %-20s %10llu %8llu %8llu\n", h->host_id,
-		    h->version[0] ? h->version : "-", seen, (unsigned long long)h->journal_backlog,
-		    (unsigned long long)h->config_version, exp, (unsigned long long)h->outcomes,
-		    (unsigned long long)h->dropped, (unsigned long long)h->corrupt);
+		printf("%-28s %-8s %-20s %8llu %7llu %-20s %10llu %8llu %8llu %8llu %11llu\n",
+		    h->host_id, h->version[0] ? h->version : "-", seen,
+		    (unsigned long long)h->journal_backlog, (unsigned long long)h->config_version, exp,
+		    (unsigned long long)h->outcomes, (unsigned long long)h->dropped,
+		    (unsigned long long)h->corrupt, (unsigned long long)h->batches_refused,
+		    (unsigned long long)h->outcomes_quarantined);
 	}
 	protobuf_c_message_free_unpacked(r, NULL);
 	return 0;
+}
+
+/* mailctl domain recipients DOMAIN add ADDR...|rm ADDR...|list|mode MODE */
+static int
+mailctl_recipients(int argc, char **argv)
+{
+	Mxfleet__V1__DomainRecipients d = MXFLEET__V1__DOMAIN_RECIPIENTS__INIT;
+	ProtobufCMessage *r;
+	int rc;
+
+	if (argc >= 2 && strcmp(argv[1], "list") == 0) {
+		Mxfleet__V1__DomainName n = MXFLEET__V1__DOMAIN_NAME__INIT;
+		n.name = argv[0];
+		if ((rc = mailctl_call("ListRecipients", &n.base, &r,
+		    &mxfleet__v1__domain_recipients__descriptor)))
+			return rc;
+		Mxfleet__V1__DomainRecipients *l = (Mxfleet__V1__DomainRecipients *)r;
+		printf("domain=%s mode=%s recipients=%zu\n", l->domain, l->mode[0] ? l->mode : "unset",
+		    l->n_local_parts);
+		for (size_t i = 0; i < l->n_local_parts; i++)
+			printf("%s\n", l->local_parts[i]);
+		protobuf_c_message_free_unpacked(r, NULL);
+		return 0;
+	}
+	d.domain = argc >= 1 ? argv[0] : NULL;
+	if (argc == 3 && strcmp(argv[1], "mode") == 0) {
+		d.mode = argv[2];
+		return mailctl_change("SetRecipientCheck", &d.base);
+	}
+	if (argc >= 3 && (strcmp(argv[1], "add") == 0 || strcmp(argv[1], "rm") == 0)) {
+		d.local_parts = argv + 2;
+		d.n_local_parts = (size_t)(argc - 2);
+		return mailctl_change(argv[1][0] == 'a' ? "AddRecipients" : "RemoveRecipients",
+		    &d.base);
+	}
+	fprintf(stderr, "usage: mailctl domain recipients DOMAIN add ADDR... | rm ADDR... | list "
+	    "| mode any|list\n");
+	return 2;
 }
 
 static int
@@ -279,6 +351,8 @@ mailctl_domain(int argc, char **argv)
 		d.next_hop = argv[2];
 		return mailctl_change("AddDomain", &d.base);
 	}
+	if (argc >= 1 && strcmp(argv[0], "recipients") == 0)
+		return mailctl_recipients(argc - 1, argv + 1);
 	if (argc >= 2 && (strcmp(argv[0], "rm") == 0 || strcmp(argv[0], "remove") == 0))
 		return mailctl_remove_named("RemoveDomain", argv[1]);
 	if (argc >= 1 && strcmp(argv[0], "list") == 0) {
@@ -291,7 +365,7 @@ mailctl_domain(int argc, char **argv)
 		protobuf_c_message_free_unpacked(r, NULL);
 		return 0;
 	}
-	fprintf(stderr, "usage: mailctl domain add NAME NEXT_HOP | list | rm NAME\n");
+	fprintf(stderr, "usage: mailctl domain add NAME NEXT_HOP | list | rm NAME | recipients ...\n");
 	return 2;
 }
 
@@ -402,6 +476,40 @@ mailctl_outcomes(int argc, char **argv)
 }
 
 static int
+mailctl_pki_revoke(int argc, char **argv)
+{
+	char path[4096], err[1024];
+	struct pki_cert_info info;
+	if (argc != 2) {
+		fprintf(stderr, "usage: mailctl pki revoke DIR NAME\n");
+		return 2;
+	}
+	snprintf(path, sizeof(path), "%s/%s.pem", argv[0], argv[1]);
+	if (pki_cert_info(path, &info, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mailctl: %s\n", err);
+		return 1;
+	}
+	if (info.serial[0] == '\0') {
+		fprintf(stderr, "mailctl: %s: no serial number mailctl can read\n", path);
+		return 1;
+	}
+	Mxfleet__V1__RevokeRequest q = MXFLEET__V1__REVOKE_REQUEST__INIT;
+	q.serial = info.serial;
+	q.name = info.cn;
+	q.not_after_unix = (int64_t)info.not_after;
+	ProtobufCMessage *r;
+	int rc = mailctl_call("RevokeCertificate", &q.base, &r, &mxfleet__v1__revoke_reply__descriptor);
+	if (rc)
+		return rc;
+	Mxfleet__V1__RevokeReply *rep = (Mxfleet__V1__RevokeReply *)r;
+	printf("%s %s (serial %s): refused now by this controld, by every replica within %u s\n",
+	    rep->newly_revoked ? "revoked" : "already revoked:", info.cn, info.serial,
+	    rep->reload_interval_seconds);
+	protobuf_c_message_free_unpacked(r, NULL);
+	return 0;
+}
+
+static int
 mailctl_fleet(int argc, char **argv)
 {
 	M.socket = getenv("MAILCTL_SOCKET");
@@ -432,6 +540,8 @@ mailctl_fleet(int argc, char **argv)
 	int rc;
 	if (strcmp(cmd, "hosts") == 0)
 		rc = mailctl_hosts();
+	else if (strcmp(cmd, "pki") == 0 && i + 1 < argc && strcmp(argv[i + 1], "revoke") == 0)
+		rc = mailctl_pki_revoke(argc - i - 2, argv + i + 2);
 	else if (strcmp(cmd, "domain") == 0)
 		rc = mailctl_domain(argc - i - 1, argv + i + 1);
 	else if (strcmp(cmd, "route") == 0)
@@ -456,7 +566,9 @@ main(int argc, char **argv)
 		mailctl_usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
-	if (strcmp(argv[1], "pki") == 0)
+	/* pki revoke needs controld; the other pki commands work on files. */
+	if (strcmp(argv[1], "pki") == 0 && !(argc > 2 && strcmp(argv[2], "revoke") == 0 &&
+	    (getenv("MAILCTL_SOCKET") || getenv("MAILCTL_SERVER"))))
 		return mailctl_pki(argc - 2, argv + 2);
 	return mailctl_fleet(argc - 1, argv + 1);
 }

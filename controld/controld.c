@@ -5,6 +5,8 @@
  *   controld -c FILE            run
  *   controld -c FILE migrate    apply schema migrations and exit
  *   controld -n -c FILE         check the configuration and exit */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -18,11 +20,14 @@
 
 #include "conf.h"
 #include "db.h"
+#include "dnsname.h"
 #include "grpc.h"
 #include "log.h"
 #include "netaddr.h"
 #include "nexthop.h"
+#include "pki.h"
 #include "mxfleet.pb-c.h"
+#include "rcpt_addr.h"
 #include "xmalloc.h"
 
 #define CONTROLD_WATCH_POLL_MS	2000	/* other replicas' config changes */
@@ -36,6 +41,8 @@ struct controld_config {
 	char	*cert, *key, *ca;
 	enum log_level log_level;
 	long long max_message;
+	int	 allow_multiple_ca;
+	long long revocation_interval;	/* seconds between reloads of revoked serials */
 };
 
 struct watcher {
@@ -48,6 +55,7 @@ struct watcher {
 struct metrics {
 	uint64_t	batches, outcomes_stored, outcomes_duplicate, ingest_errors;
 	uint64_t	refused_identity, db_errors, calls;
+	uint64_t	host_batches_refused, host_outcomes_quarantined;	/* as hosts report */
 };
 
 struct controld {
@@ -62,6 +70,8 @@ struct controld {
 	uint64_t		 config_version;
 	struct event		*poll_ev;
 	struct metrics		 m;
+	struct pki_revoked	*revoked;	/* read by the TLS verify callback */
+	struct event		*revoke_ev;
 };
 
 static struct controld *C;
@@ -225,6 +235,28 @@ fleet_register(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 	mxfleet__v1__register_request__free_unpacked(req, NULL);
 }
 
+/* What a heartbeat says of the host's outcome upload: stored for mailctl
+ * hosts, and what grew counted on /metrics. A failure here is logged only:
+ * the heartbeat itself went through. */
+static void
+heartbeat_upload_health(const Mxfleet__V1__HeartbeatRequest *req)
+{
+	uint64_t refused = 0, quarantined = 0;
+	if (db_host_upload_health(C->db, req->host_id, req->batches_refused,
+	    req->outcomes_quarantined, &refused, &quarantined) != DB_OK) {
+		C->m.db_errors++;
+		log_warnx("event=db_error op=upload_health host=%s error=\"%s\"", req->host_id,
+		    db_errmsg(C->db));
+		return;
+	}
+	C->m.host_batches_refused += refused;
+	C->m.host_outcomes_quarantined += quarantined;
+	if (refused || quarantined)
+		log_warnx("event=host_upload_refused host=%s batches_refused=%" PRIu64
+		    " outcomes_quarantined=%" PRIu64, req->host_id, req->batches_refused,
+		    req->outcomes_quarantined);
+}
+
 static void
 fleet_heartbeat(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
@@ -236,6 +268,7 @@ fleet_heartbeat(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 		if ((rc = db_host_heartbeat(C->db, req, &v)) != DB_OK)
 			fail_db(c, rc);
 		else {
+			heartbeat_upload_health(req);
 			Mxfleet__V1__HeartbeatResponse r = MXFLEET__V1__HEARTBEAT_RESPONSE__INIT;
 			r.config_version = v;
 			reply_unary(c, &r.base);
@@ -353,7 +386,9 @@ admin_list_hosts(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 	C->m.calls++;
 	if (check_admin(c) < 0 || need_db(c) == NULL)
 		return;
-	if ((rc = db_hosts_list(C->db, &l)) != DB_OK) {
+	if ((rc = db_hosts_list(C->db, &l)) != DB_OK ||
+	    (rc = db_hosts_upload_health(C->db, l)) != DB_OK) {
+		db_host_list_free(l);
 		fail_db(c, rc);
 		return;
 	}
@@ -375,6 +410,55 @@ admin_snapshot_reply(struct grpc_call *c)
 	watch_broadcast();
 }
 
+/* The port a next hop ends with, when it ends with ":DIGITS"; -1 if not. */
+static long
+nexthop_trailing_port(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	if (colon == NULL || colon[1] == '\0' || strlen(colon + 1) > 9)
+		return -1;
+	for (const char *p = colon + 1; *p; p++)
+		if (!isdigit((unsigned char)*p))
+			return -1;
+	return strtol(colon + 1, NULL, 10);
+}
+
+/* Would mxd take this domain? A domain name (one trailing dot allowed, and
+ * removed: "example.test." is stored as "example.test") and a next hop it
+ * can parse, whose host is an IP address or a host name. 0, or -1 with what
+ * is wrong in msg. */
+static int
+domain_refusal(Mxfleet__V1__DomainConfig *d, char *msg, size_t msgsz)
+{
+	struct mxd_nexthop nh;
+	char why[300];
+	unsigned char ip[16];
+	size_t len = strlen(d->name);
+	long port;
+
+	if (dnsname_check(d->name, why, sizeof(why)) < 0) {
+		snprintf(msg, msgsz, "name: %s", why);
+		return -1;
+	}
+	if (d->name[len - 1] == '.')
+		d->name[len - 1] = '\0';
+	if (mxd_nexthop_parse(d->next_hop, &nh, 0, why, sizeof(why)) < 0) {
+		port = strchr(d->next_hop, ':') ? nexthop_trailing_port(d->next_hop) : -1;
+		if (port == 0 || port > 65535)
+			snprintf(msg, msgsz, "next_hop: port %ld is out of range (1-65535); %s",
+			    port, why);
+		else
+			snprintf(msg, msgsz, "next_hop: %s", why);
+		return -1;
+	}
+	if (!nh.is_unix && inet_pton(AF_INET, nh.host, ip) != 1 &&
+	    inet_pton(AF_INET6, nh.host, ip) != 1 && dnsname_check(nh.host, why, sizeof(why)) < 0) {
+		snprintf(msg, msgsz, "next_hop host: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 admin_add_domain(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
@@ -382,13 +466,11 @@ admin_add_domain(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 	UNPACK(Mxfleet__V1__DomainConfig, mxfleet__v1__domain_config, c, msg, len);
 	C->m.calls++;
 	if (check_admin(c) == 0 && need_db(c) != NULL) {
-		struct mxd_nexthop nh;
-		char why[300], text[400];
+		char text[400];
 		if (req->name[0] == '\0' || req->next_hop[0] == '\0')
 			grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "name and next_hop are required");
-		else if (mxd_nexthop_parse(req->next_hop, &nh, 0, why, sizeof(why)) < 0) {
+		else if (domain_refusal(req, text, sizeof(text)) < 0) {
 			/* mxd would ignore it: refuse it here, where the operator sees why. */
-			snprintf(text, sizeof(text), "next_hop: %s", why);
 			grpc_call_finish(c, GRPC_INVALID_ARGUMENT, text);
 		} else if ((rc = db_domain_add(C->db, req, NULL)) != DB_OK)
 			fail_db(c, rc);
@@ -557,6 +639,202 @@ admin_summarize(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 	mxfleet__v1__outcome_query__free_unpacked(req, NULL);
 }
 
+/* ---- revocation (schema/006, mailctl pki revoke) ---- */
+
+static int
+revoke_refuse(SSL *ssl, void *arg)
+{
+	return pki_peer_refused(ssl, C->revoked);
+}
+
+/* Load the revoked serials; when the set changed, close the connections of
+ * peers revoked since their handshake. New handshakes read the set through
+ * pki_server_enforce's callback. On a database error the last set stays. */
+static void
+revoke_reload(void)
+{
+	char **serials;
+	size_t n;
+	if (C->revoked == NULL || need_db(NULL) == NULL)
+		return;
+	int rc = db_revoked_list(C->db, &serials, &n);
+	if (rc != DB_OK) {
+		const char *e = db_errmsg(C->db);
+		char q[LOG_QUOTE_SIZE(300)];
+		C->m.db_errors++;
+		log_warnx("event=revocations_not_loaded error=%s kept=%zu",
+		    log_quote(q, sizeof(q), e, strlen(e), 300), pki_revoked_count(C->revoked));
+		return;
+	}
+	if (pki_revoked_take(C->revoked, serials, n)) {
+		int closed = C->tls_srv ? grpc_server_close_peers(C->tls_srv, revoke_refuse, NULL,
+		    "certificate revoked") : 0;
+		log_info("event=revocations_loaded revoked=%zu connections_closed=%d", n, closed);
+	}
+}
+
+static void
+revoke_tick(evutil_socket_t fd, short what, void *arg)
+{
+	revoke_reload();
+}
+
+/* Whether a RevokeCertificate call may go ahead; if not, it is answered. */
+static int
+revoke_allowed(struct grpc_call *c, const Mxfleet__V1__RevokeRequest *req)
+{
+	if (check_admin(c) < 0)
+		return 0;
+	if (!pki_serial_ok(req->serial)) {
+		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "serial: upper-case hex, 1 to 40 digits, "
+		    "as 'openssl x509 -serial' prints it");
+		return 0;
+	}
+	return need_db(c) != NULL;
+}
+
+static void
+admin_revoke_store(struct grpc_call *c, const Mxfleet__V1__RevokeRequest *req)
+{
+	int rc, newly = 0;
+	char q[LOG_QUOTE_SIZE(100)];
+	if ((rc = db_revoke(C->db, req->serial, req->name, req->not_after_unix, &newly)) != DB_OK) {
+		fail_db(c, rc);
+		return;
+	}
+	log_info("event=certificate_revoked serial=%s name=%s by=%s newly=%d", req->serial,
+	    log_quote(q, sizeof(q), req->name, strlen(req->name), 100), grpc_call_peer(c), newly);
+	/* This replica at once; the others at their next reload. */
+	revoke_reload();
+	Mxfleet__V1__RevokeReply r = MXFLEET__V1__REVOKE_REPLY__INIT;
+	r.newly_revoked = newly;
+	r.revoked_total = C->revoked ? (uint32_t)pki_revoked_count(C->revoked) : 0;
+	r.reload_interval_seconds = (uint32_t)C->cfg.revocation_interval;
+	reply_unary(c, &r.base);
+}
+
+static void
+admin_revoke(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	UNPACK(Mxfleet__V1__RevokeRequest, mxfleet__v1__revoke_request, c, msg, len);
+	C->m.calls++;
+	if (revoke_allowed(c, req))
+		admin_revoke_store(c, req);
+	mxfleet__v1__revoke_request__free_unpacked(req, NULL);
+}
+
+/* ---- Admin: recipient checks (backscatter; schema/007) ---- */
+
+static void
+admin_set_recipient_check(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	int rc;
+	UNPACK(Mxfleet__V1__DomainRecipients, mxfleet__v1__domain_recipients, c, msg, len);
+	C->m.calls++;
+	if (check_admin(c) < 0)
+		;
+	else if (strcmp(req->mode, "verify") == 0)
+		grpc_call_finish(c, GRPC_UNIMPLEMENTED, "recipient check verify (a probe RCPT to "
+		    "the next hop) is not implemented yet: use list");
+	else if (req->domain[0] == '\0' || !db_recipient_mode_ok(req->mode))
+		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "a domain and a mode (any or list) "
+		    "are required");
+	else if (need_db(c) == NULL)
+		;
+	else if ((rc = db_recipient_check_set(C->db, req->domain, req->mode, NULL)) != DB_OK &&
+	    rc != DB_EEXIST)
+		fail_db(c, rc);	/* DB_EEXIST: that mode already: nothing to change */
+	else {
+		log_info("event=recipient_check_set domain=%s mode=%s", req->domain, req->mode);
+		admin_snapshot_reply(c);
+	}
+	mxfleet__v1__domain_recipients__free_unpacked(req, NULL);
+}
+
+/* The request's addresses as local parts of its domain, or the call
+ * finished with INVALID_ARGUMENT naming the first bad one. */
+static char **
+admin_recipient_locals(struct grpc_call *c, const Mxfleet__V1__DomainRecipients *req)
+{
+	char why[300], text[700];
+	char **v;
+
+	if (req->domain[0] == '\0' || req->n_local_parts == 0) {
+		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "a domain and addresses are required");
+		return NULL;
+	}
+	v = xcalloc(req->n_local_parts, sizeof(*v));
+	for (size_t i = 0; i < req->n_local_parts; i++) {
+		v[i] = xmalloc(RCPT_ADDR_LOCAL_MAX + 1);
+		if (rcpt_addr_local(req->local_parts[i], req->domain, v[i], RCPT_ADDR_LOCAL_MAX + 1,
+		    why, sizeof(why)) < 0) {
+			snprintf(text, sizeof(text), "%.300s: %s", req->local_parts[i], why);
+			grpc_call_finish(c, GRPC_INVALID_ARGUMENT, text);
+			for (size_t j = 0; j <= i; j++)
+				free(v[j]);
+			free(v);
+			return NULL;
+		}
+	}
+	return v;
+}
+
+static void
+admin_change_recipients(struct grpc_call *c, const uint8_t *msg, size_t len, int add)
+{
+	int rc;
+	char **locals;
+	UNPACK(Mxfleet__V1__DomainRecipients, mxfleet__v1__domain_recipients, c, msg, len);
+	C->m.calls++;
+	if (check_admin(c) == 0 && (locals = admin_recipient_locals(c, req)) != NULL) {
+		size_t n = req->n_local_parts;
+		if (need_db(c) == NULL)
+			;
+		else if ((rc = (add ? db_recipients_add : db_recipients_remove)(C->db, req->domain,
+		    locals, n, NULL)) != DB_OK && !(add && rc == DB_EEXIST))
+			fail_db(c, rc);	/* add, DB_EEXIST: all listed already */
+		else {
+			log_info("event=recipients_%s domain=%s count=%zu", add ? "added" : "removed",
+			    req->domain, n);
+			admin_snapshot_reply(c);
+		}
+		for (size_t i = 0; i < n; i++)
+			free(locals[i]);
+		free(locals);
+	}
+	mxfleet__v1__domain_recipients__free_unpacked(req, NULL);
+}
+
+static void
+admin_add_recipients(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	admin_change_recipients(c, msg, len, 1);
+}
+
+static void
+admin_remove_recipients(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	admin_change_recipients(c, msg, len, 0);
+}
+
+static void
+admin_list_recipients(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	int rc;
+	Mxfleet__V1__DomainRecipients *r;
+	UNPACK(Mxfleet__V1__DomainName, mxfleet__v1__domain_name, c, msg, len);
+	C->m.calls++;
+	if (check_admin(c) == 0 && need_db(c) != NULL) {
+		if ((rc = db_recipients_list(C->db, req->name, &r)) != DB_OK)
+			fail_db(c, rc);
+		else {
+			reply_unary(c, &r->base);
+			db_recipients_free(r);
+		}
+	}
+	mxfleet__v1__domain_name__free_unpacked(req, NULL);
+}
+
 static const struct grpc_method controld_methods[] = {
 	{ "/mxfleet.v1.Collector/Export", collector_batch, NULL, NULL },
 	{ "/mxfleet.v1.Collector/Stream", collector_batch, finish_ok, NULL },
@@ -574,6 +852,11 @@ static const struct grpc_method controld_methods[] = {
 	{ "/mxfleet.v1.Admin/ListPolicies", admin_list_policies, NULL, NULL },
 	{ "/mxfleet.v1.Admin/RemovePolicy", admin_remove_policy, NULL, NULL },
 	{ "/mxfleet.v1.Admin/SummarizeOutcomes", admin_summarize, NULL, NULL },
+	{ "/mxfleet.v1.Admin/RevokeCertificate", admin_revoke, NULL, NULL },
+	{ "/mxfleet.v1.Admin/SetRecipientCheck", admin_set_recipient_check, NULL, NULL },
+	{ "/mxfleet.v1.Admin/AddRecipients", admin_add_recipients, NULL, NULL },
+	{ "/mxfleet.v1.Admin/RemoveRecipients", admin_remove_recipients, NULL, NULL },
+	{ "/mxfleet.v1.Admin/ListRecipients", admin_list_recipients, NULL, NULL },
 };
 
 /* ---- HTTP: /metrics, /healthz ---- */
@@ -607,11 +890,20 @@ http_metrics(struct evhttp_request *req, void *arg)
 	    "# HELP controld_grpc_calls_total gRPC requests handled.\n"
 	    "# TYPE controld_grpc_calls_total counter\n"
 	    "controld_grpc_calls_total %" PRIu64 "\n"
+	    "# HELP controld_host_batches_refused_total Outcome batches hosts report refused"
+	    " (RESOURCE_EXHAUSTED, INVALID_ARGUMENT).\n"
+	    "# TYPE controld_host_batches_refused_total counter\n"
+	    "controld_host_batches_refused_total %" PRIu64 "\n"
+	    "# HELP controld_host_outcomes_quarantined_total Outcome records hosts set aside"
+	    " after a refusal.\n"
+	    "# TYPE controld_host_outcomes_quarantined_total counter\n"
+	    "controld_host_outcomes_quarantined_total %" PRIu64 "\n"
 	    "# HELP controld_config_watchers Hosts watching the configuration.\n"
 	    "# TYPE controld_config_watchers gauge\n"
 	    "controld_config_watchers %d\n",
 	    C->m.batches, C->m.outcomes_stored, C->m.outcomes_duplicate, C->m.ingest_errors,
-	    C->m.db_errors, C->m.refused_identity, C->m.calls, watchers);
+	    C->m.db_errors, C->m.refused_identity, C->m.calls, C->m.host_batches_refused,
+	    C->m.host_outcomes_quarantined, watchers);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", b);
@@ -636,7 +928,9 @@ static const char *const controld_keys[] = {
 	"listen", "socket", "http", "database", "schema_dir", "tls", "log_level",
 	"max_message", NULL
 };
-static const char *const controld_tls_keys[] = { "cert", "key", "ca", NULL };
+static const char *const controld_tls_keys[] = {
+	"cert", "key", "ca", "allow_multiple_ca", "revocation_interval", NULL
+};
 
 static int
 controld_str(const config_setting_t *g, const char *key, char **out, struct conf_err *err)
@@ -646,6 +940,28 @@ controld_str(const config_setting_t *g, const char *key, char **out, struct conf
 	if (r == 1)
 		*out = xstrdup(s);
 	return r;
+}
+
+static void controld_config_free(struct controld_config *cfg);
+
+/* tls.ca is the fleet CA alone: a second certificate in the file is a
+ * second CA whose every certificate could speak as a host or an admin. */
+static int
+controld_check_ca(const struct controld_config *cfg, const char *path, char *err, size_t errsz)
+{
+	int n = pki_count_certs(cfg->ca, err, errsz);
+	if (n < 0)
+		return -1;
+	if (n == 0) {
+		snprintf(err, errsz, "%s: tls.ca %s holds no PEM certificate", path, cfg->ca);
+		return -1;
+	}
+	if (n > 1 && !cfg->allow_multiple_ca) {
+		snprintf(err, errsz, "%s: tls.ca %s holds %d certificates; controld trusts one "
+		    "fleet CA (set tls.allow_multiple_ca = true to trust them all)", path, cfg->ca, n);
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -660,6 +976,7 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->log_level = LOG_LEVEL_INFO;
 	cfg->max_message = GRPC_DEFAULT_MAX_MESSAGE;
+	cfg->revocation_interval = 5;
 	if (conf_load(&lc, path, &cerr) < 0) {
 		snprintf(err, errsz, "%s", cerr.msg);
 		return -1;
@@ -685,7 +1002,9 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 	if (r == 1 && (conf_check_keys(g, controld_tls_keys, &cerr) < 0 ||
 	    controld_str(g, "cert", &cfg->cert, &cerr) < 0 ||
 	    controld_str(g, "key", &cfg->key, &cerr) < 0 ||
-	    controld_str(g, "ca", &cfg->ca, &cerr) < 0))
+	    controld_str(g, "ca", &cfg->ca, &cerr) < 0 ||
+	    conf_get_bool(g, "allow_multiple_ca", &cfg->allow_multiple_ca, &cerr) < 0 ||
+	    conf_get_int(g, "revocation_interval", 1, 3600, &cfg->revocation_interval, &cerr) < 0))
 		goto fail;
 	if (cfg->database == NULL) {
 		snprintf(cerr.msg, sizeof(cerr.msg), "%s: database is required", path);
@@ -700,6 +1019,8 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 		snprintf(cerr.msg, sizeof(cerr.msg), "%s: neither listen nor socket is set", path);
 		goto fail;
 	}
+	if (cfg->ca && controld_check_ca(cfg, path, cerr.msg, sizeof(cerr.msg)) < 0)
+		goto fail;
 	if (cfg->schema_dir == NULL)
 		cfg->schema_dir = xstrdup(MXFLEET_SCHEMA_DIR);
 	config_destroy(&lc);
@@ -707,6 +1028,7 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 fail:
 	snprintf(err, errsz, "%s", cerr.msg);
 	config_destroy(&lc);
+	controld_config_free(cfg);
 	return -1;
 }
 
@@ -844,6 +1166,15 @@ main(int argc, char **argv)
 	d.poll_ev = event_new(d.base, -1, EV_PERSIST, watch_poll_cb, NULL);
 	struct timeval poll_tv = { CONTROLD_WATCH_POLL_MS / 1000, (CONTROLD_WATCH_POLL_MS % 1000) * 1000 };
 	event_add(d.poll_ev, &poll_tv);
+	if (d.tls) {
+		/* Before the loop runs, so before any handshake. */
+		d.revoked = pki_revoked_new();
+		pki_server_enforce(d.tls, d.revoked);
+		revoke_reload();
+		d.revoke_ev = event_new(d.base, -1, EV_PERSIST, revoke_tick, NULL);
+		struct timeval rtv = { (time_t)d.cfg.revocation_interval, 0 };
+		event_add(d.revoke_ev, &rtv);
+	}
 	struct event *sigterm = evsignal_new(d.base, SIGTERM, on_signal, NULL);
 	struct event *sigint = evsignal_new(d.base, SIGINT, on_signal, NULL);
 	event_add(sigterm, NULL);
@@ -860,12 +1191,15 @@ main(int argc, char **argv)
 	if (d.http)
 		evhttp_free(d.http);
 	event_free(d.poll_ev);
+	if (d.revoke_ev)
+		event_free(d.revoke_ev);
 	event_free(sigterm);
 	event_free(sigint);
 	/* libevent frees TLS bufferevents (and their SSL) deferred: let it. */
 	event_base_loop(d.base, EVLOOP_NONBLOCK);
 	event_base_free(d.base);
 	SSL_CTX_free(d.tls);
+	pki_revoked_free(d.revoked);
 	if (d.db)
 		db_close(d.db);
 	controld_config_free(&d.cfg);

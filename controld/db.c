@@ -1432,17 +1432,30 @@ config_version_get(struct db *db, uint64_t *version)
 	return DB_OK;
 }
 
+static int config_change_open(struct db *db, const char *what, const char *sql,
+    const struct db_params *p, int want_none, uint64_t *version);
+
 /* One change in its own transaction: 0 rows touched is want_none. */
 static int
 config_change(struct db *db, const char *what, const char *sql,
+    const struct db_params *p, int want_none, uint64_t *version)
+{
+	int rc;
+
+	if ((rc = db_cmd(db, what, "BEGIN", NULL)) != DB_OK)
+		return rc;
+	return config_change_open(db, what, sql, p, want_none, version);
+}
+
+/* config_change inside a transaction the caller began: it ends it. */
+static int
+config_change_open(struct db *db, const char *what, const char *sql,
     const struct db_params *p, int want_none, uint64_t *version)
 {
 	PGresult *res = NULL;
 	uint64_t n;
 	int rc;
 
-	if ((rc = db_cmd(db, what, "BEGIN", NULL)) != DB_OK)
-		return rc;
 	if ((rc = db_run(db, what, sql, p, PGRES_COMMAND_OK, &res)) != DB_OK)
 		return rc;
 	n = db_affected(res);
@@ -1873,6 +1886,251 @@ db_policy_list_free(Mxfleet__V1__PolicyList *l)
 	free(l);
 }
 
+/* ---- recipient checks (schema/007) ---- */
+
+struct recipients_arg {
+	const char	*domain;
+	const char	*mode;		/* set */
+	const char	*locals;	/* add, remove: local parts, '\n' between */
+	const char	*sql;
+	int		 want_none;
+	uint64_t	 version;
+	Mxfleet__V1__DomainRecipients *list;	/* list */
+};
+
+/* Lock the domain's row for this transaction: its list cannot outlive it. */
+static int
+recipients_domain_lock(struct db *db, const char *what, const char *domain)
+{
+	struct db_params p = { 0 };
+	PGresult *res = NULL;
+	int rc, found;
+
+	dbp_str(&p, domain);
+	if ((rc = db_query(db, what, "SELECT 1 FROM domains WHERE lower(name) = lower($1)"
+	    " FOR SHARE", &p, &res)) != DB_OK)
+		return rc;
+	found = PQntuples(res) > 0;
+	PQclear(res);
+	if (found)
+		return DB_OK;
+	PQclear(PQexec(db->conn, "ROLLBACK"));
+	if (!db_conn_ok(db)) {
+		db_seterr(db, "%s: %s", what, PQerrorMessage(db->conn));
+		return DB_ECONN;
+	}
+	db_seterr(db, "%s: no domain %s (mailctl domain add first)", what, domain);
+	return DB_ENOTFOUND;
+}
+
+static int
+db_recipients_op(struct db *db, void *arg)
+{
+	struct recipients_arg *a = arg;
+	struct db_params p = { 0 };
+	int rc;
+
+	if ((rc = db_cmd(db, "recipients", "BEGIN", NULL)) != DB_OK ||
+	    (rc = recipients_domain_lock(db, "recipients", a->domain)) != DB_OK)
+		return rc;
+	dbp_str(&p, a->domain);
+	dbp_str(&p, a->mode ? a->mode : a->locals);
+	return config_change_open(db, "recipients", a->sql, &p, a->want_none, &a->version);
+}
+
+static int
+recipients_change(struct db *db, struct recipients_arg *a, uint64_t *version)
+{
+	int rc;
+
+	db->err[0] = '\0';
+	if ((rc = config_text_check(db, "recipients", a->domain, 0)) != DB_OK)
+		return rc;
+	rc = db_call(db, db_recipients_op, a, DB_REPEAT_UNTIL_COMMIT);
+	if (rc == DB_OK && version != NULL)
+		*version = a->version;
+	return rc;
+}
+
+int
+db_recipient_check_set(struct db *db, const char *domain, const char *mode,
+    uint64_t *version)
+{
+	struct recipients_arg a = { .domain = domain, .mode = mode, .want_none = DB_EEXIST,
+	    .sql = "UPDATE domains SET recipient_check = $2 WHERE lower(name) = lower($1)"
+	    " AND recipient_check <> $2" };
+
+	if (!db_recipient_mode_ok(mode)) {
+		db_seterr(db, "recipients: mode must be any or list");
+		return DB_EINVAL;
+	}
+	return recipients_change(db, &a, version);
+}
+
+/* Local parts joined by '\n' (none may hold one) for string_to_array. */
+static int
+recipients_join(struct db *db, char *const *locals, size_t n, struct buf *out)
+{
+	if (n == 0) {
+		db_seterr(db, "recipients: no address given");
+		return DB_EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (config_text_check(db, "recipients", locals[i], 0) != DB_OK ||
+		    strchr(locals[i], '\n') != NULL) {
+			db_seterr(db, "recipients: an address is empty, not UTF-8 or has a newline");
+			return DB_EINVAL;
+		}
+		if (i > 0)
+			buf_appendc(out, '\n');
+		buf_appends(out, locals[i]);
+	}
+	return DB_OK;
+}
+
+static int
+recipients_list_change(struct db *db, struct recipients_arg *a, char *const *locals,
+    size_t n, uint64_t *version)
+{
+	struct buf joined;
+	int rc;
+
+	buf_init(&joined);
+	if ((rc = recipients_join(db, locals, n, &joined)) == DB_OK) {
+		a->locals = joined.data;
+		rc = recipients_change(db, a, version);
+	}
+	buf_free(&joined);
+	return rc;
+}
+
+int
+db_recipients_add(struct db *db, const char *domain, char *const *locals, size_t n,
+    uint64_t *version)
+{
+	struct recipients_arg a = { .domain = domain, .want_none = DB_EEXIST,
+	    .sql = "INSERT INTO domain_recipients (domain, local_part)"
+	    " SELECT lower($1), x FROM unnest(string_to_array($2, E'\\n')) AS x"
+	    " ON CONFLICT DO NOTHING" };
+
+	return recipients_list_change(db, &a, locals, n, version);
+}
+
+int
+db_recipients_remove(struct db *db, const char *domain, char *const *locals, size_t n,
+    uint64_t *version)
+{
+	struct recipients_arg a = { .domain = domain, .want_none = DB_ENOTFOUND,
+	    .sql = "DELETE FROM domain_recipients WHERE domain = lower($1)"
+	    " AND local_part = ANY (string_to_array($2, E'\\n'))" };
+
+	return recipients_list_change(db, &a, locals, n, version);
+}
+
+int
+db_recipient_mode_ok(const char *mode)
+{
+	return mode != NULL && (strcmp(mode, "any") == 0 || strcmp(mode, "list") == 0);
+}
+
+/* Rows (domain, mode, local_part or NULL) ordered by domain: one message
+ * per domain. */
+static Mxfleet__V1__DomainRecipients **
+recipient_checks_from(const PGresult *res, size_t *n)
+{
+	Mxfleet__V1__DomainRecipients **v = NULL, *cur = NULL;
+	int rows = PQntuples(res);
+
+	*n = 0;
+	for (int r = 0; r < rows; r++) {
+		if (cur == NULL || strcmp(cur->domain, PQgetvalue(res, r, 0)) != 0) {
+			v = xreallocarray(v, *n + 1, sizeof(*v));
+			cur = v[(*n)++] = xmalloc(sizeof(*cur));
+			mxfleet__v1__domain_recipients__init(cur);
+			cur->domain = db_get_str(res, r, 0);
+			cur->mode = db_get_str(res, r, 1);
+		}
+		if (PQgetisnull(res, r, 2))
+			continue;
+		if ((cur->n_local_parts & (cur->n_local_parts - 1)) == 0)
+			cur->local_parts = xreallocarray(cur->local_parts,
+			    cur->n_local_parts ? cur->n_local_parts * 2 : 1, sizeof(char *));
+		cur->local_parts[cur->n_local_parts++] = db_get_str(res, r, 2);
+	}
+	return v;
+}
+
+void
+db_recipients_free(Mxfleet__V1__DomainRecipients *r)
+{
+	if (r == NULL)
+		return;
+	db_str_free(r->domain);
+	db_str_free(r->mode);
+	for (size_t j = 0; j < r->n_local_parts; j++)
+		db_str_free(r->local_parts[j]);
+	free(r->local_parts);
+	free(r);
+}
+
+static void
+recipient_checks_free(Mxfleet__V1__DomainRecipients **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		db_recipients_free(v[i]);
+	free(v);
+}
+
+/* Every domain whose check is set; the local parts only where they apply. */
+static const char db_sql_recipient_checks[] =
+    "SELECT d.name, d.recipient_check, r.local_part FROM domains d"
+    " LEFT JOIN domain_recipients r ON d.recipient_check = 'list'"
+    " AND r.domain = lower(d.name)"
+    " WHERE d.recipient_check <> '' ORDER BY lower(d.name), d.name, r.local_part";
+
+static int
+db_recipients_list_op(struct db *db, void *arg)
+{
+	struct recipients_arg *a = arg;
+	Mxfleet__V1__DomainRecipients **v;
+	struct db_params p = { 0 };
+	PGresult *res = NULL;
+	size_t n;
+	int rc;
+
+	dbp_str(&p, a->domain);
+	if ((rc = db_query(db, "recipients list",
+	    "SELECT d.name, d.recipient_check, r.local_part FROM domains d"
+	    " LEFT JOIN domain_recipients r ON r.domain = lower(d.name)"
+	    " WHERE lower(d.name) = lower($1) ORDER BY r.local_part", &p, &res)) != DB_OK)
+		return rc;
+	v = recipient_checks_from(res, &n);
+	PQclear(res);
+	if (n == 0) {
+		free(v);
+		db_seterr(db, "recipients list: no domain %s", a->domain);
+		return DB_ENOTFOUND;
+	}
+	a->list = v[0];	/* one domain: one message */
+	free(v);
+	return DB_OK;
+}
+
+int
+db_recipients_list(struct db *db, const char *domain, Mxfleet__V1__DomainRecipients **out)
+{
+	struct recipients_arg a = { .domain = domain };
+	int rc;
+
+	*out = NULL;
+	db->err[0] = '\0';
+	if ((rc = config_text_check(db, "recipients list", domain, 0)) != DB_OK)
+		return rc;
+	if ((rc = db_call(db, db_recipients_list_op, &a, DB_REPEAT_ALWAYS)) == DB_OK)
+		*out = a.list;
+	return rc;
+}
+
 static int
 db_config_version_op(struct db *db, void *arg)
 {
@@ -1890,7 +2148,7 @@ static int
 db_config_snapshot_op(struct db *db, void *arg)
 {
 	Mxfleet__V1__ConfigSnapshot **out = arg, *s;
-	PGresult *dres = NULL, *rres = NULL, *pres = NULL;
+	PGresult *dres = NULL, *rres = NULL, *pres = NULL, *cres = NULL;
 	uint64_t version;
 	int rc;
 
@@ -1911,10 +2169,12 @@ db_config_snapshot_op(struct db *db, void *arg)
 		PQclear(rres);
 		return rc;
 	}
-	if ((rc = db_commit(db, "snapshot")) != DB_OK) {
+	if ((rc = db_query(db, "snapshot: recipient checks", db_sql_recipient_checks, NULL,
+	    &cres)) != DB_OK || (rc = db_commit(db, "snapshot")) != DB_OK) {
 		PQclear(dres);
 		PQclear(rres);
 		PQclear(pres);
+		PQclear(cres);
 		return rc;
 	}
 	s = xmalloc(sizeof(*s));
@@ -1923,9 +2183,11 @@ db_config_snapshot_op(struct db *db, void *arg)
 	s->domains = domains_from(dres, &s->n_domains);
 	s->routes = routes_from(rres, &s->n_routes);
 	s->policies = policies_from(pres, &s->n_policies);
+	s->recipient_checks = recipient_checks_from(cres, &s->n_recipient_checks);
 	PQclear(dres);
 	PQclear(rres);
 	PQclear(pres);
+	PQclear(cres);
 	*out = s;
 	return DB_OK;
 }
@@ -1945,6 +2207,7 @@ db_config_snapshot_free(Mxfleet__V1__ConfigSnapshot *s)
 	domains_free(s->domains, s->n_domains);
 	routes_free(s->routes, s->n_routes);
 	policies_free(s->policies, s->n_policies);
+	recipient_checks_free(s->recipient_checks, s->n_recipient_checks);
 	free(s);
 }
 
@@ -2034,4 +2297,176 @@ db_outcome_report_free(Mxfleet__V1__OutcomeReport *r)
 	}
 	free(r->rows);
 	free(r);
+}
+
+/* ---- revoked certificates (schema/006) ---- */
+
+struct revoke_arg {
+	const char	*serial, *name;
+	int64_t		 not_after;
+	int		 newly;
+};
+
+static int
+db_revoke_op(struct db *db, void *arg)
+{
+	struct revoke_arg *a = arg;
+	struct db_params p = { 0 };
+	PGresult *res = NULL;
+	int rc;
+
+	dbp_str(&p, a->serial);
+	dbp_str(&p, a->name);
+	if (a->not_after > 0)
+		dbp_i64(&p, a->not_after);
+	else
+		dbp_null(&p);
+	if ((rc = db_run(db, "revoke",
+	    "INSERT INTO revoked_certificates (serial, name, not_after) "
+	    "VALUES ($1, $2, to_timestamp($3::bigint)) ON CONFLICT (serial) DO NOTHING",
+	    &p, PGRES_COMMAND_OK, &res)) != DB_OK)
+		return rc;
+	a->newly = db_affected(res) == 1;
+	PQclear(res);
+	return DB_OK;
+}
+
+int
+db_revoke(struct db *db, const char *serial, const char *name, int64_t not_after_unix,
+    int *newly)
+{
+	struct revoke_arg a = { serial, name ? name : "", not_after_unix, 0 };
+	int rc;
+
+	db->err[0] = '\0';
+	if ((rc = config_text_check(db, "revoke", a.name, 1)) != DB_OK)
+		return rc;
+	/* One statement, idempotent: safe to repeat after a lost connection. */
+	rc = db_call(db, db_revoke_op, &a, DB_REPEAT_ALWAYS);
+	if (rc == DB_OK && newly != NULL)
+		*newly = a.newly;
+	return rc;
+}
+
+struct revoked_arg {
+	char	**serials;
+	size_t	  n;
+};
+
+static int
+db_revoked_op(struct db *db, void *arg)
+{
+	struct revoked_arg *a = arg;
+	PGresult *res = NULL;
+	int rc;
+
+	if ((rc = db_query(db, "revoked list", "SELECT serial FROM revoked_certificates",
+	    NULL, &res)) != DB_OK)
+		return rc;
+	a->n = (size_t)PQntuples(res);
+	a->serials = xcalloc(a->n ? a->n : 1, sizeof(*a->serials));
+	for (size_t i = 0; i < a->n; i++)
+		a->serials[i] = db_get_str(res, (int)i, 0);
+	PQclear(res);
+	return DB_OK;
+}
+
+int
+db_revoked_list(struct db *db, char ***serials, size_t *n)
+{
+	struct revoked_arg a = { NULL, 0 };
+	int rc = db_call(db, db_revoked_op, &a, DB_REPEAT_ALWAYS);
+	*serials = a.serials;
+	*n = a.n;
+	return rc;
+}
+
+/* ---- outcome upload health (schema/005_upload_health.sql) ---- */
+
+struct upload_health_arg {
+	const char	*host_id;
+	uint64_t	 refused, quarantined;
+	uint64_t	 old_refused, old_quarantined;
+	int		 found;
+};
+
+static int
+db_upload_health_op(struct db *db, void *arg)
+{
+	struct upload_health_arg *a = arg;
+	struct db_params p = { 0 };
+	PGresult *res = NULL;
+	int rc;
+
+	dbp_str(&p, a->host_id);
+	dbp_u64(&p, a->refused);
+	dbp_u64(&p, a->quarantined);
+	/* The old values come from the row as it was before this statement. */
+	if ((rc = db_query(db, "upload health",
+	    "UPDATE hosts AS h SET batches_refused = $2, outcomes_quarantined = $3"
+	    " FROM (SELECT host_id, batches_refused, outcomes_quarantined FROM hosts"
+	    " WHERE host_id = $1 FOR UPDATE) AS old"
+	    " WHERE h.host_id = old.host_id"
+	    " RETURNING old.batches_refused, old.outcomes_quarantined", &p, &res)) != DB_OK)
+		return rc;
+	a->found = PQntuples(res) == 1;
+	if (a->found) {
+		a->old_refused = db_get_u64(res, 0, 0);
+		a->old_quarantined = db_get_u64(res, 0, 1);
+	}
+	PQclear(res);
+	return DB_OK;
+}
+
+int
+db_host_upload_health(struct db *db, const char *host_id, uint64_t refused,
+    uint64_t quarantined, uint64_t *refused_increase, uint64_t *quarantined_increase)
+{
+	struct upload_health_arg a = { host_id, refused, quarantined, 0, 0, 0 };
+	int rc;
+
+	db->err[0] = '\0';
+	*refused_increase = *quarantined_increase = 0;
+	if ((rc = host_id_check(db, "upload health", host_id)) != DB_OK)
+		return rc;
+	if (refused > INT64_MAX || quarantined > INT64_MAX) {
+		db_seterr(db, "upload health: host %.100s: a number out of range", host_id);
+		return DB_EINVAL;
+	}
+	if ((rc = db_call(db, db_upload_health_op, &a, DB_REPEAT_ALWAYS)) != DB_OK || !a.found)
+		return rc;
+	*refused_increase = refused > a.old_refused ? refused - a.old_refused : 0;
+	*quarantined_increase = quarantined > a.old_quarantined ? quarantined - a.old_quarantined : 0;
+	return DB_OK;
+}
+
+static int
+db_hosts_upload_health_op(struct db *db, void *arg)
+{
+	Mxfleet__V1__HostList *l = arg;
+	PGresult *res = NULL;
+	int rc;
+
+	if ((rc = db_query(db, "hosts upload health",
+	    "SELECT host_id, batches_refused, outcomes_quarantined FROM hosts", NULL,
+	    &res)) != DB_OK)
+		return rc;
+	for (int r = 0; r < PQntuples(res); r++) {
+		const char *id = PQgetvalue(res, r, 0);
+		for (size_t i = 0; i < l->n_hosts; i++) {
+			if (strcmp(l->hosts[i]->host_id, id) != 0)
+				continue;
+			l->hosts[i]->batches_refused = db_get_u64(res, r, 1);
+			l->hosts[i]->outcomes_quarantined = db_get_u64(res, r, 2);
+		}
+	}
+	PQclear(res);
+	return DB_OK;
+}
+
+int
+db_hosts_upload_health(struct db *db, Mxfleet__V1__HostList *l)
+{
+	db->err[0] = '\0';
+	return db_call(db, db_hosts_upload_health_op, l, DB_REPEAT_ALWAYS);
 }

@@ -107,8 +107,26 @@ int db_policy_list(struct db *db, Mxfleet__V1__PolicyList **out);
 void db_policy_list_free(Mxfleet__V1__PolicyList *l);
 /* Is mode one of none, may, encrypt, dane, dane-only, verify, secure? */
 int db_policy_mode_ok(const char *mode);
+/* Recipient checks of a domain (schema/007): which recipients mxd accepts
+ * at RCPT. set: mode "any" or "list" (DB_EEXIST: it has that mode already,
+ * nothing changed). add/remove: local parts as rcpt_addr_local made them
+ * (lower-cased, no '@'); add answers DB_EEXIST when all were listed,
+ * remove DB_ENOTFOUND when none was. All answer DB_ENOTFOUND for a domain
+ * that does not exist. list: the domain's mode ("" when not set) and every
+ * listed local part, sorted; release with db_recipients_free. */
+int db_recipient_check_set(struct db *db, const char *domain, const char *mode,
+    uint64_t *version);
+int db_recipients_add(struct db *db, const char *domain, char *const *locals, size_t n,
+    uint64_t *version);
+int db_recipients_remove(struct db *db, const char *domain, char *const *locals, size_t n,
+    uint64_t *version);
+int db_recipients_list(struct db *db, const char *domain, Mxfleet__V1__DomainRecipients **out);
+void db_recipients_free(Mxfleet__V1__DomainRecipients *r);
+/* Is mode one controld accepts (any, list)? verify is not implemented. */
+int db_recipient_mode_ok(const char *mode);
 int db_config_version(struct db *db, uint64_t *version);
-/* The version and the domains and routes it stands for, read together. */
+/* The version and the domains, routes, policies and recipient checks it
+ * stands for, read together. */
 int db_config_snapshot(struct db *db, Mxfleet__V1__ConfigSnapshot **out);
 void db_config_snapshot_free(Mxfleet__V1__ConfigSnapshot *s);
 
@@ -119,5 +137,25 @@ void db_config_snapshot_free(Mxfleet__V1__ConfigSnapshot *s);
 int db_outcome_summary(struct db *db, const Mxfleet__V1__OutcomeQuery *q,
     Mxfleet__V1__OutcomeReport **out);
 void db_outcome_report_free(Mxfleet__V1__OutcomeReport *r);
+
+/* Revoked certificates (schema/006). db_revoke records serial (checked by
+ * the caller: pki_serial_ok) with the certificate's name and expiry (0:
+ * unknown); revoking twice is not an error, *newly (may be NULL) says
+ * whether this call added it. db_revoked_list hands out every revoked
+ * serial in a malloc'd array of malloc'd strings (pki_revoked_take takes
+ * them over); on failure *serials is NULL. */
+int db_revoke(struct db *db, const char *serial, const char *name, int64_t not_after_unix,
+    int *newly);
+int db_revoked_list(struct db *db, char ***serials, size_t *n);
+
+/* Outcome upload health, as a host's heartbeat reports it: batches controld
+ * refused since its mxd started, records in its quarantine. Stores both and
+ * hands back by how much each grew since the last report (0 when it did not,
+ * or the host is unknown), for controld's counters. */
+int db_host_upload_health(struct db *db, const char *host_id, uint64_t refused,
+    uint64_t quarantined, uint64_t *refused_increase, uint64_t *quarantined_increase);
+/* Fill batches_refused and outcomes_quarantined of a db_hosts_list. */
+int db_hosts_upload_health(struct db *db, Mxfleet__V1__HostList *l);
+
 
 #endif

@@ -1,4 +1,5 @@
 #include "grpc.h"
+#include "pki.h"
 #include "buf.h"
 #include "grpc_frame.h"
 #include "log.h"
@@ -72,7 +73,7 @@ struct grpc_conn {
 	nghttp2_session		*h2;
 	struct grpc_call	*calls;
 	char			 peer[256];
-	char			 peer_unit[64];	/* certificate OU: "host", "admin" */
+	char			 peer_unit[64];	/* certificate role: "host", "admin", "none" */
 	int			 local;		/* unix socket peer */
 	int			 dead;
 	int			 in_callback;	/* inside nghttp2: no re-entry, no free */
@@ -819,8 +820,9 @@ grpc_conn_eventcb(struct bufferevent *bev, short what, void *arg)
 			if (x) {
 				X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName,
 				    c->peer, sizeof(c->peer));
-				X509_NAME_get_text_by_NID(X509_get_subject_name(x),
-				    NID_organizationalUnitName, c->peer_unit, sizeof(c->peer_unit));
+				/* What the fleet CA signed as the role, never the OU. */
+				snprintf(c->peer_unit, sizeof(c->peer_unit), "%s",
+				    pki_role_name(pki_cert_role(x)));
 			}
 		}
 		if (c->cli) {
@@ -1021,6 +1023,23 @@ grpc_server_shutdown(struct grpc_server *s)
 			grpc_conn_flush(c);
 		}
 	}
+}
+
+int
+grpc_server_close_peers(struct grpc_server *s, int (*refuse)(SSL *, void *), void *arg,
+    const char *why)
+{
+	int n = 0;
+	struct grpc_conn *c = s->conns, *next;
+	for (; c; c = next) {
+		next = c->next;
+		SSL *ssl = c->bev ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+		if (ssl && !c->dead && refuse(ssl, arg)) {
+			grpc_conn_close(c, why);
+			n++;
+		}
+	}
+	return n;
 }
 
 void

@@ -66,6 +66,10 @@ int grpc_server_listen(struct grpc_server *s, const char *addr, char *err, size_
 int grpc_server_listen_unix(struct grpc_server *s, const char *path, char *err, size_t errsz);
 /* Stop listening and send GOAWAY on every connection; calls in flight go on. */
 void grpc_server_shutdown(struct grpc_server *s);
+/* Close every TLS connection whose peer refuse() says no to (a certificate
+ * revoked since its handshake); returns how many. */
+int grpc_server_close_peers(struct grpc_server *s, int (*refuse)(SSL *, void *), void *arg,
+    const char *why);
 void grpc_server_free(struct grpc_server *s);
 /* The port a listener got (for ":0"). */
 int grpc_server_port(const struct grpc_server *s, size_t idx);
@@ -80,7 +84,8 @@ size_t grpc_call_pending(const struct grpc_call *c);
  * none); for the unix socket, "unix:uid=N". */
 const char *grpc_call_peer(const struct grpc_call *c);
 int grpc_call_peer_is_local(const struct grpc_call *c);
-/* The client certificate's OU ("host" or "admin" from mailctl pki), or "". */
+/* The client certificate's role as the fleet CA signed it (pki_cert_role:
+ * "host", "admin", "none"), "" without a certificate. Not the OU. */
 const char *grpc_call_peer_unit(const struct grpc_call *c);
 void grpc_call_set_data(struct grpc_call *c, void *data);
 void *grpc_call_get_data(const struct grpc_call *c);

@@ -1,8 +1,11 @@
 #include "pki.h"
+#include "log.h"
 #include "tls.h"
+#include "xmalloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -226,6 +229,13 @@ pki_issue(const char *dir, const char *name, enum pki_role role, const char *con
 	size_t o = (size_t)snprintf(san, sizeof(san), "DNS:%s", name);
 	for (size_t i = 0; i < nips && o < sizeof(san); i++)
 		o += (size_t)snprintf(san + o, sizeof(san) - o, ",IP:%s", ips[i]);
+	if (o < sizeof(san))
+		o += (size_t)snprintf(san + o, sizeof(san) - o, ",URI:%s",
+		    role == PKI_ADMIN ? PKI_ROLE_URI_ADMIN : PKI_ROLE_URI_HOST);
+	if (o >= sizeof(san)) {
+		snprintf(err, errsz, "too many --ip addresses");
+		goto out;
+	}
 	if (pki_add_ext(x, ca, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
 	    pki_add_ext(x, ca, NID_key_usage, "critical,digitalSignature") < 0 ||
 	    pki_add_ext(x, ca, NID_ext_key_usage, role == PKI_ADMIN ? "clientAuth" :
@@ -255,8 +265,7 @@ out:
 }
 
 int
-pki_describe(const char *path, char *cn, size_t cnsz, enum pki_role *role, time_t *not_after,
-    char *err, size_t errsz)
+pki_cert_info(const char *path, struct pki_cert_info *info, char *err, size_t errsz)
 {
 	FILE *f = fopen(path, "r");
 	if (f == NULL) {
@@ -269,17 +278,232 @@ pki_describe(const char *path, char *cn, size_t cnsz, enum pki_role *role, time_
 		snprintf(err, errsz, "%s: not a PEM certificate", path);
 		return -1;
 	}
-	char ou[64] = "";
-	X509_NAME *n = X509_get_subject_name(x);
-	if (X509_NAME_get_text_by_NID(n, NID_commonName, cn, (int)cnsz) < 0)
-		cn[0] = '\0';
-	X509_NAME_get_text_by_NID(n, NID_organizationalUnitName, ou, sizeof(ou));
-	*role = strcmp(ou, "admin") == 0 ? PKI_ADMIN : PKI_HOST;
+	if (X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, info->cn,
+	    (int)sizeof(info->cn)) < 0)
+		info->cn[0] = '\0';
+	info->role = pki_cert_role(x);
+	pki_cert_serial(x, info->serial, sizeof(info->serial));
 	struct tm tm;
 	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1)
-		*not_after = timegm(&tm);
+		info->not_after = timegm(&tm);
 	else
-		*not_after = 0;
+		info->not_after = 0;
 	X509_free(x);
 	return 0;
+}
+
+int
+pki_describe(const char *path, char *cn, size_t cnsz, enum pki_role *role, time_t *not_after,
+    char *err, size_t errsz)
+{
+	struct pki_cert_info info;
+	if (pki_cert_info(path, &info, err, errsz) < 0)
+		return -1;
+	snprintf(cn, cnsz, "%s", info.cn);
+	*role = info.role;
+	*not_after = info.not_after;
+	return 0;
+}
+
+enum pki_role
+pki_cert_role(X509 *x)
+{
+	GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	int host = 0, admin = 0;
+	for (int i = 0; i < sk_GENERAL_NAME_num(names); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+		if (g->type != GEN_URI)
+			continue;
+		const ASN1_IA5STRING *u = g->d.uniformResourceIdentifier;
+		size_t n = (size_t)ASN1_STRING_length(u);
+		const char *d = (const char *)ASN1_STRING_get0_data(u);
+		if (n == strlen(PKI_ROLE_URI_HOST) && memcmp(d, PKI_ROLE_URI_HOST, n) == 0)
+			host = 1;
+		else if (n == strlen(PKI_ROLE_URI_ADMIN) && memcmp(d, PKI_ROLE_URI_ADMIN, n) == 0)
+			admin = 1;
+	}
+	GENERAL_NAMES_free(names);
+	/* Both roles in one certificate is no role: nothing issues that. */
+	if (host == admin)
+		return PKI_NONE;
+	return admin ? PKI_ADMIN : PKI_HOST;
+}
+
+const char *
+pki_role_name(enum pki_role role)
+{
+	return role == PKI_HOST ? "host" : role == PKI_ADMIN ? "admin" : "none";
+}
+
+void
+pki_cert_serial(X509 *x, char *out, size_t outsz)
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	char *hex = bn ? BN_bn2hex(bn) : NULL;
+	out[0] = '\0';
+	if (hex && pki_serial_ok(hex))
+		snprintf(out, outsz, "%s", hex);
+	OPENSSL_free(hex);
+	BN_free(bn);
+}
+
+int
+pki_serial_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n >= PKI_SERIAL_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'F')))
+			return 0;
+	return 1;
+}
+
+int
+pki_count_certs(const char *path, char *err, size_t errsz)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	int n = 0;
+	X509 *x;
+	while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+		X509_free(x);
+		n++;
+	}
+	ERR_clear_error();	/* the read that ended the loop */
+	fclose(f);
+	return n;
+}
+
+/* ---- revoked serials ---- */
+
+struct pki_revoked {
+	char	**serials;	/* sorted, strcmp */
+	size_t	  n;
+};
+
+struct pki_revoked *
+pki_revoked_new(void)
+{
+	return xcalloc(1, sizeof(struct pki_revoked));
+}
+
+static void
+pki_revoked_clear(struct pki_revoked *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		free(r->serials[i]);
+	free(r->serials);
+	r->serials = NULL;
+	r->n = 0;
+}
+
+void
+pki_revoked_free(struct pki_revoked *r)
+{
+	if (r == NULL)
+		return;
+	pki_revoked_clear(r);
+	free(r);
+}
+
+static int
+pki_serial_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+pki_revoked_take(struct pki_revoked *r, char **serials, size_t n)
+{
+	if (n > 0)
+		qsort(serials, n, sizeof(*serials), pki_serial_cmp);
+	int changed = n != r->n;
+	for (size_t i = 0; !changed && i < n; i++)
+		changed = strcmp(serials[i], r->serials[i]) != 0;
+	pki_revoked_clear(r);
+	r->serials = serials;
+	r->n = n;
+	return changed;
+}
+
+int
+pki_revoked_has(const struct pki_revoked *r, const char *serial)
+{
+	return r->n > 0 && bsearch(&serial, r->serials, r->n, sizeof(*r->serials),
+	    pki_serial_cmp) != NULL;
+}
+
+size_t
+pki_revoked_count(const struct pki_revoked *r)
+{
+	return r->n;
+}
+
+/* ---- enforcing them at the handshake ---- */
+
+static int pki_revoked_idx = -1;
+
+/* Why x (a verified fleet certificate) is refused now, or NULL. */
+static const char *
+pki_refusal(X509 *x, const struct pki_revoked *r, char *serial, size_t serialsz)
+{
+	pki_cert_serial(x, serial, serialsz);
+	if (r && pki_revoked_has(r, serial))
+		return "revoked";
+	if (pki_cert_role(x) == PKI_NONE)
+		return "no_role";
+	return NULL;
+}
+
+static void
+pki_log_refusal(X509 *x, const char *serial, const char *why)
+{
+	char cn[256] = "", q[LOG_QUOTE_SIZE(100)];
+	X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof(cn));
+	log_warnx("event=tls_peer_refused cn=%s serial=%s reason=%s",
+	    log_quote(q, sizeof(q), cn, strlen(cn), 100), serial[0] ? serial : "-", why);
+}
+
+static int
+pki_verify_cb(int ok, X509_STORE_CTX *store)
+{
+	/* Only the leaf, and only once the chain itself (CA, dates) is good. */
+	if (!ok || X509_STORE_CTX_get_error_depth(store) != 0)
+		return ok;
+	SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+	const struct pki_revoked *r = ssl ?
+	    SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), pki_revoked_idx) : NULL;
+	X509 *x = X509_STORE_CTX_get_current_cert(store);
+	char serial[PKI_SERIAL_MAX];
+	const char *why = pki_refusal(x, r, serial, sizeof(serial));
+	if (why == NULL)
+		return 1;
+	pki_log_refusal(x, serial, why);
+	X509_STORE_CTX_set_error(store, strcmp(why, "revoked") == 0 ?
+	    X509_V_ERR_CERT_REVOKED : X509_V_ERR_INVALID_PURPOSE);
+	return 0;
+}
+
+void
+pki_server_enforce(SSL_CTX *ctx, const struct pki_revoked *r)
+{
+	if (pki_revoked_idx < 0)
+		pki_revoked_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	SSL_CTX_set_ex_data(ctx, pki_revoked_idx, (void *)r);
+	SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx), pki_verify_cb);
+}
+
+int
+pki_peer_refused(SSL *ssl, const struct pki_revoked *r)
+{
+	X509 *x = SSL_get0_peer_certificate(ssl);
+	char serial[PKI_SERIAL_MAX];
+	const char *why = x ? pki_refusal(x, r, serial, sizeof(serial)) : NULL;
+	if (why)
+		pki_log_refusal(x, serial, why);
+	return why != NULL;
 }

@@ -1339,7 +1339,15 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 	}
 	/* A DSN joins the queue (deliver_add may move d->q): find e again. */
 	size_t ei = (size_t)(e - d->q);
-	deliver_bounce(d, &env, fd, off, st, RCPT_BOUNCE, 0);
+	if (deliver_bounce(d, &env, fd, off, st, RCPT_BOUNCE, 0) < 0) {
+		/* The sender must hear of it, and the spool (full?) could not
+		 * take the DSN: keep these recipients, bounce them next time. */
+		for (size_t i = 0; i < env.nrcpts; i++)
+			if (st[i].result == RCPT_BOUNCE) {
+				st[i].result = RCPT_DEFER;
+				left++;
+			}
+	}
 	e = &d->q[ei];
 	/* NOTIFY=SUCCESS that no next hop took on: mxd tells the sender. */
 	deliver_success(d, &env, fd, off, st);
@@ -1353,9 +1361,9 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 		for (size_t i = 0; i < env.nrcpts; i++)
 			if (st[i].result == RCPT_PENDING)
 				st[i].result = RCPT_DEFER;
-		deliver_bounce(d, &env, fd, off, st, RCPT_DEFER, 1);
+		int told = deliver_bounce(d, &env, fd, off, st, RCPT_DEFER, 1) == 0;
 		e = &d->q[ei];
-		e->delay_notified = 1;
+		e->delay_notified = told;	/* else on a later attempt */
 	}
 
 	size_t nst = env.nrcpts;	/* st[] keeps its length when env shrinks */

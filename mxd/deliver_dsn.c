@@ -16,8 +16,9 @@ static const char *const deliver_dsn_kinds[] = {
 	[DSN_ACTION_DELIVERED] = "success", [DSN_ACTION_RELAYED] = "success",
 };
 
-/* Build the DSN for dr[0..n) and put it in the queue, to the sender. */
-static void
+/* Build the DSN for dr[0..n) and put it in the queue, to the sender; -1
+ * when it could not be queued. */
+static int
 deliver_dsn_queue(struct deliver *d, const struct spool_env *env, int fd, off_t off,
     const struct dsn_rcpt *dr, size_t n)
 {
@@ -26,7 +27,7 @@ deliver_dsn_queue(struct deliver *d, const struct spool_env *env, int fd, off_t 
 	if (env->from[0] == '\0') {
 		/* RFC 3464/5321: never a DSN about a DSN. */
 		log_info("event=dsn_suppressed id=%s reason=null_sender kind=%s", env->id, kind);
-		return;
+		return 0;
 	}
 	struct buf msg;
 	buf_init(&msg);
@@ -36,12 +37,14 @@ deliver_dsn_queue(struct deliver *d, const struct spool_env *env, int fd, off_t 
 	denv.from = xstrdup("");
 	denv.created = time(NULL);
 	denv.size = msg.len;
-	/* A returned 8-bit original makes the report 8-bit too. */
-	denv.body8bit = env->body8bit;
+	/* A returned 8-bit original makes the report 8-bit too, and so does
+	 * the UTF-8 text an SMTPUTF8 notice may quote (dsn_build). */
+	denv.body8bit = env->body8bit || env->smtputf8;
 	/* A UTF-8 sender, or UTF-8 headers returned as message/global*. */
 	denv.smtputf8 = env->smtputf8;
 	spool_env_add_rcpt(&denv, env->from);
-	if (spool_inject(d->sp, &denv, msg.data, msg.len) < 0)
+	int rc = spool_inject(d->sp, &denv, msg.data, msg.len);
+	if (rc < 0)
 		log_warn("event=dsn_failed id=%s kind=%s", env->id, kind);
 	else {
 		log_info("event=dsn id=%s dsn_id=%s to=<%s> kind=%s rcpts=%zu", env->id, denv.id,
@@ -50,9 +53,10 @@ deliver_dsn_queue(struct deliver *d, const struct spool_env *env, int fd, off_t 
 	}
 	spool_env_free(&denv);
 	buf_free(&msg);
+	return rc;
 }
 
-void
+int
 deliver_bounce(struct deliver *d, const struct spool_env *env, int fd, off_t off,
     struct rcpt_state *st, enum rcpt_result which, int delayed)
 {
@@ -83,10 +87,10 @@ deliver_bounce(struct deliver *d, const struct spool_env *env, int fd, off_t off
 	if (unwanted)
 		log_info("event=dsn_suppressed id=%s reason=notify kind=%s rcpts=%zu", env->id,
 		    deliver_dsn_kinds[kind], unwanted);
-	if (n > 0)
-		deliver_dsn_queue(d, env, fd, off, dr, n);
+	int rc = n > 0 ? deliver_dsn_queue(d, env, fd, off, dr, n) : 0;
 	free(status);
 	free(dr);
+	return rc;
 }
 
 void

@@ -109,8 +109,9 @@ void rcpt_set(struct rcpt_state *r, enum rcpt_result res, int code, const char *
     const char *hop, const char *mta);
 
 /* deliver_dsn.c: queue a DSN to the sender for the recipients whose result
- * is `which` (failure, or delay when delayed is set). */
-void deliver_bounce(struct deliver *d, const struct spool_env *env, int fd, off_t off,
+ * is `which` (failure, or delay when delayed is set). -1 when one was due
+ * but could not be queued (a full spool): the caller keeps the message. */
+int deliver_bounce(struct deliver *d, const struct spool_env *env, int fd, off_t off,
     struct rcpt_state *st, enum rcpt_result which, int delayed);
 /* deliver_dsn.c: queue a success DSN for the delivered (RCPT_DONE)
  * recipients that asked NOTIFY=SUCCESS and whose next hop did not take the

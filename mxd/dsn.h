@@ -26,9 +26,10 @@ void dsn_notify_format(unsigned notify, char *out, size_t outsz);
  * that fits; -1 otherwise (then the xtext form is what may be shown). */
 int dsn_xtext_decode(const char *s, char *out, size_t outsz);
 /* An address as a DSN field value (RFC 3464 2.3.2, RFC 6533 3):
- * "rfc822; a@b" when it is ASCII, else "utf-8; " and its
- * utf-8-addr-xtext, every character outside QCHAR as \x{HEX} of its code
- * point (a byte that is no valid UTF-8 as \x{HEX} of the byte). */
+ * "rfc822; a@b" when it is printable ASCII without white space, else
+ * "utf-8; " and its utf-8-addr-xtext, every character outside QCHAR as
+ * \x{HEX} of its code point (a byte that is no valid UTF-8 as \x{HEX} of
+ * the byte). */
 void dsn_address_field(struct buf *out, const char *addr);
 
 /* What to append to MAIL FROM:<...> and to RCPT TO:<...> for a next hop that
@@ -65,7 +66,17 @@ struct dsn_rcpt {
 
 /* Build the DSN message into out: headers, a human-readable part quoting each
  * full reply, message/delivery-status, and the original message read from
- * fd at off (its headers; all of it for a failure under RET=FULL). */
+ * fd at off (its headers; all of it for a failure under RET=FULL).
+ *
+ * Whatever the replies, addresses and names hold, the result is well-formed
+ * mail: CRLF line ends only; remote text with CR, LF, NUL, other controls
+ * or DEL shows them as \x{HEX}, and so 8-bit octets, except well-formed
+ * UTF-8 in the text part of a notice about an SMTPUTF8 message; header
+ * fields folded (at white space past 78 octets, between characters where
+ * there is none) and body lines wrapped so that no line passes 998 octets
+ * (a returned whole message stays as received); the MIME boundary is
+ * random (RAND_bytes; fatalx when there is none) and absent from the
+ * content. */
 void dsn_build(struct buf *out, const char *hostname, const struct spool_env *orig,
     const struct dsn_rcpt *rcpts, size_t n, int fd, off_t off);
 /* Enhanced status code from a reply ("550 5.1.1 ..." -> "5.1.1"), or a default

@@ -486,6 +486,7 @@ mxd_reload(struct mxd_master *m)
 	}
 	log_info("event=reloaded domains=%zu certificates=%zu tls_policies=%zu config_version=%llu",
 	    ncfg->ndomains, ncfg->ncerts, ncfg->npolicies, (unsigned long long)ncfg->snapshot_version);
+	mxd_config_log_rcpt_checks(ncfg);
 	/* Children have their own copies (fork): the master's can go. */
 	tls_server_free(oldtls);
 	mxd_config_free(old);
@@ -825,6 +826,7 @@ main(int argc, char **argv)
 	if (check) {
 		printf("mxd: %s: configuration OK (%zu domains, %zu certificates)\n", path,
 		    m.cfg->ndomains, m.cfg->ncerts);
+		mxd_config_log_rcpt_checks(m.cfg);
 		SSL_CTX_free(m.creds.tls);
 		tls_server_free(m.tls);
 		mxd_config_free(m.cfg);
@@ -877,6 +879,7 @@ main(int argc, char **argv)
 	if (m.cfg->core_dumps)
 		log_warnx("event=core_dumps_enabled reason=\"each process's keys readable by "
 		    "the others and in its cores\"");
+	mxd_config_log_rcpt_checks(m.cfg);
 
 	for (;;) {
 		siginfo_t si;

@@ -1,5 +1,7 @@
 #include "mxd_config.h"
 #include "conf.h"
+#include "rcpt_addr.h"
+#include "log.h"
 #include "smtp_parser.h"
 #include "xmalloc.h"
 #include "mxfleet.pb-c.h"
@@ -8,10 +10,12 @@
 #include <errno.h>
 #include <fcntl.h>
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *const mxd_config_top_keys[] = {
@@ -19,7 +23,7 @@ static const char *const mxd_config_top_keys[] = {
 	"core_dumps",
 	"trusted_networks", "relay_next_hop", "received_header", "domains", "tls",
 	"limits", "delivery", "control", "resolver", "routes", "tls_policies",
-	"submission_auth", NULL
+	"submission_auth", "recipient_delimiter", NULL
 };
 static const char *const mxd_config_route_keys[] = {
 	"sender_domain", "recipient_domain", "min_attempt", "transport", NULL
@@ -33,13 +37,15 @@ static const char *const mxd_tls_mode_names[] = {
 };
 static const char *const mxd_config_control_keys[] = {
 	"server", "authority", "host_id", "cert", "key", "ca", "journal_max_mb", "batch_size",
-	"heartbeat_interval", NULL
+	"batch_max_bytes", "heartbeat_interval", NULL
 };
 static const char *const mxd_config_tls_keys[] = {
 	"certificates", "min_version", "session_tickets", NULL
 };
 static const char *const mxd_config_cert_keys[] = { "cert", "key", NULL };
-static const char *const mxd_config_domain_keys[] = { "name", "next_hop", NULL };
+static const char *const mxd_config_domain_keys[] = {
+	"name", "next_hop", "recipient_check", "recipients", "recipients_file", NULL
+};
 static const char *const mxd_config_limit_keys[] = {
 	"message_size", "recipients", "errors", "junk_commands", "connections_per_ip", "connections",
 	"command_timeout", "data_timeout", "tls_handshake_timeout", "shutdown_timeout", NULL
@@ -122,6 +128,143 @@ mxd_config_tls(struct mxd_config *cfg, const config_setting_t *tls, struct conf_
 	return 0;
 }
 
+/* One entry of a domain's list into set; -1 with why when refused. */
+static int
+mxd_config_rcpt_entry(struct rcpt_set *set, const char *domain, const char *entry,
+    char *why, size_t whysz)
+{
+	char local[RCPT_ADDR_LOCAL_MAX + 1], reason[200];
+	if (rcpt_addr_local(entry, domain, local, sizeof(local), reason, sizeof(reason)) < 0) {
+		snprintf(why, whysz, "\"%.300s\": %s", entry, reason);
+		return -1;
+	}
+	rcpt_set_add(set, local);
+	return 0;
+}
+
+/* recipients_file: one address or local part per line; blank lines and
+ * lines starting with '#' are skipped, white space around an entry too. A
+ * line over MXD_RCPT_LINE_MAX bytes or a NUL byte is an error: not a list,
+ * or not the file meant (/dev/zero would otherwise be read for ever). */
+#define MXD_RCPT_LINE_MAX	1024
+
+/* The next line of f without its newline into line; 1, 0 at the end, -1
+ * with why set. */
+static int
+mxd_config_rcpt_line(FILE *f, char *line, size_t size, char *why, size_t whysz)
+{
+	size_t n = 0;
+	int c;
+
+	while ((c = getc_unlocked(f)) != EOF && c != '\n') {
+		if (c == '\0') {
+			snprintf(why, whysz, "NUL byte");
+			return -1;
+		}
+		if (n + 1 >= size) {
+			snprintf(why, whysz, "line longer than %zu bytes", size - 1);
+			return -1;
+		}
+		line[n++] = (char)c;
+	}
+	line[n] = '\0';
+	return c != EOF || n > 0;
+}
+
+static int
+mxd_config_rcpt_file(struct rcpt_set *set, const char *domain, const char *path,
+    char *why, size_t whysz)
+{
+	FILE *f = fopen(path, "re");
+	char line[MXD_RCPT_LINE_MAX + 1], line_why[600];
+	unsigned lineno = 0;
+	int r;
+
+	if (f == NULL) {
+		snprintf(why, whysz, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	for (;;) {
+		lineno++;
+		if ((r = mxd_config_rcpt_line(f, line, sizeof(line), line_why,
+		    sizeof(line_why))) <= 0)
+			break;
+		char *p = line, *e = line + strlen(line);
+		while (p < e && isspace((unsigned char)*p))
+			p++;
+		while (e > p && isspace((unsigned char)e[-1]))
+			e--;
+		*e = '\0';
+		if (*p == '\0' || *p == '#')
+			continue;
+		if (mxd_config_rcpt_entry(set, domain, p, line_why, sizeof(line_why)) < 0) {
+			r = -1;
+			break;
+		}
+	}
+	if (r < 0)
+		snprintf(why, whysz, "%s:%u: %s", path, lineno, line_why);
+	else if (ferror(f)) {
+		snprintf(why, whysz, "%s: %s", path, strerror(errno));
+		r = -1;
+	}
+	fclose(f);
+	return r;
+}
+
+/* A domain's recipient check: recipient_check, recipients, recipients_file.
+ * A list (either key) means "list" unless recipient_check says otherwise. */
+static int
+mxd_config_domain_rcpts(struct mxd_domain *dom, const config_setting_t *d, struct conf_err *err)
+{
+	const char *mode = NULL, *file = NULL;
+	config_setting_t *arr = NULL;
+	char why[900];
+	int r, m = RCPT_CHECK_UNSET;
+
+	if (conf_get_string(d, "recipient_check", &mode, err) < 0 ||
+	    conf_get_string(d, "recipients_file", &file, err) < 0 ||
+	    (r = conf_get_aggregate(d, "recipients", CONFIG_TYPE_ARRAY, &arr, err)) < 0)
+		return -1;
+	if (mode != NULL && (m = rcpt_check_mode_parse(mode)) < 0)
+		return conf_error(err, config_setting_get_member(d, "recipient_check"),
+		    "expected any, list or verify");
+	if (m == RCPT_CHECK_VERIFY)
+		return conf_error(err, config_setting_get_member(d, "recipient_check"),
+		    "verify (probing the next hop) is not implemented yet: use list "
+		    "(recipients or recipients_file)");
+	if (m == RCPT_CHECK_UNSET && (arr != NULL || file != NULL))
+		m = RCPT_CHECK_LIST;
+	if (m == RCPT_CHECK_ANY && (arr != NULL || file != NULL))
+		return conf_error(err, d, "recipient_check any takes no recipients list");
+	if (m == RCPT_CHECK_LIST && arr == NULL && file == NULL)
+		return conf_error(err, d, "recipient_check list needs recipients or recipients_file");
+	if (m != RCPT_CHECK_LIST) {
+		rcpt_check_set(&dom->rcpt, (enum rcpt_check_mode)m, NULL);
+		return 0;
+	}
+	struct rcpt_set *set = rcpt_set_new();
+	for (int i = 0; arr != NULL && i < config_setting_length(arr); i++) {
+		const char *entry;
+		if (conf_elem_string(arr, (unsigned)i, &entry, err) < 0)
+			goto fail;
+		if (mxd_config_rcpt_entry(set, dom->name, entry, why, sizeof(why)) < 0) {
+			conf_error(err, config_setting_get_elem(arr, (unsigned)i), "%s", why);
+			goto fail;
+		}
+	}
+	if (file != NULL && mxd_config_rcpt_file(set, dom->name, file, why, sizeof(why)) < 0) {
+		conf_error(err, config_setting_get_member(d, "recipients_file"), "%s", why);
+		goto fail;
+	}
+	rcpt_set_seal(set);
+	rcpt_check_set(&dom->rcpt, RCPT_CHECK_LIST, set);
+	return 0;
+fail:
+	rcpt_set_free(set);
+	return -1;
+}
+
 static int
 mxd_config_domains(struct mxd_config *cfg, const config_setting_t *list, struct conf_err *err)
 {
@@ -148,6 +291,8 @@ mxd_config_domains(struct mxd_config *cfg, const config_setting_t *list, struct 
 		dom->name = xstrdup(name);
 		dom->next_hop = xstrdup(nh);
 		cfg->ndomains++;
+		if (mxd_config_domain_rcpts(dom, d, err) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -305,6 +450,8 @@ mxd_config_control(struct mxd_config *cfg, const config_setting_t *g, struct con
 	    mxd_config_strdup(g, "ca", &cfg->control_ca, err) < 0 ||
 	    mxd_config_int(g, "journal_max_mb", 1, 1 << 20, &cfg->control_journal_mb, err) < 0 ||
 	    mxd_config_int(g, "batch_size", 1, 100000, &cfg->control_batch, err) < 0 ||
+	    mxd_config_int(g, "batch_max_bytes", 16384, 1 << 30, &cfg->control_batch_bytes,
+	    err) < 0 ||
 	    mxd_config_int(g, "heartbeat_interval", 1, 3600, &cfg->control_heartbeat, err) < 0)
 		return -1;
 	if (!cfg->control_server || !cfg->control_cert || !cfg->control_key || !cfg->control_ca)
@@ -393,8 +540,14 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 		}
 	}
 	if (mxd_config_strdup(root, "relay_next_hop", &cfg->relay_next_hop, err) < 0 ||
-	    mxd_config_strdup(root, "resolver", &cfg->resolver, err) < 0)
+	    mxd_config_strdup(root, "resolver", &cfg->resolver, err) < 0 ||
+	    mxd_config_strdup(root, "recipient_delimiter", &cfg->recipient_delimiter, err) < 0)
 		return -1;
+	if (cfg->recipient_delimiter && (cfg->recipient_delimiter[0] == '\0' ||
+	    strlen(cfg->recipient_delimiter) > 8 ||
+	    strspn(cfg->recipient_delimiter, "+-_=.#%&") != strlen(cfg->recipient_delimiter)))
+		return conf_error(err, config_setting_get_member(root, "recipient_delimiter"),
+		    "expected one to eight of the characters + - _ = . # %% &");
 	char why[200];
 	if (cfg->relay_next_hop &&
 	    mxd_nexthop_parse(cfg->relay_next_hop, &cfg->relay_nh, 0, why, sizeof(why)) < 0)
@@ -526,6 +679,7 @@ mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t err
 	cfg->sts_refresh_interval = 3600;
 	cfg->control_journal_mb = 256;
 	cfg->control_batch = 500;
+	cfg->control_batch_bytes = 1 << 20;
 	cfg->control_heartbeat = 10;
 
 	if (conf_load(&lc, path, &cerr) < 0) {
@@ -547,23 +701,96 @@ mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t err
 	return 0;
 }
 
+/* controld's recipient checks: each replaces the check of its domain (the
+ * file's too, when the file has the domain). A domain controld says nothing
+ * about keeps the file's check. */
+static void
+mxd_config_merge_rcpt_checks(struct mxd_config *cfg, const Mxfleet__V1__ConfigSnapshot *s)
+{
+	char why[900], q[LOG_QUOTE_SIZE(200)];
+
+	for (size_t i = 0; i < s->n_recipient_checks; i++) {
+		const Mxfleet__V1__DomainRecipients *r = s->recipient_checks[i];
+		struct mxd_domain *d = (struct mxd_domain *)mxd_config_domain(cfg, r->domain);
+		int m = rcpt_check_mode_parse(r->mode);
+		if (d == NULL || m < 0 || m == RCPT_CHECK_VERIFY) {
+			log_warnx("event=snapshot_recipient_check_ignored domain=%.100s mode=%.20s "
+			    "reason=%s", r->domain, r->mode, d == NULL ? "no_such_domain" :
+			    m < 0 ? "unknown_mode" : "not_implemented");
+			continue;
+		}
+		struct rcpt_set *set = NULL;
+		if (m == RCPT_CHECK_LIST) {
+			set = rcpt_set_new();
+			for (size_t j = 0; j < r->n_local_parts; j++)
+				if (mxd_config_rcpt_entry(set, d->name, r->local_parts[j], why,
+				    sizeof(why)) < 0)
+					log_warnx("event=snapshot_recipient_ignored domain=%.100s why=%s",
+					    d->name, log_quote(q, sizeof(q), why, strlen(why), 200));
+			rcpt_set_seal(set);
+		}
+		rcpt_check_set(&d->rcpt, (enum rcpt_check_mode)m, set);
+	}
+}
+
+/* The cached snapshot's bytes, whole (malloc'd), or NULL when there is none
+ * or it cannot be read; a file over MXD_SNAPSHOT_MAX_BYTES is refused. */
+static uint8_t *
+mxd_snapshot_read(const char *path, size_t *len)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			log_warn("event=snapshot_ignored path=%s reason=open", path);
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || st.st_size <= 0 || (uint64_t)st.st_size > MXD_SNAPSHOT_MAX_BYTES) {
+		log_warnx("event=snapshot_ignored path=%s reason=size bytes=%lld max=%llu", path,
+		    (long long)st.st_size, (unsigned long long)MXD_SNAPSHOT_MAX_BYTES);
+		close(fd);
+		return NULL;
+	}
+	uint8_t *buf = xmalloc((size_t)st.st_size);
+	size_t got = 0;
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n <= 0) {
+			log_warn("event=snapshot_ignored path=%s reason=read", path);
+			free(buf);
+			close(fd);
+			return NULL;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	*len = got;
+	return buf;
+}
+
 /* Domains from controld's last snapshot. A broken or unreadable cache is
  * logged and ignored: the file's configuration still stands. */
 static void
 mxd_config_merge_snapshot(struct mxd_config *cfg)
 {
-	uint8_t buf[1 << 20];
-	int fd = open(cfg->snapshot_path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	size_t len = 0;
+	uint8_t *buf = mxd_snapshot_read(cfg->snapshot_path, &len);
+	if (buf == NULL)
 		return;
-	ssize_t n = read(fd, buf, sizeof(buf));
-	close(fd);
-	Mxfleet__V1__ConfigSnapshot *s = n > 0 && (size_t)n < sizeof(buf) ?
-	    mxfleet__v1__config_snapshot__unpack(NULL, (size_t)n, buf) : NULL;
+	Mxfleet__V1__ConfigSnapshot *s = mxfleet__v1__config_snapshot__unpack(NULL, len, buf);
+	free(buf);
 	if (s == NULL) {
 		log_warnx("event=snapshot_ignored path=%s reason=unreadable", cfg->snapshot_path);
 		return;
 	}
+	/* Only the file's own domains can clash with the snapshot's (controld
+	 * keeps its names unique): looking those up keeps a snapshot of many
+	 * thousand domains linear. */
+	size_t nfile_domains = cfg->ndomains;
+	/* Room for all at once: a domain is ~1 KiB (its parsed next hop), and
+	 * growing the array one by one would copy it quadratically. */
+	cfg->domains = xreallocarray(cfg->domains, nfile_domains + s->n_domains + 1,
+	    sizeof(*cfg->domains));
 	for (size_t i = 0; i < s->n_domains; i++) {
 		struct mxd_nexthop nh;
 		const char *name = s->domains[i]->name, *hop = s->domains[i]->next_hop;
@@ -573,16 +800,20 @@ mxd_config_merge_snapshot(struct mxd_config *cfg)
 			log_warnx("event=snapshot_domain_ignored name=%.100s next_hop=%.100s", name, hop);
 			continue;
 		}
-		struct mxd_domain *d = (struct mxd_domain *)mxd_config_domain(cfg, name);
+		struct mxd_domain *d = NULL;
+		for (size_t k = 0; k < nfile_domains && d == NULL; k++)
+			if (strcasecmp(cfg->domains[k].name, name) == 0)
+				d = &cfg->domains[k];
 		if (d == NULL) {
-			cfg->domains = xreallocarray(cfg->domains, cfg->ndomains + 1, sizeof(*cfg->domains));
 			d = &cfg->domains[cfg->ndomains++];
+			memset(d, 0, sizeof(*d));
 			d->name = xstrdup(name);
 		} else
 			free(d->next_hop);
 		d->next_hop = xstrdup(hop);
 		d->nh = nh;
 	}
+	mxd_config_merge_rcpt_checks(cfg, s);
 	/* controld's routes and policies come first: the file's apply where
 	 * controld has nothing to say. */
 	struct mxd_route *file_routes = cfg->routes;
@@ -680,8 +911,10 @@ mxd_config_free(struct mxd_config *cfg)
 	for (size_t i = 0; i < cfg->ndomains; i++) {
 		free(cfg->domains[i].name);
 		free(cfg->domains[i].next_hop);
+		rcpt_check_clear(&cfg->domains[i].rcpt);
 	}
 	free(cfg->domains);
+	free(cfg->recipient_delimiter);
 	for (size_t i = 0; i < cfg->ncerts; i++) {
 		free((char *)cfg->certs[i].cert);
 		free((char *)cfg->certs[i].key);
@@ -733,6 +966,29 @@ mxd_config_domain(const struct mxd_config *cfg, const char *domain)
 		    strncasecmp(cfg->domains[i].name, domain, len) == 0)
 			return &cfg->domains[i];
 	return NULL;
+}
+
+enum rcpt_verdict
+mxd_config_rcpt_verdict(const struct mxd_config *cfg, const struct mxd_domain *d,
+    const char *addr)
+{
+	return rcpt_check_verdict(&d->rcpt, addr, cfg->recipient_delimiter);
+}
+
+void
+mxd_config_log_rcpt_checks(const struct mxd_config *cfg)
+{
+	for (size_t i = 0; i < cfg->ndomains; i++) {
+		const struct mxd_domain *d = &cfg->domains[i];
+		if (d->rcpt.mode == RCPT_CHECK_UNSET)
+			log_warnx("event=recipient_check_missing domain=%s risk=backscatter "
+			    "hint=\"any local part is accepted; set recipients or recipient_check "
+			    "(docs/mxd.md#recipient-checks)\"", d->name);
+		else
+			log_info("event=recipient_check domain=%s mode=%s recipients=%zu", d->name,
+			    rcpt_check_mode_name(d->rcpt.mode),
+			    d->rcpt.set ? rcpt_set_count(d->rcpt.set) : (size_t)0);
+	}
 }
 
 int

@@ -11,11 +11,13 @@
 #include "tls.h"
 
 #include "nexthop.h"
+#include "rcpt_check.h"
 
 struct mxd_domain {
 	char			*name;
 	char			*next_hop;	/* as written, for logs */
 	struct mxd_nexthop	 nh;
+	struct rcpt_check	 rcpt;		/* who RCPT accepts (backscatter) */
 };
 
 /* Outbound TLS policy for a destination (Postfix's security levels): from
@@ -72,6 +74,7 @@ struct mxd_config {
 	int			 received_header;
 	struct mxd_domain	*domains;
 	size_t			 ndomains;
+	char			*recipient_delimiter;	/* "+": user+tag is user; NULL: none */
 
 	struct tls_cert_spec	*certs;
 	size_t			 ncerts;
@@ -98,6 +101,7 @@ struct mxd_config {
 	char			*control_cert, *control_key, *control_ca;
 	int			 control_journal_mb;
 	int			 control_batch;
+	int			 control_batch_bytes;	/* a batch's encoded size bound */
 	int			 control_heartbeat;
 	char			*snapshot_path;		/* cached ConfigSnapshot */
 	uint64_t		 snapshot_version;	/* merged into this config */
@@ -128,6 +132,13 @@ struct mxd_config {
 int mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t errsz);
 void mxd_config_free(struct mxd_config *cfg);
 const struct mxd_domain *mxd_config_domain(const struct mxd_config *cfg, const char *domain);
+/* Does domain d (the one addr names) accept addr at RCPT? (rcpt_check.h) */
+enum rcpt_verdict mxd_config_rcpt_verdict(const struct mxd_config *cfg,
+    const struct mxd_domain *d, const char *addr);
+/* Log a warning naming each hosted domain with no recipient check (any
+ * local part accepted: a backscatter source), and how each checked one is
+ * checked. The master calls it at start and after each reload. */
+void mxd_config_log_rcpt_checks(const struct mxd_config *cfg);
 int mxd_config_trusted(const struct mxd_config *cfg, const struct sockaddr *sa);
 /* Where mail for this recipient goes, on the given attempt (1, 2, ...): a
  * local domain's next hop, else the first matching route, else the relay
@@ -143,6 +154,9 @@ const struct mxd_tls_policy *mxd_config_tls_policy(const struct mxd_config *cfg,
 /* A policy mode's name to its level; -1 when unknown. */
 int mxd_tls_mode_parse(const char *mode);
 const struct mxd_sasl *mxd_config_sasl(const struct mxd_config *cfg, const char *host, int port);
+/* The largest snapshot mxd takes from controld and reads from its cache:
+ * far above realistic fleets (10,000 domains are about 1 MiB). */
+#define MXD_SNAPSHOT_MAX_BYTES	(64u << 20)
 /* Cache a ConfigSnapshot received from controld (atomically: tmp, fsync,
  * rename). mxd_config_load merges the cached snapshot's domains into the
  * file's (controld's entry wins for a domain in both). */

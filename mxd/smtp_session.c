@@ -134,7 +134,7 @@ smtp_session_io_msg_write(void *arg, const char *data, size_t len)
 	return spool_msg_write(s->msg, data, len) == 0 ? 0 : smtp_session_msg_error(s);
 }
 
-static void smtp_session_commit_done(void *arg, int ok, const char *id);
+static void smtp_session_commit_done(void *arg, int error, const char *id);
 
 static int
 smtp_session_io_msg_commit(void *arg)
@@ -192,12 +192,12 @@ static const struct smtpd_core_io smtp_session_io = {
 };
 
 static void
-smtp_session_commit_done(void *arg, int ok, const char *id)
+smtp_session_commit_done(void *arg, int error, const char *id)
 {
 	struct smtp_session *s = arg;
 
 	s->job = NULL;
-	smtpd_core_commit_done(s->core, ok, id);
+	smtpd_core_commit_done(s->core, error, id);
 	if (s->w->shutting_down) {
 		smtpd_core_shutdown(s->core);
 		return;

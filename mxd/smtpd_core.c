@@ -310,6 +310,7 @@ smtpd_core_cmd_rcpt(struct smtpd_core *s, const struct smtp_cmd *c)
 		return;
 	}
 	const char *domain = smtp_parser_domain(addr);
+	const struct mxd_domain *dom;
 	if (domain == NULL) {
 		/* <postmaster>: the first local domain's postmaster. */
 		if (cfg->ndomains == 0) {
@@ -320,7 +321,17 @@ smtpd_core_cmd_rcpt(struct smtpd_core *s, const struct smtp_cmd *c)
 		char pm[SMTP_PATH_MAX + 1];
 		snprintf(pm, sizeof(pm), "postmaster@%s", cfg->domains[0].name);
 		spool_env_add_rcpt_dsn(&s->env, pm, notify, orcpt);
-	} else if (mxd_config_domain(cfg, domain) != NULL) {
+	} else if ((dom = mxd_config_domain(cfg, domain)) != NULL) {
+		/* Refused here, never bounced later (backscatter: rcpt_check.h). */
+		if (mxd_config_rcpt_verdict(cfg, dom, addr) == RCPT_UNKNOWN) {
+			char q[LOG_QUOTE_SIZE(100)];
+			log_info("event=rcpt_refused sid=%s reason=user_unknown rcpt=%s", s->sid,
+			    log_quote(q, sizeof(q), addr, strlen(addr), 100));
+			smtpd_core_reply(s, "550 5.1.1 <%s>: Recipient address rejected: "
+			    "User unknown", addr);
+			smtpd_core_error(s);
+			return;
+		}
 		spool_env_add_rcpt_dsn(&s->env, addr, notify, orcpt);
 	} else if (s->trusted) {
 		/* Some route (on some attempt), the relay, or direct MX delivery. */
@@ -797,12 +808,12 @@ smtpd_core_feed(struct smtpd_core *s, const char *data, size_t len, size_t *used
 }
 
 void
-smtpd_core_commit_done(struct smtpd_core *s, int ok, const char *id)
+smtpd_core_commit_done(struct smtpd_core *s, int error, const char *id)
 {
 	char from[LOG_QUOTE_SIZE(100)];
 
 	s->msg_open = 0;	/* the commit has ended: nothing to abort */
-	if (ok) {
+	if (error == 0) {
 		log_quote(from, sizeof(from), s->env.from, strlen(s->env.from), 100);
 		log_info("event=queued sid=%s id=%s from=%s rcpts=%zu size=%" PRIu64
 		    " requiretls=%d tls=%s", s->sid, id, from, s->env.nrcpts, s->env.size,
@@ -811,7 +822,7 @@ smtpd_core_commit_done(struct smtpd_core *s, int ok, const char *id)
 		s->info.messages++;
 		s->info.junk = 0;	/* a client doing real work is forgiven (as Postfix) */
 	} else
-		smtpd_core_reply(s, "451 4.3.0 Error: queue file write error");
+		smtpd_core_spool_failed(s, error);
 	smtpd_core_txn_reset(s);
 	s->info.phase = SMTPD_PHASE_READY;
 	smtpd_core_set_timeout(s, s->cfg->command_timeout);

@@ -117,8 +117,9 @@ const struct smtpd_core_info *smtpd_core_info(const struct smtpd_core *c);
  * needs more input or is waiting (commit, STARTTLS, closing). */
 int smtpd_core_feed(struct smtpd_core *c, const char *data, size_t len, size_t *used);
 
-/* The commit started by io->msg_commit ended; id is the queue id when ok. */
-void smtpd_core_commit_done(struct smtpd_core *c, int ok, const char *id);
+/* The commit started by io->msg_commit ended: error 0 when the message is
+ * durable (id is its queue id), else the errno of the step that failed. */
+void smtpd_core_commit_done(struct smtpd_core *c, int error, const char *id);
 
 /* The handshake begins: whatever was pipelined after STARTTLS is the glue's
  * to throw away (it is never fed). */

@@ -17,7 +17,7 @@ struct spool_commit_job {
 	struct spool_msg	*msg;
 	spool_commit_cb		 cb;
 	void			*arg;
-	int			 ok;
+	int			 error;		/* 0: durable */
 	char			 id[SPOOL_ID_MAX];
 };
 
@@ -48,14 +48,17 @@ spool_commit_batch(struct spool_committer *c, struct spool_commit_job *batch)
 			log_warn("event=spool_error op=syncfs");
 	}
 	for (struct spool_commit_job *j = batch; j; j = j->next) {
-		j->ok = spool_msg_sync(j->msg, !synced) == 0 &&
-		    spool_msg_publish(j->msg) == 0;
+		if (spool_msg_sync(j->msg, !synced) < 0 || spool_msg_publish(j->msg) < 0)
+			j->error = spool_msg_error(j->msg);
 	}
 	/* Renamed under hidden names: none is visible before this decides. */
-	int dir_ok = spool_sync_queue(c->sp) == 0;
+	int dir_error = spool_sync_queue(c->sp) < 0 ? errno : 0;
 	for (struct spool_commit_job *j = batch; j; j = j->next) {
-		j->ok = j->ok && dir_ok && spool_msg_reveal(j->msg) == 0;
-		if (!j->ok) {
+		if (j->error == 0 && dir_error)
+			j->error = dir_error;
+		if (j->error == 0 && spool_msg_reveal(j->msg) < 0)
+			j->error = spool_msg_error(j->msg);
+		if (j->error) {
 			/* Never delivered after a 451 (spool_commit.h). */
 			spool_msg_abort(j->msg);
 			j->msg = NULL;
@@ -166,7 +169,7 @@ spool_committer_dispatch(struct spool_committer *c)
 	while (list) {
 		struct spool_commit_job *next = list->next;
 		if (list->cb)
-			list->cb(list->arg, list->ok, list->id);
+			list->cb(list->arg, list->error, list->id);
 		free(list);
 		list = next;
 	}

@@ -5,9 +5,9 @@
  * (queue/ID) and posts completions back to the event loop. Under load many
  * sessions share one disk flush instead of queueing for one each.
  *
- * One outcome per message, never both: ok = 1 (the session says 250) only
- * when the file and the directory fsync succeeded; otherwise ok = 0 (451)
- * and the file is removed before the completion is posted, wherever it was:
+ * One outcome per message, never both: error = 0 (the session says 250)
+ * only when the file and the directory fsync succeeded; otherwise an errno
+ * (4xx: 452 4.3.1 for ENOSPC, 451 else) and the file is removed before the completion is posted, wherever it was:
  * tmp/ID, or queue/.ID when the rename succeeded but the directory fsync
  * failed. The second case is the one that matters: keeping the renamed file
  * and answering 451 would deliver a message whose sender was told to retry
@@ -29,9 +29,9 @@
 struct spool_committer;
 struct spool_commit_job;
 
-/* ok: 1 when the message is durable in queue/, 0 when it could not be made
- * so (and its file is gone). */
-typedef void (*spool_commit_cb)(void *arg, int ok, const char *id);
+/* error: 0 when the message is durable in queue/; else the errno of the
+ * step that failed (ENOSPC: the disk is full), and its file is gone. */
+typedef void (*spool_commit_cb)(void *arg, int error, const char *id);
 
 /* notify_fd: a pipe to the delivery process ("ID\n" per committed message), or -1. */
 int spool_committer_new(struct spool *sp, int notify_fd, struct spool_committer **out);

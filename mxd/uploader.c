@@ -8,15 +8,28 @@
  * sends heartbeats, and watches the configuration: each snapshot is cached
  * on disk and the master is asked to reload (SIGHUP), so mxd applies it
  * without a restart and starts from the cache when controld is away. SMTP
- * never waits for any of this. */
+ * never waits for any of this.
+ *
+ * Refused batches. Batches are cut by bytes (control.batch_max_bytes) as well
+ * as by count, so they stay under controld's max_message. If controld still
+ * refuses one as too large or invalid (RESOURCE_EXHAUSTED, INVALID_ARGUMENT),
+ * resending it as it is would fail forever and hold back the whole journal.
+ * So the uploader logs event=batch_refused and goes careful: one batch in
+ * flight, half as many records each time one is refused, until it is past
+ * every record that was in flight. A record refused alone, twice, is copied
+ * to <spool_dir>/journal-quarantine/<seq>.pb (event=outcome_quarantined) and
+ * acknowledged in the journal, and the rest flows on. Both counts go to
+ * controld in every heartbeat (mailctl hosts: REFUSED, QUARANTINED). */
 #include "mxd.h"
 #include "buf.h"
 #include "journal.h"
+#include "upload_batch.h"
 #include "grpc.h"
 #include "log.h"
 #include "outcome.h"
 #include "xmalloc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -25,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,12 +64,22 @@ struct uploader {
 	uint64_t		 inflight_seq[UPLOADER_INFLIGHT];
 	uint64_t		 inflight_dropped[UPLOADER_INFLIGHT];
 	uint64_t		 inflight_corrupt[UPLOADER_INFLIGHT];
+	uint64_t		 inflight_first[UPLOADER_INFLIGHT];
+	size_t			 inflight_count[UPLOADER_INFLIGHT];
+	size_t			 inflight_bytes[UPLOADER_INFLIGHT];
 	int			 ninflight;
+	/* refused batches (see the top of this file) */
+	size_t			 careful_records;	/* 0: not careful */
+	uint64_t		 careful_upto;		/* careful until this seq is acked */
+	uint64_t		 suspect_seq;		/* refused alone once */
+	uint64_t		 batches_refused;	/* since start */
+	uint64_t		 quarantined;		/* files in quarantine_dir */
+	char			 quarantine_dir[4096];
 	uint64_t		 pending_dropped, pending_corrupt;
 	/* config watch */
 	struct grpc_call	*watch;
 	uint64_t		 config_version;
-	struct buf		 batch;
+	struct upload_batch	 batch;
 	int			 stopping;
 };
 
@@ -102,36 +126,14 @@ uploader_read_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Protobuf by hand: the batch is the records as they are, each with its seq
- * appended (outcome_append_seq), so nothing is unpacked and packed again. */
-static void
-uploader_varint(struct buf *b, uint64_t v)
-{
-	do {
-		uint8_t c = v & 0x7f;
-		v >>= 7;
-		buf_appendc(b, (char)(v ? c | 0x80 : c));
-	} while (v);
-}
-
-struct uploader_fill {
-	struct uploader	*u;
-	uint64_t	 last;
-	size_t		 count;
-};
-
 static int
 uploader_add_record(void *arg, uint64_t seq, const void *rec, size_t len)
 {
-	struct uploader_fill *f = arg;
-	uint8_t tmp[JOURNAL_REC_MAX + 16];
-	size_t n = outcome_append_seq(tmp, rec, len, seq);
-	buf_appendc(&f->u->batch, 0x1a);	/* field 3, length-delimited */
-	uploader_varint(&f->u->batch, n);
-	buf_append(&f->u->batch, tmp, n);
-	f->last = seq;
-	f->count++;
-	return 0;
+	struct upload_batch *ub = arg;
+	/* Not taken: it starts the next batch. */
+	if (!upload_batch_add(ub, seq, rec, len))
+		return 1;
+	return upload_batch_full(ub);
 }
 
 static void
@@ -139,49 +141,40 @@ uploader_pump(struct uploader *u)
 {
 	if (u->stream == NULL || u->stopping)
 		return;
-	while (u->ninflight < UPLOADER_INFLIGHT && u->sent_upto < journal_last_seq(u->j)) {
+	int max_inflight = u->careful_records ? 1 : UPLOADER_INFLIGHT;
+	size_t max_records = u->careful_records ? u->careful_records : (size_t)u->cfg->control_batch;
+	while (u->ninflight < max_inflight && u->sent_upto < journal_last_seq(u->j)) {
 		/* Flow control: do not queue more than the connection takes. */
 		if (grpc_call_pending(u->stream) > (4u << 20))
 			return;
-		struct uploader_fill f = { u, 0, 0 };
-		buf_reset(&u->batch);
-		buf_appendc(&u->batch, 0x0a);	/* field 1: host_id */
-		uploader_varint(&u->batch, strlen(u->host_id));
-		buf_appends(&u->batch, u->host_id);
-		size_t head = u->batch.len;
-		if (journal_read(u->j, u->sent_upto, (size_t)u->cfg->control_batch, uploader_add_record, &f) < 0) {
+		struct upload_batch *ub = &u->batch;
+		upload_batch_begin(ub, u->host_id, (size_t)u->cfg->control_batch_bytes, max_records);
+		if (journal_read(u->j, u->sent_upto, max_records, uploader_add_record, ub) < 0) {
 			log_warn("event=journal_error op=read");
 			return;
 		}
-		uint64_t jd, jc;
+		uint64_t jd, jc, last = ub->last;
 		journal_take_counters(u->j, &jd, &jc);
 		u->pending_dropped += jd + outcome_take_dropped(u->shared_dropped);
 		u->pending_corrupt += jc;
-		if (f.count == 0) {
+		if (ub->count == 0) {
 			/* Everything up to last_seq was skipped as corrupt or dropped. */
 			u->sent_upto = journal_last_seq(u->j);
 			if (u->pending_dropped == 0 && u->pending_corrupt == 0)
 				return;
-			f.last = u->sent_upto;
+			last = u->sent_upto;
 		}
-		(void)head;
-		buf_appendc(&u->batch, 0x10);	/* field 2: seq */
-		uploader_varint(&u->batch, f.last);
-		if (u->pending_dropped) {
-			buf_appendc(&u->batch, 0x20);
-			uploader_varint(&u->batch, u->pending_dropped);
-		}
-		if (u->pending_corrupt) {
-			buf_appendc(&u->batch, 0x28);
-			uploader_varint(&u->batch, u->pending_corrupt);
-		}
+		upload_batch_end(ub, last, u->pending_dropped, u->pending_corrupt);
 		int i = u->ninflight++;
-		u->inflight_seq[i] = f.last;
+		u->inflight_seq[i] = last;
+		u->inflight_first[i] = ub->first;
+		u->inflight_count[i] = ub->count;
+		u->inflight_bytes[i] = ub->b.len;
 		u->inflight_dropped[i] = u->pending_dropped;
 		u->inflight_corrupt[i] = u->pending_corrupt;
 		u->pending_dropped = u->pending_corrupt = 0;
-		u->sent_upto = f.last;
-		grpc_call_send(u->stream, (const uint8_t *)u->batch.data, u->batch.len);
+		u->sent_upto = last;
+		grpc_call_send(u->stream, (const uint8_t *)ub->b.data, ub->b.len);
 	}
 }
 
@@ -198,8 +191,17 @@ uploader_ack_cb(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 		memmove(u->inflight_seq, u->inflight_seq + 1, (size_t)(u->ninflight - 1) * sizeof(uint64_t));
 		memmove(u->inflight_dropped, u->inflight_dropped + 1, (size_t)(u->ninflight - 1) * sizeof(uint64_t));
 		memmove(u->inflight_corrupt, u->inflight_corrupt + 1, (size_t)(u->ninflight - 1) * sizeof(uint64_t));
+		memmove(u->inflight_first, u->inflight_first + 1, (size_t)(u->ninflight - 1) * sizeof(uint64_t));
+		memmove(u->inflight_count, u->inflight_count + 1, (size_t)(u->ninflight - 1) * sizeof(size_t));
+		memmove(u->inflight_bytes, u->inflight_bytes + 1, (size_t)(u->ninflight - 1) * sizeof(size_t));
 		u->ninflight--;
 		log_debug("event=batch_acked seq=%" PRIu64 " duplicate=%d", a->seq, a->duplicate);
+		if (u->careful_records && a->seq >= u->careful_upto) {
+			u->careful_records = 0;
+			u->suspect_seq = 0;
+			log_info("event=upload_resumed seq=%" PRIu64 " batches_refused=%" PRIu64
+			    " quarantined=%" PRIu64, a->seq, u->batches_refused, u->quarantined);
+		}
 	} else
 		log_warnx("event=unexpected_ack seq=%" PRIu64, a->seq);
 	mxfleet__v1__ack__free_unpacked(a, NULL);
@@ -214,6 +216,142 @@ uploader_schedule_retry(struct uploader *u)
 		evtimer_add(u->retry_ev, &tv);
 }
 
+/* ---- refused batches ---- */
+
+static int
+uploader_count_quarantine(const char *dir, uint64_t *n)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	if (d == NULL)
+		return -1;
+	*n = 0;
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+		if (e->d_name[0] != '.' && l > 3 && strcmp(e->d_name + l - 3, ".pb") == 0)
+			(*n)++;
+	}
+	closedir(d);
+	return 0;
+}
+
+struct uploader_copy {
+	uint64_t	 seq;
+	uint8_t		*data;
+	size_t		 len;
+};
+
+static int
+uploader_copy_record(void *arg, uint64_t seq, const void *rec, size_t len)
+{
+	struct uploader_copy *cp = arg;
+	if (seq == cp->seq) {
+		cp->data = xmalloc(len ? len : 1);
+		memcpy(cp->data, rec, len);
+		cp->len = len;
+	}
+	return 1;
+}
+
+static int
+uploader_write_file(int dirfd, const char *name, const uint8_t *data, size_t len)
+{
+	char tmp[64];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	ssize_t w = write(fd, data, len);
+	if (w != (ssize_t)len || fsync(fd) < 0) {
+		if (w >= 0 && w != (ssize_t)len)
+			errno = EIO;
+		close(fd);
+		unlinkat(dirfd, tmp, 0);
+		return -1;
+	}
+	close(fd);
+	if (renameat(dirfd, tmp, dirfd, name) < 0 || fsync(dirfd) < 0)
+		return -1;
+	return 0;
+}
+
+/* The record seq, refused alone twice: set it aside in a file, durably,
+ * then let the journal forget it. If it cannot be written the record stays
+ * in the journal (and upload stays stuck, loudly) rather than be lost. */
+static void
+uploader_quarantine(struct uploader *u, uint64_t seq)
+{
+	struct uploader_copy cp = { seq, NULL, 0 };
+	char name[64];
+	if (journal_read(u->j, seq - 1, 1, uploader_copy_record, &cp) < 0 || cp.data == NULL) {
+		log_error("event=quarantine_failed seq=%" PRIu64 " error=\"cannot read the record\"",
+		    seq);
+		free(cp.data);
+		return;
+	}
+	snprintf(name, sizeof(name), "%" PRIu64 ".pb", seq);
+	if (mkdir(u->quarantine_dir, 0700) < 0 && errno != EEXIST) {
+		log_error("event=quarantine_failed seq=%" PRIu64 " dir=%s error=\"%s\"", seq,
+		    u->quarantine_dir, strerror(errno));
+		free(cp.data);
+		return;
+	}
+	int dirfd = open(u->quarantine_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0 || uploader_write_file(dirfd, name, cp.data, cp.len) < 0) {
+		log_error("event=quarantine_failed seq=%" PRIu64 " dir=%s error=\"%s\"", seq,
+		    u->quarantine_dir, strerror(errno));
+		if (dirfd >= 0)
+			close(dirfd);
+		free(cp.data);
+		return;
+	}
+	close(dirfd);
+	free(cp.data);
+	if (journal_ack(u->j, seq) < 0) {
+		log_warn("event=journal_error op=ack seq=%" PRIu64, seq);
+		return;
+	}
+	u->quarantined++;
+	u->suspect_seq = 0;
+	log_error("event=outcome_quarantined seq=%" PRIu64 " bytes=%zu file=%s/%s quarantined=%" PRIu64,
+	    seq, cp.len, u->quarantine_dir, name, u->quarantined);
+}
+
+static int
+uploader_is_refusal(int status)
+{
+	return status == GRPC_RESOURCE_EXHAUSTED || status == GRPC_INVALID_ARGUMENT;
+}
+
+/* controld refused a batch in flight (which one, when several are, it does
+ * not say). Returns the seq of a record to quarantine, or 0 and the next
+ * batches are smaller. */
+static uint64_t
+uploader_refused(struct uploader *u, int status, const char *message)
+{
+	char q[LOG_QUOTE_SIZE(200)];
+	uint64_t poison = 0;
+	size_t n = u->inflight_count[0];
+	u->batches_refused++;
+	if (u->ninflight == 1 && n == 1) {
+		/* Alone: refused once may be a fluke of controld's; twice is the
+		 * record. */
+		if (u->suspect_seq == u->inflight_first[0])
+			poison = u->suspect_seq;
+		u->suspect_seq = u->inflight_first[0];
+	}
+	u->careful_records = n > 1 ? n / 2 : 1;
+	if (u->careful_upto < u->sent_upto)
+		u->careful_upto = u->sent_upto;
+	log_warnx("event=batch_refused status=%s message=%s first_seq=%" PRIu64 " last_seq=%" PRIu64
+	    " records=%zu bytes=%zu in_flight=%d action=%s batches_refused=%" PRIu64,
+	    grpc_status_name(status), log_quote(q, sizeof(q), message, strlen(message), 200),
+	    u->inflight_first[0], u->inflight_seq[0], n, u->inflight_bytes[0], u->ninflight,
+	    poison ? "quarantine" : n > 1 || u->ninflight > 1 ? "split" : "retry",
+	    u->batches_refused);
+	return poison;
+}
+
 static void
 uploader_stream_closed(struct grpc_call *c, int status, const char *message, void *arg)
 {
@@ -221,12 +359,16 @@ uploader_stream_closed(struct grpc_call *c, int status, const char *message, voi
 	if (c != u->stream)
 		return;
 	u->stream = NULL;
+	uint64_t poison = uploader_is_refusal(status) && u->ninflight > 0 ?
+	    uploader_refused(u, status, message) : 0;
 	/* Counters carried by unacknowledged batches go out again. */
 	for (int i = 0; i < u->ninflight; i++) {
 		u->pending_dropped += u->inflight_dropped[i];
 		u->pending_corrupt += u->inflight_corrupt[i];
 	}
 	u->ninflight = 0;
+	if (poison)
+		uploader_quarantine(u, poison);
 	u->sent_upto = journal_acked(u->j);
 	if (status != GRPC_OK || !u->stopping)
 		log_warnx("event=stream_closed status=%s message=\"%s\" backlog=%" PRIu64,
@@ -310,6 +452,14 @@ uploader_heartbeat(struct uploader *u)
 	hb.journal_backlog = journal_backlog(u->j);
 	hb.config_version = u->config_version;
 	hb.cert_not_after_unix = u->cert_not_after;
+	hb.batches_refused = u->batches_refused;
+	/* Counted afresh: an operator deletes the files once dealt with. */
+	uint64_t n;
+	if (uploader_count_quarantine(u->quarantine_dir, &n) == 0)
+		u->quarantined = n;
+	else if (errno == ENOENT)
+		u->quarantined = 0;
+	hb.outcomes_quarantined = u->quarantined;
 	uploader_unary(u, "/mxfleet.v1.Fleet/Heartbeat", &hb.base);
 }
 
@@ -396,7 +546,7 @@ uploader_main(struct mxd_config *cfg, int fd, uint64_t *shared_dropped,
 	u.cfg = cfg;
 	u.fd = fd;
 	u.shared_dropped = shared_dropped;
-	buf_init(&u.batch);
+	upload_batch_init(&u.batch);
 	signal(SIGPIPE, SIG_IGN);
 
 	snprintf(dir, sizeof(dir), "%s/journal", cfg->spool_dir);
@@ -404,6 +554,10 @@ uploader_main(struct mxd_config *cfg, int fd, uint64_t *shared_dropped,
 	if (journal_open(&u.j, &jo, err, sizeof(err)) < 0)
 		fatalx("event=journal_error error=\"%s\"", err);
 	u.config_version = mxd_snapshot_version(cfg);
+	snprintf(u.quarantine_dir, sizeof(u.quarantine_dir), "%s/journal-quarantine", cfg->spool_dir);
+	if (uploader_count_quarantine(u.quarantine_dir, &u.quarantined) == 0 && u.quarantined > 0)
+		log_warnx("event=outcomes_in_quarantine dir=%s records=%" PRIu64, u.quarantine_dir,
+		    u.quarantined);
 
 	u.cert_not_after = (int64_t)creds->not_after;
 	snprintf(u.host_id, sizeof(u.host_id), "%s", cfg->control_host_id ? cfg->control_host_id :
@@ -429,6 +583,7 @@ uploader_main(struct mxd_config *cfg, int fd, uint64_t *shared_dropped,
 	o.port = cfg->control_port;
 	o.authority = cfg->control_authority;
 	o.tls = u.tls;
+	o.max_message = MXD_SNAPSHOT_MAX_BYTES;	/* what we take: snapshots */
 	o.reconnect = 1;
 	o.on_state = uploader_state_cb;
 	o.arg = &u;
@@ -448,6 +603,6 @@ uploader_main(struct mxd_config *cfg, int fd, uint64_t *shared_dropped,
 	event_base_free(u.base);
 	log_info("event=uploader_stopped backlog=%" PRIu64, journal_backlog(u.j));
 	journal_close(u.j);
-	buf_free(&u.batch);
+	upload_batch_free(&u.batch);
 	exit(0);
 }

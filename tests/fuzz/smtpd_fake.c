@@ -245,7 +245,7 @@ smtpd_fake_end_commit(struct smtpd_fake *f)
 		buf_append(&f->committed, "", 1);
 		f->ncommitted++;
 	}
-	smtpd_core_commit_done(f->core, ok, id);
+	smtpd_core_commit_done(f->core, ok ? 0 : f->err, id);
 	const char *r = f->replies.data + r0;
 	size_t rlen = f->replies.len - r0;
 	if (ok && (smtpd_fake_has_reply(r, rlen, SMTPD_FAKE_QUEUED) != 1 ||

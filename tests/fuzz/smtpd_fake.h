@@ -31,7 +31,7 @@ enum smtpd_fake_fate {
 	SMTPD_FAKE_BEGIN_FAILS = 0,	/* io->msg_begin fails */
 	SMTPD_FAKE_WRITE_FAILS = 1,	/* every io->msg_write fails */
 	SMTPD_FAKE_FINISH_FAILS = 2,	/* io->msg_commit fails at once */
-	SMTPD_FAKE_COMMIT_FAILS = 3,	/* the commit ends with ok = 0 */
+	SMTPD_FAKE_COMMIT_FAILS = 3,	/* the commit ends with an error */
 };
 
 struct smtpd_fake {

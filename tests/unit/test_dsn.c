@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "dsn.h"
+#include "../fuzz/dsn_wellformed.h"
 
 static void
 test_dsn_quotes_every_reply_line(void **state)
@@ -199,32 +200,46 @@ test_dsn_notify_decides_which_notices(void **state)
 	assert_false(dsn_wanted(&env, 0, DSN_ACTION_DELIVERED));
 }
 
+static void
+assert_wellformed(const struct buf *out, size_t n, int utf8_text)
+{
+	const char *why = dsn_wellformed(out->data, out->len, n, utf8_text);
+	if (why)
+		fail_msg("DSN not well-formed: %s\n%.*s", why, (int)out->len, out->data);
+}
+
 /* A spooled message's content in a file, as dsn_build reads it. */
 static int
-content_fd(const char *content)
+content_fd(const char *content, size_t len)
 {
 	char path[] = "/tmp/mxd-dsn-test.XXXXXX";
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
 	unlink(path);
-	assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+	assert_int_equal(write(fd, content, len), (ssize_t)len);
 	return fd;
 }
 
 static const char *const CONTENT =
     "Subject: the original\r\nMessage-ID: <orig@example.test>\r\n\r\nthe body line\r\n";
 
+/* The notice about a message of content[0..len), checked well-formed. */
 static void
-build(struct buf *out, struct spool_env *env, const struct dsn_rcpt *r, size_t n)
+build_from(struct buf *out, struct spool_env *env, const struct dsn_rcpt *r, size_t n,
+    const char *content, size_t len)
 {
-	int fd = content_fd(CONTENT);
-	env->size = strlen(CONTENT);
+	int fd = content_fd(content, len);
+	env->size = len;
 	buf_init(out);
 	dsn_build(out, "mx.example.test", env, r, n, fd, 0);
 	close(fd);
-	for (size_t i = 0; i < out->len; i++)
-		if (out->data[i] == '\n')
-			assert_true(i > 0 && out->data[i - 1] == '\r');
+	assert_wellformed(out, n, env->smtputf8);
+}
+
+static void
+build(struct buf *out, struct spool_env *env, const struct dsn_rcpt *r, size_t n)
+{
+	build_from(out, env, r, n, CONTENT, strlen(CONTENT));
 }
 
 static void
@@ -376,6 +391,271 @@ test_dsn_address_field_utf8_addr_xtext(void **state)
 	}
 }
 
+/* The value of the first field "name" in out, unfolded as RFC 5322 2.2.3
+ * says (every CRLF before white space removed), into a fresh string. */
+static char *
+field_unfolded(const struct buf *out, const char *name)
+{
+	char key[64];
+	snprintf(key, sizeof(key), "\r\n%s:", name);
+	const char *p = strstr(out->data, key);
+	assert_non_null(p);
+	p += strlen(key);
+	char *v = calloc(1, out->len + 1);
+	size_t n = 0;
+	for (; *p; p++) {
+		if (p[0] == '\r' && p[1] == '\n') {
+			if (p[2] != ' ' && p[2] != '\t')
+				break;
+			p++;
+			continue;
+		}
+		v[n++] = *p;
+	}
+	return v;
+}
+
+static void
+repeat(struct buf *b, const char *s, int times)
+{
+	for (int i = 0; i < times; i++)
+		buf_appends(b, s);
+}
+
+/* The longest line's length, without its CRLF. */
+static size_t
+longest_line(const struct buf *out)
+{
+	size_t max = 0, start = 0;
+	for (size_t i = 0; i < out->len; i++)
+		if (out->data[i] == '\n') {
+			if (i - 1 - start > max)
+				max = i - 1 - start;
+			start = i + 1;
+		}
+	return max;
+}
+
+/* A failure notice about gone@example.test, refused with reply, for a
+ * message of content[0..len). */
+static void
+build_refusal_of(struct buf *out, struct spool_env *env, const char *reply,
+    const char *content, size_t len)
+{
+	spool_env_add_rcpt(env, "gone@example.test");
+	struct dsn_rcpt r = { "gone@example.test", "5.1.1", "next.example.test", reply,
+	    DSN_ACTION_FAILED, NULL };
+	build_from(out, env, &r, 1, content, len);
+}
+
+static void
+build_refusal(struct buf *out, struct spool_env *env, const char *reply)
+{
+	build_refusal_of(out, env, reply, CONTENT, strlen(CONTENT));
+}
+
+static void
+test_dsn_diagnostic_code_strips_bare_cr(void **state)
+{
+	struct spool_env env;
+	struct buf out;
+
+	make_env(&env);
+	/* A next hop's reply with a bare CR: without care it ends the
+	 * Diagnostic-Code field and the text line, and starts a field of its
+	 * own ("X-Injected"). */
+	build_refusal(&out, &env, "550-5.1.1 first\rX-Injected: yes\n550 5.1.1 second\r\r\n");
+	for (size_t i = 0; i < out.len; i++)
+		if (out.data[i] == '\r')
+			assert_true(i + 1 < out.len && out.data[i + 1] == '\n');
+	assert_null(strstr(out.data, "\nX-Injected"));
+	char *diag = field_unfolded(&out, "Diagnostic-Code");
+	assert_string_equal(diag, " smtp; 550-5.1.1 first\\x{0D}X-Injected: yes    550 5.1.1 second\\x{0D}");
+	free(diag);
+	assert_non_null(strstr(out.data, "\r\n    550-5.1.1 first\\x{0D}X-Injected: yes\r\n"));
+	buf_free(&out);
+	spool_env_free(&env);
+}
+
+static void
+test_dsn_reply_control_characters_are_escaped(void **state)
+{
+	struct spool_env env;
+	struct buf out;
+
+	make_env(&env);
+	build_refusal(&out, &env, "550 5.1.1 bell\a esc\x1b[2J del\x7f vt\v ff\f");
+	for (size_t i = 0; i < out.len; i++) {
+		unsigned char c = (unsigned char)out.data[i];
+		assert_true(c >= 0x20 || c == '\r' || c == '\n' || c == '\t');
+		assert_true(c != 0x7f);
+	}
+	const char *want = "550 5.1.1 bell\\x{07} esc\\x{1B}[2J del\\x{7F} vt\\x{0B} ff\\x{0C}";
+	char *diag = field_unfolded(&out, "Diagnostic-Code");
+	assert_non_null(strstr(diag, want));
+	free(diag);
+	assert_non_null(strstr(out.data, want));	/* the text part too */
+	buf_free(&out);
+	spool_env_free(&env);
+}
+
+static void
+test_dsn_lines_never_exceed_998_octets(void **state)
+{
+	struct spool_env env;
+	struct buf out, reply, rcpt, mta;
+
+	make_env(&env);
+	buf_init(&reply);
+	buf_init(&rcpt);
+	buf_init(&mta);
+	/* A reply line of 3000 octets without white space, and one of words. */
+	buf_appends(&reply, "550-5.1.1 ");
+	repeat(&reply, "x", 3000);
+	buf_appends(&reply, "\n550 5.1.1");
+	repeat(&reply, " word", 500);
+	/* A recipient whose utf-8-addr-xtext is six times its length. */
+	buf_appends(&rcpt, "\xc3\xa9");
+	repeat(&rcpt, "+", 240);
+	buf_appends(&rcpt, "@example.test");
+	repeat(&mta, "abcdefghi.", 120);
+	buf_appends(&mta, "test");
+	spool_env_add_rcpt(&env, rcpt.data);
+	struct dsn_rcpt r = { rcpt.data, "5.1.1", mta.data, reply.data, DSN_ACTION_FAILED, NULL };
+	build(&out, &env, &r, 1);
+	assert_true(longest_line(&out) <= 998);
+	/* Folded where there is white space, so unfolding gives the words back. */
+	char *diag = field_unfolded(&out, "Diagnostic-Code");
+	assert_non_null(strstr(diag, reply.data + 3015));
+	free(diag);
+	/* Where there is none, cut between two characters, none lost. */
+	char *fr = field_unfolded(&out, "Final-Recipient");
+	size_t plus = 0;
+	for (const char *p = fr; (p = strstr(p, "\\x{2B}")) != NULL; p++)
+		plus++;
+	assert_int_equal(plus, 240);
+	free(fr);
+	buf_free(&out);
+	buf_free(&reply);
+	buf_free(&rcpt);
+	buf_free(&mta);
+	spool_env_free(&env);
+}
+
+static void
+test_dsn_returned_header_lines_fit_998_octets(void **state)
+{
+	struct spool_env env;
+	struct buf out, content;
+
+	make_env(&env);
+	buf_init(&content);
+	buf_appends(&content, "Subject: long");
+	repeat(&content, " word", 400);
+	buf_appends(&content, "\r\nX-Blob: ");
+	repeat(&content, "b", 2500);
+	buf_appends(&content, "\r\n\r\nbody\r\n");
+	build_refusal_of(&out, &env, "550 5.1.1 no", content.data, content.len);
+	assert_true(longest_line(&out) <= 998);
+	assert_non_null(strstr(out.data, "Subject: long word word"));
+	buf_free(&out);
+	buf_free(&content);
+	spool_env_free(&env);
+}
+
+static void
+test_dsn_8bit_reply_is_escaped_in_an_ascii_dsn(void **state)
+{
+	struct spool_env env;
+	struct buf out;
+
+	make_env(&env);
+	build_refusal(&out, &env, "550 5.1.1 Empf\xc3\xa4nger unbekannt \xff");
+	for (size_t i = 0; i < out.len; i++)
+		assert_true((unsigned char)out.data[i] < 0x80);
+	assert_non_null(strstr(out.data, "    550 5.1.1 Empf\\x{E4}nger unbekannt \\x{FF}\r\n"));
+	char *diag = field_unfolded(&out, "Diagnostic-Code");
+	assert_string_equal(diag, " smtp; 550 5.1.1 Empf\\x{E4}nger unbekannt \\x{FF}");
+	free(diag);
+	buf_free(&out);
+	spool_env_free(&env);
+}
+
+/* RFC 6531/6533: a notice that travels as SMTPUTF8 may show a UTF-8 reply
+ * in its text part (declared 8bit); the delivery-status stays ASCII. */
+static void
+test_dsn_utf8_reply_kept_in_the_text_of_an_smtputf8_dsn(void **state)
+{
+	struct spool_env env;
+	struct buf out;
+
+	make_env(&env);
+	env.smtputf8 = 1;
+	build_refusal(&out, &env, "550 5.1.1 Empf\xc3\xa4nger unbekannt \xff \xc2\x85");
+	assert_non_null(strstr(out.data, "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Transfer-Encoding: 8bit\r\n"));
+	/* Not UTF-8, or a C1 control (NEL): escaped all the same. */
+	assert_non_null(strstr(out.data, "    550 5.1.1 Empf\xc3\xa4nger unbekannt \\x{FF} \\x{85}\r\n"));
+	char *diag = field_unfolded(&out, "Diagnostic-Code");
+	assert_string_equal(diag, " smtp; 550 5.1.1 Empf\\x{E4}nger unbekannt \\x{FF} \\x{85}");
+	free(diag);
+	buf_free(&out);
+	spool_env_free(&env);
+}
+
+static void
+boundary_of(const struct buf *out, char *b, size_t bsz)
+{
+	const char *p = strstr(out->data, "boundary=\"");
+	assert_non_null(p);
+	p += 10;
+	size_t n = strcspn(p, "\"");
+	assert_true(n < bsz);
+	memcpy(b, p, n);
+	b[n] = '\0';
+}
+
+static void
+test_dsn_boundary_is_unpredictable(void **state)
+{
+	struct spool_env env;
+	struct buf a, b;
+	char ba[80], bb[80];
+
+	make_env(&env);
+	build_refusal(&a, &env, "550 5.1.1 no");
+	build_refusal(&b, &env, "550 5.1.1 no");
+	boundary_of(&a, ba, sizeof(ba));
+	boundary_of(&b, bb, sizeof(bb));
+	/* Two notices about one message in one second: different boundaries,
+	 * built from nothing a sender knows (queue id, time, host name). */
+	assert_string_not_equal(ba, bb);
+	assert_null(strstr(ba, env.id));
+	assert_null(strstr(ba, "example"));
+	assert_true(strlen(ba) >= 32);
+	buf_free(&a);
+	buf_free(&b);
+	spool_env_free(&env);
+}
+
+/* The spool keeps what DATA brought, NUL included; mail must not carry
+ * NUL (RFC 5322 2.3), so such a message comes back as its headers. */
+static void
+test_dsn_message_with_nul_comes_back_as_headers(void **state)
+{
+	static const char content[] = "Subject: nul\r\n\r\nbefore\0after\r\n";
+	struct spool_env env;
+	struct buf out;
+
+	make_env(&env);
+	env.ret = DSN_RET_FULL;
+	build_refusal_of(&out, &env, "550 5.1.1 no", content, sizeof(content) - 1);
+	assert_null(memchr(out.data, '\0', out.len));
+	assert_non_null(strstr(out.data, "Content-Type: text/rfc822-headers\r\n\r\nSubject: nul\r\n"));
+	buf_free(&out);
+	spool_env_free(&env);
+}
+
 int
 main(void)
 {
@@ -392,6 +672,14 @@ main(void)
 		cmocka_unit_test(test_dsn_ret_full_returns_the_whole_message),
 		cmocka_unit_test(test_dsn_success_notice_says_delivered_or_relayed),
 		cmocka_unit_test(test_dsn_address_field_utf8_addr_xtext),
+		cmocka_unit_test(test_dsn_diagnostic_code_strips_bare_cr),
+		cmocka_unit_test(test_dsn_reply_control_characters_are_escaped),
+		cmocka_unit_test(test_dsn_lines_never_exceed_998_octets),
+		cmocka_unit_test(test_dsn_returned_header_lines_fit_998_octets),
+		cmocka_unit_test(test_dsn_8bit_reply_is_escaped_in_an_ascii_dsn),
+		cmocka_unit_test(test_dsn_utf8_reply_kept_in_the_text_of_an_smtputf8_dsn),
+		cmocka_unit_test(test_dsn_boundary_is_unpredictable),
+		cmocka_unit_test(test_dsn_message_with_nul_comes_back_as_headers),
 	};
 	return cmocka_run_group_tests_name("dsn", tests, NULL, NULL);
 }

@@ -91,7 +91,7 @@ test_end_of_data_is_answered_only_once_the_commit_succeeded(void **state)
 	assert_null(strstr(f.replies.data, "queued"));
 	/* The NOOP pipelined behind the dot waits for the commit. */
 	assert_string_equal(in + off, "NOOP\r\n");
-	smtpd_core_commit_done(f.core, 1, "Q1");
+	smtpd_core_commit_done(f.core, 0, "Q1");
 	buf_appendc(&f.replies, '\0');
 	assert_non_null(strstr(f.replies.data, "250 2.0.0 Ok: queued as Q1\r\n"));
 	assert_int_equal(f.info->messages, 1);

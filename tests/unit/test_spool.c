@@ -481,9 +481,9 @@ test_spool_parse_env_rejects_bad_dsn_lines(void **state)
 }
 
 static void
-commit_cb(void *arg, int ok, const char *id)
+commit_cb(void *arg, int error, const char *id)
 {
-	(*(int *)arg) += ok ? 1 : 1000;
+	(*(int *)arg) += error == 0 ? 1 : 1000;
 }
 
 static void

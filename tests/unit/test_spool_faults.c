@@ -1,8 +1,9 @@
 /* The spool when the disk fails: a directory fsync that fails after the
- * rename, and a write that fails half-way (ENOSPC). fsync and write are
- * wrapped at link time (-Wl,--wrap), so the faults are injected into the real
- * code paths without a hook in mxd: a failing directory fsync can not be
- * caused on demand on a real filesystem. The full disk itself is exercised
+ * rename, a file fsync that reports ENOSPC, and a write that fails half-way
+ * (ENOSPC). fsync, fdatasync and write are wrapped at link time
+ * (-Wl,--wrap), so the faults are injected into the real code paths without
+ * a hook in mxd: a failing directory fsync can not be caused on demand on a
+ * real filesystem. The full disk itself is exercised
  * end to end by tests/integration/hardening/test_full_disk.py. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,12 +28,15 @@
 
 static int fail_dir_fsync;	/* fsync of a directory fails with EIO */
 static int fail_file_write;	/* write to a regular file fails with ENOSPC */
+static int fail_file_sync;	/* fdatasync fails with ENOSPC (as on btrfs, NFS) */
 static struct spool *rescan_sp;	/* rescanned from inside a failing fsync */
 static int rescan_seen;
 
 int __real_fsync(int fd);
 ssize_t __real_write(int fd, const void *p, size_t n);
 int __wrap_fsync(int fd);
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
 ssize_t __wrap_write(int fd, const void *p, size_t n);
 
 int
@@ -50,6 +54,16 @@ __wrap_fsync(int fd)
 	return __real_fsync(fd);
 }
 
+int
+__wrap_fdatasync(int fd)
+{
+	if (fail_file_sync) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return __real_fdatasync(fd);
+}
+
 ssize_t
 __wrap_write(int fd, const void *p, size_t n)
 {
@@ -64,7 +78,7 @@ __wrap_write(int fd, const void *p, size_t n)
 static int
 setup_faults(void **state)
 {
-	fail_dir_fsync = fail_file_write = 0;
+	fail_dir_fsync = fail_file_write = fail_file_sync = 0;
 	rescan_sp = NULL;
 	rescan_seen = 0;
 	return setup(state);
@@ -101,16 +115,16 @@ list_dir(const struct fixture *f, const char *sub, char *out, size_t outsz)
 
 struct outcome {
 	int	 calls;
-	int	 ok;
+	int	 error;
 	char	 id[SPOOL_ID_MAX];
 };
 
 static void
-outcome_cb(void *arg, int ok, const char *id)
+outcome_cb(void *arg, int error, const char *id)
 {
 	struct outcome *o = arg;
 	o->calls++;
-	o->ok = ok;
+	o->error = error;
 	snprintf(o->id, sizeof(o->id), "%s", id);
 }
 
@@ -138,7 +152,7 @@ commit_one(struct fixture *f, struct spool_committer *c, struct outcome *o)
 /* ---- tests */
 
 static void
-test_failed_dir_fsync_is_451_and_the_message_is_never_delivered(void **state)
+test_failed_dir_fsync_refuses_and_the_message_is_never_delivered(void **state)
 {
 	struct fixture *f = *state;
 	struct spool_committer *c;
@@ -154,8 +168,8 @@ test_failed_dir_fsync_is_451_and_the_message_is_never_delivered(void **state)
 	fail_dir_fsync = 0;
 	rescan_sp = NULL;
 
-	/* The session says 451 ... */
-	assert_int_equal(o.ok, 0);
+	/* The session says 451 4.3.0 ... */
+	assert_int_equal(o.error, EIO);
 	/* ... and nothing could deliver it: not a rescan during the fsync,
 	 * not one after, not the pipe, not a restart. */
 	assert_int_equal(rescan_seen, 0);
@@ -171,7 +185,7 @@ test_failed_dir_fsync_is_451_and_the_message_is_never_delivered(void **state)
 
 	/* The disk is well again: the next message is queued and announced. */
 	commit_one(f, c, &o);
-	assert_int_equal(o.ok, 1);
+	assert_int_equal(o.error, 0);
 	list_dir(f, "queue", names, sizeof(names));
 	assert_string_equal(names, o.id);
 	ssize_t r = read(pipefd[0], line, sizeof(line));
@@ -180,6 +194,28 @@ test_failed_dir_fsync_is_451_and_the_message_is_never_delivered(void **state)
 	spool_committer_free(c);
 	close(pipefd[0]);
 	close(pipefd[1]);
+}
+
+static void
+test_no_space_at_fsync_is_reported_and_the_partial_file_removed(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_committer *c;
+	struct outcome o;
+	char names[512];
+
+	assert_int_equal(spool_committer_new(f->sp, -1, &c), 0);
+	fail_file_sync = 1;
+	commit_one(f, c, &o);
+	fail_file_sync = 0;
+	assert_int_equal(o.error, ENOSPC);
+	list_dir(f, "tmp", names, sizeof(names));
+	assert_string_equal(names, "");
+	list_dir(f, "queue", names, sizeof(names));
+	assert_string_equal(names, "");
+	commit_one(f, c, &o);
+	assert_int_equal(o.error, 0);
+	spool_committer_free(c);
 }
 
 static void
@@ -268,7 +304,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_failed_dir_fsync_is_451_and_the_message_is_never_delivered, setup_faults, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_dir_fsync_refuses_and_the_message_is_never_delivered, setup_faults, teardown),
+		cmocka_unit_test_setup_teardown(test_no_space_at_fsync_is_reported_and_the_partial_file_removed, setup_faults, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_dir_fsync_fails_a_dsn_injection_without_a_file, setup_faults, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_before_reveal_is_delivered_after_restart, setup_faults, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error_sticks_so_the_file_never_has_a_hole, setup_faults, teardown),

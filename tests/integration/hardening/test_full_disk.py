@@ -6,6 +6,8 @@ then, with DATA or BDAT, large or small, gets 452 4.3.1 (the sender keeps it
 and retries) rather than 552 5.3.4 (the sender bounces it), and no partial
 file stays behind. Once space returns, the next transaction succeeds - on the
 same connection, without restarting mxd - and the mail reaches the next hop.
+A bounce that falls due while the spool is full is not lost: the message is
+kept and its DSN reaches the sender once space returns.
 
 Runs as root (it mounts a filesystem); CI runs as root. Not being root is a
 failure with a message that says so, not a skip: a skipped test would hide
@@ -168,6 +170,42 @@ class FullDiskTest(mxtest.MxTestCase):
         got = sink.wait_messages(1, timeout=60)
         self.assertEqual(check_body(got[0].data), (msg_id, True))
         self.assertEqual(c.cmd("QUIT").code, 221)
+
+    def test_bounce_while_full_is_sent_once_space_returns(self):
+        # The next hop refuses the recipient only once the disk is full, so
+        # the DSN must be written to a full spool.
+        bad = f"bad@{LOCAL_DOMAIN}"
+        sink = self.new_sink(start=False, rcpt_replies={bad: "550 5.1.1 no such user"})
+        m = self.mxd(self.mxd_config(sink.next_hop, spool_dir=self.spool))
+        msg_id = tid()
+        with smtplib.SMTP(m.host, m.port, timeout=60, local_hostname="client.test") as s:
+            self.assertEqual(s.sendmail(SENDER, [bad], make_body(msg_id)), {})
+        # Deferred, and its schedule written (that rewrite frees a copy's
+        # space when done, which must not happen after the fill).
+        queue = os.path.join(self.spool, "queue")
+
+        def scheduled():
+            for n in os.listdir(queue):
+                try:
+                    with open(os.path.join(queue, n), "rb") as f:
+                        if b"\nsched " in f.read():
+                            return True
+                except FileNotFoundError:
+                    pass
+            return False
+        mxtest.wait_for(scheduled, 30, what="the deferred message's schedule line")
+        fill(self.filler)
+        sink.start()
+        m.wait_event("dsn_failed", timeout=60)
+        self.assertEqual(sink.names(), [])
+        self.assertTrue(m.running(), "mxd died on a full spool")
+
+        os.unlink(self.filler)
+        dsn = sink.wait_message(lambda g: g.rcpts == [SENDER], timeout=60,
+                                what=f"the DSN to {SENDER}")
+        self.assertIn(bad.encode(), dsn.data)
+        self.assertIn(f"Message-ID: <{msg_id}@mxtest>".encode(), dsn.data)
+        self.assertEqual(len(m.events("dsn")), 1, "one DSN, not one per attempt")
 
 
 if __name__ == "__main__":

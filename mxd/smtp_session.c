@@ -365,6 +365,29 @@ smtp_session_tls_established(struct smtp_session *s)
 }
 
 
+/* The unread input as the core needs it (smtpd_core.h): the first
+ * contiguous piece when it holds a whole line, is longer than any line, or
+ * is all there is; otherwise a window made contiguous. Pulling up only when a
+ * line spans pieces keeps pipelined commands from copying the window once
+ * each. */
+static const char *
+smtp_session_input(struct evbuffer *in, size_t *len)
+{
+	struct evbuffer_iovec v;
+	size_t avail = evbuffer_get_length(in);
+
+	*len = 0;
+	if (avail == 0 || evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+		return NULL;
+	if (v.iov_len == avail || v.iov_len > SMTP_LINE_MAX ||
+	    memchr(v.iov_base, '\n', v.iov_len) != NULL) {
+		*len = v.iov_len;
+		return v.iov_base;
+	}
+	*len = avail < SMTPD_CORE_WINDOW ? avail : SMTPD_CORE_WINDOW;
+	return (const char *)evbuffer_pullup(in, (ev_ssize_t)*len);
+}
+
 /* Feed the core what has arrived, while it moves on and the client reads
  * its replies. */
 static void
@@ -380,11 +403,9 @@ smtp_session_process(struct smtp_session *s)
 			bufferevent_setwatermark(s->bev, EV_WRITE, SMTP_SESSION_OUTPUT_LOW, 0);
 			return;
 		}
-		size_t avail = evbuffer_get_length(in);
-		size_t win = avail < SMTPD_CORE_WINDOW ? avail : SMTPD_CORE_WINDOW;
-		const char *p = win ? (const char *)evbuffer_pullup(in, (ev_ssize_t)win) : NULL;
-		size_t used = 0;
-		int moved = smtpd_core_feed(s->core, p, win, &used);
+		size_t len, used = 0;
+		const char *p = smtp_session_input(in, &len);
+		int moved = smtpd_core_feed(s->core, p, len, &used);
 		evbuffer_drain(in, used);
 		if (!moved)
 			return;

@@ -10,9 +10,11 @@
  *
  * Who calls what:
  *   smtpd_core_new          once, at accept (after the glue sent its greeting)
- *   smtpd_core_feed         in a loop while it returns 1, handing the unread
- *                           input (at least SMTPD_CORE_WINDOW bytes of it, or
- *                           all when less); drain *used bytes after each call
+ *   smtpd_core_feed         in a loop while it returns 1, handing the start
+ *                           of the unread input: all of it, or a piece that
+ *                           holds a whole line (LF) or more than SMTP_LINE_MAX
+ *                           bytes (SMTPD_CORE_WINDOW is a good size to make
+ *                           contiguous); drain *used bytes after each call
  *   smtpd_core_commit_done  when the spool commit started by io->msg_commit ended
  *   smtpd_core_tls_started / smtpd_core_tls_established  around the handshake
  *                           that io->starttls asked for
@@ -29,8 +31,8 @@
 #include "smtp_parser.h"
 #include "spool.h"
 
-/* feed at least this much of the input when there is that much: a command
- * line (SMTP_LINE_MAX) must fit, with room to spare for pipelining. */
+/* How much input to make contiguous when a line spans pieces: more than a
+ * command line (SMTP_LINE_MAX), with room to spare for pipelining. */
 #define SMTPD_CORE_WINDOW	65536
 
 enum smtpd_core_phase {

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -26,6 +27,7 @@
 #include "xmalloc.h"
 
 #define CONTROLD_WATCH_POLL_MS	2000	/* other replicas' config changes */
+#define CONTROLD_SPARE_FDS	64	/* listeners, PostgreSQL, HTTP, logs */
 
 struct controld_config {
 	char	*listen;
@@ -36,6 +38,9 @@ struct controld_config {
 	char	*cert, *key, *ca;
 	enum log_level log_level;
 	long long max_message;
+	/* what one peer may hold (docs/control-plane.md, "Limits") */
+	long long handshake_timeout, idle_timeout;	/* seconds */
+	long long max_connections, max_connections_per_ip, max_streams;
 };
 
 struct watcher {
@@ -579,6 +584,36 @@ static const struct grpc_method controld_methods[] = {
 /* ---- HTTP: /metrics, /healthz ---- */
 
 static void
+http_metrics_connections(struct evbuffer *b)
+{
+	struct grpc_server_stats t = { 0 }, st;
+	struct grpc_server *srv[] = { C->tls_srv, C->local_srv };
+	for (size_t i = 0; i < sizeof(srv) / sizeof(srv[0]); i++) {
+		if (srv[i] == NULL)
+			continue;
+		grpc_server_get_stats(srv[i], &st);
+		t.connections += st.connections;
+		t.refused += st.refused;
+		t.handshake_timeouts += st.handshake_timeouts;
+		t.idle_closed += st.idle_closed;
+	}
+	evbuffer_add_printf(b,
+	    "# HELP controld_grpc_connections gRPC connections open (TLS and unix socket).\n"
+	    "# TYPE controld_grpc_connections gauge\n"
+	    "controld_grpc_connections %zu\n"
+	    "# HELP controld_grpc_connections_refused_total Connections closed at accept: over max_connections or max_connections_per_ip.\n"
+	    "# TYPE controld_grpc_connections_refused_total counter\n"
+	    "controld_grpc_connections_refused_total %" PRIu64 "\n"
+	    "# HELP controld_grpc_handshake_timeouts_total Connections closed: no HTTP/2 frame within handshake_timeout.\n"
+	    "# TYPE controld_grpc_handshake_timeouts_total counter\n"
+	    "controld_grpc_handshake_timeouts_total %" PRIu64 "\n"
+	    "# HELP controld_grpc_idle_closed_total Connections closed: idle past idle_timeout, or a keepalive PING not answered.\n"
+	    "# TYPE controld_grpc_idle_closed_total counter\n"
+	    "controld_grpc_idle_closed_total %" PRIu64 "\n",
+	    t.connections, t.refused, t.handshake_timeouts, t.idle_closed);
+}
+
+static void
 http_metrics(struct evhttp_request *req, void *arg)
 {
 	struct evbuffer *b = evbuffer_new();
@@ -612,6 +647,7 @@ http_metrics(struct evhttp_request *req, void *arg)
 	    "controld_config_watchers %d\n",
 	    C->m.batches, C->m.outcomes_stored, C->m.outcomes_duplicate, C->m.ingest_errors,
 	    C->m.db_errors, C->m.refused_identity, C->m.calls, watchers);
+	http_metrics_connections(b);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", b);
@@ -634,7 +670,8 @@ http_healthz(struct evhttp_request *req, void *arg)
 
 static const char *const controld_keys[] = {
 	"listen", "socket", "http", "database", "schema_dir", "tls", "log_level",
-	"max_message", NULL
+	"max_message", "handshake_timeout", "idle_timeout", "max_connections",
+	"max_connections_per_ip", "max_streams", NULL
 };
 static const char *const controld_tls_keys[] = { "cert", "key", "ca", NULL };
 
@@ -660,6 +697,11 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->log_level = LOG_LEVEL_INFO;
 	cfg->max_message = GRPC_DEFAULT_MAX_MESSAGE;
+	cfg->handshake_timeout = GRPC_DEFAULT_HANDSHAKE_TIMEOUT_MS / 1000;
+	cfg->idle_timeout = GRPC_DEFAULT_IDLE_TIMEOUT_MS / 1000;
+	cfg->max_connections = GRPC_DEFAULT_MAX_CONNECTIONS;
+	cfg->max_connections_per_ip = GRPC_DEFAULT_MAX_CONNECTIONS_PER_IP;
+	cfg->max_streams = GRPC_DEFAULT_MAX_STREAMS;
 	if (conf_load(&lc, path, &cerr) < 0) {
 		snprintf(err, errsz, "%s", cerr.msg);
 		return -1;
@@ -671,7 +713,14 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 	    controld_str(root, "http", &cfg->http, &cerr) < 0 ||
 	    controld_str(root, "database", &cfg->database, &cerr) < 0 ||
 	    controld_str(root, "schema_dir", &cfg->schema_dir, &cerr) < 0 ||
-	    conf_get_int(root, "max_message", 1024, 1 << 30, &cfg->max_message, &cerr) < 0)
+	    conf_get_int(root, "max_message", 1024, 1 << 30, &cfg->max_message, &cerr) < 0 ||
+	    conf_get_int(root, "handshake_timeout", 1, 3600, &cfg->handshake_timeout, &cerr) < 0 ||
+	    conf_get_int(root, "idle_timeout", 1, 86400, &cfg->idle_timeout, &cerr) < 0 ||
+	    conf_get_int(root, "max_connections", 1, 1000000, &cfg->max_connections, &cerr) < 0 ||
+	    conf_get_int(root, "max_connections_per_ip", 1, 1000000, &cfg->max_connections_per_ip,
+	    &cerr) < 0 ||
+	    conf_get_int(root, "max_streams", 1, GRPC_DEFAULT_MAX_STREAMS, &cfg->max_streams,
+	    &cerr) < 0)
 		goto fail;
 	if ((r = conf_get_string(root, "log_level", &s, &cerr)) < 0)
 		goto fail;
@@ -721,6 +770,39 @@ controld_config_free(struct controld_config *cfg)
 	free(cfg->cert);
 	free(cfg->key);
 	free(cfg->ca);
+}
+
+/* The connection limits, and enough descriptors for them: the soft limit is
+ * raised toward the hard one; if that is not enough, the cap comes down, so
+ * accept() never fails for want of a descriptor (libevent would retry it in
+ * a loop). */
+static struct grpc_server_limits
+controld_limits(const struct controld_config *cfg)
+{
+	struct grpc_server_limits l = {
+		.handshake_timeout_ms = (int)cfg->handshake_timeout * 1000,
+		.idle_timeout_ms = (int)cfg->idle_timeout * 1000,
+		.max_connections = (size_t)cfg->max_connections,
+		.max_connections_per_ip = (size_t)cfg->max_connections_per_ip,
+		.max_streams = (uint32_t)cfg->max_streams,
+	};
+	/* Two servers (TLS, unix socket), and descriptors for the rest. */
+	rlim_t want = 2 * (rlim_t)cfg->max_connections + CONTROLD_SPARE_FDS;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+		if (rl.rlim_cur < want) {
+			size_t cap = rl.rlim_cur > 2 * CONTROLD_SPARE_FDS ?
+			    (size_t)(rl.rlim_cur - CONTROLD_SPARE_FDS) / 2 : 1;
+			log_warnx("event=max_connections_lowered configured=%lld now=%zu "
+			    "reason=\"open files limit %llu\"", cfg->max_connections, cap,
+			    (unsigned long long)rl.rlim_cur);
+			l.max_connections = cap;
+		}
+	}
+	return l;
 }
 
 static void
@@ -815,11 +897,13 @@ main(int argc, char **argv)
 	}
 
 	d.base = event_base_new();
+	struct grpc_server_limits lim = controld_limits(&d.cfg);
 	struct grpc_server_opts o = { controld_methods,
 	    sizeof(controld_methods) / sizeof(controld_methods[0]), &d, d.tls,
 	    (size_t)d.cfg.max_message };
 	if (d.cfg.listen) {
 		grpc_server_new(&d.tls_srv, d.base, &o);
+		grpc_server_set_limits(d.tls_srv, &lim);
 		if (grpc_server_listen(d.tls_srv, d.cfg.listen, err, sizeof(err)) < 0)
 			fatalx("event=listen_failed error=\"%s\"", err);
 	}
@@ -827,6 +911,7 @@ main(int argc, char **argv)
 		struct grpc_server_opts lo = o;
 		lo.tls = NULL;
 		grpc_server_new(&d.local_srv, d.base, &lo);
+		grpc_server_set_limits(d.local_srv, &lim);
 		if (grpc_server_listen_unix(d.local_srv, d.cfg.socket, err, sizeof(err)) < 0)
 			fatalx("event=listen_failed error=\"%s\"", err);
 	}

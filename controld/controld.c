@@ -28,6 +28,7 @@
 
 #define CONTROLD_WATCH_POLL_MS	2000	/* other replicas' config changes */
 #define CONTROLD_SPARE_FDS	64	/* listeners, PostgreSQL, HTTP, logs */
+#define CONTROLD_WATCH_MAX_PENDING	(16 << 20)
 
 struct controld_config {
 	char	*listen;
@@ -41,6 +42,7 @@ struct controld_config {
 	/* what one peer may hold (docs/control-plane.md, "Limits") */
 	long long handshake_timeout, idle_timeout;	/* seconds */
 	long long max_connections, max_connections_per_ip, max_streams;
+	long long watch_max_pending;	/* bytes queued for one watcher */
 };
 
 struct watcher {
@@ -48,11 +50,12 @@ struct watcher {
 	struct grpc_call	*call;
 	char			 host_id[256];
 	uint64_t		 sent_version;
+	int			 dropped;	/* aborted: not reading */
 };
 
 struct metrics {
 	uint64_t	batches, outcomes_stored, outcomes_duplicate, ingest_errors;
-	uint64_t	refused_identity, db_errors, calls;
+	uint64_t	refused_identity, db_errors, calls, watchers_dropped;
 };
 
 struct controld {
@@ -252,8 +255,22 @@ fleet_heartbeat(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 static int
 watch_send(struct watcher *w, const Mxfleet__V1__ConfigSnapshot *snap)
 {
-	if (snap->version <= w->sent_version)
+	if (snap->version <= w->sent_version || w->dropped)
 		return 0;
+	/* A watcher that does not read would make controld buffer every
+	 * snapshot for it: past the cap it is dropped, and reconnects (mxd
+	 * does, and gets the newest snapshot first). */
+	size_t pending = grpc_call_pending(w->call);
+	if (pending + protobuf_c_message_get_packed_size(&snap->base) >
+	    (size_t)C->cfg.watch_max_pending) {
+		C->m.watchers_dropped++;
+		w->dropped = 1;
+		log_warnx("event=watcher_dropped host=%s pending=%zu version=%" PRIu64
+		    " reason=\"not reading: over watch_max_pending\"", w->host_id, pending,
+		    snap->version);
+		grpc_call_abort(w->call);
+		return -1;
+	}
 	if (reply_msg(w->call, &snap->base) < 0)
 		return -1;	/* the call is ending: on_close unregisters it */
 	w->sent_version = snap->version;
@@ -619,7 +636,7 @@ http_metrics(struct evhttp_request *req, void *arg)
 	struct evbuffer *b = evbuffer_new();
 	int watchers = 0;
 	for (struct watcher *w = C->watchers; w; w = w->next)
-		watchers++;
+		watchers += !w->dropped;
 	evbuffer_add_printf(b,
 	    "# HELP controld_batches_total Outcome batches stored.\n"
 	    "# TYPE controld_batches_total counter\n"
@@ -644,9 +661,12 @@ http_metrics(struct evhttp_request *req, void *arg)
 	    "controld_grpc_calls_total %" PRIu64 "\n"
 	    "# HELP controld_config_watchers Hosts watching the configuration.\n"
 	    "# TYPE controld_config_watchers gauge\n"
-	    "controld_config_watchers %d\n",
+	    "controld_config_watchers %d\n"
+	    "# HELP controld_config_watchers_dropped_total Watchers dropped: over watch_max_pending, not reading.\n"
+	    "# TYPE controld_config_watchers_dropped_total counter\n"
+	    "controld_config_watchers_dropped_total %" PRIu64 "\n",
 	    C->m.batches, C->m.outcomes_stored, C->m.outcomes_duplicate, C->m.ingest_errors,
-	    C->m.db_errors, C->m.refused_identity, C->m.calls, watchers);
+	    C->m.db_errors, C->m.refused_identity, C->m.calls, watchers, C->m.watchers_dropped);
 	http_metrics_connections(b);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "text/plain; version=0.0.4");
@@ -671,7 +691,7 @@ http_healthz(struct evhttp_request *req, void *arg)
 static const char *const controld_keys[] = {
 	"listen", "socket", "http", "database", "schema_dir", "tls", "log_level",
 	"max_message", "handshake_timeout", "idle_timeout", "max_connections",
-	"max_connections_per_ip", "max_streams", NULL
+	"max_connections_per_ip", "max_streams", "watch_max_pending", NULL
 };
 static const char *const controld_tls_keys[] = { "cert", "key", "ca", NULL };
 
@@ -702,6 +722,7 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 	cfg->max_connections = GRPC_DEFAULT_MAX_CONNECTIONS;
 	cfg->max_connections_per_ip = GRPC_DEFAULT_MAX_CONNECTIONS_PER_IP;
 	cfg->max_streams = GRPC_DEFAULT_MAX_STREAMS;
+	cfg->watch_max_pending = CONTROLD_WATCH_MAX_PENDING;
 	if (conf_load(&lc, path, &cerr) < 0) {
 		snprintf(err, errsz, "%s", cerr.msg);
 		return -1;
@@ -720,6 +741,8 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 	    conf_get_int(root, "max_connections_per_ip", 1, 1000000, &cfg->max_connections_per_ip,
 	    &cerr) < 0 ||
 	    conf_get_int(root, "max_streams", 1, GRPC_DEFAULT_MAX_STREAMS, &cfg->max_streams,
+	    &cerr) < 0 ||
+	    conf_get_int(root, "watch_max_pending", 65536, 1LL << 32, &cfg->watch_max_pending,
 	    &cerr) < 0)
 		goto fail;
 	if ((r = conf_get_string(root, "log_level", &s, &cerr)) < 0)

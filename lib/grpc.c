@@ -103,6 +103,8 @@ struct grpc_server {
 	struct grpc_conn	*conns;
 	struct grpc_server_limits lim;
 	struct grpc_server_stats st;
+	struct grpc_call	*closing;	/* ended, on_close not yet run */
+	struct event		*reap_ev;
 	time_t			 refused_logged;	/* refusals are logged once a minute */
 	uint64_t		 refused_unlogged;
 };
@@ -158,19 +160,8 @@ grpc_call_new(struct grpc_conn *c, int32_t stream_id, size_t max)
 }
 
 static void
-grpc_call_free(struct grpc_call *call)
+grpc_call_destroy(struct grpc_call *call)
 {
-	struct grpc_conn *c = call->conn;
-	if (c && c->srv && call->method && call->method->on_close)
-		call->method->on_close(call, c->srv->o.arg);
-	if (c) {
-		if (call->prev)
-			call->prev->next = call->next;
-		else
-			c->calls = call->next;
-		if (call->next)
-			call->next->prev = call->prev;
-	}
 	if (call->deadline)
 		event_free(call->deadline);
 	grpc_framer_free(&call->framer);
@@ -178,6 +169,56 @@ grpc_call_free(struct grpc_call *call)
 	free(call->status_msg);
 	free(call->grpc_message);
 	free(call);
+}
+
+/* The call is over. Its method's on_close runs from the event loop, never
+ * under a handler's grpc_call_send/finish (whose flush may close streams and
+ * connections) nor inside nghttp2: a handler iterating over its calls never
+ * sees one vanish. Until then the call is detached (conn NULL): sending on
+ * it fails. */
+static void
+grpc_call_free(struct grpc_call *call)
+{
+	struct grpc_conn *c = call->conn;
+	struct grpc_server *s = c ? c->srv : NULL;
+	if (c) {
+		if (call->prev)
+			call->prev->next = call->next;
+		else
+			c->calls = call->next;
+		if (call->next)
+			call->next->prev = call->prev;
+		call->conn = NULL;
+	}
+	if (s && call->method && call->method->on_close) {
+		if (call->deadline) {
+			event_free(call->deadline);
+			call->deadline = NULL;
+		}
+		call->prev = NULL;
+		call->next = s->closing;
+		s->closing = call;
+		event_active(s->reap_ev, EV_TIMEOUT, 1);
+		return;
+	}
+	grpc_call_destroy(call);
+}
+
+static void
+grpc_server_reap(struct grpc_server *s)
+{
+	while (s->closing) {
+		struct grpc_call *call = s->closing;
+		s->closing = call->next;
+		call->method->on_close(call, s->o.arg);
+		grpc_call_destroy(call);
+	}
+}
+
+static void
+grpc_server_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	grpc_server_reap(arg);
 }
 
 size_t
@@ -330,6 +371,21 @@ grpc_call_finish(struct grpc_call *call, int status, const char *message)
 		grpc_call_resume(call);
 	}
 	grpc_conn_flush(call->conn);
+}
+
+void
+grpc_call_abort(struct grpc_call *call)
+{
+	struct grpc_conn *c = call->conn;
+	if (c == NULL || c->h2 == NULL)
+		return;
+	call->finished = 1;
+	call->out_eof = 1;
+	buf_reset(&call->out);
+	call->out_off = 0;
+	nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, call->stream_id,
+	    NGHTTP2_ENHANCE_YOUR_CALM);
+	grpc_conn_flush(c);
 }
 
 static void
@@ -1020,6 +1076,7 @@ grpc_server_new(struct grpc_server **out, struct event_base *base, const struct 
 	struct grpc_server *s = xcalloc(1, sizeof(*s));
 	s->base = base;
 	s->o = *o;
+	s->reap_ev = event_new(base, -1, 0, grpc_server_reap_cb, s);
 	grpc_server_set_limits(s, &(struct grpc_server_limits){ 0 });
 	*out = s;
 	return 0;
@@ -1143,7 +1200,9 @@ grpc_server_shutdown(struct grpc_server *s)
 			unlink(s->listeners[i].path);
 	}
 	s->nlisteners = 0;
-	for (struct grpc_conn *c = s->conns; c; c = c->next) {
+	struct grpc_conn *next;
+	for (struct grpc_conn *c = s->conns; c; c = next) {
+		next = c->next;	/* a failed flush frees c */
 		if (c->h2) {
 			nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
 			    nghttp2_session_get_last_proc_stream_id(c->h2), NGHTTP2_NO_ERROR, NULL, 0);
@@ -1160,6 +1219,8 @@ grpc_server_free(struct grpc_server *s)
 	grpc_server_shutdown(s);
 	while (s->conns)
 		grpc_conn_free(s->conns);
+	grpc_server_reap(s);
+	event_free(s->reap_ev);
 	free(s);
 }
 

@@ -42,10 +42,10 @@ struct grpc_method {
 	/* The call is over, however it ended: finished by a handler or by the
 	 * transport (a malformed or oversized message, a stream ending inside a
 	 * message, the deadline), reset by the client, connection lost, server
-	 * freed. Called exactly once per call that reached a method, just
-	 * before the call is freed: drop every reference to the call here
-	 * (may be NULL). Between grpc_call_finish and this, grpc_call_send
-	 * fails. */
+	 * freed. Called exactly once per call that reached a method, from the
+	 * event loop (never inside another grpc_* call), just before the call
+	 * is freed: drop every reference to the call here (may be NULL). From
+	 * grpc_call_finish on, grpc_call_send fails. */
 	void		(*on_close)(struct grpc_call *c, void *arg);
 };
 
@@ -109,6 +109,10 @@ int grpc_server_port(const struct grpc_server *s, size_t idx);
 int grpc_call_send(struct grpc_call *c, const uint8_t *msg, size_t len);
 /* Server: end the call with a status (trailers, or trailers-only). */
 void grpc_call_finish(struct grpc_call *c, int status, const char *message);
+/* Server: end the call at once, dropping what is queued for it (a client
+ * that does not read): RST_STREAM ENHANCE_YOUR_CALM, which gRPC clients
+ * report as RESOURCE_EXHAUSTED. on_close follows. */
+void grpc_call_abort(struct grpc_call *c);
 /* Bytes queued but not yet handed to the socket: back off while large. */
 size_t grpc_call_pending(const struct grpc_call *c);
 /* Server: who is calling. For TLS, the client certificate's CN (empty if

@@ -21,6 +21,7 @@
 #include "db.h"
 #include "grpc.h"
 #include "log.h"
+#include "timeutil.h"
 #include "netaddr.h"
 #include "nexthop.h"
 #include "mxfleet.pb-c.h"
@@ -29,6 +30,7 @@
 #define CONTROLD_WATCH_POLL_MS	2000	/* other replicas' config changes */
 #define CONTROLD_SPARE_FDS	64	/* listeners, PostgreSQL, HTTP, logs */
 #define CONTROLD_WATCH_MAX_PENDING	(16 << 20)
+#define CONTROLD_MS_PER_DAY		INT64_C(86400000)
 
 struct controld_config {
 	char	*listen;
@@ -43,6 +45,8 @@ struct controld_config {
 	long long handshake_timeout, idle_timeout;	/* seconds */
 	long long max_connections, max_connections_per_ip, max_streams;
 	long long watch_max_pending;	/* bytes queued for one watcher */
+	/* outcome start times accepted: now - days .. now + seconds */
+	long long outcome_max_age_days, outcome_max_future;
 };
 
 struct watcher {
@@ -178,13 +182,42 @@ check_admin(struct grpc_call *c)
 
 /* ---- Collector ---- */
 
+/* A start time picks the day partition an outcome goes to, and the day is
+ * created on demand: only days near now may be, or one host could make a
+ * table for every day from 1970 to 9999. */
+static int
+outcome_times_check(const Mxfleet__V1__OutcomeBatch *b, int64_t now_ms, char *msg, size_t msgsz)
+{
+	int64_t lo = now_ms - C->cfg.outcome_max_age_days * CONTROLD_MS_PER_DAY;
+	int64_t hi = now_ms + C->cfg.outcome_max_future * 1000;
+	for (size_t i = 0; i < b->n_outcomes; i++) {
+		const Mxfleet__V1__Outcome *o = b->outcomes[i];
+		if (o->start_unix_ms >= lo && o->start_unix_ms <= hi)
+			continue;
+		snprintf(msg, msgsz, "outcome seq %" PRIu64 ": start time %" PRId64 " ms is outside"
+		    " now - %lld days .. now + %lld s (outcome_max_age_days, outcome_max_future)",
+		    o->seq, o->start_unix_ms, C->cfg.outcome_max_age_days, C->cfg.outcome_max_future);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 collector_batch(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
 	int rc;
 	UNPACK(Mxfleet__V1__OutcomeBatch, mxfleet__v1__outcome_batch, c, msg, len);
 	C->m.calls++;
-	if (check_host(c, req->host_id) < 0 || need_db(c) == NULL)
+	char why[300];
+	if (check_host(c, req->host_id) < 0)
+		goto out;
+	if (outcome_times_check(req, timeutil_wall_ms(), why, sizeof(why)) < 0) {
+		log_warnx("event=batch_refused host=%s seq=%" PRIu64 " reason=\"%s\"", req->host_id,
+		    req->seq, why);
+		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, why);
+		goto out;
+	}
+	if (need_db(c) == NULL)
 		goto out;
 	uint64_t stored = 0, dup = 0;
 	if ((rc = db_ingest(C->db, req, &stored, &dup)) != DB_OK) {
@@ -691,7 +724,8 @@ http_healthz(struct evhttp_request *req, void *arg)
 static const char *const controld_keys[] = {
 	"listen", "socket", "http", "database", "schema_dir", "tls", "log_level",
 	"max_message", "handshake_timeout", "idle_timeout", "max_connections",
-	"max_connections_per_ip", "max_streams", "watch_max_pending", NULL
+	"max_connections_per_ip", "max_streams", "watch_max_pending", "outcome_max_age_days",
+	"outcome_max_future", NULL
 };
 static const char *const controld_tls_keys[] = { "cert", "key", "ca", NULL };
 
@@ -723,6 +757,8 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 	cfg->max_connections_per_ip = GRPC_DEFAULT_MAX_CONNECTIONS_PER_IP;
 	cfg->max_streams = GRPC_DEFAULT_MAX_STREAMS;
 	cfg->watch_max_pending = CONTROLD_WATCH_MAX_PENDING;
+	cfg->outcome_max_age_days = 30;
+	cfg->outcome_max_future = 86400;
 	if (conf_load(&lc, path, &cerr) < 0) {
 		snprintf(err, errsz, "%s", cerr.msg);
 		return -1;
@@ -743,6 +779,10 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 	    conf_get_int(root, "max_streams", 1, GRPC_DEFAULT_MAX_STREAMS, &cfg->max_streams,
 	    &cerr) < 0 ||
 	    conf_get_int(root, "watch_max_pending", 65536, 1LL << 32, &cfg->watch_max_pending,
+	    &cerr) < 0 ||
+	    conf_get_int(root, "outcome_max_age_days", 1, 3650, &cfg->outcome_max_age_days,
+	    &cerr) < 0 ||
+	    conf_get_int(root, "outcome_max_future", 0, 30 * 86400, &cfg->outcome_max_future,
 	    &cerr) < 0)
 		goto fail;
 	if ((r = conf_get_string(root, "log_level", &s, &cerr)) < 0)

@@ -47,6 +47,7 @@ struct controld_config {
 	long long watch_max_pending;	/* bytes queued for one watcher */
 	/* outcome start times accepted: now - days .. now + seconds */
 	long long outcome_max_age_days, outcome_max_future;
+	long long statement_timeout;	/* seconds, every database statement */
 };
 
 struct watcher {
@@ -80,13 +81,28 @@ static struct controld *C;
 
 /* ---- helpers ---- */
 
+/* Connect, with the configured statement timeout. */
+static int
+controld_db_open(struct db **out, char *err, size_t errsz)
+{
+	if (db_open(out, C->cfg.database, err, errsz) != DB_OK)
+		return -1;
+	if (db_set_statement_timeout(*out, (int)C->cfg.statement_timeout * 1000) != DB_OK) {
+		snprintf(err, errsz, "%s", db_errmsg(*out));
+		db_close(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 /* The database handle, opening it if controld started while PostgreSQL was
  * down. NULL (and the call answered UNAVAILABLE) when it still is. */
 static struct db *
 need_db(struct grpc_call *c)
 {
 	char err[512];
-	if (C->db == NULL && db_open(&C->db, C->cfg.database, err, sizeof(err)) != DB_OK) {
+	if (C->db == NULL && controld_db_open(&C->db, err, sizeof(err)) < 0) {
 		C->db = NULL;
 		C->m.db_errors++;
 		if (c) {
@@ -725,7 +741,7 @@ static const char *const controld_keys[] = {
 	"listen", "socket", "http", "database", "schema_dir", "tls", "log_level",
 	"max_message", "handshake_timeout", "idle_timeout", "max_connections",
 	"max_connections_per_ip", "max_streams", "watch_max_pending", "outcome_max_age_days",
-	"outcome_max_future", NULL
+	"outcome_max_future", "statement_timeout", NULL
 };
 static const char *const controld_tls_keys[] = { "cert", "key", "ca", NULL };
 
@@ -759,6 +775,7 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 	cfg->watch_max_pending = CONTROLD_WATCH_MAX_PENDING;
 	cfg->outcome_max_age_days = 30;
 	cfg->outcome_max_future = 86400;
+	cfg->statement_timeout = DB_STATEMENT_TIMEOUT_MS / 1000;
 	if (conf_load(&lc, path, &cerr) < 0) {
 		snprintf(err, errsz, "%s", cerr.msg);
 		return -1;
@@ -783,7 +800,8 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 	    conf_get_int(root, "outcome_max_age_days", 1, 3650, &cfg->outcome_max_age_days,
 	    &cerr) < 0 ||
 	    conf_get_int(root, "outcome_max_future", 0, 30 * 86400, &cfg->outcome_max_future,
-	    &cerr) < 0)
+	    &cerr) < 0 ||
+	    conf_get_int(root, "statement_timeout", 1, 3600, &cfg->statement_timeout, &cerr) < 0)
 		goto fail;
 	if ((r = conf_get_string(root, "log_level", &s, &cerr)) < 0)
 		goto fail;
@@ -931,7 +949,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if (db_open(&d.db, d.cfg.database, err, sizeof(err)) != DB_OK) {
+	if (controld_db_open(&d.db, err, sizeof(err)) < 0) {
 		d.db = NULL;
 		char q[LOG_QUOTE_SIZE(300)];
 		log_error("event=db_unavailable error=%s", log_quote(q, sizeof(q), err, strlen(err), 300));

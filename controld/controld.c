@@ -48,6 +48,8 @@ struct controld_config {
 	/* outcome start times accepted: now - days .. now + seconds */
 	long long outcome_max_age_days, outcome_max_future;
 	long long statement_timeout;	/* seconds, every database statement */
+	long long http_max_request;	/* bytes: request line and headers */
+	long long http_timeout;		/* seconds */
 };
 
 struct watcher {
@@ -741,7 +743,7 @@ static const char *const controld_keys[] = {
 	"listen", "socket", "http", "database", "schema_dir", "tls", "log_level",
 	"max_message", "handshake_timeout", "idle_timeout", "max_connections",
 	"max_connections_per_ip", "max_streams", "watch_max_pending", "outcome_max_age_days",
-	"outcome_max_future", "statement_timeout", NULL
+	"outcome_max_future", "statement_timeout", "http_max_request", "http_timeout", NULL
 };
 static const char *const controld_tls_keys[] = { "cert", "key", "ca", NULL };
 
@@ -776,6 +778,8 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 	cfg->outcome_max_age_days = 30;
 	cfg->outcome_max_future = 86400;
 	cfg->statement_timeout = DB_STATEMENT_TIMEOUT_MS / 1000;
+	cfg->http_max_request = 8192;
+	cfg->http_timeout = 10;
 	if (conf_load(&lc, path, &cerr) < 0) {
 		snprintf(err, errsz, "%s", cerr.msg);
 		return -1;
@@ -801,7 +805,10 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 	    &cerr) < 0 ||
 	    conf_get_int(root, "outcome_max_future", 0, 30 * 86400, &cfg->outcome_max_future,
 	    &cerr) < 0 ||
-	    conf_get_int(root, "statement_timeout", 1, 3600, &cfg->statement_timeout, &cerr) < 0)
+	    conf_get_int(root, "statement_timeout", 1, 3600, &cfg->statement_timeout, &cerr) < 0 ||
+	    conf_get_int(root, "http_max_request", 1024, 1 << 20, &cfg->http_max_request,
+	    &cerr) < 0 ||
+	    conf_get_int(root, "http_timeout", 1, 3600, &cfg->http_timeout, &cerr) < 0)
 		goto fail;
 	if ((r = conf_get_string(root, "log_level", &s, &cerr)) < 0)
 		goto fail;
@@ -1002,6 +1009,11 @@ main(int argc, char **argv)
 		if (netaddr_split_hostport(d.cfg.http, host, sizeof(host), &port) < 0)
 			fatalx("event=bad_http addr=%s", d.cfg.http);
 		d.http = evhttp_new(d.base);
+		/* Two GET endpoints: no body, small headers, no slow clients. */
+		evhttp_set_max_headers_size(d.http, (ev_ssize_t)d.cfg.http_max_request);
+		evhttp_set_max_body_size(d.http, 0);
+		evhttp_set_timeout(d.http, (int)d.cfg.http_timeout);
+		evhttp_set_allowed_methods(d.http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
 		evhttp_set_cb(d.http, "/metrics", http_metrics, NULL);
 		evhttp_set_cb(d.http, "/healthz", http_healthz, NULL);
 		if (evhttp_bind_socket(d.http, host, (ev_uint16_t)port) != 0)

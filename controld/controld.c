@@ -41,7 +41,7 @@ struct controld_config {
 	char	*cert, *key, *ca;
 	enum log_level log_level;
 	long long max_message;
-	/* what one peer may hold (docs/control-plane.md, "Limits") */
+	/* what one peer may hold (docs/control-plane.md, "controld") */
 	long long handshake_timeout, idle_timeout;	/* seconds */
 	long long max_connections, max_connections_per_ip, max_streams;
 	long long watch_max_pending;	/* bytes queued for one watcher */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -23,6 +24,7 @@
 #include "dnsname.h"
 #include "grpc.h"
 #include "log.h"
+#include "timeutil.h"
 #include "netaddr.h"
 #include "nexthop.h"
 #include "pki.h"
@@ -31,6 +33,9 @@
 #include "xmalloc.h"
 
 #define CONTROLD_WATCH_POLL_MS	2000	/* other replicas' config changes */
+#define CONTROLD_SPARE_FDS	64	/* listeners, PostgreSQL, HTTP, logs */
+#define CONTROLD_WATCH_MAX_PENDING	(16 << 20)
+#define CONTROLD_MS_PER_DAY		INT64_C(86400000)
 
 struct controld_config {
 	char	*listen;
@@ -43,6 +48,15 @@ struct controld_config {
 	long long max_message;
 	int	 allow_multiple_ca;
 	long long revocation_interval;	/* seconds between reloads of revoked serials */
+	/* what one peer may hold (docs/control-plane.md, "controld") */
+	long long handshake_timeout, idle_timeout;	/* seconds */
+	long long max_connections, max_connections_per_ip, max_streams;
+	long long watch_max_pending;	/* bytes queued for one watcher */
+	/* outcome start times accepted: now - days .. now + seconds */
+	long long outcome_max_age_days, outcome_max_future;
+	long long statement_timeout;	/* seconds, every database statement */
+	long long http_max_request;	/* bytes: request line and headers */
+	long long http_timeout;		/* seconds */
 };
 
 struct watcher {
@@ -50,11 +64,12 @@ struct watcher {
 	struct grpc_call	*call;
 	char			 host_id[256];
 	uint64_t		 sent_version;
+	int			 dropped;	/* aborted: not reading */
 };
 
 struct metrics {
 	uint64_t	batches, outcomes_stored, outcomes_duplicate, ingest_errors;
-	uint64_t	refused_identity, db_errors, calls;
+	uint64_t	refused_identity, db_errors, calls, watchers_dropped;
 	uint64_t	host_batches_refused, host_outcomes_quarantined;	/* as hosts report */
 };
 
@@ -78,13 +93,28 @@ static struct controld *C;
 
 /* ---- helpers ---- */
 
+/* Connect, with the configured statement timeout. */
+static int
+controld_db_open(struct db **out, char *err, size_t errsz)
+{
+	if (db_open(out, C->cfg.database, err, errsz) != DB_OK)
+		return -1;
+	if (db_set_statement_timeout(*out, (int)C->cfg.statement_timeout * 1000) != DB_OK) {
+		snprintf(err, errsz, "%s", db_errmsg(*out));
+		db_close(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 /* The database handle, opening it if controld started while PostgreSQL was
  * down. NULL (and the call answered UNAVAILABLE) when it still is. */
 static struct db *
 need_db(struct grpc_call *c)
 {
 	char err[512];
-	if (C->db == NULL && db_open(&C->db, C->cfg.database, err, sizeof(err)) != DB_OK) {
+	if (C->db == NULL && controld_db_open(&C->db, err, sizeof(err)) < 0) {
 		C->db = NULL;
 		C->m.db_errors++;
 		if (c) {
@@ -180,13 +210,42 @@ check_admin(struct grpc_call *c)
 
 /* ---- Collector ---- */
 
+/* A start time picks the day partition an outcome goes to, and the day is
+ * created on demand: only days near now may be, or one host could make a
+ * table for every day from 1970 to 9999. */
+static int
+outcome_times_check(const Mxfleet__V1__OutcomeBatch *b, int64_t now_ms, char *msg, size_t msgsz)
+{
+	int64_t lo = now_ms - C->cfg.outcome_max_age_days * CONTROLD_MS_PER_DAY;
+	int64_t hi = now_ms + C->cfg.outcome_max_future * 1000;
+	for (size_t i = 0; i < b->n_outcomes; i++) {
+		const Mxfleet__V1__Outcome *o = b->outcomes[i];
+		if (o->start_unix_ms >= lo && o->start_unix_ms <= hi)
+			continue;
+		snprintf(msg, msgsz, "outcome seq %" PRIu64 ": start time %" PRId64 " ms is outside"
+		    " now - %lld days .. now + %lld s (outcome_max_age_days, outcome_max_future)",
+		    o->seq, o->start_unix_ms, C->cfg.outcome_max_age_days, C->cfg.outcome_max_future);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 collector_batch(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
 	int rc;
 	UNPACK(Mxfleet__V1__OutcomeBatch, mxfleet__v1__outcome_batch, c, msg, len);
 	C->m.calls++;
-	if (check_host(c, req->host_id) < 0 || need_db(c) == NULL)
+	char why[300];
+	if (check_host(c, req->host_id) < 0)
+		goto out;
+	if (outcome_times_check(req, timeutil_wall_ms(), why, sizeof(why)) < 0) {
+		log_warnx("event=batch_refused host=%s seq=%" PRIu64 " reason=\"%s\"", req->host_id,
+		    req->seq, why);
+		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, why);
+		goto out;
+	}
+	if (need_db(c) == NULL)
 		goto out;
 	uint64_t stored = 0, dup = 0;
 	if ((rc = db_ingest(C->db, req, &stored, &dup)) != DB_OK) {
@@ -280,8 +339,22 @@ fleet_heartbeat(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 static int
 watch_send(struct watcher *w, const Mxfleet__V1__ConfigSnapshot *snap)
 {
-	if (snap->version <= w->sent_version)
+	if (snap->version <= w->sent_version || w->dropped)
 		return 0;
+	/* A watcher that does not read would make controld buffer every
+	 * snapshot for it: past the cap it is dropped, and reconnects (mxd
+	 * does, and gets the newest snapshot first). */
+	size_t pending = grpc_call_pending(w->call);
+	if (pending + protobuf_c_message_get_packed_size(&snap->base) >
+	    (size_t)C->cfg.watch_max_pending) {
+		C->m.watchers_dropped++;
+		w->dropped = 1;
+		log_warnx("event=watcher_dropped host=%s pending=%zu version=%" PRIu64
+		    " reason=\"not reading: over watch_max_pending\"", w->host_id, pending,
+		    snap->version);
+		grpc_call_abort(w->call);
+		return -1;
+	}
 	if (reply_msg(w->call, &snap->base) < 0)
 		return -1;	/* the call is ending: on_close unregisters it */
 	w->sent_version = snap->version;
@@ -862,12 +935,42 @@ static const struct grpc_method controld_methods[] = {
 /* ---- HTTP: /metrics, /healthz ---- */
 
 static void
+http_metrics_connections(struct evbuffer *b)
+{
+	struct grpc_server_stats t = { 0 }, st;
+	struct grpc_server *srv[] = { C->tls_srv, C->local_srv };
+	for (size_t i = 0; i < sizeof(srv) / sizeof(srv[0]); i++) {
+		if (srv[i] == NULL)
+			continue;
+		grpc_server_get_stats(srv[i], &st);
+		t.connections += st.connections;
+		t.refused += st.refused;
+		t.handshake_timeouts += st.handshake_timeouts;
+		t.idle_closed += st.idle_closed;
+	}
+	evbuffer_add_printf(b,
+	    "# HELP controld_grpc_connections gRPC connections open (TLS and unix socket).\n"
+	    "# TYPE controld_grpc_connections gauge\n"
+	    "controld_grpc_connections %zu\n"
+	    "# HELP controld_grpc_connections_refused_total Connections closed at accept: over max_connections or max_connections_per_ip.\n"
+	    "# TYPE controld_grpc_connections_refused_total counter\n"
+	    "controld_grpc_connections_refused_total %" PRIu64 "\n"
+	    "# HELP controld_grpc_handshake_timeouts_total Connections closed: no HTTP/2 frame within handshake_timeout.\n"
+	    "# TYPE controld_grpc_handshake_timeouts_total counter\n"
+	    "controld_grpc_handshake_timeouts_total %" PRIu64 "\n"
+	    "# HELP controld_grpc_idle_closed_total Connections closed: idle past idle_timeout, or a keepalive PING not answered.\n"
+	    "# TYPE controld_grpc_idle_closed_total counter\n"
+	    "controld_grpc_idle_closed_total %" PRIu64 "\n",
+	    t.connections, t.refused, t.handshake_timeouts, t.idle_closed);
+}
+
+static void
 http_metrics(struct evhttp_request *req, void *arg)
 {
 	struct evbuffer *b = evbuffer_new();
 	int watchers = 0;
 	for (struct watcher *w = C->watchers; w; w = w->next)
-		watchers++;
+		watchers += !w->dropped;
 	evbuffer_add_printf(b,
 	    "# HELP controld_batches_total Outcome batches stored.\n"
 	    "# TYPE controld_batches_total counter\n"
@@ -900,10 +1003,14 @@ http_metrics(struct evhttp_request *req, void *arg)
 	    "controld_host_outcomes_quarantined_total %" PRIu64 "\n"
 	    "# HELP controld_config_watchers Hosts watching the configuration.\n"
 	    "# TYPE controld_config_watchers gauge\n"
-	    "controld_config_watchers %d\n",
+	    "controld_config_watchers %d\n"
+	    "# HELP controld_config_watchers_dropped_total Watchers dropped: over watch_max_pending, not reading.\n"
+	    "# TYPE controld_config_watchers_dropped_total counter\n"
+	    "controld_config_watchers_dropped_total %" PRIu64 "\n",
 	    C->m.batches, C->m.outcomes_stored, C->m.outcomes_duplicate, C->m.ingest_errors,
 	    C->m.db_errors, C->m.refused_identity, C->m.calls, C->m.host_batches_refused,
-	    C->m.host_outcomes_quarantined, watchers);
+	    C->m.host_outcomes_quarantined, watchers, C->m.watchers_dropped);
+	http_metrics_connections(b);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", b);
@@ -926,7 +1033,9 @@ http_healthz(struct evhttp_request *req, void *arg)
 
 static const char *const controld_keys[] = {
 	"listen", "socket", "http", "database", "schema_dir", "tls", "log_level",
-	"max_message", NULL
+	"max_message", "handshake_timeout", "idle_timeout", "max_connections",
+	"max_connections_per_ip", "max_streams", "watch_max_pending", "outcome_max_age_days",
+	"outcome_max_future", "statement_timeout", "http_max_request", "http_timeout", NULL
 };
 static const char *const controld_tls_keys[] = {
 	"cert", "key", "ca", "allow_multiple_ca", "revocation_interval", NULL
@@ -977,6 +1086,17 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 	cfg->log_level = LOG_LEVEL_INFO;
 	cfg->max_message = GRPC_DEFAULT_MAX_MESSAGE;
 	cfg->revocation_interval = 5;
+	cfg->handshake_timeout = GRPC_DEFAULT_HANDSHAKE_TIMEOUT_MS / 1000;
+	cfg->idle_timeout = GRPC_DEFAULT_IDLE_TIMEOUT_MS / 1000;
+	cfg->max_connections = GRPC_DEFAULT_MAX_CONNECTIONS;
+	cfg->max_connections_per_ip = GRPC_DEFAULT_MAX_CONNECTIONS_PER_IP;
+	cfg->max_streams = GRPC_DEFAULT_MAX_STREAMS;
+	cfg->watch_max_pending = CONTROLD_WATCH_MAX_PENDING;
+	cfg->outcome_max_age_days = 30;
+	cfg->outcome_max_future = 86400;
+	cfg->statement_timeout = DB_STATEMENT_TIMEOUT_MS / 1000;
+	cfg->http_max_request = 8192;
+	cfg->http_timeout = 10;
 	if (conf_load(&lc, path, &cerr) < 0) {
 		snprintf(err, errsz, "%s", cerr.msg);
 		return -1;
@@ -988,7 +1108,24 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 	    controld_str(root, "http", &cfg->http, &cerr) < 0 ||
 	    controld_str(root, "database", &cfg->database, &cerr) < 0 ||
 	    controld_str(root, "schema_dir", &cfg->schema_dir, &cerr) < 0 ||
-	    conf_get_int(root, "max_message", 1024, 1 << 30, &cfg->max_message, &cerr) < 0)
+	    conf_get_int(root, "max_message", 1024, 1 << 30, &cfg->max_message, &cerr) < 0 ||
+	    conf_get_int(root, "handshake_timeout", 1, 3600, &cfg->handshake_timeout, &cerr) < 0 ||
+	    conf_get_int(root, "idle_timeout", 1, 86400, &cfg->idle_timeout, &cerr) < 0 ||
+	    conf_get_int(root, "max_connections", 1, 1000000, &cfg->max_connections, &cerr) < 0 ||
+	    conf_get_int(root, "max_connections_per_ip", 1, 1000000, &cfg->max_connections_per_ip,
+	    &cerr) < 0 ||
+	    conf_get_int(root, "max_streams", 1, GRPC_DEFAULT_MAX_STREAMS, &cfg->max_streams,
+	    &cerr) < 0 ||
+	    conf_get_int(root, "watch_max_pending", 65536, 1LL << 32, &cfg->watch_max_pending,
+	    &cerr) < 0 ||
+	    conf_get_int(root, "outcome_max_age_days", 1, 3650, &cfg->outcome_max_age_days,
+	    &cerr) < 0 ||
+	    conf_get_int(root, "outcome_max_future", 0, 30 * 86400, &cfg->outcome_max_future,
+	    &cerr) < 0 ||
+	    conf_get_int(root, "statement_timeout", 1, 3600, &cfg->statement_timeout, &cerr) < 0 ||
+	    conf_get_int(root, "http_max_request", 1024, 1 << 20, &cfg->http_max_request,
+	    &cerr) < 0 ||
+	    conf_get_int(root, "http_timeout", 1, 3600, &cfg->http_timeout, &cerr) < 0)
 		goto fail;
 	if ((r = conf_get_string(root, "log_level", &s, &cerr)) < 0)
 		goto fail;
@@ -1043,6 +1180,39 @@ controld_config_free(struct controld_config *cfg)
 	free(cfg->cert);
 	free(cfg->key);
 	free(cfg->ca);
+}
+
+/* The connection limits, and enough descriptors for them: the soft limit is
+ * raised toward the hard one; if that is not enough, the cap comes down, so
+ * accept() never fails for want of a descriptor (libevent would retry it in
+ * a loop). */
+static struct grpc_server_limits
+controld_limits(const struct controld_config *cfg)
+{
+	struct grpc_server_limits l = {
+		.handshake_timeout_ms = (int)cfg->handshake_timeout * 1000,
+		.idle_timeout_ms = (int)cfg->idle_timeout * 1000,
+		.max_connections = (size_t)cfg->max_connections,
+		.max_connections_per_ip = (size_t)cfg->max_connections_per_ip,
+		.max_streams = (uint32_t)cfg->max_streams,
+	};
+	/* Two servers (TLS, unix socket), and descriptors for the rest. */
+	rlim_t want = 2 * (rlim_t)cfg->max_connections + CONTROLD_SPARE_FDS;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+		if (rl.rlim_cur < want) {
+			size_t cap = rl.rlim_cur > 2 * CONTROLD_SPARE_FDS ?
+			    (size_t)(rl.rlim_cur - CONTROLD_SPARE_FDS) / 2 : 1;
+			log_warnx("event=max_connections_lowered configured=%lld now=%zu "
+			    "reason=\"open files limit %llu\"", cfg->max_connections, cap,
+			    (unsigned long long)rl.rlim_cur);
+			l.max_connections = cap;
+		}
+	}
+	return l;
 }
 
 static void
@@ -1108,7 +1278,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if (db_open(&d.db, d.cfg.database, err, sizeof(err)) != DB_OK) {
+	if (controld_db_open(&d.db, err, sizeof(err)) < 0) {
 		d.db = NULL;
 		char q[LOG_QUOTE_SIZE(300)];
 		log_error("event=db_unavailable error=%s", log_quote(q, sizeof(q), err, strlen(err), 300));
@@ -1137,11 +1307,13 @@ main(int argc, char **argv)
 	}
 
 	d.base = event_base_new();
+	struct grpc_server_limits lim = controld_limits(&d.cfg);
 	struct grpc_server_opts o = { controld_methods,
 	    sizeof(controld_methods) / sizeof(controld_methods[0]), &d, d.tls,
 	    (size_t)d.cfg.max_message };
 	if (d.cfg.listen) {
 		grpc_server_new(&d.tls_srv, d.base, &o);
+		grpc_server_set_limits(d.tls_srv, &lim);
 		if (grpc_server_listen(d.tls_srv, d.cfg.listen, err, sizeof(err)) < 0)
 			fatalx("event=listen_failed error=\"%s\"", err);
 	}
@@ -1149,6 +1321,7 @@ main(int argc, char **argv)
 		struct grpc_server_opts lo = o;
 		lo.tls = NULL;
 		grpc_server_new(&d.local_srv, d.base, &lo);
+		grpc_server_set_limits(d.local_srv, &lim);
 		if (grpc_server_listen_unix(d.local_srv, d.cfg.socket, err, sizeof(err)) < 0)
 			fatalx("event=listen_failed error=\"%s\"", err);
 	}
@@ -1158,6 +1331,11 @@ main(int argc, char **argv)
 		if (netaddr_split_hostport(d.cfg.http, host, sizeof(host), &port) < 0)
 			fatalx("event=bad_http addr=%s", d.cfg.http);
 		d.http = evhttp_new(d.base);
+		/* Two GET endpoints: no body, small headers, no slow clients. */
+		evhttp_set_max_headers_size(d.http, (ev_ssize_t)d.cfg.http_max_request);
+		evhttp_set_max_body_size(d.http, 0);
+		evhttp_set_timeout(d.http, (int)d.cfg.http_timeout);
+		evhttp_set_allowed_methods(d.http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
 		evhttp_set_cb(d.http, "/metrics", http_metrics, NULL);
 		evhttp_set_cb(d.http, "/healthz", http_healthz, NULL);
 		if (evhttp_bind_socket(d.http, host, (ev_uint16_t)port) != 0)

@@ -37,6 +37,8 @@ struct db {
 	/* Set once a call's COMMIT has been sent: from then on a lost
 	 * connection leaves the outcome unknown. */
 	int	 commit_sent;
+	/* Set on the session at connect and after every reconnect. */
+	int	 statement_timeout_ms;
 };
 
 /* ---- errors ---- */
@@ -235,16 +237,31 @@ db_get_str(const PGresult *res, int row, int col)
 
 /* ---- connection, reconnection ---- */
 
+/* A session setting, not a connection option: it holds whatever options the
+ * conninfo brings, and is set again after a reconnect. */
+static int
+db_apply_statement_timeout(struct db *db, int ms)
+{
+	struct db_params p = { 0 };
+
+	dbp_i64(&p, ms);
+	return db_query(db, "set statement_timeout",
+	    "SELECT set_config('statement_timeout', $1::text, false)", &p, NULL);
+}
+
 int
 db_open(struct db **out, const char *conninfo, char *err, size_t errsz)
 {
 	/* Processed in order, the expanded conninfo overriding what comes
-	 * before it and overridden by what follows: connect_timeout and the
-	 * application name are defaults, UTF8 is not negotiable (COPY data and
-	 * the sanitizing of text assume it). */
-	const char *const kw[] = { "connect_timeout", "fallback_application_name",
+	 * before it and overridden by what follows: connect_timeout, TCP
+	 * keepalives (a server gone without a word is noticed within a
+	 * minute, not after the kernel's two hours) and the application name
+	 * are defaults, UTF8 is not negotiable (COPY data and the sanitizing
+	 * of text assume it). */
+	const char *const kw[] = { "connect_timeout", "keepalives_idle",
+	    "keepalives_interval", "keepalives_count", "fallback_application_name",
 	    "dbname", "client_encoding", NULL };
-	const char *const val[] = { "10", "mxfleet-controld",
+	const char *const val[] = { "10", "30", "10", "3", "mxfleet-controld",
 	    conninfo, "UTF8", NULL };
 	struct db *db;
 
@@ -264,8 +281,22 @@ db_open(struct db **out, const char *conninfo, char *err, size_t errsz)
 		return DB_ECONN;
 	}
 	PQsetNoticeReceiver(db->conn, db_notice, NULL);
+	db->statement_timeout_ms = DB_STATEMENT_TIMEOUT_MS;
+	if (db_apply_statement_timeout(db, db->statement_timeout_ms) != DB_OK) {
+		snprintf(err, errsz, "%s", db->err);
+		db_close(db);
+		return DB_ECONN;
+	}
 	*out = db;
 	return DB_OK;
+}
+
+int
+db_set_statement_timeout(struct db *db, int ms)
+{
+	db->err[0] = '\0';
+	db->statement_timeout_ms = ms;
+	return db_apply_statement_timeout(db, ms);
 }
 
 void
@@ -280,12 +311,16 @@ db_close(struct db *db)
 static int
 db_reset(struct db *db)
 {
+	int rc;
+
 	PQreset(db->conn);
 	db->staging_ready = 0;
 	if (!db_conn_ok(db)) {
 		db_seterr(db, "reconnect: %s", PQerrorMessage(db->conn));
 		return DB_ECONN;
 	}
+	if ((rc = db_apply_statement_timeout(db, db->statement_timeout_ms)) != DB_OK)
+		return rc == DB_ESQL ? DB_ECONN : rc;
 	log_info("event=db_reconnected");
 	return DB_OK;
 }
@@ -768,6 +803,10 @@ db_migrate_op(struct db *db, void *arg)
 	int rc;
 
 	a->applied = 0;
+	/* A migration may rewrite a large table, and a replica may wait here
+	 * for another's: no statement timeout meanwhile. */
+	if ((rc = db_apply_statement_timeout(db, 0)) != DB_OK)
+		return rc;
 	dbp_i64(&p, DB_LOCK_CLASS);
 	dbp_i64(&p, DB_LOCK_MIGRATE);
 	/* Session-level: held across the per-file transactions, released at
@@ -784,6 +823,9 @@ db_migrate_op(struct db *db, void *arg)
 		if (PQresultStatus(res) != PGRES_TUPLES_OK && rc == DB_OK)
 			return db_fail(db, res, "migrate: unlock");
 		PQclear(res);
+		int trc = db_apply_statement_timeout(db, db->statement_timeout_ms);
+		if (rc == DB_OK)
+			rc = trc;
 	}
 	return rc;
 }

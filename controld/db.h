@@ -38,6 +38,7 @@ enum db_status {
 /* Bounds applied before anything reaches the database. */
 #define DB_SUMMARY_MAX_ROWS	10000	/* OutcomeQuery.limit 0 or larger */
 #define DB_MIGRATION_MAX_BYTES	(1024 * 1024)
+#define DB_STATEMENT_TIMEOUT_MS	30000
 
 /* Advisory lock keys (two-int form), documented for operators reading
  * pg_locks: class 'mxfl', object 1 = migrations. Class 'mxpt' (one object per
@@ -48,10 +49,17 @@ enum db_status {
 struct db;
 
 /* Connect. conninfo is a libpq connection string or URI; it may set
- * connect_timeout (default here: 10 s) and application_name. The client
- * encoding is always UTF8. On failure returns DB_ECONN with the reason in
+ * connect_timeout (default here: 10 s), keepalives_idle/_interval/_count
+ * (30 s, 10 s, 3) and application_name. The client encoding is always UTF8.
+ * The session's statement_timeout is DB_STATEMENT_TIMEOUT_MS until
+ * db_set_statement_timeout. On failure returns DB_ECONN with the reason in
  * err; *out is NULL. */
 int db_open(struct db **out, const char *conninfo, char *err, size_t errsz);
+/* Every statement of every call (migrations excepted) is cancelled by the
+ * server after ms milliseconds (0: never), so a lock held elsewhere or a
+ * runaway query cannot stall the caller; the call fails with DB_ESQL. Kept
+ * across reconnects. */
+int db_set_statement_timeout(struct db *db, int ms);
 void db_close(struct db *db);
 /* The last error of this handle, "" if the last call succeeded. */
 const char *db_errmsg(const struct db *db);

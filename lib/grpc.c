@@ -12,6 +12,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -80,6 +81,12 @@ struct grpc_conn {
 	int			 want_flush;	/* a flush was asked for while inside */
 	int			 close_pending;
 	char			 close_why[256];
+	/* server: the handshake deadline, then the idle / keepalive timer */
+	struct event		*timer;
+	int			 handshaken;	/* the client's first HTTP/2 frame arrived */
+	int			 ping_outstanding;
+	int			 goaway_sent;
+	char			 ip[64];	/* TCP peer address, for the per-IP cap */
 };
 
 struct grpc_listener {
@@ -95,6 +102,12 @@ struct grpc_server {
 	struct grpc_listener	 listeners[8];
 	size_t			 nlisteners;
 	struct grpc_conn	*conns;
+	struct grpc_server_limits lim;
+	struct grpc_server_stats st;
+	struct grpc_call	*closing;	/* ended, on_close not yet run */
+	struct event		*reap_ev;
+	time_t			 refused_logged;	/* refusals are logged once a minute */
+	uint64_t		 refused_unlogged;
 };
 
 struct grpc_client {
@@ -148,19 +161,8 @@ grpc_call_new(struct grpc_conn *c, int32_t stream_id, size_t max)
 }
 
 static void
-grpc_call_free(struct grpc_call *call)
+grpc_call_destroy(struct grpc_call *call)
 {
-	struct grpc_conn *c = call->conn;
-	if (c && c->srv && call->method && call->method->on_close)
-		call->method->on_close(call, c->srv->o.arg);
-	if (c) {
-		if (call->prev)
-			call->prev->next = call->next;
-		else
-			c->calls = call->next;
-		if (call->next)
-			call->next->prev = call->prev;
-	}
 	if (call->deadline)
 		event_free(call->deadline);
 	grpc_framer_free(&call->framer);
@@ -168,6 +170,56 @@ grpc_call_free(struct grpc_call *call)
 	free(call->status_msg);
 	free(call->grpc_message);
 	free(call);
+}
+
+/* The call is over. Its method's on_close runs from the event loop, never
+ * under a handler's grpc_call_send/finish (whose flush may close streams and
+ * connections) nor inside nghttp2: a handler iterating over its calls never
+ * sees one vanish. Until then the call is detached (conn NULL): sending on
+ * it fails. */
+static void
+grpc_call_free(struct grpc_call *call)
+{
+	struct grpc_conn *c = call->conn;
+	struct grpc_server *s = c ? c->srv : NULL;
+	if (c) {
+		if (call->prev)
+			call->prev->next = call->next;
+		else
+			c->calls = call->next;
+		if (call->next)
+			call->next->prev = call->prev;
+		call->conn = NULL;
+	}
+	if (s && call->method && call->method->on_close) {
+		if (call->deadline) {
+			event_free(call->deadline);
+			call->deadline = NULL;
+		}
+		call->prev = NULL;
+		call->next = s->closing;
+		s->closing = call;
+		event_active(s->reap_ev, EV_TIMEOUT, 1);
+		return;
+	}
+	grpc_call_destroy(call);
+}
+
+static void
+grpc_server_reap(struct grpc_server *s)
+{
+	while (s->closing) {
+		struct grpc_call *call = s->closing;
+		s->closing = call->next;
+		call->method->on_close(call, s->o.arg);
+		grpc_call_destroy(call);
+	}
+}
+
+static void
+grpc_server_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	grpc_server_reap(arg);
 }
 
 size_t
@@ -320,6 +372,21 @@ grpc_call_finish(struct grpc_call *call, int status, const char *message)
 		grpc_call_resume(call);
 	}
 	grpc_conn_flush(call->conn);
+}
+
+void
+grpc_call_abort(struct grpc_call *call)
+{
+	struct grpc_conn *c = call->conn;
+	if (c == NULL || c->h2 == NULL)
+		return;
+	call->finished = 1;
+	call->out_eof = 1;
+	buf_reset(&call->out);
+	call->out_off = 0;
+	nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, call->stream_id,
+	    NGHTTP2_ENHANCE_YOUR_CALM);
+	grpc_conn_flush(c);
 }
 
 static void
@@ -589,6 +656,13 @@ static int
 grpc_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
 	struct grpc_conn *c = user_data;
+	if (c->srv) {
+		/* The first frame ends the handshake; a PING ACK shows the peer
+		 * alive and reading. */
+		c->handshaken = 1;
+		if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK))
+			c->ping_outstanding = 0;
+	}
 	if (frame->hd.type == NGHTTP2_GOAWAY && c->cli) {
 		c->cli->goaway = 1;	/* no new calls here; reconnect when idle */
 		return 0;
@@ -704,7 +778,8 @@ grpc_conn_setup_h2(struct grpc_conn *c)
 	if (rc != 0)
 		return -1;
 	nghttp2_settings_entry iv[] = {
-		{ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 1000 },
+		{ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+		    c->srv ? c->srv->lim.max_streams : GRPC_DEFAULT_MAX_STREAMS },
 		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20 },
 	};
 	if (nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, 2) != 0)
@@ -727,7 +802,10 @@ grpc_conn_free(struct grpc_conn *c)
 		nghttp2_session_del(c->h2);
 	if (c->bev)
 		bufferevent_free(c->bev);
+	if (c->timer)
+		event_free(c->timer);
 	if (c->srv) {
+		c->srv->st.connections--;
 		if (c->prev)
 			c->prev->next = c->next;
 		else
@@ -760,6 +838,49 @@ grpc_conn_close(struct grpc_conn *c, const char *why)
 }
 
 static void
+grpc_conn_arm(struct grpc_conn *c, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	evtimer_add(c->timer, &tv);
+}
+
+/* Server connections: a handshake that does not finish in time, a connection
+ * with no call that stays silent, a peer that does not answer a PING (gone,
+ * or not reading) all end here, so none holds a descriptor for ever. */
+static void
+grpc_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct grpc_conn *c = arg;
+	struct grpc_server *s = c->srv;
+	if (!c->handshaken) {
+		s->st.handshake_timeouts++;
+		grpc_conn_close(c, "handshake timeout");
+		return;
+	}
+	if (c->goaway_sent) {
+		/* Counted when the GOAWAY went out; the peer did not read it. */
+		grpc_conn_close(c, "idle, GOAWAY not read");
+		return;
+	}
+	if (c->ping_outstanding) {
+		s->st.idle_closed++;
+		grpc_conn_close(c, "keepalive ping not answered");
+		return;
+	}
+	if (c->calls == NULL) {
+		/* Idle: GOAWAY, then the connection closes once it is written. */
+		s->st.idle_closed++;
+		c->goaway_sent = 1;
+		nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR);
+	} else {
+		c->ping_outstanding = 1;
+		nghttp2_submit_ping(c->h2, NGHTTP2_FLAG_NONE, NULL);
+	}
+	grpc_conn_arm(c, s->lim.idle_timeout_ms);
+	grpc_conn_flush(c);
+}
+
+static void
 grpc_conn_readcb(struct bufferevent *bev, void *arg)
 {
 	struct grpc_conn *c = arg;
@@ -777,6 +898,8 @@ grpc_conn_readcb(struct bufferevent *bev, void *arg)
 	if (grpc_conn_leave(c) < 0)
 		return;
 	evbuffer_drain(in, (size_t)rv);
+	if (c->srv && c->handshaken && !c->goaway_sent)
+		grpc_conn_arm(c, c->srv->lim.idle_timeout_ms);
 	grpc_conn_flush(c);
 }
 
@@ -853,17 +976,55 @@ grpc_conn_eventcb(struct bufferevent *bev, short what, void *arg)
 
 /* ---- server ---- */
 
+/* Over a cap: close at once. A flood would flood the log too: one line a
+ * minute with the count. */
+static void
+grpc_server_refuse(struct grpc_server *s, int fd, const char *why, const char *ip)
+{
+	time_t now = time(NULL);
+	close(fd);
+	s->st.refused++;
+	s->refused_unlogged++;
+	if (now - s->refused_logged >= 60) {
+		log_warnx("event=grpc_refused reason=%s peer=%s refused=%" PRIu64, why, ip,
+		    s->refused_unlogged);
+		s->refused_logged = now;
+		s->refused_unlogged = 0;
+	}
+}
+
+static size_t
+grpc_server_conns_from(const struct grpc_server *s, const char *ip)
+{
+	size_t n = 0;
+	for (const struct grpc_conn *c = s->conns; c; c = c->next)
+		n += strcmp(c->ip, ip) == 0;
+	return n;
+}
+
 static void
 grpc_server_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
 	struct grpc_listener *gl = NULL;
 	struct grpc_server *s = arg;
+	char ip[64] = "";
 	for (size_t i = 0; i < s->nlisteners; i++)
 		if (s->listeners[i].l == l)
 			gl = &s->listeners[i];
+	if (!(gl && gl->is_unix))
+		netaddr_ntop(sa, ip, sizeof(ip));
+	if (s->st.connections >= s->lim.max_connections) {
+		grpc_server_refuse(s, fd, "max_connections", ip[0] ? ip : "unix");
+		return;
+	}
+	if (ip[0] && grpc_server_conns_from(s, ip) >= s->lim.max_connections_per_ip) {
+		grpc_server_refuse(s, fd, "max_connections_per_ip", ip);
+		return;
+	}
 	struct grpc_conn *c = xcalloc(1, sizeof(*c));
 	c->srv = s;
+	snprintf(c->ip, sizeof(c->ip), "%s", ip);
 	if (gl && gl->is_unix) {
 		struct ucred cred;
 		socklen_t cl = sizeof(cred);
@@ -903,6 +1064,9 @@ grpc_server_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr
 	if (s->conns)
 		s->conns->prev = c;
 	s->conns = c;
+	s->st.connections++;
+	c->timer = evtimer_new(s->base, grpc_conn_timer_cb, c);
+	grpc_conn_arm(c, s->lim.handshake_timeout_ms);
 	bufferevent_setcb(c->bev, grpc_conn_readcb, grpc_conn_writecb, grpc_conn_eventcb, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	grpc_conn_flush(c);
@@ -914,8 +1078,30 @@ grpc_server_new(struct grpc_server **out, struct event_base *base, const struct 
 	struct grpc_server *s = xcalloc(1, sizeof(*s));
 	s->base = base;
 	s->o = *o;
+	s->reap_ev = event_new(base, -1, 0, grpc_server_reap_cb, s);
+	grpc_server_set_limits(s, &(struct grpc_server_limits){ 0 });
 	*out = s;
 	return 0;
+}
+
+void
+grpc_server_set_limits(struct grpc_server *s, const struct grpc_server_limits *l)
+{
+	s->lim.handshake_timeout_ms = l->handshake_timeout_ms > 0 ? l->handshake_timeout_ms :
+	    GRPC_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+	s->lim.idle_timeout_ms = l->idle_timeout_ms > 0 ? l->idle_timeout_ms :
+	    GRPC_DEFAULT_IDLE_TIMEOUT_MS;
+	s->lim.max_connections = l->max_connections ? l->max_connections :
+	    GRPC_DEFAULT_MAX_CONNECTIONS;
+	s->lim.max_connections_per_ip = l->max_connections_per_ip ? l->max_connections_per_ip :
+	    GRPC_DEFAULT_MAX_CONNECTIONS_PER_IP;
+	s->lim.max_streams = l->max_streams ? l->max_streams : GRPC_DEFAULT_MAX_STREAMS;
+}
+
+void
+grpc_server_get_stats(const struct grpc_server *s, struct grpc_server_stats *out)
+{
+	*out = s->st;
 }
 
 static int
@@ -1016,7 +1202,9 @@ grpc_server_shutdown(struct grpc_server *s)
 			unlink(s->listeners[i].path);
 	}
 	s->nlisteners = 0;
-	for (struct grpc_conn *c = s->conns; c; c = c->next) {
+	struct grpc_conn *next;
+	for (struct grpc_conn *c = s->conns; c; c = next) {
+		next = c->next;	/* a failed flush frees c */
 		if (c->h2) {
 			nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
 			    nghttp2_session_get_last_proc_stream_id(c->h2), NGHTTP2_NO_ERROR, NULL, 0);
@@ -1050,6 +1238,8 @@ grpc_server_free(struct grpc_server *s)
 	grpc_server_shutdown(s);
 	while (s->conns)
 		grpc_conn_free(s->conns);
+	grpc_server_reap(s);
+	event_free(s->reap_ev);
 	free(s);
 }
 

@@ -42,10 +42,10 @@ struct grpc_method {
 	/* The call is over, however it ended: finished by a handler or by the
 	 * transport (a malformed or oversized message, a stream ending inside a
 	 * message, the deadline), reset by the client, connection lost, server
-	 * freed. Called exactly once per call that reached a method, just
-	 * before the call is freed: drop every reference to the call here
-	 * (may be NULL). Between grpc_call_finish and this, grpc_call_send
-	 * fails. */
+	 * freed. Called exactly once per call that reached a method, from the
+	 * event loop (never inside another grpc_* call), just before the call
+	 * is freed: drop every reference to the call here (may be NULL). From
+	 * grpc_call_finish on, grpc_call_send fails. */
 	void		(*on_close)(struct grpc_call *c, void *arg);
 };
 
@@ -57,8 +57,43 @@ struct grpc_server_opts {
 	size_t		 max_message;	/* 0: GRPC_DEFAULT_MAX_MESSAGE */
 };
 
+/* What one peer may hold of a server. A zero field keeps its default. */
+struct grpc_server_limits {
+	/* From accept to the client's first HTTP/2 frame, TLS handshake
+	 * included; then the connection is closed. */
+	int		 handshake_timeout_ms;
+	/* A connection with no call open that received nothing for this long
+	 * gets GOAWAY. With calls open, the server sends a PING after this
+	 * long of silence; one not answered before the next closes it. */
+	int		 idle_timeout_ms;
+	/* Connections at once; one over is closed at accept. */
+	size_t		 max_connections;
+	/* The same, per client IP address (TCP listeners). */
+	size_t		 max_connections_per_ip;
+	/* SETTINGS_MAX_CONCURRENT_STREAMS: calls open at once per connection;
+	 * nghttp2 refuses the next with RST_STREAM REFUSED_STREAM. */
+	uint32_t	 max_streams;
+};
+
+#define GRPC_DEFAULT_HANDSHAKE_TIMEOUT_MS	10000
+#define GRPC_DEFAULT_IDLE_TIMEOUT_MS		300000
+#define GRPC_DEFAULT_MAX_CONNECTIONS		1024
+#define GRPC_DEFAULT_MAX_CONNECTIONS_PER_IP	64
+#define GRPC_DEFAULT_MAX_STREAMS		100
+
+struct grpc_server_stats {
+	size_t		 connections;		/* open now */
+	uint64_t	 refused;		/* closed at accept: over a connection cap */
+	uint64_t	 handshake_timeouts;	/* closed: handshake_timeout_ms passed */
+	uint64_t	 idle_closed;		/* closed: idle, or keepalive PING not answered */
+};
+
 int grpc_server_new(struct grpc_server **out, struct event_base *base,
     const struct grpc_server_opts *o);
+/* Replace the defaults (GRPC_DEFAULT_*); applies to connections accepted
+ * from then on. */
+void grpc_server_set_limits(struct grpc_server *s, const struct grpc_server_limits *l);
+void grpc_server_get_stats(const struct grpc_server *s, struct grpc_server_stats *out);
 /* Listen on "IP:PORT" / "[IPv6]:PORT" (TLS), or take an already bound fd. */
 int grpc_server_listen(struct grpc_server *s, const char *addr, char *err, size_t errsz);
 /* Listen on a unix socket (plaintext h2c). Only root and the server's own
@@ -78,6 +113,10 @@ int grpc_server_port(const struct grpc_server *s, size_t idx);
 int grpc_call_send(struct grpc_call *c, const uint8_t *msg, size_t len);
 /* Server: end the call with a status (trailers, or trailers-only). */
 void grpc_call_finish(struct grpc_call *c, int status, const char *message);
+/* Server: end the call at once, dropping what is queued for it (a client
+ * that does not read): RST_STREAM ENHANCE_YOUR_CALM, which gRPC clients
+ * report as RESOURCE_EXHAUSTED. on_close follows. */
+void grpc_call_abort(struct grpc_call *c);
 /* Bytes queued but not yet handed to the socket: back off while large. */
 size_t grpc_call_pending(const struct grpc_call *c);
 /* Server: who is calling. For TLS, the client certificate's CN (empty if

@@ -165,5 +165,47 @@ class WatchConfigEndTest(cptest.FleetTestCase):
         self.assert_no_push_after_change(3)
 
 
+class WatcherOutputCapTest(cptest.FleetTestCase):
+    """A watcher that never reads is dropped once watch_max_pending bytes are
+    queued for it; controld keeps serving everyone else (issue 9, item 6).
+    Before: every snapshot was buffered for it, without limit."""
+    needs_mxd = False
+
+    def test_watcher_that_does_not_read_is_dropped(self):
+        grpc, pb, svc = cptest.grpc_stubs()
+        c = self.controld(config={"watch_max_pending": 65536})
+        conn = h2raw.H2Conn(c.host, c.port, CONTROLD_NAME, *self.pki.mx1, ca=self.pki.ca)
+        self.addCleanup(conn.close)
+        st = conn.request(WATCH)
+        conn.send_data(st, h2raw.grpc_frame(pb.WatchRequest(host_id=MX1).SerializeToString()))
+        conn.read_until(lambda: h2raw.grpc_messages(st.data), "the first snapshot")
+        # From now on mx1 reads nothing: its flow-control window (64 KiB)
+        # fills, then controld's queue for it.
+        admin_ch = grpc_channel(c.addr, self.pki.admin, self.pki.ca)
+        self.addCleanup(admin_ch.close)
+        admin = svc.AdminStub(admin_ch)
+        labels = ".".join(ch * 60 for ch in "abc")
+        for k in range(400):
+            admin.AddDomain(pb.DomainConfig(name=f"{labels}.d{k}.watch.test",
+                                            next_hop="smtp:192.0.2.1:25"), timeout=20)
+            if k % 10 == 9 and c.events("watcher_dropped"):
+                break
+        dropped = c.events("watcher_dropped", host=MX1)
+        self.assertEqual(len(dropped), 1, f"after {k + 1} configuration changes")
+        self.assertLessEqual(int(dropped[0]["pending"]), 65536)
+        wait_for(lambda: c.metrics()["controld_config_watchers"] == 0, 15, interval=0.2,
+                 what="no watcher left")
+        self.assertEqual(c.metrics()["controld_config_watchers_dropped_total"], 1)
+        # Reading again, mx1 finds its stream reset: RESOURCE_EXHAUSTED to a
+        # gRPC stack, which reconnects and gets the newest snapshot.
+        conn.read_until(lambda: st.reset is not None, "RST_STREAM of the dropped watch")
+        self.assertEqual(st.reset, 0xb)  # ENHANCE_YOUR_CALM
+        with grpc_channel(c.addr, self.pki.mx1, self.pki.ca) as ch:
+            stream = svc.FleetStub(ch).WatchConfig(pb.WatchRequest(host_id=MX1), timeout=20)
+            snap = next(stream)
+            stream.cancel()
+        self.assertEqual(len(snap.domains), k + 1)
+
+
 if __name__ == "__main__":
     cptest.main()

@@ -98,6 +98,8 @@ struct smtp_session {
 	int			 bdat_last;
 	int			 bdat_started;
 	const char		*bdat_reject;	/* reply once the chunk is consumed */
+	int			 bdat_error;	/* the spool refused the first chunk: so
+						   is every later one, till LAST or RSET */
 	struct buf		 content;
 	struct spool_msg	*msg;
 	struct spool_commit_job	*job;
@@ -171,6 +173,7 @@ smtp_session_txn_reset(struct smtp_session *s)
 	s->in_txn = 0;
 	s->bdat_started = 0;
 	s->bdat_reject = NULL;
+	s->bdat_error = 0;
 }
 
 static void
@@ -507,13 +510,17 @@ smtp_session_cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 /* The spool could not take the message: a temporary failure whatever the
  * cause, so the sender keeps the mail and retries; 4.3.1 when storage ran
  * out (RFC 3463), which 552 5.3.4 would have turned into a bounce. */
+static const char *
+smtp_session_spool_reply(int err)
+{
+	return err == ENOSPC || err == EDQUOT ? "452 4.3.1 Insufficient system storage" :
+	    "451 4.3.0 Error: queue file write error";
+}
+
 static void
 smtp_session_spool_failed(struct smtp_session *s, int err)
 {
-	if (err == ENOSPC || err == EDQUOT)
-		smtp_session_reply(s, "452 4.3.1 Insufficient system storage");
-	else
-		smtp_session_reply(s, "451 4.3.0 Error: queue file write error");
+	smtp_session_reply(s, "%s", smtp_session_spool_reply(err));
 }
 
 /* Start a message file: envelope, then our Received: header. */
@@ -526,7 +533,9 @@ smtp_session_msg_begin(struct smtp_session *s)
 	spool_new_id(s->env.id, sizeof(s->env.id));
 	s->env.created = time(NULL);
 	if (spool_msg_begin(s->w->spool, &s->env, &s->msg) < 0) {
-		smtp_session_spool_failed(s, errno);
+		int err = errno;
+		smtp_session_spool_failed(s, err);
+		errno = err;
 		return -1;
 	}
 	buf_reset(&s->content);
@@ -633,8 +642,8 @@ smtp_session_cmd_data(struct smtp_session *s, const struct smtp_cmd *c)
 		smtp_session_error(s);
 		return;
 	}
-	if (s->env.nrcpts == 0 || s->bdat_started) {
-		smtp_session_reply(s, "503 5.5.1 Error: %s", s->bdat_started ?
+	if (s->env.nrcpts == 0 || s->bdat_started || s->bdat_error) {
+		smtp_session_reply(s, "503 5.5.1 Error: %s", s->bdat_started || s->bdat_error ?
 		    "DATA after BDAT" : "need RCPT command");
 		smtp_session_error(s);
 		return;
@@ -681,9 +690,14 @@ smtp_session_cmd_bdat(struct smtp_session *s, const struct smtp_cmd *c)
 		s->bdat_reject = "503 5.5.1 Error: send EHLO first";
 	else if (!s->in_txn || s->env.nrcpts == 0)
 		s->bdat_reject = "503 5.5.1 Error: need RCPT command";
+	else if (s->bdat_error)
+		s->bdat_reject = smtp_session_spool_reply(s->bdat_error);
 	else if (!s->bdat_started) {
 		if (smtp_session_msg_begin(s) < 0) {
-			s->bdat_reject = "";	/* already answered 451 */
+			/* Answered 452/451 already. The rest of the transaction
+			 * is refused too: its chunks alone are not the message. */
+			s->bdat_error = errno;
+			s->bdat_reject = "";
 			return;
 		}
 		smtp_bdat_init(&s->bdat, s->w->cfg->message_size);
@@ -698,13 +712,14 @@ smtp_session_bdat_done(struct smtp_session *s)
 	if (s->bdat_reject) {
 		if (s->bdat_reject[0])
 			smtp_session_reply(s, "%s", s->bdat_reject);
-		int had_txn = s->bdat_started;
+		int spool_error = s->bdat_error;
 		s->bdat_reject = NULL;
-		if (had_txn)
+		if (s->bdat_started || (spool_error && s->bdat_last))
 			smtp_session_txn_reset(s);
 		s->phase = s->in_txn ? PHASE_MAIL : (s->helo[0] ? PHASE_READY : PHASE_INIT);
 		smtp_session_set_timeout(s, s->w->cfg->command_timeout);
-		smtp_session_error(s);
+		if (!spool_error)	/* a full disk is not the client's error */
+			smtp_session_error(s);
 		return;
 	}
 	if (!s->bdat_last) {

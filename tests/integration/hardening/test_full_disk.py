@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """A full spool disk is a temporary failure, never a bounce.
 
-mxd's spool lives on a small tmpfs the test mounts and fills. A message sent
-then, with DATA or BDAT, large or small, gets 452 4.3.1 (the sender keeps it
-and retries) rather than 552 5.3.4 (the sender bounces it), and no partial
-file stays behind. Once space returns, the next transaction succeeds - on the
+mxd's spool lives on a small tmpfs the test mounts and fills (its pages, or
+its inodes). A message sent then, with DATA or BDAT, large or small, gets
+452 4.3.1 (the sender keeps it and retries) rather than 552 5.3.4 (the sender
+bounces it), and no partial file stays behind. A BDAT transaction whose
+first chunk was refused is refused to its end: its later chunks are never
+queued as a message of their own. Once space returns, the next transaction succeeds - on the
 same connection, without restarting mxd - and the mail reaches the next hop.
 A bounce that falls due while the spool is full is not lost: the message is
 kept and its DSN reaches the sender once space returns.
@@ -33,6 +35,9 @@ NS_MARK = "MXTEST_FULL_DISK_MOUNT_NS"
 # Bigger than mxd's 64 KiB write buffer: the spool write fails while the
 # content is still arriving, not only at the end.
 BIG = 200 * 1024
+# Enough for the spool's directories and a few messages; fill_inodes takes
+# the rest, so creating a message file fails with ENOSPC.
+INODES = 400
 
 
 def reexec_in_mount_namespace():
@@ -69,6 +74,21 @@ def fill(path):
         os.close(fd)
 
 
+def fill_inodes(directory):
+    """Create empty files in directory until the filesystem has no inode
+    left; returns their paths (unlinking one frees one inode)."""
+    made = []
+    while True:
+        path = os.path.join(directory, f"inode-{len(made)}")
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            return made
+        made.append(path)
+
+
 def tid():
     return "fd-" + uuid.uuid4().hex[:12]
 
@@ -81,7 +101,8 @@ class FullDiskTest(mxtest.MxTestCase):
                       "spool and fills it (CI runs as root; run it with sudo)")
         self.mnt = os.path.join(self.wd, "spoolfs")
         os.mkdir(self.mnt)
-        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755",
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o",
+                            f"size=2m,nr_inodes={INODES},mode=0755",
                             "tmpfs", self.mnt], capture_output=True, text=True, timeout=30)
         if p.returncode != 0:
             self.fail(f"mount tmpfs on {self.mnt} failed: {p.stderr.strip()}")
@@ -99,9 +120,10 @@ class FullDiskTest(mxtest.MxTestCase):
         mxtest.unregister_emergency(("umount", self.mnt))
 
     def start(self):
-        m, sink = self.standard(tls=False, spool_dir=self.spool,
-                                limits={"message_size": 10 * 1024 * 1024})
-        return m, sink
+        return self.start_with(limits={"message_size": 10 * 1024 * 1024})
+
+    def start_with(self, **over):
+        return self.standard(tls=False, spool_dir=self.spool, **over)
 
     def leftovers(self):
         out = []
@@ -170,6 +192,64 @@ class FullDiskTest(mxtest.MxTestCase):
         got = sink.wait_messages(1, timeout=60)
         self.assertEqual(check_body(got[0].data), (msg_id, True))
         self.assertEqual(c.cmd("QUIT").code, 221)
+
+    def test_bdat_after_a_refused_first_chunk_queues_nothing(self):
+        # The first chunk's file can not be created (no inode left). Every
+        # later chunk of that transaction is refused too, even when an inode
+        # is free again by then: queuing the later chunks alone would deliver
+        # a message without its beginning. A full disk is not the client's
+        # fault: with limits.errors 2, the refused chunks do not end the
+        # session with 421.
+        m, sink = self.start_with(limits={"message_size": 10 * 1024 * 1024, "errors": 2})
+        c = self.raw(m, timeout=60)
+        self.assertEqual(c.read_reply().code, 220)
+        self.assertEqual(c.ehlo().code, 250)
+        m.wait_event("delivery_started", timeout=30)
+        fillers = fill_inodes(self.mnt)
+
+        def bdat(data, last=False):
+            c.send(b"BDAT %d%s\r\n" % (len(data), b" LAST" if last else b"") + data)
+
+        def envelope():
+            self.assertEqual(c.cmd(f"MAIL FROM:<{SENDER}>").code, 250)
+            self.assertEqual(c.cmd(f"RCPT TO:<{RCPT}>").code, 250)
+
+        # Pipelined, the disk still full.
+        envelope()
+        bdat(b"Subject: pipelined\r\n")
+        bdat(b"\r\nbody\r\n", last=True)
+        replies = c.replies(2)
+        for r in replies:
+            self.assertEqual((r.code, r.lines[-1][4:9]), (452, "4.3.1"),
+                             f"BDAT on a spool without inodes: {replies}")
+        self.assertEqual(c.cmd("RSET").code, 250, "session ended after a full disk")
+
+        # An inode comes back between the first chunk and the next ones.
+        envelope()
+        bdat(b"Subject: first half\r\n")
+        first = c.read_reply()
+        self.assertEqual((first.code, first.lines[-1][4:9]), (452, "4.3.1"),
+                         f"first chunk on a spool without inodes: {first}")
+        os.unlink(fillers.pop())
+        bdat(b"\r\nsecond half, no 1\r\n")
+        bdat(b"second half, no 2\r\n", last=True)
+        later = c.replies(2)
+        for r in later:
+            self.assertEqual(r.code // 100, 4, f"a chunk after the refused first one: {later}")
+        self.assertEqual(self.leftovers(), [], "files left in the spool")
+
+        # The same session goes on once space is back, and only this
+        # message reaches the next hop.
+        for f in fillers:
+            os.unlink(f)
+        msg_id = tid()
+        envelope()
+        bdat(make_body(msg_id), last=True)
+        self.assertEqual(c.read_reply().code, 250)
+        self.assertEqual(c.cmd("QUIT").code, 221)
+        got = sink.wait_messages(1, timeout=60)
+        self.assertEqual([check_body(g.data) for g in got], [(msg_id, True)])
+        self.assertEqual(len(m.events("queued")), 1, m.events("queued"))
 
     def test_bounce_while_full_is_sent_once_space_returns(self):
         # The next hop refuses the recipient only once the disk is full, so

@@ -229,6 +229,19 @@ spool_write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* Overwrite n bytes in place. A short count sets no errno (the kernel saw
+ * no error), so it is reported as EIO rather than whatever errno held. */
+static int
+spool_pwrite_all(int fd, const void *p, size_t n, off_t off)
+{
+	ssize_t w = pwrite(fd, p, n, off);
+	if (w == (ssize_t)n)
+		return 0;
+	if (w >= 0)
+		errno = EIO;
+	return -1;
+}
+
 /* The envelope header; size_off receives the offset of the size digits. */
 static void
 spool_format_sched(struct buf *b, const struct spool_env *env)
@@ -343,11 +356,8 @@ spool_msg_finish(struct spool_msg *m)
 		return spool_msg_fail(m, "write");
 	buf_free(&m->wbuf);
 	snprintf(digits, sizeof(digits), "%0*" PRIu64, SPOOL_SIZE_DIGITS, m->size);
-	if (pwrite(m->fd, digits, SPOOL_SIZE_DIGITS, m->size_off) != SPOOL_SIZE_DIGITS) {
-		if (errno == 0)
-			errno = EIO;
+	if (spool_pwrite_all(m->fd, digits, SPOOL_SIZE_DIGITS, m->size_off) < 0)
 		return spool_msg_fail(m, "write");
-	}
 	return 0;
 }
 
@@ -740,9 +750,11 @@ spool_set_schedule(struct spool *sp, const struct spool_env *env)
 		return -1;
 	buf_init(&b);
 	spool_format_sched(&b, env);
-	if (b.len != SPOOL_SCHED_LEN ||
-	    pwrite(fd, b.data, b.len, env->sched_off) != (ssize_t)SPOOL_SCHED_LEN)
+	if (b.len != SPOOL_SCHED_LEN) {
+		errno = EINVAL;
 		rc = -1;
+	} else
+		rc = spool_pwrite_all(fd, b.data, b.len, env->sched_off);
 	buf_free(&b);
 	close(fd);
 	return rc;

@@ -1,6 +1,7 @@
 /* The spool when the disk fails: a directory fsync that fails after the
- * rename, a file fsync that reports ENOSPC, and a write that fails half-way
- * (ENOSPC). fsync, fdatasync and write are wrapped at link time
+ * rename, a file fsync that reports ENOSPC, a write that fails half-way
+ * (ENOSPC) and a pwrite in place that comes back short. fsync, fdatasync,
+ * write and pwrite are wrapped at link time
  * (-Wl,--wrap), so the faults are injected into the real code paths without
  * a hook in mxd: a failing directory fsync can not be caused on demand on a
  * real filesystem. The full disk itself is exercised
@@ -29,6 +30,7 @@
 static int fail_dir_fsync;	/* fsync of a directory fails with EIO */
 static int fail_file_write;	/* write to a regular file fails with ENOSPC */
 static int fail_file_sync;	/* fdatasync fails with ENOSPC (as on btrfs, NFS) */
+static int short_pwrite;	/* pwrite writes one byte less, errno untouched */
 static struct spool *rescan_sp;	/* rescanned from inside a failing fsync */
 static int rescan_seen;
 
@@ -38,6 +40,8 @@ int __wrap_fsync(int fd);
 int __real_fdatasync(int fd);
 int __wrap_fdatasync(int fd);
 ssize_t __wrap_write(int fd, const void *p, size_t n);
+ssize_t __real_pwrite(int fd, const void *p, size_t n, off_t off);
+ssize_t __wrap_pwrite(int fd, const void *p, size_t n, off_t off);
 
 int
 __wrap_fsync(int fd)
@@ -75,10 +79,23 @@ __wrap_write(int fd, const void *p, size_t n)
 	return __real_write(fd, p, n);
 }
 
+/* A short count is success to the kernel: errno keeps whatever an earlier
+ * call left in it, which is what the caller must not report. */
+ssize_t
+__wrap_pwrite(int fd, const void *p, size_t n, off_t off)
+{
+	if (short_pwrite && n > 0) {
+		ssize_t r = __real_pwrite(fd, p, n - 1, off);
+		errno = EAGAIN;
+		return r;
+	}
+	return __real_pwrite(fd, p, n, off);
+}
+
 static int
 setup_faults(void **state)
 {
-	fail_dir_fsync = fail_file_write = fail_file_sync = 0;
+	fail_dir_fsync = fail_file_write = fail_file_sync = short_pwrite = 0;
 	rescan_sp = NULL;
 	rescan_seen = 0;
 	return setup(state);
@@ -300,6 +317,31 @@ test_write_error_sticks_so_the_file_never_has_a_hole(void **state)
 	spool_env_free(&env);
 }
 
+static void
+test_short_size_write_is_an_io_error_not_a_stale_errno(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_env env;
+	struct spool_msg *m;
+	char names[512];
+
+	make_env(&env);
+	assert_int_equal(spool_msg_begin(f->sp, &env, &m), 0);
+	assert_int_equal(spool_msg_write(m, "body\r\n", 6), 0);
+	short_pwrite = 1;
+	errno = 0;
+	assert_int_equal(spool_msg_finish(m), -1);
+	short_pwrite = 0;
+	/* Not EAGAIN, left over from before: the session would say 451 for
+	 * a reason that is not true, and a log line would say it too. */
+	assert_int_equal(errno, EIO);
+	assert_int_equal(spool_msg_error(m), EIO);
+	spool_msg_abort(m);
+	list_dir(f, "tmp", names, sizeof(names));
+	assert_string_equal(names, "");
+	spool_env_free(&env);
+}
+
 int
 main(void)
 {
@@ -309,6 +351,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_failed_dir_fsync_fails_a_dsn_injection_without_a_file, setup_faults, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_before_reveal_is_delivered_after_restart, setup_faults, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error_sticks_so_the_file_never_has_a_hole, setup_faults, teardown),
+		cmocka_unit_test_setup_teardown(test_short_size_write_is_an_io_error_not_a_stale_errno, setup_faults, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -130,6 +130,19 @@ list_dir(const struct fixture *f, const char *sub, char *out, size_t outsz)
 	closedir(d);
 }
 
+/* m failed with err (errno and sticky); aborting it leaves no file. */
+static void
+assert_failed_with_no_file(struct fixture *f, struct spool_msg *m, int err)
+{
+	char names[512];
+
+	assert_int_equal(errno, err);
+	assert_int_equal(spool_msg_error(m), err);
+	spool_msg_abort(m);
+	list_dir(f, "tmp", names, sizeof(names));
+	assert_string_equal(names, "");
+}
+
 struct outcome {
 	int	 calls;
 	int	 error;
@@ -295,7 +308,6 @@ test_write_error_sticks_so_the_file_never_has_a_hole(void **state)
 	struct spool_env env;
 	struct spool_msg *m;
 	static char chunk[70000];
-	char names[512];
 
 	memset(chunk, 'x', sizeof(chunk));
 	make_env(&env);
@@ -309,11 +321,7 @@ test_write_error_sticks_so_the_file_never_has_a_hole(void **state)
 	fail_file_write = 0;
 	assert_int_equal(spool_msg_write(m, chunk, sizeof(chunk)), -1);
 	assert_int_equal(spool_msg_finish(m), -1);
-	assert_int_equal(errno, ENOSPC);
-	assert_int_equal(spool_msg_error(m), ENOSPC);
-	spool_msg_abort(m);
-	list_dir(f, "tmp", names, sizeof(names));
-	assert_string_equal(names, "");
+	assert_failed_with_no_file(f, m, ENOSPC);
 	spool_env_free(&env);
 }
 
@@ -323,22 +331,16 @@ test_short_size_write_is_an_io_error_not_a_stale_errno(void **state)
 	struct fixture *f = *state;
 	struct spool_env env;
 	struct spool_msg *m;
-	char names[512];
 
 	make_env(&env);
 	assert_int_equal(spool_msg_begin(f->sp, &env, &m), 0);
 	assert_int_equal(spool_msg_write(m, "body\r\n", 6), 0);
 	short_pwrite = 1;
-	errno = 0;
 	assert_int_equal(spool_msg_finish(m), -1);
 	short_pwrite = 0;
 	/* Not EAGAIN, left over from before: the session would say 451 for
 	 * a reason that is not true, and a log line would say it too. */
-	assert_int_equal(errno, EIO);
-	assert_int_equal(spool_msg_error(m), EIO);
-	spool_msg_abort(m);
-	list_dir(f, "tmp", names, sizeof(names));
-	assert_string_equal(names, "");
+	assert_failed_with_no_file(f, m, EIO);
 	spool_env_free(&env);
 }
 

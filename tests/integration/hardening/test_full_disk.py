@@ -89,6 +89,47 @@ def fill_inodes(directory):
         made.append(path)
 
 
+class CountingHop:
+    """A next hop in this process (aiosmtpd) that remembers every RCPT TO
+    it was sent, refused or not, and every message it took."""
+
+    def __init__(self, refuse):
+        self.refuse = refuse		# address -> reply
+        self.rcpts = []			# every RCPT TO, in order
+        self.stored = []		# (rcpt_tos, content)
+        self.host = mxtest.pick_host()
+        self.port = mxtest.free_port(self.host)
+        self.controller = None
+
+    @property
+    def next_hop(self):
+        return f"smtp:{self.host}:{self.port}"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        self.rcpts.append(address)
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.stored.append((list(envelope.rcpt_tos), envelope.original_content))
+        return "250 2.0.0 OK: stored"
+
+    def start(self):
+        from aiosmtpd.controller import Controller
+        self.controller = Controller(self, hostname=self.host, port=self.port)
+        self.controller.start()
+
+    def stop(self):
+        if self.controller:
+            self.controller.stop()
+            self.controller = None
+
+    def copies(self, rcpt):
+        return [data for rcpts, data in self.stored if rcpt in rcpts]
+
+
 def tid():
     return "fd-" + uuid.uuid4().hex[:12]
 
@@ -286,6 +327,58 @@ class FullDiskTest(mxtest.MxTestCase):
         self.assertIn(bad.encode(), dsn.data)
         self.assertIn(f"Message-ID: <{msg_id}@mxtest>".encode(), dsn.data)
         self.assertEqual(len(m.events("dsn")), 1, "one DSN, not one per attempt")
+
+    def test_mixed_results_on_full_spool_deliver_once_and_return_once(self):
+        # One message to a recipient the next hop takes and two it refuses
+        # (550), tried while the spool is full: the DSN for the refused one
+        # can not be queued. The accepted one must not be sent again, nor
+        # the refused ones' RCPT; the DSN goes out once space returns. The
+        # other refused one asked for no DSN (NOTIFY=NEVER): it is done.
+        bad, never = f"bad@{LOCAL_DOMAIN}", f"never@{LOCAL_DOMAIN}"
+        hop = CountingHop({bad: "550 5.1.1 <bad@example.test>: no such user here",
+                           never: "550 5.1.1 <never@example.test>: no such user either"})
+        self.addCleanup(hop.stop)
+        m = self.mxd(self.mxd_config(hop.next_hop, spool_dir=self.spool))
+        msg_id = tid()
+        with smtplib.SMTP(m.host, m.port, timeout=60, local_hostname="client.test") as s:
+            s.ehlo()
+            self.assertEqual(s.mail(SENDER)[0], 250)
+            self.assertEqual(s.rcpt(RCPT)[0], 250)
+            self.assertEqual(s.rcpt(bad)[0], 250)
+            self.assertEqual(s.rcpt(never, ["NOTIFY=NEVER"])[0], 250)
+            self.assertEqual(s.data(make_body(msg_id))[0], 250)
+        # The next hop is not up yet: the first attempt defers both.
+        m.wait_event("deferred", timeout=30, rcpt=f"<{bad}>")
+        fill(self.filler)
+        hop.start()
+        m.wait_event("bounced", timeout=60, rcpt=f"<{bad}>")
+        mxtest.wait_for(lambda: len(m.events("dsn_failed")) >= 3, 60,
+                        what="three attempts on the full spool")
+        self.assertEqual(len(hop.copies(RCPT)), 1,
+                         f"{RCPT} got the message again on a full spool")
+        for r in (bad, never):
+            self.assertEqual(hop.rcpts.count(r), 1, f"RCPT TO:<{r}> sent again: {hop.rcpts}")
+        self.assertTrue(m.running(), "mxd died on a full spool")
+
+        os.unlink(self.filler)
+        queue = os.path.join(self.spool, "queue")
+        mxtest.wait_for(lambda: hop.copies(SENDER) and not os.listdir(queue), 60,
+                        what=f"the DSN to {SENDER} and an empty queue")
+        self.assertEqual(len(hop.copies(RCPT)), 1, f"copies to {RCPT}")
+        for r in (bad, never):
+            self.assertEqual(hop.rcpts.count(r), 1, f"RCPT TO:<{r}> sent again: {hop.rcpts}")
+        dsns = hop.copies(SENDER)
+        self.assertEqual(len(dsns), 1, "one DSN")
+        dsn = dsns[0]
+        self.assertIn(f"Message-ID: <{msg_id}@mxtest>".encode(), dsn)
+        self.assertRegex(dsn, rb"(?i)final-recipient: rfc822; ?bad@example\.test")
+        self.assertRegex(dsn, rb"(?i)action: failed")
+        self.assertNotRegex(dsn, rb"(?i)action: delayed")
+        self.assertRegex(dsn, rb"(?i)status: 5\.1\.1")
+        self.assertIn(b"no such user here", dsn)
+        self.assertNotIn(never.encode(), dsn)
+        self.assertEqual(len(m.events("dsn")), 1)
+        self.assertEqual(len(m.events("delivered", rcpt=f"<{RCPT}>")), 1)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@
  *
  * One outcome per message, never both: error = 0 (the session says 250)
  * only when the file and the directory fsync succeeded; otherwise an errno
- * (4xx: 452 4.3.1 for ENOSPC, 451 else) and the file is removed before the completion is posted, wherever it was:
+ * (the session's 4xx: 452 4.3.1 for ENOSPC and EDQUOT, 451 4.3.0 else) and
+ * the file is removed before the completion is posted, wherever it was:
  * tmp/ID, or queue/.ID when the rename succeeded but the directory fsync
  * failed. The second case is the one that matters: keeping the renamed file
  * and answering 451 would deliver a message whose sender was told to retry

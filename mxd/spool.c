@@ -245,6 +245,9 @@ spool_env_keep(struct spool_env *env, const int *keep)
 	env->nrcpts = n;
 }
 
+#define SPOOL_ID_PID_MASK	0xfffffu
+#define SPOOL_ID_TAIL		10	/* the pid field and the counter: 5 + 5 */
+
 void
 spool_new_id(char *id, size_t idsz)
 {
@@ -253,8 +256,25 @@ spool_new_id(char *id, size_t idsz)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	/* time, pid and a counter: unique across the workers of one host. */
 	snprintf(id, idsz, "%010llx%05x%05x", (unsigned long long)ts.tv_sec * 1000 +
-	    (unsigned long long)(ts.tv_nsec / 1000000), (unsigned)getpid() & 0xfffff,
-	    counter++ & 0xfffff);
+	    (unsigned long long)(ts.tv_nsec / 1000000), spool_id_pid(getpid()),
+	    counter++ & SPOOL_ID_PID_MASK);
+}
+
+unsigned
+spool_id_pid(pid_t pid)
+{
+	return (unsigned)pid & SPOOL_ID_PID_MASK;
+}
+
+/* Whether name is an id (nothing more: not ID.rw) made by a process whose
+ * pid field is pidtag ("%05x"). The time part is 10 or more digits. */
+static int
+spool_id_of(const char *name, const char *pidtag)
+{
+	size_t n = strlen(name);
+	return n > SPOOL_ID_TAIL + 9 && n < SPOOL_ID_MAX &&
+	    strspn(name, "0123456789abcdef") == n &&
+	    memcmp(name + n - SPOOL_ID_TAIL, pidtag, 5) == 0;
 }
 
 static int
@@ -986,15 +1006,16 @@ spool_quarantine(struct spool *sp, const char *id)
 
 enum spool_list_action {
 	SPOOL_LIST_IDS,		/* call cb for every message id */
-	SPOOL_LIST_REMOVE,	/* unlink every file (tmp/ at start-up) */
-	SPOOL_LIST_REVEAL,	/* queue/.ID -> queue/ID (spool_recover) */
+	SPOOL_LIST_REMOVE,	/* unlink every file (tmp/) */
+	SPOOL_LIST_REVEAL,	/* queue/.ID -> queue/ID, cb for every ID */
 };
 
-/* Dot names are never message ids: only REVEAL looks at them. Returns the
- * number of files acted on, -1 when the directory can not be read. */
+/* Dot names are never message ids: only REVEAL looks at them. pidtag, when
+ * not NULL, limits REMOVE and REVEAL to the ids that process made. Returns
+ * the number of files acted on, -1 when the directory can not be read. */
 static int
-spool_list(int dirfd, enum spool_list_action act, void (*cb)(const char *id, void *arg),
-    void *arg)
+spool_list(int dirfd, enum spool_list_action act, const char *pidtag,
+    void (*cb)(const char *id, void *arg), void *arg)
 {
 	int fd = dup(dirfd), n = 0;
 	if (fd < 0)
@@ -1010,6 +1031,8 @@ spool_list(int dirfd, enum spool_list_action act, void (*cb)(const char *id, voi
 		const char *name = de->d_name;
 		if ((name[0] == '.') != (act == SPOOL_LIST_REVEAL) ||
 		    strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+			continue;
+		if (pidtag && !spool_id_of(name + (act == SPOOL_LIST_REVEAL), pidtag))
 			continue;
 		if (act == SPOOL_LIST_IDS) {
 			if (cb)
@@ -1029,6 +1052,8 @@ spool_list(int dirfd, enum spool_list_action act, void (*cb)(const char *id, voi
 				continue;
 			}
 			log_info("event=spool_recover action=reveal file=queue/%s", name + 1);
+			if (cb)
+				cb(name + 1, arg);
 		}
 		n++;
 	}
@@ -1041,16 +1066,32 @@ spool_recover(struct spool *sp, void (*cb)(const char *id, void *arg), void *arg
 {
 	int revealed;
 
-	if (spool_list(sp->tmp_fd, SPOOL_LIST_REMOVE, NULL, NULL) < 0 ||
-	    (revealed = spool_list(sp->queue_fd, SPOOL_LIST_REVEAL, NULL, NULL)) < 0)
+	if (spool_list(sp->tmp_fd, SPOOL_LIST_REMOVE, NULL, NULL, NULL) < 0 ||
+	    (revealed = spool_list(sp->queue_fd, SPOOL_LIST_REVEAL, NULL, NULL, NULL)) < 0)
 		return -1;
 	if (revealed > 0)
 		spool_sync_queue(sp);
-	return spool_list(sp->queue_fd, SPOOL_LIST_IDS, cb, arg) < 0 ? -1 : 0;
+	return spool_list(sp->queue_fd, SPOOL_LIST_IDS, NULL, cb, arg) < 0 ? -1 : 0;
+}
+
+int
+spool_recover_pid(struct spool *sp, pid_t pid, void (*cb)(const char *id, void *arg),
+    void *arg)
+{
+	char tag[8];
+	int revealed;
+
+	snprintf(tag, sizeof(tag), "%05x", spool_id_pid(pid));
+	if (spool_list(sp->tmp_fd, SPOOL_LIST_REMOVE, tag, NULL, NULL) < 0 ||
+	    (revealed = spool_list(sp->queue_fd, SPOOL_LIST_REVEAL, tag, cb, arg)) < 0)
+		return -1;
+	if (revealed > 0)
+		spool_sync_queue(sp);
+	return revealed;
 }
 
 int
 spool_scan(struct spool *sp, void (*cb)(const char *id, void *arg), void *arg)
 {
-	return spool_list(sp->queue_fd, SPOOL_LIST_IDS, cb, arg) < 0 ? -1 : 0;
+	return spool_list(sp->queue_fd, SPOOL_LIST_IDS, NULL, cb, arg) < 0 ? -1 : 0;
 }

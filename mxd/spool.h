@@ -108,8 +108,12 @@ void spool_env_set_status(struct spool_env *env, size_t i, char state, int code,
 /* Keep, in place, the recipients whose keep[i] is non-zero (with their DSN
  * parameters and status); the others are freed. */
 void spool_env_keep(struct spool_env *env, const int *keep);
-/* Fill env->id with a fresh unique id. */
+/* Fill env->id with a fresh unique id: the time, a field from the pid of
+ * the process that made it (spool_id_pid) and a counter. */
 void spool_new_id(char *id, size_t idsz);
+/* The pid field of the ids pid makes. Two live processes may share it
+ * (pids above 0xfFFFF); then spool_recover_pid must not run for either. */
+unsigned spool_id_pid(pid_t pid);
 
 /* Writing. begin creates tmp/ID and writes the envelope; write buffers
  * content; finish flushes it and records the size; commit (spool_commit.h)
@@ -131,7 +135,8 @@ uint64_t spool_msg_size(const struct spool_msg *m);
  * over; spool_sync_queue fsyncs the queue directory (once per batch); only
  * when that succeeded, reveal renames it to queue/ID, where the delivery
  * process finds it. A crash before reveal leaves queue/.ID, which
- * spool_recover reveals (it was durable). On a failure the caller aborts. */
+ * spool_recover (at start) or spool_recover_pid (when the master reaps the
+ * dead process) reveals: it was durable. On a failure the caller aborts. */
 int spool_msg_sync(struct spool_msg *m, int do_fsync);
 int spool_msg_publish(struct spool_msg *m);
 int spool_sync_queue(struct spool *sp);
@@ -170,6 +175,13 @@ int spool_quarantine(struct spool *sp, const char *id);
  * between a commit's directory fsync and its reveal), call cb for every
  * queued id. */
 int spool_recover(struct spool *sp, void (*cb)(const char *id, void *arg), void *arg);
+/* A process that wrote messages died: the same for what it left in flight,
+ * without waiting for a restart - its tmp/ID files are removed, its
+ * queue/.ID files revealed (cb for each), as spool_recover would. Only
+ * while no live process shares its pid field (spool_id_pid). Returns the
+ * number revealed, -1 when a directory can not be read. */
+int spool_recover_pid(struct spool *sp, pid_t pid, void (*cb)(const char *id, void *arg),
+    void *arg);
 /* List queue/ ids (for periodic rescans). */
 int spool_scan(struct spool *sp, void (*cb)(const char *id, void *arg), void *arg);
 

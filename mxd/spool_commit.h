@@ -19,9 +19,11 @@
  * is what makes "never delivered" hold while the fsync is in flight: the
  * delivery process's rescan skips dot names, so it can not pick the file up
  * between the rename and the unlink. What is left is a crash after the
- * failed fsync that loses the unlink but keeps the rename: spool_recover
- * then reveals the file and it is delivered once more than asked - the
- * duplicate the design allows, never a loss. */
+ * failed fsync that loses the unlink but keeps the rename: the file is
+ * then revealed - by spool_recover at start, or by spool_recover_pid when
+ * the master reaps the dead process - and delivered once more than asked,
+ * the duplicate the design allows, never a loss. A crash after a good
+ * fsync is the same duplicate: the client never got its 250. */
 #ifndef MXD_SPOOL_COMMIT_H
 #define MXD_SPOOL_COMMIT_H
 

@@ -9,7 +9,10 @@ first chunk was refused is refused to its end: its later chunks are never
 queued as a message of their own. Once space returns, the next transaction succeeds - on the
 same connection, without restarting mxd - and the mail reaches the next hop.
 A bounce that falls due while the spool is full is not lost: the message is
-kept and its DSN reaches the sender once space returns.
+kept and its DSN reaches the sender once space returns. Attempts made on a
+full spool record their outcome in place: a recipient the next hop took is
+never sent the message again, a refused one's RCPT is not repeated, and a
+refused one that asked for no DSN needs none.
 
 Runs as root (it mounts a filesystem); CI runs as root. Not being root is a
 failure with a message that says so, not a skip: a skipped test would hide
@@ -328,6 +331,37 @@ class FullDiskTest(mxtest.MxTestCase):
         self.assertIn(f"Message-ID: <{msg_id}@mxtest>".encode(), dsn.data)
         self.assertEqual(len(m.events("dsn")), 1, "one DSN, not one per attempt")
 
+    def tried_on_full_spool(self, hop, rcpts):
+        """mxd with hop as next hop, and one message to rcpts ((address,
+        RCPT options) each) that it first tries while hop is down (so its
+        file is queued before the disk fills), then on a full spool with
+        hop up. Returns (mxd, the message's test id)."""
+        self.addCleanup(hop.stop)
+        m = self.mxd(self.mxd_config(hop.next_hop, spool_dir=self.spool))
+        msg_id = tid()
+        with smtplib.SMTP(m.host, m.port, timeout=60, local_hostname="client.test") as s:
+            s.ehlo()
+            self.assertEqual(s.mail(SENDER)[0], 250)
+            for rcpt, options in rcpts:
+                self.assertEqual(s.rcpt(rcpt, options)[0], 250)
+            self.assertEqual(s.data(make_body(msg_id))[0], 250)
+        m.wait_event("deferred", timeout=30, rcpt=f"<{rcpts[-1][0]}>")
+        fill(self.filler)
+        hop.start()
+        return m, msg_id
+
+    def test_delivered_and_deferred_on_full_spool_deliver_once(self):
+        # One recipient taken, one deferred (450) by the next hop, tried
+        # again and again on a full spool: the taken one gets one copy.
+        later = f"later@{LOCAL_DOMAIN}"
+        hop = CountingHop({later: "450 4.2.1 <later@example.test>: try again later"})
+        m, _ = self.tried_on_full_spool(hop, [(RCPT, []), (later, [])])
+        mxtest.wait_for(lambda: hop.rcpts.count(later) >= 3, 60,
+                        what="three attempts on the full spool")
+        self.assertEqual(len(hop.copies(RCPT)), 1,
+                         f"{RCPT} got the message again on a full spool")
+        self.assertTrue(m.running(), "mxd died on a full spool")
+
     def test_mixed_results_on_full_spool_deliver_once_and_return_once(self):
         # One message to a recipient the next hop takes and two it refuses
         # (550), tried while the spool is full: the DSN for the refused one
@@ -337,20 +371,8 @@ class FullDiskTest(mxtest.MxTestCase):
         bad, never = f"bad@{LOCAL_DOMAIN}", f"never@{LOCAL_DOMAIN}"
         hop = CountingHop({bad: "550 5.1.1 <bad@example.test>: no such user here",
                            never: "550 5.1.1 <never@example.test>: no such user either"})
-        self.addCleanup(hop.stop)
-        m = self.mxd(self.mxd_config(hop.next_hop, spool_dir=self.spool))
-        msg_id = tid()
-        with smtplib.SMTP(m.host, m.port, timeout=60, local_hostname="client.test") as s:
-            s.ehlo()
-            self.assertEqual(s.mail(SENDER)[0], 250)
-            self.assertEqual(s.rcpt(RCPT)[0], 250)
-            self.assertEqual(s.rcpt(bad)[0], 250)
-            self.assertEqual(s.rcpt(never, ["NOTIFY=NEVER"])[0], 250)
-            self.assertEqual(s.data(make_body(msg_id))[0], 250)
-        # The next hop is not up yet: the first attempt defers both.
-        m.wait_event("deferred", timeout=30, rcpt=f"<{bad}>")
-        fill(self.filler)
-        hop.start()
+        m, msg_id = self.tried_on_full_spool(hop, [(RCPT, []), (bad, []),
+                                                   (never, ["NOTIFY=NEVER"])])
         m.wait_event("bounced", timeout=60, rcpt=f"<{bad}>")
         mxtest.wait_for(lambda: len(m.events("dsn_failed")) >= 3, 60,
                         what="three attempts on the full spool")

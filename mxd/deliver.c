@@ -1215,6 +1215,52 @@ deliver_sts_refresh(struct deliver *d)
 	sts_cache_list_free(due, n);
 }
 
+/* What earlier attempts finished, from the spool statuses: a recipient
+ * done is left alone; one returned whose DSN could not be queued then is
+ * returned again from what was stored - the next hop never sees it again. */
+static void
+deliver_resume(const struct spool_env *env, struct rcpt_state *st, int *routed)
+{
+	for (size_t i = 0; i < env->nrcpts; i++) {
+		const struct spool_rcpt_status *ss = &env->status[i];
+		if (ss->state == SPOOL_RCPT_DONE)
+			st[i].result = RCPT_FINAL;
+		else if (ss->state == SPOOL_RCPT_BOUNCED) {
+			rcpt_set(&st[i], RCPT_BOUNCE, ss->code, ss->reply, NULL, NULL);
+			st[i].mta = ss->mta ? xstrdup(ss->mta) : NULL;
+			st[i].stored = 1;
+		} else
+			continue;
+		routed[i] = 1;
+	}
+}
+
+/* Record this attempt's outcome in env's statuses. owed: the returned
+ * recipients whose DSN is still to be queued. */
+static void
+deliver_record(struct spool_env *env, const struct rcpt_state *st, int owed)
+{
+	for (size_t i = 0; i < env->nrcpts; i++) {
+		switch (st[i].result) {
+		case RCPT_FINAL:
+			break;
+		case RCPT_DONE:
+			spool_env_set_status(env, i, SPOOL_RCPT_DONE, 0, NULL, NULL);
+			break;
+		case RCPT_BOUNCE:
+			if (owed && dsn_wanted(env, i, DSN_ACTION_FAILED))
+				spool_env_set_status(env, i, SPOOL_RCPT_BOUNCED, st[i].code,
+				    st[i].mta, st[i].reply);
+			else
+				spool_env_set_status(env, i, SPOOL_RCPT_DONE, 0, NULL, NULL);
+			break;
+		default:
+			spool_env_set_status(env, i, SPOOL_RCPT_TODO, 0, NULL, NULL);
+			break;
+		}
+	}
+}
+
 static void
 deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 {
@@ -1244,6 +1290,7 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 	struct rcpt_state *st = xcalloc(env.nrcpts, sizeof(*st));
 	size_t *idx = xcalloc(env.nrcpts, sizeof(*idx));
 	int *routed = xcalloc(env.nrcpts, sizeof(*routed));
+	deliver_resume(&env, st, routed);
 
 	for (size_t i = 0; i < env.nrcpts; i++) {
 		if (routed[i])
@@ -1313,14 +1360,17 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 		struct smtp_reply tmp = { st[i].code, { st[i].reply, strlen(st[i].reply), 0 } };
 		const char *txt = smtp_reply_oneline(&tmp, one, sizeof(one));
 		switch (st[i].result) {
+		case RCPT_FINAL:
+			break;
 		case RCPT_DONE:
 			log_info("event=delivered id=%s rcpt=<%s> next_hop=%s reply=\"%s\" attempts=%d "
 			    "transfer=%s", env.id, env.rcpts[i], st[i].hop, txt, e->attempts,
 			    st[i].transfer ? st[i].transfer : "-");
 			break;
 		case RCPT_BOUNCE:
-			log_info("event=bounced id=%s rcpt=<%s> next_hop=%s reply=\"%s\"",
-			    env.id, env.rcpts[i], st[i].hop ? st[i].hop : "none", txt);
+			if (!st[i].stored)	/* logged when it was decided */
+				log_info("event=bounced id=%s rcpt=<%s> next_hop=%s reply=\"%s\"",
+				    env.id, env.rcpts[i], st[i].hop ? st[i].hop : "none", txt);
 			break;
 		default:
 			if (expired && !(st[i].sts_hold &&
@@ -1339,16 +1389,21 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 	}
 	/* A DSN joins the queue (deliver_add may move d->q): find e again. */
 	size_t ei = (size_t)(e - d->q);
+	size_t deferred = left, owed = 0;
 	if (deliver_bounce(d, &env, fd, off, st, RCPT_BOUNCE, 0) < 0) {
 		/* The sender must hear of it, and the spool (full?) could not
-		 * take the DSN: keep these recipients, bounce them next time. */
+		 * take the DSN: these recipients stay, marked returned, and a
+		 * later attempt queues their DSN from what is stored - they
+		 * are not sent again, nor reported as delayed. */
 		for (size_t i = 0; i < env.nrcpts; i++)
-			if (st[i].result == RCPT_BOUNCE) {
-				st[i].result = RCPT_DEFER;
-				left++;
-			}
+			if (st[i].result == RCPT_BOUNCE && dsn_wanted(&env, i, DSN_ACTION_FAILED))
+				owed++;
 	}
+	left = deferred + owed;
 	e = &d->q[ei];
+	if (owed > 0 && deferred == 0)
+		snprintf(e->last_reply, sizeof(e->last_reply), "returned, the DSN not queued "
+		    "yet (%zu recipient%s)", owed, owed == 1 ? "" : "s");
 	/* NOTIFY=SUCCESS that no next hop took on: mxd tells the sender. */
 	deliver_success(d, &env, fd, off, st);
 	e = &d->q[ei];
@@ -1356,7 +1411,7 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 	 * Action: delayed). The flag is stored with the schedule below; a
 	 * crash between the notice and that store can make a second one, never
 	 * a missing one. */
-	if (left > 0 && !expired && d->cfg->delay_dsn > 0 && !e->delay_notified &&
+	if (deferred > 0 && !expired && d->cfg->delay_dsn > 0 && !e->delay_notified &&
 	    now - env.created >= d->cfg->delay_dsn) {
 		for (size_t i = 0; i < env.nrcpts; i++)
 			if (st[i].result == RCPT_PENDING)
@@ -1366,31 +1421,27 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 		e->delay_notified = told;	/* else on a later attempt */
 	}
 
-	size_t nst = env.nrcpts;	/* st[] keeps its length when env shrinks */
 	if (left == 0) {
 		spool_remove(d->sp, e->id);
 		deliver_drop(d, e);
 	} else {
 		e->due = now + deliver_retry_delay(d, e->attempts);
-		/* The schedule goes into the spool file, so a restart neither
-		 * retries everything at once nor repeats the delay notice. */
+		/* Who is finished, and the schedule, go into the spool file:
+		 * nobody is sent twice, a restart neither retries everything
+		 * at once nor repeats the delay notice. In place, so this
+		 * holds on a full disk too; a file from an older mxd, without
+		 * the lines, is copied once to get them. */
 		env.attempts = e->attempts;
 		env.next_attempt = e->due;
 		env.delay_notified = e->delay_notified;
-		if (left < env.nrcpts || env.sched_off == 0) {
-			/* Keep only the recipients still to do, with their NOTIFY
-			 * and ORCPT; the first deferral adds the schedule line. */
-			int *keep = xcalloc(env.nrcpts, sizeof(*keep));
-			for (size_t i = 0; i < env.nrcpts; i++)
-				keep[i] = st[i].result == RCPT_DEFER || st[i].result == RCPT_PENDING;
-			spool_env_keep(&env, keep);
-			free(keep);
-			if (spool_rewrite(d->sp, &env, fd, off) < 0)
-				log_warn("event=spool_error op=rewrite id=%s", env.id);
-		} else if (spool_set_schedule(d->sp, &env) < 0)
-			log_warn("event=spool_error op=schedule id=%s", env.id);
+		deliver_record(&env, st, owed > 0);
+		if (spool_env_in_place(&env)) {
+			if (spool_set_progress(d->sp, &env) < 0)
+				log_warn("event=spool_error op=progress id=%s", env.id);
+		} else if (spool_rewrite(d->sp, &env, fd, off) < 0)
+			log_warn("event=spool_error op=rewrite id=%s", env.id);
 	}
-	for (size_t i = 0; i < nst; i++) {
+	for (size_t i = 0; i < env.nrcpts; i++) {
 		free(st[i].reply);
 		free(st[i].hop);
 		free(st[i].mta);

@@ -81,7 +81,9 @@ struct deliver {
 	char			 qctl_path[108];	/* sun_path: spool_dir/queue.sock */
 };
 
-enum rcpt_result { RCPT_PENDING, RCPT_DONE, RCPT_BOUNCE, RCPT_DEFER };
+/* RCPT_FINAL: finished on an earlier attempt (its spool status is DONE):
+ * not tried, not reported again. */
+enum rcpt_result { RCPT_PENDING, RCPT_DONE, RCPT_BOUNCE, RCPT_DEFER, RCPT_FINAL };
 
 struct rcpt_state {
 	enum rcpt_result	 result;
@@ -98,6 +100,9 @@ struct rcpt_state {
 							   before returning, RFC 8461 10.2) */
 	int			 sts_hold;	/* its id changed, the new policy
 						   could not be had: do not return yet */
+	int			 stored;	/* a return decided on an earlier attempt
+						   (spool status BOUNCED): only its DSN
+						   is owed, nothing is sent to a hop */
 };
 
 /* Queue bookkeeping (deliver.c). */

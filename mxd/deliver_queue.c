@@ -139,8 +139,9 @@ deliver_queue_list_one(struct deliver *d, const struct deliver_entry *e, time_t 
 		buf_printf(out, " from=%s", log_quote(q, sizeof(q), env.from, strlen(env.from),
 		    DELIVER_QUEUE_ADDR_MAX));
 		for (size_t i = 0; i < env.nrcpts; i++)
-			buf_printf(out, " rcpt=%s", log_quote(q, sizeof(q), env.rcpts[i],
-			    strlen(env.rcpts[i]), DELIVER_QUEUE_ADDR_MAX));
+			if (spool_env_state(&env, i) != SPOOL_RCPT_DONE)	/* still to do */
+				buf_printf(out, " rcpt=%s", log_quote(q, sizeof(q), env.rcpts[i],
+				    strlen(env.rcpts[i]), DELIVER_QUEUE_ADDR_MAX));
 		close(fd);
 		spool_env_free(&env);
 	} else

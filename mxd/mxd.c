@@ -493,6 +493,54 @@ mxd_reload(struct mxd_master *m)
 }
 
 static int
+mxd_same_id_field(pid_t other, pid_t pid)
+{
+	return other > 0 && other != pid && spool_id_pid(other) == spool_id_pid(pid);
+}
+
+/* Whether a live child other than pid makes spool ids with pid's field. */
+static int
+mxd_id_pid_shared(const struct mxd_master *m, pid_t pid)
+{
+	int shared = mxd_same_id_field(m->deliverer, pid);
+	for (int i = 0; i < m->nworkers; i++)
+		shared |= mxd_same_id_field(m->workers[i], pid);
+	for (size_t i = 0; i < sizeof(m->draining) / sizeof(m->draining[0]); i++)
+		shared |= mxd_same_id_field(m->draining[i], pid);
+	return shared;
+}
+
+static void
+mxd_announce(const char *id, void *arg)
+{
+	const struct mxd_master *m = arg;
+	char line[SPOOL_ID_MAX + 2];
+	int l = snprintf(line, sizeof(line), "%s\n", id);
+	/* Best effort, as the committer's: else the next rescan finds it. */
+	ssize_t w = write(m->notify[1], line, (size_t)l);
+	(void)w;
+}
+
+/* A worker or the delivery process died: the messages it had made durable
+ * but not yet revealed (queue/.ID, spool_commit.h) are revealed now, as a
+ * restart would, and its partial files removed - not left unseen until
+ * the next restart. Its client got no 250 and retries: a duplicate, the
+ * outcome the design allows, never a loss. */
+static void
+mxd_recover_child(struct mxd_master *m, pid_t pid, int status)
+{
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return;		/* finished its commits before exiting */
+	if (mxd_id_pid_shared(m, pid)) {
+		log_warnx("event=spool_recover pid=%ld effect=left_until_restart "
+		    "reason=\"a live process shares its id field\"", (long)pid);
+		return;
+	}
+	if (spool_recover_pid(m->spool, pid, mxd_announce, m) < 0)
+		log_warn("event=spool_error op=recover pid=%ld", (long)pid);
+}
+
+static int
 mxd_is_child(const struct mxd_master *m, pid_t pid)
 {
 	for (int i = 0; i < m->nworkers; i++)
@@ -925,6 +973,7 @@ main(int argc, char **argv)
 				for (size_t i = 0; i < sizeof(m.draining) / sizeof(m.draining[0]); i++)
 					if (m.draining[i] == pid)
 						m.draining[i] = 0;
+				mxd_recover_child(&m, pid, status);
 				continue;
 			}
 			if (idx < 0 && m.deliverer_restart) {
@@ -935,6 +984,7 @@ main(int argc, char **argv)
 			log_error("event=child_died pid=%ld role=%s status=%d signal=%d", (long)pid,
 			    idx >= 0 ? "worker" : "delivery", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
 			    WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+			mxd_recover_child(&m, pid, status);
 			struct timespec pause = { 0, 200 * 1000 * 1000 };
 			nanosleep(&pause, NULL);
 			if (idx >= 0)

@@ -44,6 +44,8 @@ struct smtpd_core {
 	int			 bdat_started;
 	char			 bdat_tail[2];	/* the message's last two bytes so far */
 	const char		*bdat_reject;	/* reply once the chunk is consumed */
+	int			 bdat_error;	/* the spool refused the first chunk: so
+						   is every later one, till LAST or RSET */
 	struct buf		 content;
 };
 
@@ -109,6 +111,7 @@ smtpd_core_txn_reset(struct smtpd_core *s)
 	s->info.in_txn = 0;
 	s->bdat_started = 0;
 	s->bdat_reject = NULL;
+	s->bdat_error = 0;
 }
 
 static void
@@ -355,13 +358,17 @@ smtpd_core_cmd_rcpt(struct smtpd_core *s, const struct smtp_cmd *c)
 /* The spool could not take the message: a temporary failure whatever the
  * cause, so the sender keeps the mail and retries; 4.3.1 when storage ran
  * out (RFC 3463), which 552 5.3.4 would have turned into a bounce. */
+static const char *
+smtpd_core_spool_reply(int err)
+{
+	return err == ENOSPC || err == EDQUOT ? "452 4.3.1 Insufficient system storage" :
+	    "451 4.3.0 Error: queue file write error";
+}
+
 static void
 smtpd_core_spool_failed(struct smtpd_core *s, int err)
 {
-	if (err == ENOSPC || err == EDQUOT)
-		smtpd_core_reply(s, "452 4.3.1 Insufficient system storage");
-	else
-		smtpd_core_reply(s, "451 4.3.0 Error: queue file write error");
+	smtpd_core_reply(s, "%s", smtpd_core_spool_reply(err));
 }
 
 /* Start a message file: envelope, then our Received: header. */
@@ -374,7 +381,7 @@ smtpd_core_msg_begin(struct smtpd_core *s)
 	int err = s->io->msg_begin(s->arg, &s->env);
 	if (err != 0) {
 		smtpd_core_spool_failed(s, err);
-		return -1;
+		return -err;
 	}
 	s->msg_open = 1;
 	buf_reset(&s->content);
@@ -455,8 +462,8 @@ smtpd_core_cmd_data(struct smtpd_core *s, const struct smtp_cmd *c)
 		smtpd_core_error(s);
 		return;
 	}
-	if (s->env.nrcpts == 0 || s->bdat_started) {
-		smtpd_core_reply(s, "503 5.5.1 Error: %s", s->bdat_started ?
+	if (s->env.nrcpts == 0 || s->bdat_started || s->bdat_error) {
+		smtpd_core_reply(s, "503 5.5.1 Error: %s", s->bdat_started || s->bdat_error ?
 		    "DATA after BDAT" : "need RCPT command");
 		smtpd_core_error(s);
 		return;
@@ -503,9 +510,15 @@ smtpd_core_cmd_bdat(struct smtpd_core *s, const struct smtp_cmd *c)
 		s->bdat_reject = "503 5.5.1 Error: send EHLO first";
 	else if (!s->info.in_txn || s->env.nrcpts == 0)
 		s->bdat_reject = "503 5.5.1 Error: need RCPT command";
+	else if (s->bdat_error)
+		s->bdat_reject = smtpd_core_spool_reply(s->bdat_error);
 	else if (!s->bdat_started) {
-		if (smtpd_core_msg_begin(s) < 0) {
-			s->bdat_reject = "";	/* already answered 451 */
+		int rc = smtpd_core_msg_begin(s);
+		if (rc < 0) {
+			/* Answered 452/451 already. The rest of the transaction
+			 * is refused too: its chunks alone are not the message. */
+			s->bdat_error = -rc;
+			s->bdat_reject = "";
 			return;
 		}
 		smtp_bdat_init(&s->bdat, s->cfg->message_size);
@@ -521,14 +534,15 @@ smtpd_core_bdat_done(struct smtpd_core *s)
 	if (s->bdat_reject) {
 		if (s->bdat_reject[0])
 			smtpd_core_reply(s, "%s", s->bdat_reject);
-		int had_txn = s->bdat_started;
+		int spool_error = s->bdat_error;
 		s->bdat_reject = NULL;
-		if (had_txn)
+		if (s->bdat_started || (spool_error && s->bdat_last))
 			smtpd_core_txn_reset(s);
 		s->info.phase = s->info.in_txn ? SMTPD_PHASE_MAIL :
 		    s->info.helo[0] ? SMTPD_PHASE_READY : SMTPD_PHASE_INIT;
 		smtpd_core_set_timeout(s, s->cfg->command_timeout);
-		smtpd_core_error(s);
+		if (!spool_error)	/* a full disk is not the client's error */
+			smtpd_core_error(s);
 		return;
 	}
 	if (!s->bdat_last) {

@@ -22,6 +22,12 @@
  * SPOOL_SCHED_LEN bytes, so it can be rewritten in place. */
 #define SPOOL_SCHED_FMT		"attempts=%010d next=%020lld delay_notice=%d"
 #define SPOOL_SCHED_LEN		60
+/* "status state=S code=DDD len=DDD TEXT": the value is always
+ * SPOOL_STATUS_LEN bytes (spool.h), TEXT padded with spaces. */
+#define SPOOL_STATUS_HEAD	"state=%c code=%03d len=%03d "
+#define SPOOL_STATUS_HEAD_LEN	25
+#define SPOOL_STATUS_TEXT	(SPOOL_STATUS_LEN - SPOOL_STATUS_HEAD_LEN)
+#define SPOOL_STATUS_CUT	" [...]"
 #define SPOOL_HDR_FIRST		16384
 #define SPOOL_HDR_MAX		(64u << 20)
 
@@ -124,16 +130,22 @@ spool_env_free(struct spool_env *env)
 		free(env->rcpts[i]);
 		if (env->orcpt)
 			free(env->orcpt[i]);
+		if (env->status) {
+			free(env->status[i].mta);
+			free(env->status[i].reply);
+		}
 	}
 	free(env->rcpts);
 	free(env->notify);
 	free(env->orcpt);
+	free(env->status);
 	free(env->envid);
 	env->from = NULL;
 	env->rcpts = NULL;
 	env->nrcpts = 0;
 	env->notify = NULL;
 	env->orcpt = NULL;
+	env->status = NULL;
 	env->envid = NULL;
 	env->ret = DSN_RET_NONE;
 }
@@ -152,8 +164,14 @@ spool_env_add_rcpt_dsn(struct spool_env *env, const char *rcpt, unsigned notify,
 	char **oc = xreallocarray(env->orcpt, n + 1, sizeof(*oc));
 	if (env->orcpt == NULL)
 		memset(oc, 0, n * sizeof(*oc));
+	struct spool_rcpt_status *st = xreallocarray(env->status, n + 1, sizeof(*st));
+	for (size_t i = env->status == NULL ? 0 : n; i <= n; i++) {
+		memset(&st[i], 0, sizeof(st[i]));
+		st[i].state = SPOOL_RCPT_TODO;
+	}
 	env->notify = nt;
 	env->orcpt = oc;
+	env->status = st;
 	env->rcpts = xreallocarray(env->rcpts, n + 1, sizeof(char *));
 	env->rcpts[n] = xstrdup(rcpt);
 	env->notify[n] = notify;
@@ -179,6 +197,26 @@ spool_env_orcpt(const struct spool_env *env, size_t i)
 	return env->orcpt && i < env->nrcpts ? env->orcpt[i] : NULL;
 }
 
+char
+spool_env_state(const struct spool_env *env, size_t i)
+{
+	return env->status && i < env->nrcpts ? env->status[i].state : SPOOL_RCPT_TODO;
+}
+
+void
+spool_env_set_status(struct spool_env *env, size_t i, char state, int code,
+    const char *mta, const char *reply)
+{
+	struct spool_rcpt_status *st = &env->status[i];
+
+	free(st->mta);
+	free(st->reply);
+	st->state = state;
+	st->code = state == SPOOL_RCPT_BOUNCED && code > 0 && code < 1000 ? code : 0;
+	st->mta = state == SPOOL_RCPT_BOUNCED && mta ? xstrdup(mta) : NULL;
+	st->reply = state == SPOOL_RCPT_BOUNCED && reply ? xstrdup(reply) : NULL;
+}
+
 void
 spool_env_keep(struct spool_env *env, const int *keep)
 {
@@ -189,6 +227,10 @@ spool_env_keep(struct spool_env *env, const int *keep)
 			free(env->rcpts[i]);
 			if (env->orcpt)
 				free(env->orcpt[i]);
+			if (env->status) {
+				free(env->status[i].mta);
+				free(env->status[i].reply);
+			}
 			continue;
 		}
 		env->rcpts[n] = env->rcpts[i];
@@ -196,10 +238,15 @@ spool_env_keep(struct spool_env *env, const int *keep)
 			env->notify[n] = env->notify[i];
 		if (env->orcpt)
 			env->orcpt[n] = env->orcpt[i];
+		if (env->status)
+			env->status[n] = env->status[i];
 		n++;
 	}
 	env->nrcpts = n;
 }
+
+#define SPOOL_ID_PID_MASK	0xfffffu
+#define SPOOL_ID_TAIL		10	/* the pid field and the counter: 5 + 5 */
 
 void
 spool_new_id(char *id, size_t idsz)
@@ -209,8 +256,25 @@ spool_new_id(char *id, size_t idsz)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	/* time, pid and a counter: unique across the workers of one host. */
 	snprintf(id, idsz, "%010llx%05x%05x", (unsigned long long)ts.tv_sec * 1000 +
-	    (unsigned long long)(ts.tv_nsec / 1000000), (unsigned)getpid() & 0xfffff,
-	    counter++ & 0xfffff);
+	    (unsigned long long)(ts.tv_nsec / 1000000), spool_id_pid(getpid()),
+	    counter++ & SPOOL_ID_PID_MASK);
+}
+
+unsigned
+spool_id_pid(pid_t pid)
+{
+	return (unsigned)pid & SPOOL_ID_PID_MASK;
+}
+
+/* Whether name is an id (nothing more: not ID.rw) made by a process whose
+ * pid field is pidtag ("%05x"). The time part is 10 or more digits. */
+static int
+spool_id_of(const char *name, const char *pidtag)
+{
+	size_t n = strlen(name);
+	return n > SPOOL_ID_TAIL + 9 && n < SPOOL_ID_MAX &&
+	    strspn(name, "0123456789abcdef") == n &&
+	    memcmp(name + n - SPOOL_ID_TAIL, pidtag, 5) == 0;
 }
 
 static int
@@ -229,7 +293,78 @@ spool_write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/* The envelope header; size_off receives the offset of the size digits. */
+/* Overwrite n bytes in place. A short count sets no errno (the kernel saw
+ * no error), so it is reported as EIO rather than whatever errno held. */
+static int
+spool_pwrite_all(int fd, const void *p, size_t n, off_t off)
+{
+	ssize_t w = pwrite(fd, p, n, off);
+	if (w == (ssize_t)n)
+		return 0;
+	if (w >= 0)
+		errno = EIO;
+	return -1;
+}
+
+/* A remote MTA's name is kept only when it looks like one (a host name or
+ * an address literal): it is the status text's first word. */
+static int
+spool_mta_ok(const char *mta)
+{
+	if (mta == NULL || *mta == '\0' || strlen(mta) > 255)
+		return 0;
+	return strspn(mta, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789.-_:[]") == strlen(mta);
+}
+
+/* The status text: "MTA REPLY", REPLY with '%' and bytes outside printable
+ * ASCII as %XX; cut to fit, with a marker, never inside an escape. */
+static size_t
+spool_status_text(char *out, const struct spool_rcpt_status *st)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0, room = SPOOL_STATUS_TEXT - (sizeof(SPOOL_STATUS_CUT) - 1);
+
+	if (st->state != SPOOL_RCPT_BOUNCED)
+		return 0;
+	if (spool_mta_ok(st->mta)) {
+		memcpy(out, st->mta, strlen(st->mta));
+		o = strlen(st->mta);
+	}
+	out[o++] = ' ';
+	for (const char *p = st->reply ? st->reply : ""; *p; p++) {
+		unsigned char ch = (unsigned char)*p;
+		int esc = ch < 0x20 || ch > 0x7e || ch == '%';
+		if (o + (esc ? 3 : 1) > room) {
+			memcpy(out + o, SPOOL_STATUS_CUT, sizeof(SPOOL_STATUS_CUT) - 1);
+			return o + sizeof(SPOOL_STATUS_CUT) - 1;
+		}
+		if (esc) {
+			out[o++] = '%';
+			out[o++] = hex[ch >> 4];
+			out[o++] = hex[ch & 15];
+		} else
+			out[o++] = (char)ch;
+	}
+	return o;
+}
+
+/* Exactly SPOOL_STATUS_LEN bytes, whatever the status holds. */
+static void
+spool_format_status(struct buf *b, const struct spool_rcpt_status *st)
+{
+	char text[SPOOL_STATUS_TEXT];
+	size_t n = spool_status_text(text, st);
+	char state = st->state == SPOOL_RCPT_DONE || st->state == SPOOL_RCPT_BOUNCED ?
+	    st->state : SPOOL_RCPT_TODO;
+	int code = state == SPOOL_RCPT_BOUNCED && st->code > 0 && st->code < 1000 ? st->code : 0;
+
+	buf_printf(b, SPOOL_STATUS_HEAD, state, code, (int)n);
+	buf_append(b, text, n);
+	memset(text, ' ', SPOOL_STATUS_TEXT - n);
+	buf_append(b, text, SPOOL_STATUS_TEXT - n);
+}
+
 static void
 spool_format_sched(struct buf *b, const struct spool_env *env)
 {
@@ -252,6 +387,7 @@ spool_format_env(struct buf *b, const struct spool_env *env, size_t *size_off)
 	if (env->ret == DSN_RET_FULL || env->ret == DSN_RET_HDRS)
 		buf_printf(b, "ret %s\n", env->ret == DSN_RET_FULL ? "FULL" : "HDRS");
 	for (size_t i = 0; i < env->nrcpts; i++) {
+		static const struct spool_rcpt_status todo = { .state = SPOOL_RCPT_TODO };
 		char notify[64];
 		buf_printf(b, "rcpt <%s>\n", env->rcpts[i]);
 		dsn_notify_format(spool_env_notify(env, i), notify, sizeof(notify));
@@ -259,16 +395,17 @@ spool_format_env(struct buf *b, const struct spool_env *env, size_t *size_off)
 			buf_printf(b, "notify %s\n", notify);
 		if (spool_env_orcpt(env, i))
 			buf_printf(b, "orcpt %s\n", spool_env_orcpt(env, i));
+		/* Written with the message, so that delivery can record
+		 * its outcome in place, without new disk space. */
+		buf_appends(b, "status ");
+		spool_format_status(b, env->status ? &env->status[i] : &todo);
+		buf_appends(b, "\n");
 	}
 	buf_printf(b, "flags requiretls=%d smtputf8=%d body8bit=%d\n", env->requiretls ? 1 : 0,
 	    env->smtputf8 ? 1 : 0, env->body8bit ? 1 : 0);
-	/* Only once the message was deferred: a fresh envelope reads as it
-	 * did before the line existed (an older mxd after a downgrade). */
-	if (env->attempts > 0 || env->next_attempt > 0 || env->delay_notified) {
-		buf_appends(b, "sched ");
-		spool_format_sched(b, env);
-		buf_appends(b, "\n");
-	}
+	buf_appends(b, "sched ");
+	spool_format_sched(b, env);
+	buf_appends(b, "\n");
 	buf_appends(b, "size ");
 	*size_off = b->len;
 	buf_printf(b, "%0*" PRIu64 "\n\n", SPOOL_SIZE_DIGITS, env->size);
@@ -343,11 +480,8 @@ spool_msg_finish(struct spool_msg *m)
 		return spool_msg_fail(m, "write");
 	buf_free(&m->wbuf);
 	snprintf(digits, sizeof(digits), "%0*" PRIu64, SPOOL_SIZE_DIGITS, m->size);
-	if (pwrite(m->fd, digits, SPOOL_SIZE_DIGITS, m->size_off) != SPOOL_SIZE_DIGITS) {
-		if (errno == 0)
-			errno = EIO;
+	if (spool_pwrite_all(m->fd, digits, SPOOL_SIZE_DIGITS, m->size_off) < 0)
 		return spool_msg_fail(m, "write");
-	}
 	return 0;
 }
 
@@ -526,6 +660,66 @@ spool_parse_sched(const char *v, size_t vl, struct spool_env *env)
 	return 0;
 }
 
+static int
+spool_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The status text back: an escape that does not decode stays as it is,
+ * so a torn in-place write (old and new bytes mixed) still reads. */
+static char *
+spool_unescape(const char *v, size_t vl)
+{
+	char *out = xmalloc(vl + 1);
+	size_t o = 0;
+	for (size_t i = 0; i < vl; i++) {
+		int hi, lo;
+		/* %00 too stays: the text is a C string. */
+		if (v[i] == '%' && i + 2 < vl && (hi = spool_hexval(v[i + 1])) >= 0 &&
+		    (lo = spool_hexval(v[i + 2])) >= 0 && (hi | lo) != 0) {
+			out[o++] = (char)(hi << 4 | lo);
+			i += 2;
+		} else
+			out[o++] = v[i];
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* state=S code=DDD len=DDD TEXT, every byte printable: whatever mix of
+ * two such values a torn write leaves is one too. */
+static int
+spool_parse_status(const char *v, size_t vl, struct spool_rcpt_status *st)
+{
+	long long code, len;
+
+	if (vl != SPOOL_STATUS_LEN || memcmp(v, "state=", 6) != 0 ||
+	    (v[6] != SPOOL_RCPT_TODO && v[6] != SPOOL_RCPT_DONE && v[6] != SPOOL_RCPT_BOUNCED) ||
+	    memcmp(v + 7, " code=", 6) != 0 || spool_digits(v + 13, 3, 999, &code) < 0 ||
+	    memcmp(v + 16, " len=", 5) != 0 || spool_digits(v + 21, 3, 999, &len) < 0 ||
+	    v[24] != ' ')
+		return -1;
+	for (size_t i = SPOOL_STATUS_HEAD_LEN; i < vl; i++)
+		if (v[i] < 0x20 || v[i] > 0x7e)
+			return -1;
+	st->state = v[6];
+	if (st->state != SPOOL_RCPT_BOUNCED)
+		return 0;
+	const char *t = v + SPOOL_STATUS_HEAD_LEN;
+	size_t tl = (size_t)len < SPOOL_STATUS_TEXT ? (size_t)len : SPOOL_STATUS_TEXT;
+	const char *sp = memchr(t, ' ', tl);
+	size_t ml = sp ? (size_t)(sp - t) : tl;
+	st->code = (int)code;
+	st->mta = ml > 0 ? xstrndup(t, ml) : NULL;
+	st->reply = sp ? spool_unescape(sp + 1, tl - ml - 1) : xstrdup("");
+	return 0;
+}
+
 long
 spool_parse_env(const char *p, size_t len, struct spool_env *env)
 {
@@ -595,6 +789,16 @@ spool_parse_env(const char *p, size_t len, struct spool_env *env)
 			if (!dsn_orcpt_ok(v, vl))
 				goto bad;
 			env->orcpt[env->nrcpts - 1] = xstrndup(v, vl);
+		}
+		/* Absent in files written before it existed: TODO, and no
+		 * offset to update it at. */
+		if ((r = spool_line(&p, end, "status", &v, &vl)) == 0)
+			goto out;
+		if (r > 0) {
+			struct spool_rcpt_status *st = &env->status[env->nrcpts - 1];
+			if (spool_parse_status(v, vl, st) < 0)
+				goto bad;
+			st->off = (off_t)(v - start);
 		}
 	}
 	if ((r = spool_line(&p, end, "flags", &v, &vl)) <= 0)
@@ -727,24 +931,59 @@ spool_rewrite(struct spool *sp, const struct spool_env *env, int fd, off_t conte
 	return rc;
 }
 
+static int
+spool_store_sched(int fd, const struct spool_env *env)
+{
+	struct buf b;
+	int rc;
+
+	buf_init(&b);
+	spool_format_sched(&b, env);
+	if (b.len != SPOOL_SCHED_LEN) {
+		errno = EINVAL;
+		rc = -1;
+	} else
+		rc = spool_pwrite_all(fd, b.data, b.len, env->sched_off);
+	buf_free(&b);
+	return rc;
+}
+
 int
-spool_set_schedule(struct spool *sp, const struct spool_env *env)
+spool_env_in_place(const struct spool_env *env)
+{
+	if (env->sched_off <= 0 || env->status == NULL)
+		return 0;
+	for (size_t i = 0; i < env->nrcpts; i++)
+		if (env->status[i].off <= 0)
+			return 0;
+	return 1;
+}
+
+int
+spool_set_progress(struct spool *sp, const struct spool_env *env)
 {
 	struct buf b;
 	int rc = 0;
 
-	if (env->sched_off <= 0)
-		return 0;
+	if (!spool_env_in_place(env)) {
+		errno = EINVAL;
+		return -1;
+	}
 	int fd = openat(sp->queue_fd, env->id, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -1;
 	buf_init(&b);
-	spool_format_sched(&b, env);
-	if (b.len != SPOOL_SCHED_LEN ||
-	    pwrite(fd, b.data, b.len, env->sched_off) != (ssize_t)SPOOL_SCHED_LEN)
-		rc = -1;
+	for (size_t i = 0; i < env->nrcpts && rc == 0; i++) {
+		buf_reset(&b);
+		spool_format_status(&b, &env->status[i]);
+		rc = spool_pwrite_all(fd, b.data, b.len, env->status[i].off);
+	}
 	buf_free(&b);
+	if (rc == 0)
+		rc = spool_store_sched(fd, env);
+	int err = errno;
 	close(fd);
+	errno = err;
 	return rc;
 }
 
@@ -767,15 +1006,16 @@ spool_quarantine(struct spool *sp, const char *id)
 
 enum spool_list_action {
 	SPOOL_LIST_IDS,		/* call cb for every message id */
-	SPOOL_LIST_REMOVE,	/* unlink every file (tmp/ at start-up) */
-	SPOOL_LIST_REVEAL,	/* queue/.ID -> queue/ID (spool_recover) */
+	SPOOL_LIST_REMOVE,	/* unlink every file (tmp/) */
+	SPOOL_LIST_REVEAL,	/* queue/.ID -> queue/ID, cb for every ID */
 };
 
-/* Dot names are never message ids: only REVEAL looks at them. Returns the
- * number of files acted on, -1 when the directory can not be read. */
+/* Dot names are never message ids: only REVEAL looks at them. pidtag, when
+ * not NULL, limits REMOVE and REVEAL to the ids that process made. Returns
+ * the number of files acted on, -1 when the directory can not be read. */
 static int
-spool_list(int dirfd, enum spool_list_action act, void (*cb)(const char *id, void *arg),
-    void *arg)
+spool_list(int dirfd, enum spool_list_action act, const char *pidtag,
+    void (*cb)(const char *id, void *arg), void *arg)
 {
 	int fd = dup(dirfd), n = 0;
 	if (fd < 0)
@@ -791,6 +1031,8 @@ spool_list(int dirfd, enum spool_list_action act, void (*cb)(const char *id, voi
 		const char *name = de->d_name;
 		if ((name[0] == '.') != (act == SPOOL_LIST_REVEAL) ||
 		    strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+			continue;
+		if (pidtag && !spool_id_of(name + (act == SPOOL_LIST_REVEAL), pidtag))
 			continue;
 		if (act == SPOOL_LIST_IDS) {
 			if (cb)
@@ -810,6 +1052,8 @@ spool_list(int dirfd, enum spool_list_action act, void (*cb)(const char *id, voi
 				continue;
 			}
 			log_info("event=spool_recover action=reveal file=queue/%s", name + 1);
+			if (cb)
+				cb(name + 1, arg);
 		}
 		n++;
 	}
@@ -822,16 +1066,32 @@ spool_recover(struct spool *sp, void (*cb)(const char *id, void *arg), void *arg
 {
 	int revealed;
 
-	if (spool_list(sp->tmp_fd, SPOOL_LIST_REMOVE, NULL, NULL) < 0 ||
-	    (revealed = spool_list(sp->queue_fd, SPOOL_LIST_REVEAL, NULL, NULL)) < 0)
+	if (spool_list(sp->tmp_fd, SPOOL_LIST_REMOVE, NULL, NULL, NULL) < 0 ||
+	    (revealed = spool_list(sp->queue_fd, SPOOL_LIST_REVEAL, NULL, NULL, NULL)) < 0)
 		return -1;
 	if (revealed > 0)
 		spool_sync_queue(sp);
-	return spool_list(sp->queue_fd, SPOOL_LIST_IDS, cb, arg) < 0 ? -1 : 0;
+	return spool_list(sp->queue_fd, SPOOL_LIST_IDS, NULL, cb, arg) < 0 ? -1 : 0;
+}
+
+int
+spool_recover_pid(struct spool *sp, pid_t pid, void (*cb)(const char *id, void *arg),
+    void *arg)
+{
+	char tag[8];
+	int revealed;
+
+	snprintf(tag, sizeof(tag), "%05x", spool_id_pid(pid));
+	if (spool_list(sp->tmp_fd, SPOOL_LIST_REMOVE, tag, NULL, NULL) < 0 ||
+	    (revealed = spool_list(sp->queue_fd, SPOOL_LIST_REVEAL, tag, cb, arg)) < 0)
+		return -1;
+	if (revealed > 0)
+		spool_sync_queue(sp);
+	return revealed;
 }
 
 int
 spool_scan(struct spool *sp, void (*cb)(const char *id, void *arg), void *arg)
 {
-	return spool_list(sp->queue_fd, SPOOL_LIST_IDS, cb, arg) < 0 ? -1 : 0;
+	return spool_list(sp->queue_fd, SPOOL_LIST_IDS, NULL, cb, arg) < 0 ? -1 : 0;
 }

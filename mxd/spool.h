@@ -29,6 +29,32 @@ struct spool;
 #define DSN_ENVID_MAX		100	/* RFC 3461 4.4 */
 #define DSN_ORCPT_MAX		500	/* RFC 3461 4.2 */
 
+/* Where one recipient stands, kept in its queue file and updated in place
+ * (a fixed-width "status" line after the recipient's lines), so that the
+ * outcome of an attempt can be recorded on a full disk: a recipient done
+ * is never sent again, one returned is never sent again while its DSN
+ * waits for space. */
+#define SPOOL_RCPT_TODO		'-'	/* not finished: deliver it */
+#define SPOOL_RCPT_DONE		'D'	/* delivered, or returned with its DSN
+					   queued (or none due) */
+#define SPOOL_RCPT_BOUNCED	'B'	/* returned (5xx, expiry), its DSN not
+					   queued yet: code, mta, reply for it */
+/* The status line's value: "state=S code=DDD len=DDD " and the stored text
+ * (the MTA, a space, the reply with CR, LF, '%' and other bytes outside
+ * printable ASCII as %XX), padded with spaces; a longer reply is cut and
+ * ends in " [...]". */
+#define SPOOL_STATUS_LEN	384
+
+struct spool_rcpt_status {
+	char		  state;	/* SPOOL_RCPT_* */
+	int		  code;		/* BOUNCED: reply code, 0 when none came */
+	char		 *mta;		/* BOUNCED: remote MTA name, NULL: none */
+	char		 *reply;	/* BOUNCED: reply text, lines split by \n */
+	off_t		  off;		/* the value's file offset; 0: the file has
+					   no status line for it (written by an
+					   older mxd) */
+};
+
 struct spool_env {
 	char		  id[SPOOL_ID_MAX];
 	time_t		  created;
@@ -45,11 +71,13 @@ struct spool_env {
 	int		  ret;		/* DSN_RET_* */
 	unsigned	 *notify;	/* DSN_NOTIFY_* bits, 0: not given */
 	char		**orcpt;	/* "addr-type;xtext", NULL: not given */
+	/* Each recipient's status (parallel to rcpts; NULL: all TODO). */
+	struct spool_rcpt_status *status;
 	/* The delivery schedule, kept across restarts: attempts made, when
 	 * the next is due (0: at once), whether the sender got the delay
-	 * notice. A fixed-width line, written (spool_rewrite) once the message
-	 * was deferred, then updated in place (spool_set_schedule); sched_off
-	 * is its file offset, 0 when the file has none yet. */
+	 * notice. A fixed-width line written with the message, then updated
+	 * in place (spool_set_progress); sched_off is its file offset, 0 when
+	 * the file has none (written by an older mxd: spool_rewrite adds it). */
 	int		  attempts;
 	time_t		  next_attempt;
 	int		  delay_notified;
@@ -72,11 +100,20 @@ void spool_env_add_rcpt_dsn(struct spool_env *env, const char *rcpt, unsigned no
 /* Recipient i's NOTIFY bits and ORCPT, safe when the arrays are absent. */
 unsigned spool_env_notify(const struct spool_env *env, size_t i);
 const char *spool_env_orcpt(const struct spool_env *env, size_t i);
+/* Recipient i's status, safe when the array is absent (TODO). */
+char spool_env_state(const struct spool_env *env, size_t i);
+/* Set recipient i's status; mta and reply are copied for BOUNCED only. */
+void spool_env_set_status(struct spool_env *env, size_t i, char state, int code,
+    const char *mta, const char *reply);
 /* Keep, in place, the recipients whose keep[i] is non-zero (with their DSN
- * parameters); the others are freed. */
+ * parameters and status); the others are freed. */
 void spool_env_keep(struct spool_env *env, const int *keep);
-/* Fill env->id with a fresh unique id. */
+/* Fill env->id with a fresh unique id: the time, a field from the pid of
+ * the process that made it (spool_id_pid) and a counter. */
 void spool_new_id(char *id, size_t idsz);
+/* The pid field of the ids pid makes. Two live processes may share it
+ * (pids above 0xfFFFF); then spool_recover_pid must not run for either. */
+unsigned spool_id_pid(pid_t pid);
 
 /* Writing. begin creates tmp/ID and writes the envelope; write buffers
  * content; finish flushes it and records the size; commit (spool_commit.h)
@@ -98,7 +135,8 @@ uint64_t spool_msg_size(const struct spool_msg *m);
  * over; spool_sync_queue fsyncs the queue directory (once per batch); only
  * when that succeeded, reveal renames it to queue/ID, where the delivery
  * process finds it. A crash before reveal leaves queue/.ID, which
- * spool_recover reveals (it was durable). On a failure the caller aborts. */
+ * spool_recover (at start) or spool_recover_pid (when the master reaps the
+ * dead process) reveals: it was durable. On a failure the caller aborts. */
 int spool_msg_sync(struct spool_msg *m, int do_fsync);
 int spool_msg_publish(struct spool_msg *m);
 int spool_sync_queue(struct spool *sp);
@@ -116,13 +154,20 @@ int spool_read(struct spool *sp, const char *id, struct spool_env *env, int *fd,
 /* Parse an envelope header from memory (the fuzzable part of spool_read).
  * Returns the header length, 0 if incomplete, -1 if malformed. */
 long spool_parse_env(const char *p, size_t len, struct spool_env *env);
-/* Replace the envelope (fewer recipients after a partial delivery). */
+/* Replace the envelope with env's, through a copy of the whole file (it
+ * needs the space of one more copy): for files without the status and
+ * schedule lines, which it adds. */
 int spool_rewrite(struct spool *sp, const struct spool_env *env, int fd, off_t content_off);
-/* Store env's attempts, next_attempt and delay_notified in its queue file,
- * in place (no copy, no fsync: a crash loses at most the last update, so a
- * retry comes early or a delay notice twice). 0 when done or when the file
- * has no schedule line; -1 on I/O error. */
-int spool_set_schedule(struct spool *sp, const struct spool_env *env);
+/* Whether env's file has a status line for every recipient and a schedule
+ * line, so spool_set_progress can store them without new disk space. */
+int spool_env_in_place(const struct spool_env *env);
+/* Store every recipient's status and the schedule (attempts, next_attempt,
+ * delay_notified) in the queue file, in place: no new disk space, so it
+ * works on a full disk. No fsync: a crash can lose the last update, and
+ * then a recipient is tried again (a duplicate or a second DSN), a retry
+ * comes early or a delay notice twice - never a loss. -1 with errno on I/O
+ * error, EINVAL when the file lacks the lines (spool_env_in_place). */
+int spool_set_progress(struct spool *sp, const struct spool_env *env);
 int spool_remove(struct spool *sp, const char *id);
 int spool_quarantine(struct spool *sp, const char *id);
 
@@ -130,6 +175,13 @@ int spool_quarantine(struct spool *sp, const char *id);
  * between a commit's directory fsync and its reveal), call cb for every
  * queued id. */
 int spool_recover(struct spool *sp, void (*cb)(const char *id, void *arg), void *arg);
+/* A process that wrote messages died: the same for what it left in flight,
+ * without waiting for a restart - its tmp/ID files are removed, its
+ * queue/.ID files revealed (cb for each), as spool_recover would. Only
+ * while no live process shares its pid field (spool_id_pid). Returns the
+ * number revealed, -1 when a directory can not be read. */
+int spool_recover_pid(struct spool *sp, pid_t pid, void (*cb)(const char *id, void *arg),
+    void *arg);
 /* List queue/ ids (for periodic rescans). */
 int spool_scan(struct spool *sp, void (*cb)(const char *id, void *arg), void *arg);
 

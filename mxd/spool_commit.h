@@ -7,7 +7,8 @@
  *
  * One outcome per message, never both: error = 0 (the session says 250)
  * only when the file and the directory fsync succeeded; otherwise an errno
- * (4xx: 452 4.3.1 for ENOSPC, 451 else) and the file is removed before the completion is posted, wherever it was:
+ * (the session's 4xx: 452 4.3.1 for ENOSPC and EDQUOT, 451 4.3.0 else) and
+ * the file is removed before the completion is posted, wherever it was:
  * tmp/ID, or queue/.ID when the rename succeeded but the directory fsync
  * failed. The second case is the one that matters: keeping the renamed file
  * and answering 451 would deliver a message whose sender was told to retry
@@ -18,9 +19,11 @@
  * is what makes "never delivered" hold while the fsync is in flight: the
  * delivery process's rescan skips dot names, so it can not pick the file up
  * between the rename and the unlink. What is left is a crash after the
- * failed fsync that loses the unlink but keeps the rename: spool_recover
- * then reveals the file and it is delivered once more than asked - the
- * duplicate the design allows, never a loss. */
+ * failed fsync that loses the unlink but keeps the rename: the file is
+ * then revealed - by spool_recover at start, or by spool_recover_pid when
+ * the master reaps the dead process - and delivered once more than asked,
+ * the duplicate the design allows, never a loss. A crash after a good
+ * fsync is the same duplicate: the client never got its 250. */
 #ifndef MXD_SPOOL_COMMIT_H
 #define MXD_SPOOL_COMMIT_H
 

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,62 +148,221 @@ test_spool_rewrite_keeps_remaining_recipients(void **state)
 	spool_env_free(&env);
 }
 
-/* The delivery schedule: absent from a fresh file, added by the first
- * rewrite, then updated in place without touching anything else. */
+/* Read id back; its file's inode and size as they are now. */
 static void
-test_spool_schedule_added_then_updated_in_place(void **state)
+read_back(struct fixture *f, const char *id, struct spool_env *env, struct stat *st)
+{
+	char path[256];
+	int fd;
+	off_t off;
+
+	assert_int_equal(spool_read(f->sp, id, env, &fd, &off), 0);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/queue/%s", f->dir, id);
+	assert_int_equal(stat(path, st), 0);
+}
+
+/* The delivery schedule and each recipient's status: written with the
+ * message, then updated in place - the same file, the same size, so an
+ * attempt's outcome is recorded on a full disk too. */
+static void
+test_spool_progress_is_updated_in_place(void **state)
 {
 	struct fixture *f = *state;
 	struct spool_env env, back, back2, back3;
-	struct stat st1, st2;
-	char path[256], buf[64];
-	int fd, fd2, fd3;
-	off_t off, off2, off3;
+	struct stat st1, st2, st3;
+	const char *reply = "550-5.1.1 <b@example.test>: no such user, 100%\n"
+	    "550 5.1.1 sorry \xc3\xa9\r";
 
 	make_env(&env, "s@example.org");
 	write_message(f->sp, &env, "content\r\n");
-	assert_int_equal(spool_read(f->sp, env.id, &back, &fd, &off), 0);
+	read_back(f, env.id, &back, &st1);
 	assert_int_equal(back.attempts, 0);
 	assert_int_equal(back.next_attempt, 0);
 	assert_int_equal(back.delay_notified, 0);
-	assert_int_equal(back.sched_off, 0);
-	/* Nothing to update in place yet: a no-op, not an error. */
-	back.attempts = 9;
-	assert_int_equal(spool_set_schedule(f->sp, &back), 0);
+	assert_true(back.sched_off > 0);
+	assert_true(spool_env_in_place(&back));
+	assert_int_equal(spool_env_state(&back, 0), SPOOL_RCPT_TODO);
+	assert_int_equal(spool_env_state(&back, 1), SPOOL_RCPT_TODO);
 
-	back.attempts = 1;
-	back.next_attempt = 1700000300;
-	assert_int_equal(spool_rewrite(f->sp, &back, fd, off), 0);
-	close(fd);
-	assert_int_equal(spool_read(f->sp, env.id, &back2, &fd2, &off2), 0);
-	assert_int_equal(back2.attempts, 1);
-	assert_int_equal(back2.next_attempt, 1700000300);
-	assert_int_equal(back2.delay_notified, 0);
-	assert_true(back2.sched_off > 0);
-	assert_int_equal(back2.nrcpts, 2);
-	close(fd2);
-
-	snprintf(path, sizeof(path), "%s/queue/%s", f->dir, env.id);
-	assert_int_equal(stat(path, &st1), 0);
-	back2.attempts = 12;
-	back2.next_attempt = (time_t)4102444800LL;	/* 2100-01-01 */
-	back2.delay_notified = 1;
-	assert_int_equal(spool_set_schedule(f->sp, &back2), 0);
-	assert_int_equal(stat(path, &st2), 0);
+	back.attempts = 12;
+	back.next_attempt = (time_t)4102444800LL;	/* 2100-01-01 */
+	back.delay_notified = 1;
+	spool_env_set_status(&back, 0, SPOOL_RCPT_DONE, 250, "mx.example.test", "250 ok");
+	spool_env_set_status(&back, 1, SPOOL_RCPT_BOUNCED, 550, "mx.example.test", reply);
+	assert_int_equal(spool_set_progress(f->sp, &back), 0);
+	read_back(f, env.id, &back2, &st2);
 	assert_int_equal(st1.st_ino, st2.st_ino);	/* the same file, not a copy */
 	assert_int_equal(st1.st_size, st2.st_size);
-	assert_int_equal(spool_read(f->sp, env.id, &back3, &fd3, &off3), 0);
-	assert_int_equal(back3.attempts, 12);
-	assert_int_equal(back3.next_attempt, (time_t)4102444800LL);
-	assert_int_equal(back3.delay_notified, 1);
-	assert_string_equal(back3.rcpts[1], "b@example.test");
-	assert_int_equal(off3, off2);
-	assert_int_equal(pread(fd3, buf, sizeof(buf), off3), 9);
-	assert_memory_equal(buf, "content\r\n", 9);
-	close(fd3);
+	assert_int_equal(back2.attempts, 12);
+	assert_int_equal(back2.next_attempt, (time_t)4102444800LL);
+	assert_int_equal(back2.delay_notified, 1);
+	assert_int_equal(spool_env_state(&back2, 0), SPOOL_RCPT_DONE);
+	assert_null(back2.status[0].reply);
+	assert_int_equal(spool_env_state(&back2, 1), SPOOL_RCPT_BOUNCED);
+	assert_int_equal(back2.status[1].code, 550);
+	assert_string_equal(back2.status[1].mta, "mx.example.test");
+	assert_string_equal(back2.status[1].reply, reply);	/* byte for byte */
+	assert_string_equal(back2.rcpts[1], "b@example.test");
+	assert_int_equal(back2.size, 9);
+
+	/* Its DSN queued at last: done, the stored text gone. */
+	spool_env_set_status(&back2, 1, SPOOL_RCPT_DONE, 0, NULL, NULL);
+	assert_int_equal(spool_set_progress(f->sp, &back2), 0);
+	read_back(f, env.id, &back3, &st3);
+	assert_int_equal(st3.st_size, st1.st_size);
+	assert_int_equal(spool_env_state(&back3, 1), SPOOL_RCPT_DONE);
+	assert_null(back3.status[1].reply);
+	assert_null(back3.status[1].mta);
 	spool_env_free(&back);
 	spool_env_free(&back2);
 	spool_env_free(&back3);
+	spool_env_free(&env);
+}
+
+static void
+test_spool_long_reply_is_cut_with_a_marker(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_env env, back, back2;
+	struct stat st1, st2;
+	char reply[2000];
+
+	memset(reply, 'x', sizeof(reply) - 1);
+	reply[sizeof(reply) - 1] = '\0';
+	memcpy(reply, "554 5.7.1 ", 10);
+	reply[300] = '\n';	/* an escape near the cut is not split */
+	make_env(&env, "s@example.org");
+	write_message(f->sp, &env, "content\r\n");
+	read_back(f, env.id, &back, &st1);
+	/* Not a host name: left out rather than mistaken for the reply. */
+	spool_env_set_status(&back, 0, SPOOL_RCPT_BOUNCED, 554, "mx example", reply);
+	assert_int_equal(spool_set_progress(f->sp, &back), 0);
+	read_back(f, env.id, &back2, &st2);
+	assert_int_equal(st1.st_size, st2.st_size);
+	assert_int_equal(back2.status[0].code, 554);
+	assert_null(back2.status[0].mta);
+	const char *got = back2.status[0].reply;
+	size_t gl = strlen(got);
+	assert_true(gl > 300 && gl < SPOOL_STATUS_LEN);
+	assert_memory_equal(got, reply, gl - 6);
+	assert_string_equal(got + gl - 6, " [...]");
+	assert_int_equal(spool_env_state(&back2, 1), SPOOL_RCPT_TODO);
+	spool_env_free(&back);
+	spool_env_free(&back2);
+	spool_env_free(&env);
+}
+
+/* A queue file as an older mxd wrote it: text with its "id" line's
+ * "%s" filled in with a fresh id, returned in id. */
+static void
+plant_queue_file(struct fixture *f, const char *text, char *id)
+{
+	char path[256];
+	const char *hole = strstr(text, "%s");
+
+	assert_non_null(hole);
+	spool_new_id(id, SPOOL_ID_MAX);
+	snprintf(path, sizeof(path), "%s/queue/%s", f->dir, id);
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(text, 1, (size_t)(hole - text), fp), (size_t)(hole - text));
+	assert_true(fputs(id, fp) >= 0 && fputs(hole + 2, fp) >= 0);
+	fclose(fp);
+}
+
+/* A deferred message's file from the previous version: a sched line, no
+ * status lines. It reads; progress can not be stored in place, and the
+ * one rewrite adds the lines. */
+static const char SCHED_ENV[] =
+    "MXSPOOL1\n"
+    "id %s\n"
+    "created 1700000000\n"
+    "from <old@example.org>\n"
+    "rcpt <a@example.test>\n"
+    "notify FAILURE\n"
+    "rcpt <b@example.test>\n"
+    "flags requiretls=0 smtputf8=0 body8bit=0\n"
+    "sched attempts=0000000002 next=00000000001700000300 delay_notice=0\n"
+    "size 00000000000000000004\n"
+    "\n"
+    "old\n";
+
+static void
+test_spool_file_from_before_status_gets_it_by_one_rewrite(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_env back, back2;
+	struct stat st;
+	char id[SPOOL_ID_MAX], buf[8];
+	int fd;
+	off_t off;
+
+	plant_queue_file(f, SCHED_ENV, id);
+	assert_int_equal(spool_read(f->sp, id, &back, &fd, &off), 0);
+	assert_int_equal(back.attempts, 2);
+	assert_int_equal(spool_env_state(&back, 0), SPOOL_RCPT_TODO);
+	assert_int_equal(back.status[0].off, 0);
+	assert_false(spool_env_in_place(&back));
+	back.attempts = 3;
+	spool_env_set_status(&back, 1, SPOOL_RCPT_DONE, 0, NULL, NULL);
+	assert_int_equal(spool_set_progress(f->sp, &back), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(spool_rewrite(f->sp, &back, fd, off), 0);
+	close(fd);
+	read_back(f, id, &back2, &st);
+	assert_true(spool_env_in_place(&back2));
+	assert_int_equal(back2.attempts, 3);
+	assert_int_equal(spool_env_notify(&back2, 0), DSN_NOTIFY_FAILURE);
+	assert_int_equal(spool_env_state(&back2, 0), SPOOL_RCPT_TODO);
+	assert_int_equal(spool_env_state(&back2, 1), SPOOL_RCPT_DONE);
+	spool_env_free(&back);
+	assert_int_equal(spool_read(f->sp, id, &back, &fd, &off), 0);
+	assert_int_equal(pread(fd, buf, sizeof(buf), off), 4);
+	assert_memory_equal(buf, "old\n", 4);
+	close(fd);
+	spool_env_free(&back);
+	spool_env_free(&back2);
+}
+
+static void
+test_spool_parse_env_rejects_bad_status_lines(void **state)
+{
+	static const char *const head[] = {
+		"state=D code=000 len=000",		/* too short */
+		"state=X code=000 len=000 ",		/* no such state */
+		"state=B code=5x0 len=000 ",
+		"state=B code=550 len=0001",
+		"status=B code=550 len=000",
+	};
+	char text[1024], value[SPOOL_STATUS_LEN + 8];
+	struct spool_env env;
+	(void)state;
+	for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++) {
+		snprintf(value, sizeof(value), "%-*s", SPOOL_STATUS_LEN, head[i]);
+		if (i == 0)
+			value[SPOOL_STATUS_LEN - 1] = '\0';
+		snprintf(text, sizeof(text), "MXSPOOL1\nid x\ncreated 1\nfrom <>\nrcpt <a@b>\n"
+		    "status %s\nflags requiretls=0 smtputf8=0 body8bit=0\n"
+		    "size 00000000000000000001\n\n", value);
+		assert_int_equal(spool_parse_env(text, strlen(text), &env), -1);
+	}
+	/* A control byte in the text. */
+	snprintf(value, sizeof(value), "%-*s", SPOOL_STATUS_LEN, "state=B code=550 len=005 m 5\t0");
+	snprintf(text, sizeof(text), "MXSPOOL1\nid x\ncreated 1\nfrom <>\nrcpt <a@b>\n"
+	    "status %s\nflags requiretls=0 smtputf8=0 body8bit=0\n"
+	    "size 00000000000000000001\n\n", value);
+	assert_int_equal(spool_parse_env(text, strlen(text), &env), -1);
+	/* An escape that does not decode (a torn write) is kept as it is. */
+	snprintf(value, sizeof(value), "%-*s", SPOOL_STATUS_LEN, "state=B code=550 len=011 m 550 %zz%4");
+	snprintf(text, sizeof(text), "MXSPOOL1\nid x\ncreated 1\nfrom <>\nrcpt <a@b>\n"
+	    "status %s\nflags requiretls=0 smtputf8=0 body8bit=0\n"
+	    "size 00000000000000000001\n\n", value);
+	assert_true(spool_parse_env(text, strlen(text), &env) > 0);
+	assert_int_equal(spool_env_state(&env, 0), SPOOL_RCPT_BOUNCED);
+	assert_string_equal(env.status[0].mta, "m");
+	assert_string_equal(env.status[0].reply, "550 %zz%4");
+	assert_int_equal(env.status[0].off, (off_t)(strstr(text, "state=") - text));
 	spool_env_free(&env);
 }
 
@@ -320,16 +480,11 @@ test_spool_reads_files_from_before_dsn(void **state)
 {
 	struct fixture *f = *state;
 	struct spool_env back;
-	char id[SPOOL_ID_MAX], path[256];
+	char id[SPOOL_ID_MAX];
 	int fd;
 	off_t off;
 
-	spool_new_id(id, sizeof(id));
-	snprintf(path, sizeof(path), "%s/queue/%s", f->dir, id);
-	FILE *fp = fopen(path, "w");
-	assert_non_null(fp);
-	fprintf(fp, LEGACY_ENV, id);
-	fclose(fp);
+	plant_queue_file(f, LEGACY_ENV, id);
 	assert_int_equal(spool_read(f->sp, id, &back, &fd, &off), 0);
 	assert_string_equal(back.from, "old@example.org");
 	assert_int_equal(back.nrcpts, 2);
@@ -343,34 +498,6 @@ test_spool_reads_files_from_before_dsn(void **state)
 	assert_memory_equal(buf, "legacy\r\nmsg", 11);
 	close(fd);
 	spool_env_free(&back);
-}
-
-static void
-test_spool_without_dsn_writes_the_old_format(void **state)
-{
-	struct fixture *f = *state;
-	struct spool_env env;
-	char path[256], got[512], want[512];
-
-	memset(&env, 0, sizeof(env));
-	spool_new_id(env.id, sizeof(env.id));
-	env.created = 1700000000;
-	env.from = strdup("old@example.org");
-	env.smtputf8 = env.body8bit = 1;
-	spool_env_add_rcpt(&env, "a@example.test");
-	spool_env_add_rcpt(&env, "b@example.test");
-	write_message(f->sp, &env, "legacy\r\nmsg");
-	snprintf(path, sizeof(path), "%s/queue/%s", f->dir, env.id);
-	int fd = open(path, O_RDONLY);
-	assert_true(fd >= 0);
-	ssize_t n = read(fd, got, sizeof(got) - 1);
-	close(fd);
-	assert_true(n > 0);
-	got[n] = '\0';
-	/* Older mxd (a downgrade) still reads what this one writes then. */
-	snprintf(want, sizeof(want), LEGACY_ENV, env.id);
-	assert_string_equal(got, want);
-	spool_env_free(&env);
 }
 
 static void
@@ -534,12 +661,14 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_spool_truncated_file_is_quarantined, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spool_rewrite_keeps_remaining_recipients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spool_parse_env_rejects_garbage, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_spool_schedule_added_then_updated_in_place, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spool_progress_is_updated_in_place, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spool_long_reply_is_cut_with_a_marker, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spool_file_from_before_status_gets_it_by_one_rewrite, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spool_parse_env_rejects_bad_status_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spool_parse_env_rejects_bad_schedule_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit_publishes_every_message, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spool_round_trip_keeps_dsn_parameters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spool_reads_files_from_before_dsn, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_spool_without_dsn_writes_the_old_format, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spool_keep_drops_recipients_with_their_dsn_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spool_many_recipients_with_orcpt_read_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spool_parse_env_rejects_bad_dsn_lines, setup, teardown),

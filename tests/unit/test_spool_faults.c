@@ -1,6 +1,7 @@
 /* The spool when the disk fails: a directory fsync that fails after the
- * rename, a file fsync that reports ENOSPC, and a write that fails half-way
- * (ENOSPC). fsync, fdatasync and write are wrapped at link time
+ * rename, a file fsync that reports ENOSPC, a write that fails half-way
+ * (ENOSPC) and a pwrite in place that comes back short. fsync, fdatasync,
+ * write and pwrite are wrapped at link time
  * (-Wl,--wrap), so the faults are injected into the real code paths without
  * a hook in mxd: a failing directory fsync can not be caused on demand on a
  * real filesystem. The full disk itself is exercised
@@ -29,6 +30,7 @@
 static int fail_dir_fsync;	/* fsync of a directory fails with EIO */
 static int fail_file_write;	/* write to a regular file fails with ENOSPC */
 static int fail_file_sync;	/* fdatasync fails with ENOSPC (as on btrfs, NFS) */
+static int short_pwrite;	/* pwrite writes one byte less, errno untouched */
 static struct spool *rescan_sp;	/* rescanned from inside a failing fsync */
 static int rescan_seen;
 
@@ -38,6 +40,8 @@ int __wrap_fsync(int fd);
 int __real_fdatasync(int fd);
 int __wrap_fdatasync(int fd);
 ssize_t __wrap_write(int fd, const void *p, size_t n);
+ssize_t __real_pwrite(int fd, const void *p, size_t n, off_t off);
+ssize_t __wrap_pwrite(int fd, const void *p, size_t n, off_t off);
 
 int
 __wrap_fsync(int fd)
@@ -75,10 +79,23 @@ __wrap_write(int fd, const void *p, size_t n)
 	return __real_write(fd, p, n);
 }
 
+/* A short count is success to the kernel: errno keeps whatever an earlier
+ * call left in it, which is what the caller must not report. */
+ssize_t
+__wrap_pwrite(int fd, const void *p, size_t n, off_t off)
+{
+	if (short_pwrite && n > 0) {
+		ssize_t r = __real_pwrite(fd, p, n - 1, off);
+		errno = EAGAIN;
+		return r;
+	}
+	return __real_pwrite(fd, p, n, off);
+}
+
 static int
 setup_faults(void **state)
 {
-	fail_dir_fsync = fail_file_write = fail_file_sync = 0;
+	fail_dir_fsync = fail_file_write = fail_file_sync = short_pwrite = 0;
 	rescan_sp = NULL;
 	rescan_seen = 0;
 	return setup(state);
@@ -111,6 +128,19 @@ list_dir(const struct fixture *f, const char *sub, char *out, size_t outsz)
 		snprintf(out + l, outsz - l, "%s%s", l ? " " : "", de->d_name);
 	}
 	closedir(d);
+}
+
+/* m failed with err (errno and sticky); aborting it leaves no file. */
+static void
+assert_failed_with_no_file(struct fixture *f, struct spool_msg *m, int err)
+{
+	char names[512];
+
+	assert_int_equal(errno, err);
+	assert_int_equal(spool_msg_error(m), err);
+	spool_msg_abort(m);
+	list_dir(f, "tmp", names, sizeof(names));
+	assert_string_equal(names, "");
 }
 
 struct outcome {
@@ -236,26 +266,33 @@ test_failed_dir_fsync_fails_a_dsn_injection_without_a_file(void **state)
 	spool_env_free(&env);
 }
 
+/* Renamed and the directory fsync'd (the session may have said 250),
+ * then the process died before the reveal: what it leaves in queue/. */
 static void
-test_crash_before_reveal_is_delivered_after_restart(void **state)
+commit_up_to_reveal(struct fixture *f, struct spool_env *env)
 {
-	struct fixture *f = *state;
-	struct spool_env env, back;
 	struct spool_msg *m;
-	char names[512], hidden[SPOOL_ID_MAX + 1];
-	int n = 0, fd;
-	off_t off;
 
-	/* Renamed and the directory fsync'd (the session may have said 250),
-	 * then the process died before the reveal. */
-	make_env(&env);
-	assert_int_equal(spool_msg_begin(f->sp, &env, &m), 0);
+	assert_int_equal(spool_msg_begin(f->sp, env, &m), 0);
 	assert_int_equal(spool_msg_write(m, "body\r\n", 6), 0);
 	assert_int_equal(spool_msg_finish(m), 0);
 	assert_int_equal(spool_msg_sync(m, 1), 0);
 	assert_int_equal(spool_msg_publish(m), 0);
 	assert_int_equal(spool_sync_queue(f->sp), 0);
 	spool_msg_free(m);
+}
+
+static void
+test_crash_before_reveal_is_delivered_after_restart(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_env env, back;
+	char names[512], hidden[SPOOL_ID_MAX + 1];
+	int n = 0, fd;
+	off_t off;
+
+	make_env(&env);
+	commit_up_to_reveal(f, &env);
 	snprintf(hidden, sizeof(hidden), ".%s", env.id);
 	list_dir(f, "queue", names, sizeof(names));
 	assert_string_equal(names, hidden);
@@ -271,6 +308,63 @@ test_crash_before_reveal_is_delivered_after_restart(void **state)
 	spool_env_free(&env);
 }
 
+/* A message of process pid (its id as spool_new_id makes it there), left
+ * hidden as that process leaves it when it dies before the reveal. */
+static void
+leave_hidden(struct fixture *f, pid_t pid, unsigned n, struct spool_env *env)
+{
+	make_env(env);
+	snprintf(env->id, sizeof(env->id), "%011llx%05x%05x", 0x1a244000000ULL,
+	    spool_id_pid(pid), n);
+	commit_up_to_reveal(f, env);
+}
+
+static void
+remember_id(const char *id, void *arg)
+{
+	snprintf(arg, SPOOL_ID_MAX, "%s", id);
+}
+
+static void
+test_dead_writers_hidden_message_is_revealed_and_no_one_elses(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_env dead, alive, partial;
+	struct spool_msg *m;
+	char names[512], want[512], seen[SPOOL_ID_MAX] = "", path[256];
+	const pid_t pid = 0x12345, other = 0x12346;
+
+	leave_hidden(f, pid, 1, &dead);
+	leave_hidden(f, other, 2, &alive);
+	/* The dead process's partial message, and a copy the delivery
+	 * process is making of one of its messages (ID.rw): only the first
+	 * is the dead process's own. */
+	make_env(&partial);
+	snprintf(partial.id, sizeof(partial.id), "%s", dead.id);
+	partial.id[strlen(partial.id) - 1] = '9';
+	assert_int_equal(spool_msg_begin(f->sp, &partial, &m), 0);
+	spool_msg_free(m);
+	snprintf(path, sizeof(path), "%s/tmp/%s.rw", f->dir, dead.id);
+	close(open(path, O_WRONLY | O_CREAT, 0600));
+
+	assert_int_equal(spool_recover_pid(f->sp, pid, remember_id, seen), 1);
+	assert_string_equal(seen, dead.id);
+	list_dir(f, "queue", names, sizeof(names));
+	snprintf(want, sizeof(want), "%s .%s", dead.id, alive.id);
+	if (strcmp(names, want) != 0)	/* readdir order is the file system's */
+		snprintf(want, sizeof(want), ".%s %s", alive.id, dead.id);
+	assert_string_equal(names, want);
+	list_dir(f, "tmp", names, sizeof(names));
+	snprintf(want, sizeof(want), "%s.rw", dead.id);
+	assert_string_equal(names, want);
+	/* Pids above 0xfffff share fields: the master checks before it asks. */
+	assert_int_equal(spool_id_pid(pid), spool_id_pid(pid + 0x100000));
+	assert_int_not_equal(spool_id_pid(pid), spool_id_pid(other));
+	spool_env_free(&dead);
+	spool_env_free(&alive);
+	spool_env_free(&partial);
+}
+
 static void
 test_write_error_sticks_so_the_file_never_has_a_hole(void **state)
 {
@@ -278,7 +372,6 @@ test_write_error_sticks_so_the_file_never_has_a_hole(void **state)
 	struct spool_env env;
 	struct spool_msg *m;
 	static char chunk[70000];
-	char names[512];
 
 	memset(chunk, 'x', sizeof(chunk));
 	make_env(&env);
@@ -292,11 +385,26 @@ test_write_error_sticks_so_the_file_never_has_a_hole(void **state)
 	fail_file_write = 0;
 	assert_int_equal(spool_msg_write(m, chunk, sizeof(chunk)), -1);
 	assert_int_equal(spool_msg_finish(m), -1);
-	assert_int_equal(errno, ENOSPC);
-	assert_int_equal(spool_msg_error(m), ENOSPC);
-	spool_msg_abort(m);
-	list_dir(f, "tmp", names, sizeof(names));
-	assert_string_equal(names, "");
+	assert_failed_with_no_file(f, m, ENOSPC);
+	spool_env_free(&env);
+}
+
+static void
+test_short_size_write_is_an_io_error_not_a_stale_errno(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_env env;
+	struct spool_msg *m;
+
+	make_env(&env);
+	assert_int_equal(spool_msg_begin(f->sp, &env, &m), 0);
+	assert_int_equal(spool_msg_write(m, "body\r\n", 6), 0);
+	short_pwrite = 1;
+	assert_int_equal(spool_msg_finish(m), -1);
+	short_pwrite = 0;
+	/* Not EAGAIN, left over from before: the session would say 451 for
+	 * a reason that is not true, and a log line would say it too. */
+	assert_failed_with_no_file(f, m, EIO);
 	spool_env_free(&env);
 }
 
@@ -309,6 +417,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_failed_dir_fsync_fails_a_dsn_injection_without_a_file, setup_faults, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_before_reveal_is_delivered_after_restart, setup_faults, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error_sticks_so_the_file_never_has_a_hole, setup_faults, teardown),
+		cmocka_unit_test_setup_teardown(test_short_size_write_is_an_io_error_not_a_stale_errno, setup_faults, teardown),
+		cmocka_unit_test_setup_teardown(test_dead_writers_hidden_message_is_revealed_and_no_one_elses, setup_faults, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

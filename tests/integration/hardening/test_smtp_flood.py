@@ -5,7 +5,9 @@ A client that pipelines `EHLO a` and never reads its replies used to grow one
 worker by gigabytes (every reply queued in memory). mxd now stops reading a
 session's input while that session's unsent replies are above a bound, and
 counts junk commands (EHLO, HELO, NOOP, RSET, VRFY, HELP): past
-limits.junk_commands the session ends with 421."""
+limits.junk_commands the session ends with 421. A paused session is not
+dropped or garbled: once the client reads, mxd reads again, and every
+command gets its reply, in order."""
 
 import os
 import socket
@@ -23,6 +25,10 @@ FLOOD_SECONDS = 8
 # Growth of all mxd processes together while one client floods. Before the
 # fix it passed this bound within a second or two of flooding.
 RSS_GROWTH_BOUND_KB = 64 * 1024
+EHLO = b"EHLO a\r\n"
+# The flooder stops here at the latest: its EHLOs stay under the
+# limits.junk_commands of the test (1000000), so its QUIT is reached.
+FLOOD_MAX_BYTES = 6 * 1024 * 1024
 
 
 def total_rss_kb(m):
@@ -46,16 +52,50 @@ class Flooder(threading.Thread):
         self.sent = 0
 
     def run(self):
-        chunk = b"EHLO a\r\n" * 8192
+        chunk = EHLO * 8192
         deadline = time.monotonic() + self.seconds
         self.sock.settimeout(0.2)
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.sent < FLOOD_MAX_BYTES:
             try:
-                self.sent += self.sock.send(chunk)
+                self.sent += self.sock.send(chunk[:FLOOD_MAX_BYTES - self.sent])
             except (socket.timeout, BlockingIOError):
                 continue    # the server stopped reading: exactly what we want
             except OSError:
                 return
+
+    def read_backlog_and_quit(self, timeout):
+        """Finish the EHLO line a partial send may have cut, read a reply to
+        every EHLO sent, then QUIT. Returns (EHLO replies read, EHLOs sent,
+        421 replies read, the reply to QUIT)."""
+        cut = self.sent % len(EHLO)
+        if cut:
+            self.sock.settimeout(timeout)
+            self.sock.sendall(EHLO[cut:])
+            self.sent += len(EHLO) - cut
+        want = self.sent // len(EHLO)
+        seen = refused = 0
+        carry = b""
+        deadline = time.monotonic() + timeout
+        # A reply's last line is "250 ..." (its other lines "250-..."),
+        # always after a newline: the greeting's or the reply before.
+        while seen < want:
+            self.sock.settimeout(max(0.1, deadline - time.monotonic()))
+            data = self.sock.recv(1 << 20)
+            if not data:
+                break
+            data = carry + data
+            seen += data.count(b"\n250 ")
+            refused += data.count(b"\n421 ")
+            carry = data[-4:]
+        self.sock.settimeout(timeout)
+        self.sock.sendall(b"QUIT\r\n")
+        rest = b""
+        while not rest.endswith(b"\r\n"):
+            more = self.sock.recv(4096)
+            if not more:
+                break
+            rest += more
+        return seen, want, refused, rest
 
     def close(self):
         try:
@@ -97,6 +137,45 @@ class SmtpFloodTest(mxtest.MxTestCase):
         self.assertEqual(served[-2].code, 250, f"session during the flood: {served}")
         sink.wait_message(lambda msg: b"during-flood" in msg.data, timeout=30,
                           what="message sent during the flood")
+
+        # The flooder reads at last: its paused session is read again,
+        # answers every EHLO it sent, then its QUIT.
+        seen, want, refused, quit_reply = flooder.read_backlog_and_quit(timeout=240)
+        self.assertEqual(refused, 0, "the flooder got 421")
+        self.assertEqual(seen, want, f"replies to the {want} EHLOs sent")
+        self.assertTrue(quit_reply.startswith(b"221 "), f"QUIT after the backlog: {quit_reply!r}")
+
+    def test_slow_reader_of_a_long_pipeline_gets_every_reply(self):
+        # Far more replies (8 MiB) than the kernel's socket buffers and the
+        # 256 KiB at which mxd pauses can hold, read a little at a time
+        # through a small receive buffer: mxd pauses and resumes many times,
+        # and drops or reorders nothing.
+        n = 600000
+        m, _ = self.standard(tls=False, limits={"junk_commands": n + 10})
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(sock.close)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(60)
+        sock.connect((m.host, m.port))
+        sender = threading.Thread(target=sock.sendall, daemon=True,
+                                  args=(b"NOOP\r\n" * n + b"QUIT\r\n",))
+        sender.start()
+        data = bytearray()
+        deadline = time.monotonic() + 240
+        while not data.endswith(b"221 2.0.0 Bye\r\n") and time.monotonic() < deadline:
+            more = sock.recv(8192)
+            if not more:
+                break
+            data += more
+            time.sleep(0.001)
+        sender.join(timeout=30)
+        lines = bytes(data).split(b"\r\n")
+        self.assertTrue(lines[0].startswith(b"220 "), lines[:2])
+        self.assertEqual(lines[-1], b"")
+        self.assertEqual(lines[-2], b"221 2.0.0 Bye", f"the end: {lines[-4:]}")
+        noops = lines[1:-2]
+        self.assertEqual(len(noops), n, f"replies to {n} NOOPs")
+        self.assertEqual(set(noops), {b"250 2.0.0 Ok"})
 
     def test_101st_noop_gets_421_and_disconnect(self):
         m, _ = self.standard(tls=False)

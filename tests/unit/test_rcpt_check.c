@@ -306,7 +306,8 @@ test_config_refuses_checks_it_cannot_apply(void **state)
 	char err[600];
 	static const struct { const char *text, *want; } bad[] = {
 		{ "domains = ( { name = \"a.test\"; next_hop = \"smtp:h:25\"; "
-		  "recipient_check = \"verify\"; } );\n", "not implemented yet" },
+		  "recipient_check = \"verify\"; recipients = [ \"a\" ]; } );\n",
+		  "verify takes no recipients" },
 		{ "domains = ( { name = \"a.test\"; next_hop = \"smtp:h:25\"; "
 		  "recipient_check = \"list\"; } );\n", "needs recipients or recipients_file" },
 		{ "domains = ( { name = \"a.test\"; next_hop = \"smtp:h:25\"; "

@@ -725,10 +725,10 @@ mxd_config_merge_rcpt_checks(struct mxd_config *cfg, const Mxfleet__V1__ConfigSn
 		const Mxfleet__V1__DomainRecipients *r = s->recipient_checks[i];
 		struct mxd_domain *d = (struct mxd_domain *)mxd_config_domain(cfg, r->domain);
 		int m = rcpt_check_mode_parse(r->mode);
-		if (d == NULL || m < 0 || m == RCPT_CHECK_VERIFY) {
+		if (d == NULL || m < 0) {
 			log_warnx("event=snapshot_recipient_check_ignored domain=%.100s mode=%.20s "
 			    "reason=%s", r->domain, r->mode, d == NULL ? "no_such_domain" :
-			    m < 0 ? "unknown_mode" : "not_implemented");
+			    "unknown_mode");
 			continue;
 		}
 		struct rcpt_set *set = NULL;

@@ -9,8 +9,8 @@
  *   any     the operator's choice: any local part (a catch-all next hop)
  *   list    only the local parts of a list: from mxd.conf (recipients,
  *           recipients_file) or from controld's snapshot
- *   verify  a probe RCPT to the next hop (mxd.conf only; controld and
- *           the snapshot do not carry it yet): not decided here but by
+ *   verify  a probe RCPT to the next hop (mxd.conf, or a snapshot; controld
+ *           cannot store it yet): not decided here but by
  *           smtpd_core.c's io->rcpt_verify (rcpt_prober.h, rcpt_verify.h,
  *           rcpt_probe.h); rcpt_check_verdict says ACCEPT for it
  *

@@ -11,6 +11,7 @@
  * "mxd -c FILE queue ..." starts nothing: it is the client of the running
  * delivery process's queue-control socket (deliver_queue.c). */
 #include "mxd.h"
+#include "rcpt_prober.h"
 #include "buf.h"
 #include "grpc.h"
 #include "log.h"
@@ -291,6 +292,7 @@ mxd_worker_main(struct mxd_master *m, int idx)
 	log_info("event=worker_started worker=%d", idx);
 	event_base_dispatch(w.base);
 	smtp_session_close_all(&w);
+	rcpt_prober_free(w.prober);
 	spool_committer_free(w.committer);
 	for (size_t i = 0; i < w.nlisteners; i++)
 		evconnlistener_free(w.listeners[i]);

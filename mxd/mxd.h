@@ -39,6 +39,7 @@ struct mxd_worker {
 	int			  draining;	/* replaced by a reload: exit when idle */
 	struct mxd_ipcount	 *ipcounts[MXD_IPCOUNT_BUCKETS];
 	struct outcome_sink	  outcomes;	/* to the uploader, if configured */
+	struct rcpt_prober	 *prober;	/* recipient_check verify: made at first use */
 };
 
 /* Per-IP session counters (a limit per worker process). */

@@ -23,7 +23,10 @@ static const char *const mxd_config_top_keys[] = {
 	"core_dumps",
 	"trusted_networks", "relay_next_hop", "received_header", "domains", "tls",
 	"limits", "delivery", "control", "resolver", "routes", "tls_policies",
-	"submission_auth", "recipient_delimiter", NULL
+	"submission_auth", "recipient_delimiter", "recipient_verify", NULL
+};
+static const char *const mxd_config_verify_keys[] = {
+	"timeout", "positive_ttl", "negative_ttl", "cache_size", NULL
 };
 static const char *const mxd_config_route_keys[] = {
 	"sender_domain", "recipient_domain", "min_attempt", "transport", NULL
@@ -229,14 +232,11 @@ mxd_config_domain_rcpts(struct mxd_domain *dom, const config_setting_t *d, struc
 	if (mode != NULL && (m = rcpt_check_mode_parse(mode)) < 0)
 		return conf_error(err, config_setting_get_member(d, "recipient_check"),
 		    "expected any, list or verify");
-	if (m == RCPT_CHECK_VERIFY)
-		return conf_error(err, config_setting_get_member(d, "recipient_check"),
-		    "verify (probing the next hop) is not implemented yet: use list "
-		    "(recipients or recipients_file)");
 	if (m == RCPT_CHECK_UNSET && (arr != NULL || file != NULL))
 		m = RCPT_CHECK_LIST;
-	if (m == RCPT_CHECK_ANY && (arr != NULL || file != NULL))
-		return conf_error(err, d, "recipient_check any takes no recipients list");
+	if ((m == RCPT_CHECK_ANY || m == RCPT_CHECK_VERIFY) && (arr != NULL || file != NULL))
+		return conf_error(err, d, "recipient_check %s takes no recipients list",
+		    rcpt_check_mode_name((enum rcpt_check_mode)m));
 	if (m == RCPT_CHECK_LIST && arr == NULL && file == NULL)
 		return conf_error(err, d, "recipient_check list needs recipients or recipients_file");
 	if (m != RCPT_CHECK_LIST) {
@@ -593,6 +593,14 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 		    mxd_config_int(g, "shutdown_timeout", 0, 3600, &cfg->shutdown_timeout, err) < 0)
 			return -1;
 	}
+	if ((r = conf_get_aggregate(root, "recipient_verify", CONFIG_TYPE_GROUP, &g, err)) < 0)
+		return -1;
+	if (r == 1 && (conf_check_keys(g, mxd_config_verify_keys, err) < 0 ||
+	    mxd_config_int(g, "timeout", 1, 300, &cfg->verify_timeout, err) < 0 ||
+	    mxd_config_int(g, "positive_ttl", 1, 30 * 86400, &cfg->verify_positive_ttl, err) < 0 ||
+	    mxd_config_int(g, "negative_ttl", 1, 30 * 86400, &cfg->verify_negative_ttl, err) < 0 ||
+	    mxd_config_int(g, "cache_size", 1, 10000000, &cfg->verify_cache_size, err) < 0))
+		return -1;
 	if ((r = conf_get_aggregate(root, "control", CONFIG_TYPE_GROUP, &g, err)) < 0)
 		return -1;
 	if (r == 1 && mxd_config_control(cfg, g, err) < 0)
@@ -663,6 +671,10 @@ mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t err
 	cfg->max_recipients = 1000;
 	cfg->max_errors = 10;
 	cfg->junk_commands = 100;
+	cfg->verify_timeout = 10;
+	cfg->verify_positive_ttl = 3600;
+	cfg->verify_negative_ttl = 600;
+	cfg->verify_cache_size = 100000;
 	cfg->connections_per_ip = 20;
 	cfg->max_connections = 1000;
 	cfg->command_timeout = 300;
@@ -713,10 +725,10 @@ mxd_config_merge_rcpt_checks(struct mxd_config *cfg, const Mxfleet__V1__ConfigSn
 		const Mxfleet__V1__DomainRecipients *r = s->recipient_checks[i];
 		struct mxd_domain *d = (struct mxd_domain *)mxd_config_domain(cfg, r->domain);
 		int m = rcpt_check_mode_parse(r->mode);
-		if (d == NULL || m < 0 || m == RCPT_CHECK_VERIFY) {
+		if (d == NULL || m < 0) {
 			log_warnx("event=snapshot_recipient_check_ignored domain=%.100s mode=%.20s "
 			    "reason=%s", r->domain, r->mode, d == NULL ? "no_such_domain" :
-			    m < 0 ? "unknown_mode" : "not_implemented");
+			    "unknown_mode");
 			continue;
 		}
 		struct rcpt_set *set = NULL;

@@ -84,6 +84,10 @@ struct mxd_config {
 	uint64_t		 message_size;
 	int			 max_recipients;
 	int			 max_errors;
+	int			 verify_timeout;	/* recipient_verify: whole probe, seconds */
+	int			 verify_positive_ttl;	/* seconds a 2xx answer is kept */
+	int			 verify_negative_ttl;	/* seconds a 5xx answer is kept */
+	int			 verify_cache_size;	/* addresses kept per worker */
 	int			 junk_commands;	/* EHLO/HELO/NOOP/RSET/VRFY/HELP per message */
 	int			 connections_per_ip;
 	int			 max_connections;

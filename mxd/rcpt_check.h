@@ -9,9 +9,10 @@
  *   any     the operator's choice: any local part (a catch-all next hop)
  *   list    only the local parts of a list: from mxd.conf (recipients,
  *           recipients_file) or from controld's snapshot
- *   verify  a probe RCPT to the next hop: not implemented yet; the config
- *           and controld refuse it (its cache and probe dialogue are in
- *           rcpt_verify.h and rcpt_probe.h, not wired in)
+ *   verify  a probe RCPT to the next hop (mxd.conf, or a snapshot; controld
+ *           cannot store it yet): not decided here but by
+ *           smtpd_core.c's io->rcpt_verify (rcpt_prober.h, rcpt_verify.h,
+ *           rcpt_probe.h); rcpt_check_verdict says ACCEPT for it
  *
  * No I/O: the list is built once per configuration load (mxd_config.c),
  * sealed, then only read by the SMTP workers (fork copies). A lookup is a

@@ -6,7 +6,7 @@
  * connection error or timeout. One command at a time, no pipelining, no
  * STARTTLS (the next hop of a hosted domain is the operator's own store).
  *
- * NOT WIRED IN YET: see rcpt_verify.h for what is missing.
+ * Driven by rcpt_prober.c on an SMTP worker's loop.
  *
  * The answer to RCPT decides: 2xx ACCEPTED, 5xx REJECTED (a delivery would
  * bounce), 4xx FAILED (ask again later). Anything unexpected before it (a

@@ -1,14 +1,10 @@
 /* Recipient verification (recipient_check "verify", as Postfix's
  * reject_unverified_recipient): the cache of probe answers, without I/O.
  *
- * NOT WIRED IN YET. The configuration and controld still refuse "verify".
- * What is missing: the probe client (an I/O-free dialogue, greeting, EHLO or
- * LHLO, MAIL FROM:<>, RCPT TO:<addr>, QUIT, driven by a libevent connection
- * to the domain's next hop) and the RCPT hook, which must suspend the
- * session while a probe runs, as spool commits do; that waits for the
- * I/O-free session core (issue 9, item 12).
+ * Used by rcpt_prober.c (one cache per SMTP worker, its probes on the
+ * worker's loop) for the RCPT hook of smtpd_core.c (io->rcpt_verify).
  *
- * The intended use at RCPT, for a domain in mode verify:
+ * The use at RCPT, for a domain in mode verify:
  *   KNOWN    -> 250; UNKNOWN -> 550 5.1.1 User unknown (nothing spooled,
  *               nothing bounced);
  *   MISS     -> the lookup marked the address pending: start one probe,
@@ -16,9 +12,9 @@
  *               rcpt_verify_cache_done; answer as KNOWN/UNKNOWN, or
  *               450 4.1.1 when the probe could not complete (FAILED);
  *   PENDING  -> another session's probe for this address is in flight:
- *               wait for it, or answer 450 4.1.1 (never 250: that would
+ *               wait for it (rcpt_prober.c does); never 250: that would
  *               let an unknown recipient through while the next hop is
- *               slow, and it would bounce later).
+ *               slow, and it would bounce later.
  *
  * Answers are kept per address (ASCII case ignored): a positive one for
  * positive_ttl seconds, a negative one for negative_ttl; a failed probe

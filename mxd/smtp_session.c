@@ -5,6 +5,7 @@
  * and the commit thread. */
 #include "mxd.h"
 #include "smtpd_core.h"
+#include "rcpt_prober.h"
 #include "spool_commit.h"
 #include "buf.h"
 #include "log.h"
@@ -67,6 +68,8 @@ struct smtp_session {
 	/* the message being written, then committed */
 	struct spool_msg	*msg;
 	struct spool_commit_job	*job;
+
+	struct rcpt_prober_wait	*verify;	/* the probe RCPT waits for */
 };
 
 static void smtp_session_process(struct smtp_session *s);
@@ -180,6 +183,41 @@ smtp_session_io_close(void *arg)
 	bufferevent_disable(s->bev, EV_READ);
 }
 
+static void
+smtp_session_verify_done(void *arg, enum rcpt_probe_result r)
+{
+	struct smtp_session *s = arg;
+
+	s->verify = NULL;
+	if (s->closing)
+		return;		/* timed out meanwhile: the 421 was the last reply */
+	smtpd_core_verify_done(s->core, r == RCPT_PROBE_ACCEPTED ? SMTPD_VERIFY_KNOWN :
+	    r == RCPT_PROBE_REJECTED ? SMTPD_VERIFY_UNKNOWN : SMTPD_VERIFY_FAILED);
+	bufferevent_enable(s->bev, EV_READ);
+	smtp_session_process(s);
+}
+
+/* recipient_check verify: the worker's cache, or a probe the session waits
+ * for without reading (pipelined commands stay in the input buffer). */
+static enum smtpd_core_verify
+smtp_session_io_rcpt_verify(void *arg, const struct mxd_domain *dom, const char *addr)
+{
+	struct smtp_session *s = arg;
+
+	if (s->w->prober == NULL)
+		s->w->prober = rcpt_prober_new(s->w->base, s->w->cfg);
+	switch (rcpt_prober_check(s->w->prober, dom, addr, smtp_session_verify_done, s,
+	    &s->verify)) {
+	case RCPT_VERIFY_KNOWN:
+		return SMTPD_VERIFY_KNOWN;
+	case RCPT_VERIFY_UNKNOWN:
+		return SMTPD_VERIFY_UNKNOWN;
+	default:
+		bufferevent_disable(s->bev, EV_READ);
+		return SMTPD_VERIFY_WAIT;
+	}
+}
+
 static const struct smtpd_core_io smtp_session_io = {
 	.send = smtp_session_io_send,
 	.set_timeout = smtp_session_io_set_timeout,
@@ -189,6 +227,7 @@ static const struct smtpd_core_io smtp_session_io = {
 	.msg_abort = smtp_session_io_msg_abort,
 	.starttls = smtp_session_io_starttls,
 	.close = smtp_session_io_close,
+	.rcpt_verify = smtp_session_io_rcpt_verify,
 };
 
 static void
@@ -279,6 +318,7 @@ smtp_session_free(struct smtp_session *s)
 	smtp_session_log(s);
 	smtp_session_outcome(s);
 	smtp_session_io_msg_abort(s);
+	rcpt_prober_cancel(s->verify);
 	smtpd_core_free(s->core);
 	if (s->bev)
 		bufferevent_free(s->bev);

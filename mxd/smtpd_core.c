@@ -47,6 +47,11 @@ struct smtpd_core {
 	int			 bdat_error;	/* the spool refused the first chunk: so
 						   is every later one, till LAST or RSET */
 	struct buf		 content;
+
+	/* the RCPT waiting for a probe (SMTPD_PHASE_VERIFY) */
+	char			*verify_addr;
+	char			*verify_orcpt;
+	unsigned		 verify_notify;
 };
 
 void
@@ -271,6 +276,37 @@ smtpd_core_cmd_mail(struct smtpd_core *s, const struct smtp_cmd *c)
 }
 
 static void
+smtpd_core_rcpt_unknown(struct smtpd_core *s, const char *addr)
+{
+	char q[LOG_QUOTE_SIZE(100)];
+	log_info("event=rcpt_refused sid=%s reason=user_unknown rcpt=%s", s->sid,
+	    log_quote(q, sizeof(q), addr, strlen(addr), 100));
+	smtpd_core_reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", addr);
+	smtpd_core_error(s);
+}
+
+/* The answer to a recipient of a verify-mode domain. */
+static void
+smtpd_core_rcpt_verified(struct smtpd_core *s, const char *addr, unsigned notify,
+    const char *orcpt, enum smtpd_core_verify v)
+{
+	switch (v) {
+	case SMTPD_VERIFY_KNOWN:
+		spool_env_add_rcpt_dsn(&s->env, addr, notify, orcpt);
+		s->info.rcpts_total++;
+		smtpd_core_reply(s, "250 2.1.5 Ok");
+		break;
+	case SMTPD_VERIFY_UNKNOWN:
+		smtpd_core_rcpt_unknown(s, addr);
+		break;
+	default:
+		smtpd_core_reply(s, "450 4.1.1 <%s>: Recipient address rejected: "
+		    "Recipient address verification failed: try again later", addr);
+		break;
+	}
+}
+
+static void
 smtpd_core_cmd_rcpt(struct smtpd_core *s, const struct smtp_cmd *c)
 {
 	const struct mxd_config *cfg = s->cfg;
@@ -326,13 +362,21 @@ smtpd_core_cmd_rcpt(struct smtpd_core *s, const struct smtp_cmd *c)
 		spool_env_add_rcpt_dsn(&s->env, pm, notify, orcpt);
 	} else if ((dom = mxd_config_domain(cfg, domain)) != NULL) {
 		/* Refused here, never bounced later (backscatter: rcpt_check.h). */
+		if (dom->rcpt.mode == RCPT_CHECK_VERIFY) {
+			enum smtpd_core_verify v = s->io->rcpt_verify ?
+			    s->io->rcpt_verify(s->arg, dom, addr) : SMTPD_VERIFY_FAILED;
+			if (v == SMTPD_VERIFY_WAIT) {
+				s->verify_addr = xstrdup(addr);
+				s->verify_orcpt = orcpt ? xstrdup(orcpt) : NULL;
+				s->verify_notify = notify;
+				s->info.phase = SMTPD_PHASE_VERIFY;
+				return;
+			}
+			smtpd_core_rcpt_verified(s, addr, notify, orcpt, v);
+			return;
+		}
 		if (mxd_config_rcpt_verdict(cfg, dom, addr) == RCPT_UNKNOWN) {
-			char q[LOG_QUOTE_SIZE(100)];
-			log_info("event=rcpt_refused sid=%s reason=user_unknown rcpt=%s", s->sid,
-			    log_quote(q, sizeof(q), addr, strlen(addr), 100));
-			smtpd_core_reply(s, "550 5.1.1 <%s>: Recipient address rejected: "
-			    "User unknown", addr);
-			smtpd_core_error(s);
+			smtpd_core_rcpt_unknown(s, addr);
 			return;
 		}
 		spool_env_add_rcpt_dsn(&s->env, addr, notify, orcpt);
@@ -803,6 +847,7 @@ smtpd_core_feed(struct smtpd_core *s, const char *data, size_t len, size_t *used
 		return 0;
 	switch (s->info.phase) {
 	case SMTPD_PHASE_COMMIT:
+	case SMTPD_PHASE_VERIFY:
 	case SMTPD_PHASE_TLS:
 	case SMTPD_PHASE_STARTTLS_FLUSH:
 		return 0;
@@ -840,6 +885,26 @@ smtpd_core_commit_done(struct smtpd_core *s, int error, const char *id)
 	smtpd_core_txn_reset(s);
 	s->info.phase = SMTPD_PHASE_READY;
 	smtpd_core_set_timeout(s, s->cfg->command_timeout);
+}
+
+static void
+smtpd_core_verify_forget(struct smtpd_core *s)
+{
+	free(s->verify_addr);
+	free(s->verify_orcpt);
+	s->verify_addr = s->verify_orcpt = NULL;
+}
+
+void
+smtpd_core_verify_done(struct smtpd_core *s, enum smtpd_core_verify r)
+{
+	if (s->info.phase != SMTPD_PHASE_VERIFY || s->verify_addr == NULL)
+		panic("smtpd_core_verify_done: no RCPT waits for a probe");
+	s->info.phase = SMTPD_PHASE_MAIL;
+	if (!s->info.closing)
+		smtpd_core_rcpt_verified(s, s->verify_addr, s->verify_notify, s->verify_orcpt,
+		    r == SMTPD_VERIFY_WAIT ? SMTPD_VERIFY_FAILED : r);
+	smtpd_core_verify_forget(s);
 }
 
 void
@@ -897,6 +962,7 @@ smtpd_core_free(struct smtpd_core *s)
 	if (s == NULL)
 		return;
 	smtpd_core_txn_reset(s);
+	smtpd_core_verify_forget(s);
 	buf_free(&s->content);
 	free(s);
 }

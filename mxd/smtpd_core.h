@@ -16,6 +16,7 @@
  *                           bytes (SMTPD_CORE_WINDOW is a good size to make
  *                           contiguous); drain *used bytes after each call
  *   smtpd_core_commit_done  when the spool commit started by io->msg_commit ended
+ *   smtpd_core_verify_done  when the probe io->rcpt_verify waits for ended
  *   smtpd_core_tls_started / smtpd_core_tls_established  around the handshake
  *                           that io->starttls asked for
  *   smtpd_core_shutdown     the daemon stops: 421 and close
@@ -44,6 +45,15 @@ enum smtpd_core_phase {
 	SMTPD_PHASE_COMMIT,		/* waiting for the spool to be durable */
 	SMTPD_PHASE_STARTTLS_FLUSH,	/* 220 sent, waiting for it to leave */
 	SMTPD_PHASE_TLS,		/* TLS handshake */
+	SMTPD_PHASE_VERIFY,		/* RCPT waits for a recipient probe */
+};
+
+/* What io->rcpt_verify knows of a recipient of a verify-mode domain. */
+enum smtpd_core_verify {
+	SMTPD_VERIFY_KNOWN,	/* 250 */
+	SMTPD_VERIFY_UNKNOWN,	/* 550 5.1.1 User unknown */
+	SMTPD_VERIFY_FAILED,	/* 450 4.1.1: the probe could not complete */
+	SMTPD_VERIFY_WAIT,	/* a probe runs: smtpd_core_verify_done follows */
 };
 
 enum smtpd_core_starttls {
@@ -93,6 +103,11 @@ struct smtpd_core_io {
 	void	(*starttls)(void *arg);
 	/* A final reply is queued: close once it has left. */
 	void	(*close)(void *arg);
+	/* recipient_check "verify" (rcpt_verify.h): what is known of addr, a
+	 * recipient of dom. WAIT: the core reads nothing more until
+	 * smtpd_core_verify_done. NULL: every such recipient gets 450. */
+	enum smtpd_core_verify (*rcpt_verify)(void *arg, const struct mxd_domain *dom,
+	    const char *addr);
 };
 
 struct smtpd_core_params {
@@ -122,6 +137,10 @@ int smtpd_core_feed(struct smtpd_core *c, const char *data, size_t len, size_t *
 /* The commit started by io->msg_commit ended: error 0 when the message is
  * durable (id is its queue id), else the errno of the step that failed. */
 void smtpd_core_commit_done(struct smtpd_core *c, int error, const char *id);
+
+/* The probe that io->rcpt_verify answered WAIT for ended: r is KNOWN,
+ * UNKNOWN or FAILED. The pending RCPT is answered; the glue feeds again. */
+void smtpd_core_verify_done(struct smtpd_core *c, enum smtpd_core_verify r);
 
 /* The handshake begins: whatever was pipelined after STARTTLS is the glue's
  * to throw away (it is never fed). */

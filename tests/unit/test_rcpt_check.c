@@ -246,12 +246,14 @@ test_snapshot_check_replaces_the_file_check_of_its_domain(void **state)
 	char path[128], err[600];
 	struct mxd_config *cfg;
 	char *locals[] = { "Zoe", "yann@a.test", "bad address" };
-	Mxfleet__V1__DomainConfig dom = MXFLEET__V1__DOMAIN_CONFIG__INIT;
+	Mxfleet__V1__DomainConfig dom = MXFLEET__V1__DOMAIN_CONFIG__INIT,
+	    dom2 = MXFLEET__V1__DOMAIN_CONFIG__INIT;
 	Mxfleet__V1__DomainRecipients ra = MXFLEET__V1__DOMAIN_RECIPIENTS__INIT,
-	    rb = MXFLEET__V1__DOMAIN_RECIPIENTS__INIT, rc = MXFLEET__V1__DOMAIN_RECIPIENTS__INIT;
+	    rb = MXFLEET__V1__DOMAIN_RECIPIENTS__INIT, rc = MXFLEET__V1__DOMAIN_RECIPIENTS__INIT,
+	    rd = MXFLEET__V1__DOMAIN_RECIPIENTS__INIT;
 	Mxfleet__V1__ConfigSnapshot s = MXFLEET__V1__CONFIG_SNAPSHOT__INIT;
-	Mxfleet__V1__DomainConfig *doms[] = { &dom };
-	Mxfleet__V1__DomainRecipients *checks[] = { &ra, &rb, &rc };
+	Mxfleet__V1__DomainConfig *doms[] = { &dom, &dom2 };
+	Mxfleet__V1__DomainRecipients *checks[] = { &ra, &rb, &rc, &rd };
 
 	dom.name = "c.test";
 	dom.next_hop = "smtp:127.0.0.1:25";
@@ -263,11 +265,15 @@ test_snapshot_check_replaces_the_file_check_of_its_domain(void **state)
 	rb.mode = "any";
 	rc.domain = "nosuch.test";
 	rc.mode = "list";
+	dom2.name = "d.test";
+	dom2.next_hop = "lmtp:unix:/run/lmtp";
+	rd.domain = "d.test";
+	rd.mode = "verify";
 	s.version = 7;
 	s.domains = doms;
-	s.n_domains = 1;
+	s.n_domains = 2;
 	s.recipient_checks = checks;
-	s.n_recipient_checks = 3;
+	s.n_recipient_checks = 4;
 	size_t n = mxfleet__v1__config_snapshot__get_packed_size(&s);
 	uint8_t *buf = malloc(n);
 	mxfleet__v1__config_snapshot__pack(&s, buf);
@@ -295,6 +301,8 @@ test_snapshot_check_replaces_the_file_check_of_its_domain(void **state)
 	/* c.test, controld's own domain, with mode any. */
 	assert_int_equal(mxd_config_domain(cfg, "c.test")->rcpt.mode, RCPT_CHECK_ANY);
 	assert_int_equal(verdict(cfg, "whoever@c.test"), RCPT_ACCEPT);
+	/* d.test: verify (the SMTP worker probes its next hop at RCPT). */
+	assert_int_equal(mxd_config_domain(cfg, "d.test")->rcpt.mode, RCPT_CHECK_VERIFY);
 	mxd_config_free(cfg);
 	unlink(path);
 }
@@ -306,7 +314,8 @@ test_config_refuses_checks_it_cannot_apply(void **state)
 	char err[600];
 	static const struct { const char *text, *want; } bad[] = {
 		{ "domains = ( { name = \"a.test\"; next_hop = \"smtp:h:25\"; "
-		  "recipient_check = \"verify\"; } );\n", "not implemented yet" },
+		  "recipient_check = \"verify\"; recipients = [ \"a\" ]; } );\n",
+		  "verify takes no recipients" },
 		{ "domains = ( { name = \"a.test\"; next_hop = \"smtp:h:25\"; "
 		  "recipient_check = \"list\"; } );\n", "needs recipients or recipients_file" },
 		{ "domains = ( { name = \"a.test\"; next_hop = \"smtp:h:25\"; "

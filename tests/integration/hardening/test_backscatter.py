@@ -166,12 +166,12 @@ class ConfigFileRecipientsTest(BackscatterAsserts, mxtest.MxTestCase):
         p = cptest.run([mxtest.MXD_BIN, "-n", "-c", m.conf_path], check=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("not an address of example.test", p.stderr)
-        cfg["domains"][0]["recipients"] = []
+        cfg["domains"][0]["recipients"] = ["alice"]
         cfg["domains"][0]["recipient_check"] = "verify"
         m.write_config(cfg)
         p = cptest.run([mxtest.MXD_BIN, "-n", "-c", m.conf_path], check=False)
         self.assertNotEqual(p.returncode, 0)
-        self.assertIn("not implemented yet", p.stderr)
+        self.assertIn("recipient_check verify takes no recipients list", p.stderr)
 
 
 class ControldRecipientsTest(BackscatterAsserts, cptest.FleetTestCase):

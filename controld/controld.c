@@ -806,12 +806,9 @@ admin_set_recipient_check(struct grpc_call *c, const uint8_t *msg, size_t len, v
 	C->m.calls++;
 	if (check_admin(c) < 0)
 		;
-	else if (strcmp(req->mode, "verify") == 0)
-		grpc_call_finish(c, GRPC_UNIMPLEMENTED, "recipient check verify (a probe RCPT to "
-		    "the next hop) is not implemented yet: use list");
 	else if (req->domain[0] == '\0' || !db_recipient_mode_ok(req->mode))
-		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "a domain and a mode (any or list) "
-		    "are required");
+		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "a domain and a mode (any, list or "
+		    "verify) are required");
 	else if (need_db(c) == NULL)
 		;
 	else if ((rc = db_recipient_check_set(C->db, req->domain, req->mode, NULL)) != DB_OK &&

@@ -2003,7 +2003,7 @@ db_recipient_check_set(struct db *db, const char *domain, const char *mode,
 	    " AND recipient_check <> $2" };
 
 	if (!db_recipient_mode_ok(mode)) {
-		db_seterr(db, "recipients: mode must be any or list");
+		db_seterr(db, "recipients: mode must be any, list or verify");
 		return DB_EINVAL;
 	}
 	return recipients_change(db, &a, version);
@@ -2072,7 +2072,8 @@ db_recipients_remove(struct db *db, const char *domain, char *const *locals, siz
 int
 db_recipient_mode_ok(const char *mode)
 {
-	return mode != NULL && (strcmp(mode, "any") == 0 || strcmp(mode, "list") == 0);
+	return mode != NULL && (strcmp(mode, "any") == 0 || strcmp(mode, "list") == 0 ||
+	    strcmp(mode, "verify") == 0);
 }
 
 /* Rows (domain, mode, local_part or NULL) ordered by domain: one message

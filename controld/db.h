@@ -130,7 +130,7 @@ int db_recipients_remove(struct db *db, const char *domain, char *const *locals,
     uint64_t *version);
 int db_recipients_list(struct db *db, const char *domain, Mxfleet__V1__DomainRecipients **out);
 void db_recipients_free(Mxfleet__V1__DomainRecipients *r);
-/* Is mode one controld accepts (any, list)? verify is not implemented. */
+/* Is mode one controld accepts (any, list, verify)? */
 int db_recipient_mode_ok(const char *mode);
 int db_config_version(struct db *db, uint64_t *version);
 /* The version and the domains, routes, policies and recipient checks it

@@ -4,14 +4,14 @@
 --
 -- domains.recipient_check: '' (not set: any local part, mxd warns at start),
 -- 'any' (any local part, the operator's choice), 'list' (only the local parts
--- in domain_recipients). 'verify' (a probe to the next hop) is not
--- implemented yet: a later migration widens the CHECK when it is.
+-- in domain_recipients), 'verify' (each mxd probes the domain's next hop with
+-- an RCPT and caches the answer).
 -- domain_recipients holds local parts as controld stores them: ASCII
 -- lower-cased, keyed by lower(domains.name). Both reach mxd in the
 -- configuration snapshot; a change bumps the version like any other.
 
 ALTER TABLE domains ADD COLUMN recipient_check text NOT NULL DEFAULT ''
-	CHECK (recipient_check IN ('', 'any', 'list'));
+	CHECK (recipient_check IN ('', 'any', 'list', 'verify'));
 
 CREATE TABLE domain_recipients (
 	domain		text NOT NULL CHECK (domain <> ''),	-- lower(domains.name)

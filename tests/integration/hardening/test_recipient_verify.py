@@ -22,6 +22,11 @@ import mxtest  # noqa: E402
 from mxtest import LOCAL_DOMAIN  # noqa: E402
 # MAIL (RET=FULL) from SENDER, each RCPT, DATA when one was accepted.
 from test_backscatter import SENDER, one_transaction as transaction  # noqa: E402
+import cptest  # noqa: E402  (test_backscatter put ../control on the path)
+
+# PostgreSQL and the fleet PKI for ControldVerifyTest, once for the file.
+setUpModule = cptest.setUpModule
+tearDownModule = cptest.tearDownModule
 
 from aiosmtpd.controller import Controller  # noqa: E402
 
@@ -196,6 +201,42 @@ class RecipientVerifyTest(mxtest.MxTestCase):
         self.assertEqual(end.code, 250, end)
         msg = sink.wait_message(lambda x: bob in x.rcpts, what="bob's copy")
         self.assertEqual(msg.rcpts, [bob])
+
+
+class ControldVerifyTest(cptest.FleetTestCase):
+    """`mailctl domain recipients DOMAIN mode verify`: stored by controld,
+    pushed in the snapshot, and every mxd starts probing the next hop."""
+
+    DOMAIN = "verified.test"
+
+    def test_mode_verify_from_mailctl_reaches_mxd_without_restart(self):
+        boxes = Mailboxes()
+        host = mxtest.pick_host()
+        ctl = Controller(boxes, hostname=host, port=mxtest.free_port(host), ready_timeout=10)
+        ctl.start()
+        self.addCleanup(ctl.stop)
+        c = self.controld()
+        m = self.mxd_with_control(c, self.sink())
+        pid = m.pid
+        self.mailctl(c, "domain", "add", self.DOMAIN, f"smtp:{host}:{ctl.port}")
+
+        def rcpt(local):
+            return cptest.rcpt_reply(m.host, m.port, f"{local}@{self.DOMAIN}")[0]
+        mxtest.wait_for(lambda: rcpt("ghost") == 250, 20, interval=0.25,
+                        what="the domain applied, any local part before a mode is set")
+        self.assertEqual(boxes.probe_count(f"ghost@{self.DOMAIN}"), 0)
+
+        self.mailctl(c, "domain", "recipients", self.DOMAIN, "mode", "verify")
+        self.assertEqual(self.scalar(
+            f"SELECT recipient_check FROM domains WHERE name = '{self.DOMAIN}'"), "verify")
+        mxtest.wait_for(lambda: rcpt("ghost") == 550, 20, interval=0.25,
+                        what="an unknown recipient refused once mode verify is pushed")
+        self.assertGreaterEqual(boxes.probe_count(f"ghost@{self.DOMAIN}"), 1)
+        self.assertEqual(rcpt("alice"), 250)
+        self.assertEqual(boxes.probe_count(f"alice@{self.DOMAIN}"), 1)
+        listed = self.mailctl(c, "domain", "recipients", self.DOMAIN, "list").stdout
+        self.assertEqual(listed.splitlines()[0], f"domain={self.DOMAIN} mode=verify recipients=0")
+        self.assertEqual(m.pid, pid, "mxd was restarted")
 
 
 if __name__ == "__main__":

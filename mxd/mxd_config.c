@@ -582,7 +582,7 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 			return -1;
 		if (r == 1)
 			cfg->message_size = (uint64_t)size;
-		if (mxd_config_int(g, "recipients", 1, 100000, &cfg->max_recipients, err) < 0 ||
+		if (mxd_config_int(g, "recipients", 1, 50000, &cfg->max_recipients, err) < 0 ||
 		    mxd_config_int(g, "errors", 1, 1000, &cfg->max_errors, err) < 0 ||
 		    mxd_config_int(g, "junk_commands", 1, 1000000, &cfg->junk_commands, err) < 0 ||
 		    mxd_config_int(g, "connections_per_ip", 1, 100000, &cfg->connections_per_ip, err) < 0 ||

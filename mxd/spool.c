@@ -981,6 +981,10 @@ spool_set_progress(struct spool *sp, const struct spool_env *env)
 	buf_free(&b);
 	if (rc == 0)
 		rc = spool_store_sched(fd, env);
+	/* Durable before the caller acts on it: a recipient marked delivered
+	 * that a crash turned back into "to do" would be delivered again. */
+	if (rc == 0)
+		rc = fdatasync(fd);
 	int err = errno;
 	close(fd);
 	errno = err;

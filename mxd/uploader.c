@@ -143,7 +143,9 @@ uploader_pump(struct uploader *u)
 		return;
 	int max_inflight = u->careful_records ? 1 : UPLOADER_INFLIGHT;
 	size_t max_records = u->careful_records ? u->careful_records : (size_t)u->cfg->control_batch;
-	while (u->ninflight < max_inflight && u->sent_upto < journal_last_seq(u->j)) {
+	/* grpc_call_send may close the stream at once (uploader_stream_closed). */
+	while (u->stream != NULL && u->ninflight < max_inflight &&
+	    u->sent_upto < journal_last_seq(u->j)) {
 		/* Flow control: do not queue more than the connection takes. */
 		if (grpc_call_pending(u->stream) > (4u << 20))
 			return;

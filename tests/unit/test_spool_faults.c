@@ -408,6 +408,40 @@ test_short_size_write_is_an_io_error_not_a_stale_errno(void **state)
 	spool_env_free(&env);
 }
 
+/* A recipient's status is acted on (delivered: never again) only once it is
+ * on disk: a failing fdatasync must fail the update, not pass unnoticed. */
+static void
+test_recipient_status_update_is_synced_and_its_failure_reported(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_env env, back;
+	struct spool_msg *m;
+	int fd;
+	off_t off;
+
+	make_env(&env);
+	assert_int_equal(spool_msg_begin(f->sp, &env, &m), 0);
+	assert_int_equal(spool_msg_write(m, "body\r\n", 6), 0);
+	assert_int_equal(spool_msg_finish(m), 0);
+	assert_int_equal(spool_msg_sync(m, 1), 0);
+	assert_int_equal(spool_msg_publish(m), 0);
+	assert_int_equal(spool_sync_queue(f->sp), 0);
+	assert_int_equal(spool_msg_reveal(m), 0);
+	spool_msg_free(m);
+	assert_int_equal(spool_read(f->sp, env.id, &back, &fd, &off), 0);
+	close(fd);
+	assert_true(spool_env_in_place(&back));
+	spool_env_set_status(&back, 0, SPOOL_RCPT_DONE, 250, "mx.example.test", "250 ok");
+	fail_file_sync = 1;
+	errno = 0;
+	assert_int_equal(spool_set_progress(f->sp, &back), -1);
+	assert_int_equal(errno, ENOSPC);
+	fail_file_sync = 0;
+	assert_int_equal(spool_set_progress(f->sp, &back), 0);
+	spool_env_free(&back);
+	spool_env_free(&env);
+}
+
 int
 main(void)
 {
@@ -419,6 +453,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_write_error_sticks_so_the_file_never_has_a_hole, setup_faults, teardown),
 		cmocka_unit_test_setup_teardown(test_short_size_write_is_an_io_error_not_a_stale_errno, setup_faults, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_writers_hidden_message_is_revealed_and_no_one_elses, setup_faults, teardown),
+		cmocka_unit_test_setup_teardown(test_recipient_status_update_is_synced_and_its_failure_reported, setup_faults, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

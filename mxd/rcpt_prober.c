@@ -8,6 +8,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -34,6 +35,8 @@ struct rcpt_prober_job {
 	struct rcpt_probe	 probe;
 	char			 hop[300];	/* for logs */
 	int			 reported;	/* the answer went to the cache */
+	struct evdns_getaddrinfo_request *lookup;	/* the next hop's name */
+	char			 fail_why[160];	/* set: the deadline fails it now */
 	struct rcpt_prober_wait	*waiters;
 };
 
@@ -42,6 +45,7 @@ struct rcpt_prober {
 	const struct mxd_config	*cfg;
 	struct rcpt_verify_cache *cache;
 	struct rcpt_prober_job	*jobs;
+	struct evdns_base	*dns;	/* made at the first next hop given by name */
 };
 
 static int64_t
@@ -78,6 +82,8 @@ rcpt_prober_job_free(struct rcpt_prober_job *j)
 		j->waiters = w->next;
 		free(w);
 	}
+	if (j->lookup)
+		evdns_getaddrinfo_cancel(j->lookup);	/* its callback leaves j alone */
 	if (j->bev)
 		bufferevent_free(j->bev);
 	if (j->deadline)
@@ -98,7 +104,9 @@ rcpt_prober_free(struct rcpt_prober *p)
 	if (p == NULL)
 		return;
 	while (p->jobs)
-		rcpt_prober_job_free(p->jobs);
+		rcpt_prober_job_free(p->jobs);	/* cancels their lookups */
+	if (p->dns)
+		evdns_base_free(p->dns, 0);
 	rcpt_verify_cache_free(p->cache);
 	free(p);
 }
@@ -210,7 +218,33 @@ rcpt_prober_deadline(evutil_socket_t fd, short what, void *arg)
 		rcpt_prober_job_free(j);	/* QUIT did not leave in time */
 		return;
 	}
-	rcpt_prober_fail(j, "timeout (recipient_verify.timeout)");
+	rcpt_prober_fail(j, j->fail_why[0] ? j->fail_why : "timeout (recipient_verify.timeout)");
+}
+
+/* The next hop's name resolved (or not). Called from the loop, or from
+ * inside evdns_getaddrinfo for a name in /etc/hosts; a failure is handed to
+ * the deadline's callback so that it, too, reaches the sessions from the
+ * loop. A cancelled lookup is its job being freed: nothing to do. */
+static void
+rcpt_prober_resolved(int err, struct evutil_addrinfo *ai, void *arg)
+{
+	struct rcpt_prober_job *j = arg;
+
+	if (err == EVUTIL_EAI_CANCEL) {
+		if (ai)
+			evutil_freeaddrinfo(ai);
+		return;
+	}
+	j->lookup = NULL;
+	if (err != 0 || ai == NULL) {
+		struct timeval now = { 0, 0 };
+		snprintf(j->fail_why, sizeof(j->fail_why), "next hop name not resolved: %s",
+		    evutil_gai_strerror(err));
+		evtimer_add(j->deadline, &now);
+	} else
+		(void)bufferevent_socket_connect(j->bev, ai->ai_addr, (int)ai->ai_addrlen);
+	if (ai)
+		evutil_freeaddrinfo(ai);
 }
 
 /* Connect to the next hop. Callbacks are deferred, so a failure (even one
@@ -233,12 +267,31 @@ rcpt_prober_connect(struct rcpt_prober_job *j, const struct mxd_nexthop *nh)
 		sun.sun_family = AF_UNIX;
 		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", nh->path);
 		(void)bufferevent_socket_connect(j->bev, (struct sockaddr *)&sun, sizeof(sun));
-	} else
-		/* An address connects without a lookup; a name is resolved by
-		 * getaddrinfo, which blocks the worker (a local next hop's name
-		 * is in /etc/hosts or the local resolver's cache). */
-		(void)bufferevent_socket_connect_hostname(j->bev, NULL, AF_UNSPEC, nh->host,
-		    nh->port);
+	} else {
+		/* An address connects without a lookup. A name is resolved by
+		 * libevent's own resolver (/etc/hosts, then the servers of
+		 * /etc/resolv.conf) on this loop: getaddrinfo would stop every
+		 * session of the worker while a slow DNS server took its time,
+		 * and a client can ask for a new probe with every RCPT. */
+		struct evutil_addrinfo hints;
+		char port[16];
+		if (p->dns == NULL)
+			p->dns = evdns_base_new(p->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_protocol = IPPROTO_TCP;
+		snprintf(port, sizeof(port), "%d", nh->port);
+		/* Our own request, not bufferevent_socket_connect_hostname's: libevent
+		 * 2.1 keeps a bufferevent whose lookup is pending alive after it is
+		 * freed, and offers no way to cancel that lookup. */
+		if (p->dns != NULL)
+			j->lookup = evdns_getaddrinfo(p->dns, nh->host, port, &hints,
+			    rcpt_prober_resolved, j);
+		else
+			(void)bufferevent_socket_connect_hostname(j->bev, NULL, AF_UNSPEC,
+			    nh->host, nh->port);
+	}
 }
 
 static struct rcpt_prober_job *

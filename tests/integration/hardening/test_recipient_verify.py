@@ -36,6 +36,16 @@ DEFAULT_TIMEOUT = 10    # its default (docs/mxd.md), for the hanging next hop
 SETTLE = 4              # seconds given to a DSN or delivery that should not come
 
 
+def open_transaction(test, m):
+    """A raw session to m, past EHLO and MAIL FROM, closed at cleanup."""
+    c = mxtest.SmtpRaw(m.host, m.port, timeout=30)
+    test.addCleanup(c.close)
+    test.assertEqual(c.read_reply().code, 220)
+    test.assertEqual(c.ehlo().code, 250)
+    test.assertEqual(c.cmd(f"MAIL FROM:<{SENDER}>").code, 250)
+    return c
+
+
 class Mailboxes:
     """The next hop: an SMTP server that knows two users, refuses any other
     recipient with 550 5.1.1 at RCPT, and counts the probes (RCPTs of a
@@ -158,11 +168,7 @@ class RecipientVerifyTest(mxtest.MxTestCase):
         m = self.verify_mxd([{"name": "hang.test",
                               "next_hop": f"smtp:{hang_host}:{hang.getsockname()[1]}",
                               "recipient_check": "verify"}], timeout=DEFAULT_TIMEOUT)
-        c = mxtest.SmtpRaw(m.host, m.port, timeout=30)
-        self.addCleanup(c.close)
-        self.assertEqual(c.read_reply().code, 220)
-        self.assertEqual(c.ehlo().code, 250)
-        self.assertEqual(c.cmd(f"MAIL FROM:<{SENDER}>").code, 250)
+        c = open_transaction(self, m)
         started = time.monotonic()
         # RCPT and a pipelined NOOP: the NOOP waits behind the probe.
         c.send(b"RCPT TO:<dave@hang.test>\r\nNOOP\r\n")

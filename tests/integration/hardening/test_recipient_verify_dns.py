@@ -25,7 +25,7 @@ sys.path.insert(0, HERE)
 import mxtest  # noqa: E402
 from mxtest import LOCAL_DOMAIN  # noqa: E402
 from test_backscatter import SENDER, one_transaction as transaction  # noqa: E402
-from test_recipient_verify import Mailboxes  # noqa: E402
+from test_recipient_verify import Mailboxes, open_transaction  # noqa: E402
 
 from aiosmtpd.controller import Controller  # noqa: E402
 
@@ -102,11 +102,7 @@ class VerifyDnsTest(mxtest.MxTestCase):
             {"name": "byname.test", "next_hop": "smtp:store.byname.test:25",
              "recipient_check": "verify"}])
         m = self.mxd(cfg)
-        c = mxtest.SmtpRaw(m.host, m.port, timeout=30)
-        self.addCleanup(c.close)
-        self.assertEqual(c.read_reply().code, 220)
-        self.assertEqual(c.ehlo().code, 250)
-        self.assertEqual(c.cmd(f"MAIL FROM:<{SENDER}>").code, 250)
+        c = open_transaction(self, m)
         started = time.monotonic()
         c.send(b"RCPT TO:<dave@byname.test>\r\n")
         # The query reached the silent server: the lookup is under way.

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 import mxtest  # noqa: E402
 from mxtest import LOCAL_DOMAIN  # noqa: E402
-from test_backscatter import SENDER, one_transaction as transaction  # noqa: E402
+from test_backscatter import one_transaction as transaction  # noqa: E402
 from test_recipient_verify import Mailboxes, open_transaction  # noqa: E402
 
 from aiosmtpd.controller import Controller  # noqa: E402

@@ -85,6 +85,8 @@ class NewcomerTest(unittest.TestCase):
         self.assertRegex(out, r"== \$MAILCTL hosts")
         self.assertTrue(re.search(r"^mx1\.fleet\.test\s", out, re.M), out[-3000:])
         self.assertIn("demo: the fleet is still running", out)
+        # ... and a recipient the domain does not have, refused at RCPT.
+        self.assertIn("550 5.1.1 <nobody@example.test>: Recipient address rejected", out)
 
     def test_fleet_refuses_a_directory_others_cannot_reach_before_starting_anything(self):
         inside = os.path.join(self.top, "fleet")

@@ -806,6 +806,18 @@ mxd_queue_main(const struct mxd_config *cfg, int argc, char **argv)
 	return rc;
 }
 
+/* The start line, and the settings an operator must not miss. */
+static void
+mxd_log_started(const struct mxd_master *m)
+{
+	log_info("event=started version=%s listen=%zu workers=%d user=%s spool=%s", MXFLEET_VERSION,
+	    m->nlisten, m->nworkers, m->drop ? m->cfg->user : "(unchanged)", m->cfg->spool_dir);
+	if (m->cfg->core_dumps)
+		log_warnx("event=core_dumps_enabled reason=\"each process's keys readable by "
+		    "the others and in its cores\"");
+	mxd_config_log_rcpt_checks(m->cfg);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -924,12 +936,7 @@ main(int argc, char **argv)
 	m.deliverer = mxd_spawn_deliverer(&m);
 	for (int i = 0; i < m.nworkers; i++)
 		m.workers[i] = mxd_spawn_worker(&m, i);
-	log_info("event=started version=%s listen=%zu workers=%d user=%s spool=%s", MXFLEET_VERSION,
-	    m.nlisten, m.nworkers, m.drop ? m.cfg->user : "(unchanged)", m.cfg->spool_dir);
-	if (m.cfg->core_dumps)
-		log_warnx("event=core_dumps_enabled reason=\"each process's keys readable by "
-		    "the others and in its cores\"");
-	mxd_config_log_rcpt_checks(m.cfg);
+	mxd_log_started(&m);
 
 	for (;;) {
 		siginfo_t si;

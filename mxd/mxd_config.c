@@ -482,6 +482,47 @@ mxd_config_source(const config_setting_t *g, const char *key, int af, char *out,
 	return 0;
 }
 
+/* The limits group: what one session or message may use. */
+static int
+mxd_config_limits(struct mxd_config *cfg, const config_setting_t *g, struct conf_err *err)
+{
+	long long size;
+	int r;
+
+	if (conf_check_keys(g, mxd_config_limit_keys, err) < 0)
+		return -1;
+	if ((r = conf_get_int(g, "message_size", 1024, 1LL << 40, &size, err)) < 0)
+		return -1;
+	if (r == 1)
+		cfg->message_size = (uint64_t)size;
+	/* recipients: a message's spool header (~1 KiB per recipient at worst,
+	 * status line included) must stay under SPOOL_HDR_MAX. */
+	if (mxd_config_int(g, "recipients", 1, 50000, &cfg->max_recipients, err) < 0 ||
+	    mxd_config_int(g, "errors", 1, 1000, &cfg->max_errors, err) < 0 ||
+	    mxd_config_int(g, "junk_commands", 1, 1000000, &cfg->junk_commands, err) < 0 ||
+	    mxd_config_int(g, "connections_per_ip", 1, 100000, &cfg->connections_per_ip, err) < 0 ||
+	    mxd_config_int(g, "connections", 1, 1000000, &cfg->max_connections, err) < 0 ||
+	    mxd_config_int(g, "command_timeout", 1, 86400, &cfg->command_timeout, err) < 0 ||
+	    mxd_config_int(g, "data_timeout", 1, 86400, &cfg->data_timeout, err) < 0 ||
+	    mxd_config_int(g, "tls_handshake_timeout", 1, 3600, &cfg->tls_handshake_timeout, err) < 0 ||
+	    mxd_config_int(g, "shutdown_timeout", 0, 3600, &cfg->shutdown_timeout, err) < 0)
+		return -1;
+	return 0;
+}
+
+/* The recipient_verify group: probes of recipient_check = "verify". */
+static int
+mxd_config_verify(struct mxd_config *cfg, const config_setting_t *g, struct conf_err *err)
+{
+	if (conf_check_keys(g, mxd_config_verify_keys, err) < 0 ||
+	    mxd_config_int(g, "timeout", 1, 300, &cfg->verify_timeout, err) < 0 ||
+	    mxd_config_int(g, "positive_ttl", 1, 30 * 86400, &cfg->verify_positive_ttl, err) < 0 ||
+	    mxd_config_int(g, "negative_ttl", 1, 30 * 86400, &cfg->verify_negative_ttl, err) < 0 ||
+	    mxd_config_int(g, "cache_size", 1, 10000000, &cfg->verify_cache_size, err) < 0)
+		return -1;
+	return 0;
+}
+
 static int
 mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 {
@@ -574,32 +615,11 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 		return -1;
 	if ((r = conf_get_aggregate(root, "limits", CONFIG_TYPE_GROUP, &g, err)) < 0)
 		return -1;
-	if (r == 1) {
-		long long size;
-		if (conf_check_keys(g, mxd_config_limit_keys, err) < 0)
-			return -1;
-		if ((r = conf_get_int(g, "message_size", 1024, 1LL << 40, &size, err)) < 0)
-			return -1;
-		if (r == 1)
-			cfg->message_size = (uint64_t)size;
-		if (mxd_config_int(g, "recipients", 1, 50000, &cfg->max_recipients, err) < 0 ||
-		    mxd_config_int(g, "errors", 1, 1000, &cfg->max_errors, err) < 0 ||
-		    mxd_config_int(g, "junk_commands", 1, 1000000, &cfg->junk_commands, err) < 0 ||
-		    mxd_config_int(g, "connections_per_ip", 1, 100000, &cfg->connections_per_ip, err) < 0 ||
-		    mxd_config_int(g, "connections", 1, 1000000, &cfg->max_connections, err) < 0 ||
-		    mxd_config_int(g, "command_timeout", 1, 86400, &cfg->command_timeout, err) < 0 ||
-		    mxd_config_int(g, "data_timeout", 1, 86400, &cfg->data_timeout, err) < 0 ||
-		    mxd_config_int(g, "tls_handshake_timeout", 1, 3600, &cfg->tls_handshake_timeout, err) < 0 ||
-		    mxd_config_int(g, "shutdown_timeout", 0, 3600, &cfg->shutdown_timeout, err) < 0)
-			return -1;
-	}
+	if (r == 1 && mxd_config_limits(cfg, g, err) < 0)
+		return -1;
 	if ((r = conf_get_aggregate(root, "recipient_verify", CONFIG_TYPE_GROUP, &g, err)) < 0)
 		return -1;
-	if (r == 1 && (conf_check_keys(g, mxd_config_verify_keys, err) < 0 ||
-	    mxd_config_int(g, "timeout", 1, 300, &cfg->verify_timeout, err) < 0 ||
-	    mxd_config_int(g, "positive_ttl", 1, 30 * 86400, &cfg->verify_positive_ttl, err) < 0 ||
-	    mxd_config_int(g, "negative_ttl", 1, 30 * 86400, &cfg->verify_negative_ttl, err) < 0 ||
-	    mxd_config_int(g, "cache_size", 1, 10000000, &cfg->verify_cache_size, err) < 0))
+	if (r == 1 && mxd_config_verify(cfg, g, err) < 0)
 		return -1;
 	if ((r = conf_get_aggregate(root, "control", CONFIG_TYPE_GROUP, &g, err)) < 0)
 		return -1;

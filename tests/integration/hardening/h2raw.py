@@ -278,3 +278,12 @@ class H2Conn:
             self.sock.close()
         except OSError:
             pass
+
+
+def host_conn(test, controld, server_name):
+    """A raw HTTP/2 connection to controld with the fleet's first host
+    certificate (test.pki.mx1, as cptest's FleetTestCase has it), closed when
+    the test ends."""
+    conn = H2Conn(controld.host, controld.port, server_name, *test.pki.mx1, ca=test.pki.ca)
+    test.addCleanup(conn.close)
+    return conn

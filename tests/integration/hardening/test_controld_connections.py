@@ -119,9 +119,7 @@ class ConnectionLimitsTest(cptest.FleetTestCase):
         self.host_streams(c, 1)
 
     def raw(self, c):
-        conn = h2raw.H2Conn(c.host, c.port, CONTROLD_NAME, *self.pki.mx1, ca=self.pki.ca)
-        self.addCleanup(conn.close)
-        return conn
+        return h2raw.host_conn(self, c, CONTROLD_NAME)
 
     def test_idle_connection_gets_goaway_and_is_closed(self):
         c = self.controld(config={"idle_timeout": 2})

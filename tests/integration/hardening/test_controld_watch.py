@@ -70,10 +70,7 @@ class WatchConfigEndTest(cptest.FleetTestCase):
         return snap
 
     def raw(self):
-        conn = h2raw.H2Conn(self.c.host, self.c.port, CONTROLD_NAME, *self.pki.mx1,
-                            ca=self.pki.ca)
-        self.addCleanup(conn.close)
-        return conn
+        return h2raw.host_conn(self, self.c, CONTROLD_NAME)
 
     def watch_request(self, host=MX1):
         return h2raw.grpc_frame(self.pb.WatchRequest(host_id=host).SerializeToString())
@@ -174,8 +171,7 @@ class WatcherOutputCapTest(cptest.FleetTestCase):
     def test_watcher_that_does_not_read_is_dropped(self):
         grpc, pb, svc = cptest.grpc_stubs()
         c = self.controld(config={"watch_max_pending": 65536})
-        conn = h2raw.H2Conn(c.host, c.port, CONTROLD_NAME, *self.pki.mx1, ca=self.pki.ca)
-        self.addCleanup(conn.close)
+        conn = h2raw.host_conn(self, c, CONTROLD_NAME)
         st = conn.request(WATCH)
         conn.send_data(st, h2raw.grpc_frame(pb.WatchRequest(host_id=MX1).SerializeToString()))
         conn.read_until(lambda: h2raw.grpc_messages(st.data), "the first snapshot")

@@ -2,6 +2,18 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+
+int
+dnsname_equal(const char *a, size_t len, const char *b)
+{
+	size_t bl = strlen(b);
+	if (len > 0 && a[len - 1] == '.')
+		len--;
+	if (bl > 0 && b[bl - 1] == '.')
+		bl--;
+	return len == bl && bl > 0 && strncasecmp(a, b, bl) == 0;
+}
 
 static int
 dnsname_ldh(unsigned char c)

@@ -15,4 +15,9 @@
  * (one line, for an operator) in why. */
 int dnsname_check(const char *name, char *why, size_t whysz);
 
+/* Whether the first len octets of a and the string b name the same domain:
+ * ASCII case ignored, one trailing dot on either side ignored; an empty name
+ * equals nothing. */
+int dnsname_equal(const char *a, size_t len, const char *b);
+
 #endif

@@ -4,18 +4,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dnsname.h"
 #include "utf8.h"
-
-static int
-rcpt_addr_domain_is(const char *d, size_t len, const char *domain)
-{
-	size_t dl = strlen(domain);
-	if (len > 0 && d[len - 1] == '.')
-		len--;
-	if (dl > 0 && domain[dl - 1] == '.')
-		dl--;
-	return len == dl && dl > 0 && strncasecmp(d, domain, dl) == 0;
-}
 
 static int
 rcpt_addr_fail(char *why, size_t whysz, const char *what)
@@ -31,7 +21,7 @@ rcpt_addr_local(const char *entry, const char *domain, char *out, size_t outsz,
 	const char *at = strrchr(entry, '@');
 	size_t len = at ? (size_t)(at - entry) : strlen(entry);
 
-	if (at && !rcpt_addr_domain_is(at + 1, strlen(at + 1), domain)) {
+	if (at && !dnsname_equal(at + 1, strlen(at + 1), domain)) {
 		snprintf(why, whysz, "not an address of %s", domain);
 		return -1;
 	}

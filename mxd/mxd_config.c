@@ -1,5 +1,6 @@
 #include "mxd_config.h"
 #include "conf.h"
+#include "dnsname.h"
 #include "rcpt_addr.h"
 #include "log.h"
 #include "smtp_parser.h"
@@ -991,20 +992,10 @@ mxd_config_domain(const struct mxd_config *cfg, const char *domain)
 {
 	size_t len = strlen(domain);
 	/* A trailing dot names the same domain. */
-	if (len > 0 && domain[len - 1] == '.')
-		len--;
 	for (size_t i = 0; i < cfg->ndomains; i++)
-		if (strlen(cfg->domains[i].name) == len &&
-		    strncasecmp(cfg->domains[i].name, domain, len) == 0)
+		if (dnsname_equal(domain, len, cfg->domains[i].name))
 			return &cfg->domains[i];
 	return NULL;
-}
-
-enum rcpt_verdict
-mxd_config_rcpt_verdict(const struct mxd_config *cfg, const struct mxd_domain *d,
-    const char *addr)
-{
-	return rcpt_check_verdict(&d->rcpt, addr, cfg->recipient_delimiter);
 }
 
 void

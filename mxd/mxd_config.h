@@ -136,9 +136,6 @@ struct mxd_config {
 int mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t errsz);
 void mxd_config_free(struct mxd_config *cfg);
 const struct mxd_domain *mxd_config_domain(const struct mxd_config *cfg, const char *domain);
-/* Does domain d (the one addr names) accept addr at RCPT? (rcpt_check.h) */
-enum rcpt_verdict mxd_config_rcpt_verdict(const struct mxd_config *cfg,
-    const struct mxd_domain *d, const char *addr);
 /* Log a warning naming each hosted domain with no recipient check (any
  * local part accepted: a backscatter source), and how each checked one is
  * checked. The master calls it at start and after each reload. */

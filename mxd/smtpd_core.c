@@ -375,7 +375,7 @@ smtpd_core_cmd_rcpt(struct smtpd_core *s, const struct smtp_cmd *c)
 			smtpd_core_rcpt_verified(s, addr, notify, orcpt, v);
 			return;
 		}
-		if (mxd_config_rcpt_verdict(cfg, dom, addr) == RCPT_UNKNOWN) {
+		if (rcpt_check_verdict(&dom->rcpt, addr, cfg->recipient_delimiter) == RCPT_UNKNOWN) {
 			smtpd_core_rcpt_unknown(s, addr);
 			return;
 		}

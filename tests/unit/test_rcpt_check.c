@@ -196,7 +196,7 @@ verdict(const struct mxd_config *cfg, const char *addr)
 {
 	const struct mxd_domain *d = mxd_config_domain(cfg, strchr(addr, '@') + 1);
 	assert_non_null(d);
-	return mxd_config_rcpt_verdict(cfg, d, addr);
+	return rcpt_check_verdict(&d->rcpt, addr, cfg->recipient_delimiter);
 }
 
 static void

@@ -6,6 +6,7 @@
  * recipient got a final answer, retries 4xx and connection failures with a
  * doubling interval, and bounces 5xx with a DSN quoting the full reply. */
 #include "deliver_int.h"
+#include "agent_msg.h"
 #include "dns.h"
 #include "sts.h"
 #include "sts_cache.h"
@@ -46,89 +47,6 @@ deliver_on_signal(int sig)
 		deliver_reload = 1;
 	else
 		deliver_stop = 1;
-}
-
-struct deliver_entry *
-deliver_find(struct deliver *d, const char *id)
-{
-	for (size_t i = 0; i < d->nq; i++)
-		if (strcmp(d->q[i].id, id) == 0)
-			return &d->q[i];
-	return NULL;
-}
-
-/* A message new to the queue, due now; NULL when it is known already. */
-static struct deliver_entry *
-deliver_add_entry(struct deliver *d, const char *id)
-{
-	if (strlen(id) >= SPOOL_ID_MAX || deliver_find(d, id))
-		return NULL;
-	if (d->nq == d->capq) {
-		d->capq = d->capq ? d->capq * 2 : 64;
-		d->q = xreallocarray(d->q, d->capq, sizeof(*d->q));
-	}
-	struct deliver_entry *e = &d->q[d->nq++];
-	memset(e, 0, sizeof(*e));
-	snprintf(e->id, sizeof(e->id), "%s", id);
-	return e;
-}
-
-/* Just spooled (a notification, a DSN): nothing stored to take over. */
-void
-deliver_add(const char *id, void *arg)
-{
-	deliver_add_entry(arg, id);
-}
-
-/* Found in the spool (start-up, rescans): it may have been deferred by an
- * earlier run, whose schedule (attempts, next attempt, delay notice) it
- * keeps. A file that does not read is left to deliver_one. */
-static void
-deliver_add_stored(const char *id, void *arg)
-{
-	struct deliver *d = arg;
-	struct deliver_entry *e = deliver_add_entry(d, id);
-	struct spool_env env;
-	int fd;
-	off_t off;
-
-	if (e == NULL || spool_read(d->sp, id, &env, &fd, &off) != 0)
-		return;
-	e->attempts = env.attempts;
-	e->delay_notified = env.delay_notified;
-	e->due = env.next_attempt;
-	close(fd);
-	spool_env_free(&env);
-}
-
-void
-deliver_drop(struct deliver *d, struct deliver_entry *e)
-{
-	size_t i = (size_t)(e - d->q);
-	d->q[i] = d->q[--d->nq];
-}
-
-static void
-deliver_read_pipe(struct deliver *d)
-{
-	for (;;) {
-		ssize_t n = read(d->notify_fd, d->pipebuf + d->pipelen, sizeof(d->pipebuf) - d->pipelen);
-		if (n <= 0)
-			return;
-		d->pipelen += (size_t)n;
-		size_t start = 0;
-		for (size_t i = 0; i < d->pipelen; i++) {
-			if (d->pipebuf[i] != '\n')
-				continue;
-			d->pipebuf[i] = '\0';
-			deliver_add(d->pipebuf + start, d);
-			start = i + 1;
-		}
-		memmove(d->pipebuf, d->pipebuf + start, d->pipelen - start);
-		d->pipelen -= start;
-		if (d->pipelen == sizeof(d->pipebuf))
-			d->pipelen = 0;	/* garbage without newline: drop it */
-	}
 }
 
 /* RFC 8460 result type for a certificate that did not verify. */
@@ -338,22 +256,6 @@ deliver_mark_down(struct deliver *d, const char *hop, time_t until, const char *
 	d->down[slot].until = until;
 }
 
-/* The state keeps its own copies: hop and MX names come from per-attempt
- * buffers that do not outlive the attempt. */
-void
-rcpt_set(struct rcpt_state *r, enum rcpt_result res, int code, const char *text, const char *hop,
-    const char *mta)
-{
-	r->result = res;
-	r->code = code;
-	free(r->reply);
-	free(r->hop);
-	free(r->mta);
-	r->reply = xstrdup(text ? text : "");
-	r->hop = hop ? xstrdup(hop) : NULL;
-	r->mta = hop && mta ? xstrdup(mta) : NULL;
-}
-
 static enum rcpt_result
 deliver_classify(int code)
 {
@@ -389,6 +291,17 @@ deliver_auth(struct deliver *d, const struct mxd_nexthop *nh, const char *hop,
 	return -1;
 }
 
+/* For the scheduler's concurrency window: did a server answer (a
+ * greeting, whatever came after), or did this try reach nobody? */
+static void
+deliver_note_reach(struct deliver *d, int opened, const struct smtp_reply *r)
+{
+	if (opened || r->code != 0 || d->conn.greeting_name[0] != '\0')
+		d->job_reached = 1;
+	else
+		d->job_unreached = 1;
+}
+
 /* Open or reuse the connection to a next hop. */
 static int
 deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop,
@@ -420,8 +333,10 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop
 		snprintf(why, sizeof(why), "%s of %s", what, d->conn_domain);
 	SSL_CTX *tls = nh->tlsa ? d->tls_dane : nh->verify ? d->tls_verify :
 	    d->cur_level == MXD_TLS_NONE ? NULL : local_tls || d->cfg->next_hop_tls ? d->tls : NULL;
-	if (smtp_client_open(&d->conn, nh, d->cfg->hostname, tls, DELIVER_CONNECT_TIMEOUT_MS,
-	    &d->source, r) < 0) {
+	int opened = smtp_client_open(&d->conn, nh, d->cfg->hostname, tls,
+	    DELIVER_CONNECT_TIMEOUT_MS, &d->source, r);
+	deliver_note_reach(d, opened == 0, r);
+	if (opened < 0) {
 		int tls_failed = d->conn.tls_failed;
 		deliver_outcome(d, &d->conn, d->conn.greeting_name[0] != '\0', r->text.data);
 		/* Under an enforced policy there is no plaintext. */
@@ -439,8 +354,10 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop
 		log_info("event=tls_fallback hop=%s reason=%s", hop, d->conn.tls_fail_reason);
 		d->conn_started_ms = timeutil_wall_ms();
 		d->conn_fallback = 1;
-		if (smtp_client_open(&d->conn, nh, d->cfg->hostname, NULL,
-		    DELIVER_CONNECT_TIMEOUT_MS, &d->source, r) < 0) {
+		opened = smtp_client_open(&d->conn, nh, d->cfg->hostname, NULL,
+		    DELIVER_CONNECT_TIMEOUT_MS, &d->source, r);
+		deliver_note_reach(d, opened == 0, r);
+		if (opened < 0) {
 			deliver_outcome(d, &d->conn, d->conn.greeting_name[0] != '\0', r->text.data);
 			return -1;
 		}
@@ -1056,15 +973,6 @@ out:
 	dns_mx_result_free(&mx);
 }
 
-static int
-deliver_retry_delay(const struct deliver *d, int attempts)
-{
-	long delay = d->cfg->retry_min;
-	for (int i = 1; i < attempts && delay < d->cfg->retry_max; i++)
-		delay *= 2;
-	return (int)(delay > d->cfg->retry_max ? d->cfg->retry_max : delay);
-}
-
 /* What an attempt needs from the header block, read once: does it carry
  * "TLS-Required: No" (RFC 8689 5), and, for SMTPUTF8 mail, does it hold
  * UTF-8 (RFC 6531 3.4)? */
@@ -1215,124 +1123,53 @@ deliver_sts_refresh(struct deliver *d)
 	sts_cache_list_free(due, n);
 }
 
-/* What earlier attempts finished, from the spool statuses: a recipient
- * done is left alone; one returned whose DSN could not be queued then is
- * returned again from what was stored - the next hop never sees it again. */
+/* Route the job's recipients (those with routed[i] == 0) and deliver them,
+ * grouped by next hop or MX domain as the scheduler grouped them: the same
+ * routes on the same attempt number give the same answer. */
 static void
-deliver_resume(const struct spool_env *env, struct rcpt_state *st, int *routed)
+deliver_route(struct deliver *d, const struct spool_env *env, int fd, off_t off, int attempt,
+    struct rcpt_state *st, size_t *idx, int *routed)
 {
 	for (size_t i = 0; i < env->nrcpts; i++) {
-		const struct spool_rcpt_status *ss = &env->status[i];
-		if (ss->state == SPOOL_RCPT_DONE)
-			st[i].result = RCPT_FINAL;
-		else if (ss->state == SPOOL_RCPT_BOUNCED) {
-			rcpt_set(&st[i], RCPT_BOUNCE, ss->code, ss->reply, NULL, NULL);
-			st[i].mta = ss->mta ? xstrdup(ss->mta) : NULL;
-			st[i].stored = 1;
-		} else
-			continue;
-		routed[i] = 1;
-	}
-}
-
-/* Record this attempt's outcome in env's statuses. owed: the returned
- * recipients whose DSN is still to be queued. */
-static void
-deliver_record(struct spool_env *env, const struct rcpt_state *st, int owed)
-{
-	for (size_t i = 0; i < env->nrcpts; i++) {
-		switch (st[i].result) {
-		case RCPT_FINAL:
-			break;
-		case RCPT_DONE:
-			spool_env_set_status(env, i, SPOOL_RCPT_DONE, 0, NULL, NULL);
-			break;
-		case RCPT_BOUNCE:
-			if (owed && dsn_wanted(env, i, DSN_ACTION_FAILED))
-				spool_env_set_status(env, i, SPOOL_RCPT_BOUNCED, st[i].code,
-				    st[i].mta, st[i].reply);
-			else
-				spool_env_set_status(env, i, SPOOL_RCPT_DONE, 0, NULL, NULL);
-			break;
-		default:
-			spool_env_set_status(env, i, SPOOL_RCPT_TODO, 0, NULL, NULL);
-			break;
-		}
-	}
-}
-
-static void
-deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
-{
-	struct spool_env env;
-	int fd;
-	off_t off;
-	char one[1024];
-
-	int rc = spool_read(d->sp, e->id, &env, &fd, &off);
-	if (rc == -2) {
-		log_error("event=spool_corrupt id=%s action=quarantine dir=corrupt", e->id);
-		spool_quarantine(d->sp, e->id);
-		deliver_drop(d, e);
-		return;
-	}
-	if (rc < 0) {
-		if (errno != ENOENT)
-			log_warn("event=spool_error op=read id=%s", e->id);
-		deliver_drop(d, e);
-		return;
-	}
-	e->attempts++;
-	e->last_attempt = now;
-	deliver_scan_headers(d, &env, fd, off);
-	if (d->tls_optional)
-		log_info("event=tls_required_no id=%s effect=policy_failures_not_fatal", env.id);
-	struct rcpt_state *st = xcalloc(env.nrcpts, sizeof(*st));
-	size_t *idx = xcalloc(env.nrcpts, sizeof(*idx));
-	int *routed = xcalloc(env.nrcpts, sizeof(*routed));
-	deliver_resume(&env, st, routed);
-
-	for (size_t i = 0; i < env.nrcpts; i++) {
 		if (routed[i])
 			continue;
 		const char *hop;
-		const struct mxd_nexthop *nh = mxd_config_route(d->cfg, env.from, env.rcpts[i],
-		    e->attempts, &hop);
-		const char *dom = smtp_parser_domain(env.rcpts[i]);
+		const struct mxd_nexthop *nh = mxd_config_route(d->cfg, env->from, env->rcpts[i],
+		    attempt, &hop);
+		const char *dom = smtp_parser_domain(env->rcpts[i]);
 		if ((nh == NULL || nh->proto == MXD_NH_MX) && d->dns != NULL && dom != NULL) {
 			/* No next hop, or a route saying "mx": the domain's own MX
 			 * hosts, with every recipient of that domain routed alike. */
 			size_t n = 0;
-			for (size_t j = i; j < env.nrcpts; j++) {
-				const char *h2, *d2 = smtp_parser_domain(env.rcpts[j]);
+			for (size_t j = i; j < env->nrcpts; j++) {
+				const char *h2, *d2 = smtp_parser_domain(env->rcpts[j]);
 				const struct mxd_nexthop *n2;
 				if (routed[j] || d2 == NULL || strcasecmp(d2, dom) != 0)
 					continue;
-				n2 = mxd_config_route(d->cfg, env.from, env.rcpts[j], e->attempts, &h2);
+				n2 = mxd_config_route(d->cfg, env->from, env->rcpts[j], attempt, &h2);
 				if (n2 != NULL && n2->proto != MXD_NH_MX)
 					continue;
 				idx[n++] = j;
 				routed[j] = 1;
 			}
 			deliver_set_level(d, dom);
-			deliver_mx(d, &env, fd, off, dom, st, idx, n);
+			deliver_mx(d, env, fd, off, dom, st, idx, n);
 			deliver_set_level(d, NULL);
 			continue;
 		}
 		if (nh == NULL || nh->proto == MXD_NH_MX) {
-			rcpt_set(&st[i], RCPT_DEFER, 0, nh ? "451 4.3.5 a route says mx (direct MX delivery) "
-			    "but no resolver is configured" : "451 4.3.5 no route to this domain: neither "
-			    "relay_next_hop, a route, nor resolver (direct MX delivery) is configured",
-			    NULL, NULL);
+			/* The scheduler answers these itself; kept for a config
+			 * reloaded between its routing and ours. */
+			rcpt_set(&st[i], RCPT_DEFER, 0, "451 4.3.5 no route to this domain", NULL, NULL);
 			routed[i] = 1;
 			continue;
 		}
 		size_t n = 0;
-		for (size_t j = i; j < env.nrcpts; j++) {
+		for (size_t j = i; j < env->nrcpts; j++) {
 			const char *h2;
 			if (routed[j])
 				continue;
-			if (mxd_config_route(d->cfg, env.from, env.rcpts[j], e->attempts, &h2) != NULL &&
+			if (mxd_config_route(d->cfg, env->from, env->rcpts[j], attempt, &h2) != NULL &&
 			    strcmp(h2, hop) == 0) {
 				idx[n++] = j;
 				routed[j] = 1;
@@ -1346,153 +1183,165 @@ deliver_one(struct deliver *d, struct deliver_entry *e, time_t now)
 			for (size_t k = 0; k < n; k++)
 				rcpt_set(&st[idx[k]], RCPT_DEFER, 0, text, hop, NULL);
 		} else
-			deliver_to_hop(d, &env, fd, off, &hnh, hop, st, idx, n);
+			deliver_to_hop(d, env, fd, off, &hnh, hop, st, idx, n);
 		deliver_set_level(d, NULL);
 	}
+}
 
-	size_t left = 0;
-	int expired = now - env.created > d->cfg->max_age;
-	if (expired)
-		deliver_sts_recheck(d, &env, fd, off, st, idx);
-	for (size_t i = 0; i < env.nrcpts; i++) {
-		if (st[i].reply == NULL)
-			st[i].reply = xstrdup("not attempted");
-		struct smtp_reply tmp = { st[i].code, { st[i].reply, strlen(st[i].reply), 0 } };
-		const char *txt = smtp_reply_oneline(&tmp, one, sizeof(one));
-		switch (st[i].result) {
-		case RCPT_FINAL:
-			break;
-		case RCPT_DONE:
-			log_info("event=delivered id=%s rcpt=<%s> next_hop=%s reply=\"%s\" attempts=%d "
-			    "transfer=%s", env.id, env.rcpts[i], st[i].hop, txt, e->attempts,
-			    st[i].transfer ? st[i].transfer : "-");
-			break;
-		case RCPT_BOUNCE:
-			if (!st[i].stored)	/* logged when it was decided */
-				log_info("event=bounced id=%s rcpt=<%s> next_hop=%s reply=\"%s\"",
-				    env.id, env.rcpts[i], st[i].hop ? st[i].hop : "none", txt);
-			break;
-		default:
-			if (expired && !(st[i].sts_hold &&
-			    now - env.created <= d->cfg->max_age + DELIVER_STS_HOLD_SEC)) {
-				st[i].result = RCPT_BOUNCE;
-				log_info("event=expired id=%s rcpt=<%s> reply=\"%s\"", env.id,
-				    env.rcpts[i], txt);
-			} else {
-				left++;
-				snprintf(e->last_reply, sizeof(e->last_reply), "%s", txt);
-				log_info("event=deferred id=%s rcpt=<%s> next_hop=%s reply=\"%s\" attempts=%d",
-				    env.id, env.rcpts[i], st[i].hop ? st[i].hop : "none", txt, e->attempts);
-			}
-			break;
+/* What this job says of its destination (qmgr_sched.h): a server answered,
+ * or connections were tried and none did, or nothing was tried. */
+static enum qmgr_feedback
+deliver_feedback(const struct deliver *d)
+{
+	if (d->job_reached)
+		return QMGR_FB_REACHED;
+	return d->job_unreached ? QMGR_FB_UNREACHED : QMGR_FB_NONE;
+}
+
+/* One job: the recipients job->idx of message job->id, on attempt
+ * job->attempt. The answer (one frame) is appended to out. The spool file
+ * is only read: the scheduler records what happened. */
+static void
+deliver_job(struct deliver *d, const struct agent_job *job, struct buf *out)
+{
+	struct spool_env env;
+	int fd;
+	off_t off;
+
+	d->job_reached = d->job_unreached = 0;
+	if (spool_read(d->sp, job->id, &env, &fd, &off) != 0) {
+		/* Dropped meanwhile, or unreadable: the scheduler looks again.
+		 * The answer is indexed by recipient, as always. */
+		uint32_t top = 0;
+		for (size_t k = 0; k < job->n; k++)
+			if (job->idx[k] > top)
+				top = job->idx[k];
+		struct rcpt_state *st = xcalloc((size_t)top + 1, sizeof(*st));
+		for (size_t k = 0; k < job->n; k++)
+			rcpt_set(&st[job->idx[k]], RCPT_DEFER, 0, "451 4.3.0 the queue file could "
+			    "not be read by the delivery agent", NULL, NULL);
+		agent_result_encode(QMGR_FB_NONE, st, job->idx, job->n, out);
+		for (size_t i = 0; i <= top; i++)
+			rcpt_state_clear(&st[i]);
+		free(st);
+		return;
+	}
+	deliver_scan_headers(d, &env, fd, off);
+	if (d->tls_optional)
+		log_info("event=tls_required_no id=%s effect=policy_failures_not_fatal", env.id);
+	struct rcpt_state *st = xcalloc(env.nrcpts, sizeof(*st));
+	size_t *idx = xcalloc(env.nrcpts, sizeof(*idx));
+	int *routed = xcalloc(env.nrcpts, sizeof(*routed));
+	uint32_t *mine = xcalloc(job->n ? job->n : 1, sizeof(*mine));
+	size_t nmine = 0;
+	for (size_t i = 0; i < env.nrcpts; i++)
+		routed[i] = 1;
+	for (size_t k = 0; k < job->n; k++)
+		if (job->idx[k] < env.nrcpts && routed[job->idx[k]]) {
+			routed[job->idx[k]] = 0;
+			mine[nmine++] = job->idx[k];
 		}
-	}
-	/* A DSN joins the queue (deliver_add may move d->q): find e again. */
-	size_t ei = (size_t)(e - d->q);
-	size_t deferred = left, owed = 0;
-	if (deliver_bounce(d, &env, fd, off, st, RCPT_BOUNCE, 0) < 0) {
-		/* The sender must hear of it, and the spool (full?) could not
-		 * take the DSN: these recipients stay, marked returned, and a
-		 * later attempt queues their DSN from what is stored - they
-		 * are not sent again, nor reported as delayed. */
-		for (size_t i = 0; i < env.nrcpts; i++)
-			if (st[i].result == RCPT_BOUNCE && dsn_wanted(&env, i, DSN_ACTION_FAILED))
-				owed++;
-	}
-	left = deferred + owed;
-	e = &d->q[ei];
-	if (owed > 0 && deferred == 0)
-		snprintf(e->last_reply, sizeof(e->last_reply), "returned, the DSN not queued "
-		    "yet (%zu recipient%s)", owed, owed == 1 ? "" : "s");
-	/* NOTIFY=SUCCESS that no next hop took on: mxd tells the sender. */
-	deliver_success(d, &env, fd, off, st);
-	e = &d->q[ei];
-	/* Still trying after delivery.delay_dsn: tell the sender once (RFC 3464
-	 * Action: delayed). The flag is stored with the schedule below; a
-	 * crash between the notice and that store can make a second one, never
-	 * a missing one. */
-	if (deferred > 0 && !expired && d->cfg->delay_dsn > 0 && !e->delay_notified &&
-	    now - env.created >= d->cfg->delay_dsn) {
-		for (size_t i = 0; i < env.nrcpts; i++)
-			if (st[i].result == RCPT_PENDING)
-				st[i].result = RCPT_DEFER;
-		int told = deliver_bounce(d, &env, fd, off, st, RCPT_DEFER, 1) == 0;
-		e = &d->q[ei];
-		e->delay_notified = told;	/* else on a later attempt */
-	}
-
-	if (left == 0) {
-		spool_remove(d->sp, e->id);
-		deliver_drop(d, e);
-	} else {
-		e->due = now + deliver_retry_delay(d, e->attempts);
-		/* Who is finished, and the schedule, go into the spool file:
-		 * nobody is sent twice, a restart neither retries everything
-		 * at once nor repeats the delay notice. In place, so this
-		 * holds on a full disk too; a file from an older mxd, without
-		 * the lines, is copied once to get them. */
-		env.attempts = e->attempts;
-		env.next_attempt = e->due;
-		env.delay_notified = e->delay_notified;
-		deliver_record(&env, st, owed > 0);
-		if (spool_env_in_place(&env)) {
-			if (spool_set_progress(d->sp, &env) < 0)
-				log_warn("event=spool_error op=progress id=%s", env.id);
-		} else if (spool_rewrite(d->sp, &env, fd, off) < 0)
-			log_warn("event=spool_error op=rewrite id=%s", env.id);
-	}
-	for (size_t i = 0; i < env.nrcpts; i++) {
-		free(st[i].reply);
-		free(st[i].hop);
-		free(st[i].mta);
-	}
+	deliver_route(d, &env, fd, off, job->attempt, st, idx, routed);
+	if (job->expired)
+		deliver_sts_recheck(d, &env, fd, off, st, idx);
+	agent_result_encode(deliver_feedback(d), st, mine, nmine, out);
+	for (size_t i = 0; i < env.nrcpts; i++)
+		rcpt_state_clear(&st[i]);
 	free(st);
 	free(idx);
 	free(routed);
+	free(mine);
 	close(fd);
 	spool_env_free(&env);
 }
 
-static void
-deliver_reload_config(struct deliver *d)
+/* Read exactly n bytes; 0 at EOF before the first, -1 on error or a
+ * frame cut short. */
+static int
+deliver_read_full(int fd, void *p, size_t n)
 {
-	char err[600];
-	struct mxd_config *ncfg;
-	if (mxd_config_load(d->cfg->path, &ncfg, err, sizeof(err)) < 0) {
-		log_error("event=reload_failed error=\"%s\"", err);
-		return;
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = read(fd, (char *)p + got, n - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return got == 0 && r == 0 ? 0 : -1;
+		got += (size_t)r;
 	}
-	mxd_config_free(d->cfg);
-	d->cfg = ncfg;
-	/* Checked by mxd_config_load: cannot fail. */
-	smtp_client_source_set(&d->source, d->cfg->source_ipv4, d->cfg->source_ipv6);
-	deliver_close_conn(d);
-	d->ndown = 0;
-	log_info("event=reloaded domains=%zu", d->cfg->ndomains);
+	return 1;
 }
 
-void
-deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
+static int
+deliver_write_full(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* The next job from the scheduler: 1, or 0 when it closed our socket
+ * (its way of saying "exit"), -1 on a broken frame. While a connection
+ * is cached, waiting is bounded by connection_cache_time: then the
+ * connection is closed (QUIT) and the wait goes on. */
+static int
+deliver_next_job(struct deliver *d, int fd, struct agent_job *job, struct buf *in)
+{
+	unsigned char hdr[AGENT_FRAME_HDR];
+	for (;;) {
+		if (deliver_stop)
+			return 0;
+		struct pollfd p = { fd, POLLIN, 0 };
+		int wait = d->conn_open ? d->cfg->connection_cache_time * 1000 : -1;
+		int rc = poll(&p, 1, wait);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc == 0) {
+			deliver_close_conn(d);
+			continue;
+		}
+		break;
+	}
+	int rc = deliver_read_full(fd, hdr, sizeof(hdr));
+	if (rc <= 0)
+		return rc;
+	uint32_t n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+	if (n > AGENT_MSG_MAX)
+		return -1;
+	buf_reset(in);
+	buf_reserve(in, n);
+	if (deliver_read_full(fd, in->data, n) != 1)
+		return -1;
+	return agent_job_decode((const uint8_t *)in->data, n, job) == 0 ? 1 : -1;
+}
+
+/* The SSL contexts, resolver and MTA-STS cache of one agent. */
+static void
+deliver_agent_init(struct deliver *d, struct mxd_config *cfg, struct spool *sp,
     const struct outcome_sink *outcomes)
 {
-	struct deliver d;
 	char err[256];
-	time_t last_scan = 0, last_sts_refresh = 0;
 
-	memset(&d, 0, sizeof(d));
-	d.cfg = cfg;
-	d.sp = sp;
-	smtp_client_source_set(&d.source, cfg->source_ipv4, cfg->source_ipv6);
-	d.notify_fd = notify_fd;
-	d.tls = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
-	if (d.tls == NULL)
+	memset(d, 0, sizeof(*d));
+	d->cfg = cfg;
+	d->sp = sp;
+	smtp_client_source_set(&d->source, cfg->source_ipv4, cfg->source_ipv6);
+	d->tls = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
+	if (d->tls == NULL)
 		fatalx("event=tls_error error=\"%s\"", err);
-	d.outcomes = *outcomes;
-	/* Equal-preference MX hosts are shuffled: differently on every host. */
+	d->outcomes = *outcomes;
+	/* Equal-preference MX hosts are shuffled: differently in every agent. */
 	srandom((unsigned)getpid() ^ (unsigned)time(NULL));
 	if (cfg->resolver) {
-		d.dns = dns_resolver_new(cfg->resolver, 2000, 3, err, sizeof(err));
-		if (d.dns == NULL)
+		d->dns = dns_resolver_new(cfg->resolver, 2000, 3, err, sizeof(err));
+		if (d->dns == NULL)
 			fatalx("event=resolver_error resolver=%s error=\"%s\"", cfg->resolver, err);
 		/* MTA-STS: a policy cache in the spool, and a PKIX context whose
 		 * verdict the policy's mode decides on. */
@@ -1500,102 +1349,63 @@ deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 		snprintf(stsdir, sizeof(stsdir), "%s", cfg->sts_cache_dir ? cfg->sts_cache_dir : "");
 		if (stsdir[0] == '\0')
 			snprintf(stsdir, sizeof(stsdir), "%s/sts", cfg->spool_dir);
-		if (sts_cache_open(stsdir, NULL, NULL, &d.sts, err, sizeof(err)) < 0) {
+		if (sts_cache_open(stsdir, NULL, NULL, &d->sts, err, sizeof(err)) < 0) {
 			log_warnx("event=sts_cache_unavailable dir=%s error=\"%s\" effect=no_mta_sts", stsdir, err);
-			d.sts = NULL;
+			d->sts = NULL;
 		}
-		d.tls_dane = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
-		if (d.tls_dane == NULL || SSL_CTX_dane_enable(d.tls_dane) <= 0)
+		d->tls_dane = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
+		if (d->tls_dane == NULL || SSL_CTX_dane_enable(d->tls_dane) <= 0)
 			fatalx("event=tls_error error=\"cannot enable DANE\"");
 	}
 	/* PKIX with names checked: MTA-STS, and the verify and secure policies
 	 * (also for next hops and submission). */
-	d.tls_verify = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
-	if (d.tls_verify == NULL ||
-	    (cfg->ca_file ? SSL_CTX_load_verify_locations(d.tls_verify, cfg->ca_file, NULL) :
-	    SSL_CTX_set_default_verify_paths(d.tls_verify)) != 1)
+	d->tls_verify = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
+	if (d->tls_verify == NULL ||
+	    (cfg->ca_file ? SSL_CTX_load_verify_locations(d->tls_verify, cfg->ca_file, NULL) :
+	    SSL_CTX_set_default_verify_paths(d->tls_verify)) != 1)
 		fatalx("event=tls_error error=\"cannot load CA %s\"", cfg->ca_file ? cfg->ca_file : "(system)");
+}
 
+void
+deliver_agent_main(struct mxd_config *cfg, struct spool *sp, int fd,
+    const struct outcome_sink *outcomes)
+{
+	struct deliver d;
+	struct agent_job *job = xcalloc(1, sizeof(*job));
+	struct buf in, out;
+
+	deliver_agent_init(&d, cfg, sp, outcomes);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = deliver_on_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGHUP, SIG_IGN);	/* the scheduler replaces its agents */
 	signal(SIGPIPE, SIG_IGN);
-	fcntl(notify_fd, F_SETFL, O_NONBLOCK);
-	/* After the privilege drop: the socket belongs to mxd's user. */
-	deliver_queue_open(&d);
-
-	log_info("event=delivery_started");
-	while (!deliver_stop) {
-		time_t now = time(NULL);
-		if (deliver_reload) {
-			deliver_reload = 0;
-			deliver_reload_config(&d);
-		}
-		deliver_read_pipe(&d);
-		if (now - last_scan >= DELIVER_RESCAN_SEC) {
-			spool_scan(sp, deliver_add_stored, &d);
-			last_scan = now;
-		}
-		if (now - last_sts_refresh >= d.cfg->sts_refresh_interval) {
+	buf_init(&in);
+	buf_init(&out);
+	log_debug("event=agent_started");
+	int rc;
+	while ((rc = deliver_next_job(&d, fd, job, &in)) == 1) {
+		buf_reset(&out);
+		if (job->kind == AGENT_JOB_STS_REFRESH) {
 			deliver_sts_refresh(&d);
-			last_sts_refresh = now;
-		}
-		/* Work through what is due; new arrivals are read between
-		 * messages so a busy next hop's connection stays in use. */
-		int worked = 0;
-		for (size_t i = 0; i < d.nq && !deliver_stop;) {
-			struct deliver_entry *e = &d.q[i];
-			if (e->due > now) {
-				i++;
-				continue;
-			}
-			size_t before = d.nq;
-			deliver_one(&d, e, now);
-			worked = 1;
-			if (d.nq >= before && i < d.nq && d.q[i].due > now)
-				i++;
-			deliver_read_pipe(&d);
-			/* An operator is not kept waiting for the whole queue. */
-			deliver_queue_serve(&d);
-			now = time(NULL);
-		}
-		if (worked)
-			continue;
-		if (d.conn_open && now - d.conn_used >= DELIVER_IDLE_CLOSE_SEC)
-			deliver_close_conn(&d);
-		/* Sleep until a notification, the next due message, or a rescan. */
-		time_t next = last_scan + DELIVER_RESCAN_SEC;
-		if (d.sts && last_sts_refresh + d.cfg->sts_refresh_interval < next)
-			next = last_sts_refresh + d.cfg->sts_refresh_interval;
-		for (size_t i = 0; i < d.nq; i++)
-			if (d.q[i].due < next)
-				next = d.q[i].due;
-		long wait_ms = (long)(next - now) * 1000;
-		if (wait_ms < 50)
-			wait_ms = 50;
-		if (d.conn_open && wait_ms > DELIVER_IDLE_CLOSE_SEC * 1000)
-			wait_ms = DELIVER_IDLE_CLOSE_SEC * 1000;
-		if (deliver_stop)
-			break;
-		struct pollfd p[2] = { { notify_fd, POLLIN, 0 }, { d.qctl_fd, POLLIN, 0 } };
-		if (poll(p, 2, (int)wait_ms) > 0 && (p[1].revents & POLLIN)) {
-			deliver_read_pipe(&d);	/* what was just queued is listed */
-			deliver_queue_serve(&d);
-		}
+			agent_result_encode(QMGR_FB_NONE, NULL, NULL, 0, &out);
+		} else
+			deliver_job(&d, job, &out);
+		if (deliver_write_full(fd, out.data, out.len) < 0)
+			break;	/* the scheduler is gone: it recovers from the spool */
 	}
-	deliver_queue_close(&d);
+	if (rc < 0)
+		log_warnx("event=agent_protocol_error effect=exit");
 	deliver_close_conn(&d);
+	buf_free(&in);
+	buf_free(&out);
+	free(job);
 	SSL_CTX_free(d.tls);
-	log_info("event=delivery_stopped queued=%zu", d.nq);
-	free(d.q);
 	dns_resolver_free(d.dns);
 	sts_cache_close(d.sts);
 	SSL_CTX_free(d.tls_verify);
 	SSL_CTX_free(d.tls_dane);
-	if (d.cfg != cfg)
-		mxd_config_free(d.cfg);	/* a reloaded copy of our own */
 	exit(0);
 }

@@ -340,7 +340,7 @@ enum mxd_role { MXD_ROLE_WORKER, MXD_ROLE_DELIVERY, MXD_ROLE_UPLOADER };
 /* What ps and /proc/PID/comm show (15 bytes at most). */
 static const char *const mxd_role_names[] = {
 	[MXD_ROLE_WORKER] = "mxd-smtpd",
-	[MXD_ROLE_DELIVERY] = "mxd-delivery",
+	[MXD_ROLE_DELIVERY] = "mxd-qmgr",
 	[MXD_ROLE_UPLOADER] = "mxd-uploader",
 };
 
@@ -378,7 +378,7 @@ mxd_spawn(struct mxd_master *m, enum mxd_role role, int idx)
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	deliver_main(m->cfg, m->spool, m->notify[0], &sink);
+	qmgr_main(m->cfg, m->spool, m->notify[0], &sink);
 }
 
 #define mxd_spawn_worker(m, i)	mxd_spawn((m), MXD_ROLE_WORKER, (i))

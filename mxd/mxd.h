@@ -62,8 +62,12 @@ struct uploader_creds {
 void uploader_main(struct mxd_config *cfg, int fd, uint64_t *shared_dropped,
     const struct uploader_creds *creds) __attribute__((noreturn));
 
-/* deliver.c: the delivery process's main loop. Never returns. */
-void deliver_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
+/* qmgr.c: the scheduler process's main loop (mxd-qmgr). Never returns. */
+void qmgr_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
+    const struct outcome_sink *outcomes) __attribute__((noreturn));
+/* deliver.c: a delivery agent (mxd-smtp), forked by the scheduler, serving
+ * the jobs it reads on fd (agent_msg.h). Never returns. */
+void deliver_agent_main(struct mxd_config *cfg, struct spool *sp, int fd,
     const struct outcome_sink *outcomes) __attribute__((noreturn));
 
 #endif

@@ -57,8 +57,11 @@ static const char *const mxd_config_limit_keys[] = {
 static const char *const mxd_config_delivery_keys[] = {
 	"retry_min", "retry_max", "max_age", "next_hop_tls", "remote_port", "sts_port",
 	"ca_file", "sts_cache_dir", "delay_dsn", "sts_refresh_interval", "source_ipv4",
-	"source_ipv6", NULL
+	"source_ipv6", "nexthop_agents", "mx_agents", "destination_concurrency",
+	"initial_concurrency", "destinations", "dead_after", "dead_time", "recipient_limit",
+	"connection_cache_time", NULL
 };
+static const char *const mxd_config_dest_keys[] = { "name", "concurrency", NULL };
 
 int
 mxd_tls_mode_parse(const char *mode)
@@ -524,6 +527,52 @@ mxd_config_verify(struct mxd_config *cfg, const config_setting_t *g, struct conf
 	return 0;
 }
 
+/* delivery.destinations = ( { name = "example.com"; concurrency = 5; }, ... ) */
+static int
+mxd_config_dest_limits(struct mxd_config *cfg, const config_setting_t *g, struct conf_err *err)
+{
+	config_setting_t *list;
+	int r = conf_get_aggregate(g, "destinations", CONFIG_TYPE_LIST, &list, err);
+	if (r <= 0)
+		return r;
+	int n = config_setting_length(list);
+	cfg->dest_limits = xcalloc((size_t)n + 1, sizeof(*cfg->dest_limits));
+	for (int i = 0; i < n; i++) {
+		config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+		const char *name = NULL;
+		struct mxd_dest_limit *l = &cfg->dest_limits[cfg->ndest_limits];
+		if (!config_setting_is_group(e))
+			return conf_error(err, e, "expected a group { name = ...; concurrency = N; }");
+		if (conf_check_keys(e, mxd_config_dest_keys, err) < 0 ||
+		    conf_get_string(e, "name", &name, err) < 0 ||
+		    mxd_config_int(e, "concurrency", 1, 10000, &l->concurrency, err) < 0)
+			return -1;
+		if (name == NULL || name[0] == '\0' || l->concurrency == 0)
+			return conf_error(err, e, "both name and concurrency are required");
+		l->name = xstrdup(name);
+		cfg->ndest_limits++;
+	}
+	return 0;
+}
+
+/* The agent pool's keys of the delivery group (docs/delivery.md#agents). */
+static int
+mxd_config_pool(struct mxd_config *cfg, const config_setting_t *g, struct conf_err *err)
+{
+	if (mxd_config_int(g, "nexthop_agents", 1, 5000, &cfg->nexthop_agents, err) < 0 ||
+	    mxd_config_int(g, "mx_agents", 1, 5000, &cfg->mx_agents, err) < 0 ||
+	    mxd_config_int(g, "destination_concurrency", 1, 10000, &cfg->destination_concurrency,
+	    err) < 0 ||
+	    mxd_config_int(g, "initial_concurrency", 1, 10000, &cfg->initial_concurrency, err) < 0 ||
+	    mxd_config_int(g, "dead_after", 1, 1000, &cfg->dead_after, err) < 0 ||
+	    mxd_config_int(g, "dead_time", 1, 86400, &cfg->dead_time, err) < 0 ||
+	    mxd_config_int(g, "recipient_limit", 1, 1000, &cfg->recipient_limit, err) < 0 ||
+	    mxd_config_int(g, "connection_cache_time", 0, 3600, &cfg->connection_cache_time,
+	    err) < 0)
+		return -1;
+	return mxd_config_dest_limits(cfg, g, err);
+}
+
 static int
 mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 {
@@ -655,6 +704,8 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 		}
 		if (cfg->retry_max < cfg->retry_min)
 			return conf_error(err, g, "retry_max is smaller than retry_min");
+		if (mxd_config_pool(cfg, g, err) < 0)
+			return -1;
 		if (mxd_config_source(g, "source_ipv4", AF_INET, cfg->source_ipv4,
 		    sizeof(cfg->source_ipv4), err) < 0 ||
 		    mxd_config_source(g, "source_ipv6", AF_INET6, cfg->source_ipv6,
@@ -662,6 +713,15 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 			return -1;
 	}
 	return 0;
+}
+
+int
+mxd_config_dest_concurrency(const struct mxd_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->ndest_limits; i++)
+		if (strcasecmp(cfg->dest_limits[i].name, name) == 0)
+			return cfg->dest_limits[i].concurrency;
+	return cfg->destination_concurrency;
 }
 
 static void mxd_config_merge_snapshot(struct mxd_config *cfg);
@@ -702,6 +762,14 @@ mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t err
 	cfg->data_timeout = 300;
 	cfg->tls_handshake_timeout = 30;
 	cfg->shutdown_timeout = 30;
+	cfg->nexthop_agents = 100;
+	cfg->mx_agents = 100;
+	cfg->destination_concurrency = 20;
+	cfg->initial_concurrency = 5;
+	cfg->dead_after = 5;
+	cfg->dead_time = 300;
+	cfg->recipient_limit = 50;
+	cfg->connection_cache_time = 2;
 	cfg->retry_min = 300;
 	cfg->retry_max = 14400;
 	cfg->max_age = 432000;
@@ -964,6 +1032,9 @@ mxd_config_free(struct mxd_config *cfg)
 	free(cfg->resolver);
 	free(cfg->ca_file);
 	free(cfg->sts_cache_dir);
+	for (size_t i = 0; i < cfg->ndest_limits; i++)
+		free(cfg->dest_limits[i].name);
+	free(cfg->dest_limits);
 	for (size_t i = 0; i < cfg->npolicies; i++) {
 		free(cfg->policies[i].domain);
 		free(cfg->policies[i].mode);

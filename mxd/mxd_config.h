@@ -56,6 +56,12 @@ struct mxd_sasl {
 	char			*password;	/* read from password_file; never logged */
 };
 
+/* delivery.destinations: one destination's own concurrency ceiling. */
+struct mxd_dest_limit {
+	char	*name;		/* a domain (direct MX) or a next hop as written */
+	int	 concurrency;
+};
+
 struct mxd_config {
 	char			*path;
 	char			*hostname;
@@ -131,6 +137,18 @@ struct mxd_config {
 	int			 max_age;
 	int			 delay_dsn;	/* seconds deferred before a delay DSN; 0: none */
 	int			 next_hop_tls;	/* 1: may, 0: none */
+
+	/* the scheduler and its delivery agents (docs/delivery.md#agents) */
+	int			 nexthop_agents;	/* agents at once: configured next hops */
+	int			 mx_agents;		/* agents at once: direct MX delivery */
+	int			 destination_concurrency;	/* a window's ceiling */
+	int			 initial_concurrency;	/* a window's start */
+	int			 dead_after;		/* connection failures in a row */
+	int			 dead_time;		/* seconds a dead destination waits */
+	int			 recipient_limit;	/* recipients per transaction */
+	int			 connection_cache_time;	/* seconds an idle connection is kept */
+	struct mxd_dest_limit	*dest_limits;	/* delivery.destinations */
+	size_t			 ndest_limits;
 };
 
 int mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t errsz);
@@ -146,6 +164,9 @@ int mxd_config_trusted(const struct mxd_config *cfg, const struct sockaddr *sa);
  * next hop; NULL when none applies (direct MX delivery, if configured).
  * A route whose transport is "mx" returns its nexthop (proto MXD_NH_MX).
  * name receives the next hop or transport as written. */
+/* The concurrency ceiling of destination `name` (delivery.destinations,
+ * else delivery.destination_concurrency). */
+int mxd_config_dest_concurrency(const struct mxd_config *cfg, const char *name);
 const struct mxd_nexthop *mxd_config_route(const struct mxd_config *cfg, const char *sender,
     const char *rcpt, int attempt, const char **name);
 /* The TLS policy for a destination domain or host: an exact entry, else the

@@ -569,3 +569,16 @@ qmgr_sched_dest_foreach(struct qmgr_sched *s, void (*fn)(struct qmgr_dest *, voi
 			fn(d, arg);
 		}
 }
+
+void
+qmgr_sched_revive_all(struct qmgr_sched *s)
+{
+	for (size_t i = 0; i < QMGR_HASH_MIN; i++)
+		for (struct qmgr_dest *d = s->dhash[i], *dn; d != NULL; d = dn) {
+			dn = d->hnext;
+			d->dead_until = 0;
+			d->probing = 0;
+			d->failures = 0;
+			qmgr_dest_forget_idle(s, d);
+		}
+}

@@ -146,6 +146,9 @@ int qmgr_sched_class_active(const struct qmgr_sched *s, enum qmgr_class c);
 /* Drops every queued (not started) job for which fn returns nonzero,
  * calling it once per queued job: the caller frees what it drops. */
 void qmgr_sched_job_filter(struct qmgr_sched *s, int (*fn)(void *job, void *arg), void *arg);
+/* An operator's `queue retry`: every destination alive again, with no
+ * failures counted (the retry really connects). */
+void qmgr_sched_revive_all(struct qmgr_sched *s);
 /* Every destination (queue list, metrics). */
 void qmgr_sched_dest_foreach(struct qmgr_sched *s, void (*fn)(struct qmgr_dest *, void *),
     void *arg);

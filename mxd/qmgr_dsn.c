@@ -1,7 +1,8 @@
-/* The delivery process's notifications to senders (RFC 3464 DSNs), as the
+/* The scheduler's notifications to senders (RFC 3464 DSNs), as the
  * sender's RFC 3461 parameters ask: NOTIFY picks which ones, RET how much of
- * the message comes back, ENVID and ORCPT are quoted. */
-#include "deliver_int.h"
+ * the message comes back, ENVID and ORCPT are quoted. The DSN is put in the
+ * spool; the caller adds its id (dsn_id) to the queue. */
+#include "qmgr_dsn.h"
 #include "dsn.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -11,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const deliver_dsn_kinds[] = {
+static const char *const qmgr_dsn_kinds[] = {
 	[DSN_ACTION_FAILED] = "failure", [DSN_ACTION_DELAYED] = "delay",
 	[DSN_ACTION_DELIVERED] = "success", [DSN_ACTION_RELAYED] = "success",
 };
@@ -19,10 +20,10 @@ static const char *const deliver_dsn_kinds[] = {
 /* Build the DSN for dr[0..n) and put it in the queue, to the sender; -1
  * when it could not be queued. */
 static int
-deliver_dsn_queue(struct deliver *d, const struct spool_env *env, int fd, off_t off,
+qmgr_dsn_queue(const struct qmgr_dsn_ctx *d, const struct spool_env *env, int fd, off_t off,
     const struct dsn_rcpt *dr, size_t n)
 {
-	const char *kind = deliver_dsn_kinds[dr[0].action];
+	const char *kind = qmgr_dsn_kinds[dr[0].action];
 
 	if (env->from[0] == '\0') {
 		/* RFC 3464/5321: never a DSN about a DSN. */
@@ -31,7 +32,7 @@ deliver_dsn_queue(struct deliver *d, const struct spool_env *env, int fd, off_t 
 	}
 	struct buf msg;
 	buf_init(&msg);
-	dsn_build(&msg, d->cfg->hostname, env, dr, n, fd, off);
+	dsn_build(&msg, d->hostname, env, dr, n, fd, off);
 	struct spool_env denv;
 	memset(&denv, 0, sizeof(denv));
 	denv.from = xstrdup("");
@@ -49,7 +50,7 @@ deliver_dsn_queue(struct deliver *d, const struct spool_env *env, int fd, off_t 
 	else {
 		log_info("event=dsn id=%s dsn_id=%s to=<%s> kind=%s rcpts=%zu", env->id, denv.id,
 		    env->from, kind, n);
-		deliver_add(denv.id, d);
+		snprintf(d->dsn_id, SPOOL_ID_MAX, "%s", denv.id);
 	}
 	spool_env_free(&denv);
 	buf_free(&msg);
@@ -57,7 +58,7 @@ deliver_dsn_queue(struct deliver *d, const struct spool_env *env, int fd, off_t 
 }
 
 int
-deliver_bounce(struct deliver *d, const struct spool_env *env, int fd, off_t off,
+qmgr_dsn_bounce(const struct qmgr_dsn_ctx *d, const struct spool_env *env, int fd, off_t off,
     struct rcpt_state *st, enum rcpt_result which, int delayed)
 {
 	enum dsn_action kind = delayed ? DSN_ACTION_DELAYED : DSN_ACTION_FAILED;
@@ -86,15 +87,15 @@ deliver_bounce(struct deliver *d, const struct spool_env *env, int fd, off_t off
 	}
 	if (unwanted)
 		log_info("event=dsn_suppressed id=%s reason=notify kind=%s rcpts=%zu", env->id,
-		    deliver_dsn_kinds[kind], unwanted);
-	int rc = n > 0 ? deliver_dsn_queue(d, env, fd, off, dr, n) : 0;
+		    qmgr_dsn_kinds[kind], unwanted);
+	int rc = n > 0 ? qmgr_dsn_queue(d, env, fd, off, dr, n) : 0;
 	free(status);
 	free(dr);
 	return rc;
 }
 
 void
-deliver_success(struct deliver *d, const struct spool_env *env, int fd, off_t off,
+qmgr_dsn_success(const struct qmgr_dsn_ctx *d, const struct spool_env *env, int fd, off_t off,
     struct rcpt_state *st)
 {
 	struct dsn_rcpt *dr = xcalloc(env->nrcpts, sizeof(*dr));
@@ -116,6 +117,6 @@ deliver_success(struct deliver *d, const struct spool_env *env, int fd, off_t of
 		n++;
 	}
 	if (n > 0)
-		deliver_dsn_queue(d, env, fd, off, dr, n);
+		qmgr_dsn_queue(d, env, fd, off, dr, n);
 	free(dr);
 }

@@ -1,14 +1,14 @@
-/* The queue-control socket of the delivery process: spool_dir/queue.sock,
+/* The queue-control socket of the scheduler: spool_dir/queue.sock,
  * where an operator (mxd -c FILE queue ..., later controld) lists the queue,
  * makes messages due now and drops them (docs/mxd.md#queue-control).
  *
- * The delivery process is single-threaded and owns the queue, so requests
+ * The scheduler is single-threaded and owns the queue, so requests
  * are answered from its loop, one connection at a time, one request per
- * connection. A connection gets DELIVER_QUEUE_TIMEOUT_MS in all to send its
- * line and read the answer: a stalled client delays delivery by at most
+ * connection. A connection gets QMGR_QUEUE_TIMEOUT_MS in all to send its
+ * line and read the answer: a stalled client delays scheduling by at most
  * that. Only root and mxd's own user may connect: the socket is 0600 inside
  * the 0700 spool, and the peer's uid is checked as well. */
-#include "deliver_int.h"
+#include "qmgr.h"
 #include "buf.h"
 #include "log.h"
 #include "queue_cmd.h"
@@ -23,22 +23,22 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define DELIVER_QUEUE_TIMEOUT_MS	2000
-#define DELIVER_QUEUE_ACCEPT_MAX	8	/* connections per wake-up */
-#define DELIVER_QUEUE_ADDR_MAX		1000	/* bytes of an address shown */
+#define QMGR_QUEUE_TIMEOUT_MS	2000
+#define QMGR_QUEUE_ACCEPT_MAX	8	/* connections per wake-up */
+#define QMGR_QUEUE_ADDR_MAX		1000	/* bytes of an address shown */
 
-typedef void (*deliver_queue_fn)(struct deliver *, const struct queue_cmd *, struct buf *);
+typedef void (*qmgr_queue_fn)(struct qmgr *, const struct queue_cmd *, struct buf *);
 
 static void
-deliver_queue_warn(const struct deliver *d, const char *reason)
+qmgr_queue_warn(const struct qmgr *q, const char *reason)
 {
 	log_warnx("event=queue_control_unavailable path=%s/%s reason=\"%s\" effect=no_queue_control",
-	    spool_dir(d->sp), QUEUE_CMD_SOCK, reason);
+	    spool_dir(q->sp), QUEUE_CMD_SOCK, reason);
 }
 
 /* Does a process listen on the socket at sun? Then it is not stale. */
 static int
-deliver_queue_in_use(const struct sockaddr_un *sun)
+qmgr_queue_in_use(const struct sockaddr_un *sun)
 {
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -49,43 +49,43 @@ deliver_queue_in_use(const struct sockaddr_un *sun)
 }
 
 void
-deliver_queue_open(struct deliver *d)
+qmgr_queue_open(struct qmgr *q)
 {
 	struct sockaddr_un sun;
 	struct stat st;
 	char why[300];
 
-	d->qctl_fd = -1;
+	q->qctl_fd = -1;
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
-	if ((size_t)snprintf(d->qctl_path, sizeof(d->qctl_path), "%s/%s", spool_dir(d->sp),
-	    QUEUE_CMD_SOCK) >= sizeof(d->qctl_path) ||
-	    strlen(d->qctl_path) >= sizeof(sun.sun_path)) {
-		d->qctl_path[0] = '\0';
-		deliver_queue_warn(d, "path too long for a unix socket");
+	if ((size_t)snprintf(q->qctl_path, sizeof(q->qctl_path), "%s/%s", spool_dir(q->sp),
+	    QUEUE_CMD_SOCK) >= sizeof(q->qctl_path) ||
+	    strlen(q->qctl_path) >= sizeof(sun.sun_path)) {
+		q->qctl_path[0] = '\0';
+		qmgr_queue_warn(q, "path too long for a unix socket");
 		return;
 	}
-	memcpy(sun.sun_path, d->qctl_path, strlen(d->qctl_path) + 1);
+	memcpy(sun.sun_path, q->qctl_path, strlen(q->qctl_path) + 1);
 	/* What a delivery process that died (or a crashed mxd) left behind is
 	 * removed; anything else at the path is not ours to remove. */
-	if (lstat(d->qctl_path, &st) == 0) {
+	if (lstat(q->qctl_path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
-			deliver_queue_warn(d, "a file that is not a socket is in the way");
-			d->qctl_path[0] = '\0';
+			qmgr_queue_warn(q, "a file that is not a socket is in the way");
+			q->qctl_path[0] = '\0';
 			return;
 		}
-		if (deliver_queue_in_use(&sun)) {
-			deliver_queue_warn(d, "another process listens on it (a second mxd on this spool?)");
-			d->qctl_path[0] = '\0';
+		if (qmgr_queue_in_use(&sun)) {
+			qmgr_queue_warn(q, "another process listens on it (a second mxd on this spool?)");
+			q->qctl_path[0] = '\0';
 			return;
 		}
-		unlink(d->qctl_path);
+		unlink(q->qctl_path);
 	}
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		snprintf(why, sizeof(why), "socket: %s", strerror(errno));
-		deliver_queue_warn(d, why);
-		d->qctl_path[0] = '\0';
+		qmgr_queue_warn(q, why);
+		q->qctl_path[0] = '\0';
 		return;
 	}
 	/* 0600 from the first moment: bind creates the node under the umask. */
@@ -94,39 +94,49 @@ deliver_queue_open(struct deliver *d)
 	umask(old);
 	if (rc < 0 || listen(fd, 16) < 0) {
 		snprintf(why, sizeof(why), "%s: %s", rc < 0 ? "bind" : "listen", strerror(errno));
-		deliver_queue_warn(d, why);
+		qmgr_queue_warn(q, why);
 		if (rc == 0)
-			unlink(d->qctl_path);
+			unlink(q->qctl_path);
 		close(fd);
-		d->qctl_path[0] = '\0';
+		q->qctl_path[0] = '\0';
 		return;
 	}
-	d->qctl_fd = fd;
-	log_info("event=queue_control_listening path=%s", d->qctl_path);
+	q->qctl_fd = fd;
+	log_info("event=queue_control_listening path=%s", q->qctl_path);
 }
 
 void
-deliver_queue_close(struct deliver *d)
+qmgr_queue_close(struct qmgr *q)
 {
-	if (d->qctl_fd < 0)
+	if (q->qctl_fd < 0)
 		return;
-	close(d->qctl_fd);
-	d->qctl_fd = -1;
-	unlink(d->qctl_path);
+	close(q->qctl_fd);
+	q->qctl_fd = -1;
+	unlink(q->qctl_path);
 }
 
 /* ---- requests: checked by queue_cmd_parse, acted on here ---- */
 
+struct qmgr_queue_listing {
+	struct qmgr	*q;
+	time_t		 now;
+	struct buf	*out;
+};
+
 static void
-deliver_queue_list_one(struct deliver *d, const struct deliver_entry *e, time_t now,
-    struct buf *out)
+qmgr_queue_list_one(struct qmgr_msg *e, void *arg)
 {
+	struct qmgr_queue_listing *l = arg;
+	struct buf *out = l->out;
+	time_t now = l->now;
 	struct spool_env env;
 	int fd;
 	off_t off;
-	char q[LOG_QUOTE_SIZE(DELIVER_QUEUE_ADDR_MAX)];
+	char q[LOG_QUOTE_SIZE(QMGR_QUEUE_ADDR_MAX)];
 
-	int rc = spool_read(d->sp, e->id, &env, &fd, &off);
+	if (e->dropped)
+		return;
+	int rc = spool_read(l->q->sp, e->id, &env, &fd, &off);
 	if (rc == -1 && errno == ENOENT)
 		return;	/* gone since; the loop forgets it on its next attempt */
 	buf_printf(out, "MSG id=%s", e->id);
@@ -134,14 +144,16 @@ deliver_queue_list_one(struct deliver *d, const struct deliver_entry *e, time_t 
 		buf_printf(out, " created=%lld age=%lld", (long long)env.created,
 		    (long long)(now - env.created));
 	buf_printf(out, " attempts=%d next=%lld", e->attempts,
-	    (long long)(e->due > now ? e->due : now));
+	    (long long)(e->owner != NULL || e->due < now ? now : e->due));
+	if (e->owner != NULL)
+		buf_appends(out, " state=delivering");
 	if (rc == 0) {
 		buf_printf(out, " from=%s", log_quote(q, sizeof(q), env.from, strlen(env.from),
-		    DELIVER_QUEUE_ADDR_MAX));
+		    QMGR_QUEUE_ADDR_MAX));
 		for (size_t i = 0; i < env.nrcpts; i++)
 			if (spool_env_state(&env, i) != SPOOL_RCPT_DONE)	/* still to do */
 				buf_printf(out, " rcpt=%s", log_quote(q, sizeof(q), env.rcpts[i],
-				    strlen(env.rcpts[i]), DELIVER_QUEUE_ADDR_MAX));
+				    strlen(env.rcpts[i]), QMGR_QUEUE_ADDR_MAX));
 		close(fd);
 		spool_env_free(&env);
 	} else
@@ -153,69 +165,85 @@ deliver_queue_list_one(struct deliver *d, const struct deliver_entry *e, time_t 
 }
 
 static void
-deliver_queue_list(struct deliver *d, const struct queue_cmd *cmd, struct buf *out)
+qmgr_queue_list(struct qmgr *q, const struct queue_cmd *cmd, struct buf *out)
 {
-	time_t now = time(NULL);
-	for (size_t i = 0; i < d->nq; i++)
-		deliver_queue_list_one(d, &d->q[i], now, out);
-	buf_printf(out, "OK %zu messages\n", d->nq);
+	(void)cmd;
+	struct qmgr_queue_listing l = { q, time(NULL), out };
+	qmgr_sched_foreach(q->sched, qmgr_queue_list_one, &l);
+	buf_printf(out, "OK %zu messages\n", qmgr_sched_count(q->sched));
 }
 
-/* Due now, and no memory of a hop being down: the retry really connects. */
+/* Due now, and every destination alive: the retry really connects. A
+ * message being delivered is left to finish. */
 static void
-deliver_queue_retry(struct deliver *d, const struct queue_cmd *cmd, struct buf *out)
+qmgr_queue_retry(struct qmgr *q, const struct queue_cmd *cmd, struct buf *out)
 {
-	struct deliver_entry *e = deliver_find(d, cmd->id);
-	if (e == NULL) {
+	struct qmgr_msg *e = qmgr_sched_find(q->sched, cmd->id);
+	if (e == NULL || e->dropped) {
 		buf_printf(out, "ERR no such message: %s\n", cmd->id);
 		return;
 	}
-	e->due = 0;
-	d->ndown = 0;
+	if (e->owner == NULL)
+		qmgr_sched_set_due(q->sched, e, 0);
+	qmgr_sched_revive_all(q->sched);
 	log_info("event=retry_requested id=%s by=queue-control", e->id);
 	buf_printf(out, "OK retry scheduled: %s\n", e->id);
 }
 
 static void
-deliver_queue_retry_all(struct deliver *d, const struct queue_cmd *cmd, struct buf *out)
+qmgr_queue_due_now(struct qmgr_msg *e, void *arg)
 {
-	for (size_t i = 0; i < d->nq; i++)
-		d->q[i].due = 0;
-	d->ndown = 0;
-	log_info("event=retry_requested id=all messages=%zu by=queue-control", d->nq);
-	buf_printf(out, "OK retry scheduled: %zu messages\n", d->nq);
+	if (e->owner == NULL && !e->dropped)
+		qmgr_sched_set_due(arg, e, 0);
 }
 
-/* Like postsuper -d: gone from the queue and the spool, no DSN. */
 static void
-deliver_queue_drop(struct deliver *d, const struct queue_cmd *cmd, struct buf *out)
+qmgr_queue_retry_all(struct qmgr *q, const struct queue_cmd *cmd, struct buf *out)
 {
-	struct deliver_entry *e = deliver_find(d, cmd->id);
-	if (e == NULL) {
+	(void)cmd;
+	qmgr_sched_foreach(q->sched, qmgr_queue_due_now, q->sched);
+	qmgr_sched_revive_all(q->sched);
+	size_t n = qmgr_sched_count(q->sched);
+	log_info("event=retry_requested id=all messages=%zu by=queue-control", n);
+	buf_printf(out, "OK retry scheduled: %zu messages\n", n);
+}
+
+/* Like postsuper -d: gone from the queue and the spool, no DSN. A message
+ * being delivered is removed now; what its agents are sending still
+ * arrives (they have the file open), nothing is recorded or retried. */
+static void
+qmgr_queue_drop(struct qmgr *q, const struct queue_cmd *cmd, struct buf *out)
+{
+	struct qmgr_msg *e = qmgr_sched_find(q->sched, cmd->id);
+	if (e == NULL || e->dropped) {
 		buf_printf(out, "ERR no such message: %s\n", cmd->id);
 		return;
 	}
-	if (spool_remove(d->sp, e->id) < 0 && errno != ENOENT) {
+	if (spool_remove(q->sp, e->id) < 0 && errno != ENOENT) {
 		log_warn("event=spool_error op=remove id=%s by=queue-control", e->id);
 		buf_printf(out, "ERR cannot remove %s: %s\n", e->id, strerror(errno));
 		return;
 	}
-	log_info("event=dropped id=%s attempts=%d by=queue-control", e->id, e->attempts);
+	log_info("event=dropped id=%s attempts=%d by=queue-control%s", e->id, e->attempts,
+	    e->owner != NULL ? " state=delivering" : "");
 	buf_printf(out, "OK dropped: %s\n", e->id);
-	deliver_drop(d, e);
+	if (e->owner != NULL)
+		e->dropped = 1;	/* forgotten when its agents answer */
+	else
+		qmgr_sched_remove(q->sched, e);
 }
 
-static const deliver_queue_fn deliver_queue_table[QUEUE_CMD_NVERBS] = {
-	[QUEUE_CMD_LIST] = deliver_queue_list,
-	[QUEUE_CMD_RETRY] = deliver_queue_retry,
-	[QUEUE_CMD_RETRY_ALL] = deliver_queue_retry_all,
-	[QUEUE_CMD_DROP] = deliver_queue_drop,
+static const qmgr_queue_fn qmgr_queue_table[QUEUE_CMD_NVERBS] = {
+	[QUEUE_CMD_LIST] = qmgr_queue_list,
+	[QUEUE_CMD_RETRY] = qmgr_queue_retry,
+	[QUEUE_CMD_RETRY_ALL] = qmgr_queue_retry_all,
+	[QUEUE_CMD_DROP] = qmgr_queue_drop,
 };
 
 /* ---- one connection ---- */
 
 static int
-deliver_queue_wait(int fd, short events, uint64_t deadline)
+qmgr_queue_wait(int fd, short events, uint64_t deadline)
 {
 	for (;;) {
 		uint64_t now = timeutil_mono_ms();
@@ -234,7 +262,7 @@ deliver_queue_wait(int fd, short events, uint64_t deadline)
  * QUEUE_CMD_LINE_MAX bytes hold no line end. A last line without one (the
  * client shut its side down) counts. */
 static ssize_t
-deliver_queue_read_line(int fd, char *line, size_t size, uint64_t deadline)
+qmgr_queue_read_line(int fd, char *line, size_t size, uint64_t deadline)
 {
 	size_t len = 0;
 	while (len < size) {
@@ -250,14 +278,14 @@ deliver_queue_read_line(int fd, char *line, size_t size, uint64_t deadline)
 			return len > 0 ? (ssize_t)len : -1;
 		if (errno == EINTR)
 			continue;
-		if ((errno != EAGAIN && errno != EWOULDBLOCK) || deliver_queue_wait(fd, POLLIN, deadline) < 0)
+		if ((errno != EAGAIN && errno != EWOULDBLOCK) || qmgr_queue_wait(fd, POLLIN, deadline) < 0)
 			return -1;
 	}
 	return -2;
 }
 
 static int
-deliver_queue_write(int fd, const char *p, size_t n, uint64_t deadline)
+qmgr_queue_write(int fd, const char *p, size_t n, uint64_t deadline)
 {
 	while (n > 0) {
 		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
@@ -270,7 +298,7 @@ deliver_queue_write(int fd, const char *p, size_t n, uint64_t deadline)
 			continue;
 		if (w < 0 && (errno != EAGAIN && errno != EWOULDBLOCK))
 			return -1;
-		if (deliver_queue_wait(fd, POLLOUT, deadline) < 0)
+		if (qmgr_queue_wait(fd, POLLOUT, deadline) < 0)
 			return -1;
 	}
 	return 0;
@@ -280,7 +308,7 @@ deliver_queue_write(int fd, const char *p, size_t n, uint64_t deadline)
  * ECONNRESET instead of seeing the end of the answer: what it sent beyond
  * the request line (an overlong line) is read and thrown away first. */
 static void
-deliver_queue_discard(int fd)
+qmgr_queue_discard(int fd)
 {
 	char junk[4096];
 	shutdown(fd, SHUT_WR);
@@ -291,7 +319,7 @@ deliver_queue_discard(int fd)
 
 /* Root and mxd's own user, the only ones the file mode lets in anyway. */
 static int
-deliver_queue_peer_ok(int fd)
+qmgr_queue_peer_ok(int fd)
 {
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
@@ -301,18 +329,18 @@ deliver_queue_peer_ok(int fd)
 }
 
 static void
-deliver_queue_conn(struct deliver *d, int fd)
+qmgr_queue_conn(struct qmgr *q, int fd)
 {
-	uint64_t deadline = timeutil_mono_ms() + DELIVER_QUEUE_TIMEOUT_MS;
+	uint64_t deadline = timeutil_mono_ms() + QMGR_QUEUE_TIMEOUT_MS;
 	char line[QUEUE_CMD_LINE_MAX];
 	struct queue_cmd cmd;
 	const char *err;
 	struct buf out;
 
 	buf_init(&out);
-	ssize_t n = deliver_queue_peer_ok(fd) ? deliver_queue_read_line(fd, line, sizeof(line), deadline) : -3;
+	ssize_t n = qmgr_queue_peer_ok(fd) ? qmgr_queue_read_line(fd, line, sizeof(line), deadline) : -3;
 	if (n == -1) {
-		log_info("event=queue_control_no_request timeout_ms=%d", DELIVER_QUEUE_TIMEOUT_MS);
+		log_info("event=queue_control_no_request timeout_ms=%d", QMGR_QUEUE_TIMEOUT_MS);
 		buf_free(&out);
 		return;
 	}
@@ -323,28 +351,28 @@ deliver_queue_conn(struct deliver *d, int fd)
 	else if (queue_cmd_parse(line, (size_t)n, &cmd, &err) < 0)
 		buf_printf(&out, "ERR %s\n", err);
 	else
-		deliver_queue_table[cmd.verb](d, &cmd, &out);
-	if (deliver_queue_write(fd, out.data, out.len, deadline) < 0)
+		qmgr_queue_table[cmd.verb](q, &cmd, &out);
+	if (qmgr_queue_write(fd, out.data, out.len, deadline) < 0)
 		log_info("event=queue_control_timeout stage=answer bytes=%zu timeout_ms=%d", out.len,
-		    DELIVER_QUEUE_TIMEOUT_MS);
+		    QMGR_QUEUE_TIMEOUT_MS);
 	buf_free(&out);
-	deliver_queue_discard(fd);
+	qmgr_queue_discard(fd);
 }
 
 void
-deliver_queue_serve(struct deliver *d)
+qmgr_queue_serve(struct qmgr *q)
 {
-	if (d->qctl_fd < 0)
+	if (q->qctl_fd < 0)
 		return;
-	for (int i = 0; i < DELIVER_QUEUE_ACCEPT_MAX; i++) {
-		int fd = accept4(d->qctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	for (int i = 0; i < QMGR_QUEUE_ACCEPT_MAX; i++) {
+		int fd = accept4(q->qctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
 			    errno != ECONNABORTED)
 				log_warn("event=queue_control_error op=accept");
 			return;
 		}
-		deliver_queue_conn(d, fd);
+		qmgr_queue_conn(q, fd);
 		close(fd);
 	}
 }

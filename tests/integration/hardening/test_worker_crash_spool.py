@@ -40,8 +40,8 @@ class WorkerCrashSpoolTest(mxtest.MxTestCase):
                     names.setdefault(f.read().strip(), pid)
             except OSError:
                 pass
-        if "mxd-smtpd" in names and "mxd-delivery" in names:
-            return names["mxd-smtpd"], names["mxd-delivery"]
+        if "mxd-smtpd" in names and "mxd-qmgr" in names:
+            return names["mxd-smtpd"], names["mxd-qmgr"]
         return None
 
     def plant_hidden(self, m, pid, counter, msg_id):

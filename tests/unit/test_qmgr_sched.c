@@ -1115,6 +1115,33 @@ test_dead_jobs_are_handed_back_while_the_class_is_full(void **state)
 	assert_int_equal(qmgr_dest_queued(live), 4);
 }
 
+/* `queue retry`: a dead destination is alive at once, with no failures
+ * counted, and its queued jobs start (up to its window) instead of coming
+ * back as deferrals; a dead one with nothing queued is alive too. */
+static void
+test_queue_retry_revives_dead_destinations(void **state)
+{
+	struct world *w = *state;
+	struct job dj[MANY], ej[DEAD_AFTER];
+	struct qmgr_dest *d, *e;
+
+	e = queued_dest(w, "empty.example", QMGR_CLASS_MX, ej, DEAD_AFTER, 'E');
+	kill_dest(w, QMGR_CLASS_MX, e);
+	assert_int_equal(qmgr_dest_queued(e), 0);
+	d = queued_dest(w, "down.example", QMGR_CLASS_MX, dj, MANY, 'D');
+	kill_dest(w, QMGR_CLASS_MX, d);
+
+	qmgr_sched_revive_all(w->s);
+	assert_false(qmgr_dest_dead(w->s, d, NULL));
+	assert_int_equal(qmgr_dest_failures(d), 0);
+	assert_int_equal(start_all(w, QMGR_CLASS_MX), qmgr_dest_window(d));
+	assert_int_equal(qmgr_dest_active(d), qmgr_dest_window(d));
+	/* e had nothing left and may be forgotten: asked for again by name. */
+	e = qmgr_sched_dest(w->s, "empty.example", QMGR_CLASS_MX, CEILING);
+	assert_false(qmgr_dest_dead(w->s, e, NULL));
+	assert_int_equal(qmgr_dest_failures(e), 0);
+}
+
 /* ---- forgetting ---- */
 
 static void
@@ -1399,6 +1426,7 @@ main(void)
 		T(test_probe_unreached_makes_it_dead_for_another_dead_time),
 		T(test_dead_destination_does_not_hold_a_live_one),
 		T(test_dead_jobs_are_handed_back_while_the_class_is_full),
+		T(test_queue_retry_revives_dead_destinations),
 		T(test_idle_destination_is_forgotten_and_starts_afresh),
 		T(test_idle_destination_forgets_its_failures),
 		T(test_dead_destination_is_not_forgotten_before_its_time),

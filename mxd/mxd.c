@@ -82,35 +82,6 @@ mxd_usage(void)
 	exit(2);
 }
 
-int
-mxd_ipcount_add(struct mxd_worker *w, const char *ip, int delta)
-{
-	unsigned h = 5381;
-	for (const char *p = ip; *p; p++)
-		h = h * 33 + (unsigned char)*p;
-	struct mxd_ipcount **pp = &w->ipcounts[h % MXD_IPCOUNT_BUCKETS];
-	for (; *pp; pp = &(*pp)->next) {
-		if (strcmp((*pp)->ip, ip) != 0)
-			continue;
-		struct mxd_ipcount *c = *pp;
-		c->n += delta;
-		int n = c->n;
-		if (n <= 0) {
-			*pp = c->next;
-			free(c);
-		}
-		return n;
-	}
-	if (delta <= 0)
-		return 0;
-	struct mxd_ipcount *c = xcalloc(1, sizeof(*c));
-	snprintf(c->ip, sizeof(c->ip), "%s", ip);
-	c->n = delta;
-	c->next = w->ipcounts[h % MXD_IPCOUNT_BUCKETS];
-	w->ipcounts[h % MXD_IPCOUNT_BUCKETS] = c;
-	return delta;
-}
-
 static int
 mxd_capset(uint32_t caps)
 {

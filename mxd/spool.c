@@ -1,6 +1,6 @@
 #include "spool.h"
 #include "buf.h"
-#include "dsn.h"
+#include "dsn_param.h"
 #include "log.h"
 #include "xmalloc.h"
 

@@ -1,4 +1,4 @@
-/* The delivery scheduler's memory (mxd/qmgr_sched.h): scenarios in the style
+/* The delivery scheduler's memory (mxd/qmgr/qmgr_sched.h): scenarios in the style
  * of test_sts_cache.c. A fake clock the test moves by hand, jobs that are
  * plain tokens of the test, and after each step what the queue manager would
  * do next: which message is due, which job starts, whether a destination is

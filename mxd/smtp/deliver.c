@@ -1,10 +1,14 @@
-/* The delivery process: hands spooled messages to their next hop.
+/* A delivery agent (mxd-smtp), forked by the scheduler (qmgr/qmgr.c): it
+ * runs one job at a time - some recipients of one message for one
+ * destination - and answers with a result per recipient (agent_msg.h).
  *
- * It learns of new messages from the workers through a pipe ("ID\n") and by
- * rescanning queue/ now and then, delivers over one connection per next hop
- * (kept open while there is work), deletes a spool file only after every
- * recipient got a final answer, retries 4xx and connection failures with a
- * doubling interval, and bounces 5xx with a DSN quoting the full reply. */
+ * For a job it routes the recipients (local domain, route, relay, MX),
+ * walks the MX hosts, applies the TLS policy (the operator's, DANE, MTA-STS,
+ * REQUIRETLS), runs the SMTP/LMTP transaction and emits the outbound outcome
+ * record. It reads the spool file and never writes it: the scheduler
+ * records the results, schedules retries and sends DSNs. Its connection
+ * stays open delivery.connection_cache_time seconds for the next job to the
+ * same destination. */
 #include "deliver_int.h"
 #include "agent_msg.h"
 #include "dns.h"

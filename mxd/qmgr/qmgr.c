@@ -79,13 +79,10 @@ struct qmgr_job {
 
 /* ---- the queue ---- */
 
-static int
+static int64_t
 qmgr_retry_delay(const struct qmgr *q, int attempts)
 {
-	long delay = q->cfg->retry_min;
-	for (int i = 1; i < attempts && delay < q->cfg->retry_max; i++)
-		delay *= 2;
-	return (int)(delay > q->cfg->retry_max ? q->cfg->retry_max : delay);
+	return qmgr_sched_backoff(q->cfg->retry_min, q->cfg->retry_max, attempts);
 }
 
 /* Just spooled (a notification, a DSN): due now. */

@@ -593,7 +593,8 @@ qmgr_job_feedback(struct qmgr *q, struct qmgr_job *jr, enum qmgr_feedback fb)
 		return;
 	int failures = qmgr_dest_failures(jr->dest) + (fb == QMGR_FB_UNREACHED);
 	int before = qmgr_dest_window(jr->dest);
-	int after = before + (fb == QMGR_FB_REACHED) - (fb == QMGR_FB_UNREACHED && before > 1);
+	int after = before + (fb == QMGR_FB_REACHED && before < qmgr_dest_ceiling(jr->dest)) -
+	    (fb == QMGR_FB_UNREACHED && before > 1);
 	int rc = qmgr_sched_job_done(q->sched, jr->dest, fb);
 	jr->dest = NULL;	/* may be forgotten now */
 	if (after != before)

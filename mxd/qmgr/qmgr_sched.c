@@ -403,6 +403,12 @@ qmgr_dest_window(const struct qmgr_dest *d)
 }
 
 int
+qmgr_dest_ceiling(const struct qmgr_dest *d)
+{
+	return d->ceiling;
+}
+
+int
 qmgr_dest_active(const struct qmgr_dest *d)
 {
 	return d->active;

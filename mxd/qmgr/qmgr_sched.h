@@ -118,6 +118,7 @@ struct qmgr_dest *qmgr_sched_dest(struct qmgr_sched *s, const char *name, enum q
 const char *qmgr_dest_name(const struct qmgr_dest *d);
 enum qmgr_class qmgr_dest_class(const struct qmgr_dest *d);
 int qmgr_dest_window(const struct qmgr_dest *d);
+int qmgr_dest_ceiling(const struct qmgr_dest *d);
 int qmgr_dest_active(const struct qmgr_dest *d);
 size_t qmgr_dest_queued(const struct qmgr_dest *d);
 /* Whether d is dead now; *until (if not NULL) gets the end of it. */

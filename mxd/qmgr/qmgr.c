@@ -65,6 +65,7 @@ struct qmgr_attempt {
 	struct rcpt_state	*st;
 	size_t			 nrcpts;
 	int			 expired;
+	int			 cut_short;	/* a job killed by a stop */
 };
 
 /* A job: recipients of one message for one destination, or an MTA-STS
@@ -314,7 +315,9 @@ qmgr_attempt_finish(struct qmgr *q, struct qmgr_msg *m)
 		spool_remove(q->sp, m->id);
 		qmgr_sched_remove(q->sched, m);
 	} else {
-		int64_t due = now + qmgr_retry_delay(q, m->attempts);
+		/* Cut short by a stop (a reload restarts the scheduler): the
+		 * next scheduler tries it at once, not after a backoff. */
+		int64_t due = a->cut_short ? now : now + qmgr_retry_delay(q, m->attempts);
 		/* Who is finished, and the schedule, go into the spool file:
 		 * nobody is sent twice, a restart neither retries everything
 		 * at once nor repeats the delay notice. In place, so this
@@ -621,6 +624,8 @@ qmgr_agent_lost(struct qmgr *q, size_t i, const char *why)
 		    "transaction (%s)", why);
 		qmgr_job_defer(q, jr, text);
 		qmgr_job_feedback(q, jr, QMGR_FB_NONE);
+		if (q->stopping && jr->m != NULL)
+			((struct qmgr_attempt *)jr->m->owner)->cut_short = 1;
 	}
 	kill(ag->pid, SIGKILL);
 	close(ag->fd);
@@ -867,11 +872,16 @@ qmgr_start_due(struct qmgr *q)
 
 /* SIGTERM: no new jobs; the answers of those running are awaited (and
  * recorded) for a while, then the agents are killed: their messages are
- * sent again after the restart. */
+ * due at once for the next scheduler (no backoff: the stop, not the
+ * destination, cut them short). */
 static void
 qmgr_shutdown(struct qmgr *q)
 {
-	int64_t end = (int64_t)time(NULL) + QMGR_STOP_GRACE_SEC;
+	/* Half the master's patience (limits.shutdown_timeout), so the
+	 * results are recorded before it kills us. */
+	int grace = q->cfg->shutdown_timeout / 2;
+	int64_t end = (int64_t)time(NULL) + (grace < QMGR_STOP_GRACE_SEC ? grace : QMGR_STOP_GRACE_SEC);
+	q->stopping = 1;
 	for (;;) {
 		size_t busy = 0;
 		for (size_t i = 0; i < q->nagents; i++)

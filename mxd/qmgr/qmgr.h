@@ -40,6 +40,7 @@ struct qmgr {
 	struct qmgr_agent	*agents;
 	size_t			 nagents, capagents;
 	size_t			 active_msgs;	/* messages in flight */
+	int			 stopping;	/* SIGTERM: what is cut short is due at once */
 	char			 pipebuf[4096];
 	size_t			 pipelen;
 	int			 qctl_fd;	/* listening; -1: none */

@@ -21,6 +21,7 @@
 
 #include "conf.h"
 #include "db.h"
+#include "dbq.h"
 #include "dnsname.h"
 #include "grpc.h"
 #include "log.h"
@@ -36,6 +37,7 @@
 #define CONTROLD_SPARE_FDS	64	/* listeners, PostgreSQL, HTTP, logs */
 #define CONTROLD_WATCH_MAX_PENDING	(16 << 20)
 #define CONTROLD_MS_PER_DAY		INT64_C(86400000)
+#define CONTROLD_HEALTH_WAIT_MS	500	/* /healthz: a probe of the database, at most */
 
 struct controld_config {
 	char	*listen;
@@ -57,6 +59,8 @@ struct controld_config {
 	long long statement_timeout;	/* seconds, every database statement */
 	long long http_max_request;	/* bytes: request line and headers */
 	long long http_timeout;		/* seconds */
+	long long db_workers;		/* threads, one connection each */
+	long long db_max_queued;	/* database jobs waiting for a worker */
 };
 
 struct watcher {
@@ -71,61 +75,77 @@ struct metrics {
 	uint64_t	batches, outcomes_stored, outcomes_duplicate, ingest_errors;
 	uint64_t	refused_identity, db_errors, calls, watchers_dropped;
 	uint64_t	host_batches_refused, host_outcomes_quarantined;	/* as hosts report */
+	uint64_t	heartbeats_unwritten;
+};
+
+struct call_job;
+
+/* What controld keeps of a gRPC call while database work for it runs: the
+ * jobs whose answers it waits for, in the order they go out (a stream's
+ * acks follow its batches), and its watcher (WatchConfig). Outlives the
+ * call when jobs are still running: their results are then dropped. */
+struct rpc {
+	struct grpc_call	*call;		/* NULL once the call ended */
+	struct call_job		*head, *tail;
+	int			 half_closed;	/* Stream: finish once every answer is out */
+	struct watcher		*watcher;
+};
+
+/* One piece of database work, on a worker, with what it needs and what it
+ * finds. answer runs on the loop once the job and every earlier job of its
+ * call are done; the call is NULL when it ended meanwhile. */
+struct call_job {
+	struct dbq_job		 q;		/* first: the pool hands it back */
+	struct rpc		*rpc;		/* NULL: no call waits for it */
+	struct call_job		*next;		/* in rpc's list, or the heartbeat list */
+	int			 finished;
+	void			(*answer)(struct call_job *j, struct grpc_call *c);
+	char			*path;		/* the call's method, for logs */
+	void			*req;		/* the unpacked request */
+	void			(*req_free)(void *req);
+	void			*reply;		/* list results, built by the worker */
+	void			(*reply_free)(void *reply);
+	Mxfleet__V1__ConfigSnapshot *snap;	/* a change: the snapshot that includes it */
+	uint64_t		 n1, n2;	/* stored, duplicates; newly revoked; versions */
+	char			**locals;	/* recipients add/remove */
+	size_t			 nlocals;
+	char			**serials;	/* the revoked serials read back */
+	size_t			 nserials;
+	char			*log;		/* logged when the change is stored */
+	int			 status;	/* a refusal made on the loop, in call order */
+	char			*status_msg;
+};
+
+/* /healthz requests waiting for a probe of the database. */
+struct health_wait {
+	struct health_wait	*next;
+	struct evhttp_request	*req;
+	struct event		*timer;
 };
 
 struct controld {
 	struct controld_config	 cfg;
 	struct event_base	*base;
-	struct db		*db;
+	struct dbq		*dbq;
 	struct grpc_server	*tls_srv;
 	struct grpc_server	*local_srv;
 	struct evhttp		*http;
 	SSL_CTX			*tls;
 	struct watcher		*watchers;
 	uint64_t		 config_version;
+	Mxfleet__V1__ConfigSnapshot *snap;	/* the newest snapshot read */
 	struct event		*poll_ev;
 	struct metrics		 m;
 	struct pki_revoked	*revoked;	/* read by the TLS verify callback */
 	struct event		*revoke_ev;
+	int			 poll_busy, revoke_busy, health_busy;
+	struct call_job		*hb_pending;	/* heartbeat writes queued or running */
+	struct health_wait	*health_waits;
 };
 
 static struct controld *C;
 
 /* ---- helpers ---- */
-
-/* Connect, with the configured statement timeout. */
-static int
-controld_db_open(struct db **out, char *err, size_t errsz)
-{
-	if (db_open(out, C->cfg.database, err, errsz) != DB_OK)
-		return -1;
-	if (db_set_statement_timeout(*out, (int)C->cfg.statement_timeout * 1000) != DB_OK) {
-		snprintf(err, errsz, "%s", db_errmsg(*out));
-		db_close(*out);
-		*out = NULL;
-		return -1;
-	}
-	return 0;
-}
-
-/* The database handle, opening it if controld started while PostgreSQL was
- * down. NULL (and the call answered UNAVAILABLE) when it still is. */
-static struct db *
-need_db(struct grpc_call *c)
-{
-	char err[512];
-	if (C->db == NULL && controld_db_open(&C->db, err, sizeof(err)) < 0) {
-		C->db = NULL;
-		C->m.db_errors++;
-		if (c) {
-			char msg[600];
-			snprintf(msg, sizeof(msg), "database unavailable: %s", err);
-			grpc_call_finish(c, GRPC_UNAVAILABLE, msg);
-		}
-		return NULL;
-	}
-	return C->db;
-}
 
 static int
 reply_msg(struct grpc_call *c, const ProtobufCMessage *msg)
@@ -138,17 +158,21 @@ reply_msg(struct grpc_call *c, const ProtobufCMessage *msg)
 	return rc;
 }
 
+/* Answer a unary call; nothing when the call is gone (c NULL). */
 static void
 reply_unary(struct grpc_call *c, const ProtobufCMessage *msg)
 {
+	if (c == NULL)
+		return;
 	reply_msg(c, msg);
 	grpc_call_finish(c, GRPC_OK, NULL);
 }
 
-/* A failed database call, as the caller should read it: a refused request is
- * the caller's to fix, anything else is "try again later". */
+/* A failed database job, as the caller should read it: a refused request
+ * is the caller's to fix, anything else is "try again later". Counted and
+ * logged even when the call is gone. */
 static void
-fail_db(struct grpc_call *c, int rc)
+fail_db(struct grpc_call *c, const struct call_job *j)
 {
 	static const struct { int rc; int status; } map[] = {
 		{ DB_EINVAL, GRPC_INVALID_ARGUMENT }, { DB_EEXIST, GRPC_ALREADY_EXISTS },
@@ -156,18 +180,194 @@ fail_db(struct grpc_call *c, int rc)
 	};
 	int status = GRPC_UNAVAILABLE;
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (map[i].rc == rc)
+		if (map[i].rc == j->q.rc)
 			status = map[i].status;
-	const char *e = db_errmsg(C->db);
+	const char *e = j->q.err;
 	char msg[600], q[LOG_QUOTE_SIZE(300)];
 	if (status == GRPC_UNAVAILABLE) {
 		C->m.db_errors++;
-		log_warnx("event=db_error path=%s error=%s", grpc_call_path(c),
+		log_warnx("event=db_error path=%s error=%s", j->path ? j->path : "-",
 		    log_quote(q, sizeof(q), e, strlen(e), 300));
 		snprintf(msg, sizeof(msg), "database: %s", e);
 	} else
 		snprintf(msg, sizeof(msg), "%s", e);
-	grpc_call_finish(c, status, msg);
+	if (c)
+		grpc_call_finish(c, status, msg);
+}
+
+#define UNPACK(type, fn, c, msg, len)						\
+	type *req = fn##__unpack(NULL, len, msg);				\
+	if (req == NULL) {							\
+		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "cannot parse request");	\
+		return;								\
+	}
+
+/* ---- calls answered when their database work is done ---- */
+
+static void watch_remove(struct watcher *w);
+
+static struct rpc *
+rpc_of(struct grpc_call *c)
+{
+	struct rpc *r = grpc_call_get_data(c);
+	if (r == NULL) {
+		r = xcalloc(1, sizeof(*r));
+		r->call = c;
+		grpc_call_set_data(c, r);
+	}
+	return r;
+}
+
+static void
+call_job_free(struct call_job *j)
+{
+	if (j->req && j->req_free)
+		j->req_free(j->req);
+	if (j->reply && j->reply_free)
+		j->reply_free(j->reply);
+	if (j->snap)
+		db_config_snapshot_free(j->snap);
+	for (size_t i = 0; i < j->nlocals; i++)
+		free(j->locals[i]);
+	free(j->locals);
+	for (size_t i = 0; i < j->nserials; i++)
+		free(j->serials[i]);
+	free(j->serials);
+	free(j->path);
+	free(j->log);
+	free(j->status_msg);
+	free(j);
+}
+
+/* Send every answer that is ready, in order. An rpc whose call ended is
+ * freed with its last job. */
+static void
+rpc_flush(struct rpc *r)
+{
+	while (r->head && r->head->finished) {
+		struct call_job *j = r->head;
+		r->head = j->next;
+		if (r->head == NULL)
+			r->tail = NULL;
+		j->answer(j, r->call);
+		call_job_free(j);
+	}
+	if (r->head)
+		return;
+	if (r->call == NULL)
+		free(r);
+	else if (r->half_closed)
+		grpc_call_finish(r->call, GRPC_OK, NULL);
+}
+
+static void
+call_job_done(struct dbq_job *qj)
+{
+	struct call_job *j = (struct call_job *)qj;
+	j->finished = 1;
+	rpc_flush(j->rpc);
+}
+
+static struct call_job *
+call_job_new(struct grpc_call *c, int (*work)(struct db *, struct dbq_job *),
+    void (*answer)(struct call_job *, struct grpc_call *))
+{
+	struct call_job *j = xcalloc(1, sizeof(*j));
+	j->q.work = work;
+	j->q.done = call_job_done;
+	j->answer = answer;
+	j->path = xstrdup(grpc_call_path(c));
+	return j;
+}
+
+static void
+rpc_append(struct rpc *r, struct call_job *j)
+{
+	j->rpc = r;
+	if (r->tail)
+		r->tail->next = j;
+	else
+		r->head = j;
+	r->tail = j;
+}
+
+/* Queue a job for call c. With the queue full the call is answered
+ * UNAVAILABLE (in its turn): the caller retries later. */
+static void
+call_submit(struct grpc_call *c, struct call_job *j)
+{
+	struct rpc *r = rpc_of(c);
+	rpc_append(r, j);
+	if (dbq_submit(C->dbq, &j->q) < 0) {
+		j->q.rc = DB_ECONN;
+		snprintf(j->q.err, sizeof(j->q.err), "busy: %lld jobs wait for a database worker "
+		    "(db_max_queued)", C->cfg.db_max_queued);
+		j->finished = 1;
+		rpc_flush(r);
+	}
+}
+
+static void
+answer_refusal(struct call_job *j, struct grpc_call *c)
+{
+	if (c)
+		grpc_call_finish(c, j->status, j->status_msg);
+}
+
+/* Refuse in call order: a stream's batches before this one are answered
+ * first. */
+static void
+call_refuse(struct grpc_call *c, int status, const char *msg)
+{
+	struct rpc *r = grpc_call_get_data(c);
+	if (r == NULL || r->head == NULL) {
+		grpc_call_finish(c, status, msg);
+		return;
+	}
+	struct call_job *j = xcalloc(1, sizeof(*j));
+	j->answer = answer_refusal;
+	j->status = status;
+	j->status_msg = xstrdup(msg);
+	j->finished = 1;
+	rpc_append(r, j);
+}
+
+/* Every method's on_close: whatever the call waits for is dropped when it
+ * comes; a watcher stops. */
+static void
+rpc_end(struct grpc_call *c, void *arg)
+{
+	struct rpc *r = grpc_call_get_data(c);
+	if (r == NULL)
+		return;
+	grpc_call_set_data(c, NULL);
+	r->call = NULL;
+	if (r->watcher) {
+		watch_remove(r->watcher);
+		r->watcher = NULL;
+	}
+	if (r->head == NULL)
+		free(r);
+}
+
+/* The common answer: the reply the worker built, or the failure. */
+static void
+answer_reply(struct call_job *j, struct grpc_call *c)
+{
+	if (j->q.rc != DB_OK)
+		fail_db(c, j);
+	else
+		reply_unary(c, j->reply);
+}
+
+/* A job no call waits for (polls, heartbeat writes, reloads). */
+static struct call_job *
+bg_job_new(int (*work)(struct db *, struct dbq_job *), void (*done)(struct dbq_job *))
+{
+	struct call_job *j = xcalloc(1, sizeof(*j));
+	j->q.work = work;
+	j->q.done = done;
+	return j;
 }
 
 /* A host may speak only for itself: the certificate's CN is its host_id. */
@@ -175,7 +375,7 @@ static int
 check_host(struct grpc_call *c, const char *host_id)
 {
 	if (host_id == NULL || host_id[0] == '\0') {
-		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "host_id is required");
+		call_refuse(c, GRPC_INVALID_ARGUMENT, "host_id is required");
 		return -1;
 	}
 	if (strcmp(grpc_call_peer_unit(c), "host") != 0 || strcmp(grpc_call_peer(c), host_id) != 0) {
@@ -185,7 +385,7 @@ check_host(struct grpc_call *c, const char *host_id)
 		char msg[600];
 		snprintf(msg, sizeof(msg), "certificate %s may not speak for host %s",
 		    grpc_call_peer(c), host_id);
-		grpc_call_finish(c, GRPC_PERMISSION_DENIED, msg);
+		call_refuse(c, GRPC_PERMISSION_DENIED, msg);
 		return -1;
 	}
 	return 0;
@@ -200,15 +400,6 @@ check_admin(struct grpc_call *c)
 	grpc_call_finish(c, GRPC_PERMISSION_DENIED, "the Admin service needs an admin certificate");
 	return -1;
 }
-
-#define UNPACK(type, fn, c, msg, len)						\
-	type *req = fn##__unpack(NULL, len, msg);				\
-	if (req == NULL) {							\
-		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "cannot parse request");	\
-		return;								\
-	}
-
-/* ---- Collector ---- */
 
 /* A start time picks the day partition an outcome goes to, and the day is
  * created on demand: only days near now may be, or one host could make a
@@ -230,10 +421,49 @@ outcome_times_check(const Mxfleet__V1__OutcomeBatch *b, int64_t now_ms, char *ms
 	return 0;
 }
 
+/* ---- Collector ---- */
+
+static void
+free_batch(void *p)
+{
+	mxfleet__v1__outcome_batch__free_unpacked(p, NULL);
+}
+
+static int
+ingest_work(struct db *db, struct dbq_job *qj)
+{
+	struct call_job *j = (struct call_job *)qj;
+	return db_ingest(db, j->req, &j->n1, &j->n2);
+}
+
+/* Stored means counted, whether or not the caller is still there to hear
+ * it; the Ack goes out only after COMMIT, and after the acks of the
+ * stream's earlier batches (mxd acknowledges its journal up to the seq). */
+static void
+ingest_answer(struct call_job *j, struct grpc_call *c)
+{
+	const Mxfleet__V1__OutcomeBatch *b = j->req;
+	if (j->q.rc != DB_OK) {
+		C->m.ingest_errors++;
+		fail_db(c, j);
+		return;
+	}
+	C->m.batches++;
+	C->m.outcomes_stored += j->n1;
+	C->m.outcomes_duplicate += j->n2;
+	if (c == NULL)
+		return;
+	Mxfleet__V1__Ack ack = MXFLEET__V1__ACK__INIT;
+	ack.seq = b->seq;
+	ack.duplicate = j->n1 == 0 && j->n2 > 0;
+	reply_msg(c, &ack.base);
+	if (strcmp(j->path, "/mxfleet.v1.Collector/Export") == 0)
+		grpc_call_finish(c, GRPC_OK, NULL);
+}
+
 static void
 collector_batch(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
-	int rc;
 	UNPACK(Mxfleet__V1__OutcomeBatch, mxfleet__v1__outcome_batch, c, msg, len);
 	C->m.calls++;
 	char why[300];
@@ -242,98 +472,172 @@ collector_batch(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 	if (outcome_times_check(req, timeutil_wall_ms(), why, sizeof(why)) < 0) {
 		log_warnx("event=batch_refused host=%s seq=%" PRIu64 " reason=\"%s\"", req->host_id,
 		    req->seq, why);
-		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, why);
+		call_refuse(c, GRPC_INVALID_ARGUMENT, why);
 		goto out;
 	}
-	if (need_db(c) == NULL)
-		goto out;
-	uint64_t stored = 0, dup = 0;
-	if ((rc = db_ingest(C->db, req, &stored, &dup)) != DB_OK) {
-		C->m.ingest_errors++;
-		fail_db(c, rc);
-		goto out;
-	}
-	C->m.batches++;
-	C->m.outcomes_stored += stored;
-	C->m.outcomes_duplicate += dup;
-	Mxfleet__V1__Ack ack = MXFLEET__V1__ACK__INIT;
-	ack.seq = req->seq;
-	ack.duplicate = stored == 0 && dup > 0;
-	reply_msg(c, &ack.base);
-	if (strcmp(grpc_call_path(c), "/mxfleet.v1.Collector/Export") == 0)
-		grpc_call_finish(c, GRPC_OK, NULL);
+	struct call_job *j = call_job_new(c, ingest_work, ingest_answer);
+	j->req = req;
+	j->req_free = free_batch;
+	call_submit(c, j);
+	return;
 out:
 	mxfleet__v1__outcome_batch__free_unpacked(req, NULL);
 }
 
+/* Stream: the client has sent its last batch; the call ends once their
+ * answers are out. */
 static void
-finish_ok(struct grpc_call *c, void *arg)
+collector_half_close(struct grpc_call *c, void *arg)
 {
-	grpc_call_finish(c, GRPC_OK, NULL);
+	struct rpc *r = grpc_call_get_data(c);
+	if (r && r->head)
+		r->half_closed = 1;
+	else
+		grpc_call_finish(c, GRPC_OK, NULL);
 }
 
 /* ---- Fleet ---- */
 
 static void
-fleet_register(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+free_register(void *p)
 {
-	int rc;
-	UNPACK(Mxfleet__V1__RegisterRequest, mxfleet__v1__register_request, c, msg, len);
-	C->m.calls++;
-	uint64_t v = 0;
-	if (check_host(c, req->host_id) == 0 && need_db(c) != NULL) {
-		if ((rc = db_host_register(C->db, req, &v)) != DB_OK)
-			fail_db(c, rc);
-		else {
-			log_info("event=host_registered host=%s version=%s", req->host_id, req->version);
-			Mxfleet__V1__RegisterResponse r = MXFLEET__V1__REGISTER_RESPONSE__INIT;
-			r.config_version = v;
-			reply_unary(c, &r.base);
-		}
-	}
-	mxfleet__v1__register_request__free_unpacked(req, NULL);
+	mxfleet__v1__register_request__free_unpacked(p, NULL);
 }
 
-/* What a heartbeat says of the host's outcome upload: stored for mailctl
- * hosts, and what grew counted on /metrics. A failure here is logged only:
- * the heartbeat itself went through. */
 static void
-heartbeat_upload_health(const Mxfleet__V1__HeartbeatRequest *req)
+free_heartbeat(void *p)
 {
-	uint64_t refused = 0, quarantined = 0;
-	if (db_host_upload_health(C->db, req->host_id, req->batches_refused,
-	    req->outcomes_quarantined, &refused, &quarantined) != DB_OK) {
-		C->m.db_errors++;
-		log_warnx("event=db_error op=upload_health host=%s error=\"%s\"", req->host_id,
-		    db_errmsg(C->db));
+	mxfleet__v1__heartbeat_request__free_unpacked(p, NULL);
+}
+
+static void
+free_watch(void *p)
+{
+	mxfleet__v1__watch_request__free_unpacked(p, NULL);
+}
+
+static int
+register_work(struct db *db, struct dbq_job *qj)
+{
+	struct call_job *j = (struct call_job *)qj;
+	return db_host_register(db, j->req, &j->n1);
+}
+
+static void
+register_answer(struct call_job *j, struct grpc_call *c)
+{
+	const Mxfleet__V1__RegisterRequest *req = j->req;
+	if (j->q.rc != DB_OK) {
+		fail_db(c, j);
 		return;
 	}
-	C->m.host_batches_refused += refused;
-	C->m.host_outcomes_quarantined += quarantined;
-	if (refused || quarantined)
-		log_warnx("event=host_upload_refused host=%s batches_refused=%" PRIu64
-		    " outcomes_quarantined=%" PRIu64, req->host_id, req->batches_refused,
-		    req->outcomes_quarantined);
+	log_info("event=host_registered host=%s version=%s", req->host_id, req->version);
+	Mxfleet__V1__RegisterResponse r = MXFLEET__V1__REGISTER_RESPONSE__INIT;
+	r.config_version = j->n1;
+	reply_unary(c, &r.base);
 }
 
+static void
+fleet_register(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	UNPACK(Mxfleet__V1__RegisterRequest, mxfleet__v1__register_request, c, msg, len);
+	C->m.calls++;
+	if (check_host(c, req->host_id) < 0) {
+		mxfleet__v1__register_request__free_unpacked(req, NULL);
+		return;
+	}
+	struct call_job *j = call_job_new(c, register_work, register_answer);
+	j->req = req;
+	j->req_free = free_register;
+	call_submit(c, j);
+}
+
+/* The heartbeat's write: last_seen, and what it says of the host's outcome
+ * upload (stored for mailctl hosts; n1, n2: by how much the refused and
+ * quarantined counts grew, for /metrics). */
+static int
+heartbeat_work(struct db *db, struct dbq_job *qj)
+{
+	struct call_job *j = (struct call_job *)qj;
+	const Mxfleet__V1__HeartbeatRequest *req = j->req;
+	uint64_t v;
+	int rc = db_host_heartbeat(db, req, &v);
+	if (rc != DB_OK)
+		return rc;
+	return db_host_upload_health(db, req->host_id, req->batches_refused,
+	    req->outcomes_quarantined, &j->n1, &j->n2);
+}
+
+static void
+heartbeat_done(struct dbq_job *qj)
+{
+	struct call_job *j = (struct call_job *)qj, **pp;
+	const Mxfleet__V1__HeartbeatRequest *req = j->req;
+	char q[LOG_QUOTE_SIZE(300)];
+
+	for (pp = &C->hb_pending; *pp && *pp != j; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = j->next;
+	if (j->q.rc != DB_OK) {
+		C->m.db_errors++;
+		C->m.heartbeats_unwritten++;
+		log_warnx("event=db_error op=heartbeat host=%s error=%s", req->host_id,
+		    log_quote(q, sizeof(q), j->q.err, strlen(j->q.err), 300));
+	} else {
+		C->m.host_batches_refused += j->n1;
+		C->m.host_outcomes_quarantined += j->n2;
+		if (j->n1 || j->n2)
+			log_warnx("event=host_upload_refused host=%s batches_refused=%" PRIu64
+			    " outcomes_quarantined=%" PRIu64, req->host_id, req->batches_refused,
+			    req->outcomes_quarantined);
+	}
+	call_job_free(j);
+}
+
+/* Queue the write of a heartbeat already answered. One per host at a time:
+ * while one waits for the database the next ones are counted, not queued
+ * (they carry nothing the next one after it will not). Takes req. */
+static void
+heartbeat_queue(Mxfleet__V1__HeartbeatRequest *req)
+{
+	for (struct call_job *p = C->hb_pending; p; p = p->next) {
+		const Mxfleet__V1__HeartbeatRequest *o = p->req;
+		if (strcmp(o->host_id, req->host_id) == 0) {
+			C->m.heartbeats_unwritten++;
+			mxfleet__v1__heartbeat_request__free_unpacked(req, NULL);
+			return;
+		}
+	}
+	struct call_job *j = bg_job_new(heartbeat_work, heartbeat_done);
+	j->req = req;
+	j->req_free = free_heartbeat;
+	if (dbq_submit(C->dbq, &j->q) < 0) {
+		C->m.heartbeats_unwritten++;
+		call_job_free(j);
+		return;
+	}
+	j->next = C->hb_pending;
+	C->hb_pending = j;
+}
+
+/* A heartbeat is answered at once, with the newest configuration version
+ * controld has read: a slow database must not make hosts think controld is
+ * gone. Its write follows on a worker (docs/control-plane.md, "Database
+ * workers"). */
 static void
 fleet_heartbeat(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
-	int rc;
 	UNPACK(Mxfleet__V1__HeartbeatRequest, mxfleet__v1__heartbeat_request, c, msg, len);
 	C->m.calls++;
-	uint64_t v = 0;
-	if (check_host(c, req->host_id) == 0 && need_db(c) != NULL) {
-		if ((rc = db_host_heartbeat(C->db, req, &v)) != DB_OK)
-			fail_db(c, rc);
-		else {
-			heartbeat_upload_health(req);
-			Mxfleet__V1__HeartbeatResponse r = MXFLEET__V1__HEARTBEAT_RESPONSE__INIT;
-			r.config_version = v;
-			reply_unary(c, &r.base);
-		}
+	if (check_host(c, req->host_id) < 0) {
+		mxfleet__v1__heartbeat_request__free_unpacked(req, NULL);
+		return;
 	}
-	mxfleet__v1__heartbeat_request__free_unpacked(req, NULL);
+	Mxfleet__V1__HeartbeatResponse r = MXFLEET__V1__HEARTBEAT_RESPONSE__INIT;
+	r.config_version = C->config_version;
+	reply_unary(c, &r.base);
+	heartbeat_queue(req);
 }
 
 static int
@@ -362,21 +666,21 @@ watch_send(struct watcher *w, const Mxfleet__V1__ConfigSnapshot *snap)
 	return 0;
 }
 
+/* A snapshot read from the database: kept when newer than the one held,
+ * and pushed to every watcher. Takes snap. */
 static void
-watch_broadcast(void)
+snapshot_take(Mxfleet__V1__ConfigSnapshot *snap)
 {
-	int rc;
-	Mxfleet__V1__ConfigSnapshot *snap;
-	if (C->watchers == NULL || need_db(NULL) == NULL)
-		return;
-	if ((rc = db_config_snapshot(C->db, &snap)) != DB_OK) {
-		C->m.db_errors++;
+	if (C->snap && snap->version <= C->snap->version) {
+		db_config_snapshot_free(snap);
 		return;
 	}
+	if (C->snap)
+		db_config_snapshot_free(C->snap);
+	C->snap = snap;
 	C->config_version = snap->version;
 	for (struct watcher *w = C->watchers; w; w = w->next)
 		watch_send(w, snap);
-	db_config_snapshot_free(snap);
 }
 
 static void
@@ -391,96 +695,287 @@ watch_remove(struct watcher *w)
 	free(w);
 }
 
+/* The current snapshot at once, even when the host has it: the first
+ * message tells it the watch is live. */
 static void
-fleet_watch(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+watch_start(struct grpc_call *c, const char *host_id)
 {
-	int rc;
-	UNPACK(Mxfleet__V1__WatchRequest, mxfleet__v1__watch_request, c, msg, len);
-	C->m.calls++;
-	if (grpc_call_get_data(c) != NULL) {
-		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "one WatchRequest per call");
-		goto out;
-	}
-	if (check_host(c, req->host_id) < 0 || need_db(c) == NULL)
-		goto out;
+	struct rpc *r = rpc_of(c);
 	struct watcher *w = xcalloc(1, sizeof(*w));
 	w->call = c;
-	w->sent_version = req->have_version;
-	snprintf(w->host_id, sizeof(w->host_id), "%s", req->host_id);
+	snprintf(w->host_id, sizeof(w->host_id), "%s", host_id);
 	w->next = C->watchers;
 	if (C->watchers)
 		C->watchers->prev = w;
 	C->watchers = w;
-	grpc_call_set_data(c, w);
-	Mxfleet__V1__ConfigSnapshot *snap;
-	if ((rc = db_config_snapshot(C->db, &snap)) != DB_OK) {
-		grpc_call_set_data(c, NULL);
-		watch_remove(w);
-		fail_db(c, rc);
-		goto out;
+	r->watcher = w;
+	watch_send(w, C->snap);
+}
+
+static int
+snapshot_work(struct db *db, struct dbq_job *qj)
+{
+	struct call_job *j = (struct call_job *)qj;
+	return db_config_snapshot(db, &j->snap);
+}
+
+static void
+watch_answer(struct call_job *j, struct grpc_call *c)
+{
+	const Mxfleet__V1__WatchRequest *req = j->req;
+	if (j->q.rc != DB_OK) {
+		fail_db(c, j);
+		return;
 	}
-	/* The current snapshot at once, even when the host has it: the first
-	 * message tells it the watch is live. */
-	w->sent_version = 0;
-	watch_send(w, snap);
-	db_config_snapshot_free(snap);
-out:
+	snapshot_take(j->snap);
+	j->snap = NULL;
+	if (c)
+		watch_start(c, req->host_id);
+}
+
+/* From the snapshot controld holds; only before it has read one does the
+ * call wait for the database. */
+static void
+fleet_watch(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	UNPACK(Mxfleet__V1__WatchRequest, mxfleet__v1__watch_request, c, msg, len);
+	C->m.calls++;
+	struct rpc *r = grpc_call_get_data(c);
+	if (r && (r->watcher || r->head))
+		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "one WatchRequest per call");
+	else if (check_host(c, req->host_id) < 0)
+		;
+	else if (C->snap)
+		watch_start(c, req->host_id);
+	else {
+		struct call_job *j = call_job_new(c, snapshot_work, watch_answer);
+		j->req = req;
+		j->req_free = free_watch;
+		call_submit(c, j);
+		return;
+	}
 	mxfleet__v1__watch_request__free_unpacked(req, NULL);
 }
 
-/* However the call ended (a second request refused, a reset, a deadline,
- * the connection lost): no configuration goes to it any more. */
-static void
-fleet_watch_end(struct grpc_call *c, void *arg)
+/* Other replicas' changes: the version, and the snapshot when it moved. */
+static int
+poll_work(struct db *db, struct dbq_job *qj)
 {
-	struct watcher *w = grpc_call_get_data(c);
-	if (w) {
-		grpc_call_set_data(c, NULL);
-		watch_remove(w);
+	struct call_job *j = (struct call_job *)qj;
+	uint64_t v;
+	int rc = db_config_version(db, &v);
+	if (rc != DB_OK || v == j->n1)
+		return rc;
+	return db_config_snapshot(db, &j->snap);
+}
+
+static void
+poll_done(struct dbq_job *qj)
+{
+	struct call_job *j = (struct call_job *)qj;
+	C->poll_busy = 0;
+	if (j->q.rc != DB_OK)
+		C->m.db_errors++;
+	else if (j->snap) {
+		snapshot_take(j->snap);
+		j->snap = NULL;
 	}
+	call_job_free(j);
 }
 
 static void
 watch_poll_cb(evutil_socket_t fd, short what, void *arg)
 {
-	uint64_t v;
-	if (C->watchers && need_db(NULL) && db_config_version(C->db, &v) == DB_OK &&
-	    v != C->config_version)
-		watch_broadcast();
+	if (C->poll_busy)
+		return;
+	struct call_job *j = bg_job_new(poll_work, poll_done);
+	j->n1 = C->snap ? C->snap->version : UINT64_MAX;
+	if (dbq_submit(C->dbq, &j->q) < 0) {
+		call_job_free(j);
+		return;
+	}
+	C->poll_busy = 1;
 }
 
 /* ---- Admin ---- */
 
+/* Free functions of the messages requests and replies are. */
+#define FREE_FN(name, call)	static void name(void *p) { call; }
+FREE_FN(free_domain_config, mxfleet__v1__domain_config__free_unpacked(p, NULL))
+FREE_FN(free_domain_name, mxfleet__v1__domain_name__free_unpacked(p, NULL))
+FREE_FN(free_route_config, mxfleet__v1__route_config__free_unpacked(p, NULL))
+FREE_FN(free_policy_config, mxfleet__v1__tls_policy_config__free_unpacked(p, NULL))
+FREE_FN(free_outcome_query, mxfleet__v1__outcome_query__free_unpacked(p, NULL))
+FREE_FN(free_revoke_request, mxfleet__v1__revoke_request__free_unpacked(p, NULL))
+FREE_FN(free_recipients_req, mxfleet__v1__domain_recipients__free_unpacked(p, NULL))
+FREE_FN(free_host_list, db_host_list_free(p))
+FREE_FN(free_domain_list, db_domain_list_free(p))
+FREE_FN(free_route_list, db_route_list_free(p))
+FREE_FN(free_policy_list, db_policy_list_free(p))
+FREE_FN(free_report, db_outcome_report_free(p))
+FREE_FN(free_recipients, db_recipients_free(p))
+
+/* Queue an admin call's job; takes req. */
 static void
-admin_list_hosts(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+admin_submit(struct grpc_call *c, int (*work)(struct db *, struct dbq_job *),
+    void (*answer)(struct call_job *, struct grpc_call *), void *req, void (*req_free)(void *))
 {
-	int rc;
+	struct call_job *j = call_job_new(c, work, answer);
+	j->req = req;
+	j->req_free = req_free;
+	call_submit(c, j);
+}
+
+/* ---- Admin: lists ---- */
+
+static int
+hosts_work(struct db *db, struct dbq_job *qj)
+{
+	struct call_job *j = (struct call_job *)qj;
 	Mxfleet__V1__HostList *l;
+	int rc = db_hosts_list(db, &l);
+	if (rc != DB_OK)
+		return rc;
+	j->reply = l;
+	j->reply_free = free_host_list;
+	return db_hosts_upload_health(db, l);
+}
+
+#define LIST_WORK(name, type, call, freefn)				\
+static int								\
+name(struct db *db, struct dbq_job *qj)					\
+{									\
+	struct call_job *j = (struct call_job *)qj;			\
+	type *l = NULL;							\
+	int rc = call;							\
+	j->reply = l;							\
+	j->reply_free = freefn;						\
+	return rc;							\
+}
+LIST_WORK(domains_work, Mxfleet__V1__DomainList, db_domain_list(db, &l), free_domain_list)
+LIST_WORK(routes_work, Mxfleet__V1__RouteList, db_route_list(db, &l), free_route_list)
+LIST_WORK(policies_work, Mxfleet__V1__PolicyList, db_policy_list(db, &l), free_policy_list)
+LIST_WORK(summary_work, Mxfleet__V1__OutcomeReport, db_outcome_summary(db, j->req, &l),
+    free_report)
+LIST_WORK(recipients_list_work, Mxfleet__V1__DomainRecipients,
+    db_recipients_list(db, ((Mxfleet__V1__DomainName *)j->req)->name, &l), free_recipients)
+
+/* A list call without a request message (Empty). */
+static void
+admin_list(struct grpc_call *c, int (*work)(struct db *, struct dbq_job *))
+{
 	C->m.calls++;
-	if (check_admin(c) < 0 || need_db(c) == NULL)
-		return;
-	if ((rc = db_hosts_list(C->db, &l)) != DB_OK ||
-	    (rc = db_hosts_upload_health(C->db, l)) != DB_OK) {
-		db_host_list_free(l);
-		fail_db(c, rc);
-		return;
-	}
-	reply_unary(c, &l->base);
-	db_host_list_free(l);
+	if (check_admin(c) == 0)
+		admin_submit(c, work, answer_reply, NULL, NULL);
 }
 
 static void
-admin_snapshot_reply(struct grpc_call *c)
+admin_list_hosts(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
-	int rc;
-	Mxfleet__V1__ConfigSnapshot *snap;
-	if ((rc = db_config_snapshot(C->db, &snap)) != DB_OK) {
-		fail_db(c, rc);
+	admin_list(c, hosts_work);
+}
+
+static void
+admin_list_domains(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	admin_list(c, domains_work);
+}
+
+static void
+admin_list_routes(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	admin_list(c, routes_work);
+}
+
+static void
+admin_list_policies(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	admin_list(c, policies_work);
+}
+
+static void
+admin_summarize(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	UNPACK(Mxfleet__V1__OutcomeQuery, mxfleet__v1__outcome_query, c, msg, len);
+	C->m.calls++;
+	if (check_admin(c) == 0)
+		admin_submit(c, summary_work, answer_reply, req, free_outcome_query);
+	else
+		free_outcome_query(req);
+}
+
+static void
+admin_list_recipients(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	UNPACK(Mxfleet__V1__DomainName, mxfleet__v1__domain_name, c, msg, len);
+	C->m.calls++;
+	if (check_admin(c) == 0)
+		admin_submit(c, recipients_list_work, answer_reply, req, free_domain_name);
+	else
+		free_domain_name(req);
+}
+
+/* ---- Admin: changes, answered with the snapshot that includes them ---- */
+
+/* After a change: the snapshot, read on the same worker. eexist_ok: "it is
+ * so already" is not an error (nothing changed). */
+static int
+change_snapshot(struct db *db, struct call_job *j, int rc, int eexist_ok)
+{
+	if (rc == DB_EEXIST && eexist_ok)
+		rc = DB_OK;
+	if (rc != DB_OK)
+		return rc;
+	return db_config_snapshot(db, &j->snap);
+}
+
+static void
+change_answer(struct call_job *j, struct grpc_call *c)
+{
+	if (j->q.rc != DB_OK) {
+		fail_db(c, j);
 		return;
 	}
-	reply_unary(c, &snap->base);
-	db_config_snapshot_free(snap);
-	watch_broadcast();
+	if (j->log)
+		log_info("%s", j->log);
+	reply_unary(c, &j->snap->base);
+	snapshot_take(j->snap);
+	j->snap = NULL;
+}
+
+#define CHANGE_WORK(name, type, call, eexist_ok)			\
+static int								\
+name(struct db *db, struct dbq_job *qj)					\
+{									\
+	struct call_job *j = (struct call_job *)qj;			\
+	type *req = j->req;						\
+	return change_snapshot(db, j, call, eexist_ok);			\
+}
+CHANGE_WORK(domain_add_work, Mxfleet__V1__DomainConfig, db_domain_add(db, req, NULL), 0)
+CHANGE_WORK(domain_remove_work, Mxfleet__V1__DomainName,
+    db_domain_remove(db, req->name, NULL), 0)
+CHANGE_WORK(route_add_work, Mxfleet__V1__RouteConfig, db_route_add(db, req, NULL), 0)
+CHANGE_WORK(route_remove_work, Mxfleet__V1__RouteConfig, db_route_remove(db, req, NULL), 0)
+CHANGE_WORK(policy_set_work, Mxfleet__V1__TlsPolicyConfig, db_policy_set(db, req, NULL), 1)
+CHANGE_WORK(policy_remove_work, Mxfleet__V1__DomainName,
+    db_policy_remove(db, req->name, NULL), 0)
+CHANGE_WORK(recipient_check_work, Mxfleet__V1__DomainRecipients,
+    db_recipient_check_set(db, req->domain, req->mode, NULL), 1)
+CHANGE_WORK(recipients_add_work, Mxfleet__V1__DomainRecipients,
+    db_recipients_add(db, req->domain, j->locals, j->nlocals, NULL), 1)
+CHANGE_WORK(recipients_remove_work, Mxfleet__V1__DomainRecipients,
+    db_recipients_remove(db, req->domain, j->locals, j->nlocals, NULL), 0)
+
+/* Queue a change; log (may be NULL, taken) is logged once it is stored. */
+static void
+admin_change(struct grpc_call *c, int (*work)(struct db *, struct dbq_job *), void *req,
+    void (*req_free)(void *), char *log)
+{
+	struct call_job *j = call_job_new(c, work, change_answer);
+	j->req = req;
+	j->req_free = req_free;
+	j->log = log;
+	call_submit(c, j);
 }
 
 /* The port a next hop ends with, when it ends with ":DIGITS"; -1 if not. */
@@ -535,181 +1030,95 @@ domain_refusal(Mxfleet__V1__DomainConfig *d, char *msg, size_t msgsz)
 static void
 admin_add_domain(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
-	int rc;
 	UNPACK(Mxfleet__V1__DomainConfig, mxfleet__v1__domain_config, c, msg, len);
 	C->m.calls++;
-	if (check_admin(c) == 0 && need_db(c) != NULL) {
-		char text[400];
-		if (req->name[0] == '\0' || req->next_hop[0] == '\0')
-			grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "name and next_hop are required");
-		else if (domain_refusal(req, text, sizeof(text)) < 0) {
-			/* mxd would ignore it: refuse it here, where the operator sees why. */
-			grpc_call_finish(c, GRPC_INVALID_ARGUMENT, text);
-		} else if ((rc = db_domain_add(C->db, req, NULL)) != DB_OK)
-			fail_db(c, rc);
-		else {
-			log_info("event=domain_added name=%s next_hop=%s", req->name, req->next_hop);
-			admin_snapshot_reply(c);
-		}
+	char text[400];
+	if (check_admin(c) < 0)
+		;
+	else if (req->name[0] == '\0' || req->next_hop[0] == '\0')
+		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "name and next_hop are required");
+	else if (domain_refusal(req, text, sizeof(text)) < 0) {
+		/* mxd would ignore it: refuse it here, where the operator sees why. */
+		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, text);
+	} else {
+		admin_change(c, domain_add_work, req, free_domain_config,
+		    xasprintf("event=domain_added name=%s next_hop=%s", req->name, req->next_hop));
+		return;
 	}
-	mxfleet__v1__domain_config__free_unpacked(req, NULL);
+	free_domain_config(req);
 }
 
 static void
 admin_remove_domain(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
-	int rc;
 	UNPACK(Mxfleet__V1__DomainName, mxfleet__v1__domain_name, c, msg, len);
 	C->m.calls++;
-	if (check_admin(c) == 0 && need_db(c) != NULL) {
-		if ((rc = db_domain_remove(C->db, req->name, NULL)) != DB_OK)
-			fail_db(c, rc);
-		else {
-			log_info("event=domain_removed name=%s", req->name);
-			admin_snapshot_reply(c);
-		}
-	}
-	mxfleet__v1__domain_name__free_unpacked(req, NULL);
-}
-
-static void
-admin_list_domains(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
-{
-	int rc;
-	Mxfleet__V1__DomainList *l;
-	C->m.calls++;
-	if (check_admin(c) < 0 || need_db(c) == NULL)
-		return;
-	if ((rc = db_domain_list(C->db, &l)) != DB_OK) {
-		fail_db(c, rc);
-		return;
-	}
-	reply_unary(c, &l->base);
-	db_domain_list_free(l);
+	if (check_admin(c) == 0)
+		admin_change(c, domain_remove_work, req, free_domain_name,
+		    xasprintf("event=domain_removed name=%s", req->name));
+	else
+		free_domain_name(req);
 }
 
 static void
 admin_add_route(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
-	int rc;
 	UNPACK(Mxfleet__V1__RouteConfig, mxfleet__v1__route_config, c, msg, len);
 	C->m.calls++;
-	if (check_admin(c) == 0 && need_db(c) != NULL) {
-		struct mxd_nexthop nh;
-		char why[300], text[400];
-		if (req->transport[0] == '\0')
-			grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "transport is required");
-		else if (mxd_nexthop_parse(req->transport, &nh, 1, why, sizeof(why)) < 0) {
-			snprintf(text, sizeof(text), "transport: %s", why);
-			grpc_call_finish(c, GRPC_INVALID_ARGUMENT, text);
-		} else if ((rc = db_route_add(C->db, req, NULL)) != DB_OK)
-			fail_db(c, rc);
-		else
-			admin_snapshot_reply(c);
+	struct mxd_nexthop nh;
+	char why[300], text[400];
+	if (check_admin(c) < 0)
+		;
+	else if (req->transport[0] == '\0')
+		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "transport is required");
+	else if (mxd_nexthop_parse(req->transport, &nh, 1, why, sizeof(why)) < 0) {
+		snprintf(text, sizeof(text), "transport: %s", why);
+		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, text);
+	} else {
+		admin_change(c, route_add_work, req, free_route_config, NULL);
+		return;
 	}
-	mxfleet__v1__route_config__free_unpacked(req, NULL);
+	free_route_config(req);
 }
 
 static void
 admin_remove_route(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
-	int rc;
 	UNPACK(Mxfleet__V1__RouteConfig, mxfleet__v1__route_config, c, msg, len);
 	C->m.calls++;
-	if (check_admin(c) == 0 && need_db(c) != NULL) {
-		if ((rc = db_route_remove(C->db, req, NULL)) != DB_OK)
-			fail_db(c, rc);
-		else
-			admin_snapshot_reply(c);
-	}
-	mxfleet__v1__route_config__free_unpacked(req, NULL);
-}
-
-static void
-admin_list_routes(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
-{
-	int rc;
-	Mxfleet__V1__RouteList *l;
-	C->m.calls++;
-	if (check_admin(c) < 0 || need_db(c) == NULL)
-		return;
-	if ((rc = db_route_list(C->db, &l)) != DB_OK) {
-		fail_db(c, rc);
-		return;
-	}
-	reply_unary(c, &l->base);
-	db_route_list_free(l);
+	if (check_admin(c) == 0)
+		admin_change(c, route_remove_work, req, free_route_config, NULL);
+	else
+		free_route_config(req);
 }
 
 static void
 admin_set_policy(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
-	int rc;
 	UNPACK(Mxfleet__V1__TlsPolicyConfig, mxfleet__v1__tls_policy_config, c, msg, len);
 	C->m.calls++;
-	if (check_admin(c) == 0) {
-		if (req->domain[0] == '\0' || !db_policy_mode_ok(req->mode))
-			grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "a domain and a mode (none, may, "
-			    "encrypt, dane, dane-only, verify, secure) are required");
-		else if (need_db(c) == NULL)
-			;
-		else if ((rc = db_policy_set(C->db, req, NULL)) != DB_OK && rc != DB_EEXIST)
-			fail_db(c, rc);	/* DB_EEXIST: that mode already: nothing to change */
-		else {
-			log_info("event=policy_set domain=%s mode=%s", req->domain, req->mode);
-			admin_snapshot_reply(c);
-		}
+	if (check_admin(c) < 0)
+		;
+	else if (req->domain[0] == '\0' || !db_policy_mode_ok(req->mode))
+		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "a domain and a mode (none, may, "
+		    "encrypt, dane, dane-only, verify, secure) are required");
+	else {
+		admin_change(c, policy_set_work, req, free_policy_config,
+		    xasprintf("event=policy_set domain=%s mode=%s", req->domain, req->mode));
+		return;
 	}
-	mxfleet__v1__tls_policy_config__free_unpacked(req, NULL);
+	free_policy_config(req);
 }
 
 static void
 admin_remove_policy(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
-	int rc;
 	UNPACK(Mxfleet__V1__DomainName, mxfleet__v1__domain_name, c, msg, len);
 	C->m.calls++;
-	if (check_admin(c) == 0 && need_db(c) != NULL) {
-		if ((rc = db_policy_remove(C->db, req->name, NULL)) != DB_OK)
-			fail_db(c, rc);
-		else
-			admin_snapshot_reply(c);
-	}
-	mxfleet__v1__domain_name__free_unpacked(req, NULL);
-}
-
-static void
-admin_list_policies(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
-{
-	int rc;
-	Mxfleet__V1__PolicyList *l;
-	C->m.calls++;
-	if (check_admin(c) < 0 || need_db(c) == NULL)
-		return;
-	if ((rc = db_policy_list(C->db, &l)) != DB_OK) {
-		fail_db(c, rc);
-		return;
-	}
-	reply_unary(c, &l->base);
-	db_policy_list_free(l);
-}
-
-static void
-admin_summarize(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
-{
-	int rc;
-	UNPACK(Mxfleet__V1__OutcomeQuery, mxfleet__v1__outcome_query, c, msg, len);
-	C->m.calls++;
-	Mxfleet__V1__OutcomeReport *r;
-	if (check_admin(c) == 0 && need_db(c) != NULL) {
-		if ((rc = db_outcome_summary(C->db, req, &r)) != DB_OK)
-			fail_db(c, rc);
-		else {
-			reply_unary(c, &r->base);
-			db_outcome_report_free(r);
-		}
-	}
-	mxfleet__v1__outcome_query__free_unpacked(req, NULL);
+	if (check_admin(c) == 0)
+		admin_change(c, policy_remove_work, req, free_domain_name, NULL);
+	else
+		free_domain_name(req);
 }
 
 /* ---- revocation (schema/006, mailctl pki revoke) ---- */
@@ -720,25 +1129,12 @@ revoke_refuse(SSL *ssl, void *arg)
 	return pki_peer_refused(ssl, C->revoked);
 }
 
-/* Load the revoked serials; when the set changed, close the connections of
- * peers revoked since their handshake. New handshakes read the set through
- * pki_server_enforce's callback. On a database error the last set stays. */
+/* A freshly read list of revoked serials (taken); when the set changed,
+ * close the connections of peers revoked since their handshake. New
+ * handshakes read the set through pki_server_enforce's callback. */
 static void
-revoke_reload(void)
+revoke_apply(char **serials, size_t n)
 {
-	char **serials;
-	size_t n;
-	if (C->revoked == NULL || need_db(NULL) == NULL)
-		return;
-	int rc = db_revoked_list(C->db, &serials, &n);
-	if (rc != DB_OK) {
-		const char *e = db_errmsg(C->db);
-		char q[LOG_QUOTE_SIZE(300)];
-		C->m.db_errors++;
-		log_warnx("event=revocations_not_loaded error=%s kept=%zu",
-		    log_quote(q, sizeof(q), e, strlen(e), 300), pki_revoked_count(C->revoked));
-		return;
-	}
 	if (pki_revoked_take(C->revoked, serials, n)) {
 		int closed = C->tls_srv ? grpc_server_close_peers(C->tls_srv, revoke_refuse, NULL,
 		    "certificate revoked") : 0;
@@ -746,41 +1142,85 @@ revoke_reload(void)
 	}
 }
 
+static int
+revoked_list_work(struct db *db, struct dbq_job *qj)
+{
+	struct call_job *j = (struct call_job *)qj;
+	return db_revoked_list(db, &j->serials, &j->nserials);
+}
+
+/* On a database error the last set stays. */
+static void
+revoke_reload_done(struct dbq_job *qj)
+{
+	struct call_job *j = (struct call_job *)qj;
+	char q[LOG_QUOTE_SIZE(300)];
+	C->revoke_busy = 0;
+	if (j->q.rc != DB_OK) {
+		C->m.db_errors++;
+		log_warnx("event=revocations_not_loaded error=%s kept=%zu",
+		    log_quote(q, sizeof(q), j->q.err, strlen(j->q.err), 300),
+		    pki_revoked_count(C->revoked));
+	} else {
+		revoke_apply(j->serials, j->nserials);
+		j->serials = NULL;
+		j->nserials = 0;
+	}
+	call_job_free(j);
+}
+
 static void
 revoke_tick(evutil_socket_t fd, short what, void *arg)
 {
-	revoke_reload();
+	if (C->revoked == NULL || C->revoke_busy)
+		return;
+	struct call_job *j = bg_job_new(revoked_list_work, revoke_reload_done);
+	if (dbq_submit(C->dbq, &j->q) < 0) {
+		call_job_free(j);
+		return;
+	}
+	C->revoke_busy = 1;
 }
 
-/* Whether a RevokeCertificate call may go ahead; if not, it is answered. */
+/* Record the serial, and read the set back on the same worker: this
+ * replica enforces it at once, the others at their next reload. */
 static int
-revoke_allowed(struct grpc_call *c, const Mxfleet__V1__RevokeRequest *req)
+revoke_work(struct db *db, struct dbq_job *qj)
 {
-	if (check_admin(c) < 0)
-		return 0;
-	if (!pki_serial_ok(req->serial)) {
-		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "serial: upper-case hex, 1 to 40 digits, "
-		    "as 'openssl x509 -serial' prints it");
-		return 0;
+	struct call_job *j = (struct call_job *)qj;
+	const Mxfleet__V1__RevokeRequest *req = j->req;
+	int newly = 0;
+	int rc = db_revoke(db, req->serial, req->name, req->not_after_unix, &newly);
+	if (rc != DB_OK)
+		return rc;
+	j->n1 = (uint64_t)newly;
+	if (db_revoked_list(db, &j->serials, &j->nserials) != DB_OK) {
+		j->serials = NULL;	/* stored; the next reload enforces it */
+		j->nserials = 0;
+		j->n2 = 1;
 	}
-	return need_db(c) != NULL;
+	return DB_OK;
 }
 
 static void
-admin_revoke_store(struct grpc_call *c, const Mxfleet__V1__RevokeRequest *req)
+revoke_answer(struct call_job *j, struct grpc_call *c)
 {
-	int rc, newly = 0;
+	const Mxfleet__V1__RevokeRequest *req = j->req;
 	char q[LOG_QUOTE_SIZE(100)];
-	if ((rc = db_revoke(C->db, req->serial, req->name, req->not_after_unix, &newly)) != DB_OK) {
-		fail_db(c, rc);
+	if (j->q.rc != DB_OK) {
+		fail_db(c, j);
 		return;
 	}
 	log_info("event=certificate_revoked serial=%s name=%s by=%s newly=%d", req->serial,
-	    log_quote(q, sizeof(q), req->name, strlen(req->name), 100), grpc_call_peer(c), newly);
-	/* This replica at once; the others at their next reload. */
-	revoke_reload();
+	    log_quote(q, sizeof(q), req->name, strlen(req->name), 100),
+	    c ? grpc_call_peer(c) : "-", (int)j->n1);
+	if (C->revoked && j->n2 == 0) {
+		revoke_apply(j->serials, j->nserials);
+		j->serials = NULL;
+		j->nserials = 0;
+	}
 	Mxfleet__V1__RevokeReply r = MXFLEET__V1__REVOKE_REPLY__INIT;
-	r.newly_revoked = newly;
+	r.newly_revoked = (int)j->n1;
 	r.revoked_total = C->revoked ? (uint32_t)pki_revoked_count(C->revoked) : 0;
 	r.reload_interval_seconds = (uint32_t)C->cfg.revocation_interval;
 	reply_unary(c, &r.base);
@@ -791,9 +1231,16 @@ admin_revoke(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
 	UNPACK(Mxfleet__V1__RevokeRequest, mxfleet__v1__revoke_request, c, msg, len);
 	C->m.calls++;
-	if (revoke_allowed(c, req))
-		admin_revoke_store(c, req);
-	mxfleet__v1__revoke_request__free_unpacked(req, NULL);
+	if (check_admin(c) < 0)
+		;
+	else if (!pki_serial_ok(req->serial))
+		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "serial: upper-case hex, 1 to 40 digits, "
+		    "as 'openssl x509 -serial' prints it");
+	else {
+		admin_submit(c, revoke_work, revoke_answer, req, free_revoke_request);
+		return;
+	}
+	free_revoke_request(req);
 }
 
 /* ---- Admin: recipient checks (backscatter; schema/007) ---- */
@@ -801,7 +1248,6 @@ admin_revoke(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 static void
 admin_set_recipient_check(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
-	int rc;
 	UNPACK(Mxfleet__V1__DomainRecipients, mxfleet__v1__domain_recipients, c, msg, len);
 	C->m.calls++;
 	if (check_admin(c) < 0)
@@ -809,16 +1255,12 @@ admin_set_recipient_check(struct grpc_call *c, const uint8_t *msg, size_t len, v
 	else if (req->domain[0] == '\0' || !db_recipient_mode_ok(req->mode))
 		grpc_call_finish(c, GRPC_INVALID_ARGUMENT, "a domain and a mode (any, list or "
 		    "verify) are required");
-	else if (need_db(c) == NULL)
-		;
-	else if ((rc = db_recipient_check_set(C->db, req->domain, req->mode, NULL)) != DB_OK &&
-	    rc != DB_EEXIST)
-		fail_db(c, rc);	/* DB_EEXIST: that mode already: nothing to change */
 	else {
-		log_info("event=recipient_check_set domain=%s mode=%s", req->domain, req->mode);
-		admin_snapshot_reply(c);
+		admin_change(c, recipient_check_work, req, free_recipients_req,
+		    xasprintf("event=recipient_check_set domain=%s mode=%s", req->domain, req->mode));
+		return;
 	}
-	mxfleet__v1__domain_recipients__free_unpacked(req, NULL);
+	free_recipients_req(req);
 }
 
 /* The request's addresses as local parts of its domain, or the call
@@ -852,27 +1294,22 @@ admin_recipient_locals(struct grpc_call *c, const Mxfleet__V1__DomainRecipients 
 static void
 admin_change_recipients(struct grpc_call *c, const uint8_t *msg, size_t len, int add)
 {
-	int rc;
 	char **locals;
 	UNPACK(Mxfleet__V1__DomainRecipients, mxfleet__v1__domain_recipients, c, msg, len);
 	C->m.calls++;
-	if (check_admin(c) == 0 && (locals = admin_recipient_locals(c, req)) != NULL) {
-		size_t n = req->n_local_parts;
-		if (need_db(c) == NULL)
-			;
-		else if ((rc = (add ? db_recipients_add : db_recipients_remove)(C->db, req->domain,
-		    locals, n, NULL)) != DB_OK && !(add && rc == DB_EEXIST))
-			fail_db(c, rc);	/* add, DB_EEXIST: all listed already */
-		else {
-			log_info("event=recipients_%s domain=%s count=%zu", add ? "added" : "removed",
-			    req->domain, n);
-			admin_snapshot_reply(c);
-		}
-		for (size_t i = 0; i < n; i++)
-			free(locals[i]);
-		free(locals);
+	if (check_admin(c) < 0 || (locals = admin_recipient_locals(c, req)) == NULL) {
+		free_recipients_req(req);
+		return;
 	}
-	mxfleet__v1__domain_recipients__free_unpacked(req, NULL);
+	struct call_job *j = call_job_new(c, add ? recipients_add_work : recipients_remove_work,
+	    change_answer);
+	j->req = req;
+	j->req_free = free_recipients_req;
+	j->locals = locals;
+	j->nlocals = req->n_local_parts;
+	j->log = xasprintf("event=recipients_%s domain=%s count=%zu", add ? "added" : "removed",
+	    req->domain, req->n_local_parts);
+	call_submit(c, j);
 }
 
 static void
@@ -887,46 +1324,28 @@ admin_remove_recipients(struct grpc_call *c, const uint8_t *msg, size_t len, voi
 	admin_change_recipients(c, msg, len, 0);
 }
 
-static void
-admin_list_recipients(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
-{
-	int rc;
-	Mxfleet__V1__DomainRecipients *r;
-	UNPACK(Mxfleet__V1__DomainName, mxfleet__v1__domain_name, c, msg, len);
-	C->m.calls++;
-	if (check_admin(c) == 0 && need_db(c) != NULL) {
-		if ((rc = db_recipients_list(C->db, req->name, &r)) != DB_OK)
-			fail_db(c, rc);
-		else {
-			reply_unary(c, &r->base);
-			db_recipients_free(r);
-		}
-	}
-	mxfleet__v1__domain_name__free_unpacked(req, NULL);
-}
-
 static const struct grpc_method controld_methods[] = {
-	{ "/mxfleet.v1.Collector/Export", collector_batch, NULL, NULL },
-	{ "/mxfleet.v1.Collector/Stream", collector_batch, finish_ok, NULL },
-	{ "/mxfleet.v1.Fleet/Register", fleet_register, NULL, NULL },
-	{ "/mxfleet.v1.Fleet/Heartbeat", fleet_heartbeat, NULL, NULL },
-	{ "/mxfleet.v1.Fleet/WatchConfig", fleet_watch, NULL, fleet_watch_end },
-	{ "/mxfleet.v1.Admin/ListHosts", admin_list_hosts, NULL, NULL },
-	{ "/mxfleet.v1.Admin/AddDomain", admin_add_domain, NULL, NULL },
-	{ "/mxfleet.v1.Admin/ListDomains", admin_list_domains, NULL, NULL },
-	{ "/mxfleet.v1.Admin/RemoveDomain", admin_remove_domain, NULL, NULL },
-	{ "/mxfleet.v1.Admin/AddRoute", admin_add_route, NULL, NULL },
-	{ "/mxfleet.v1.Admin/ListRoutes", admin_list_routes, NULL, NULL },
-	{ "/mxfleet.v1.Admin/RemoveRoute", admin_remove_route, NULL, NULL },
-	{ "/mxfleet.v1.Admin/SetPolicy", admin_set_policy, NULL, NULL },
-	{ "/mxfleet.v1.Admin/ListPolicies", admin_list_policies, NULL, NULL },
-	{ "/mxfleet.v1.Admin/RemovePolicy", admin_remove_policy, NULL, NULL },
-	{ "/mxfleet.v1.Admin/SummarizeOutcomes", admin_summarize, NULL, NULL },
-	{ "/mxfleet.v1.Admin/RevokeCertificate", admin_revoke, NULL, NULL },
-	{ "/mxfleet.v1.Admin/SetRecipientCheck", admin_set_recipient_check, NULL, NULL },
-	{ "/mxfleet.v1.Admin/AddRecipients", admin_add_recipients, NULL, NULL },
-	{ "/mxfleet.v1.Admin/RemoveRecipients", admin_remove_recipients, NULL, NULL },
-	{ "/mxfleet.v1.Admin/ListRecipients", admin_list_recipients, NULL, NULL },
+	{ "/mxfleet.v1.Collector/Export", collector_batch, NULL, rpc_end },
+	{ "/mxfleet.v1.Collector/Stream", collector_batch, collector_half_close, rpc_end },
+	{ "/mxfleet.v1.Fleet/Register", fleet_register, NULL, rpc_end },
+	{ "/mxfleet.v1.Fleet/Heartbeat", fleet_heartbeat, NULL, rpc_end },
+	{ "/mxfleet.v1.Fleet/WatchConfig", fleet_watch, NULL, rpc_end },
+	{ "/mxfleet.v1.Admin/ListHosts", admin_list_hosts, NULL, rpc_end },
+	{ "/mxfleet.v1.Admin/AddDomain", admin_add_domain, NULL, rpc_end },
+	{ "/mxfleet.v1.Admin/ListDomains", admin_list_domains, NULL, rpc_end },
+	{ "/mxfleet.v1.Admin/RemoveDomain", admin_remove_domain, NULL, rpc_end },
+	{ "/mxfleet.v1.Admin/AddRoute", admin_add_route, NULL, rpc_end },
+	{ "/mxfleet.v1.Admin/ListRoutes", admin_list_routes, NULL, rpc_end },
+	{ "/mxfleet.v1.Admin/RemoveRoute", admin_remove_route, NULL, rpc_end },
+	{ "/mxfleet.v1.Admin/SetPolicy", admin_set_policy, NULL, rpc_end },
+	{ "/mxfleet.v1.Admin/ListPolicies", admin_list_policies, NULL, rpc_end },
+	{ "/mxfleet.v1.Admin/RemovePolicy", admin_remove_policy, NULL, rpc_end },
+	{ "/mxfleet.v1.Admin/SummarizeOutcomes", admin_summarize, NULL, rpc_end },
+	{ "/mxfleet.v1.Admin/RevokeCertificate", admin_revoke, NULL, rpc_end },
+	{ "/mxfleet.v1.Admin/SetRecipientCheck", admin_set_recipient_check, NULL, rpc_end },
+	{ "/mxfleet.v1.Admin/AddRecipients", admin_add_recipients, NULL, rpc_end },
+	{ "/mxfleet.v1.Admin/RemoveRecipients", admin_remove_recipients, NULL, rpc_end },
+	{ "/mxfleet.v1.Admin/ListRecipients", admin_list_recipients, NULL, rpc_end },
 };
 
 /* ---- HTTP: /metrics, /healthz ---- */
@@ -1008,22 +1427,104 @@ http_metrics(struct evhttp_request *req, void *arg)
 	    C->m.db_errors, C->m.refused_identity, C->m.calls, C->m.host_batches_refused,
 	    C->m.host_outcomes_quarantined, watchers, C->m.watchers_dropped);
 	http_metrics_connections(b);
+	struct dbq_stats st;
+	dbq_stats(C->dbq, &st);
+	evbuffer_add_printf(b,
+	    "# HELP controld_db_jobs_queued Database jobs waiting for a worker.\n"
+	    "# TYPE controld_db_jobs_queued gauge\n"
+	    "controld_db_jobs_queued %zu\n"
+	    "# HELP controld_db_workers_busy Database workers running a job.\n"
+	    "# TYPE controld_db_workers_busy gauge\n"
+	    "controld_db_workers_busy %zu\n"
+	    "# HELP controld_db_workers Database workers (db_workers).\n"
+	    "# TYPE controld_db_workers gauge\n"
+	    "controld_db_workers %lld\n"
+	    "# HELP controld_heartbeats_unwritten_total Heartbeats acknowledged and not written:"
+	    " the database failed, or the host's previous one was still waiting.\n"
+	    "# TYPE controld_heartbeats_unwritten_total counter\n"
+	    "controld_heartbeats_unwritten_total %" PRIu64 "\n",
+	    st.queued, st.busy, C->cfg.db_workers, C->m.heartbeats_unwritten);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", b);
 	evbuffer_free(b);
 }
 
+/* /healthz: a probe of the database (a worker reads the configuration
+ * version), queued ahead of other work. A request waits for it at most
+ * CONTROLD_HEALTH_WAIT_MS; past that, with the probe still out (the
+ * database frozen, or every worker stuck on it), it is answered unhealthy,
+ * so a load balancer hears "no" instead of waiting. */
+static void
+health_reply(struct evhttp_request *req, int ok, const char *why)
+{
+	struct evbuffer *b = evbuffer_new();
+	if (ok)
+		evbuffer_add_printf(b, "ok\n");
+	else
+		evbuffer_add_printf(b, "database unavailable: %s\n", why);
+	evhttp_send_reply(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", b);
+	evbuffer_free(b);
+}
+
+static void
+health_wait_free(struct health_wait *h)
+{
+	event_free(h->timer);
+	free(h);
+}
+
+static void
+health_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct health_wait *h = arg, **pp;
+	char why[120];
+	for (pp = &C->health_waits; *pp && *pp != h; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = h->next;
+	snprintf(why, sizeof(why), "no answer within %d ms", CONTROLD_HEALTH_WAIT_MS);
+	health_reply(h->req, 0, why);
+	health_wait_free(h);
+}
+
+static int
+health_work(struct db *db, struct dbq_job *qj)
+{
+	uint64_t v;
+	return db_config_version(db, &v);
+}
+
+static void
+health_done(struct dbq_job *qj)
+{
+	struct call_job *j = (struct call_job *)qj;
+	C->health_busy = 0;
+	if (j->q.rc != DB_OK)
+		C->m.db_errors++;
+	while (C->health_waits) {
+		struct health_wait *h = C->health_waits;
+		C->health_waits = h->next;
+		health_reply(h->req, j->q.rc == DB_OK, j->q.err);
+		health_wait_free(h);
+	}
+	call_job_free(j);
+}
+
 static void
 http_healthz(struct evhttp_request *req, void *arg)
 {
-	struct evbuffer *b = evbuffer_new();
-	uint64_t v;
-	int ok = need_db(NULL) != NULL && db_config_version(C->db, &v) == DB_OK;
-	evbuffer_add_printf(b, ok ? "ok\n" : "database unavailable: %s\n",
-	    C->db ? db_errmsg(C->db) : "not connected");
-	evhttp_send_reply(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", b);
-	evbuffer_free(b);
+	struct health_wait *h = xcalloc(1, sizeof(*h));
+	struct timeval tv = { 0, CONTROLD_HEALTH_WAIT_MS * 1000 };
+	h->req = req;
+	h->timer = evtimer_new(C->base, health_timeout_cb, h);
+	evtimer_add(h->timer, &tv);
+	h->next = C->health_waits;
+	C->health_waits = h;
+	if (!C->health_busy) {
+		C->health_busy = 1;
+		dbq_submit_first(C->dbq, &bg_job_new(health_work, health_done)->q);
+	}
 }
 
 /* ---- configuration and main ---- */
@@ -1032,7 +1533,8 @@ static const char *const controld_keys[] = {
 	"listen", "socket", "http", "database", "schema_dir", "tls", "log_level",
 	"max_message", "handshake_timeout", "idle_timeout", "max_connections",
 	"max_connections_per_ip", "max_streams", "watch_max_pending", "outcome_max_age_days",
-	"outcome_max_future", "statement_timeout", "http_max_request", "http_timeout", NULL
+	"outcome_max_future", "statement_timeout", "http_max_request", "http_timeout", "db_workers", "db_max_queued",
+	NULL
 };
 static const char *const controld_tls_keys[] = {
 	"cert", "key", "ca", "allow_multiple_ca", "revocation_interval", NULL
@@ -1094,6 +1596,8 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 	cfg->statement_timeout = DB_STATEMENT_TIMEOUT_MS / 1000;
 	cfg->http_max_request = 8192;
 	cfg->http_timeout = 10;
+	cfg->db_workers = DBQ_DEFAULT_WORKERS;
+	cfg->db_max_queued = DBQ_DEFAULT_MAX_QUEUED;
 	if (conf_load(&lc, path, &cerr) < 0) {
 		snprintf(err, errsz, "%s", cerr.msg);
 		return -1;
@@ -1122,7 +1626,9 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 	    conf_get_int(root, "statement_timeout", 1, 3600, &cfg->statement_timeout, &cerr) < 0 ||
 	    conf_get_int(root, "http_max_request", 1024, 1 << 20, &cfg->http_max_request,
 	    &cerr) < 0 ||
-	    conf_get_int(root, "http_timeout", 1, 3600, &cfg->http_timeout, &cerr) < 0)
+	    conf_get_int(root, "http_timeout", 1, 3600, &cfg->http_timeout, &cerr) < 0 ||
+	    conf_get_int(root, "db_workers", 1, DBQ_MAX_WORKERS, &cfg->db_workers, &cerr) < 0 ||
+	    conf_get_int(root, "db_max_queued", 1, 1000000, &cfg->db_max_queued, &cerr) < 0)
 		goto fail;
 	if ((r = conf_get_string(root, "log_level", &s, &cerr)) < 0)
 		goto fail;
@@ -1234,6 +1740,153 @@ usage(void)
 	exit(2);
 }
 
+/* Connect, with the configured statement timeout: for migrate and for the
+ * start, before the event loop runs. */
+static struct db *
+controld_db_open(char *err, size_t errsz)
+{
+	struct db *db;
+	if (db_open(&db, C->cfg.database, err, errsz) != DB_OK)
+		return NULL;
+	if (db_set_statement_timeout(db, (int)C->cfg.statement_timeout * 1000) != DB_OK) {
+		snprintf(err, errsz, "%s", db_errmsg(db));
+		db_close(db);
+		return NULL;
+	}
+	return db;
+}
+
+static int
+controld_migrate(void)
+{
+	char err[1024], q[LOG_QUOTE_SIZE(300)];
+	unsigned applied = 0;
+	struct db *db = controld_db_open(err, sizeof(err));
+	if (db == NULL) {
+		log_error("event=db_unavailable error=%s",
+		    log_quote(q, sizeof(q), err, strlen(err), 300));
+		return 1;
+	}
+	int rc = db_migrate(db, C->cfg.schema_dir, &applied);
+	if (rc != DB_OK)
+		fprintf(stderr, "controld: migrate: %s\n", db_errmsg(db));
+	else
+		printf("controld: %u migration(s) applied\n", applied);
+	db_close(db);
+	return rc == DB_OK ? 0 : 1;
+}
+
+/* Before the loop runs, so before any handshake: the revoked serials, and
+ * the snapshot WatchConfig answers from. With the database down controld
+ * starts anyway: calls answer UNAVAILABLE until it is back (mxd keeps its
+ * journal meanwhile), and the workers load both then. */
+static void
+controld_preload(void)
+{
+	char err[1024], q[LOG_QUOTE_SIZE(300)];
+	struct db *db = controld_db_open(err, sizeof(err));
+	if (db == NULL) {
+		log_error("event=db_unavailable error=%s",
+		    log_quote(q, sizeof(q), err, strlen(err), 300));
+		return;
+	}
+	char **serials;
+	size_t n;
+	if (C->revoked && db_revoked_list(db, &serials, &n) == DB_OK)
+		revoke_apply(serials, n);
+	Mxfleet__V1__ConfigSnapshot *snap;
+	if (db_config_snapshot(db, &snap) == DB_OK)
+		snapshot_take(snap);
+	db_close(db);
+}
+
+static void
+controld_listen(struct controld *d)
+{
+	char err[1024];
+	struct grpc_server_limits lim = controld_limits(&d->cfg);
+	struct grpc_server_opts o = { controld_methods,
+	    sizeof(controld_methods) / sizeof(controld_methods[0]), d, d->tls,
+	    (size_t)d->cfg.max_message };
+	if (d->cfg.listen) {
+		grpc_server_new(&d->tls_srv, d->base, &o);
+		grpc_server_set_limits(d->tls_srv, &lim);
+		if (grpc_server_listen(d->tls_srv, d->cfg.listen, err, sizeof(err)) < 0)
+			fatalx("event=listen_failed error=\"%s\"", err);
+	}
+	if (d->cfg.socket) {
+		struct grpc_server_opts lo = o;
+		lo.tls = NULL;
+		grpc_server_new(&d->local_srv, d->base, &lo);
+		grpc_server_set_limits(d->local_srv, &lim);
+		if (grpc_server_listen_unix(d->local_srv, d->cfg.socket, err, sizeof(err)) < 0)
+			fatalx("event=listen_failed error=\"%s\"", err);
+	}
+	if (d->cfg.http) {
+		char host[256];
+		int port;
+		if (netaddr_split_hostport(d->cfg.http, host, sizeof(host), &port) < 0)
+			fatalx("event=bad_http addr=%s", d->cfg.http);
+		d->http = evhttp_new(d->base);
+		/* Two GET endpoints: no body, small headers, no slow clients. */
+		evhttp_set_max_headers_size(d->http, (ev_ssize_t)d->cfg.http_max_request);
+		evhttp_set_max_body_size(d->http, 0);
+		evhttp_set_timeout(d->http, (int)d->cfg.http_timeout);
+		evhttp_set_allowed_methods(d->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+		evhttp_set_cb(d->http, "/metrics", http_metrics, NULL);
+		evhttp_set_cb(d->http, "/healthz", http_healthz, NULL);
+		if (evhttp_bind_socket(d->http, host, (ev_uint16_t)port) != 0)
+			fatalx("event=listen_failed addr=%s", d->cfg.http);
+	}
+}
+
+static void
+controld_timers(struct controld *d)
+{
+	struct timeval poll_tv = { CONTROLD_WATCH_POLL_MS / 1000,
+	    (CONTROLD_WATCH_POLL_MS % 1000) * 1000 };
+	d->poll_ev = event_new(d->base, -1, EV_PERSIST, watch_poll_cb, NULL);
+	event_add(d->poll_ev, &poll_tv);
+	if (d->revoked) {
+		struct timeval rtv = { (time_t)d->cfg.revocation_interval, 0 };
+		d->revoke_ev = event_new(d->base, -1, EV_PERSIST, revoke_tick, NULL);
+		event_add(d->revoke_ev, &rtv);
+	}
+}
+
+/* After the loop: calls first (their jobs then answer no one), then the
+ * workers (each finishes its job; what waits is handed back undone). */
+static void
+controld_shutdown(struct controld *d)
+{
+	grpc_server_free(d->tls_srv);
+	grpc_server_free(d->local_srv);
+	d->tls_srv = d->local_srv = NULL;
+	while (d->health_waits) {
+		struct health_wait *h = d->health_waits;
+		d->health_waits = h->next;
+		health_reply(h->req, 0, "controld is stopping");
+		health_wait_free(h);
+	}
+	dbq_free(d->dbq);
+	d->dbq = NULL;
+	while (d->watchers)
+		watch_remove(d->watchers);
+	if (d->http)
+		evhttp_free(d->http);
+	event_free(d->poll_ev);
+	if (d->revoke_ev)
+		event_free(d->revoke_ev);
+	/* libevent frees TLS bufferevents (and their SSL) deferred: let it. */
+	event_base_loop(d->base, EVLOOP_NONBLOCK);
+	event_base_free(d->base);
+	SSL_CTX_free(d->tls);
+	pki_revoked_free(d->revoked);
+	if (d->snap)
+		db_config_snapshot_free(d->snap);
+	controld_config_free(&d->cfg);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1268,116 +1921,41 @@ main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (check) {
-		printf("controld: %s: configuration OK\n", path);
+	if (check || migrate_only) {
+		int rc = 0;
+		if (check)
+			printf("controld: %s: configuration OK\n", path);
+		else
+			rc = controld_migrate();
 		SSL_CTX_free(d.tls);
 		controld_config_free(&d.cfg);
-		return 0;
+		return rc;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if (controld_db_open(&d.db, err, sizeof(err)) < 0) {
-		d.db = NULL;
-		char q[LOG_QUOTE_SIZE(300)];
-		log_error("event=db_unavailable error=%s", log_quote(q, sizeof(q), err, strlen(err), 300));
-		if (migrate_only) {
-			SSL_CTX_free(d.tls);
-			controld_config_free(&d.cfg);
-			return 1;
-		}
-		/* Start anyway: calls answer UNAVAILABLE until the database is back,
-		 * and mxd keeps its journal meanwhile. */
-	}
-	if (migrate_only) {
-		unsigned applied = 0;
-		if (db_migrate(d.db, d.cfg.schema_dir, &applied) != DB_OK) {
-			fprintf(stderr, "controld: migrate: %s\n", db_errmsg(d.db));
-			db_close(d.db);
-			SSL_CTX_free(d.tls);
-			controld_config_free(&d.cfg);
-			return 1;
-		}
-		printf("controld: %u migration(s) applied\n", applied);
-		db_close(d.db);
-		SSL_CTX_free(d.tls);
-		controld_config_free(&d.cfg);
-		return 0;
-	}
-
-	d.base = event_base_new();
-	struct grpc_server_limits lim = controld_limits(&d.cfg);
-	struct grpc_server_opts o = { controld_methods,
-	    sizeof(controld_methods) / sizeof(controld_methods[0]), &d, d.tls,
-	    (size_t)d.cfg.max_message };
-	if (d.cfg.listen) {
-		grpc_server_new(&d.tls_srv, d.base, &o);
-		grpc_server_set_limits(d.tls_srv, &lim);
-		if (grpc_server_listen(d.tls_srv, d.cfg.listen, err, sizeof(err)) < 0)
-			fatalx("event=listen_failed error=\"%s\"", err);
-	}
-	if (d.cfg.socket) {
-		struct grpc_server_opts lo = o;
-		lo.tls = NULL;
-		grpc_server_new(&d.local_srv, d.base, &lo);
-		grpc_server_set_limits(d.local_srv, &lim);
-		if (grpc_server_listen_unix(d.local_srv, d.cfg.socket, err, sizeof(err)) < 0)
-			fatalx("event=listen_failed error=\"%s\"", err);
-	}
-	if (d.cfg.http) {
-		char host[256];
-		int port;
-		if (netaddr_split_hostport(d.cfg.http, host, sizeof(host), &port) < 0)
-			fatalx("event=bad_http addr=%s", d.cfg.http);
-		d.http = evhttp_new(d.base);
-		/* Two GET endpoints: no body, small headers, no slow clients. */
-		evhttp_set_max_headers_size(d.http, (ev_ssize_t)d.cfg.http_max_request);
-		evhttp_set_max_body_size(d.http, 0);
-		evhttp_set_timeout(d.http, (int)d.cfg.http_timeout);
-		evhttp_set_allowed_methods(d.http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
-		evhttp_set_cb(d.http, "/metrics", http_metrics, NULL);
-		evhttp_set_cb(d.http, "/healthz", http_healthz, NULL);
-		if (evhttp_bind_socket(d.http, host, (ev_uint16_t)port) != 0)
-			fatalx("event=listen_failed addr=%s", d.cfg.http);
-	}
-	d.poll_ev = event_new(d.base, -1, EV_PERSIST, watch_poll_cb, NULL);
-	struct timeval poll_tv = { CONTROLD_WATCH_POLL_MS / 1000, (CONTROLD_WATCH_POLL_MS % 1000) * 1000 };
-	event_add(d.poll_ev, &poll_tv);
 	if (d.tls) {
-		/* Before the loop runs, so before any handshake. */
 		d.revoked = pki_revoked_new();
 		pki_server_enforce(d.tls, d.revoked);
-		revoke_reload();
-		d.revoke_ev = event_new(d.base, -1, EV_PERSIST, revoke_tick, NULL);
-		struct timeval rtv = { (time_t)d.cfg.revocation_interval, 0 };
-		event_add(d.revoke_ev, &rtv);
 	}
+	controld_preload();
+	d.base = event_base_new();
+	struct dbq_opts qo = { d.cfg.database, (int)d.cfg.statement_timeout * 1000,
+	    (int)d.cfg.db_workers, (size_t)d.cfg.db_max_queued };
+	if (dbq_new(&d.dbq, d.base, &qo, err, sizeof(err)) < 0)
+		fatalx("event=db_workers_failed error=\"%s\"", err);
+	controld_listen(&d);
+	controld_timers(&d);
 	struct event *sigterm = evsignal_new(d.base, SIGTERM, on_signal, NULL);
 	struct event *sigint = evsignal_new(d.base, SIGINT, on_signal, NULL);
 	event_add(sigterm, NULL);
 	event_add(sigint, NULL);
-	log_info("event=started version=%s listen=%s socket=%s http=%s grpc_port=%d", MXFLEET_VERSION,
-	    d.cfg.listen ? d.cfg.listen : "-", d.cfg.socket ? d.cfg.socket : "-",
-	    d.cfg.http ? d.cfg.http : "-", d.tls_srv ? grpc_server_port(d.tls_srv, 0) : 0);
+	log_info("event=started version=%s listen=%s socket=%s http=%s grpc_port=%d db_workers=%lld",
+	    MXFLEET_VERSION, d.cfg.listen ? d.cfg.listen : "-", d.cfg.socket ? d.cfg.socket : "-",
+	    d.cfg.http ? d.cfg.http : "-", d.tls_srv ? grpc_server_port(d.tls_srv, 0) : 0,
+	    d.cfg.db_workers);
 	event_base_dispatch(d.base);
-
-	grpc_server_free(d.tls_srv);
-	grpc_server_free(d.local_srv);
-	while (d.watchers)
-		watch_remove(d.watchers);
-	if (d.http)
-		evhttp_free(d.http);
-	event_free(d.poll_ev);
-	if (d.revoke_ev)
-		event_free(d.revoke_ev);
 	event_free(sigterm);
 	event_free(sigint);
-	/* libevent frees TLS bufferevents (and their SSL) deferred: let it. */
-	event_base_loop(d.base, EVLOOP_NONBLOCK);
-	event_base_free(d.base);
-	SSL_CTX_free(d.tls);
-	pki_revoked_free(d.revoked);
-	if (d.db)
-		db_close(d.db);
-	controld_config_free(&d.cfg);
+	controld_shutdown(&d);
 	log_info("event=stopped");
 	return 0;
 }

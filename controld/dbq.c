@@ -258,15 +258,24 @@ dbq_free(struct dbq *q)
 	dbq_unlock(q);
 	for (int i = 0; i < q->nw; i++)
 		pthread_join(q->w[i].thread, NULL);
-	/* Finished first, in order; then what no worker took. */
-	dbq_run_done(dbq_take_done(q));
-	struct dbq_job *j = q->head;
-	q->head = q->tail = NULL;
-	for (struct dbq_job *next; j; j = next) {
-		next = j->next;
-		j->rc = DB_ECONN;
-		snprintf(j->err, sizeof(j->err), "controld is stopping");
-		j->done(j);
+	/* Finished first, in order; then what no worker took. A done callback
+	 * may queue more (a job that waited for another): round again. */
+	for (;;) {
+		struct dbq_job *d = dbq_take_done(q), *j;
+		dbq_lock(q);
+		j = q->head;
+		q->head = q->tail = NULL;
+		q->queued = 0;
+		dbq_unlock(q);
+		if (d == NULL && j == NULL)
+			break;
+		dbq_run_done(d);
+		for (struct dbq_job *next; j; j = next) {
+			next = j->next;
+			j->rc = DB_ECONN;
+			snprintf(j->err, sizeof(j->err), "controld is stopping");
+			j->done(j);
+		}
 	}
 	event_free(q->ev);
 	close(q->pipe[0]);

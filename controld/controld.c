@@ -400,7 +400,7 @@ controld_shutdown(struct controld *d)
 	grpc_server_free(d->local_srv);
 	d->tls_srv = d->local_srv = NULL;
 	http_health_drain();
-	dbq_free(d->dbq);
+	dbq_free(d->dbq, CONTROLD_STOP_WAIT_MS);
 	d->dbq = NULL;
 	while (d->watchers)
 		fleet_watch_remove(d->watchers);

@@ -18,6 +18,7 @@
 #define CONTROLD_SPARE_FDS	64	/* listeners, PostgreSQL, HTTP, logs */
 #define CONTROLD_WATCH_MAX_PENDING	(16 << 20)
 #define CONTROLD_MS_PER_DAY		INT64_C(86400000)
+#define CONTROLD_STOP_WAIT_MS	5000	/* at stop: for database workers, at most */
 #define CONTROLD_HEALTH_WAIT_MS	500	/* /healthz: a probe of the database, at most */
 
 struct controld_config {

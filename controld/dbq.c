@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dbq.h"
@@ -21,6 +22,8 @@ struct dbq {
 	struct dbq_opts		 o;
 	pthread_mutex_t		 mu;
 	pthread_cond_t		 cv;
+	pthread_cond_t		 gone_cv;	/* a worker ended */
+	int			 alive;		/* workers not ended */
 	struct dbq_job		*head, *tail;		/* waiting for a worker */
 	struct dbq_job		*done_head, *done_tail;	/* finished, for the loop */
 	size_t			 queued, busy, connected;
@@ -133,6 +136,10 @@ dbq_worker_main(void *arg)
 	}
 	if (w->db)
 		db_close(w->db);
+	dbq_lock(q);
+	q->alive--;
+	pthread_cond_broadcast(&q->gone_cv);
+	dbq_unlock(q);
 	return NULL;
 }
 
@@ -175,6 +182,7 @@ dbq_new(struct dbq **out, struct event_base *base, const struct dbq_opts *o,
 	q->o.conninfo = xstrdup(o->conninfo);
 	pthread_mutex_init(&q->mu, NULL);
 	pthread_cond_init(&q->cv, NULL);
+	pthread_cond_init(&q->gone_cv, NULL);
 	if (pipe2(q->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
 		snprintf(err, errsz, "pipe: %s", strerror(errno));
 		free((char *)q->o.conninfo);
@@ -189,10 +197,13 @@ dbq_new(struct dbq **out, struct event_base *base, const struct dbq_opts *o,
 		int e = pthread_create(&q->w[i].thread, NULL, dbq_worker_main, &q->w[i]);
 		if (e != 0) {
 			snprintf(err, errsz, "database worker %d: %s", i, strerror(e));
-			dbq_free(q);
+			dbq_free(q, 0);
 			return -1;
 		}
 		q->nw++;
+		dbq_lock(q);
+		q->alive++;
+		dbq_unlock(q);
 	}
 	*out = q;
 	return 0;
@@ -247,15 +258,43 @@ dbq_stats(struct dbq *q, struct dbq_stats *out)
 	dbq_unlock(q);
 }
 
-void
-dbq_free(struct dbq *q)
+/* Wait up to wait_ms for every worker to end; 0 when they did. */
+static int
+dbq_wait_workers(struct dbq *q, int wait_ms)
+{
+	struct timespec until;
+	int rc = 0;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	dbq_lock(q);
+	while (q->alive > 0 && rc == 0)
+		rc = pthread_cond_timedwait(&q->gone_cv, &q->mu, &until);
+	int left = q->alive;
+	size_t busy = q->busy;
+	dbq_unlock(q);
+	if (left == 0)
+		return 0;
+	log_warnx("event=db_workers_stuck workers=%d busy=%zu reason=\"the database did not "
+	    "answer within %d ms; stopping without them\"", left, busy, wait_ms);
+	return -1;
+}
+
+int
+dbq_free(struct dbq *q, int wait_ms)
 {
 	if (q == NULL)
-		return;
+		return 0;
 	dbq_lock(q);
 	q->stopping = 1;
 	pthread_cond_broadcast(&q->cv);
 	dbq_unlock(q);
+	if (dbq_wait_workers(q, wait_ms) < 0)
+		return -1;	/* q stays: a stuck worker may still post to it */
 	for (int i = 0; i < q->nw; i++)
 		pthread_join(q->w[i].thread, NULL);
 	/* Finished first, in order; then what no worker took. A done callback
@@ -281,8 +320,10 @@ dbq_free(struct dbq *q)
 	close(q->pipe[0]);
 	close(q->pipe[1]);
 	pthread_cond_destroy(&q->cv);
+	pthread_cond_destroy(&q->gone_cv);
 	pthread_mutex_destroy(&q->mu);
 	free(q->w);
 	free((char *)q->o.conninfo);
 	free(q);
+	return 0;
 }

@@ -13,7 +13,10 @@
  * loop's thread only. work runs on a worker and may touch nothing but its
  * job and the db handle; done runs on the loop and owns the job (frees it).
  * dbq_free stops the workers once their current job is over and calls done
- * of every job still queued with rc DB_ECONN "controld is stopping". */
+ * of every job still queued with rc DB_ECONN "controld is stopping". A
+ * worker still waiting on the database after wait_ms is left behind (logged
+ * as event=db_workers_stuck; the pool is not freed, the process is about to
+ * exit): a frozen database must not keep controld from stopping. */
 #ifndef CONTROLD_DBQ_H
 #define CONTROLD_DBQ_H
 
@@ -63,6 +66,7 @@ int dbq_submit(struct dbq *q, struct dbq_job *j);
  * backlog of batches); not subject to max_queued. */
 void dbq_submit_first(struct dbq *q, struct dbq_job *j);
 void dbq_stats(struct dbq *q, struct dbq_stats *out);
-void dbq_free(struct dbq *q);
+/* 0, or -1 when workers were left behind (see above). */
+int dbq_free(struct dbq *q, int wait_ms);
 
 #endif

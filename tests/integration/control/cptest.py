@@ -178,13 +178,16 @@ class Postgres:
         """SIGSTOP every process of the cluster, the postmaster first (so it
         starts no new backend meanwhile): connections stay open, nothing
         answers. Returns the pids stopped, for thaw."""
-        pids = self.pids()
-        for pid in pids:
-            os.kill(pid, signal.SIGSTOP)
-        for pid in self.pids()[1:]:  # a backend forked just before the stop
-            if pid not in pids:
-                os.kill(pid, signal.SIGSTOP)
-                pids.append(pid)
+        pids = []
+        for _ in range(2):  # again: a backend forked just before the stop
+            for pid in self.pids():
+                if pid in pids:
+                    continue
+                try:
+                    os.kill(pid, signal.SIGSTOP)
+                    pids.append(pid)
+                except ProcessLookupError:  # a backend that just ended
+                    pass
         return pids
 
     def thaw(self, pids):

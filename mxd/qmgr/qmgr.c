@@ -512,7 +512,7 @@ qmgr_agent_child(struct qmgr *q, int fd)
 	if (q->qctl_fd >= 0)
 		close(q->qctl_fd);
 	signal(SIGCHLD, SIG_DFL);
-	deliver_agent_main(q->cfg, q->sp, fd, &q->outcomes);
+	deliver_agent_main(q->cfg, q->sp, fd, &q->outcomes, &q->tls);
 }
 
 static struct qmgr_agent *
@@ -822,6 +822,9 @@ qmgr_reload_config(struct qmgr *q)
 	qmgr_agents_retire(q, qmgr_sched_now(q->sched), 1);
 	for (size_t i = 0; i < q->nagents; i++)
 		q->agents[i].retire = 1;
+	/* Busy agents have their own copies (fork): the contexts can go. */
+	deliver_tls_free(&q->tls);
+	deliver_tls_new(q->cfg, &q->tls);
 	log_info("event=reloaded domains=%zu", q->cfg->ndomains);
 }
 
@@ -907,6 +910,7 @@ qmgr_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 	q.sp = sp;
 	q.notify_fd = notify_fd;
 	q.outcomes = *outcomes;
+	deliver_tls_new(cfg, &q.tls);
 	struct qmgr_limits lim;
 	qmgr_limits(cfg, &lim);
 	if (qmgr_sched_new(&lim, NULL, NULL, &q.sched, err, sizeof(err)) < 0)
@@ -959,6 +963,7 @@ qmgr_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 	qmgr_queue_close(&q);
 	log_info("event=delivery_stopped queued=%zu", qmgr_sched_count(q.sched));
 	qmgr_sched_free(q.sched);
+	deliver_tls_free(&q.tls);
 	free(q.agents);
 	if (q.cfg != cfg)
 		mxd_config_free(q.cfg);	/* a reloaded copy of our own */

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "mxd.h"
 #include "mxd_config.h"
 #include "outcome.h"
 #include "qmgr_sched.h"
@@ -37,6 +38,7 @@ struct qmgr {
 	int			 notify_fd;
 	struct qmgr_sched	*sched;
 	struct outcome_sink	 outcomes;	/* the agents' outbound records */
+	struct deliver_tls	 tls;		/* the agents' SSL contexts */
 	struct qmgr_agent	*agents;
 	size_t			 nagents, capagents;
 	size_t			 active_msgs;	/* messages in flight */

@@ -131,6 +131,18 @@ struct mxd_config {
 	int			 max_age;
 	int			 delay_dsn;	/* seconds deferred before a delay DSN; 0: none */
 	int			 next_hop_tls;	/* 1: may, 0: none */
+
+	/* The delivery client's deadlines, seconds (delivery.*_timeout), and
+	 * the floor rate for sending a message (bytes/s): smtp_client.h. */
+	int			 smtp_connect_timeout;
+	int			 smtp_command_timeout;
+	int			 smtp_data_timeout;
+	int			 smtp_transaction_timeout;
+	int			 smtp_min_data_rate;
+	/* The MX walk of one attempt: addresses tried, sessions that got a
+	 * greeting (0: no limit). */
+	int			 mx_address_limit;
+	int			 mx_session_limit;
 };
 
 int mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t errsz);

@@ -915,8 +915,8 @@ deliver_mx_capped(const struct deliver *d, int tried, int sessions)
 }
 
 static void
-deliver_mx_gave_up(const struct deliver *d, const char *domain, const char *cap, int tried,
-    int sessions, struct rcpt_state *st, const size_t *idx, size_t n)
+deliver_mx_gave_up(const char *domain, const char *cap, int tried, int sessions,
+    struct rcpt_state *st, const size_t *idx, size_t n)
 {
 	int addrs = strcmp(cap, "mx_address_limit") == 0;
 	log_info("event=mx_limit domain=%s limit=%s addresses=%d sessions=%d", domain, cap,
@@ -1069,7 +1069,7 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 		deliver_dane_done(d, &tr, sts_saved);
 	}
 	if (cap && deliver_unreached(st, idx, n))
-		deliver_mx_gave_up(d, domain, cap, tried, sessions, st, idx, n);
+		deliver_mx_gave_up(domain, cap, tried, sessions, st, idx, n);
 	if (enforce && deliver_unreached(st, idx, n))
 		for (size_t k = 0; k < n; k++)
 			snprintf(st[idx[k]].sts_id, sizeof(st[idx[k]].sts_id), "%s", dec.id);

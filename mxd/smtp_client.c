@@ -191,15 +191,16 @@ smtp_client_io_reply(struct smtp_client *c, struct smtp_reply *r, const char *do
 static void
 smtp_client_expect(struct smtp_client *c, const char *verb, int data)
 {
-	if (c->npend == c->pend_cap) {
-		/* Keep the FIFO at the front before it grows. */
-		memmove(c->pend, c->pend + c->pend_head, c->npend * sizeof(*c->pend));
+	if (c->pend_head + c->npend == c->pend_cap) {
+		/* Full at the end: back to the front, and grow when that is
+		 * not enough. */
+		if (c->npend > 0 && c->pend_head > 0)
+			memmove(c->pend, c->pend + c->pend_head, c->npend * sizeof(*c->pend));
 		c->pend_head = 0;
-		c->pend_cap = c->pend_cap ? c->pend_cap * 2 : 8;
-		c->pend = xreallocarray(c->pend, c->pend_cap, sizeof(*c->pend));
-	} else if (c->pend_head + c->npend == c->pend_cap) {
-		memmove(c->pend, c->pend + c->pend_head, c->npend * sizeof(*c->pend));
-		c->pend_head = 0;
+		if (c->npend == c->pend_cap) {
+			c->pend_cap = c->pend_cap ? c->pend_cap * 2 : 8;
+			c->pend = xreallocarray(c->pend, c->pend_cap, sizeof(*c->pend));
+		}
 	}
 	struct smtp_client_pending *e = &c->pend[c->pend_head + c->npend++];
 	snprintf(e->verb, sizeof(e->verb), "%s", verb);

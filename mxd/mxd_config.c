@@ -59,7 +59,9 @@ static const char *const mxd_config_delivery_keys[] = {
 	"ca_file", "sts_cache_dir", "delay_dsn", "sts_refresh_interval", "source_ipv4",
 	"source_ipv6", "nexthop_agents", "mx_agents", "destination_concurrency",
 	"initial_concurrency", "destinations", "dead_after", "dead_time", "recipient_limit",
-	"connection_cache_time", "nexthop_concurrency", "mx_concurrency", NULL
+	"connection_cache_time", "nexthop_concurrency", "mx_concurrency",
+	"connect_timeout", "command_timeout", "data_timeout", "transaction_timeout",
+	"min_data_rate", "mx_address_limit", "mx_session_limit", NULL
 };
 static const char *const mxd_config_dest_keys[] = { "name", "concurrency", NULL };
 
@@ -575,6 +577,22 @@ mxd_config_pool(struct mxd_config *cfg, const config_setting_t *g, struct conf_e
 	return mxd_config_dest_limits(cfg, g, err);
 }
 
+/* The delivery client's deadlines and the MX walk's caps (docs/delivery.md,
+ * "Deadlines and limits"). 0 for a cap: no limit, as in Postfix. */
+static int
+mxd_config_deadlines(struct mxd_config *cfg, const config_setting_t *g, struct conf_err *err)
+{
+	return mxd_config_int(g, "connect_timeout", 1, 3600, &cfg->smtp_connect_timeout, err) < 0 ||
+	    mxd_config_int(g, "command_timeout", 1, 3600, &cfg->smtp_command_timeout, err) < 0 ||
+	    mxd_config_int(g, "data_timeout", 1, 3600, &cfg->smtp_data_timeout, err) < 0 ||
+	    mxd_config_int(g, "transaction_timeout", 1, 86400, &cfg->smtp_transaction_timeout,
+	    err) < 0 ||
+	    mxd_config_int(g, "min_data_rate", 1, 1 << 30, &cfg->smtp_min_data_rate, err) < 0 ||
+	    mxd_config_int(g, "mx_address_limit", 0, 100000, &cfg->mx_address_limit, err) < 0 ||
+	    mxd_config_int(g, "mx_session_limit", 0, 100000, &cfg->mx_session_limit, err) < 0 ?
+	    -1 : 0;
+}
+
 static int
 mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 {
@@ -713,6 +731,8 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 		    mxd_config_source(g, "source_ipv6", AF_INET6, cfg->source_ipv6,
 		    sizeof(cfg->source_ipv6), err) < 0)
 			return -1;
+		if (mxd_config_deadlines(cfg, g, err) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -781,6 +801,13 @@ mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t err
 	cfg->remote_port = 25;
 	cfg->sts_port = 443;
 	cfg->sts_refresh_interval = 3600;
+	cfg->smtp_connect_timeout = 30;
+	cfg->smtp_command_timeout = 300;
+	cfg->smtp_data_timeout = 600;
+	cfg->smtp_transaction_timeout = 1800;
+	cfg->smtp_min_data_rate = 4096;
+	cfg->mx_address_limit = 5;
+	cfg->mx_session_limit = 2;
 	cfg->control_journal_mb = 256;
 	cfg->control_batch = 500;
 	cfg->control_batch_bytes = 1 << 20;

@@ -151,6 +151,17 @@ struct mxd_config {
 	int			 connection_cache_time;	/* seconds an idle connection is kept */
 	struct mxd_dest_limit	*dest_limits;	/* delivery.destinations */
 	size_t			 ndest_limits;
+	/* The delivery client's deadlines, seconds (delivery.*_timeout), and
+	 * the floor rate for sending a message (bytes/s): smtp_client.h. */
+	int			 smtp_connect_timeout;
+	int			 smtp_command_timeout;
+	int			 smtp_data_timeout;
+	int			 smtp_transaction_timeout;
+	int			 smtp_min_data_rate;
+	/* The MX walk of one attempt: addresses tried, sessions that got a
+	 * greeting (0: no limit). */
+	int			 mx_address_limit;
+	int			 mx_session_limit;
 };
 
 int mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t errsz);

@@ -36,9 +36,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DELIVER_TIMEOUT_MS	300000
-#define DELIVER_CONNECT_TIMEOUT_MS 30000
-
 void
 deliver_close_conn(struct deliver *d)
 {
@@ -170,8 +167,9 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop
 		snprintf(why, sizeof(why), "%s of %s", what, d->conn_domain);
 	SSL_CTX *tls = nh->tlsa ? d->tls_dane : nh->verify ? d->tls_verify :
 	    d->cur_level == MXD_TLS_NONE ? NULL : local_tls || d->cfg->next_hop_tls ? d->tls : NULL;
-	int opened = smtp_client_open(&d->conn, nh, d->cfg->hostname, tls,
-	    DELIVER_CONNECT_TIMEOUT_MS, &d->source, r);
+	struct smtp_client_limits lim;
+	smtp_client_limits_config(&lim, d->cfg);
+	int opened = smtp_client_open(&d->conn, nh, d->cfg->hostname, tls, &lim, &d->source, r);
 	deliver_note_reach(d, opened == 0, r);
 	if (opened < 0) {
 		int tls_failed = d->conn.tls_failed;
@@ -191,15 +189,13 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop
 		log_info("event=tls_fallback hop=%s reason=%s", hop, d->conn.tls_fail_reason);
 		d->conn_started_ms = timeutil_wall_ms();
 		d->conn_fallback = 1;
-		opened = smtp_client_open(&d->conn, nh, d->cfg->hostname, NULL,
-		    DELIVER_CONNECT_TIMEOUT_MS, &d->source, r);
+		opened = smtp_client_open(&d->conn, nh, d->cfg->hostname, NULL, &lim, &d->source, r);
 		deliver_note_reach(d, opened == 0, r);
 		if (opened < 0) {
 			deliver_outcome(d, &d->conn, d->conn.greeting_name[0] != '\0', r->text.data);
 			return -1;
 		}
 	}
-	d->conn.timeout_ms = DELIVER_TIMEOUT_MS;
 	const char *pf = d->cur_tlsa ? deliver_dane_failure(&d->conn, 1) :
 	    d->cur_policy ? deliver_policy_failure(&d->conn, 1) :
 	    local_tls && d->conn.ssl == NULL ? "starttls-not-supported" :
@@ -459,7 +455,7 @@ deliver_content(const struct deliver_txn *t)
 		}
 		return 0;
 	}
-	if (smtp_client_send_data(c, t->fd, t->off) < 0)
+	if (smtp_client_send_data(c, t->fd, t->off, t->r) < 0)
 		return -1;
 	if (!c->lmtp) {
 		if (smtp_client_read_reply(c, t->r) < 0)
@@ -728,10 +724,45 @@ deliver_dane_done(struct deliver *d, struct dns_tlsa_result *tr, const struct st
 	dns_tlsa_result_free(tr);
 }
 
+/* The MX walk stops at delivery.mx_address_limit addresses or
+ * mx_session_limit sessions that got a greeting (0: no limit): the
+ * recipients, still unreached, are deferred saying so and what the last
+ * address said. NULL while the walk may go on. */
+static const char *
+deliver_mx_capped(const struct deliver *d, int tried, int sessions)
+{
+	if (d->cfg->mx_address_limit > 0 && tried >= d->cfg->mx_address_limit)
+		return "mx_address_limit";
+	if (d->cfg->mx_session_limit > 0 && sessions >= d->cfg->mx_session_limit)
+		return "mx_session_limit";
+	return NULL;
+}
+
+static void
+deliver_mx_gave_up(const char *domain, const char *cap, int tried, int sessions,
+    struct rcpt_state *st, const size_t *idx, size_t n)
+{
+	int addrs = strcmp(cap, "mx_address_limit") == 0;
+	log_info("event=mx_limit domain=%s limit=%s addresses=%d sessions=%d", domain, cap,
+	    tried, sessions);
+	for (size_t i = 0; i < n; i++) {
+		struct rcpt_state *r = &st[idx[i]];
+		char *hop = r->hop ? xstrdup(r->hop) : NULL, *mta = r->mta ? xstrdup(r->mta) : NULL;
+		char *text = xasprintf("451 4.4.1 no MX host of %s answered: gave up after %d %s "
+		    "(delivery.%s); the last: %s", domain, addrs ? tried : sessions,
+		    addrs ? "addresses" : "sessions", cap, r->reply ? r->reply : "-");
+		rcpt_set(r, RCPT_DEFER, 0, text, hop, mta);
+		free(text);
+		free(hop);
+		free(mta);
+	}
+}
+
 /* Deliver to the domain's MX hosts (RFC 5321 5.1, RFC 7505): in preference
  * order, equal preferences shuffled, every address of a host, the next one
- * while nobody answered. Opportunistic STARTTLS; MTA-STS and DANE are not
- * evaluated yet (issue 4). */
+ * while nobody answered, up to the limits of deliver_mx_capped.
+ * Opportunistic STARTTLS unless DANE, MTA-STS or the operator's policy say
+ * otherwise. */
 static void
 deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
     const char *domain, struct rcpt_state *st, const size_t *idx, size_t n)
@@ -790,8 +821,9 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 	else
 		snprintf(text, sizeof(text), "451 4.4.1 no MX host of %s could be reached\n", domain);
 	deliver_set_all(st, idx, n, RCPT_DEFER, text);
-	int dane_refused = 0;
-	for (size_t i = 0; i < mx.n; i++) {
+	int dane_refused = 0, tried = 0, sessions = 0;
+	const char *cap = NULL;
+	for (size_t i = 0; i < mx.n && !(cap = deliver_mx_capped(d, tried, sessions)); i++) {
 		struct dns_addr_result ar;
 		memset(&ar, 0, sizeof(ar));
 		/* DANE first (it wins over MTA-STS, RFC 8461 2): only when the MX
@@ -827,7 +859,7 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 			deliver_dane_done(d, &tr, sts_saved);
 			continue;
 		}
-		for (size_t a = 0; a < ar.n; a++) {
+		for (size_t a = 0; a < ar.n && !(cap = deliver_mx_capped(d, tried, sessions)); a++) {
 			struct mxd_nexthop nh;
 			char ip[64], hop[600];
 			memset(&nh, 0, sizeof(nh));
@@ -846,7 +878,11 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 			    mx.mx[i].host, ip, nh.port);
 			snprintf(d->conn_domain, sizeof(d->conn_domain), "%s", domain);
 			snprintf(d->conn_mx, sizeof(d->conn_mx), "%s", mx.mx[i].host);
+			if (!d->conn_open)
+				d->conn.greeted = 0;	/* not this address's */
 			deliver_to_hop(d, env, fd, off, &nh, hop, st, idx, n);
+			tried++;
+			sessions += !d->conn_open && d->conn.greeted;	/* answered, then failed */
 			if (!deliver_unreached(st, idx, n)) {
 				dns_addr_result_free(&ar);
 				deliver_dane_done(d, &tr, sts_saved);
@@ -856,6 +892,8 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 		dns_addr_result_free(&ar);
 		deliver_dane_done(d, &tr, sts_saved);
 	}
+	if (cap && deliver_unreached(st, idx, n))
+		deliver_mx_gave_up(domain, cap, tried, sessions, st, idx, n);
 	if (enforce && deliver_unreached(st, idx, n))
 		for (size_t k = 0; k < n; k++)
 			snprintf(st[idx[k]].sts_id, sizeof(st[idx[k]].sts_id), "%s", dec.id);

@@ -3,9 +3,12 @@
 #include "dns.h"
 #include "log.h"
 #include "netaddr.h"
+#include "timeutil.h"
 #include "tls.h"
+#include "xmalloc.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -22,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -73,19 +77,183 @@ smtp_reply_oneline(const struct smtp_reply *r, char *out, size_t outsz)
 	return out;
 }
 
+void
+smtp_client_limits_config(struct smtp_client_limits *lim, const struct mxd_config *cfg)
+{
+	lim->connect_ms = cfg->smtp_connect_timeout * 1000;
+	lim->command_ms = cfg->smtp_command_timeout * 1000;
+	lim->data_ms = cfg->smtp_data_timeout * 1000;
+	/* RFC 5321 4.5.3.2.5: a data block within 3 minutes; Postfix's
+	 * smtp_data_xfer_timeout is the same 180 s. */
+	lim->body_min_ms = 180 * 1000;
+	lim->min_data_rate = cfg->smtp_min_data_rate;
+	lim->transaction_ms = cfg->smtp_transaction_timeout * 1000;
+}
+
+/* Milliseconds left until the deadline of the operation in progress, or
+ * the transaction's when that comes first; -1 with errno ETIMEDOUT (and
+ * c->timed_out saying whose, the connection broken) once it has passed. */
+static int64_t
+smtp_client_left(struct smtp_client *c)
+{
+	uint64_t now = timeutil_mono_ms(), until = c->deadline_ms;
+	int txn = c->txn_deadline_ms != 0 && c->txn_deadline_ms < until;
+	if (txn)
+		until = c->txn_deadline_ms;
+	if (now < until)
+		return (int64_t)(until - now);
+	c->timed_out = txn ? 2 : 1;
+	c->broken = 1;
+	errno = ETIMEDOUT;
+	return -1;
+}
+
+/* Wait for events until smtp_client_left says the time is up. */
 static int
 smtp_client_wait(struct smtp_client *c, short events)
 {
 	struct pollfd p = { c->fd, events, 0 };
-	int r;
-	do
-		r = poll(&p, 1, c->timeout_ms);
-	while (r < 0 && errno == EINTR);
-	if (r == 0) {
-		errno = ETIMEDOUT;
-		return -1;
+	int64_t left;
+	while ((left = smtp_client_left(c)) >= 0) {
+		int r = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -1;
 	}
-	return r < 0 ? -1 : 0;
+	return -1;
+}
+
+/* "0.5 s", "300 s" */
+static const char *
+smtp_client_secs(int ms, char *out, size_t outsz)
+{
+	if (ms % 1000 == 0)
+		snprintf(out, outsz, "%d s", ms / 1000);
+	else
+		snprintf(out, outsz, "%.1f s", ms / 1000.0);
+	return out;
+}
+
+/* The reply for a deadline that passed (c->timed_out), as a deferral. */
+static void
+smtp_client_timeout_reply(struct smtp_client *c, struct smtp_reply *r)
+{
+	char t[32], what[64];
+	const char *stage = c->op == SMTP_OP_SEND ? c->send_stage : c->stage;
+
+	switch (c->op) {
+	case SMTP_OP_REPLY:
+		if (strcmp(stage, "greeting") == 0)
+			snprintf(what, sizeof(what), "greeting");
+		else
+			snprintf(what, sizeof(what), "%s answer", stage[0] ? stage : "command");
+		break;
+	case SMTP_OP_SEND:
+		snprintf(what, sizeof(what), "%s command", stage[0] ? stage : "a");
+		break;
+	case SMTP_OP_TLS:
+		snprintf(what, sizeof(what), "TLS handshake");
+		break;
+	case SMTP_OP_BODY:
+		snprintf(what, sizeof(what), "message");
+		break;
+	}
+	if (c->timed_out == 2)
+		smtp_reply_set_error(r, "451 4.4.2 timeout: transaction with %s not complete after "
+		    "%s (%s)", c->peer, smtp_client_secs((int)(c->txn_deadline_ms - c->txn_start_ms),
+		    t, sizeof(t)), what);
+	else if (c->op == SMTP_OP_BODY)
+		smtp_reply_set_error(r, "451 4.4.2 timeout: message not sent to %s after %s "
+		    "(%" PRIu64 " bytes, at least %d bytes/s)", c->peer,
+		    smtp_client_secs((int)c->body_ms, t, sizeof(t)),
+		    c->body_size, c->lim.min_data_rate);
+	else {
+		int ms = c->op == SMTP_OP_REPLY && c->stage_data ? c->lim.data_ms : c->lim.command_ms;
+		smtp_reply_set_error(r, "451 4.4.2 timeout: %s not %s after %s %s %s", what,
+		    c->op == SMTP_OP_SEND ? "sent" : "complete", smtp_client_secs(ms, t, sizeof(t)),
+		    c->op == SMTP_OP_SEND ? "to" : c->op == SMTP_OP_TLS ? "with" : "from", c->peer);
+	}
+}
+
+/* An I/O error as the reply: a deadline that passed, or what errno says. */
+static void
+smtp_client_io_reply(struct smtp_client *c, struct smtp_reply *r, const char *doing)
+{
+	if (c->timed_out)
+		smtp_client_timeout_reply(c, r);
+	else
+		smtp_reply_set_error(r, "lost connection with %s while %s: %s", c->peer, doing,
+		    strerror(errno));
+}
+
+/* Expect the reply to a command (in order). */
+static void
+smtp_client_expect(struct smtp_client *c, const char *verb, int data)
+{
+	if (c->pend_head + c->npend == c->pend_cap) {
+		/* Full at the end: back to the front, and grow when that is
+		 * not enough. */
+		if (c->npend > 0 && c->pend_head > 0)
+			memmove(c->pend, c->pend + c->pend_head, c->npend * sizeof(*c->pend));
+		c->pend_head = 0;
+		if (c->npend == c->pend_cap) {
+			c->pend_cap = c->pend_cap ? c->pend_cap * 2 : 8;
+			c->pend = xreallocarray(c->pend, c->pend_cap, sizeof(*c->pend));
+		}
+	}
+	struct smtp_client_pending *e = &c->pend[c->pend_head + c->npend++];
+	snprintf(e->verb, sizeof(e->verb), "%s", verb);
+	e->data = data;
+	snprintf(c->send_stage, sizeof(c->send_stage), "%s", verb);
+}
+
+/* The stage the next reply answers. Past the last command expected (LMTP's
+ * replies to the end of data, one per recipient) it is the same again. */
+static void
+smtp_client_next_stage(struct smtp_client *c)
+{
+	if (c->npend == 0)
+		return;
+	const struct smtp_client_pending *e = &c->pend[c->pend_head];
+	snprintf(c->stage, sizeof(c->stage), "%s", e->verb);
+	c->stage_data = e->data;
+	c->pend_head++;
+	if (--c->npend == 0)
+		c->pend_head = 0;
+}
+
+/* The transaction by the command going out: MAIL starts one (counted from
+ * the connect on a fresh connection), RSET and QUIT end it, and so does
+ * anything after the message. */
+static void
+smtp_client_txn_command(struct smtp_client *c, const char *verb)
+{
+	if (strcmp(verb, "MAIL") == 0) {
+		if (!c->txn_fresh)
+			c->txn_start_ms = timeutil_mono_ms();
+		c->txn_fresh = 0;
+		c->body_sent = 0;
+		c->txn_deadline_ms = c->lim.transaction_ms > 0 ?
+		    c->txn_start_ms + (uint64_t)c->lim.transaction_ms : 0;
+	} else if (c->body_sent || strcmp(verb, "RSET") == 0 || strcmp(verb, "QUIT") == 0) {
+		c->txn_fresh = 0;
+		c->body_sent = 0;
+		c->txn_deadline_ms = 0;
+	}
+}
+
+/* The message of size bytes starts going out: its own deadline, and the
+ * transaction's is extended by the size's share. */
+static void
+smtp_client_body_begin(struct smtp_client *c, uint64_t size)
+{
+	uint64_t share = c->lim.min_data_rate > 0 ? size * 1000 / (uint64_t)c->lim.min_data_rate : 0;
+	c->body_size = size;
+	c->body_ms = (uint64_t)c->lim.body_min_ms + share;
+	c->body_deadline_ms = timeutil_mono_ms() + c->body_ms;
+	if (c->txn_deadline_ms != 0)
+		c->txn_deadline_ms += share;
 }
 
 /* Raw bytes out, through TLS when it is on. */
@@ -127,6 +295,24 @@ smtp_client_write(struct smtp_client *c, const char *p, size_t n)
 fail:
 	c->broken = 1;
 	return -1;
+}
+
+/* Commands out within command_ms, or part of the message within its own
+ * deadline while one is going out. */
+static int
+smtp_client_send(struct smtp_client *c, const char *p, size_t n)
+{
+	if (c->body_deadline_ms != 0) {
+		c->op = SMTP_OP_BODY;
+		c->deadline_ms = c->body_deadline_ms;
+	} else {
+		c->op = SMTP_OP_SEND;
+		c->deadline_ms = timeutil_mono_ms() + (uint64_t)c->lim.command_ms;
+	}
+	if (smtp_client_write(c, p, n) < 0)
+		return -1;
+	c->sent_ms = timeutil_mono_ms();
+	return 0;
 }
 
 static int
@@ -183,7 +369,7 @@ smtp_client_flush(struct smtp_client *c)
 {
 	if (c->wbuf.len == 0)
 		return 0;
-	int rc = smtp_client_write(c, c->wbuf.data, c->wbuf.len);
+	int rc = smtp_client_send(c, c->wbuf.data, c->wbuf.len);
 	buf_reset(&c->wbuf);
 	return rc;
 }
@@ -198,8 +384,22 @@ smtp_client_cmd(struct smtp_client *c, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return;
-	buf_append(&c->wbuf, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+	size_t len = (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1;
+	buf_append(&c->wbuf, tmp, len);
 	buf_append(&c->wbuf, "\r\n", 2);
+	/* The verb names the reply's stage; BDAT LAST is the end of data. */
+	char verb[12];
+	size_t vl = strcspn(tmp, " ");
+	if (vl >= sizeof(verb))
+		vl = sizeof(verb) - 1;
+	for (size_t i = 0; i < vl; i++)
+		verb[i] = (char)toupper((unsigned char)tmp[i]);
+	verb[vl] = '\0';
+	smtp_client_txn_command(c, verb);
+	if (strcmp(verb, "BDAT") == 0 && len >= 5 && strcasecmp(tmp + len - 5, " LAST") == 0)
+		smtp_client_expect(c, "end of data", 1);
+	else
+		smtp_client_expect(c, verb, 0);
 }
 
 void
@@ -290,16 +490,23 @@ smtp_client_read_reply(struct smtp_client *c, struct smtp_reply *r)
 
 	smtp_reply_parser_init(&p, r);
 	if (smtp_client_flush(c) < 0) {
-		smtp_reply_set_error(r, "lost connection with %s while sending: %s", c->peer,
-		    strerror(errno));
+		smtp_client_io_reply(c, r, "sending");
 		return -1;
 	}
+	smtp_client_next_stage(c);
+	c->op = SMTP_OP_REPLY;
+	uint64_t from = c->sent_ms > c->replied_ms ? c->sent_ms : c->replied_ms;
+	if (from == 0)
+		from = timeutil_mono_ms();	/* nothing sent on this connection */
+	c->deadline_ms = from + (uint64_t)(c->stage_data ? c->lim.data_ms : c->lim.command_ms);
 	for (;;) {
 		size_t used;
 		int rc = smtp_reply_parse(&p, c->rbuf + c->rpos, c->rlen - c->rpos, &used);
 		c->rpos += used;
-		if (rc == SMTP_REPLY_DONE)
+		if (rc == SMTP_REPLY_DONE) {
+			c->replied_ms = timeutil_mono_ms();
 			return 0;
+		}
 		if (rc < 0) {
 			/* Quote the line at fault, up to its end or 100 bytes. */
 			const char *line = c->rbuf + c->rpos;
@@ -314,10 +521,11 @@ smtp_client_read_reply(struct smtp_client *c, struct smtp_reply *r)
 			    smtp_reply_strerror(rc), log_quote(q, sizeof(q), line, n, 100));
 			return -1;
 		}
-		if (smtp_client_fill(c) < 0) {
+		/* Checked here too: a server that always has a byte ready
+		 * never makes us wait. */
+		if (smtp_client_left(c) < 0 || smtp_client_fill(c) < 0) {
 			c->broken = 1;
-			smtp_reply_set_error(r, "lost connection with %s while reading reply: %s",
-			    c->peer, errno == ETIMEDOUT ? "timeout" : strerror(errno));
+			smtp_client_io_reply(c, r, "reading reply");
 			return -1;
 		}
 	}
@@ -491,6 +699,7 @@ smtp_client_connect(struct smtp_client *c, const struct mxd_nexthop *nh,
 		}
 		if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) == 0)
 			break;
+		c->deadline_ms = timeutil_mono_ms() + (uint64_t)c->lim.connect_ms;
 		if (errno == EINPROGRESS && smtp_client_wait(c, POLLOUT) == 0) {
 			socklen_t el = sizeof(err);
 			getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
@@ -498,6 +707,7 @@ smtp_client_connect(struct smtp_client *c, const struct mxd_nexthop *nh,
 				break;
 		} else
 			err = errno;
+		c->timed_out = c->broken = 0;	/* for the next address */
 		close(c->fd);
 		c->fd = -1;
 	}
@@ -572,6 +782,8 @@ smtp_client_starttls(struct smtp_client *c, SSL_CTX *tls, const char *sni, int v
 		smtp_reply_set_error(r, "%s sent data after its STARTTLS reply", c->peer);
 		return -1;
 	}
+	c->op = SMTP_OP_TLS;
+	c->deadline_ms = timeutil_mono_ms() + (uint64_t)c->lim.command_ms;
 	for (;;) {
 		int rc = SSL_connect(c->ssl);
 		if (rc == 1)
@@ -581,16 +793,22 @@ smtp_client_starttls(struct smtp_client *c, SSL_CTX *tls, const char *sni, int v
 		    smtp_client_wait(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT) == 0)
 			continue;
 		char reason[160];
-		tls_trace_reason(&trace, e == SSL_ERROR_SYSCALL, ERR_peek_last_error(), reason,
-		    sizeof(reason));
+		if (c->timed_out)
+			snprintf(reason, sizeof(reason), "timeout");
+		else
+			tls_trace_reason(&trace, e == SSL_ERROR_SYSCALL, ERR_peek_last_error(),
+			    reason, sizeof(reason));
 		c->tls_failed = 1;
 		snprintf(c->tls_fail_stage, sizeof(c->tls_fail_stage), "%s", tls_trace_stage(&trace));
 		snprintf(c->tls_fail_reason, sizeof(c->tls_fail_reason), "%s", reason);
 		ERR_clear_error();
 		SSL_set_msg_callback(c->ssl, NULL);
 		c->broken = 1;
-		smtp_reply_set_error(r, "TLS handshake with %s failed at %s: %s", c->peer,
-		    tls_trace_stage(&trace), reason);
+		if (c->timed_out)
+			smtp_client_timeout_reply(c, r);
+		else
+			smtp_reply_set_error(r, "TLS handshake with %s failed at %s: %s", c->peer,
+			    tls_trace_stage(&trace), reason);
 		return -1;
 	}
 	/* The trace lives on our stack: detach it before returning. */
@@ -607,16 +825,23 @@ smtp_client_starttls(struct smtp_client *c, SSL_CTX *tls, const char *sni, int v
 
 int
 smtp_client_open(struct smtp_client *c, const struct mxd_nexthop *nh,
-    const char *helo, SSL_CTX *tls, int timeout_ms, const struct smtp_client_source *src,
-    struct smtp_reply *r)
+    const char *helo, SSL_CTX *tls, const struct smtp_client_limits *lim,
+    const struct smtp_client_source *src, struct smtp_reply *r)
 {
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
-	c->timeout_ms = timeout_ms;
+	c->lim = *lim;
 	c->lmtp = nh->proto == MXD_NH_LMTP;
 	buf_init(&c->wbuf);
+	/* The first transaction counts from here, connect included. */
+	c->txn_start_ms = timeutil_mono_ms();
+	c->txn_fresh = 1;
+	if (lim->transaction_ms > 0)
+		c->txn_deadline_ms = c->txn_start_ms + (uint64_t)lim->transaction_ms;
 	if (smtp_client_connect(c, nh, src, r) < 0)
 		goto fail;
+	c->sent_ms = timeutil_mono_ms();
+	smtp_client_expect(c, "greeting", 0);
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	if (!nh->is_unix && getsockname(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
@@ -630,6 +855,7 @@ smtp_client_open(struct smtp_client *c, const struct mxd_nexthop *nh,
 	}
 	if (smtp_client_read_reply(c, r) < 0)
 		goto fail;
+	c->greeted = 1;
 	/* "220 mx.example.org ESMTP ..." : the name, printable, for reports. */
 	if (r->text.len > 4) {
 		size_t i = 0;
@@ -680,7 +906,7 @@ smtp_client_close(struct smtp_client *c, int send_quit)
 		struct smtp_reply r;
 		smtp_reply_init(&r);
 		smtp_client_cmd(c, "QUIT");
-		c->timeout_ms = c->timeout_ms > 5000 ? 5000 : c->timeout_ms;
+		c->lim.command_ms = c->lim.command_ms > 5000 ? 5000 : c->lim.command_ms;
 		smtp_client_read_reply(c, &r);
 		smtp_reply_free(&r);
 	}
@@ -694,23 +920,35 @@ smtp_client_close(struct smtp_client *c, int send_quit)
 		close(c->fd);
 	c->fd = -1;
 	buf_free(&c->wbuf);
+	free(c->pend);
+	c->pend = NULL;
+	c->npend = c->pend_head = c->pend_cap = 0;
 }
 
 int
-smtp_client_send_data(struct smtp_client *c, int fd, off_t off)
+smtp_client_send_data(struct smtp_client *c, int fd, off_t off, struct smtp_reply *r)
 {
 	char in[65536];
 	struct buf out;
+	struct stat st;
 	int bol = 1, rc = 0;
 
-	if (smtp_client_flush(c) < 0)
+	if (smtp_client_flush(c) < 0) {
+		smtp_client_io_reply(c, r, "sending");
 		return -1;
+	}
+	smtp_client_body_begin(c, fstat(fd, &st) == 0 && st.st_size > off ?
+	    (uint64_t)(st.st_size - off) : 0);
 	buf_init(&out);
 	for (;;) {
 		ssize_t n = pread(fd, in, sizeof(in), off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			/* The session can not go on without the rest. */
+			smtp_reply_set_error(r, "reading the message for %s: %s", c->peer,
+			    strerror(errno));
+			c->broken = 1;
 			rc = -1;
 			break;
 		}
@@ -728,12 +966,17 @@ smtp_client_send_data(struct smtp_client *c, int fd, off_t off)
 			bol = in[i] == '\n';
 		}
 		buf_append(&out, in + start, (size_t)n - start);
-		if ((rc = smtp_client_write(c, out.data, out.len)) < 0)
+		if ((rc = smtp_client_send(c, out.data, out.len)) < 0) {
+			smtp_client_io_reply(c, r, "sending");
 			break;
+		}
 	}
 	buf_free(&out);
-	if (rc == 0)
-		rc = smtp_client_write(c, bol ? ".\r\n" : "\r\n.\r\n", bol ? 3 : 5);
+	if (rc == 0 && (rc = smtp_client_send(c, bol ? ".\r\n" : "\r\n.\r\n", bol ? 3 : 5)) < 0)
+		smtp_client_io_reply(c, r, "sending");
+	c->body_deadline_ms = 0;
+	c->body_sent = 1;
+	smtp_client_expect(c, "end of data", 1);
 	return rc;
 }
 
@@ -818,18 +1061,19 @@ smtp_client_auth_plain(struct smtp_client *c, const char *user, const char *pass
 	OPENSSL_cleanse(raw, sizeof(raw));
 	memcpy(line + verb + el, "\r\n", 2);
 
-	if (smtp_client_flush(c) < 0 || smtp_client_write(c, line, verb + el + 2) < 0) {
-		smtp_reply_set_error(r, "lost connection with %s while sending: %s", c->peer,
-		    strerror(errno));
+	/* Sent as it is (never through smtp_client_cmd's buffer). */
+	if (smtp_client_flush(c) < 0 || (smtp_client_expect(c, "AUTH", 0),
+	    smtp_client_send(c, line, verb + el + 2)) < 0) {
+		smtp_client_io_reply(c, r, "sending");
 		goto out;
 	}
 	if (smtp_client_read_reply(c, r) < 0)
 		goto out;
 	/* A server that ignored the initial response asks for it. */
 	if (smtp_reply_empty_challenge(r)) {
-		if (smtp_client_write(c, line + verb, el + 2) < 0) {
-			smtp_reply_set_error(r, "lost connection with %s while sending: %s",
-			    c->peer, strerror(errno));
+		smtp_client_expect(c, "AUTH", 0);
+		if (smtp_client_send(c, line + verb, el + 2) < 0) {
+			smtp_client_io_reply(c, r, "sending");
 			goto out;
 		}
 		if (smtp_client_read_reply(c, r) < 0)
@@ -892,7 +1136,7 @@ smtp_client_bdat_lost(struct smtp_client *c, struct smtp_client_bdat *b)
 {
 	int err = errno;
 	c->broken = 1;
-	if (err != ETIMEDOUT) {
+	if (!c->timed_out) {
 		b->pending++;	/* the chunk being sent may have been answered */
 		while (!b->refused && b->pending > 0)
 			if (smtp_client_bdat_reply(c, b) < 0)
@@ -900,8 +1144,8 @@ smtp_client_bdat_lost(struct smtp_client *c, struct smtp_client_bdat *b)
 		if (b->refused)
 			return 0;
 	}
-	smtp_reply_set_error(b->r, "lost connection with %s while sending: %s", c->peer,
-	    err == ETIMEDOUT ? "timeout" : strerror(err));
+	errno = err;
+	smtp_client_io_reply(c, b->r, "sending");
 	return -1;
 }
 
@@ -916,6 +1160,7 @@ smtp_client_send_bdat(struct smtp_client *c, int fd, off_t off, uint64_t size,
 	int rc = 0, last;
 
 	smtp_reply_init(&b.spare);
+	smtp_client_body_begin(c, size);
 	do {
 		uint64_t n = left < SMTP_BDAT_CHUNK ? left : SMTP_BDAT_CHUNK;
 		last = n == left;
@@ -956,6 +1201,8 @@ smtp_client_send_bdat(struct smtp_client *c, int fd, off_t off, uint64_t size,
 			}
 	} while (!last && !b.refused);
 out:
+	c->body_deadline_ms = 0;
+	c->body_sent = 1;
 	smtp_reply_free(&b.spare);
 	return rc;
 }

@@ -1,6 +1,12 @@
 /* A blocking SMTP/LMTP client for the delivery agents: one connection to a
  * next hop, STARTTLS when offered, full multi-line replies kept for logs and
- * DSNs. Every read and write is bounded by a timeout. */
+ * DSNs.
+ *
+ * Every wait is bounded by a deadline, not by an idle timer: a server that
+ * trickles a byte every few seconds gains nothing by it (struct
+ * smtp_client_limits). A deadline that passes marks the connection broken
+ * and comes back as a reply with code 0 and the text "451 4.4.2 timeout:
+ * ..." naming what was not complete, after how long, and the peer. */
 #ifndef MXD_SMTP_CLIENT_H
 #define MXD_SMTP_CLIENT_H
 
@@ -36,13 +42,48 @@ struct smtp_reply {
 	struct buf	text;		/* every line, "250-..." CRLF-separated */
 };
 
+/* The deadlines of a connection, in milliseconds (docs/delivery.md,
+ * "Deadlines and limits"; mxd sets them from delivery.*_timeout). */
+struct smtp_client_limits {
+	int	connect_ms;	/* TCP connect, per address */
+	int	command_ms;	/* sending a command, and its whole reply: greeting,
+				   EHLO, STARTTLS with the TLS handshake, AUTH,
+				   MAIL, RCPT, DATA, a BDAT chunk, RSET; QUIT gets
+				   at most 5 s */
+	int	data_ms;	/* the reply to the end of the message ("." or
+				   BDAT LAST; with LMTP each recipient's) */
+	int	body_min_ms;	/* sending the message: this, plus ... */
+	int	min_data_rate;	/* ... one second per min_data_rate bytes */
+	int	transaction_ms;	/* connect (MAIL on a reused connection) to the
+				   end-of-data reply, plus the message's share
+				   (size / min_data_rate); 0: none */
+};
+
+/* A reply's deadline counts from when its command went out, or from the end
+ * of the reply before it when that came later (pipelined commands: each
+ * reply gets its own time, but no more). */
+
+/* What the connection waits for, for the timeout reply. */
+enum smtp_client_op {
+	SMTP_OP_REPLY,		/* the reply to c->stage */
+	SMTP_OP_SEND,		/* sending commands */
+	SMTP_OP_TLS,		/* the TLS handshake */
+	SMTP_OP_BODY,		/* sending the message */
+};
+
+/* A command sent whose reply is still to be read. */
+struct smtp_client_pending {
+	char	verb[12];	/* "MAIL", "end-of-data", ... */
+	int	data;		/* answered within data_ms */
+};
+
 struct smtp_client {
 	int		 fd;
 	SSL		*ssl;
 	int		 lmtp;
 	unsigned	 ext;
 	char		 auth_mechs[128];	/* as advertised: "PLAIN LOGIN" */
-	int		 timeout_ms;
+	struct smtp_client_limits lim;
 	char		 peer[300];	/* "host:port" or unix path, for logs */
 	char		 tls_version[16];
 	char		 tls_cipher[64];
@@ -63,7 +104,28 @@ struct smtp_client {
 	long		 verify_result;	/* X509_V_OK or why not */
 	char		 local_ip[64], remote_ip[64];
 	int		 local_port, remote_port;
+	int		 greeted;	/* a whole greeting came (any code) */
+	/* deadlines (monotonic ms) */
+	uint64_t	 sent_ms;	/* the last write ended */
+	uint64_t	 replied_ms;	/* the last reply was complete */
+	uint64_t	 deadline_ms;	/* of the wait in progress (op) */
+	uint64_t	 body_deadline_ms;	/* while the message goes out; 0 */
+	uint64_t	 txn_start_ms, txn_deadline_ms;	/* 0: no transaction */
+	int		 txn_fresh;	/* opened, no MAIL yet: counts from connect */
+	int		 body_sent;	/* the next command ends the transaction */
+	enum smtp_client_op op;
+	char		 stage[12];	/* what the reply being read answers */
+	int		 stage_data;
+	char		 send_stage[12];	/* the last command queued */
+	int		 timed_out;	/* 1: the op's deadline, 2: the transaction's */
+	uint64_t	 body_size;	/* of the message being sent, for the reply */
+	uint64_t	 body_ms;	/* ... and the time it has */
+	struct smtp_client_pending *pend;	/* FIFO of unanswered commands */
+	size_t		 npend, pend_head, pend_cap;
 };
+
+/* The limits as mxd's configuration sets them (delivery.*). */
+void smtp_client_limits_config(struct smtp_client_limits *lim, const struct mxd_config *cfg);
 
 void smtp_reply_init(struct smtp_reply *r);
 void smtp_reply_free(struct smtp_reply *r);
@@ -112,20 +174,26 @@ struct smtp_client_source {
 int smtp_client_source_set(struct smtp_client_source *src, const char *v4, const char *v6);
 
 /* Connect (from src when given), read the greeting, EHLO/LHLO, STARTTLS
- * when offered and allowed. On failure r holds what the server said or
- * what went wrong. */
+ * when offered and allowed, each within lim. On failure r holds what the
+ * server said or what went wrong; c->greeted says whether a server answered.
+ * The transaction deadline starts here, before the connect. */
 int smtp_client_open(struct smtp_client *c, const struct mxd_nexthop *nh,
-    const char *helo, SSL_CTX *tls, int timeout_ms, const struct smtp_client_source *src,
-    struct smtp_reply *r);
+    const char *helo, SSL_CTX *tls, const struct smtp_client_limits *lim,
+    const struct smtp_client_source *src, struct smtp_reply *r);
 void smtp_client_close(struct smtp_client *c, int send_quit);
 
-/* Queue a command (sent at the next flush or read). */
+/* Queue a command (sent at the next flush or read). Its reply is expected
+ * in order. MAIL starts a transaction (on a reused connection its deadline
+ * counts from now); RSET, QUIT, or any command after the message, ends it. */
 void smtp_client_cmd(struct smtp_client *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int smtp_client_flush(struct smtp_client *c);
 int smtp_client_read_reply(struct smtp_client *c, struct smtp_reply *r);
-/* Send message content from fd (CRLF lines), dot-stuffed, then ".". */
-int smtp_client_send_data(struct smtp_client *c, int fd, off_t off);
+/* Send message content from fd (CRLF lines, to its end), dot-stuffed, then
+ * ".", within body_min_ms plus a second per min_data_rate bytes. The next
+ * reply read is the end-of-data reply (data_ms). 0, or -1 with r saying why
+ * (code 0) and the connection broken. */
+int smtp_client_send_data(struct smtp_client *c, int fd, off_t off, struct smtp_reply *r);
 
 /* SASL PLAIN (RFC 4954, 4616) with an initial response; an empty 334
  * challenge is answered with the same response. Only over TLS and only when

@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -186,6 +187,31 @@ test_parse_rejects_too_many_lines_and_bounds_the_text(void **state)
 	buf_free(&in);
 	smtp_reply_free(&r);
 }
+
+/* The client's deadlines for a test, in milliseconds. */
+static void
+set_deadlines(struct smtp_client *c, int command_ms, int data_ms, int transaction_ms,
+    int body_min_ms, int min_data_rate)
+{
+	c->lim.connect_ms = command_ms;
+	c->lim.command_ms = command_ms;
+	c->lim.data_ms = data_ms;
+	c->lim.transaction_ms = transaction_ms;
+	c->lim.body_min_ms = body_min_ms;
+	c->lim.min_data_rate = min_data_rate;
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Ten seconds for everything: the tests that are not about deadlines. */
+static const struct smtp_client_limits roomy = { .connect_ms = 10000, .command_ms = 10000,
+    .data_ms = 10000, .body_min_ms = 10000, .min_data_rate = 1 << 30 };
 
 /* ---- the scripted server ---- */
 
@@ -360,7 +386,7 @@ start(struct smtp_client *c, struct fake *f, unsigned ext, int tls,
 	memset(c, 0, sizeof(*c));
 	c->fd = sv[0];
 	c->ext = ext;
-	c->timeout_ms = 10000;
+	c->lim = roomy;
 	snprintf(c->peer, sizeof(c->peer), "fake");
 	buf_init(&c->wbuf);
 	assert_int_equal(pthread_create(&f->thread, NULL, fake_run, f), 0);
@@ -407,7 +433,7 @@ test_read_reply_spans_reads_larger_than_the_buffer(void **state)
 	memset(&c, 0, sizeof(c));
 	memset(&f, 0, sizeof(f));
 	c.fd = sv[0];
-	c.timeout_ms = 10000;
+	c.lim = roomy;
 	snprintf(c.peer, sizeof(c.peer), "fake");
 	buf_init(&c.wbuf);
 	buf_init(&big);
@@ -438,7 +464,7 @@ read_reply_expect_error(const char *wire, size_t len, const char *why)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	memset(&c, 0, sizeof(c));
 	c.fd = sv[0];
-	c.timeout_ms = 10000;
+	c.lim = roomy;
 	snprintf(c.peer, sizeof(c.peer), "fake");
 	buf_init(&c.wbuf);
 	assert_int_equal(write(sv[1], wire, len), (ssize_t)len);
@@ -469,27 +495,37 @@ test_read_reply_rejects_malformed_replies_clearly(void **state)
 
 /* ---- EHLO through smtp_client_open on a unix socket ---- */
 
+/* A next hop on a unix socket of this process; the listening socket. */
+static int
+unix_next_hop(struct mxd_nexthop *nh)
+{
+	struct sockaddr_un sun;
+	int fd;
+
+	memset(nh, 0, sizeof(*nh));
+	nh->proto = MXD_NH_SMTP;
+	nh->is_unix = 1;
+	snprintf(nh->path, sizeof(nh->path), "/tmp/test_smtp_client.%d.sock", (int)getpid());
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", nh->path);
+	unlink(nh->path);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	assert_int_equal(listen(fd, 1), 0);
+	return fd;
+}
+
 static void
 open_with_ehlo(const char *ehlo, struct smtp_client *c)
 {
 	const char *replies[] = { ehlo };
 	struct mxd_nexthop nh;
-	struct sockaddr_un sun;
 	struct smtp_reply r;
 	struct fake f;
 
-	memset(&nh, 0, sizeof(nh));
-	nh.proto = MXD_NH_SMTP;
-	nh.is_unix = 1;
-	snprintf(nh.path, sizeof(nh.path), "/tmp/test_smtp_client.%d.sock", (int)getpid());
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", nh.path);
-	unlink(nh.path);
 	memset(&f, 0, sizeof(f));
-	f.listen_fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	assert_int_equal(bind(f.listen_fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
-	assert_int_equal(listen(f.listen_fd, 1), 0);
+	f.listen_fd = unix_next_hop(&nh);
 	f.greeting = "220 fake ESMTP\r\n";
 	f.replies = replies;
 	f.nreplies = 1;
@@ -497,7 +533,7 @@ open_with_ehlo(const char *ehlo, struct smtp_client *c)
 	buf_init(&f.data);
 	assert_int_equal(pthread_create(&f.thread, NULL, fake_run, &f), 0);
 	smtp_reply_init(&r);
-	assert_int_equal(smtp_client_open(c, &nh, "client.test", NULL, 10000, NULL, &r), 0);
+	assert_int_equal(smtp_client_open(c, &nh, "client.test", NULL, &roomy, NULL, &r), 0);
 	assert_int_equal(r.code, 250);
 	unsigned ext = c->ext;
 	char mechs[sizeof(c->auth_mechs)];
@@ -918,6 +954,275 @@ test_bdat_lost_connection_is_an_io_error(void **state)
 	smtp_reply_free(&r);
 }
 
+
+/* ---- deadlines: a peer that trickles ---- */
+
+/* The other end of a socketpair: it reads `lines` command lines, then
+ * sends `text` one byte every `ms` milliseconds (never silent for long),
+ * then waits for the client to hang up. With `answer_ms` it instead answers
+ * every command line with "250 ok" after that many milliseconds; with
+ * `read_chunk` it reads what it is sent, that many bytes every `ms`. */
+struct peer {
+	int		 fd;
+	int		 listen_fd;	/* accept first (smtp_client_open) */
+	int		 lines;
+	const char	*text;
+	int		 ms;
+	int		 answer_ms;
+	size_t		 read_chunk;
+	size_t		 sent;		/* bytes of text sent */
+	pthread_t	 thread;
+};
+
+static int
+peer_line(int fd)
+{
+	char ch;
+	do
+		if (read(fd, &ch, 1) != 1)
+			return -1;
+	while (ch != '\n');
+	return 0;
+}
+
+static void *
+peer_run(void *arg)
+{
+	struct peer *p = arg;
+	char buf[65536];
+
+	if (p->listen_fd > 0)
+		p->fd = accept(p->listen_fd, NULL, NULL);
+	for (int i = 0; i < p->lines; i++)
+		if (peer_line(p->fd) < 0)
+			return NULL;
+	if (p->answer_ms > 0) {
+		while (peer_line(p->fd) == 0) {
+			usleep((useconds_t)p->answer_ms * 1000);
+			if (write(p->fd, "250 ok\r\n", 8) != 8)
+				break;
+		}
+		return NULL;
+	}
+	if (p->read_chunk > 0) {
+		while (read(p->fd, buf, p->read_chunk) > 0)
+			usleep((useconds_t)p->ms * 1000);
+		return NULL;
+	}
+	for (const char *t = p->text; t && *t; t++) {
+		if (write(p->fd, t, 1) != 1)
+			break;
+		p->sent++;
+		usleep((useconds_t)p->ms * 1000);
+	}
+	while (read(p->fd, buf, sizeof(buf)) > 0)
+		;
+	return NULL;
+}
+
+static void
+peer_start(struct smtp_client *c, struct peer *p)
+{
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	p->fd = sv[1];
+	memset(c, 0, sizeof(*c));
+	c->fd = sv[0];
+	snprintf(c->peer, sizeof(c->peer), "fake");
+	buf_init(&c->wbuf);
+	fcntl(c->fd, F_SETFL, O_NONBLOCK);
+	assert_int_equal(pthread_create(&p->thread, NULL, peer_run, p), 0);
+}
+
+static void
+peer_finish(struct smtp_client *c, struct peer *p)
+{
+	smtp_client_close(c, 0);
+	pthread_join(p->thread, NULL);
+	close(p->fd);
+}
+
+static void
+assert_says(const struct smtp_reply *r, const char *want)
+{
+	if (r->text.data == NULL || strstr(r->text.data, want) == NULL)
+		fail_msg("\"%s\" does not say \"%s\"", r->text.data ? r->text.data : "", want);
+}
+
+/* One byte every 100 ms is never 500 ms of silence: the reply is cut off
+ * 500 ms after MAIL went out, not when the server falls silent. */
+static void
+test_reply_trickling_a_byte_at_a_time_is_cut_off_at_its_deadline(void **state)
+{
+	struct smtp_client c;
+	struct smtp_reply r;
+	struct peer p = { .lines = 1, .ms = 100,
+	    .text = "250 2.1.0 this reply comes one byte at a time, slowly enough to take "
+	    "about eight seconds in all\r\n" };
+	peer_start(&c, &p);
+	set_deadlines(&c, 500, 60000, 0, 60000, 1 << 30);
+	smtp_reply_init(&r);
+	smtp_client_cmd(&c, "MAIL FROM:<a@example.org>");
+	uint64_t t0 = now_ms();
+	assert_int_equal(smtp_client_read_reply(&c, &r), -1);
+	uint64_t took = now_ms() - t0;
+	assert_int_equal(r.code, 0);
+	assert_says(&r, "451 4.4.2 timeout: MAIL answer not complete after 0.5 s from fake");
+	assert_true(c.broken);
+	assert_true(p.sent > 0);	/* it was talking all along */
+	assert_true(took >= 450);
+	assert_true(took < 4000);	/* far from the ~8 s the whole reply takes */
+	peer_finish(&c, &p);
+	smtp_reply_free(&r);
+}
+
+/* A greeting that trickles in holds smtp_client_open no longer than the
+ * command deadline. */
+static void
+test_open_gives_up_on_a_trickling_greeting(void **state)
+{
+	struct smtp_client c;
+	struct smtp_reply r;
+	struct mxd_nexthop nh;
+	struct smtp_client_limits lim = { .connect_ms = 5000, .command_ms = 500,
+	    .data_ms = 60000, .body_min_ms = 60000, .min_data_rate = 1 << 30 };
+	struct peer p = { .ms = 100, .text = "220 slow.example ESMTP a greeting that takes about "
+	    "eight seconds to arrive in full\r\n" };
+	int lfd = unix_next_hop(&nh);
+
+	smtp_reply_init(&r);
+	p.listen_fd = lfd;
+	assert_int_equal(pthread_create(&p.thread, NULL, peer_run, &p), 0);
+	uint64_t t0 = now_ms();
+	assert_int_equal(smtp_client_open(&c, &nh, "client.test", NULL, &lim, NULL, &r), -1);
+	uint64_t took = now_ms() - t0;
+	assert_int_equal(r.code, 0);
+	assert_says(&r, "451 4.4.2 timeout: greeting not complete after 0.5 s from");
+	assert_true(p.sent > 0);
+	assert_true(took < 4000);
+	pthread_join(p.thread, NULL);
+	close(p.fd);
+	close(lfd);
+	unlink(nh.path);
+	smtp_reply_free(&r);
+}
+
+/* A peer that answers every command after 0.4 s, and MAIL sent to it. */
+static void
+mail_to_a_slow_peer(struct smtp_client *c, struct peer *p, struct smtp_reply *r,
+    int command_ms, int transaction_ms)
+{
+	memset(p, 0, sizeof(*p));
+	p->answer_ms = 400;
+	peer_start(c, p);
+	set_deadlines(c, command_ms, 60000, transaction_ms, 60000, 1 << 30);
+	smtp_reply_init(r);
+	smtp_client_cmd(c, "MAIL FROM:<a@example.org>");
+}
+
+/* Each reply comes in time, but together they take longer than the
+ * transaction may: MAIL starts the transaction's clock. */
+static void
+test_transaction_deadline_bounds_replies_that_each_come_in_time(void **state)
+{
+	struct smtp_client c;
+	struct smtp_reply r;
+	struct peer p;
+	mail_to_a_slow_peer(&c, &p, &r, 3000, 1000);
+	assert_int_equal(smtp_client_read_reply(&c, &r), 0);
+	int rc = 0;
+	for (int i = 0; i < 10 && rc == 0; i++) {
+		smtp_client_cmd(&c, "RCPT TO:<b%d@example.org>", i);
+		rc = smtp_client_read_reply(&c, &r);
+	}
+	assert_int_equal(rc, -1);
+	assert_int_equal(r.code, 0);
+	assert_says(&r, "451 4.4.2 timeout: transaction with fake not complete after 1 s "
+	    "(RCPT answer)");
+	assert_true(c.broken);
+	peer_finish(&c, &p);
+	smtp_reply_free(&r);
+}
+
+/* A server that takes the message a few bytes at a time is cut off when
+ * the time for the whole message is up. */
+static void
+test_body_read_slowly_by_the_server_is_cut_off_at_its_deadline(void **state)
+{
+	struct smtp_client c;
+	struct smtp_reply r;
+	struct peer p = { .read_chunk = 16384, .ms = 50 };
+	struct buf msg;
+	int fd = message_file(0, 4 * MIB, &msg);
+	peer_start(&c, &p);
+	/* Half a second, and as much again for 4 MiB at 8 MiB/s. */
+	set_deadlines(&c, 60000, 60000, 0, 500, 8 * MIB);
+	smtp_reply_init(&r);
+	uint64_t t0 = now_ms();
+	assert_int_equal(smtp_client_send_data(&c, fd, 0, &r), -1);
+	uint64_t took = now_ms() - t0;
+	assert_true(c.broken);
+	assert_true(took >= 900);
+	assert_true(took < 5000);	/* the whole message takes ~13 s at that pace */
+	assert_int_equal(r.code, 0);
+	assert_says(&r, "451 4.4.2 timeout: message not sent to fake after 1 s (4194304 bytes, "
+	    "at least 8388608 bytes/s)");
+	peer_finish(&c, &p);
+	close(fd);
+	buf_free(&msg);
+	smtp_reply_free(&r);
+}
+
+/* Pipelined commands go out together; each reply gets the command deadline
+ * from the end of the reply before it, so a server that answers each in
+ * 0.4 s is not cut off at the fourth for want of 1 s in all. */
+static void
+test_pipelined_replies_each_get_their_own_deadline(void **state)
+{
+	struct smtp_client c;
+	struct smtp_reply r;
+	struct peer p;
+	mail_to_a_slow_peer(&c, &p, &r, 1000, 0);
+	for (int i = 0; i < 5; i++)
+		smtp_client_cmd(&c, "RCPT TO:<b%d@example.org>", i);
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(smtp_client_read_reply(&c, &r), 0);
+		assert_int_equal(r.code, 250);
+	}
+	assert_false(c.broken);
+	peer_finish(&c, &p);
+	smtp_reply_free(&r);
+}
+
+/* The reply to the end of the message has data_ms, longer than a command's
+ * (a server scanning the message takes its time). */
+static void
+test_end_of_data_reply_has_the_data_deadline(void **state)
+{
+	struct smtp_client c;
+	struct smtp_reply r;
+	/* Three lines of message, then "." and RSET are each answered late. */
+	struct peer p = { .lines = 3, .answer_ms = 1500 };
+	char path[] = "/tmp/test_smtp_client.XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	assert_int_equal(write(fd, "Subject: x\r\n\r\nbody\r\n", 21), 21);
+	peer_start(&c, &p);
+	set_deadlines(&c, 500, 10000, 0, 10000, 1 << 30);
+	smtp_reply_init(&r);
+	assert_int_equal(smtp_client_send_data(&c, fd, 0, &r), 0);
+	assert_int_equal(smtp_client_read_reply(&c, &r), 0);
+	assert_int_equal(r.code, 250);
+	/* A command after it has command_ms again: 1.5 s is too long. */
+	smtp_client_cmd(&c, "RSET");
+	assert_int_equal(smtp_client_read_reply(&c, &r), -1);
+	assert_says(&r, "451 4.4.2 timeout: RSET answer not complete after 0.5 s from fake");
+	peer_finish(&c, &p);
+	close(fd);
+	smtp_reply_free(&r);
+}
+
 int
 main(void)
 {
@@ -950,6 +1255,12 @@ main(void)
 		cmocka_unit_test(test_bdat_short_message_file_is_an_error_not_a_hang),
 		cmocka_unit_test(test_bdat_reports_a_refusal_sent_before_hanging_up),
 		cmocka_unit_test(test_bdat_lost_connection_is_an_io_error),
+		cmocka_unit_test(test_reply_trickling_a_byte_at_a_time_is_cut_off_at_its_deadline),
+		cmocka_unit_test(test_open_gives_up_on_a_trickling_greeting),
+		cmocka_unit_test(test_transaction_deadline_bounds_replies_that_each_come_in_time),
+		cmocka_unit_test(test_body_read_slowly_by_the_server_is_cut_off_at_its_deadline),
+		cmocka_unit_test(test_pipelined_replies_each_get_their_own_deadline),
+		cmocka_unit_test(test_end_of_data_reply_has_the_data_deadline),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	SSL_CTX_free(server_tls);

@@ -897,6 +897,33 @@ qmgr_shutdown(struct qmgr *q)
 		qmgr_agent_lost(q, q->nagents - 1, "mxd is stopping");
 }
 
+static int
+qmgr_forget_job(void *job, void *arg)
+{
+	(void)arg;
+	free(job);
+	return 1;
+}
+
+static void
+qmgr_forget_attempt(struct qmgr_msg *m, void *arg)
+{
+	(void)arg;
+	if (m->owner != NULL)
+		qmgr_attempt_free(m->owner);
+	m->owner = NULL;
+}
+
+/* Exiting: the jobs still queued at their destinations and the attempts
+ * they belong to are dropped unrecorded (the spool files keep their last
+ * state: the next scheduler starts them again). */
+static void
+qmgr_forget_all(struct qmgr *q)
+{
+	qmgr_sched_job_filter(q->sched, qmgr_forget_job, NULL);
+	qmgr_sched_foreach(q->sched, qmgr_forget_attempt, NULL);
+}
+
 void
 qmgr_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
     const struct outcome_sink *outcomes)
@@ -960,6 +987,7 @@ qmgr_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 		qmgr_wait(&q, (int)wait_ms);
 	}
 	qmgr_shutdown(&q);
+	qmgr_forget_all(&q);
 	qmgr_queue_close(&q);
 	log_info("event=delivery_stopped queued=%zu", qmgr_sched_count(q.sched));
 	qmgr_sched_free(q.sched);

@@ -3,13 +3,13 @@
  * The master is root only long enough to bind and load keys: it opens the
  * listeners (one socket per worker per address, SO_REUSEPORT, so the kernel
  * spreads connections), creates and recovers the spool, then forks the
- * workers (SMTP sessions, libevent) and the delivery process; every process,
+ * workers (SMTP sessions, libevent) and the scheduler (qmgr/, which forks the delivery agents); every process,
  * the master included, runs as the configured user from then on. SIGHUP
  * reloads: new workers start on the same listening sockets with the new
  * configuration, the old ones finish their sessions and exit.
  *
  * "mxd -c FILE queue ..." starts nothing: it is the client of the running
- * delivery process's queue-control socket (deliver_queue.c). */
+ * scheduler's queue-control socket (qmgr/qmgr_queue.c). */
 #include "mxd.h"
 #include "rcpt_prober.h"
 #include "buf.h"
@@ -80,35 +80,6 @@ mxd_usage(void)
 	    "             drop ID    remove the message from the queue and the spool,\n"
 	    "                        without a DSN\n");
 	exit(2);
-}
-
-int
-mxd_ipcount_add(struct mxd_worker *w, const char *ip, int delta)
-{
-	unsigned h = 5381;
-	for (const char *p = ip; *p; p++)
-		h = h * 33 + (unsigned char)*p;
-	struct mxd_ipcount **pp = &w->ipcounts[h % MXD_IPCOUNT_BUCKETS];
-	for (; *pp; pp = &(*pp)->next) {
-		if (strcmp((*pp)->ip, ip) != 0)
-			continue;
-		struct mxd_ipcount *c = *pp;
-		c->n += delta;
-		int n = c->n;
-		if (n <= 0) {
-			*pp = c->next;
-			free(c);
-		}
-		return n;
-	}
-	if (delta <= 0)
-		return 0;
-	struct mxd_ipcount *c = xcalloc(1, sizeof(*c));
-	snprintf(c->ip, sizeof(c->ip), "%s", ip);
-	c->n = delta;
-	c->next = w->ipcounts[h % MXD_IPCOUNT_BUCKETS];
-	w->ipcounts[h % MXD_IPCOUNT_BUCKETS] = c;
-	return delta;
 }
 
 static int
@@ -480,7 +451,7 @@ mxd_reload(struct mxd_master *m)
 			mxd_track_draining(m, oldpids[i]);
 		}
 	}
-	/* The delivery process finishes its current message and exits; the
+	/* The scheduler waits for its agents' transactions (a while) and exits; the
 	 * reaper below starts a new one with the new configuration. */
 	if (m->deliverer > 0) {
 		m->deliverer_restart = 1;
@@ -523,7 +494,7 @@ mxd_announce(const char *id, void *arg)
 	(void)w;
 }
 
-/* A worker or the delivery process died: the messages it had made durable
+/* A worker or the scheduler died: the messages it had made durable
  * but not yet revealed (queue/.ID, spool_commit.h) are revealed now, as a
  * restart would, and its partial files removed - not left unseen until
  * the next restart. Its client got no 250 and retries: a duplicate, the

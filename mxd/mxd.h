@@ -42,8 +42,6 @@ struct mxd_worker {
 	struct rcpt_prober	 *prober;	/* recipient_check verify: made at first use */
 };
 
-/* Per-IP session counters (a limit per worker process). */
-int mxd_ipcount_add(struct mxd_worker *w, const char *ip, int delta);
 
 /* smtp_session.c */
 void smtp_session_accept(struct mxd_worker *w, int fd, const struct sockaddr *sa,

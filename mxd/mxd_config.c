@@ -59,7 +59,7 @@ static const char *const mxd_config_delivery_keys[] = {
 	"ca_file", "sts_cache_dir", "delay_dsn", "sts_refresh_interval", "source_ipv4",
 	"source_ipv6", "nexthop_agents", "mx_agents", "destination_concurrency",
 	"initial_concurrency", "destinations", "dead_after", "dead_time", "recipient_limit",
-	"connection_cache_time", NULL
+	"connection_cache_time", "nexthop_concurrency", "mx_concurrency", NULL
 };
 static const char *const mxd_config_dest_keys[] = { "name", "concurrency", NULL };
 
@@ -563,6 +563,8 @@ mxd_config_pool(struct mxd_config *cfg, const config_setting_t *g, struct conf_e
 	    mxd_config_int(g, "mx_agents", 1, 5000, &cfg->mx_agents, err) < 0 ||
 	    mxd_config_int(g, "destination_concurrency", 1, 10000, &cfg->destination_concurrency,
 	    err) < 0 ||
+	    mxd_config_int(g, "nexthop_concurrency", 1, 10000, &cfg->nexthop_concurrency, err) < 0 ||
+	    mxd_config_int(g, "mx_concurrency", 1, 10000, &cfg->mx_concurrency, err) < 0 ||
 	    mxd_config_int(g, "initial_concurrency", 1, 10000, &cfg->initial_concurrency, err) < 0 ||
 	    mxd_config_int(g, "dead_after", 1, 1000, &cfg->dead_after, err) < 0 ||
 	    mxd_config_int(g, "dead_time", 1, 86400, &cfg->dead_time, err) < 0 ||
@@ -716,12 +718,13 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 }
 
 int
-mxd_config_dest_concurrency(const struct mxd_config *cfg, const char *name)
+mxd_config_dest_concurrency(const struct mxd_config *cfg, const char *name, int mx)
 {
 	for (size_t i = 0; i < cfg->ndest_limits; i++)
 		if (strcasecmp(cfg->dest_limits[i].name, name) == 0)
 			return cfg->dest_limits[i].concurrency;
-	return cfg->destination_concurrency;
+	int per_class = mx ? cfg->mx_concurrency : cfg->nexthop_concurrency;
+	return per_class > 0 ? per_class : cfg->destination_concurrency;
 }
 
 static void mxd_config_merge_snapshot(struct mxd_config *cfg);

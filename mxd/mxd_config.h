@@ -142,6 +142,8 @@ struct mxd_config {
 	int			 nexthop_agents;	/* agents at once: configured next hops */
 	int			 mx_agents;		/* agents at once: direct MX delivery */
 	int			 destination_concurrency;	/* a window's ceiling */
+	int			 nexthop_concurrency;	/* of next hops; 0: the above */
+	int			 mx_concurrency;	/* of MX domains; 0: the above */
 	int			 initial_concurrency;	/* a window's start */
 	int			 dead_after;		/* connection failures in a row */
 	int			 dead_time;		/* seconds a dead destination waits */
@@ -164,9 +166,11 @@ int mxd_config_trusted(const struct mxd_config *cfg, const struct sockaddr *sa);
  * next hop; NULL when none applies (direct MX delivery, if configured).
  * A route whose transport is "mx" returns its nexthop (proto MXD_NH_MX).
  * name receives the next hop or transport as written. */
-/* The concurrency ceiling of destination `name` (delivery.destinations,
- * else delivery.destination_concurrency). */
-int mxd_config_dest_concurrency(const struct mxd_config *cfg, const char *name);
+/* The concurrency ceiling of destination `name`, a domain for direct MX
+ * delivery (mx 1) or a next hop: its delivery.destinations entry, else
+ * delivery.mx_concurrency or nexthop_concurrency, else
+ * delivery.destination_concurrency. */
+int mxd_config_dest_concurrency(const struct mxd_config *cfg, const char *name, int mx);
 const struct mxd_nexthop *mxd_config_route(const struct mxd_config *cfg, const char *sender,
     const char *rcpt, int attempt, const char **name);
 /* The TLS policy for a destination domain or host: an exact entry, else the

@@ -1,4 +1,4 @@
-/* Whole SMTP conversations against the I/O-free server (mxd/smtpd_core.c):
+/* Whole SMTP conversations against the I/O-free server (mxd/smtpd/smtpd_core.c):
  * phases, pipelining, DATA and BDAT chunk boundaries, STARTTLS resets and
  * limits, with the invariants of tests/fuzz/smtpd_fake.h checked on every
  * step. Input: one flags byte (bit 0: STARTTLS available, bit 1: the client

@@ -1,4 +1,4 @@
-/* A scripted peer for the I/O-free SMTP server (mxd/smtpd_core.h): it plays
+/* A scripted peer for the I/O-free SMTP server (mxd/smtpd/smtpd_core.h): it plays
  * the client's bytes in chunks, stands in for the spool (each message
  * succeeds or fails where a byte of the script says), completes STARTTLS
  * handshakes, and checks on every step what must hold whatever the client

@@ -1,4 +1,4 @@
-/* The delivery scheduler's memory (mxd/qmgr_sched.h): scenarios in the style
+/* The delivery scheduler's memory (mxd/qmgr/qmgr_sched.h): scenarios in the style
  * of test_sts_cache.c. A fake clock the test moves by hand, jobs that are
  * plain tokens of the test, and after each step what the queue manager would
  * do next: which message is due, which job starts, whether a destination is
@@ -1393,6 +1393,45 @@ test_new_dead_limits_apply_to_the_next_failures(void **state)
 	assert_int_equal(until, w->now + 60);
 }
 
+/* ---- backoff ---- */
+
+/* A message deferred again and again, as the scheduler treats it (due at
+ * now + backoff after each attempt), with retry_min 300 and retry_max 4000:
+ * attempts come at +300, +600, +1200, +2400, then every 4000 s, and never
+ * a second early. */
+static void
+test_deferred_message_backs_off_doubling_up_to_retry_max(void **state)
+{
+	struct world *w = *state;
+	static const int64_t waits[] = { 300, 600, 1200, 2400, 4000, 4000 };
+	struct qmgr_msg *m = qmgr_sched_add(w->s, "backoff1", w->now, NULL);
+
+	for (size_t k = 0; k < sizeof(waits) / sizeof(waits[0]); k++) {
+		assert_ptr_equal(qmgr_sched_take_due(w->s), m);
+		m->attempts++;
+		int64_t wait = qmgr_sched_backoff(300, 4000, m->attempts);
+		assert_int_equal(wait, waits[k]);
+		qmgr_sched_set_due(w->s, m, w->now + wait);
+		w->now += wait - 1;
+		assert_null(qmgr_sched_take_due(w->s));	/* not a second early */
+		w->now += 1;
+	}
+	assert_ptr_equal(qmgr_sched_take_due(w->s), m);
+}
+
+/* retry_min above retry_max is refused by the configuration; equal values
+ * give a fixed interval, and huge attempt counts do not overflow. */
+static void
+test_backoff_is_bounded_for_any_attempt_count(void **state)
+{
+	(void)state;
+	assert_int_equal(qmgr_sched_backoff(60, 60, 1), 60);
+	assert_int_equal(qmgr_sched_backoff(60, 60, 50), 60);
+	assert_int_equal(qmgr_sched_backoff(1, 864000, 1000000), 864000);
+	assert_int_equal(qmgr_sched_backoff(300, 14400, 1), 300);
+	assert_int_equal(qmgr_sched_backoff(300, 14400, 7), 14400);
+}
+
 int
 main(void)
 {
@@ -1436,6 +1475,8 @@ main(void)
 		T(test_lower_ceiling_shrinks_the_window_at_once),
 		T(test_new_initial_concurrency_applies_to_new_destinations),
 		T(test_new_dead_limits_apply_to_the_next_failures),
+		T(test_deferred_message_backs_off_doubling_up_to_retry_max),
+		T(test_backoff_is_bounded_for_any_attempt_count),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

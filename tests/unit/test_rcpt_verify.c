@@ -1,8 +1,8 @@
 /* Recipient verification, the parts without I/O: the cache of answers
- * (mxd/rcpt_verify.h), replayed against a clock the test moves (one probe per
+ * (mxd/smtpd/rcpt_verify.h), replayed against a clock the test moves (one probe per
  * address, answers kept for their TTL, failures not kept, pending marks that
  * lapse, a bound that drops the oldest), and the probe's dialogue
- * (mxd/rcpt_probe.h) against scripted next hops. */
+ * (mxd/smtpd/rcpt_probe.h) against scripted next hops. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* The SMTP server's conversation without a socket (mxd/smtpd_core.c): what a
+/* The SMTP server's conversation without a socket (mxd/smtpd/smtpd_core.c): what a
  * client sees for pipelined commands, DATA and BDAT split anywhere, spool
  * failures, STARTTLS and the session limits. Driven by the scripted peer of
  * tests/fuzz/smtpd_fake.h, which also checks its invariants on every step. */

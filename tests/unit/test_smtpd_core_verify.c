@@ -1,4 +1,4 @@
-/* recipient_check "verify" in the SMTP conversation (mxd/smtpd_core.c) and
+/* recipient_check "verify" in the SMTP conversation (mxd/smtpd/smtpd_core.c) and
  * its configuration keys (mxd/mxd_config.c): what a client sees at RCPT when
  * the worker's cache knows the answer, and that an RCPT waiting for a probe
  * answers nothing and reads nothing more (pipelined commands wait) until the

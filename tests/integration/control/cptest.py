@@ -449,7 +449,7 @@ def many_sessions(host, port, names, threads=4, timeout=15):
 def journal_records(journal_dir):
     """[(segment path, offset of the record header, data length, seq)] for
     the records in the journal's segments, parsed by the on-disk format of
-    mxd/journal.h (16-byte segment header "MXJSEG01" + base seq; records of
+    mxd/uploader/journal.h (16-byte segment header "MXJSEG01" + base seq; records of
     a 24-byte header "MXJR" len u32 seq u64 crc u32 hcrc u32, then data)."""
     import struct
     import zlib

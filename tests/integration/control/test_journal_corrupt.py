@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """A corrupt record in mxd's outcome journal is skipped and counted, never a
-crash, and the records around it are delivered (mxd/journal.h,
+crash, and the records around it are delivered (mxd/uploader/journal.h,
 docs/control-plane.md "The delivery guarantee" item 5)."""
 
 import os

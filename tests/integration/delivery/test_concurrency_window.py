@@ -57,6 +57,17 @@ class ConcurrencyWindowTest(pooltest.PoolTestCase):
         self.assert_each_once(sink, m, msgs, 120)
         self.assertEqual(sink.max_busy, 3, sink.summary())
 
+    def test_nexthop_concurrency_caps_every_next_hop(self):
+        # The class's ceiling (configured next hops) under the global one.
+        sink = self.counting_sink(eod_delay=1)
+        m = self.pool_mxd({LOCAL_DOMAIN: sink.next_hop},
+                          {"destination_concurrency": 10, "nexthop_concurrency": 2,
+                           "mx_concurrency": 9})
+        msgs = self.run_load(m, "cls", 20)
+        sink.wait(lambda: sink.max_busy >= 2, 40, "2 deliveries at once")
+        self.assert_each_once(sink, m, msgs, 120)
+        self.assertEqual(sink.max_busy, 2, sink.summary())
+
 
 if __name__ == "__main__":
     mxtest.main()

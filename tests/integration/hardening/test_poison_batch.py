@@ -6,7 +6,7 @@ tried: a message to a domain with a ~60 KiB policy and 80 MX addresses makes
 80 records of ~60 KiB. Cut by record count only, they went out as one 4.8 MiB
 batch, over controld's 4 MiB max_message: refused with RESOURCE_EXHAUSTED and
 resent forever, and nothing after it was ever stored. The records are written
-into mxd's journal in its on-disk format (mxd/journal.h), exactly as the
+into mxd's journal in its on-disk format (mxd/uploader/journal.h), exactly as the
 uploader would have appended them.
 
 A record that controld refuses even alone (here: controld's max_message is
@@ -57,7 +57,7 @@ def outcome(seq, policy_lines=0, name="big"):
 
 def write_segment(path, base, records):
     """Overwrite the segment at path (keeping its owner: mxd runs unprivileged)
-    with records [(seq, data)], in mxd/journal.h's layout."""
+    with records [(seq, data)], in mxd/uploader/journal.h's layout."""
     out = bytearray(b"MXJSEG01" + struct.pack("<Q", base))
     for seq, data in records:
         hdr = b"MXJR" + struct.pack("<IQI", len(data), seq, zlib.crc32(data))

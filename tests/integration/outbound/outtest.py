@@ -488,7 +488,7 @@ class FakeMx(SmtpTestServer):
 
 # ---------------------------------------------------------------- outcome records
 # mxd journals every outcome record (what controld would get) in
-# spool_dir/journal when it has a `control` section (mxd/uploader.c); no
+# spool_dir/journal when it has a `control` section (mxd/uploader/uploader.c); no
 # controld needs to run for that. The records are serialized
 # mxfleet.v1.Outcome messages (proto/mxfleet.proto), decoded here with
 # Python code that /usr/bin/protoc generates (Debian's python3-protobuf).
@@ -526,7 +526,7 @@ def journal_control(tc):
 
 def journal_records(journal_dir):
     """[(seq, data)] of the intact records in a journal directory, by the
-    on-disk format of mxd/journal.h: segments %016x.seg = "MXJSEG01" + base
+    on-disk format of mxd/uploader/journal.h: segments %016x.seg = "MXJSEG01" + base
     seq u64, then records "MXJR" len u32 seq u64 crc32(data) u32
     crc32(header[0..20)) u32 + data. Read while mxd runs: a record being
     written (the tail) is left for the next read."""

@@ -261,9 +261,10 @@ class OutboundCrashTest(mxtest.MxTestCase):
     # -- (b) only the delivery process
 
     def test_sigkill_of_delivery_process_mid_message_restarted_and_finished(self):
-        # One message, four recipients at two next hops. mxd works through
-        # them hop by hop: A takes its two recipients (250), then B holds its
-        # reply to DATA, and the delivery process is killed there.
+        # One message, four recipients at two next hops, delivered by two
+        # agents at once: A takes its two recipients (250) while B holds its
+        # reply to DATA, and the scheduler (its agents with it) is killed
+        # there.
         tag = uuid.uuid4().hex[:8]
         dom_a, dom_b = f"a-{tag}.test", f"b-{tag}.test"
         hop_a, hop_b = self.hop(f"hop.{dom_a}"), self.hop(f"hop.{dom_b}")
@@ -275,8 +276,9 @@ class OutboundCrashTest(mxtest.MxTestCase):
         self.submit(m, rcpts_a + rcpts_b, msg_id)
 
         self.assertTrue(hop_b.holding.wait(20), "mxd never reached the end of DATA at hop B")
+        mxtest.wait_for(lambda: hop_a.stored, 20, what="hop A taking its recipients")
         self.assertEqual([r for _, r, _ in hop_a.stored], [rcpts_a],
-                         "hop A had not taken its recipients before B's DATA")
+                         "hop A's one transaction, while B holds its DATA")
         old = self.delivery_pid(m)
         workers = [p for p in mxtest._children(m.pid) if p != old]
         os.kill(old, signal.SIGKILL)
@@ -302,8 +304,8 @@ class OutboundCrashTest(mxtest.MxTestCase):
             self.assertEqual(hop_b.copies(r), 1, f"copies for {r} at hop B")
         # A's recipients: A said 250 before the kill, but mxd writes down
         # which recipients are done only when the whole attempt of the
-        # message is over (spool_rewrite at the end of deliver_one), so the
-        # new delivery process sends A's share again. A duplicate is
+        # message is over (every job answered, qmgr_attempt_finish), so the
+        # new scheduler sends A's share again. A duplicate is
         # allowed; a loss is not. At most one extra copy per kill.
         for r in rcpts_a:
             n = hop_a.copies(r)

@@ -17,7 +17,7 @@
  * metadata ever reaching the disk, so retrying it proves nothing. Unlinking
  * hands the message back to the sender, who still has it. The hidden name
  * is what makes "never delivered" hold while the fsync is in flight: the
- * delivery process's rescan skips dot names, so it can not pick the file up
+ * scheduler's rescan skips dot names, so it can not pick the file up
  * between the rename and the unlink. What is left is a crash after the
  * failed fsync that loses the unlink but keeps the rename: the file is
  * then revealed - by spool_recover at start, or by spool_recover_pid when
@@ -36,7 +36,7 @@ struct spool_commit_job;
  * step that failed (ENOSPC: the disk is full), and its file is gone. */
 typedef void (*spool_commit_cb)(void *arg, int error, const char *id);
 
-/* notify_fd: a pipe to the delivery process ("ID\n" per committed message), or -1. */
+/* notify_fd: a pipe to the scheduler ("ID\n" per committed message), or -1. */
 int spool_committer_new(struct spool *sp, int notify_fd, struct spool_committer **out);
 void spool_committer_free(struct spool_committer *c);
 /* Readable when completions are ready; then call spool_committer_dispatch. */

@@ -1,6 +1,6 @@
 #include "spool.h"
 #include "buf.h"
-#include "dsn.h"
+#include "dsn_param.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -495,7 +495,7 @@ spool_msg_sync(struct spool_msg *m, int do_fsync)
 	return 0;
 }
 
-/* queue/.ID: spool_list skips dot names, so neither the delivery process's
+/* queue/.ID: spool_list skips dot names, so neither the scheduler's
  * rescan nor a restart's recovery takes it for a message before reveal. */
 static void
 spool_hidden_name(char *out, size_t outsz, const char *id)

@@ -1,4 +1,4 @@
-/* A blocking SMTP/LMTP client for the delivery process: one connection to a
+/* A blocking SMTP/LMTP client for the delivery agents: one connection to a
  * next hop, STARTTLS when offered, full multi-line replies kept for logs and
  * DSNs. Every read and write is bounded by a timeout. */
 #ifndef MXD_SMTP_CLIENT_H

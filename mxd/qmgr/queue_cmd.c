@@ -1,5 +1,5 @@
 /* The queue-control request parser: checking a request, apart from acting on
- * it (deliver_queue.c). */
+ * it (qmgr/qmgr_queue.c). */
 #include "queue_cmd.h"
 
 #include <string.h>

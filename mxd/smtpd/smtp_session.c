@@ -32,6 +32,37 @@
 #define SMTP_SESSION_OUTPUT_HIGH	(256u << 10)
 #define SMTP_SESSION_OUTPUT_LOW		(64u << 10)
 
+/* Sessions per client address in this worker (limits.connections_per_ip):
+ * the count after adding delta. */
+static int
+smtp_session_ipcount_add(struct mxd_worker *w, const char *ip, int delta)
+{
+	unsigned h = 5381;
+	for (const char *p = ip; *p; p++)
+		h = h * 33 + (unsigned char)*p;
+	struct mxd_ipcount **pp = &w->ipcounts[h % MXD_IPCOUNT_BUCKETS];
+	for (; *pp; pp = &(*pp)->next) {
+		if (strcmp((*pp)->ip, ip) != 0)
+			continue;
+		struct mxd_ipcount *c = *pp;
+		c->n += delta;
+		int n = c->n;
+		if (n <= 0) {
+			*pp = c->next;
+			free(c);
+		}
+		return n;
+	}
+	if (delta <= 0)
+		return 0;
+	struct mxd_ipcount *c = xcalloc(1, sizeof(*c));
+	snprintf(c->ip, sizeof(c->ip), "%s", ip);
+	c->n = delta;
+	c->next = w->ipcounts[h % MXD_IPCOUNT_BUCKETS];
+	w->ipcounts[h % MXD_IPCOUNT_BUCKETS] = c;
+	return delta;
+}
+
 static const char *const smtp_starttls_names[] = { "no", "offered", "attempted", "established" };
 
 struct smtp_session {
@@ -332,7 +363,7 @@ smtp_session_free(struct smtp_session *s)
 		if (s->fd >= 0)
 			close(s->fd);
 	}
-	mxd_ipcount_add(w, s->ip, -1);
+	smtp_session_ipcount_add(w, s->ip, -1);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -561,7 +592,7 @@ smtp_session_accept(struct mxd_worker *w, int fd, const struct sockaddr *sa, soc
 		w->sessions->prev = s;
 	w->sessions = s;
 	w->nsessions++;
-	int per_ip = mxd_ipcount_add(w, s->ip, 1);
+	int per_ip = smtp_session_ipcount_add(w, s->ip, 1);
 
 	s->bev = bufferevent_socket_new(w->base, fd, 0);
 	if (s->bev == NULL) {

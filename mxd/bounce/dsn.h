@@ -1,6 +1,6 @@
-/* Delivery status notifications: the RFC 3461 SMTP parameters (their
- * syntax, shared by the SMTP parser and the spool, and what is passed on to
- * a next hop) and the RFC 3464 report mxd sends itself. */
+/* Delivery status notifications: the RFC 3461 parameters passed on to a
+ * next hop and the RFC 3464 report mxd sends itself (the parameters'
+ * syntax is dsn_param.h). */
 #ifndef MXD_DSN_H
 #define MXD_DSN_H
 
@@ -8,23 +8,9 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "dsn_param.h"
 #include "spool.h"
 
-/* RFC 3461 4: xtext is 1* of "!".."~" without "+" and "=", or "+" and two
- * upper-case hex digits. Returns 1 when s[0..len) is that (and not empty). */
-int dsn_xtext_ok(const char *s, size_t len);
-/* ENVID: xtext of at most DSN_ENVID_MAX characters. */
-int dsn_envid_ok(const char *s, size_t len);
-/* ORCPT: "addr-type;xtext", addr-type an atom, at most DSN_ORCPT_MAX in all. */
-int dsn_orcpt_ok(const char *s, size_t len);
-/* NOTIFY: "NEVER" or a comma list of SUCCESS, FAILURE, DELAY (any case).
- * Returns 0 with the DSN_NOTIFY_* bits in *out, -1 when malformed. */
-int dsn_notify_parse(const char *s, size_t len, unsigned *out);
-/* The NOTIFY value for bits ("SUCCESS,FAILURE", "NEVER"; "" for 0). */
-void dsn_notify_format(unsigned notify, char *out, size_t outsz);
-/* Decode xtext into out. Returns 0 when the result is printable US-ASCII
- * that fits; -1 otherwise (then the xtext form is what may be shown). */
-int dsn_xtext_decode(const char *s, char *out, size_t outsz);
 /* An address as a DSN field value (RFC 3464 2.3.2, RFC 6533 3):
  * "rfc822; a@b" when it is printable ASCII without white space, else
  * "utf-8; " and its utf-8-addr-xtext, every character outside QCHAR as

@@ -79,13 +79,10 @@ struct qmgr_job {
 
 /* ---- the queue ---- */
 
-static int
+static int64_t
 qmgr_retry_delay(const struct qmgr *q, int attempts)
 {
-	long delay = q->cfg->retry_min;
-	for (int i = 1; i < attempts && delay < q->cfg->retry_max; i++)
-		delay *= 2;
-	return (int)(delay > q->cfg->retry_max ? q->cfg->retry_max : delay);
+	return qmgr_sched_backoff(q->cfg->retry_min, q->cfg->retry_max, attempts);
 }
 
 /* Just spooled (a notification, a DSN): due now. */
@@ -443,7 +440,8 @@ qmgr_route(struct qmgr *q, struct qmgr_msg *m, const struct spool_env *env, cons
 			jr->job.attempt = m->attempts;
 			jr->job.expired = a->expired;
 			struct qmgr_dest *d = qmgr_sched_dest(q->sched, jr->dest_name, jr->cls,
-			    mxd_config_dest_concurrency(q->cfg, jr->dest_name));
+			    mxd_config_dest_concurrency(q->cfg, jr->dest_name,
+			    jr->cls == QMGR_CLASS_MX));
 			qmgr_sched_job_add(q->sched, d, jr);
 			m->inflight++;
 		}
@@ -593,8 +591,13 @@ qmgr_job_feedback(struct qmgr *q, struct qmgr_job *jr, enum qmgr_feedback fb)
 	if (jr->dest == NULL)
 		return;
 	int failures = qmgr_dest_failures(jr->dest) + (fb == QMGR_FB_UNREACHED);
+	int before = qmgr_dest_window(jr->dest);
+	int after = before + (fb == QMGR_FB_REACHED && before < qmgr_dest_ceiling(jr->dest)) -
+	    (fb == QMGR_FB_UNREACHED && before > 1);
 	int rc = qmgr_sched_job_done(q->sched, jr->dest, fb);
 	jr->dest = NULL;	/* may be forgotten now */
+	if (after != before)
+		log_debug("event=concurrency destination=%s window=%d", jr->dest_name, after);
 	if (rc == 1)
 		log_warnx("event=destination_dead destination=%s failures=%d until=%lld",
 		    jr->dest_name, failures, (long long)(qmgr_sched_now(q->sched) + q->cfg->dead_time));

@@ -295,6 +295,15 @@ qmgr_sched_foreach(struct qmgr_sched *s, void (*fn)(struct qmgr_msg *, void *), 
 			fn(m, arg);
 }
 
+int64_t
+qmgr_sched_backoff(int retry_min, int retry_max, int attempts)
+{
+	int64_t delay = retry_min;
+	for (int i = 1; i < attempts && delay < retry_max; i++)
+		delay *= 2;
+	return delay > retry_max ? retry_max : delay;
+}
+
 /* ---- destinations ---- */
 
 static size_t
@@ -391,6 +400,12 @@ int
 qmgr_dest_window(const struct qmgr_dest *d)
 {
 	return d->window;
+}
+
+int
+qmgr_dest_ceiling(const struct qmgr_dest *d)
+{
+	return d->ceiling;
 }
 
 int

@@ -1,10 +1,14 @@
-/* The delivery process: hands spooled messages to their next hop.
+/* A delivery agent (mxd-smtp), forked by the scheduler (qmgr/qmgr.c): it
+ * runs one job at a time - some recipients of one message for one
+ * destination - and answers with a result per recipient (agent_msg.h).
  *
- * It learns of new messages from the workers through a pipe ("ID\n") and by
- * rescanning queue/ now and then, delivers over one connection per next hop
- * (kept open while there is work), deletes a spool file only after every
- * recipient got a final answer, retries 4xx and connection failures with a
- * doubling interval, and bounces 5xx with a DSN quoting the full reply. */
+ * For a job it routes the recipients (local domain, route, relay, MX),
+ * walks the MX hosts, applies the TLS policy (the operator's, DANE, MTA-STS,
+ * REQUIRETLS), runs the SMTP/LMTP transaction and emits the outbound outcome
+ * record. It reads the spool file and never writes it: the scheduler
+ * records the results, schedules retries and sends DSNs. Its connection
+ * stays open delivery.connection_cache_time seconds for the next job to the
+ * same destination. */
 #include "deliver_int.h"
 #include "agent_msg.h"
 #include "dns.h"
@@ -32,177 +36,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DELIVER_RESCAN_SEC	30
-#define DELIVER_IDLE_CLOSE_SEC	2
 #define DELIVER_TIMEOUT_MS	300000
 #define DELIVER_CONNECT_TIMEOUT_MS 30000
 
-static volatile sig_atomic_t deliver_stop;
-static volatile sig_atomic_t deliver_reload;
-
-static void
-deliver_on_signal(int sig)
-{
-	if (sig == SIGHUP)
-		deliver_reload = 1;
-	else
-		deliver_stop = 1;
-}
-
-/* RFC 8460 result type for a certificate that did not verify. */
-static const char *
-deliver_verify_result_type(long v)
-{
-	switch (v) {
-	case X509_V_ERR_HOSTNAME_MISMATCH:
-	case X509_V_ERR_IP_ADDRESS_MISMATCH:
-		return "certificate-host-mismatch";
-	case X509_V_ERR_CERT_HAS_EXPIRED:
-	case X509_V_ERR_CERT_NOT_YET_VALID:
-		return "certificate-expired";
-	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-	case X509_V_ERR_CERT_UNTRUSTED:
-		return "certificate-not-trusted";
-	default:
-		return "validation-failure";
-	}
-}
-
-/* What a connection under the current MTA-STS policy amounts to: NULL when
- * it satisfies the policy, else the RFC 8460 result type. */
-static const char *
-deliver_dane_failure(const struct smtp_client *c, int connected)
-{
-	if (c->ssl == NULL)
-		return connected && !c->starttls_offered ? "dane-required" : "validation-failure";
-	if (c->dane_usable == 0 || !c->dane_ok)
-		return "tlsa-invalid";
-	return NULL;
-}
-
-static const char *
-deliver_policy_failure(const struct smtp_client *c, int connected)
-{
-	if (c->ssl == NULL)
-		return c->tls_failed ? "validation-failure" :
-		    connected && !c->starttls_offered ? "starttls-not-supported" : "validation-failure";
-	if (!c->verified)
-		return deliver_verify_result_type(c->verify_result);
-	return NULL;
-}
-
-/* One outbound session's record (DESIGN.md) with its RFC 8460 result: policy
- * type tlsa (DANE), sts (MTA-STS) or no-policy-found, and what the session
- * came to under it. */
-static void
-deliver_outcome(struct deliver *d, const struct smtp_client *c, int connected,
-    const char *failure)
-{
-	const char *dom = connected && failure == NULL ? d->open_domain : d->conn_domain;
-	const char *mxh = connected && failure == NULL ? d->open_mx : d->conn_mx;
-	Mxfleet__V1__Outcome o = MXFLEET__V1__OUTCOME__INIT;
-	Mxfleet__V1__PolicyResult pr = MXFLEET__V1__POLICY_RESULT__INIT;
-	Mxfleet__V1__PolicyResult *prs[1] = { &pr };
-	char sid[SPOOL_ID_MAX], q[LOG_QUOTE_SIZE(200)];
-	const char *result, *starttls;
-
-	spool_new_id(sid, sizeof(sid));
-	if (c->ssl) {
-		result = "success";
-		starttls = "established";
-		o.starttls = MXFLEET__V1__START_TLS__STARTTLS_ESTABLISHED;
-		o.tls_version = (char *)c->tls_version;
-		o.tls_cipher = (char *)c->tls_cipher;
-	} else if (c->tls_failed || (connected && failure == NULL && d->conn_fallback)) {
-		result = "validation-failure";
-		starttls = "attempted";
-		o.starttls = MXFLEET__V1__START_TLS__STARTTLS_ATTEMPTED;
-		o.tls_fail_stage = (char *)c->tls_fail_stage;
-		o.tls_fail_reason = (char *)c->tls_fail_reason;
-	} else if (connected && !c->starttls_offered) {
-		result = "starttls-not-supported";
-		starttls = "not_offered";
-		o.starttls = MXFLEET__V1__START_TLS__STARTTLS_NOT_OFFERED;
-	} else {
-		/* Offered but not used (next_hop_tls = none), or no session. */
-		result = connected ? "success" : "connection-failure";
-		starttls = connected ? "offered" : "none";
-		o.starttls = connected ? MXFLEET__V1__START_TLS__STARTTLS_OFFERED :
-		    MXFLEET__V1__START_TLS__STARTTLS_UNSPECIFIED;
-	}
-	o.session_id = sid;
-	o.direction = MXFLEET__V1__DIRECTION__DIRECTION_OUTBOUND;
-	o.start_unix_ms = d->conn_started_ms;
-	o.end_unix_ms = timeutil_wall_ms();
-	o.local_ip = (char *)c->local_ip;
-	o.local_port = (uint32_t)c->local_port;
-	o.remote_ip = (char *)c->remote_ip;
-	o.remote_port = (uint32_t)c->remote_port;
-	o.remote_ehlo = (char *)c->greeting_name;
-	o.sni = (char *)c->sni;
-	o.messages = (uint32_t)d->conn_messages;
-	o.recipients = (uint32_t)d->conn_rcpts;
-	pr.policy_type = "no-policy-found";
-	if (d->cur_policy == NULL && d->cur_fetch_failure) {
-		/* A policy was announced but could not be had: that is the
-		 * session's RFC 8460 result (delivered as without a policy). */
-		pr.policy_type = "sts";
-		result = d->cur_fetch_failure;
-	}
-	if (d->cur_tlsa || d->cur_dane_failure) {
-		const char *df = d->cur_dane_failure ? d->cur_dane_failure :
-		    deliver_dane_failure(c, connected);
-		pr.policy_type = "tlsa";
-		pr.policy_strings = d->cur_tlsa_strings;
-		pr.n_policy_strings = d->cur_ntlsa_strings;
-		if (df)
-			result = df;
-		else if (connected && failure == NULL)
-			result = "success";
-	} else if (d->cur_policy) {
-		const char *pf = deliver_policy_failure(c, connected);
-		pr.policy_type = "sts";
-		pr.policy_strings = (char **)sts_policy_strings(d->cur_policy, &pr.n_policy_strings);
-		pr.mx_host = (char **)sts_policy_mx_hosts(d->cur_policy, &pr.n_mx_host);
-		if (pf)
-			result = pf;
-		else if (connected && failure == NULL)
-			result = "success";
-	} else if (failure && (d->cur_level == MXD_TLS_ENCRYPT || d->cur_level == MXD_TLS_VERIFY ||
-	    d->cur_level == MXD_TLS_SECURE)) {
-		/* The operator's policy refused the session: RFC 8460 has no
-		 * policy type for it, the result still says what went wrong. */
-		const char *pf = c->ssl == NULL || d->cur_level != MXD_TLS_ENCRYPT ?
-		    deliver_policy_failure(c, connected) : NULL;
-		if (pf)
-			result = pf;
-	}
-	pr.policy_domain = (char *)dom;
-	pr.result_type = (char *)result;
-	pr.sending_mta_ip = (char *)c->local_ip;
-	pr.receiving_mx_hostname = (char *)mxh;
-	pr.receiving_mx_helo = (char *)c->greeting_name;
-	pr.receiving_ip = (char *)c->remote_ip;
-	if (failure) {
-		pr.failure_reason_code = (char *)(c->tls_failed ? c->tls_fail_reason : "");
-		pr.additional_information = (char *)failure;
-	}
-	o.n_policy_results = 1;
-	o.policy_results = prs;
-	outcome_emit(&d->outcomes, &o);
-	log_info("event=outbound_session sid=%s policy=%s domain=%s mx=%s ip=%s helo=%s starttls=%s "
-	    "tls_version=%s result=%s messages=%d rcpts=%d%s%s", sid, pr.policy_type,
-	    dom[0] ? dom : "-", mxh[0] ? mxh : "-",
-	    c->remote_ip[0] ? c->remote_ip : "-", c->greeting_name[0] ? c->greeting_name : "-",
-	    starttls, c->ssl ? c->tls_version : "-", result, d->conn_messages, d->conn_rcpts,
-	    failure ? " error=" : "", failure ? log_quote(q, sizeof(q), failure, strlen(failure), 200) : "");
-}
-
-static void
+void
 deliver_close_conn(struct deliver *d)
 {
 	if (d->conn_open && !d->conn_under_policy) {
@@ -409,6 +246,238 @@ deliver_needs_utf8(const struct deliver *d, const struct spool_env *env, const s
 	return 0;
 }
 
+/* One transaction's fixed parts, for the steps of deliver_to_hop. */
+struct deliver_txn {
+	struct deliver		*d;
+	const struct spool_env	*env;
+	int			 fd;
+	off_t			 off;
+	const char		*hop, *mta;
+	struct rcpt_state	*st;
+	const size_t		*idx;
+	size_t			 n;
+	struct smtp_reply	*r;
+	int			 pipelining, chunking;
+};
+
+static void
+deliver_txn_set(const struct deliver_txn *t, size_t i, enum rcpt_result res)
+{
+	rcpt_set(&t->st[t->idx[i]], res, t->r->code, t->r->text.data, t->hop, t->mta);
+}
+
+/* RFC 8689 4.2.1 and RFC 6531 3.4: mail this server must not get is
+ * returned before MAIL FROM. 1 when it was. */
+static int
+deliver_refused_before_mail(const struct deliver_txn *t)
+{
+	struct deliver *d = t->d;
+	struct smtp_client *c = &d->conn;
+	char why[512];
+	/* A REQUIRETLS message goes only over TLS to a server that offers
+	 * REQUIRETLS, and to an MX only when DANE or an enforced MTA-STS policy
+	 * verified it; a configured next hop (the operator's own) needs TLS and
+	 * REQUIRETLS. */
+	int verified_mx = (d->cur_tlsa && c->dane_ok) ||
+	    (d->cur_policy && d->cur_policy->mode == STS_MODE_ENFORCE && c->verified);
+	if (t->env->requiretls && ((d->open_domain[0] != '\0' && !verified_mx) || c->ssl == NULL ||
+	    !(c->ext & SMTP_EXT_REQUIRETLS))) {
+		if (d->open_domain[0] != '\0' && !verified_mx)
+			snprintf(why, sizeof(why), "550 5.7.30 REQUIRETLS support required: %s (%s) "
+			    "could not be verified with DANE or an enforced MTA-STS policy\n",
+			    d->open_mx, c->peer);
+		else
+			snprintf(why, sizeof(why), "550 5.7.30 REQUIRETLS support required: next hop %s %s\n",
+			    c->peer, c->ssl == NULL ? "offers no TLS" : "does not offer REQUIRETLS");
+	} else if (t->env->smtputf8 && !(c->ext & SMTP_EXT_SMTPUTF8) &&
+	    deliver_needs_utf8(d, t->env, t->idx, t->n)) {
+		/* UTF-8 mail only to a server that takes it. */
+		snprintf(why, sizeof(why), "550 5.6.7 SMTPUTF8 is required, but was not offered "
+		    "by %s (%s)\n", d->open_mx[0] ? d->open_mx : t->mta, c->peer);
+	} else
+		return 0;
+	for (size_t i = 0; i < t->n; i++)
+		rcpt_set(&t->st[t->idx[i]], RCPT_BOUNCE, 0, why, t->hop, t->mta);
+	return 1;
+}
+
+/* The MAIL FROM parameters this server takes. */
+static void
+deliver_mail_params(const struct smtp_client *c, const struct spool_env *env, char *params,
+    size_t size)
+{
+	size_t pl = 0;
+	params[0] = '\0';
+	if ((c->ext & SMTP_EXT_SIZE))
+		pl += (size_t)snprintf(params + pl, size - pl, " SIZE=%" PRIu64, env->size);
+	if (env->body8bit && (c->ext & SMTP_EXT_8BITMIME))
+		pl += (size_t)snprintf(params + pl, size - pl, " BODY=8BITMIME");
+	if (env->smtputf8 && (c->ext & SMTP_EXT_SMTPUTF8))
+		pl += (size_t)snprintf(params + pl, size - pl, " SMTPUTF8");
+	if (env->requiretls)
+		pl += (size_t)snprintf(params + pl, size - pl, " REQUIRETLS");
+	if (c->ext & SMTP_EXT_DSN)
+		dsn_mail_params(env, params + pl, size - pl);
+}
+
+/* A RCPT reply for recipient i: accepted recipients stay pending (the
+ * message's reply decides), refused ones get theirs. */
+static void
+deliver_rcpt_reply(const struct deliver_txn *t, size_t i, size_t *accepted)
+{
+	int ok = t->r->code >= 200 && t->r->code < 300;
+	*accepted += ok;
+	deliver_txn_set(t, i, ok ? RCPT_PENDING : deliver_classify(t->r->code));
+	/* It took NOTIFY/ORCPT on: success notices are its to send. */
+	t->st[t->idx[i]].dsn_passed = (t->d->conn.ext & SMTP_EXT_DSN) && ok;
+}
+
+/* MAIL FROM refused (code, reply): every recipient gets that answer, and
+ * the connection is brought back to a known state. */
+static void
+deliver_mail_refused(const struct deliver_txn *t, int code, const char *reply)
+{
+	struct smtp_client *c = &t->d->conn;
+	enum rcpt_result res = deliver_classify(code);
+	for (size_t i = 0; i < t->n; i++)
+		rcpt_set(&t->st[t->idx[i]], res == RCPT_DONE ? RCPT_DEFER : res, code, reply, t->hop,
+		    t->mta);
+	if (t->pipelining && !t->chunking)
+		c->broken = 1;	/* DATA reply state unknown: start over next time */
+	else {
+		smtp_client_cmd(c, "RSET");
+		smtp_client_read_reply(c, t->r);
+	}
+}
+
+/* MAIL FROM, every RCPT TO, and DATA (not with CHUNKING), pipelined when
+ * the server offers it. 0 when recipients were accepted and the content
+ * is to follow, 1 when the transaction is over (refused), -1 on an I/O
+ * error. */
+static int
+deliver_envelope(const struct deliver_txn *t)
+{
+	struct smtp_client *c = &t->d->conn;
+	char params[256];	/* room for all of them with a 100-character ENVID */
+	size_t accepted = 0;
+
+	deliver_mail_params(c, t->env, params, sizeof(params));
+	smtp_client_cmd(c, "MAIL FROM:<%s>%s", t->env->from, params);
+	if (!t->pipelining) {
+		if (smtp_client_read_reply(c, t->r) < 0)
+			return -1;
+		if (t->r->code != 250) {
+			char *reply = xstrdup(t->r->text.data ? t->r->text.data : "");
+			deliver_mail_refused(t, t->r->code, reply);
+			free(reply);
+			return 1;
+		}
+	}
+	for (size_t i = 0; i < t->n; i++) {
+		char rparams[600] = "";	/* NOTIFY and a 500-character ORCPT */
+		if (c->ext & SMTP_EXT_DSN)
+			dsn_rcpt_params(t->env, t->idx[i], rparams, sizeof(rparams));
+		smtp_client_cmd(c, "RCPT TO:<%s>%s", t->env->rcpts[t->idx[i]], rparams);
+		if (!t->pipelining) {
+			if (smtp_client_read_reply(c, t->r) < 0)
+				return -1;
+			deliver_rcpt_reply(t, i, &accepted);
+		}
+	}
+	if (!t->chunking && (t->pipelining || accepted > 0))
+		smtp_client_cmd(c, "DATA");
+	if (t->pipelining) {
+		/* Replies come back in order: MAIL, each RCPT, DATA. A server
+		 * that refuses MAIL and hangs up is reported by that refusal. */
+		if (smtp_client_read_reply(c, t->r) < 0)
+			return -1;
+		if (t->r->code != 250) {
+			int code = t->r->code;
+			char *reply = xstrdup(t->r->text.data ? t->r->text.data : "");
+			for (size_t i = 0; i < t->n; i++)	/* the RCPT replies, if any */
+				if (smtp_client_read_reply(c, t->r) < 0)
+					break;
+			deliver_mail_refused(t, code, reply);
+			free(reply);
+			return 1;
+		}
+		for (size_t i = 0; i < t->n; i++) {
+			if (smtp_client_read_reply(c, t->r) < 0)
+				return -1;
+			deliver_rcpt_reply(t, i, &accepted);
+		}
+	}
+	if ((!t->pipelining || t->chunking) && accepted == 0) {
+		smtp_client_cmd(c, "RSET");
+		smtp_client_read_reply(c, t->r);
+		return 1;
+	}
+	return 0;
+}
+
+/* The pending recipients take the message's reply. */
+static void
+deliver_pending_take(const struct deliver_txn *t, enum rcpt_result res)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (t->st[t->idx[i]].result == RCPT_PENDING)
+			deliver_txn_set(t, i, res);
+}
+
+/* The content: BDAT chunks (RFC 3030), or the DATA reply, the dot-stuffed
+ * content and its reply (one per recipient for LMTP). 0 when the message
+ * went through to its final reply, 1 when DATA or a chunk was refused, -1
+ * on an I/O error. */
+static int
+deliver_content(const struct deliver_txn *t)
+{
+	struct smtp_client *c = &t->d->conn;
+	const char *transfer = t->chunking ? "BDAT" : "DATA";
+
+	if (!t->chunking) {
+		if (smtp_client_read_reply(c, t->r) < 0)
+			return -1;
+		if (t->r->code != 354) {
+			deliver_pending_take(t, deliver_classify(t->r->code) == RCPT_BOUNCE ?
+			    RCPT_BOUNCE : RCPT_DEFER);
+			return 1;
+		}
+	}
+	for (size_t i = 0; i < t->n; i++)
+		t->st[t->idx[i]].transfer = transfer;
+	if (t->chunking) {
+		/* The content as it is; the reply to the last chunk (or the
+		 * first refusal) is the message's. */
+		if (smtp_client_send_bdat(c, t->fd, t->off, t->env->size, t->r) < 0)
+			return -1;
+		deliver_pending_take(t, deliver_classify(t->r->code));
+		if (t->r->code < 200 || t->r->code > 299) {
+			smtp_client_cmd(c, "RSET");
+			if (smtp_client_read_reply(c, t->r) < 0 || t->r->code != 250)
+				c->broken = 1;
+			return 1;
+		}
+		return 0;
+	}
+	if (smtp_client_send_data(c, t->fd, t->off) < 0)
+		return -1;
+	if (!c->lmtp) {
+		if (smtp_client_read_reply(c, t->r) < 0)
+			return -1;
+		deliver_pending_take(t, deliver_classify(t->r->code));
+		return 0;
+	}
+	/* LMTP: one reply per accepted recipient, in order. */
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->st[t->idx[i]].result != RCPT_PENDING)
+			continue;
+		if (smtp_client_read_reply(c, t->r) < 0)
+			return -1;
+		deliver_txn_set(t, i, deliver_classify(t->r->code));
+	}
+	return 0;
+}
+
 /* Deliver the recipients idx[0..n) of one message to one next hop. */
 static void
 deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off,
@@ -421,6 +490,7 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 
 	smtp_reply_init(&r);
 	const char *mta = nh->is_unix ? "localhost" : nh->sni[0] ? nh->sni : nh->host;
+	struct deliver_txn t = { d, env, fd, off, hop, mta, st, idx, n, &r, 0, 0 };
 	struct deliver_hopdown *down = deliver_hop_down(d, hop, now);
 	if (down) {
 		for (size_t i = 0; i < n; i++)
@@ -434,7 +504,7 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 		if (res == RCPT_DONE)
 			res = RCPT_DEFER;
 		for (size_t i = 0; i < n; i++)
-			rcpt_set(&st[idx[i]], res, r.code, r.text.data, hop, mta);
+			deliver_txn_set(&t, i, res);
 		if (r.code == 0 || res == RCPT_DEFER)
 			deliver_mark_down(d, hop, now + 1, r.text.data ? r.text.data : "unreachable");
 		log_info("event=connect_failed next_hop=%s reply=\"%s\"", hop,
@@ -442,188 +512,27 @@ deliver_to_hop(struct deliver *d, const struct spool_env *env, int fd, off_t off
 		goto out;
 	}
 	struct smtp_client *c = &d->conn;
-	int pipelining = (c->ext & SMTP_EXT_PIPELINING) != 0;
+	t.pipelining = (c->ext & SMTP_EXT_PIPELINING) != 0;
 	/* CHUNKING for SMTP; LMTP keeps DATA and its per-recipient replies. */
-	int chunking = (c->ext & SMTP_EXT_CHUNKING) != 0 && !c->lmtp;
-	/* RFC 8689 4.2.1: a REQUIRETLS message goes only over TLS to a server
-	 * that offers REQUIRETLS, and to an MX only when DANE or an enforced
-	 * MTA-STS policy verified it; a configured next hop (the operator's
-	 * own) needs TLS and REQUIRETLS. */
-	int verified_mx = (d->cur_tlsa && c->dane_ok) ||
-	    (d->cur_policy && d->cur_policy->mode == STS_MODE_ENFORCE && c->verified);
-	if (env->requiretls && ((d->open_domain[0] != '\0' && !verified_mx) || c->ssl == NULL ||
-	    !(c->ext & SMTP_EXT_REQUIRETLS))) {
-		char why[512];
-		if (d->open_domain[0] != '\0' && !verified_mx)
-			snprintf(why, sizeof(why), "550 5.7.30 REQUIRETLS support required: %s (%s) "
-			    "could not be verified with DANE or an enforced MTA-STS policy\n",
-			    d->open_mx, c->peer);
-		else
-			snprintf(why, sizeof(why), "550 5.7.30 REQUIRETLS support required: next hop %s %s\n",
-			    c->peer, c->ssl == NULL ? "offers no TLS" : "does not offer REQUIRETLS");
-		for (size_t i = 0; i < n; i++)
-			rcpt_set(&st[idx[i]], RCPT_BOUNCE, 0, why, hop, mta);
+	t.chunking = (c->ext & SMTP_EXT_CHUNKING) != 0 && !c->lmtp;
+	if (deliver_refused_before_mail(&t))
 		goto out;
-	}
-	/* RFC 6531 3.4: UTF-8 mail only to a server that takes it. */
-	if (env->smtputf8 && !(c->ext & SMTP_EXT_SMTPUTF8) &&
-	    deliver_needs_utf8(d, env, idx, n)) {
-		char why[512];
-		snprintf(why, sizeof(why), "550 5.6.7 SMTPUTF8 is required, but was not offered "
-		    "by %s (%s)\n", d->open_mx[0] ? d->open_mx : mta, c->peer);
-		for (size_t i = 0; i < n; i++)
-			rcpt_set(&st[idx[i]], RCPT_BOUNCE, 0, why, hop, mta);
-		goto out;
-	}
-	char params[256] = "";	/* room for all of them with a 100-character ENVID */
-	size_t pl = 0;
-	if ((c->ext & SMTP_EXT_SIZE))
-		pl += (size_t)snprintf(params + pl, sizeof(params) - pl, " SIZE=%" PRIu64, env->size);
-	if (env->body8bit && (c->ext & SMTP_EXT_8BITMIME))
-		pl += (size_t)snprintf(params + pl, sizeof(params) - pl, " BODY=8BITMIME");
-	if (env->smtputf8 && (c->ext & SMTP_EXT_SMTPUTF8))
-		pl += (size_t)snprintf(params + pl, sizeof(params) - pl, " SMTPUTF8");
-	if (env->requiretls)
-		pl += (size_t)snprintf(params + pl, sizeof(params) - pl, " REQUIRETLS");
-	if (c->ext & SMTP_EXT_DSN)
-		dsn_mail_params(env, params + pl, sizeof(params) - pl);
-
-	smtp_client_cmd(c, "MAIL FROM:<%s>%s", env->from, params);
-	if (!pipelining && smtp_client_read_reply(c, &r) < 0)
-		goto ioerr;
-	int mail_ok = 1, mail_code = 0;
-	char *mail_reply = NULL;
-	if (!pipelining) {
-		if (r.code != 250) {
-			mail_ok = 0;
-			mail_code = r.code;
-			mail_reply = xstrdup(r.text.data ? r.text.data : "");
-		}
-	}
-	size_t accepted = 0;
-	if (mail_ok) {
-		for (size_t i = 0; i < n; i++) {
-			char rparams[600] = "";	/* NOTIFY and a 500-character ORCPT */
-			if (c->ext & SMTP_EXT_DSN)
-				dsn_rcpt_params(env, idx[i], rparams, sizeof(rparams));
-			smtp_client_cmd(c, "RCPT TO:<%s>%s", env->rcpts[idx[i]], rparams);
-			if (!pipelining) {
-				if (smtp_client_read_reply(c, &r) < 0)
-					goto ioerr;
-				if (r.code >= 200 && r.code < 300)
-					accepted++;
-				rcpt_set(&st[idx[i]], r.code >= 200 && r.code < 300 ? RCPT_PENDING :
-				    deliver_classify(r.code), r.code, r.text.data, hop, mta);
-				/* It took NOTIFY/ORCPT on: success notices are its to send. */
-				st[idx[i]].dsn_passed = (c->ext & SMTP_EXT_DSN) && r.code >= 200 && r.code < 300;
-			}
-		}
-		if (!chunking && (pipelining || accepted > 0))
-			smtp_client_cmd(c, "DATA");
-	}
-	if (pipelining) {
-		/* Replies come back in order: MAIL, each RCPT, DATA. A server
-		 * that refuses MAIL and hangs up is reported by that refusal. */
-		if (smtp_client_read_reply(c, &r) < 0)
-			goto ioerr;
-		if (r.code != 250) {
-			mail_ok = 0;
-			mail_code = r.code;
-			mail_reply = xstrdup(r.text.data ? r.text.data : "");
-		}
-		for (size_t i = 0; i < n; i++) {
-			if (smtp_client_read_reply(c, &r) < 0) {
-				if (!mail_ok)
-					break;
-				goto ioerr;
-			}
-			if (r.code >= 200 && r.code < 300 && mail_ok)
-				accepted++;
-			if (mail_ok) {
-				rcpt_set(&st[idx[i]], r.code >= 200 && r.code < 300 ? RCPT_PENDING :
-				    deliver_classify(r.code), r.code, r.text.data, hop, mta);
-				st[idx[i]].dsn_passed = (c->ext & SMTP_EXT_DSN) && r.code >= 200 && r.code < 300;
-			}
-		}
-	}
-	if (!mail_ok) {
-		enum rcpt_result res = deliver_classify(mail_code);
-		for (size_t i = 0; i < n; i++)
-			rcpt_set(&st[idx[i]], res == RCPT_DONE ? RCPT_DEFER : res, mail_code, mail_reply, hop, mta);
-		free(mail_reply);
-		if (pipelining && !chunking)
-			c->broken = 1;	/* DATA reply state unknown: start over next time */
-		else {
-			smtp_client_cmd(c, "RSET");
-			smtp_client_read_reply(c, &r);
-		}
-		goto out;
-	}
-	if ((!pipelining || chunking) && accepted == 0) {
-		smtp_client_cmd(c, "RSET");
-		smtp_client_read_reply(c, &r);
-		goto out;
-	}
-	if (chunking) {
-		/* RFC 3030: the content as it is, in BDAT chunks; the reply to
-		 * the last chunk (or the first refusal) is the message's. */
-		for (size_t i = 0; i < n; i++)
-			st[idx[i]].transfer = "BDAT";
-		if (smtp_client_send_bdat(c, fd, off, env->size, &r) < 0)
-			goto ioerr;
+	int rc = deliver_envelope(&t);
+	if (rc == 0)
+		rc = deliver_content(&t);
+	if (rc < 0) {
 		for (size_t i = 0; i < n; i++)
 			if (st[idx[i]].result == RCPT_PENDING)
-				rcpt_set(&st[idx[i]], deliver_classify(r.code), r.code, r.text.data, hop, mta);
-		if (r.code < 200 || r.code > 299) {
-			smtp_client_cmd(c, "RSET");
-			if (smtp_client_read_reply(c, &r) < 0 || r.code != 250)
-				c->broken = 1;
-			goto out;
-		}
-		goto sent;
-	}
-	if (smtp_client_read_reply(c, &r) < 0)
-		goto ioerr;
-	if (r.code != 354) {
-		for (size_t i = 0; i < n; i++)
-			if (st[idx[i]].result == RCPT_PENDING)
-				rcpt_set(&st[idx[i]], deliver_classify(r.code) == RCPT_BOUNCE ?
-				    RCPT_BOUNCE : RCPT_DEFER, r.code, r.text.data, hop, mta);
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++)
-		st[idx[i]].transfer = "DATA";
-	if (smtp_client_send_data(c, fd, off) < 0)
-		goto ioerr;
-	if (c->lmtp) {
-		/* LMTP: one reply per accepted recipient, in order. */
+				rcpt_set(&st[idx[i]], RCPT_DEFER, 0, r.text.data, hop, mta);
+		deliver_close_conn(d);
+	} else if (rc == 0) {
+		d->conn_messages++;
 		for (size_t i = 0; i < n; i++) {
-			if (st[idx[i]].result != RCPT_PENDING)
-				continue;
-			if (smtp_client_read_reply(c, &r) < 0)
-				goto ioerr;
-			rcpt_set(&st[idx[i]], deliver_classify(r.code), r.code, r.text.data, hop, mta);
+			d->conn_rcpts += st[idx[i]].result == RCPT_DONE;
+			if (st[idx[i]].result == RCPT_DONE)
+				st[idx[i]].lmtp = c->lmtp;	/* final delivery: "delivered" */
 		}
-	} else {
-		if (smtp_client_read_reply(c, &r) < 0)
-			goto ioerr;
-		for (size_t i = 0; i < n; i++)
-			if (st[idx[i]].result == RCPT_PENDING)
-				rcpt_set(&st[idx[i]], deliver_classify(r.code), r.code, r.text.data, hop, mta);
 	}
-sent:
-	d->conn_messages++;
-	for (size_t i = 0; i < n; i++) {
-		d->conn_rcpts += st[idx[i]].result == RCPT_DONE;
-		if (st[idx[i]].result == RCPT_DONE)
-			st[idx[i]].lmtp = c->lmtp;	/* final delivery: "delivered" */
-	}
-	goto out;
-ioerr:
-	for (size_t i = 0; i < n; i++)
-		if (st[idx[i]].result == RCPT_PENDING)
-			rcpt_set(&st[idx[i]], RCPT_DEFER, 0, r.text.data, hop, mta);
-	deliver_close_conn(d);
 out:
 	if (d->conn_open && d->conn.broken)
 		deliver_close_conn(d);
@@ -976,7 +885,7 @@ out:
 /* What an attempt needs from the header block, read once: does it carry
  * "TLS-Required: No" (RFC 8689 5), and, for SMTPUTF8 mail, does it hold
  * UTF-8 (RFC 6531 3.4)? */
-static void
+void
 deliver_scan_headers(struct deliver *d, const struct spool_env *env, int fd, off_t off)
 {
 	char buf[65536];
@@ -1052,7 +961,7 @@ deliver_hop_level(struct deliver *d, struct mxd_nexthop *nh)
  * policy left them undelivered: first ask whether the policy changed (RFC
  * 8461 10.2). A new policy gets one more delivery attempt now; a new id
  * whose policy can not be fetched holds the return (sts_hold). */
-static void
+void
 deliver_sts_recheck(struct deliver *d, const struct spool_env *env, int fd, off_t off,
     struct rcpt_state *st, size_t *idx)
 {
@@ -1095,7 +1004,7 @@ deliver_sts_recheck(struct deliver *d, const struct spool_env *env, int fd, off_
 
 /* RFC 8461 10.2: refetch cached policies past half their max_age, so a
  * policy does not run out while its domain is still publishing it. */
-static void
+void
 deliver_sts_refresh(struct deliver *d)
 {
 	char **due = NULL;
@@ -1126,7 +1035,7 @@ deliver_sts_refresh(struct deliver *d)
 /* Route the job's recipients (those with routed[i] == 0) and deliver them,
  * grouped by next hop or MX domain as the scheduler grouped them: the same
  * routes on the same attempt number give the same answer. */
-static void
+void
 deliver_route(struct deliver *d, const struct spool_env *env, int fd, off_t off, int attempt,
     struct rcpt_state *st, size_t *idx, int *routed)
 {
@@ -1188,224 +1097,3 @@ deliver_route(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 	}
 }
 
-/* What this job says of its destination (qmgr_sched.h): a server answered,
- * or connections were tried and none did, or nothing was tried. */
-static enum qmgr_feedback
-deliver_feedback(const struct deliver *d)
-{
-	if (d->job_reached)
-		return QMGR_FB_REACHED;
-	return d->job_unreached ? QMGR_FB_UNREACHED : QMGR_FB_NONE;
-}
-
-/* One job: the recipients job->idx of message job->id, on attempt
- * job->attempt. The answer (one frame) is appended to out. The spool file
- * is only read: the scheduler records what happened. */
-static void
-deliver_job(struct deliver *d, const struct agent_job *job, struct buf *out)
-{
-	struct spool_env env;
-	int fd;
-	off_t off;
-
-	d->job_reached = d->job_unreached = 0;
-	if (spool_read(d->sp, job->id, &env, &fd, &off) != 0) {
-		/* Dropped meanwhile, or unreadable: the scheduler looks again.
-		 * The answer is indexed by recipient, as always. */
-		uint32_t top = 0;
-		for (size_t k = 0; k < job->n; k++)
-			if (job->idx[k] > top)
-				top = job->idx[k];
-		struct rcpt_state *st = xcalloc((size_t)top + 1, sizeof(*st));
-		for (size_t k = 0; k < job->n; k++)
-			rcpt_set(&st[job->idx[k]], RCPT_DEFER, 0, "451 4.3.0 the queue file could "
-			    "not be read by the delivery agent", NULL, NULL);
-		agent_result_encode(QMGR_FB_NONE, st, job->idx, job->n, out);
-		for (size_t i = 0; i <= top; i++)
-			rcpt_state_clear(&st[i]);
-		free(st);
-		return;
-	}
-	deliver_scan_headers(d, &env, fd, off);
-	if (d->tls_optional)
-		log_info("event=tls_required_no id=%s effect=policy_failures_not_fatal", env.id);
-	struct rcpt_state *st = xcalloc(env.nrcpts, sizeof(*st));
-	size_t *idx = xcalloc(env.nrcpts, sizeof(*idx));
-	int *routed = xcalloc(env.nrcpts, sizeof(*routed));
-	uint32_t *mine = xcalloc(job->n ? job->n : 1, sizeof(*mine));
-	size_t nmine = 0;
-	for (size_t i = 0; i < env.nrcpts; i++)
-		routed[i] = 1;
-	for (size_t k = 0; k < job->n; k++)
-		if (job->idx[k] < env.nrcpts && routed[job->idx[k]]) {
-			routed[job->idx[k]] = 0;
-			mine[nmine++] = job->idx[k];
-		}
-	deliver_route(d, &env, fd, off, job->attempt, st, idx, routed);
-	if (job->expired)
-		deliver_sts_recheck(d, &env, fd, off, st, idx);
-	agent_result_encode(deliver_feedback(d), st, mine, nmine, out);
-	for (size_t i = 0; i < env.nrcpts; i++)
-		rcpt_state_clear(&st[i]);
-	free(st);
-	free(idx);
-	free(routed);
-	free(mine);
-	close(fd);
-	spool_env_free(&env);
-}
-
-/* Read exactly n bytes; 0 at EOF before the first, -1 on error or a
- * frame cut short. */
-static int
-deliver_read_full(int fd, void *p, size_t n)
-{
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = read(fd, (char *)p + got, n - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return got == 0 && r == 0 ? 0 : -1;
-		got += (size_t)r;
-	}
-	return 1;
-}
-
-static int
-deliver_write_full(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* The next job from the scheduler: 1, or 0 when it closed our socket
- * (its way of saying "exit"), -1 on a broken frame. While a connection
- * is cached, waiting is bounded by connection_cache_time: then the
- * connection is closed (QUIT) and the wait goes on. */
-static int
-deliver_next_job(struct deliver *d, int fd, struct agent_job *job, struct buf *in)
-{
-	unsigned char hdr[AGENT_FRAME_HDR];
-	for (;;) {
-		if (deliver_stop)
-			return 0;
-		struct pollfd p = { fd, POLLIN, 0 };
-		int wait = d->conn_open ? d->cfg->connection_cache_time * 1000 : -1;
-		int rc = poll(&p, 1, wait);
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc == 0) {
-			deliver_close_conn(d);
-			continue;
-		}
-		break;
-	}
-	int rc = deliver_read_full(fd, hdr, sizeof(hdr));
-	if (rc <= 0)
-		return rc;
-	uint32_t n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
-	if (n > AGENT_MSG_MAX)
-		return -1;
-	buf_reset(in);
-	buf_reserve(in, n);
-	if (deliver_read_full(fd, in->data, n) != 1)
-		return -1;
-	return agent_job_decode((const uint8_t *)in->data, n, job) == 0 ? 1 : -1;
-}
-
-/* The SSL contexts, resolver and MTA-STS cache of one agent. */
-static void
-deliver_agent_init(struct deliver *d, struct mxd_config *cfg, struct spool *sp,
-    const struct outcome_sink *outcomes)
-{
-	char err[256];
-
-	memset(d, 0, sizeof(*d));
-	d->cfg = cfg;
-	d->sp = sp;
-	smtp_client_source_set(&d->source, cfg->source_ipv4, cfg->source_ipv6);
-	d->tls = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
-	if (d->tls == NULL)
-		fatalx("event=tls_error error=\"%s\"", err);
-	d->outcomes = *outcomes;
-	/* Equal-preference MX hosts are shuffled: differently in every agent. */
-	srandom((unsigned)getpid() ^ (unsigned)time(NULL));
-	if (cfg->resolver) {
-		d->dns = dns_resolver_new(cfg->resolver, 2000, 3, err, sizeof(err));
-		if (d->dns == NULL)
-			fatalx("event=resolver_error resolver=%s error=\"%s\"", cfg->resolver, err);
-		/* MTA-STS: a policy cache in the spool, and a PKIX context whose
-		 * verdict the policy's mode decides on. */
-		char stsdir[4200];
-		snprintf(stsdir, sizeof(stsdir), "%s", cfg->sts_cache_dir ? cfg->sts_cache_dir : "");
-		if (stsdir[0] == '\0')
-			snprintf(stsdir, sizeof(stsdir), "%s/sts", cfg->spool_dir);
-		if (sts_cache_open(stsdir, NULL, NULL, &d->sts, err, sizeof(err)) < 0) {
-			log_warnx("event=sts_cache_unavailable dir=%s error=\"%s\" effect=no_mta_sts", stsdir, err);
-			d->sts = NULL;
-		}
-		d->tls_dane = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
-		if (d->tls_dane == NULL || SSL_CTX_dane_enable(d->tls_dane) <= 0)
-			fatalx("event=tls_error error=\"cannot enable DANE\"");
-	}
-	/* PKIX with names checked: MTA-STS, and the verify and secure policies
-	 * (also for next hops and submission). */
-	d->tls_verify = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
-	if (d->tls_verify == NULL ||
-	    (cfg->ca_file ? SSL_CTX_load_verify_locations(d->tls_verify, cfg->ca_file, NULL) :
-	    SSL_CTX_set_default_verify_paths(d->tls_verify)) != 1)
-		fatalx("event=tls_error error=\"cannot load CA %s\"", cfg->ca_file ? cfg->ca_file : "(system)");
-}
-
-void
-deliver_agent_main(struct mxd_config *cfg, struct spool *sp, int fd,
-    const struct outcome_sink *outcomes)
-{
-	struct deliver d;
-	struct agent_job *job = xcalloc(1, sizeof(*job));
-	struct buf in, out;
-
-	deliver_agent_init(&d, cfg, sp, outcomes);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = deliver_on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGHUP, SIG_IGN);	/* the scheduler replaces its agents */
-	signal(SIGPIPE, SIG_IGN);
-	buf_init(&in);
-	buf_init(&out);
-	log_debug("event=agent_started");
-	int rc;
-	while ((rc = deliver_next_job(&d, fd, job, &in)) == 1) {
-		buf_reset(&out);
-		if (job->kind == AGENT_JOB_STS_REFRESH) {
-			deliver_sts_refresh(&d);
-			agent_result_encode(QMGR_FB_NONE, NULL, NULL, 0, &out);
-		} else
-			deliver_job(&d, job, &out);
-		if (deliver_write_full(fd, out.data, out.len) < 0)
-			break;	/* the scheduler is gone: it recovers from the spool */
-	}
-	if (rc < 0)
-		log_warnx("event=agent_protocol_error effect=exit");
-	deliver_close_conn(&d);
-	buf_free(&in);
-	buf_free(&out);
-	free(job);
-	SSL_CTX_free(d.tls);
-	dns_resolver_free(d.dns);
-	sts_cache_close(d.sts);
-	SSL_CTX_free(d.tls_verify);
-	SSL_CTX_free(d.tls_dane);
-	exit(0);
-}

@@ -69,4 +69,30 @@ struct deliver {
 	int			 job_unreached;	/* a connection reached nobody */
 };
 
+/* deliver.c: the transactions. */
+/* Route the recipients with routed[i] == 0 and deliver them; st gets
+ * their results (idx is scratch space of env->nrcpts). */
+void deliver_route(struct deliver *d, const struct spool_env *env, int fd, off_t off, int attempt,
+    struct rcpt_state *st, size_t *idx, int *routed);
+/* Recipients about to be returned (max_age) under an enforced MTA-STS
+ * policy: does the policy still say so (RFC 8461 10.2)? */
+void deliver_sts_recheck(struct deliver *d, const struct spool_env *env, int fd, off_t off,
+    struct rcpt_state *st, size_t *idx);
+/* RFC 8461 10.2: refetch the cached policies past half their max_age. */
+void deliver_sts_refresh(struct deliver *d);
+/* TLS-Required: No and UTF-8 headers of the message (d->tls_optional,
+ * d->hdr_utf8). */
+void deliver_scan_headers(struct deliver *d, const struct spool_env *env, int fd, off_t off);
+/* Close the cached connection (QUIT), emitting its outcome record. */
+void deliver_close_conn(struct deliver *d);
+
+/* deliver_outcome.c: the outbound session record of connection c
+ * (connected: a server answered; failure: why it ended, NULL: fine). */
+void deliver_outcome(struct deliver *d, const struct smtp_client *c, int connected,
+    const char *failure);
+/* The RFC 8460 result type of a DANE or PKIX (MTA-STS) verification that
+ * failed on c, or NULL when it held. */
+const char *deliver_dane_failure(const struct smtp_client *c, int connected);
+const char *deliver_policy_failure(const struct smtp_client *c, int connected);
+
 #endif

@@ -8,6 +8,7 @@
 #ifndef MXD_SPOOL_H
 #define MXD_SPOOL_H
 
+#include "dsn_param.h"
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -16,18 +17,6 @@
 #define SPOOL_ID_MAX	32
 
 struct spool;
-
-/* RFC 3461 DSN parameters. RET of MAIL FROM: */
-#define DSN_RET_NONE		0	/* not given */
-#define DSN_RET_FULL		1
-#define DSN_RET_HDRS		2
-/* NOTIFY of RCPT TO, as bits; 0 means not given. NEVER stands alone. */
-#define DSN_NOTIFY_SUCCESS	0x01u
-#define DSN_NOTIFY_FAILURE	0x02u
-#define DSN_NOTIFY_DELAY	0x04u
-#define DSN_NOTIFY_NEVER	0x08u
-#define DSN_ENVID_MAX		100	/* RFC 3461 4.4 */
-#define DSN_ORCPT_MAX		500	/* RFC 3461 4.2 */
 
 /* Where one recipient stands, kept in its queue file and updated in place
  * (a fixed-width "status" line after the recipient's lines), so that the

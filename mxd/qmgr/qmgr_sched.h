@@ -104,6 +104,11 @@ size_t qmgr_sched_count(const struct qmgr_sched *s);
  * remove messages. */
 void qmgr_sched_foreach(struct qmgr_sched *s, void (*fn)(struct qmgr_msg *, void *), void *arg);
 
+/* The wait before attempt number attempts + 1 after a deferral: retry_min
+ * seconds after the first, doubling, never above retry_max (Postfix's
+ * minimal/maximal_backoff_time). attempts >= 1. */
+int64_t qmgr_sched_backoff(int retry_min, int retry_max, int attempts);
+
 /* ---- destinations and jobs ---- */
 /* The destination `name` (compared without case) of class c, made when
  * unknown, with its window ceiling set to `ceiling` (>= 1; a later call
@@ -113,6 +118,7 @@ struct qmgr_dest *qmgr_sched_dest(struct qmgr_sched *s, const char *name, enum q
 const char *qmgr_dest_name(const struct qmgr_dest *d);
 enum qmgr_class qmgr_dest_class(const struct qmgr_dest *d);
 int qmgr_dest_window(const struct qmgr_dest *d);
+int qmgr_dest_ceiling(const struct qmgr_dest *d);
 int qmgr_dest_active(const struct qmgr_dest *d);
 size_t qmgr_dest_queued(const struct qmgr_dest *d);
 /* Whether d is dead now; *until (if not NULL) gets the end of it. */

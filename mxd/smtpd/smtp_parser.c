@@ -1,5 +1,5 @@
 #include "smtp_parser.h"
-#include "dsn.h"
+#include "dsn_param.h"
 
 #include <ctype.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* Requests of the queue-control socket (docs/mxd.md#queue-control): one text
  * line each, "LIST", "RETRY <id>", "RETRY ALL", "DROP <id>". The parser does
  * no I/O, so it is fuzzed (tests/fuzz/fuzz_queue_cmd.c) and shared by the
- * server (deliver_queue.c) and the client (mxd -c FILE queue ...). */
+ * server (qmgr/qmgr_queue.c) and the client (mxd -c FILE queue ...). */
 #ifndef MXD_QUEUE_CMD_H
 #define MXD_QUEUE_CMD_H
 

@@ -70,7 +70,7 @@ spool_commit_batch(struct spool_committer *c, struct spool_commit_job *batch)
 			char line[SPOOL_ID_MAX + 2];
 			int l = snprintf(line, sizeof(line), "%s\n", j->id);
 			/* Best effort: a full pipe only delays pickup until the
-			 * delivery process's periodic rescan. */
+			 * scheduler's periodic rescan. */
 			ssize_t w = write(c->notify_fd, line, (size_t)l);
 			(void)w;
 		}

@@ -102,7 +102,7 @@ qmgr_queue_open(struct qmgr *q)
 		return;
 	}
 	memcpy(sun.sun_path, q->qctl_path, strlen(q->qctl_path) + 1);
-	/* What a delivery process that died (or a crashed mxd) left behind is
+	/* What a scheduler that died (or a crashed mxd) left behind is
 	 * removed; anything else at the path is not ours to remove. */
 	if (lstat(q->qctl_path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {

@@ -63,9 +63,20 @@ void uploader_main(struct mxd_config *cfg, int fd, uint64_t *shared_dropped,
 /* qmgr.c: the scheduler process's main loop (mxd-qmgr). Never returns. */
 void qmgr_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
     const struct outcome_sink *outcomes) __attribute__((noreturn));
-/* deliver.c: a delivery agent (mxd-smtp), forked by the scheduler, serving
- * the jobs it reads on fd (agent_msg.h). Never returns. */
+/* smtp/deliver_agent.c: the delivery agents' SSL contexts, made once by
+ * the scheduler and inherited by every agent it forks (an OpenSSL 3
+ * context costs milliseconds: not per agent). */
+struct deliver_tls {
+	SSL_CTX	*plain;		/* opportunistic STARTTLS */
+	SSL_CTX	*verify;	/* PKIX, names checked (MTA-STS, verify/secure) */
+	SSL_CTX	*dane;		/* DANE (with a resolver only) */
+};
+void deliver_tls_new(const struct mxd_config *cfg, struct deliver_tls *t);
+void deliver_tls_free(struct deliver_tls *t);
+/* A delivery agent (mxd-smtp), forked by the scheduler, serving the jobs
+ * it reads on fd (agent_msg.h). Never returns. */
 void deliver_agent_main(struct mxd_config *cfg, struct spool *sp, int fd,
-    const struct outcome_sink *outcomes) __attribute__((noreturn));
+    const struct outcome_sink *outcomes, const struct deliver_tls *tls)
+    __attribute__((noreturn));
 
 #endif

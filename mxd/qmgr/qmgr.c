@@ -65,6 +65,7 @@ struct qmgr_attempt {
 	struct rcpt_state	*st;
 	size_t			 nrcpts;
 	int			 expired;
+	int			 cut_short;	/* a job killed by a stop */
 };
 
 /* A job: recipients of one message for one destination, or an MTA-STS
@@ -314,7 +315,9 @@ qmgr_attempt_finish(struct qmgr *q, struct qmgr_msg *m)
 		spool_remove(q->sp, m->id);
 		qmgr_sched_remove(q->sched, m);
 	} else {
-		int64_t due = now + qmgr_retry_delay(q, m->attempts);
+		/* Cut short by a stop (a reload restarts the scheduler): the
+		 * next scheduler tries it at once, not after a backoff. */
+		int64_t due = a->cut_short ? now : now + qmgr_retry_delay(q, m->attempts);
 		/* Who is finished, and the schedule, go into the spool file:
 		 * nobody is sent twice, a restart neither retries everything
 		 * at once nor repeats the delay notice. In place, so this
@@ -508,7 +511,7 @@ qmgr_agent_child(struct qmgr *q, int fd)
 	close(q->notify_fd);
 	qmgr_queue_forget(q);
 	signal(SIGCHLD, SIG_DFL);
-	deliver_agent_main(q->cfg, q->sp, fd, &q->outcomes);
+	deliver_agent_main(q->cfg, q->sp, fd, &q->outcomes, &q->tls);
 }
 
 static struct qmgr_agent *
@@ -620,6 +623,8 @@ qmgr_agent_lost(struct qmgr *q, size_t i, const char *why)
 		    "transaction (%s)", why);
 		qmgr_job_defer(q, jr, text);
 		qmgr_job_feedback(q, jr, QMGR_FB_NONE);
+		if (q->stopping && jr->m != NULL)
+			((struct qmgr_attempt *)jr->m->owner)->cut_short = 1;
 	}
 	kill(ag->pid, SIGKILL);
 	close(ag->fd);
@@ -816,6 +821,9 @@ qmgr_reload_config(struct qmgr *q)
 	qmgr_agents_retire(q, qmgr_sched_now(q->sched), 1);
 	for (size_t i = 0; i < q->nagents; i++)
 		q->agents[i].retire = 1;
+	/* Busy agents have their own copies (fork): the contexts can go. */
+	deliver_tls_free(&q->tls);
+	deliver_tls_new(q->cfg, &q->tls);
 	log_info("event=reloaded domains=%zu", q->cfg->ndomains);
 }
 
@@ -868,11 +876,16 @@ qmgr_start_due(struct qmgr *q)
 
 /* SIGTERM: no new jobs; the answers of those running are awaited (and
  * recorded) for a while, then the agents are killed: their messages are
- * sent again after the restart. */
+ * due at once for the next scheduler (no backoff: the stop, not the
+ * destination, cut them short). */
 static void
 qmgr_shutdown(struct qmgr *q)
 {
-	int64_t end = (int64_t)time(NULL) + QMGR_STOP_GRACE_SEC;
+	/* Half the master's patience (limits.shutdown_timeout), so the
+	 * results are recorded before it kills us. */
+	int grace = q->cfg->shutdown_timeout / 2;
+	int64_t end = (int64_t)time(NULL) + (grace < QMGR_STOP_GRACE_SEC ? grace : QMGR_STOP_GRACE_SEC);
+	q->stopping = 1;
 	for (;;) {
 		size_t busy = 0;
 		for (size_t i = 0; i < q->nagents; i++)
@@ -898,6 +911,7 @@ qmgr_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 	q.sp = sp;
 	q.notify_fd = notify_fd;
 	q.outcomes = *outcomes;
+	deliver_tls_new(cfg, &q.tls);
 	struct qmgr_limits lim;
 	qmgr_limits(cfg, &lim);
 	if (qmgr_sched_new(&lim, NULL, NULL, &q.sched, err, sizeof(err)) < 0)
@@ -950,6 +964,7 @@ qmgr_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 	qmgr_queue_close(&q);
 	log_info("event=delivery_stopped queued=%zu", qmgr_sched_count(q.sched));
 	qmgr_sched_free(q.sched);
+	deliver_tls_free(&q.tls);
 	free(q.agents);
 	if (q.cfg != cfg)
 		mxd_config_free(q.cfg);	/* a reloaded copy of our own */

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "mxd.h"
 #include "mxd_config.h"
 #include "outcome.h"
 #include "qmgr_sched.h"
@@ -39,9 +40,11 @@ struct qmgr {
 	int			 notify_fd;
 	struct qmgr_sched	*sched;
 	struct outcome_sink	 outcomes;	/* the agents' outbound records */
+	struct deliver_tls	 tls;		/* the agents' SSL contexts */
 	struct qmgr_agent	*agents;
 	size_t			 nagents, capagents;
 	size_t			 active_msgs;	/* messages in flight */
+	int			 stopping;	/* SIGTERM: what is cut short is due at once */
 	char			 pipebuf[4096];
 	size_t			 pipelen;
 	int			 qctl_fd;	/* listening; -1: none */

@@ -173,10 +173,43 @@ deliver_next_job(struct deliver *d, int fd, struct agent_job *job, struct buf *i
 	return agent_job_decode((const uint8_t *)in->data, n, job) == 0 ? 1 : -1;
 }
 
-/* The SSL contexts, resolver and MTA-STS cache of one agent. */
+void
+deliver_tls_new(const struct mxd_config *cfg, struct deliver_tls *t)
+{
+	char err[256];
+
+	t->plain = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
+	if (t->plain == NULL)
+		fatalx("event=tls_error error=\"%s\"", err);
+	t->dane = NULL;
+	if (cfg->resolver) {
+		t->dane = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
+		if (t->dane == NULL || SSL_CTX_dane_enable(t->dane) <= 0)
+			fatalx("event=tls_error error=\"cannot enable DANE\"");
+	}
+	/* PKIX with names checked: MTA-STS, and the verify and secure policies
+	 * (also for next hops and submission). */
+	t->verify = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
+	if (t->verify == NULL ||
+	    (cfg->ca_file ? SSL_CTX_load_verify_locations(t->verify, cfg->ca_file, NULL) :
+	    SSL_CTX_set_default_verify_paths(t->verify)) != 1)
+		fatalx("event=tls_error error=\"cannot load CA %s\"", cfg->ca_file ? cfg->ca_file : "(system)");
+}
+
+void
+deliver_tls_free(struct deliver_tls *t)
+{
+	SSL_CTX_free(t->plain);
+	SSL_CTX_free(t->verify);
+	SSL_CTX_free(t->dane);
+	memset(t, 0, sizeof(*t));
+}
+
+/* The resolver and MTA-STS cache of one agent; its SSL contexts are the
+ * scheduler's, inherited. */
 static void
 deliver_agent_init(struct deliver *d, struct mxd_config *cfg, struct spool *sp,
-    const struct outcome_sink *outcomes)
+    const struct outcome_sink *outcomes, const struct deliver_tls *tls)
 {
 	char err[256];
 
@@ -184,9 +217,9 @@ deliver_agent_init(struct deliver *d, struct mxd_config *cfg, struct spool *sp,
 	d->cfg = cfg;
 	d->sp = sp;
 	smtp_client_source_set(&d->source, cfg->source_ipv4, cfg->source_ipv6);
-	d->tls = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
-	if (d->tls == NULL)
-		fatalx("event=tls_error error=\"%s\"", err);
+	d->tls = tls->plain;
+	d->tls_verify = tls->verify;
+	d->tls_dane = tls->dane;
 	d->outcomes = *outcomes;
 	/* Equal-preference MX hosts are shuffled: differently in every agent. */
 	srandom((unsigned)getpid() ^ (unsigned)time(NULL));
@@ -194,8 +227,7 @@ deliver_agent_init(struct deliver *d, struct mxd_config *cfg, struct spool *sp,
 		d->dns = dns_resolver_new(cfg->resolver, 2000, 3, err, sizeof(err));
 		if (d->dns == NULL)
 			fatalx("event=resolver_error resolver=%s error=\"%s\"", cfg->resolver, err);
-		/* MTA-STS: a policy cache in the spool, and a PKIX context whose
-		 * verdict the policy's mode decides on. */
+		/* MTA-STS: a policy cache in the spool. */
 		char stsdir[4200];
 		snprintf(stsdir, sizeof(stsdir), "%s", cfg->sts_cache_dir ? cfg->sts_cache_dir : "");
 		if (stsdir[0] == '\0')
@@ -204,28 +236,18 @@ deliver_agent_init(struct deliver *d, struct mxd_config *cfg, struct spool *sp,
 			log_warnx("event=sts_cache_unavailable dir=%s error=\"%s\" effect=no_mta_sts", stsdir, err);
 			d->sts = NULL;
 		}
-		d->tls_dane = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
-		if (d->tls_dane == NULL || SSL_CTX_dane_enable(d->tls_dane) <= 0)
-			fatalx("event=tls_error error=\"cannot enable DANE\"");
 	}
-	/* PKIX with names checked: MTA-STS, and the verify and secure policies
-	 * (also for next hops and submission). */
-	d->tls_verify = tls_client_ctx_new(TLS1_2_VERSION, err, sizeof(err));
-	if (d->tls_verify == NULL ||
-	    (cfg->ca_file ? SSL_CTX_load_verify_locations(d->tls_verify, cfg->ca_file, NULL) :
-	    SSL_CTX_set_default_verify_paths(d->tls_verify)) != 1)
-		fatalx("event=tls_error error=\"cannot load CA %s\"", cfg->ca_file ? cfg->ca_file : "(system)");
 }
 
 void
 deliver_agent_main(struct mxd_config *cfg, struct spool *sp, int fd,
-    const struct outcome_sink *outcomes)
+    const struct outcome_sink *outcomes, const struct deliver_tls *tls)
 {
 	struct deliver d;
 	struct agent_job *job = xcalloc(1, sizeof(*job));
 	struct buf in, out;
 
-	deliver_agent_init(&d, cfg, sp, outcomes);
+	deliver_agent_init(&d, cfg, sp, outcomes, tls);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = deliver_on_signal;
@@ -253,10 +275,7 @@ deliver_agent_main(struct mxd_config *cfg, struct spool *sp, int fd,
 	buf_free(&in);
 	buf_free(&out);
 	free(job);
-	SSL_CTX_free(d.tls);
 	dns_resolver_free(d.dns);
 	sts_cache_close(d.sts);
-	SSL_CTX_free(d.tls_verify);
-	SSL_CTX_free(d.tls_dane);
 	exit(0);
 }

@@ -32,6 +32,7 @@ environment), then removes the temporary directories.
 
 import os
 import shutil
+import signal
 import smtplib
 import subprocess
 import sys
@@ -165,6 +166,36 @@ class Postgres:
 
     def running(self):
         return os.path.exists(os.path.join(self.data, "postmaster.pid"))
+
+    def pids(self):
+        """The postmaster's pid and its children's (backends, checkpointer,
+        walwriter...): every process of this cluster."""
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            master = int(f.readline())
+        return [master] + mxtest._children(master)
+
+    def freeze(self):
+        """SIGSTOP every process of the cluster, the postmaster first (so it
+        starts no new backend meanwhile): connections stay open, nothing
+        answers. Returns the pids stopped, for thaw."""
+        pids = []
+        for _ in range(2):  # again: a backend forked just before the stop
+            for pid in self.pids():
+                if pid in pids:
+                    continue
+                try:
+                    os.kill(pid, signal.SIGSTOP)
+                    pids.append(pid)
+                except ProcessLookupError:  # a backend that just ended
+                    pass
+        return pids
+
+    def thaw(self, pids):
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
 
     def uri(self, db="postgres"):
         return f"postgresql://postgres@{self.host}:{self.port}/{db}"

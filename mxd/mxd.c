@@ -524,8 +524,9 @@ mxd_is_child(const struct mxd_master *m, pid_t pid)
 
 /* ---- queue control client: mxd -c FILE queue ... ---- */
 
-/* The delivery process answers between messages: one slow next hop can keep
- * it busy for a while (docs/mxd.md#queue-control). */
+/* The scheduler answers between turns of its loop, and streams a listing
+ * (100,000 messages: some 15 MB) a slice per turn: the limit is on silence,
+ * not on the whole answer (docs/mxd.md#queue-control). */
 #define MXD_QUEUE_TIMEOUT_MS	60000
 
 /* The request line for "queue list|retry ID|retry all|drop ID", checked
@@ -586,11 +587,12 @@ mxd_queue_connect(const char *path)
 	return -1;
 }
 
-/* The whole answer, up to the server's close; -1 on timeout or error. */
+/* The whole answer, up to the server's close; -1 on error, or when the
+ * server sent nothing for MXD_QUEUE_TIMEOUT_MS. */
 static int
 mxd_queue_exchange(int fd, const char *req, struct buf *ans)
 {
-	char tmp[4096];
+	char tmp[65536];
 	uint64_t deadline = timeutil_mono_ms() + MXD_QUEUE_TIMEOUT_MS;
 
 	snprintf(tmp, sizeof(tmp), "%s\n", req);
@@ -605,8 +607,9 @@ mxd_queue_exchange(int fd, const char *req, struct buf *ans)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n == 0) {
-			fprintf(stderr, "mxd: no answer within %d s: mxd's delivery process is busy "
-			    "(a slow next hop?) or stuck\n", MXD_QUEUE_TIMEOUT_MS / 1000);
+			fprintf(stderr, "mxd: %s for %d s: mxd's delivery process is busy "
+			    "or stuck\n", ans->len ? "the answer stalled" : "no answer",
+			    MXD_QUEUE_TIMEOUT_MS / 1000);
 			return -1;
 		}
 		ssize_t r = n < 0 ? -1 : read(fd, tmp, sizeof(tmp));
@@ -617,6 +620,7 @@ mxd_queue_exchange(int fd, const char *req, struct buf *ans)
 			return -1;
 		}
 		buf_append(ans, tmp, (size_t)r);
+		deadline = timeutil_mono_ms() + MXD_QUEUE_TIMEOUT_MS;
 	}
 }
 

@@ -509,8 +509,7 @@ qmgr_agent_child(struct qmgr *q, int fd)
 		if (q->agents[i].fd >= 0)
 			close(q->agents[i].fd);
 	close(q->notify_fd);
-	if (q->qctl_fd >= 0)
-		close(q->qctl_fd);
+	qmgr_queue_forget(q);
 	signal(SIGCHLD, SIG_DFL);
 	deliver_agent_main(q->cfg, q->sp, fd, &q->outcomes, &q->tls);
 }
@@ -833,8 +832,8 @@ qmgr_reload_config(struct qmgr *q)
 static void
 qmgr_wait(struct qmgr *q, int timeout_ms)
 {
-	size_t n = q->nagents;
-	struct pollfd *p = xcalloc(n + 2, sizeof(*p));
+	size_t n = q->nagents, nl = qmgr_queue_pollfds(q, NULL);
+	struct pollfd *p = xcalloc(n + 2 + nl, sizeof(*p));
 	pid_t *pids = xcalloc(n + 1, sizeof(*pids));
 	p[0] = (struct pollfd){ q->notify_fd, POLLIN, 0 };
 	p[1] = (struct pollfd){ q->qctl_fd, POLLIN, 0 };
@@ -842,7 +841,8 @@ qmgr_wait(struct qmgr *q, int timeout_ms)
 		p[i + 2] = (struct pollfd){ q->agents[i].fd, POLLIN, 0 };
 		pids[i] = q->agents[i].pid;
 	}
-	if (poll(p, n + 2, timeout_ms) > 0) {
+	qmgr_queue_pollfds(q, p + n + 2);	/* listings being sent: POLLOUT */
+	if (poll(p, n + 2 + nl, timeout_ms) > 0) {
 		if (p[0].revents & POLLIN)
 			qmgr_read_pipe(q);
 		/* Agents by pid: answering one may remove another from the array. */
@@ -860,6 +860,7 @@ qmgr_wait(struct qmgr *q, int timeout_ms)
 			qmgr_queue_serve(q);
 		}
 	}
+	qmgr_queue_stream(q);
 	free(p);
 	free(pids);
 }

@@ -16,7 +16,9 @@
 #include "qmgr_sched.h"
 #include "spool.h"
 
+struct pollfd;
 struct qmgr_job;
+struct qmgr_qlist;
 
 /* One delivery agent, as the scheduler sees it. */
 struct qmgr_agent {
@@ -47,14 +49,21 @@ struct qmgr {
 	size_t			 pipelen;
 	int			 qctl_fd;	/* listening; -1: none */
 	char			 qctl_path[108];	/* sun_path: spool_dir/queue.sock */
+	struct qmgr_qlist	*qlists;	/* listings being sent */
 };
 
 /* qmgr_queue.c: the queue-control socket, spool_dir/queue.sock
  * (docs/mxd.md#queue-control). open never fails the process: without the
  * socket it logs a warning and qctl_fd stays -1. serve answers the
- * connections waiting on qctl_fd, each within a bounded time. */
+ * connections waiting on qctl_fd, each within a bounded time. A listing
+ * is streamed: pollfds gives the sockets to wait on for POLLOUT (p NULL:
+ * their number), stream sends the next slice of each, once per turn of
+ * the loop. forget closes the sockets in a forked agent. */
 void qmgr_queue_open(struct qmgr *q);
 void qmgr_queue_serve(struct qmgr *q);
+size_t qmgr_queue_pollfds(const struct qmgr *q, struct pollfd *p);
+void qmgr_queue_stream(struct qmgr *q);
+void qmgr_queue_forget(struct qmgr *q);
 void qmgr_queue_close(struct qmgr *q);
 
 #endif

@@ -3,16 +3,23 @@
  * makes messages due now and drops them (docs/mxd.md#queue-control).
  *
  * The scheduler is single-threaded and owns the queue, so requests
- * are answered from its loop, one connection at a time, one request per
- * connection. A connection gets QMGR_QUEUE_TIMEOUT_MS in all to send its
- * line and read the answer: a stalled client delays scheduling by at most
- * that. Only root and mxd's own user may connect: the socket is 0600 inside
- * the 0700 spool, and the peer's uid is checked as well. */
+ * are answered from its loop, one request per connection. A connection gets
+ * QMGR_QUEUE_TIMEOUT_MS to send its line: a stalled client delays scheduling
+ * by at most that. Short answers (retry, drop) are written at once, within
+ * the same time. A listing - with 100,000 messages queued some 15 MB, one
+ * spool file read per message - is a stream instead: the queue's ids are
+ * taken when the request arrives, and each turn of the loop formats the
+ * next QMGR_QUEUE_SLICE of them and writes what the socket takes, so
+ * delivery goes on while it is served; a listing whose client has taken
+ * nothing for QMGR_QUEUE_TIMEOUT_MS is given up. Only root and mxd's own
+ * user may connect: the socket is 0600 inside the 0700 spool, and the
+ * peer's uid is checked as well. */
 #include "qmgr.h"
 #include "buf.h"
 #include "log.h"
 #include "queue_cmd.h"
 #include "timeutil.h"
+#include "xmalloc.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -26,6 +33,35 @@
 #define QMGR_QUEUE_TIMEOUT_MS	2000
 #define QMGR_QUEUE_ACCEPT_MAX	8	/* connections per wake-up */
 #define QMGR_QUEUE_ADDR_MAX		1000	/* bytes of an address shown */
+#define QMGR_QUEUE_SLICE	256		/* messages formatted per loop turn */
+#define QMGR_QUEUE_LOW		(64 * 1024)	/* format more below this much unsent */
+#define QMGR_QUEUE_LISTS_MAX	4		/* listings served at once */
+
+/* A listing being streamed: the ids queued when it was asked for (NUL
+ * separated), the next one to format, and what is formatted but unsent. */
+struct qmgr_qlist {
+	struct qmgr_qlist *next;
+	int		 fd;
+	struct buf	 ids;
+	size_t		 next_id;	/* offset into ids */
+	size_t		 total;		/* the queue's size when asked */
+	size_t		 listed;	/* MSG lines so far */
+	struct buf	 out;
+	size_t		 sent;		/* bytes of out written */
+	uint64_t	 progress_ms;	/* the last time the client took bytes */
+	uint64_t	 start_ms;
+	uint64_t	 bytes;		/* written in all */
+	int		 done;		/* the OK line is in out */
+};
+
+static void
+qmgr_queue_list_free(struct qmgr_qlist *l)
+{
+	close(l->fd);
+	buf_free(&l->ids);
+	buf_free(&l->out);
+	free(l);
+}
 
 typedef void (*qmgr_queue_fn)(struct qmgr *, const struct queue_cmd *, struct buf *);
 
@@ -108,6 +144,11 @@ qmgr_queue_open(struct qmgr *q)
 void
 qmgr_queue_close(struct qmgr *q)
 {
+	while (q->qlists) {
+		struct qmgr_qlist *l = q->qlists;
+		q->qlists = l->next;
+		qmgr_queue_list_free(l);
+	}
 	if (q->qctl_fd < 0)
 		return;
 	close(q->qctl_fd);
@@ -117,28 +158,22 @@ qmgr_queue_close(struct qmgr *q)
 
 /* ---- requests: checked by queue_cmd_parse, acted on here ---- */
 
-struct qmgr_queue_listing {
-	struct qmgr	*q;
-	time_t		 now;
-	struct buf	*out;
-};
-
-static void
-qmgr_queue_list_one(struct qmgr_msg *e, void *arg)
+/* The MSG line of the message with this id; nothing when it has left the
+ * queue since the listing began. */
+static int
+qmgr_queue_list_one(struct qmgr *qm, const char *id, time_t now, struct buf *out)
 {
-	struct qmgr_queue_listing *l = arg;
-	struct buf *out = l->out;
-	time_t now = l->now;
 	struct spool_env env;
 	int fd;
 	off_t off;
 	char q[LOG_QUOTE_SIZE(QMGR_QUEUE_ADDR_MAX)];
 
-	if (e->dropped)
-		return;
-	int rc = spool_read(l->q->sp, e->id, &env, &fd, &off);
+	struct qmgr_msg *e = qmgr_sched_find(qm->sched, id);
+	if (e == NULL || e->dropped)
+		return 0;
+	int rc = spool_read(qm->sp, e->id, &env, &fd, &off);
 	if (rc == -1 && errno == ENOENT)
-		return;	/* gone since; the loop forgets it on its next attempt */
+		return 0;	/* gone since; the loop forgets it on its next attempt */
 	buf_printf(out, "MSG id=%s", e->id);
 	if (rc == 0)
 		buf_printf(out, " created=%lld age=%lld", (long long)env.created,
@@ -162,15 +197,31 @@ qmgr_queue_list_one(struct qmgr_msg *e, void *arg)
 		buf_printf(out, " last_reply=%s", log_quote(q, sizeof(q), e->last_reply,
 		    strlen(e->last_reply), sizeof(e->last_reply)));
 	buf_appendc(out, '\n');
+	return 1;
+}
+
+/* The next slice of l's answer into l->out: up to QMGR_QUEUE_SLICE
+ * messages, and the OK line after the last. */
+static void
+qmgr_queue_list_slice(struct qmgr *q, struct qmgr_qlist *l)
+{
+	time_t now = time(NULL);
+	for (int i = 0; i < QMGR_QUEUE_SLICE && l->next_id < l->ids.len; i++) {
+		const char *id = l->ids.data + l->next_id;
+		l->next_id += strlen(id) + 1;
+		l->listed += (size_t)qmgr_queue_list_one(q, id, now, &l->out);
+	}
+	if (l->next_id >= l->ids.len && !l->done) {
+		buf_printf(&l->out, "OK %zu messages\n", l->total);
+		l->done = 1;
+	}
 }
 
 static void
-qmgr_queue_list(struct qmgr *q, const struct queue_cmd *cmd, struct buf *out)
+qmgr_queue_collect(struct qmgr_msg *e, void *arg)
 {
-	(void)cmd;
-	struct qmgr_queue_listing l = { q, time(NULL), out };
-	qmgr_sched_foreach(q->sched, qmgr_queue_list_one, &l);
-	buf_printf(out, "OK %zu messages\n", qmgr_sched_count(q->sched));
+	if (!e->dropped)
+		buf_append(arg, e->id, strlen(e->id) + 1);
 }
 
 /* Due now, and every destination alive: the retry really connects. A
@@ -234,7 +285,7 @@ qmgr_queue_drop(struct qmgr *q, const struct queue_cmd *cmd, struct buf *out)
 }
 
 static const qmgr_queue_fn qmgr_queue_table[QUEUE_CMD_NVERBS] = {
-	[QUEUE_CMD_LIST] = qmgr_queue_list,
+	[QUEUE_CMD_LIST] = NULL,	/* a stream: qmgr_queue_list_start */
 	[QUEUE_CMD_RETRY] = qmgr_queue_retry,
 	[QUEUE_CMD_RETRY_ALL] = qmgr_queue_retry_all,
 	[QUEUE_CMD_DROP] = qmgr_queue_drop,
@@ -328,7 +379,32 @@ qmgr_queue_peer_ok(int fd)
 	return cr.uid == 0 || cr.uid == geteuid();
 }
 
-static void
+/* A listing from now on, on fd (the stream takes it); "ERR busy" when
+ * QMGR_QUEUE_LISTS_MAX are being served. Returns 1 when fd was taken. */
+static int
+qmgr_queue_list_start(struct qmgr *q, int fd, struct buf *out)
+{
+	size_t n = 0;
+	for (struct qmgr_qlist *l = q->qlists; l; l = l->next)
+		n++;
+	if (n >= QMGR_QUEUE_LISTS_MAX) {
+		buf_printf(out, "ERR busy: %zu listings are being sent, try again\n", n);
+		return 0;
+	}
+	struct qmgr_qlist *l = xcalloc(1, sizeof(*l));
+	l->fd = fd;
+	buf_init(&l->ids);
+	buf_init(&l->out);
+	qmgr_sched_foreach(q->sched, qmgr_queue_collect, &l->ids);
+	l->total = qmgr_sched_count(q->sched);
+	l->start_ms = l->progress_ms = timeutil_mono_ms();
+	l->next = q->qlists;
+	q->qlists = l;
+	return 1;
+}
+
+/* Returns 1 when fd now belongs to a listing. */
+static int
 qmgr_queue_conn(struct qmgr *q, int fd)
 {
 	uint64_t deadline = timeutil_mono_ms() + QMGR_QUEUE_TIMEOUT_MS;
@@ -342,7 +418,7 @@ qmgr_queue_conn(struct qmgr *q, int fd)
 	if (n == -1) {
 		log_info("event=queue_control_no_request timeout_ms=%d", QMGR_QUEUE_TIMEOUT_MS);
 		buf_free(&out);
-		return;
+		return 0;
 	}
 	if (n == -3)
 		buf_appends(&out, "ERR permission denied\n");
@@ -350,13 +426,19 @@ qmgr_queue_conn(struct qmgr *q, int fd)
 		buf_appends(&out, "ERR line too long\n");
 	else if (queue_cmd_parse(line, (size_t)n, &cmd, &err) < 0)
 		buf_printf(&out, "ERR %s\n", err);
-	else
+	else if (cmd.verb == QUEUE_CMD_LIST) {
+		if (qmgr_queue_list_start(q, fd, &out)) {
+			buf_free(&out);
+			return 1;
+		}
+	} else
 		qmgr_queue_table[cmd.verb](q, &cmd, &out);
 	if (qmgr_queue_write(fd, out.data, out.len, deadline) < 0)
 		log_info("event=queue_control_timeout stage=answer bytes=%zu timeout_ms=%d", out.len,
 		    QMGR_QUEUE_TIMEOUT_MS);
 	buf_free(&out);
 	qmgr_queue_discard(fd);
+	return 0;
 }
 
 void
@@ -372,7 +454,87 @@ qmgr_queue_serve(struct qmgr *q)
 				log_warn("event=queue_control_error op=accept");
 			return;
 		}
-		qmgr_queue_conn(q, fd);
-		close(fd);
+		if (!qmgr_queue_conn(q, fd))
+			close(fd);
 	}
+}
+
+/* ---- listings: streamed a slice per turn of the loop ---- */
+
+size_t
+qmgr_queue_pollfds(const struct qmgr *q, struct pollfd *p)
+{
+	size_t n = 0;
+	for (const struct qmgr_qlist *l = q->qlists; l; l = l->next, n++)
+		if (p)
+			p[n] = (struct pollfd){ l->fd, POLLOUT, 0 };
+	return n;
+}
+
+/* Write what l's socket takes, formatting a slice first when little is
+ * left. 1: the listing is over (sent, or given up). */
+static int
+qmgr_queue_list_step(struct qmgr *q, struct qmgr_qlist *l, uint64_t now)
+{
+	if (!l->done && l->out.len - l->sent < QMGR_QUEUE_LOW) {
+		if (l->sent > 0) {
+			buf_consume(&l->out, l->sent);
+			l->sent = 0;
+		}
+		qmgr_queue_list_slice(q, l);
+	}
+	while (l->sent < l->out.len) {
+		ssize_t w = send(l->fd, l->out.data + l->sent, l->out.len - l->sent, MSG_NOSIGNAL);
+		if (w > 0) {
+			l->sent += (size_t)w;
+			l->bytes += (uint64_t)w;
+			l->progress_ms = now;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (now - l->progress_ms < QMGR_QUEUE_TIMEOUT_MS)
+				return 0;
+			log_info("event=queue_control_timeout stage=listing messages=%zu/%zu "
+			    "bytes=%llu timeout_ms=%d", l->listed, l->total,
+			    (unsigned long long)l->bytes, QMGR_QUEUE_TIMEOUT_MS);
+			return 1;
+		}
+		log_info("event=queue_control_gone stage=listing messages=%zu/%zu bytes=%llu",
+		    l->listed, l->total, (unsigned long long)l->bytes);
+		return 1;
+	}
+	if (!l->done)
+		return 0;
+	log_info("event=queue_listed messages=%zu bytes=%llu ms=%llu", l->listed,
+	    (unsigned long long)l->bytes, (unsigned long long)(now - l->start_ms));
+	qmgr_queue_discard(l->fd);
+	return 1;
+}
+
+void
+qmgr_queue_stream(struct qmgr *q)
+{
+	uint64_t now = timeutil_mono_ms();
+	for (struct qmgr_qlist **lp = &q->qlists; *lp; ) {
+		struct qmgr_qlist *l = *lp;
+		if (qmgr_queue_list_step(q, l, now)) {
+			*lp = l->next;
+			qmgr_queue_list_free(l);
+		} else
+			lp = &l->next;
+	}
+}
+
+/* In a delivery agent just forked: the scheduler's sockets are not its
+ * own (a listing's client would never see the end of its answer). */
+void
+qmgr_queue_forget(struct qmgr *q)
+{
+	if (q->qctl_fd >= 0)
+		close(q->qctl_fd);
+	q->qctl_fd = -1;
+	for (struct qmgr_qlist *l = q->qlists; l; l = l->next)
+		close(l->fd);
 }

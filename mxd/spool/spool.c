@@ -581,16 +581,17 @@ spool_msg_size(const struct spool_msg *m)
 	return m->size;
 }
 
-int
-spool_inject(struct spool *sp, struct spool_env *env, const char *content, size_t len)
+static int
+spool_inject_sync(struct spool *sp, struct spool_env *env, const char *content, size_t len,
+    int durable)
 {
 	struct spool_msg *m;
 	spool_new_id(env->id, sizeof(env->id));
 	if (spool_msg_begin(sp, env, &m) < 0)
 		return -1;
 	if (spool_msg_write(m, content, len) < 0 || spool_msg_finish(m) < 0 ||
-	    spool_msg_sync(m, 1) < 0 || spool_msg_publish(m) < 0 ||
-	    spool_sync_queue(sp) < 0 || spool_msg_reveal(m) < 0) {
+	    spool_msg_sync(m, durable) < 0 || spool_msg_publish(m) < 0 ||
+	    (durable && spool_sync_queue(sp) < 0) || spool_msg_reveal(m) < 0) {
 		int err = errno;
 		spool_msg_abort(m);
 		errno = err;
@@ -598,6 +599,18 @@ spool_inject(struct spool *sp, struct spool_env *env, const char *content, size_
 	}
 	spool_msg_free(m);
 	return 0;
+}
+
+int
+spool_inject(struct spool *sp, struct spool_env *env, const char *content, size_t len)
+{
+	return spool_inject_sync(sp, env, content, len, 1);
+}
+
+int
+spool_inject_unsynced(struct spool *sp, struct spool_env *env, const char *content, size_t len)
+{
+	return spool_inject_sync(sp, env, content, len, 0);
 }
 
 static int

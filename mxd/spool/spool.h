@@ -134,6 +134,10 @@ void spool_msg_free(struct spool_msg *m);
 /* Durably write a whole message at once (DSNs). Fills env->id. Returns -1
  * with errno, and no file left, when it could not be made durable. */
 int spool_inject(struct spool *sp, struct spool_env *env, const char *content, size_t len);
+/* The same without any fsync, for tools that fill a spool fast
+ * (tests/bench/queue/spoolfill) and sync the file system once at the end. */
+int spool_inject_unsynced(struct spool *sp, struct spool_env *env, const char *content,
+    size_t len);
 
 /* Reading. Opens queue/ID and parses the envelope; *fd is positioned at the
  * content start (content_off). Returns 0, -1 on I/O error (errno), -2 when the

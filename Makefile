@@ -6,7 +6,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 
-.PHONY: all deps build build-asan build-fuzz check check-plain check-asan check-fuzz demo bench fuzz-long clean
+.PHONY: all deps build build-asan build-fuzz check check-plain check-asan check-fuzz demo bench bench-relay bench-queue fuzz-long clean
 
 all: build
 
@@ -42,6 +42,14 @@ demo: build
 
 bench: build
 	./tests/bench/smtp_accept
+
+# Delivery at scale (docs/delivery.md, "Measured"): mxd and Postfix as
+# relays side by side (about 10 minutes), and a queue of 100,000 messages.
+bench-relay: build
+	./tests/bench/relay/relay
+
+bench-queue: build
+	./tests/bench/queue/queue_100k
 
 # A fuzzing campaign outside CI: every harness for FUZZ_SECONDS (default 600)
 # each, or only those in FUZZ_ONLY. Figures go in docs/security.md.

@@ -25,6 +25,7 @@
 #include "mxd.h"
 #include "qmgr_dsn.h"
 #include "smtp_parser.h"
+#include "timeutil.h"
 #include "xmalloc.h"
 
 #include <errno.h>
@@ -75,6 +76,7 @@ struct qmgr_job {
 	struct qmgr_dest	*dest;		/* set when picked */
 	char			 dest_name[300];
 	enum qmgr_class		 cls;
+	int64_t			 started;	/* sent to an agent (seconds) */
 	struct agent_job	 job;
 };
 
@@ -122,8 +124,17 @@ static void
 qmgr_read_pipe(struct qmgr *q)
 {
 	for (;;) {
+		if (q->notify_fd < 0)
+			return;
 		ssize_t n = read(q->notify_fd, q->pipebuf + q->pipelen, sizeof(q->pipebuf) - q->pipelen);
-		if (n <= 0)
+		if (n == 0) {
+			/* Every writer gone: rescans find new mail; a closed pipe
+			 * must not wake poll forever. */
+			close(q->notify_fd);
+			q->notify_fd = -1;
+			return;
+		}
+		if (n < 0)
 			return;
 		q->pipelen += (size_t)n;
 		size_t start = 0;
@@ -583,6 +594,7 @@ qmgr_agent_send(struct qmgr_agent *ag, struct qmgr_job *jr)
 	if (!ok)
 		return -1;
 	ag->job = jr;
+	jr->started = (int64_t)time(NULL);
 	return 0;
 }
 
@@ -626,12 +638,22 @@ qmgr_agent_lost(struct qmgr *q, size_t i, const char *why)
 		if (q->stopping && jr->m != NULL)
 			((struct qmgr_attempt *)jr->m->owner)->cut_short = 1;
 	}
-	kill(ag->pid, SIGKILL);
+	if (!ag->reaped)	/* else its pid may be another process's now */
+		kill(ag->pid, SIGKILL);
 	close(ag->fd);
 	buf_free(&ag->in);
 	q->agents[i] = q->agents[--q->nagents];
 	if (jr != NULL)
 		qmgr_job_settle(q, jr);
+}
+
+static int
+qmgr_job_has(const struct qmgr_job *jr, uint32_t idx)
+{
+	for (size_t k = 0; k < jr->job.n; k++)
+		if (jr->job.idx[k] == idx)
+			return 1;
+	return 0;
 }
 
 /* An answer from an agent: the results into the attempt. 0, or -1 when
@@ -646,7 +668,12 @@ qmgr_agent_answer(struct qmgr *q, struct qmgr_agent *ag, const uint8_t *body, si
 	if (jr->m != NULL) {
 		struct qmgr_attempt *a = jr->m->owner;
 		for (size_t k = 0; k < r.n; k++) {
-			if (r.idx[k] >= a->nrcpts)
+			/* Only this job's recipients, with a result an agent can
+			 * give (DONE, BOUNCE, DEFER): anything else stays
+			 * without a result, deferred below. */
+			if (r.idx[k] >= a->nrcpts || !qmgr_job_has(jr, r.idx[k]) ||
+			    (r.st[k].result != RCPT_DONE && r.st[k].result != RCPT_BOUNCE &&
+			    r.st[k].result != RCPT_DEFER))
 				continue;
 			struct rcpt_state *s = &a->st[r.idx[k]];
 			rcpt_state_clear(s);
@@ -671,6 +698,7 @@ qmgr_agent_read(struct qmgr *q, size_t i)
 {
 	struct qmgr_agent *ag = &q->agents[i];
 	char tmp[65536];
+	const char *gone = NULL;
 	for (;;) {
 		ssize_t n = read(ag->fd, tmp, sizeof(tmp));
 		if (n > 0) {
@@ -681,9 +709,11 @@ qmgr_agent_read(struct qmgr *q, size_t i)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
-		qmgr_agent_lost(q, i, n == 0 ? "closed" : strerror(errno));
-		return;
+		gone = n == 0 ? "closed" : strerror(errno);
+		break;
 	}
+	/* An answer that came before the end (an agent that answered, then
+	 * exited on SIGTERM) counts: its recipients are not sent again. */
 	const uint8_t *body;
 	size_t len;
 	int rc;
@@ -696,6 +726,8 @@ qmgr_agent_read(struct qmgr *q, size_t i)
 	}
 	if (rc < 0)
 		qmgr_agent_lost(q, i, "answer too long");
+	else if (gone != NULL)
+		qmgr_agent_lost(q, i, gone);
 }
 
 /* ---- dispatch ---- */
@@ -755,8 +787,11 @@ qmgr_sts_refresh(struct qmgr *q, int64_t now)
 	snprintf(jr->dest_name, sizeof(jr->dest_name), "mta-sts-refresh");
 	snprintf(jr->job.id, sizeof(jr->job.id), "-");
 	struct qmgr_agent *ag = qmgr_agent_for(q, jr, now);
-	if (ag == NULL || qmgr_agent_send(ag, jr) < 0)
-		free(jr);
+	if (ag != NULL && qmgr_agent_send(ag, jr) == 0)
+		return;
+	free(jr);
+	if (ag != NULL)	/* a frame half sent: the agent is of no use */
+		qmgr_agent_lost(q, (size_t)(ag - q->agents), "cannot send");
 }
 
 /* Idle agents past QMGR_AGENT_IDLE_SEC, or all idle ones (a reload):
@@ -778,13 +813,39 @@ qmgr_agents_retire(struct qmgr *q, int64_t now, int all)
 }
 
 static void
-qmgr_reap(void)
+qmgr_reap(struct qmgr *q)
 {
 	pid_t pid;
 	int status;
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL)
 			log_error("event=agent_died pid=%ld signal=%d", (long)pid, WTERMSIG(status));
+		for (size_t i = 0; i < q->nagents; i++)
+			if (q->agents[i].pid == pid)
+				q->agents[i].reaped = 1;	/* its socket says the rest */
+	}
+}
+
+/* An agent that does not answer within every deadline a job can take
+ * (each transaction is bounded by the client's deadlines; this is the
+ * backstop for a bug or a wait nobody bounded) is killed: its recipients
+ * are deferred and its destination's slot is free again. */
+static void
+qmgr_agents_watch(struct qmgr *q, int64_t now)
+{
+	const struct mxd_config *c = q->cfg;
+	int64_t limit = 2 * (int64_t)c->smtp_transaction_timeout + 600 +
+	    (c->smtp_min_data_rate > 0 ? (int64_t)(c->message_size / (uint64_t)c->smtp_min_data_rate) : 0);
+	for (size_t i = 0; i < q->nagents;) {
+		struct qmgr_job *jr = q->agents[i].job;
+		if (jr != NULL && now - jr->started > limit) {
+			char why[80];
+			snprintf(why, sizeof(why), "no answer within %lld s", (long long)limit);
+			qmgr_agent_lost(q, i, why);
+			continue;	/* the last one moved to i */
+		}
+		i++;
+	}
 }
 
 /* ---- the loop ---- */
@@ -874,6 +935,43 @@ qmgr_start_due(struct qmgr *q)
 		qmgr_attempt_start(q, m);
 }
 
+struct qmgr_jobs {
+	struct qmgr_job	**v;
+	size_t		  n, cap;
+};
+
+static int
+qmgr_take_job(void *job, void *arg)
+{
+	struct qmgr_jobs *l = arg;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->v = xreallocarray(l->v, l->cap, sizeof(*l->v));
+	}
+	l->v[l->n++] = job;
+	return 1;
+}
+
+/* Stopping: the jobs no agent has started yet are deferred now, so every
+ * message's attempt can end - and record what its other jobs delivered -
+ * once its running jobs have answered. They are due at once for the next
+ * scheduler. */
+static void
+qmgr_cut_queued(struct qmgr *q)
+{
+	struct qmgr_jobs l = { NULL, 0, 0 };
+	qmgr_sched_job_filter(q->sched, qmgr_take_job, &l);
+	for (size_t k = 0; k < l.n; k++) {
+		struct qmgr_job *jr = l.v[k];
+		if (jr->m != NULL) {
+			qmgr_job_defer(q, jr, "451 4.3.0 not tried: mxd is stopping");
+			((struct qmgr_attempt *)jr->m->owner)->cut_short = 1;
+		}
+		qmgr_job_settle(q, jr);
+	}
+	free(l.v);
+}
+
 /* SIGTERM: no new jobs; the answers of those running are awaited (and
  * recorded) for a while, then the agents are killed: their messages are
  * due at once for the next scheduler (no backoff: the stop, not the
@@ -884,13 +982,15 @@ qmgr_shutdown(struct qmgr *q)
 	/* Half the master's patience (limits.shutdown_timeout), so the
 	 * results are recorded before it kills us. */
 	int grace = q->cfg->shutdown_timeout / 2;
-	int64_t end = (int64_t)time(NULL) + (grace < QMGR_STOP_GRACE_SEC ? grace : QMGR_STOP_GRACE_SEC);
+	uint64_t end = timeutil_mono_ms() +
+	    (uint64_t)(grace < QMGR_STOP_GRACE_SEC ? grace : QMGR_STOP_GRACE_SEC) * 1000;
 	q->stopping = 1;
+	qmgr_cut_queued(q);
 	for (;;) {
 		size_t busy = 0;
 		for (size_t i = 0; i < q->nagents; i++)
 			busy += q->agents[i].job != NULL;
-		if (busy == 0 || (int64_t)time(NULL) >= end)
+		if (busy == 0 || timeutil_mono_ms() >= end)
 			break;
 		qmgr_wait(q, 200);
 	}
@@ -931,7 +1031,7 @@ qmgr_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 {
 	struct qmgr q;
 	char err[256];
-	int64_t last_scan = 0, last_sts_refresh = 0;
+	int64_t last_scan = 0, last_sts_refresh = 0, last_sweep = 0;
 
 	memset(&q, 0, sizeof(q));
 	q.cfg = q.cfg_orig = cfg;
@@ -962,7 +1062,7 @@ qmgr_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 			qmgr_reload = 0;
 			qmgr_reload_config(&q);
 		}
-		qmgr_reap();
+		qmgr_reap(&q);
 		qmgr_read_pipe(&q);
 		if (now - last_scan >= QMGR_RESCAN_SEC) {
 			spool_scan(sp, qmgr_add_stored, &q);
@@ -975,6 +1075,11 @@ qmgr_main(struct mxd_config *cfg, struct spool *sp, int notify_fd,
 		qmgr_start_due(&q);
 		qmgr_dispatch(&q);
 		qmgr_agents_retire(&q, now, 0);
+		if (now != last_sweep) {	/* once a second */
+			qmgr_agents_watch(&q, (int64_t)time(NULL));
+			qmgr_sched_sweep(q.sched);
+			last_sweep = now;
+		}
 		/* Sleep until something arrives, the next due message, or a
 		 * second (rescans, idle agents, dead destinations coming back). */
 		int64_t next = qmgr_sched_next_due(q.sched);

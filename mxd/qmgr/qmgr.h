@@ -31,6 +31,7 @@ struct qmgr_agent {
 	int		 cls;		/* and that destination's class */
 	int64_t		 idle_since;	/* seconds; when it went idle */
 	int		 retire;	/* a reload: no new job, closed when idle */
+	int		 reaped;	/* its process is collected: never kill its pid */
 };
 
 struct qmgr {

@@ -597,3 +597,13 @@ qmgr_sched_revive_all(struct qmgr_sched *s)
 			qmgr_dest_forget_idle(s, d);
 		}
 }
+
+void
+qmgr_sched_sweep(struct qmgr_sched *s)
+{
+	for (size_t i = 0; i < QMGR_HASH_MIN; i++)
+		for (struct qmgr_dest *d = s->dhash[i], *dn; d != NULL; d = dn) {
+			dn = d->hnext;
+			qmgr_dest_forget_idle(s, d);
+		}
+}

@@ -1211,6 +1211,29 @@ test_dead_destination_is_not_forgotten_before_its_time(void **state)
 	assert_int_equal(dest_count(w), 1);
 }
 
+/* A dead destination whose mail was all handed back, and whose dead time
+ * is over, is forgotten by the sweep (else thousands of dead domains would
+ * stay in memory and in every pick's walk); before its time it is kept. */
+static void
+test_sweep_forgets_dead_destinations_after_their_time(void **state)
+{
+	struct world *w = *state;
+	struct job jobs[DEAD_AFTER];
+	struct qmgr_dest *d;
+
+	d = queued_dest(w, "gone.example", QMGR_CLASS_MX, jobs, DEAD_AFTER, 'G');
+	int64_t until = kill_dest(w, QMGR_CLASS_MX, d);
+	qmgr_sched_sweep(w->s);
+	assert_int_equal(dest_count(w), 1);	/* still dead: kept */
+	w->now = until;
+	qmgr_sched_sweep(w->s);
+	assert_int_equal(dest_count(w), 0);
+	/* Mail for it later starts afresh: alive, at the initial window. */
+	d = qmgr_sched_dest(w->s, "gone.example", QMGR_CLASS_MX, CEILING);
+	assert_false(qmgr_dest_dead(w->s, d, NULL));
+	assert_int_equal(qmgr_dest_failures(d), 0);
+}
+
 /* ---- queue control and reload ---- */
 
 struct filter_ctx {
@@ -1477,6 +1500,7 @@ main(void)
 		T(test_new_dead_limits_apply_to_the_next_failures),
 		T(test_deferred_message_backs_off_doubling_up_to_retry_max),
 		T(test_backoff_is_bounded_for_any_attempt_count),
+		T(test_sweep_forgets_dead_destinations_after_their_time),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -785,8 +785,8 @@ mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t err
 	cfg->data_timeout = 300;
 	cfg->tls_handshake_timeout = 30;
 	cfg->shutdown_timeout = 30;
-	cfg->nexthop_agents = 100;
-	cfg->mx_agents = 100;
+	cfg->nexthop_agents = 200;
+	cfg->mx_agents = 200;
 	cfg->destination_concurrency = 20;
 	cfg->initial_concurrency = 5;
 	cfg->dead_after = 5;

@@ -246,7 +246,7 @@ agent_result_decode(const uint8_t *p, size_t len, struct agent_result *out)
 	struct agent_rd r = { p, len, 0 };
 	memset(out, 0, sizeof(*out));
 	uint32_t fb = agent_get_u32(&r), n = agent_get_u32(&r);
-	if (r.bad || fb > QMGR_FB_NONE || n > AGENT_JOB_RCPTS_MAX)
+	if (r.bad || fb > QMGR_FB_PROGRESS || n > AGENT_JOB_RCPTS_MAX)
 		return -1;
 	out->fb = (enum qmgr_feedback)fb;
 	out->idx = xcalloc(n ? n : 1, sizeof(*out->idx));

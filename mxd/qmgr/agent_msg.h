@@ -12,7 +12,9 @@
  * envelope) that go to one destination, the attempt's number. The agent
  * reads the spool file itself (read only: it never writes to the queue),
  * runs the transaction and answers with one result per recipient and what
- * the attempt says of the destination (qmgr_sched.h feedback). */
+ * the attempt says of the destination (qmgr_sched.h feedback). Before that
+ * it may send progress: a result with feedback QMGR_FB_PROGRESS and no
+ * recipients, when a new connection of the job was greeted. */
 #ifndef MXD_AGENT_MSG_H
 #define MXD_AGENT_MSG_H
 

@@ -77,6 +77,7 @@ struct qmgr_job {
 	char			 dest_name[300];
 	enum qmgr_class		 cls;
 	int64_t			 started;	/* sent to an agent (seconds) */
+	int			 progressed;	/* the window grew at its greeting */
 	struct agent_job	 job;
 };
 
@@ -665,6 +666,18 @@ qmgr_agent_answer(struct qmgr *q, struct qmgr_agent *ag, const uint8_t *body, si
 	struct agent_result r;
 	if (jr == NULL || agent_result_decode(body, len, &r) < 0)
 		return -1;
+	if (r.fb == QMGR_FB_PROGRESS) {
+		agent_result_free(&r);
+		if (jr->dest != NULL && !jr->progressed) {
+			jr->progressed = 1;
+			if (qmgr_sched_job_progress(q->sched, jr->dest) == 2)
+				log_info("event=destination_alive destination=%s", jr->dest_name);
+			else
+				log_debug("event=concurrency destination=%s window=%d", jr->dest_name,
+				    qmgr_dest_window(jr->dest));
+		}
+		return 0;	/* the job goes on */
+	}
 	if (jr->m != NULL) {
 		struct qmgr_attempt *a = jr->m->owner;
 		for (size_t k = 0; k < r.n; k++) {
@@ -683,6 +696,8 @@ qmgr_agent_answer(struct qmgr *q, struct qmgr_agent *ag, const uint8_t *body, si
 		qmgr_job_defer(q, jr, "451 4.3.0 the delivery agent gave no result for this recipient");
 	}
 	enum qmgr_feedback fb = r.fb;
+	if (fb == QMGR_FB_REACHED && jr->progressed)
+		fb = QMGR_FB_NONE;	/* counted when the connection was greeted */
 	agent_result_free(&r);
 	qmgr_job_feedback(q, jr, fb);
 	snprintf(ag->dest, sizeof(ag->dest), "%s", jr->dest_name);

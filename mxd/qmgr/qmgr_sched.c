@@ -540,9 +540,26 @@ qmgr_sched_job_done(struct qmgr_sched *s, struct qmgr_dest *d, enum qmgr_feedbac
 		}
 		break;
 	case QMGR_FB_NONE:
+	case QMGR_FB_PROGRESS:	/* not an end: qmgr_sched_job_progress */
 		break;
 	}
 	qmgr_dest_forget_idle(s, d);
+	return ret;
+}
+
+int
+qmgr_sched_job_progress(struct qmgr_sched *s, struct qmgr_dest *d)
+{
+	(void)s;
+	int ret = 0;
+	d->failures = 0;
+	if (d->dead_until != 0) {
+		d->dead_until = 0;
+		d->probing = 0;
+		ret = 2;
+	}
+	if (d->window < d->ceiling)
+		d->window++;
 	return ret;
 }
 

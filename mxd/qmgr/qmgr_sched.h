@@ -46,7 +46,9 @@ enum qmgr_class { QMGR_CLASS_NEXTHOP, QMGR_CLASS_MX, QMGR_NCLASS };
 enum qmgr_feedback {
 	QMGR_FB_REACHED,	/* a server answered (whatever it replied) */
 	QMGR_FB_UNREACHED,	/* no connection, no greeting, or a timeout */
-	QMGR_FB_NONE		/* no connection was tried (e.g. a config deferral) */
+	QMGR_FB_NONE,		/* no connection was tried (e.g. a config deferral) */
+	QMGR_FB_PROGRESS	/* not an end: a new connection was greeted
+				   (qmgr_sched_job_progress) */
 };
 
 struct qmgr_limits {
@@ -147,6 +149,12 @@ int qmgr_sched_pick(struct qmgr_sched *s, enum qmgr_class c, struct qmgr_pick *p
  * caller logs those. d may be forgotten by this call when it has nothing
  * left. */
 int qmgr_sched_job_done(struct qmgr_sched *s, struct qmgr_dest *d, enum qmgr_feedback fb);
+/* A started job's new connection was greeted and its handshake done:
+ * the window grows now, not when the (maybe slow) transaction ends, and a
+ * dead destination being probed is alive (returns 2, else 0). The job's
+ * own end then gives no second growth: report it as QMGR_FB_NONE unless
+ * it failed. */
+int qmgr_sched_job_progress(struct qmgr_sched *s, struct qmgr_dest *d);
 /* Jobs in flight in class c. */
 int qmgr_sched_class_active(const struct qmgr_sched *s, enum qmgr_class c);
 /* Drops every queued (not started) job for which fn returns nonzero,

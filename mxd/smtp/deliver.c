@@ -134,6 +134,17 @@ deliver_note_reach(struct deliver *d, int opened, const struct smtp_reply *r)
 		d->job_reached = 1;
 	else
 		d->job_unreached = 1;
+	/* A new connection that is open: the destination takes connections,
+	 * the scheduler may open more now (its window), not only when this
+	 * transaction - maybe slow - is over. Once per job. */
+	if (opened && !d->job_progress && d->qmgr_fd >= 0) {
+		struct buf b;
+		buf_init(&b);
+		agent_result_encode(QMGR_FB_PROGRESS, NULL, NULL, 0, &b);
+		ssize_t w = write(d->qmgr_fd, b.data, b.len);
+		d->job_progress = w == (ssize_t)b.len;
+		buf_free(&b);
+	}
 }
 
 /* Open or reuse the connection to a next hop. */

@@ -59,7 +59,7 @@ deliver_job(struct deliver *d, const struct agent_job *job, struct buf *out)
 	int fd;
 	off_t off;
 
-	d->job_reached = d->job_unreached = 0;
+	d->job_reached = d->job_unreached = d->job_progress = 0;
 	if (spool_read(d->sp, job->id, &env, &fd, &off) != 0) {
 		/* Dropped meanwhile, or unreadable: the scheduler looks again.
 		 * The answer is indexed by recipient, as always. */
@@ -248,6 +248,7 @@ deliver_agent_main(struct mxd_config *cfg, struct spool *sp, int fd,
 	struct buf in, out;
 
 	deliver_agent_init(&d, cfg, sp, outcomes, tls);
+	d.qmgr_fd = fd;
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = deliver_on_signal;

@@ -67,6 +67,8 @@ struct deliver {
 	/* this job's feedback for the scheduler's window (qmgr_sched.h) */
 	int			 job_reached;	/* a server answered */
 	int			 job_unreached;	/* a connection reached nobody */
+	int			 qmgr_fd;	/* the scheduler's socket: progress goes there */
+	int			 job_progress;	/* progress sent for this job */
 };
 
 /* deliver.c: the transactions. */

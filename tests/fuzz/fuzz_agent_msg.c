@@ -49,7 +49,7 @@ fuzz_agent_result(const uint8_t *p, size_t n)
 
 	if (agent_result_decode(p, n, &a) != 0)
 		return;
-	if (a.n > AGENT_JOB_RCPTS_MAX || a.fb > QMGR_FB_NONE)
+	if (a.n > AGENT_JOB_RCPTS_MAX || a.fb > QMGR_FB_PROGRESS)
 		abort();
 	/* Encode reads st by recipient index: lay the results out so. */
 	uint32_t top = 0;

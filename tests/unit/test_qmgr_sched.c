@@ -1015,6 +1015,38 @@ test_probe_reached_makes_the_destination_alive(void **state)
 	assert_int_equal(start_all(w, QMGR_CLASS_MX), 2);
 }
 
+/* A greeted connection grows the window at once (a slow transaction does
+ * not hold the growth back); the job's end then changes nothing more; a
+ * probe of a dead destination that is greeted makes it alive. */
+static void
+test_progress_grows_the_window_before_the_job_ends(void **state)
+{
+	struct world *w = *state;
+	struct job jobs[MANY];
+	struct qmgr_dest *d;
+
+	d = queued_dest(w, "slow.example", QMGR_CLASS_MX, jobs, MANY, 'S');
+	assert_int_equal(start_all(w, QMGR_CLASS_MX), 2);	/* the initial window */
+	assert_int_equal(qmgr_sched_job_progress(w->s, d), 0);
+	assert_int_equal(qmgr_dest_window(d), 3);
+	assert_int_equal(start_all(w, QMGR_CLASS_MX), 1);	/* before any job ended */
+	assert_int_equal(qmgr_sched_job_progress(w->s, d), 0);
+	assert_int_equal(start_all(w, QMGR_CLASS_MX), 1);
+	/* The ends of those jobs, reported without a second growth. */
+	assert_int_equal(qmgr_sched_job_done(w->s, d, QMGR_FB_NONE), 0);
+	assert_int_equal(qmgr_dest_window(d), 4);
+
+	/* Dead, then its probe is greeted: alive (2). */
+	struct qmgr_dest *e;
+	struct job more[MANY];
+	e = queued_dest(w, "down.example", QMGR_CLASS_NEXTHOP, more, MANY, 'D');
+	w->now = kill_dest(w, QMGR_CLASS_NEXTHOP, e);
+	starts(w, QMGR_CLASS_NEXTHOP, e);
+	assert_int_equal(qmgr_sched_job_progress(w->s, e), 2);
+	assert_false(qmgr_dest_dead(w->s, e, NULL));
+	assert_int_equal(qmgr_dest_failures(e), 0);
+}
+
 static void
 test_probe_unreached_makes_it_dead_for_another_dead_time(void **state)
 {
@@ -1501,6 +1533,7 @@ main(void)
 		T(test_deferred_message_backs_off_doubling_up_to_retry_max),
 		T(test_backoff_is_bounded_for_any_attempt_count),
 		T(test_sweep_forgets_dead_destinations_after_their_time),
+		T(test_progress_grows_the_window_before_the_job_ends),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -77,8 +77,10 @@ class CountingSink(HoldingHop):
     banner = "ESMTP counting sink"
 
     def __init__(self, host=None, port=0, data_delay=0, eod_delay=0, silent=False,
-                 hold=0, tempfail_rcpts=()):
+                 hold=0, tempfail_rcpts=(), greet_delay=0):
         self.data_delay, self.eod_delay, self.silent = data_delay, eod_delay, silent
+        self.greet_delay = greet_delay
+        self.first_greeting = None   # monotonic time the first banner went out
         self.tempfail_rcpts = set(tempfail_rcpts)
         self.conns, self.txns = [], []
         self.open = self.busy = self.max_open = self.max_busy = 0
@@ -124,6 +126,14 @@ class CountingSink(HoldingHop):
         start of the destination's concurrency window."""
         with self.lock:
             first = self.first_reply
+            return sum(1 for c in self.conns if first is None or c.opened < first)
+
+    def opened_before_first_greeting(self):
+        """Connections accepted before the first banner went out: what the
+        window allowed before any connection of this destination was known
+        to work (it grows when one is greeted)."""
+        with self.lock:
+            first = self.first_greeting
             return sum(1 for c in self.conns if first is None or c.opened < first)
 
     def summary(self):
@@ -176,7 +186,13 @@ class CountingSink(HoldingHop):
         if self.silent:
             self.stopped.wait(SILENT_LIMIT)
             return True
-        return super().greet(s)
+        if self.greet_delay:
+            self.stopped.wait(self.greet_delay)
+        ok = super().greet(s)
+        with self.lock:
+            if self.first_greeting is None:
+                self.first_greeting = time.monotonic()
+        return ok
 
     def smtp_MAIL(self, s, cmd):
         super().smtp_MAIL(s, cmd)

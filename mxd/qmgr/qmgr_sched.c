@@ -510,6 +510,23 @@ qmgr_dest_forget_idle(struct qmgr_sched *s, struct qmgr_dest *d)
 		qmgr_dest_free(s, d);
 }
 
+/* A server of d answered: no failures in a row, alive, one more slot. */
+int
+qmgr_sched_job_progress(struct qmgr_sched *s, struct qmgr_dest *d)
+{
+	(void)s;
+	int ret = 0;
+	d->failures = 0;
+	if (d->dead_until != 0) {
+		d->dead_until = 0;
+		d->probing = 0;
+		ret = 2;
+	}
+	if (d->window < d->ceiling)
+		d->window++;
+	return ret;
+}
+
 int
 qmgr_sched_job_done(struct qmgr_sched *s, struct qmgr_dest *d, enum qmgr_feedback fb)
 {
@@ -520,14 +537,7 @@ qmgr_sched_job_done(struct qmgr_sched *s, struct qmgr_dest *d, enum qmgr_feedbac
 	}
 	switch (fb) {
 	case QMGR_FB_REACHED:
-		d->failures = 0;
-		if (d->dead_until != 0) {
-			d->dead_until = 0;
-			d->probing = 0;
-			ret = 2;
-		}
-		if (d->window < d->ceiling)
-			d->window++;
+		ret = qmgr_sched_job_progress(s, d);
 		break;
 	case QMGR_FB_UNREACHED:
 		d->failures++;
@@ -544,22 +554,6 @@ qmgr_sched_job_done(struct qmgr_sched *s, struct qmgr_dest *d, enum qmgr_feedbac
 		break;
 	}
 	qmgr_dest_forget_idle(s, d);
-	return ret;
-}
-
-int
-qmgr_sched_job_progress(struct qmgr_sched *s, struct qmgr_dest *d)
-{
-	(void)s;
-	int ret = 0;
-	d->failures = 0;
-	if (d->dead_until != 0) {
-		d->dead_until = 0;
-		d->probing = 0;
-		ret = 2;
-	}
-	if (d->window < d->ceiling)
-		d->window++;
 	return ret;
 }
 

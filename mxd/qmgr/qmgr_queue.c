@@ -31,7 +31,8 @@
 #include <unistd.h>
 
 #define QMGR_QUEUE_TIMEOUT_MS	2000
-#define QMGR_QUEUE_ACCEPT_MAX	8	/* connections per wake-up */
+#define QMGR_QUEUE_ACCEPT_MAX	1	/* connections per turn of the loop: a
+					   silent client holds it up 2 s at most */
 #define QMGR_QUEUE_ADDR_MAX		1000	/* bytes of an address shown */
 #define QMGR_QUEUE_SLICE	256		/* messages formatted per loop turn */
 #define QMGR_QUEUE_LOW		(64 * 1024)	/* format more below this much unsent */

@@ -769,6 +769,73 @@ deliver_mx_gave_up(const char *domain, const char *cap, int tried, int sessions,
 	}
 }
 
+/* The domain's MX hosts, equal preferences shuffled. -1 when there is
+ * nothing to try: the recipients then have their answer (NXDOMAIN and null
+ * MX return them, a failed lookup defers them). */
+static int
+deliver_mx_lookup(struct deliver *d, const char *domain, struct dns_mx_result *mx,
+    struct rcpt_state *st, const size_t *idx, size_t n)
+{
+	char text[600];
+	enum dns_result dr = dns_mx(d->dns, domain, mx);
+	if (dr == DNS_NXDOMAIN || dr == DNS_INVALID) {
+		snprintf(text, sizeof(text), "550 5.1.2 <%s>: domain not found (%s)\n", domain,
+		    dr == DNS_NXDOMAIN ? "DNS NXDOMAIN" : "not a valid domain name");
+		deliver_set_all(st, idx, n, RCPT_BOUNCE, text);
+		return -1;
+	}
+	if (dr == DNS_OK && mx->null_mx) {
+		snprintf(text, sizeof(text), "556 5.1.10 <%s>: the domain accepts no mail (null MX, RFC 7505)\n",
+		    domain);
+		deliver_set_all(st, idx, n, RCPT_BOUNCE, text);
+		return -1;
+	}
+	if (dr != DNS_OK || mx->n == 0) {
+		snprintf(text, sizeof(text), "451 4.4.3 MX lookup for %s failed: %s%s%s\n", domain,
+		    dns_result_str(dr), mx->st.error[0] ? ": " : "", mx->st.error);
+		deliver_set_all(st, idx, n, RCPT_DEFER, text);
+		return -1;
+	}
+	/* Shuffle runs of equal preference so load spreads as the domain meant. */
+	for (size_t i = 0; i < mx->n;) {
+		size_t j = i;
+		while (j < mx->n && mx->mx[j].pref == mx->mx[i].pref)
+			j++;
+		for (size_t k = j - 1; k > i; k--) {
+			size_t r = i + (size_t)random() % (k - i + 1);
+			struct dns_mx t = mx->mx[k];
+			mx->mx[k] = mx->mx[r];
+			mx->mx[r] = t;
+		}
+		i = j;
+	}
+	return 0;
+}
+
+/* One address of MX host `host` as a next hop, under the TLS policy in
+ * force (DANE's TLSA when tlsa is set, MTA-STS, the operator's), and its
+ * name for logs ("dane+mx:HOST[IP]:PORT"). */
+static void
+deliver_mx_nexthop(const struct deliver *d, const char *domain, const char *host,
+    const struct dns_addr *addr, const struct dns_tlsa_result *tlsa, struct mxd_nexthop *nh,
+    char *hop, size_t hopsz)
+{
+	char ip[64];
+	memset(nh, 0, sizeof(*nh));
+	nh->proto = MXD_NH_SMTP;
+	nh->port = d->cfg->remote_port;
+	inet_ntop(addr->family, addr->addr, ip, sizeof(ip));
+	snprintf(nh->host, sizeof(nh->host), "%s", ip);
+	snprintf(nh->sni, sizeof(nh->sni), "%s", host);
+	nh->verify = d->cur_policy != NULL || d->cur_level == MXD_TLS_VERIFY ||
+	    d->cur_level == MXD_TLS_SECURE;
+	if (d->cur_level == MXD_TLS_SECURE)
+		snprintf(nh->verify_name, sizeof(nh->verify_name), "%s", domain);
+	nh->tlsa = tlsa;
+	snprintf(hop, hopsz, "%smx:%s[%s]:%d", tlsa ? "dane+" :
+	    d->cur_policy ? "sts+" : nh->verify ? "verify+" : "", host, ip, nh->port);
+}
+
 /* Deliver to the domain's MX hosts (RFC 5321 5.1, RFC 7505): in preference
  * order, equal preferences shuffled, every address of a host, the next one
  * while nobody answered, up to the limits of deliver_mx_capped.
@@ -784,38 +851,8 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 
 	memset(&mx, 0, sizeof(mx));
 	memset(&dec, 0, sizeof(dec));
-	enum dns_result dr = dns_mx(d->dns, domain, &mx);
-	if (dr == DNS_NXDOMAIN || dr == DNS_INVALID) {
-		snprintf(text, sizeof(text), "550 5.1.2 <%s>: domain not found (%s)\n", domain,
-		    dr == DNS_NXDOMAIN ? "DNS NXDOMAIN" : "not a valid domain name");
-		deliver_set_all(st, idx, n, RCPT_BOUNCE, text);
+	if (deliver_mx_lookup(d, domain, &mx, st, idx, n) < 0)
 		goto out;
-	}
-	if (dr == DNS_OK && mx.null_mx) {
-		snprintf(text, sizeof(text), "556 5.1.10 <%s>: the domain accepts no mail (null MX, RFC 7505)\n",
-		    domain);
-		deliver_set_all(st, idx, n, RCPT_BOUNCE, text);
-		goto out;
-	}
-	if (dr != DNS_OK || mx.n == 0) {
-		snprintf(text, sizeof(text), "451 4.4.3 MX lookup for %s failed: %s%s%s\n", domain,
-		    dns_result_str(dr), mx.st.error[0] ? ": " : "", mx.st.error);
-		deliver_set_all(st, idx, n, RCPT_DEFER, text);
-		goto out;
-	}
-	/* Shuffle runs of equal preference so load spreads as the domain meant. */
-	for (size_t i = 0; i < mx.n;) {
-		size_t j = i;
-		while (j < mx.n && mx.mx[j].pref == mx.mx[i].pref)
-			j++;
-		for (size_t k = j - 1; k > i; k--) {
-			size_t r = i + (size_t)random() % (k - i + 1);
-			struct dns_mx t = mx.mx[k];
-			mx.mx[k] = mx.mx[r];
-			mx.mx[r] = t;
-		}
-		i = j;
-	}
 	/* MTA-STS applies only when the operator set no policy for the domain;
 	 * DANE also under "dane" and "dane-only". */
 	if (d->cur_level == MXD_TLS_DEFAULT)
@@ -872,21 +909,9 @@ deliver_mx(struct deliver *d, const struct spool_env *env, int fd, off_t off,
 		}
 		for (size_t a = 0; a < ar.n && !(cap = deliver_mx_capped(d, tried, sessions)); a++) {
 			struct mxd_nexthop nh;
-			char ip[64], hop[600];
-			memset(&nh, 0, sizeof(nh));
-			nh.proto = MXD_NH_SMTP;
-			nh.port = d->cfg->remote_port;
-			inet_ntop(ar.addrs[a].family, ar.addrs[a].addr, ip, sizeof(ip));
-			snprintf(nh.host, sizeof(nh.host), "%s", ip);
-			snprintf(nh.sni, sizeof(nh.sni), "%s", mx.mx[i].host);
-			nh.verify = d->cur_policy != NULL || d->cur_level == MXD_TLS_VERIFY ||
-			    d->cur_level == MXD_TLS_SECURE;
-			if (d->cur_level == MXD_TLS_SECURE)
-				snprintf(nh.verify_name, sizeof(nh.verify_name), "%s", domain);
-			nh.tlsa = dane ? &tr : NULL;
-			snprintf(hop, sizeof(hop), "%smx:%s[%s]:%d", dane ? "dane+" :
-			    d->cur_policy ? "sts+" : nh.verify ? "verify+" : "",
-			    mx.mx[i].host, ip, nh.port);
+			char hop[600];
+			deliver_mx_nexthop(d, domain, mx.mx[i].host, &ar.addrs[a], dane ? &tr : NULL,
+			    &nh, hop, sizeof(hop));
 			snprintf(d->conn_domain, sizeof(d->conn_domain), "%s", domain);
 			snprintf(d->conn_mx, sizeof(d->conn_mx), "%s", mx.mx[i].host);
 			if (!d->conn_open)

@@ -575,10 +575,10 @@ mxd_queue_connect(const char *path)
 	close(fd);
 	if (e == ENOENT)
 		fprintf(stderr, "mxd: %s does not exist: mxd is not running with this "
-		    "configuration (or its delivery process could not create the socket: see its log)\n",
+		    "configuration (or its scheduler could not create the socket: see its log)\n",
 		    path);
 	else if (e == ECONNREFUSED)
-		fprintf(stderr, "mxd: %s: connection refused: mxd's delivery process is not "
+		fprintf(stderr, "mxd: %s: connection refused: mxd's scheduler is not "
 		    "running\n", path);
 	else if (e == EACCES || e == EPERM)
 		fprintf(stderr, "mxd: %s: %s: run this as root or as mxd's user\n", path, strerror(e));
@@ -607,7 +607,7 @@ mxd_queue_exchange(int fd, const char *req, struct buf *ans)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n == 0) {
-			fprintf(stderr, "mxd: %s for %d s: mxd's delivery process is busy "
+			fprintf(stderr, "mxd: %s for %d s: mxd's scheduler is busy "
 			    "or stuck\n", ans->len ? "the answer stalled" : "no answer",
 			    MXD_QUEUE_TIMEOUT_MS / 1000);
 			return -1;
@@ -737,7 +737,7 @@ mxd_queue_print(const char *sub, struct buf *ans)
 	char *save = NULL;
 
 	if (ans->len == 0 || ans->data[ans->len - 1] != '\n') {
-		fprintf(stderr, "mxd: queue %s: incomplete answer from mxd's delivery process\n", sub);
+		fprintf(stderr, "mxd: queue %s: incomplete answer from mxd's scheduler\n", sub);
 		return 1;
 	}
 	for (char *line = strtok_r(ans->data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -757,11 +757,11 @@ mxd_queue_print(const char *sub, struct buf *ans)
 			return 1;
 		}
 	}
-	fprintf(stderr, "mxd: queue %s: incomplete answer from mxd's delivery process\n", sub);
+	fprintf(stderr, "mxd: queue %s: incomplete answer from mxd's scheduler\n", sub);
 	return 1;
 }
 
-/* mxd -c FILE queue ...: talk to the running mxd's delivery process. */
+/* mxd -c FILE queue ...: talk to the running mxd's scheduler (qmgr/qmgr_queue.c). */
 static int
 mxd_queue_main(const struct mxd_config *cfg, int argc, char **argv)
 {

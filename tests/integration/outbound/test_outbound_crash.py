@@ -6,15 +6,15 @@ mxd delivers to next hops that are real SMTP servers in this process
 reply to the final dot for as long as the test likes -- the moment a kill
 hurts most, with the message on the wire and mxd waiting for the verdict.
 
-  * the whole mxd (master, workers, delivery process) SIGKILLed while its
-    delivery process waits for the reply to DATA, restarted on the same
+  * the whole mxd (master, workers, scheduler) SIGKILLed while its
+    scheduler waits for the reply to DATA, restarted on the same
     spool: the message arrives afterwards, and the spool drains;
   * the same, when the next hop had already stored the message and only its
     250 was lost: the message arrives twice, which is allowed (RFC 5321
     6.1, the RFC 1047 window), never zero times;
-  * only the delivery process SIGKILLed in the middle of a message whose
+  * only the scheduler SIGKILLed in the middle of a message whose
     recipients sit at two next hops, one of which already took its share:
-    mxd's master starts a new delivery process, which finishes the job;
+    mxd's master starts a new scheduler, which finishes the job;
   * a spool file damaged while its message waits for a retry: moved to
     corrupt/ unchanged (kept for the operator), never delivered, never lost,
     and the messages beside it are delivered.
@@ -177,7 +177,7 @@ class OutboundCrashTest(mxtest.MxTestCase):
                              "spool files judged corrupt")
 
     def delivery_pid(self, m, after=0):
-        """The pid of mxd's delivery process: the one that logged
+        """The pid of mxd's scheduler: the one that logged
         event=delivery_started (the after-th such line or later), checked
         to be a child of the master."""
         def find():
@@ -195,7 +195,7 @@ class OutboundCrashTest(mxtest.MxTestCase):
             self.assertEqual(check_body(rest), (msg_id, True), f"{hop.name}: a damaged copy")
 
     def kill_whole_mxd(self, m):
-        """SIGKILL to master, workers and delivery process at once (the
+        """SIGKILL to master, workers and scheduler at once (the
         process group, as in test_crash.py); returns once all are gone."""
         pids = m.pids()
         self.assertGreaterEqual(len(pids), 3, f"mxd is not master + workers + delivery: {pids}")
@@ -258,7 +258,7 @@ class OutboundCrashTest(mxtest.MxTestCase):
         self.assertEqual(hop.copies(rcpt), 2, "copies at the next hop")
         self.assertIntact(hop, msg_id)
 
-    # -- (b) only the delivery process
+    # -- (b) only the scheduler
 
     def test_sigkill_of_delivery_process_mid_message_restarted_and_finished(self):
         # One message, four recipients at two next hops, delivered by two
@@ -283,14 +283,14 @@ class OutboundCrashTest(mxtest.MxTestCase):
         workers = [p for p in mxtest._children(m.pid) if p != old]
         os.kill(old, signal.SIGKILL)
 
-        # The master notices and starts a new delivery process; the rest of
+        # The master notices and starts a new scheduler; the rest of
         # mxd is untouched.
         died = m.wait_event("child_died", timeout=10, role="delivery")
         self.assertEqual((died.get("pid"), died.get("signal")), (str(old), "9"), died)
         new = self.delivery_pid(m, after=1)
         self.assertNotEqual(new, old)
-        self.assertTrue(m.running(), "the master died with its delivery process")
-        self.assertTrue(all(mxtest.alive(p) for p in workers), "workers died with the delivery process")
+        self.assertTrue(m.running(), "the master died with its scheduler")
+        self.assertTrue(all(mxtest.alive(p) for p in workers), "workers died with the scheduler")
         mxtest.wait_for(lambda: hop_b.cut, 10, what="hop B noticing its client is gone")
 
         mxtest.wait_for(lambda: hop_b.stored, 20, what="the message at hop B after the restart")

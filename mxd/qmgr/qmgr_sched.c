@@ -505,8 +505,11 @@ qmgr_sched_pick(struct qmgr_sched *s, enum qmgr_class c, struct qmgr_pick *pick)
 static void
 qmgr_dest_forget_idle(struct qmgr_sched *s, struct qmgr_dest *d)
 {
-	if (d->head == NULL && d->active == 0 &&
-	    (d->dead_until == 0 || qmgr_sched_now(s) >= d->dead_until))
+	/* A dead one is kept another dead_time after its own: the mail that
+	 * comes back to it (on its retry schedule) meets the probe and, when
+	 * the probe succeeds, the log says it is alive again. */
+	if (d->head == NULL && d->active == 0 && (d->dead_until == 0 ||
+	    qmgr_sched_now(s) >= d->dead_until + s->lim.dead_time))
 		qmgr_dest_free(s, d);
 }
 

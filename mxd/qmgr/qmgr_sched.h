@@ -163,9 +163,11 @@ void qmgr_sched_job_filter(struct qmgr_sched *s, int (*fn)(void *job, void *arg)
 /* An operator's `queue retry`: every destination alive again, with no
  * failures counted (the retry really connects). */
 void qmgr_sched_revive_all(struct qmgr_sched *s);
-/* Forgets the destinations with nothing queued or in flight whose dead
- * time (if any) is over: dead ones whose mail was all handed back are
- * otherwise kept. The caller runs it now and then (O(destinations)). */
+/* Forgets the destinations with nothing queued or in flight, a dead one
+ * only when another dead_time has passed after its own (its mail, back on
+ * its retry schedule, meets the probe first): dead ones whose mail was all
+ * handed back are otherwise kept. The caller runs it now and then
+ * (O(destinations)). */
 void qmgr_sched_sweep(struct qmgr_sched *s);
 /* Every destination (queue list, metrics). */
 void qmgr_sched_dest_foreach(struct qmgr_sched *s, void (*fn)(struct qmgr_dest *, void *),

@@ -58,11 +58,14 @@ fuzz_agent_result(const uint8_t *p, size_t n)
 			top = a.idx[k];
 	if (top < 100000) {
 		struct rcpt_state *view = calloc((size_t)top + 1, sizeof(*view));
-		int dup = 0;
+		unsigned char *seen = calloc((size_t)top + 1, 1);
+		int dup = 0;	/* a repeated index: the later result wins in view */
 		for (size_t k = 0; k < a.n; k++) {
-			dup |= view[a.idx[k]].reply != NULL || view[a.idx[k]].code != 0;
+			dup |= seen[a.idx[k]];
+			seen[a.idx[k]] = 1;
 			view[a.idx[k]] = a.st[k];
 		}
+		free(seen);
 		buf_init(&out);
 		agent_result_encode(a.fb, view, a.idx, a.n, &out);
 		if (agent_frame_peek(&out, &body, &len) != 1 || agent_result_decode(body, len, &b) != 0)

@@ -162,6 +162,8 @@ void smtp_reply_parser_init(struct smtp_reply_parser *p, struct smtp_reply *r);
  * fault starts; the reply is unusable (r->code is 0). */
 int smtp_reply_parse(struct smtp_reply_parser *p, const char *buf, size_t len,
     size_t *consumed);
+/* What a negative smtp_reply_parse result means, for an error reply. */
+const char *smtp_reply_strerror(int rc);
 
 /* The local addresses connections come from (delivery.source_ipv4/6), per
  * family; a length of 0 lets the kernel pick. */

@@ -32,8 +32,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct buf;
-
 struct dnsgen_cert {
 	char	*spki_sha256;		/* 64 lower-case hex digits */
 	char	**names;		/* DNS subjectAltNames, "*.x" allowed */
@@ -113,10 +111,6 @@ struct dnsgen_result {
 int dnsgen_domain(const struct dnsgen_domain *d, struct dnsgen_result *out, char *err,
     size_t errsz);
 void dnsgen_result_free(struct dnsgen_result *r);
-
-/* Zone-file text that ldns-read-zone accepts: a comment line per record
- * (its why), then "owner ttl IN type rdata". */
-void dnsgen_zone_text(const struct dnsgen_result *r, struct buf *out);
 
 /* Does a certificate name (perhaps "*.example.com", RFC 6125 6.4.3: the
  * wildcard is the whole left-most label and matches exactly one label)

@@ -89,6 +89,7 @@ struct dnsgen_rr {
  * not cover a name the policy lists, a host with no address ...). The same
  * codes and words as dns check's findings (docs/dns.md, "Findings"). */
 struct dnsgen_error {
+	char	*severity;		/* "error" (blocks publishing), "warning" */
 	char	*code;
 	char	*subject;
 	char	*what;

@@ -871,7 +871,7 @@ domain_check(const struct dnsgen_domain *d, char *err, size_t errsz)
 		return -1;
 	}
 	gen_printable(d->name, name, sizeof(name));
-	if (!dns_name_valid(d->name) || d->name[strlen(d->name) - 1] == '.') {
+	if (!dns_name_valid(d->name)) {
 		snprintf(err, errsz, "the domain name \"%s\" is not a valid DNS name", name);
 		return -1;
 	}

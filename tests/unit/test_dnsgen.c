@@ -76,6 +76,24 @@ gen_ok(struct fx *f)
 		fail_msg("dnsgen_domain failed: %s", err);
 }
 
+/* f and g give the same records, policy and id. */
+static void
+assert_same_output(struct fx *f, struct fx *g)
+{
+	gen_ok(f);
+	gen_ok(g);
+	assert_int_equal(f->r.nrrs, g->r.nrrs);
+	for (size_t i = 0; i < f->r.nrrs; i++) {
+		assert_string_equal(f->r.rrs[i].owner, g->r.rrs[i].owner);
+		assert_string_equal(f->r.rrs[i].type, g->r.rrs[i].type);
+		assert_string_equal(f->r.rrs[i].rdata, g->r.rrs[i].rdata);
+	}
+	assert_string_equal(f->r.sts_policy, g->r.sts_policy);
+	assert_string_equal(f->r.sts_id, g->r.sts_id);
+	dnsgen_result_free(&f->r);
+	dnsgen_result_free(&g->r);
+}
+
 static size_t
 count_rr(const struct dnsgen_result *r, const char *owner, const char *type)
 {
@@ -245,17 +263,7 @@ test_output_does_not_depend_on_input_order(void **state)
 	g.h[1] = tmp;
 	g.addrs1[0] = "192.0.2.1";
 	g.addrs1[1] = "2001:DB8:0::1";
-	gen_ok(&f);
-	gen_ok(&g);
-	assert_int_equal(f.r.nrrs, g.r.nrrs);
-	for (size_t i = 0; i < f.r.nrrs; i++) {
-		assert_string_equal(f.r.rrs[i].owner, g.r.rrs[i].owner);
-		assert_string_equal(f.r.rrs[i].rdata, g.r.rrs[i].rdata);
-	}
-	assert_string_equal(f.r.sts_policy, g.r.sts_policy);
-	assert_string_equal(f.r.sts_id, g.r.sts_id);
-	dnsgen_result_free(&f.r);
-	dnsgen_result_free(&g.r);
+	assert_same_output(&f, &g);
 }
 
 static void
@@ -655,6 +663,51 @@ test_unusable_domain_name_is_refused(void **state)
 	assert_int_equal(dnsgen_domain(&f.d, &f.r, err, sizeof(err)), -1);
 }
 
+static void
+test_retired_key_gets_no_tlsa(void **state)
+{
+	struct fx f;
+	char *retired[] = { KEY_C };
+	fx_init(&f);
+	f.h[1].retired_spki = retired;
+	f.h[1].nretired = 1;
+	gen_ok(&f);
+	assert_int_equal(count_rr(&f.r, "_25._tcp.mx1.fleet.test.", "TLSA"), 2);
+	assert_rr(&f.r, "_25._tcp.mx2.fleet.test.", "TLSA", "3 1 1 " KEY_C);
+	assert_int_equal(count_rr(&f.r, "_25._tcp.mx2.fleet.test.", "TLSA"), 2);
+	dnsgen_result_free(&f.r);
+}
+
+static void
+test_bad_mode_max_age_and_rua_fall_back_to_their_defaults(void **state)
+{
+	struct fx f;
+	fx_init(&f);
+	f.d.sts_mode = "enforcing";
+	f.d.sts_max_age = 31557601;
+	f.d.tlsrpt_rua = "ftp://reports.example.test";
+	gen_ok(&f);
+	assert_error(&f.r, "bad-setting", "sts_mode", "error");
+	assert_error(&f.r, "bad-setting", "sts_max_age", "error");
+	assert_error(&f.r, "bad-setting", "tlsrpt_rua", "error");
+	assert_non_null(strstr(f.r.sts_policy, "mode: enforce\r\n"));
+	assert_non_null(strstr(f.r.sts_policy, "max_age: 604800\r\n"));
+	assert_rr(&f.r, "_smtp._tls.example.test.", "TXT",
+	    "\"v=TLSRPTv1; rua=mailto:tlsrpt@example.test\"");
+	assert_false(any_record_mentions(&f.r, "ftp:"));
+	dnsgen_result_free(&f.r);
+}
+
+static void
+test_domain_name_case_and_final_dot_do_not_change_the_records(void **state)
+{
+	struct fx f, g;
+	fx_init(&f);
+	fx_init(&g);
+	g.d.name = "Example.TEST.";
+	assert_same_output(&f, &g);
+}
+
 int
 main(void)
 {
@@ -683,6 +736,9 @@ main(void)
 		cmocka_unit_test(test_host_without_name_or_address_is_an_error),
 		cmocka_unit_test(test_bad_settings_are_errors_and_never_published),
 		cmocka_unit_test(test_unusable_domain_name_is_refused),
+		cmocka_unit_test(test_retired_key_gets_no_tlsa),
+		cmocka_unit_test(test_bad_mode_max_age_and_rua_fall_back_to_their_defaults),
+		cmocka_unit_test(test_domain_name_case_and_final_dot_do_not_change_the_records),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

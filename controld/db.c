@@ -2,6 +2,8 @@
  * PQexecParams or as COPY data; SQL text here is constant, except migration
  * files, which are trusted SQL shipped with controld. */
 #include "db.h"
+#include "db_dns.h"
+#include "db_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -22,7 +24,6 @@
 #include "log.h"
 #include "xmalloc.h"
 
-#define DB_PARAMS_MAX		8
 #define DB_COPY_CHUNK		(64 * 1024)
 #define DB_MAX_UNIX_MS		INT64_C(253402300799999)	/* 9999-12-31T23:59:59.999Z */
 #define DB_MAX_UNIX_S		INT64_C(253402300799)
@@ -43,10 +44,7 @@ struct db {
 
 /* ---- errors ---- */
 
-static void db_seterr(struct db *db, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
+void
 db_seterr(struct db *db, const char *fmt, ...)
 {
 	char tmp[sizeof(db->err)], *w = db->err;
@@ -83,7 +81,7 @@ db_conn_ok(struct db *db)
 
 /* A statement failed: record why, leave the session usable (no open
  * transaction) and say whether the connection is the problem. */
-static int
+int
 db_fail(struct db *db, PGresult *res, const char *what)
 {
 	const char *m = res != NULL ? PQresultErrorMessage(res) : NULL;
@@ -119,13 +117,7 @@ db_notice(void *arg, const PGresult *res)
 
 /* ---- parameters and statements ---- */
 
-struct db_params {
-	int		 n;
-	const char	*v[DB_PARAMS_MAX];
-	char		 num[DB_PARAMS_MAX][24];
-};
-
-static void
+void
 dbp_str(struct db_params *p, const char *s)
 {
 	if (p->n >= DB_PARAMS_MAX)
@@ -133,7 +125,7 @@ dbp_str(struct db_params *p, const char *s)
 	p->v[p->n++] = s;
 }
 
-static void
+void
 dbp_u64(struct db_params *p, uint64_t v)
 {
 	if (p->n >= DB_PARAMS_MAX)
@@ -143,7 +135,7 @@ dbp_u64(struct db_params *p, uint64_t v)
 	p->n++;
 }
 
-static void
+void
 dbp_i64(struct db_params *p, int64_t v)
 {
 	if (p->n >= DB_PARAMS_MAX)
@@ -153,7 +145,7 @@ dbp_i64(struct db_params *p, int64_t v)
 	p->n++;
 }
 
-static void
+void
 dbp_null(struct db_params *p)
 {
 	dbp_str(p, NULL);
@@ -161,7 +153,7 @@ dbp_null(struct db_params *p)
 
 /* Run one statement that must end in want; *out (if not NULL) gets the
  * result, which the caller clears. */
-static int
+int
 db_run(struct db *db, const char *what, const char *sql,
     const struct db_params *p, ExecStatusType want, PGresult **out)
 {
@@ -178,13 +170,13 @@ db_run(struct db *db, const char *what, const char *sql,
 	return DB_OK;
 }
 
-static int
+int
 db_cmd(struct db *db, const char *what, const char *sql, const struct db_params *p)
 {
 	return db_run(db, what, sql, p, PGRES_COMMAND_OK, NULL);
 }
 
-static int
+int
 db_query(struct db *db, const char *what, const char *sql,
     const struct db_params *p, PGresult **out)
 {
@@ -192,13 +184,13 @@ db_query(struct db *db, const char *what, const char *sql,
 }
 
 /* Rows a command touched (INSERT/UPDATE/DELETE). */
-static uint64_t
+uint64_t
 db_affected(PGresult *res)
 {
 	return strtoull(PQcmdTuples(res), NULL, 10);
 }
 
-static int
+int
 db_commit(struct db *db, const char *what)
 {
 	PGresult *res = NULL;
@@ -217,19 +209,19 @@ db_commit(struct db *db, const char *what)
 	return DB_OK;
 }
 
-static uint64_t
+uint64_t
 db_get_u64(const PGresult *res, int row, int col)
 {
 	return strtoull(PQgetvalue(res, row, col), NULL, 10);
 }
 
-static int64_t
+int64_t
 db_get_i64(const PGresult *res, int row, int col)
 {
 	return strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
-static char *
+char *
 db_get_str(const PGresult *res, int row, int col)
 {
 	return xstrdup(PQgetvalue(res, row, col));
@@ -325,17 +317,10 @@ db_reset(struct db *db)
 	return DB_OK;
 }
 
-typedef int (*db_op)(struct db *, void *);
-
-enum db_repeat {
-	DB_REPEAT_UNTIL_COMMIT,	/* repeating after COMMIT was sent could mislead */
-	DB_REPEAT_ALWAYS,	/* a read, or idempotent */
-};
-
 /* Run op; if it fails because the connection is gone, reset the connection
  * once and, if that is safe, run op once more. A connection found broken by
  * an earlier call is reset first. */
-static int
+int
 db_call(struct db *db, db_op op, void *arg, enum db_repeat repeat)
 {
 	char first[sizeof(db->err)], q[LOG_QUOTE_SIZE(200)];
@@ -2192,6 +2177,8 @@ db_config_snapshot_op(struct db *db, void *arg)
 {
 	Mxfleet__V1__ConfigSnapshot **out = arg, *s;
 	PGresult *dres = NULL, *rres = NULL, *pres = NULL, *cres = NULL;
+	Mxfleet__V1__MtaStsPolicy **sts = NULL;
+	size_t nsts = 0;
 	uint64_t version;
 	int rc;
 
@@ -2213,11 +2200,13 @@ db_config_snapshot_op(struct db *db, void *arg)
 		return rc;
 	}
 	if ((rc = db_query(db, "snapshot: recipient checks", db_sql_recipient_checks, NULL,
-	    &cres)) != DB_OK || (rc = db_commit(db, "snapshot")) != DB_OK) {
+	    &cres)) != DB_OK || (rc = db_dns_snapshot_sts(db, &sts, &nsts)) != DB_OK ||
+	    (rc = db_commit(db, "snapshot")) != DB_OK) {
 		PQclear(dres);
 		PQclear(rres);
 		PQclear(pres);
 		PQclear(cres);
+		db_dns_sts_free(sts, nsts);
 		return rc;
 	}
 	s = xmalloc(sizeof(*s));
@@ -2227,6 +2216,8 @@ db_config_snapshot_op(struct db *db, void *arg)
 	s->routes = routes_from(rres, &s->n_routes);
 	s->policies = policies_from(pres, &s->n_policies);
 	s->recipient_checks = recipient_checks_from(cres, &s->n_recipient_checks);
+	s->mta_sts = sts;
+	s->n_mta_sts = nsts;
 	PQclear(dres);
 	PQclear(rres);
 	PQclear(pres);
@@ -2251,6 +2242,7 @@ db_config_snapshot_free(Mxfleet__V1__ConfigSnapshot *s)
 	routes_free(s->routes, s->n_routes);
 	policies_free(s->policies, s->n_policies);
 	recipient_checks_free(s->recipient_checks, s->n_recipient_checks);
+	db_dns_sts_free(s->mta_sts, s->n_mta_sts);
 	free(s);
 }
 

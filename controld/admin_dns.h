@@ -17,9 +17,4 @@ void admin_dns_records(struct grpc_call *c, const uint8_t *msg, size_t len, void
 void admin_dns_check(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg);
 void admin_dns_push(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg);
 
-/* Would these settings be taken? 0, or -1 with what is wrong (one line,
- * naming the field) in msg. Normalizes in place: the domain and the alias
- * names lower case without a final dot. */
-int admin_dns_refusal(Mxfleet__V1__DomainDns *d, char *msg, size_t msgsz);
-
 #endif

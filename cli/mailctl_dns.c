@@ -143,11 +143,15 @@ mailctl_dns_show_text(const Mxfleet__V1__DomainDns *d)
 		printf(" (none)");
 	for (size_t i = 0; i < d->n_aliases; i++)
 		printf(" %s", d->aliases[i]);
-	printf("\ntlsrpt_rua  %s\n", d->tlsrpt_rua[0] ? d->tlsrpt_rua : "(default: mailto:tlsrpt@"
-	    "DOMAIN)");
+	if (d->tlsrpt_rua[0])
+		printf("\ntlsrpt_rua  %s\n", d->tlsrpt_rua);
+	else
+		printf("\ntlsrpt_rua  (default: mailto:tlsrpt@%s)\n", d->domain);
 	printf("spf         %s\n", d->spf[0] ? d->spf : "(default: from the hosts' addresses)");
-	printf("dmarc       %s\n", d->dmarc[0] ? d->dmarc : "(default: v=DMARC1; p=none; "
-	    "rua=mailto:dmarc@DOMAIN)");
+	if (d->dmarc[0])
+		printf("dmarc       %s\n", d->dmarc);
+	else
+		printf("dmarc       (default: v=DMARC1; p=none; rua=mailto:dmarc@%s)\n", d->domain);
 	printf("ttl         %u\npublish     %s\n", d->ttl, d->publish ? "yes" : "no");
 }
 

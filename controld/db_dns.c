@@ -7,37 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
 #include "db_internal.h"
 #include "dkim.h"
 #include "log.h"
 #include "xmalloc.h"
 
 /* ---- small helpers ---- */
-
-/* A PostgreSQL array literal of n strings: {"a","b"}, quotes and
- * backslashes escaped. The caller frees it. */
-static char *
-db_dns_array(char *const *v, size_t n)
-{
-	struct buf b;
-
-	buf_init(&b);
-	buf_appendc(&b, '{');
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0)
-			buf_appendc(&b, ',');
-		buf_appendc(&b, '"');
-		for (const char *p = v[i]; *p; p++) {
-			if (*p == '"' || *p == '\\')
-				buf_appendc(&b, '\\');
-			buf_appendc(&b, *p);
-		}
-		buf_appendc(&b, '"');
-	}
-	buf_appendc(&b, '}');
-	return b.data;
-}
 
 /* Split s at single spaces into a malloc'd vector (array_to_string(x, ' ')
  * of IP literals and DNS names, which hold no space). */
@@ -244,7 +219,7 @@ db_dns_unknown_host(struct db *db, char *const *v, size_t n, char **unknown)
 {
 	struct db_params p = { 0 };
 	PGresult *res = NULL;
-	char *arr = db_dns_array(v, n);
+	char *arr = db_array_literal(v, n);
 	int rc;
 
 	*unknown = NULL;
@@ -292,7 +267,7 @@ static int
 db_dns_settings_store(struct db *db, const char *name, const Mxfleet__V1__DomainDns *d)
 {
 	struct db_params p = { 0 };
-	char *hosts = db_dns_array(d->hosts, d->n_hosts);
+	char *hosts = db_array_literal(d->hosts, d->n_hosts);
 	int rc;
 
 	dbp_str(&p, name);
@@ -340,8 +315,8 @@ db_dns_aliases_store(struct db *db, const char *name, const Mxfleet__V1__DomainD
 			names[i][strlen(names[i]) - 1] = '\0';
 		hosts[i] = eq ? eq + 1 : "";
 	}
-	an = db_dns_array(names, d->n_aliases);
-	ah = db_dns_array(hosts, d->n_aliases);
+	an = db_array_literal(names, d->n_aliases);
+	ah = db_array_literal(hosts, d->n_aliases);
 	db_dns_strv_free(names, d->n_aliases);
 	free(hosts);
 	dbp_str(&p, name);

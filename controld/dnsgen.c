@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "dns.h"
 #include "dnsgen.h"
+#include "dnsname.h"
 #include "sts.h"
 #include "tlsrpt_txt.h"
 #include "xmalloc.h"
@@ -107,16 +108,18 @@ struct gen {
 static void
 gen_printable(const char *s, char *out, size_t outsz)
 {
-	size_t o = 0;
+	size_t i, o = 0;
 
-	if (s == NULL)
-		s = "(none)";
-	for (size_t i = 0; s[i] != '\0' && o + 4 < outsz; i++) {
+	if (s == NULL || s[0] == '\0')
+		s = s == NULL ? "(none)" : "(empty)";
+	for (i = 0; s[i] != '\0' && o + 4 < outsz; i++) {
 		unsigned char c = (unsigned char)s[i];
 		out[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
 	}
-	if (s[0] != '\0' && o + 4 >= outsz && strlen(s) > o)
-		memcpy(out + o, "...", 3), o += 3;
+	if (s[i] != '\0') {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
 	out[o] = '\0';
 }
 
@@ -331,14 +334,15 @@ dnsgen_name_covers(const char *pattern, const char *host)
 	return name_eq(pattern + 2, plen - 2, dot + 1, hlen - (size_t)(dot + 1 - host));
 }
 
-/* Is name (lower case, no final dot) a host name every record derived from
- * it can be built on? The longest owner is _smtp._tls.<name>. */
+/* Is name (lower case, no final dot) a host name (LDH: an MX target, a
+ * policy's mx:, a certificate's name) every record derived from it can be
+ * built on? The longest owner is _smtp._tls.<name>. */
 static int
 host_name_valid(const char *name)
 {
-	char owner[DNSGEN_OWNER_MAX];
+	char owner[DNSGEN_OWNER_MAX], why[128];
 
-	if (!dns_name_valid(name) || name[strlen(name) - 1] == '.')
+	if (dnsname_check(name, why, sizeof(why)) != 0 || name[strlen(name) - 1] == '.')
 		return 0;
 	return snprintf(owner, sizeof(owner), "_smtp._tls.%s", name) < (int)sizeof(owner) &&
 	    dns_name_valid(owner);
@@ -486,11 +490,13 @@ host_tlsa(struct gen *g, const struct dnsgen_host *h, const char *name)
 static int
 cert_name_valid(const char *p)
 {
+	char why[128];
+
 	if (p == NULL)
 		return 0;
 	if (p[0] == '*' && p[1] == '.')
 		p += 2;
-	return dns_name_valid(p);
+	return dnsname_check(p, why, sizeof(why)) == 0;
 }
 
 /* Is name covered by a (valid) name of a certificate the host serves? */
@@ -864,15 +870,16 @@ gen_dkim(struct gen *g)
 static int
 domain_check(const struct dnsgen_domain *d, char *err, size_t errsz)
 {
-	char owner[DNSGEN_OWNER_MAX], name[DNSGEN_SUBJECT_MAX];
+	char owner[DNSGEN_OWNER_MAX], name[DNSGEN_SUBJECT_MAX], why[128];
 
 	if (d == NULL || d->name == NULL || d->name[0] == '\0') {
 		snprintf(err, errsz, "no domain name");
 		return -1;
 	}
 	gen_printable(d->name, name, sizeof(name));
-	if (!dns_name_valid(d->name)) {
-		snprintf(err, errsz, "the domain name \"%s\" is not a valid DNS name", name);
+	if (dnsname_check(d->name, why, sizeof(why)) != 0) {
+		snprintf(err, errsz, "the domain name \"%s\" is not a valid DNS name: %s", name,
+		    why);
 		return -1;
 	}
 	snprintf(owner, sizeof(owner), "_smtp._tls.%s", d->name);

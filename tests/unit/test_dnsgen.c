@@ -595,6 +595,22 @@ test_hostile_address_key_and_alias_are_skipped(void **state)
 }
 
 static void
+test_underscore_names_are_not_host_names(void **state)
+{
+	struct fx f;
+	char *aliases[] = { "_x.example.net" };
+	fx_init(&f);
+	f.h[1].mx_name = "mx_1.fleet.test";
+	f.h[0].aliases = aliases;
+	gen_ok(&f);
+	assert_error(&f.r, "bad-host-data", "h1: mx_1.fleet.test", "error");
+	assert_error(&f.r, "bad-setting", "h2: _x.example.net", "error");
+	assert_false(any_record_mentions(&f.r, "mx_1"));
+	assert_false(any_record_mentions(&f.r, "_x."));
+	dnsgen_result_free(&f.r);
+}
+
+static void
 test_no_host_serving_the_domain_is_an_error(void **state)
 {
 	struct fx f;
@@ -615,6 +631,10 @@ test_host_without_name_or_address_is_an_error(void **state)
 	f.h[1].naddrs = 0;
 	gen_ok(&f);
 	assert_error(&f.r, "host-no-name", "h2", "error");
+	dnsgen_result_free(&f.r);
+	f.h[0].host_id = "";		/* the subject still names something */
+	gen_ok(&f);
+	assert_error(&f.r, "host-no-name", "(empty)", "error");
 	assert_error(&f.r, "host-no-address", "h1", "error");
 	assert_int_equal(count_rr(&f.r, "example.test.", "MX"), 0);
 	assert_error(&f.r, "no-hosts", "example.test", "error");
@@ -732,6 +752,7 @@ main(void)
 		cmocka_unit_test(test_every_generated_record_parses_with_ldns),
 		cmocka_unit_test(test_hostile_host_name_yields_bad_host_data_and_no_record),
 		cmocka_unit_test(test_hostile_address_key_and_alias_are_skipped),
+		cmocka_unit_test(test_underscore_names_are_not_host_names),
 		cmocka_unit_test(test_no_host_serving_the_domain_is_an_error),
 		cmocka_unit_test(test_host_without_name_or_address_is_an_error),
 		cmocka_unit_test(test_bad_settings_are_errors_and_never_published),

@@ -362,6 +362,11 @@ test_certificate_lacking_an_alias_yields_cert_name_missing(void **state)
 	f.c[1].nnames = 1;		/* only MX2.fleet.test */
 	gen_ok(&f);
 	assert_error(&f.r, "cert-name-missing", "h2: mail.example.net", "error");
+	const struct dnsgen_error *e = find_error(&f.r, "cert-name-missing",
+	    "h2: mail.example.net");
+	assert_non_null(strstr(e->what, "h2"));
+	assert_non_null(strstr(e->what, "mail.example.net"));
+	assert_non_null(strstr(e->fix, "subjectAltNames"));
 	assert_error(&f.r, "cert-name-missing", "h2: mta-sts.example.test", "error");
 	assert_null(find_error(&f.r, "cert-name-missing", "h2: mx2.fleet.test"));
 	assert_null(find_error(&f.r, "cert-name-missing", "h1: mx1.fleet.test"));
@@ -619,6 +624,10 @@ test_no_host_serving_the_domain_is_an_error(void **state)
 	gen_ok(&f);
 	assert_error(&f.r, "no-hosts", "example.test", "error");
 	assert_int_equal(count_rr(&f.r, "example.test.", "MX"), 0);
+	assert_null(f.r.sts_policy);
+	assert_string_equal(f.r.sts_id, "");
+	assert_int_equal(count_rr(&f.r, "_mta-sts.example.test.", "TXT"), 0);
+	assert_rr(&f.r, "example.test.", "TXT", "\"v=spf1 -all\"");
 	dnsgen_result_free(&f.r);
 }
 

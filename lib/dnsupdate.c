@@ -570,6 +570,7 @@ send_update(struct conn *c, const struct plan *p, struct dnsupdate_result *out)
 	for (size_t i = 0; i < ldns_rr_list_rr_count(p->add); i++)
 		ldns_rr_list_push_rr(up, ldns_rr_clone(ldns_rr_list_rr(p->add, i)));
 	q = ldns_update_pkt_new(ldns_rdf_clone(p->zone), LDNS_RR_CLASS_IN, NULL, up, NULL);
+	ldns_rr_list_deep_free(up);	/* the packet holds a copy */
 	st = conn_exchange(c, q, &a, out);
 	ldns_pkt_free(q);
 	if (st == DNSUPDATE_OK && ldns_pkt_get_rcode(a) == LDNS_RCODE_NXDOMAIN)

@@ -1,14 +1,20 @@
-/* lib/dnsupdate.c without a network: the difference between live and desired
- * records (dnsupdate_diff), the checks of what a caller hands in, and the
- * refusals dnsupdate_push makes before it connects to anything. */
+/* lib/dnsupdate.c without a name server: the difference between live and
+ * desired records (dnsupdate_diff), the checks of what a caller hands in, the
+ * refusals dnsupdate_push makes before it connects to anything, and its bound
+ * against a loopback socket that never answers. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "dnsupdate.h"
 
@@ -241,6 +247,59 @@ test_push_refuses_a_bad_key_or_server_before_sending(void **state)
 	dnsupdate_result_free(&r);
 }
 
+/* A loopback TCP socket bound to a free port, listening or not; its
+ * "127.0.0.1:port" in addr. */
+static int
+loopback_socket(int listening, char *addr, size_t addrsz)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	if (listening)
+		assert_int_equal(listen(fd, 4), 0);
+	snprintf(addr, addrsz, "127.0.0.1:%d", ntohs(sin.sin_port));
+	return fd;
+}
+
+static void
+test_push_to_a_silent_server_ends_within_its_bound(void **state)
+{
+	(void)state;
+	const char *desired[] = { "mx1.example.test. 300 IN A 192.0.2.1" };
+	char addr[64];
+	struct dnsupdate_request req = {
+		.zone = ZONE, .server = addr,
+		.key = { "k.", "hmac-sha256", "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0" },
+		.desired = desired, .n_desired = 1, .timeout_ms = 300,
+	};
+	struct dnsupdate_result r;
+	struct timespec t0, t1;
+
+	/* Nobody listening: refused at once. */
+	int fd = loopback_socket(0, addr, sizeof(addr));
+	assert_int_equal(dnsupdate_push(&req, &r), DNSUPDATE_ENET);
+	assert_non_null(strstr(r.error, "connect"));
+	dnsupdate_result_free(&r);
+	close(fd);
+
+	/* Connected (the kernel accepts), never answered: the bound ends it. */
+	fd = loopback_socket(1, addr, sizeof(addr));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(dnsupdate_push(&req, &r), DNSUPDATE_ENET);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_non_null(strstr(r.error, "no answer within the time allowed"));
+	assert_int_equal(r.sent, 0);
+	dnsupdate_result_free(&r);
+	close(fd);
+	long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_true(ms >= 250 && ms < 3000);
+}
+
 int
 main(void)
 {
@@ -254,6 +313,7 @@ main(void)
 		cmocka_unit_test(test_diff_keeps_long_txt_strings_intact),
 		cmocka_unit_test(test_diff_refuses_what_it_must_not_manage),
 		cmocka_unit_test(test_push_refuses_a_bad_key_or_server_before_sending),
+		cmocka_unit_test(test_push_to_a_silent_server_ends_within_its_bound),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

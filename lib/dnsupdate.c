@@ -41,6 +41,11 @@ fail(struct dnsupdate_result *out, enum dnsupdate_status st, const char *fmt, ..
 	va_start(ap, fmt);
 	vsnprintf(out->error, sizeof(out->error), fmt, ap);
 	va_end(ap);
+	/* Errors quote the caller's records and names: keep them one printable
+	 * line whatever those held. */
+	for (char *p = out->error; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
 	out->status = st;
 	return st;
 }

@@ -13,7 +13,9 @@
 #include "xmalloc.h"
 
 #define ROLLOVER_MAGIC		"mxfleet-rollover=1"
-#define ROLLOVER_TIME_MAX	((int64_t)1 << 40)	/* year 36812: no overflow below */
+/* wait_until, a time plus two TTLs, is below UNTIL_MAX: no sum here
+ * overflows and whatever a step makes decodes again. */
+#define ROLLOVER_UNTIL_MAX	(ROLLOVER_TIME_MAX + ROLLOVER_WAIT_TTLS * (int64_t)UINT32_MAX)
 #define ROLLOVER_NAME_SHOWN	64	/* of a server name in a status line */
 /* A step crosses at most every state once, each forward or back: bounded. */
 #define ROLLOVER_CASCADE_MAX	12
@@ -499,11 +501,11 @@ rollover_num(const char *v, uint64_t max, uint64_t *out)
 }
 
 static int
-rollover_time(const char *v, int64_t *out)
+rollover_time(const char *v, int64_t max, int64_t *out)
 {
 	uint64_t n;
 
-	if (rollover_num(v, ROLLOVER_TIME_MAX - 1, &n) == -1)
+	if (rollover_num(v, (uint64_t)max - 1, &n) == -1)
 		return -1;
 	*out = (int64_t)n;
 	return 0;
@@ -513,6 +515,7 @@ rollover_time(const char *v, int64_t *out)
 static const char *
 rollover_field(struct rollover *r, enum rollover_key k, const char *v)
 {
+	int64_t *t;
 	uint64_t n;
 
 	switch (k) {
@@ -538,11 +541,16 @@ rollover_field(struct rollover *r, enum rollover_key k, const char *v)
 		snprintf(k == RK_OLD ? r->old_spki : k == RK_NEW ? r->new_spki : r->next_spki,
 		    ROLLOVER_SPKI_LEN + 1, "%s", v);
 		return NULL;
-	case RK_STARTED:	return rollover_time(v, &r->started) ? "not a time" : NULL;
-	case RK_ENTERED:	return rollover_time(v, &r->entered) ? "not a time" : NULL;
-	case RK_WAIT_FROM:	return rollover_time(v, &r->wait_from) ? "not a time" : NULL;
-	case RK_WAIT_UNTIL:	return rollover_time(v, &r->wait_until) ? "not a time" : NULL;
-	case RK_LAST_OBS:	return rollover_time(v, &r->last_obs) ? "not a time" : NULL;
+	case RK_STARTED:
+	case RK_ENTERED:
+	case RK_WAIT_FROM:
+	case RK_WAIT_UNTIL:
+	case RK_LAST_OBS:
+		t = k == RK_STARTED ? &r->started : k == RK_ENTERED ? &r->entered :
+		    k == RK_WAIT_FROM ? &r->wait_from : k == RK_WAIT_UNTIL ? &r->wait_until :
+		    &r->last_obs;
+		return rollover_time(v, k == RK_WAIT_UNTIL ? ROLLOVER_UNTIL_MAX :
+		    ROLLOVER_TIME_MAX, t) == -1 ? "not a time" : NULL;
 	case RK_TTL:
 	case RK_POLL:
 		if (rollover_num(v, UINT32_MAX, &n) == -1 || (k == RK_POLL && n == 0))

@@ -39,6 +39,8 @@
 #define ROLLOVER_ERR_MAX	256
 /* rollover_encode never makes more; rollover_decode refuses more. */
 #define ROLLOVER_TEXT_MAX	2048
+/* Every time given or stored is below this (year 36812). */
+#define ROLLOVER_TIME_MAX	((int64_t)1 << 40)
 /* Seconds between two looks while nothing is due (the default of
  * struct rollover.poll). */
 #define ROLLOVER_POLL_DEFAULT	60

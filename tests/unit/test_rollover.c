@@ -398,6 +398,25 @@ test_time_going_backwards_does_not_shorten_wait(void **state)
 
 /* ---- resuming from the stored text ---- */
 
+static void
+test_longest_ttl_at_latest_time_still_stores(void **state)
+{
+	struct world *w = *state;
+	struct rollover back;
+	char *text, err[ROLLOVER_ERR_MAX];
+
+	w->now = ROLLOVER_TIME_MAX - 1;
+	push_lands(w);
+	w->ns[0].ttl = UINT32_MAX;
+	look(w, ROLLOVER_WAIT, ROLLOVER_NOTHING);
+	assert_int_equal(w->r.wait_until, ROLLOVER_TIME_MAX - 1 + 2 * (int64_t)UINT32_MAX);
+	text = rollover_encode(&w->r);
+	if (rollover_decode(text, strlen(text), &back, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(back.wait_until, w->r.wait_until);
+	free(text);
+}
+
 /* The world at step i of a full walk (the same one as above, with a lost
  * record and a missing certificate on the way). */
 static void
@@ -584,6 +603,7 @@ main(void)
 		T(test_host_back_on_old_key_returns_to_switch),
 		T(test_next_key_replaced_before_switch_is_reported),
 		T(test_time_going_backwards_does_not_shorten_wait),
+		T(test_longest_ttl_at_latest_time_still_stores),
 		T(test_encode_decode_at_every_state_resumes_identically),
 		T(test_decode_rejects_truncated_and_garbled_text),
 		T(test_start_refuses_without_next_key_or_same_keys),

@@ -251,9 +251,10 @@ rollover_do_publish(struct rollover *r, const struct rollover_obs *o, int64_t no
 
 	rollover_dns_count(o, 0, &nd);
 	if (rollover_dns_all(&nd)) {
-		/* RFC 7672 3.1: a sender's resolver may hold the RRset as it was
-		 * for up to its TTL; the TTL is the one served, or the zone's if
-		 * that is longer (the wait never rests on a lower one). */
+		/* RFC 7671 8.1: a sender's resolver may hold the RRset as it was
+		 * before, without the new key, for up to its TTL; the TTL is the
+		 * one served, or the zone's if that is longer (the wait never
+		 * rests on a lower one). Two of them: this project's margin. */
 		ttl = nd.ttl > o->zone_ttl ? nd.ttl : o->zone_ttl;
 		rollover_enter(r, ROLLOVER_WAIT, now);
 		r->wait_from = now;
@@ -321,7 +322,8 @@ rollover_do_switch(struct rollover *r, const struct rollover_obs *o, int64_t now
 	int has_new = rollover_has(o->served_spki, o->nserved, r->new_spki);
 	int has_old = rollover_has(o->served_spki, o->nserved, r->old_spki);
 
-	/* The old key's TLSA goes only once no handshake presents it. */
+	/* The old key's TLSA goes only once no handshake presents it (RFC
+	 * 7672 3.1: a DANE-EE key must match a published record). */
 	if (has_new && !has_old) {
 		rollover_enter(r, ROLLOVER_NEXT, now);
 		return 1;
@@ -395,7 +397,8 @@ rollover_step(struct rollover *r, const struct rollover_obs *o, int64_t now,
 	int moved = 1;
 
 	memset(out, 0, sizeof(*out));
-	if ((unsigned)r->state > ROLLOVER_DONE || (o->nservers > 0 && o->servers == NULL) ||
+	if ((unsigned)r->state > ROLLOVER_DONE || r->poll == 0 ||
+	    (o->nservers > 0 && o->servers == NULL) ||
 	    (o->nserved > 0 && o->served_spki == NULL) || now < 0 || now >= ROLLOVER_TIME_MAX)
 		return -1;
 	r->last_obs = now;

@@ -68,8 +68,9 @@ struct rollover {
 	int64_t	 wait_until;		/* WAIT: wait_from + 2 x ttl, never earlier */
 	uint32_t ttl;			/* WAIT: the longest TTL served for the RRset */
 	int64_t	 last_obs;		/* the last rollover_step */
-	uint32_t poll;			/* seconds between looks; the caller may set it
-					 * after rollover_start (shortened TTLs in tests) */
+	uint32_t poll;			/* seconds between looks, 1 or more; the caller
+					 * may set it after rollover_start (shortened
+					 * TTLs in tests) */
 	char	 status[ROLLOVER_STATUS_MAX];	/* one line for the operator */
 };
 
@@ -123,8 +124,8 @@ int rollover_start(struct rollover *r, const char *host, const char *old_spki,
 /* Advance r with what was observed at now; fills *out. A step may cross
  * several states (a resumed controld finds the host already switched). The
  * clock may go backwards: a wait ends at wait_until as read on the clock,
- * never earlier. 0, or -1 (r untouched) when r is not a state or obs is
- * malformed. */
+ * never earlier. 0, or -1 (r untouched) when r is not a state (poll 0
+ * included), obs is malformed or now is not below ROLLOVER_TIME_MAX. */
 int rollover_step(struct rollover *r, const struct rollover_obs *obs, int64_t now,
     struct rollover_action *out);
 

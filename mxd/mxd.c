@@ -417,8 +417,10 @@ mxd_load_https_tls(const struct mxd_config *cfg, struct tls_server **out)
 	int rc = 0;
 
 	*out = NULL;
-	memcpy(all, cfg->certs, cfg->ncerts * sizeof(*all));
-	memcpy(all + cfg->ncerts, cfg->mta_sts_certs, cfg->nmta_sts_certs * sizeof(*all));
+	for (size_t i = 0; i < cfg->ncerts; i++)
+		all[i] = cfg->certs[i];
+	for (size_t i = 0; i < cfg->nmta_sts_certs; i++)
+		all[cfg->ncerts + i] = cfg->mta_sts_certs[i];
 	if (n > 0 && tls_server_new(out, all, n, cfg->tls_min_version > TLS1_2_VERSION ?
 	    cfg->tls_min_version : TLS1_2_VERSION, 0, err, sizeof(err)) < 0) {
 		log_error("event=tls_config_error listener=mta_sts error=\"%s\"", err);
@@ -438,8 +440,10 @@ mxd_https_bind(struct mxd_master *m)
 
 	m->https_fds = xcalloc(cfg->nmta_sts_listen + 1, sizeof(int));
 	if (m->https_tls == NULL) {
-		if (cfg->nmta_sts_listen > 0)
+		if (cfg->mta_sts_listen_set && cfg->nmta_sts_listen > 0)
 			log_warnx("event=mta_sts_off reason=no_certificate");
+		else if (cfg->nmta_sts_listen > 0)
+			log_info("event=mta_sts_off reason=no_certificate");
 		return;
 	}
 	for (size_t i = 0; i < cfg->nmta_sts_listen; i++) {

@@ -4,7 +4,8 @@
  * listeners (port 443 needs root) and loaded the certificates before
  * dropping privileges. libevent + bufferevent_openssl; one request per
  * connection, answered by https_answer (no I/O there). A connection lives
- * HTTPS_CONN_TIMEOUT seconds at most, handshake and answer included, and at
+ * HTTPS_CONN_TIMEOUT seconds at most, handshake and answer included (then
+ * HTTPS_LINGER more while the client reads the answer and closes), and at
  * most HTTPS_MAX_CONNS are open: past that the listeners pause and the
  * kernel's backlog holds newcomers, so a client that opens connections and
  * sends nothing holds a slot for seconds, never the process.

@@ -331,6 +331,28 @@ class MtaStsHostingTest(mxtest.MxTestCase):
         status, _, _ = self.curl("beta.test")
         self.assertEqual(status, 404, "a policy the new snapshot dropped is gone")
 
+    def test_policy_host_that_dies_is_restarted(self):
+        m = self.mxd_up({"alpha.test": (ALPHA, "a1")})
+
+        def https_pids():
+            out = []
+            for pid in m.pids():
+                try:
+                    with open(f"/proc/{pid}/comm") as f:
+                        if f.read().strip() == "mxd-https":
+                            out.append(pid)
+                except OSError:
+                    pass
+            return out
+        pids = wait_for(https_pids, 10, what="an mxd-https process")
+        self.assertEqual(len(pids), 1)
+        os.kill(pids[0], signal.SIGKILL)
+        m.wait_event("child_died", role="https")
+        wait_for(lambda: [p for p in https_pids() if p != pids[0]], 15,
+                 what="a new mxd-https")
+        status, _, body = self.curl("alpha.test")
+        self.assertEqual((status, body), (200, ALPHA))
+
 
 if __name__ == "__main__":
     mxtest.main()

@@ -214,6 +214,10 @@ class MtaStsHostingTest(mxtest.MxTestCase):
         self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer)
         self.assertIn(f"Content-Length: {len(ALPHA)}\r\n".encode(), answer)
         self.assertTrue(answer.endswith(b"\r\n\r\n"), "HEAD: no body")
+        # As for SMTP: TLS 1.2 or later, no session ticket.
+        self.assertIn(s.version(), ("TLSv1.2", "TLSv1.3"))
+        self.assertFalse(s.session is not None and s.session.has_ticket,
+                         "mxd-https sent a session ticket")
         # controld was never reachable: the policies came from the cache.
         m.wait_event("controld_unreachable")
         self.assertFalse(m.events("controld_connected"))

@@ -1,6 +1,7 @@
 #include "mxd_config.h"
 #include "mxd_config_list.h"
 #include "https_config.h"
+#include "mxd_identity.h"
 #include "conf.h"
 #include "dnsname.h"
 #include "rcpt_addr.h"
@@ -12,7 +13,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +26,8 @@ static const char *const mxd_config_top_keys[] = {
 	"core_dumps",
 	"trusted_networks", "relay_next_hop", "received_header", "domains", "tls",
 	"limits", "delivery", "control", "resolver", "routes", "tls_policies",
-	"submission_auth", "recipient_delimiter", "recipient_verify", "mta_sts_listen",
-	"mta_sts_certs", NULL
+	"submission_auth", "recipient_delimiter", "recipient_verify", "public_addresses",
+	"mta_sts_listen", "mta_sts_certs", NULL
 };
 static const char *const mxd_config_verify_keys[] = {
 	"timeout", "positive_ttl", "negative_ttl", "cache_size", NULL
@@ -47,7 +47,7 @@ static const char *const mxd_config_control_keys[] = {
 	"batch_max_bytes", "heartbeat_interval", NULL
 };
 static const char *const mxd_config_tls_keys[] = {
-	"certificates", "min_version", "session_tickets", NULL
+	"certificates", "min_version", "session_tickets", "next_key", NULL
 };
 static const char *const mxd_config_domain_keys[] = {
 	"name", "next_hop", "recipient_check", "recipients", "recipients_file", NULL
@@ -648,7 +648,7 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 		return -1;
 	if ((r = conf_get_aggregate(root, "tls", CONFIG_TYPE_GROUP, &g, err)) < 0)
 		return -1;
-	if (r == 1 && mxd_config_tls(cfg, g, err) < 0)
+	if ((r == 1 && mxd_config_tls(cfg, g, err) < 0) || mxd_identity_config(cfg, root, err) < 0)
 		return -1;
 	if ((r = conf_get_aggregate(root, "limits", CONFIG_TYPE_GROUP, &g, err)) < 0)
 		return -1;
@@ -1014,6 +1014,7 @@ mxd_config_free(struct mxd_config *cfg)
 	free(cfg->recipient_delimiter);
 	mxd_config_list_certs_free(cfg->certs, cfg->ncerts);
 	https_config_free(cfg);
+	mxd_identity_config_free(cfg);
 	free(cfg->control_server);
 	free(cfg->control_host);
 	free(cfg->control_authority);

@@ -304,6 +304,25 @@ class MtaStsHostingTest(mxtest.MxTestCase):
         self.assertLess(cut, 20)
         m.wait_event("mta_sts_timeout", stage="request", remote="127.0.0.1")
 
+    def test_connections_past_the_cap_wait_until_silent_ones_are_cut(self):
+        # 256 connections at most (mxd/https/https.h): 300 that never say a
+        # word fill them; the next client waits in the listen backlog, not
+        # forever, and is served once the silent ones time out.
+        m = self.mxd_up({"alpha.test": (ALPHA, "a1")})
+        silent = []
+        for _ in range(300):
+            c = socket.create_connection((self.mxd_host, self.https_port), timeout=10)
+            self.addCleanup(c.close)
+            silent.append(c)
+        t0 = time.monotonic()
+        status, _, body = self.curl("alpha.test")
+        waited = time.monotonic() - t0
+        self.assertEqual((status, body), (200, ALPHA))
+        self.assertGreater(waited, 5, "the cap did not hold the 301st connection back")
+        self.assertLess(waited, 20)
+        wait_for(lambda: len(m.events("mta_sts_timeout", stage="handshake")) >= 256, 20,
+                 what="the silent connections cut, each logged")
+
     def test_project_fetcher_gets_the_same_policy(self):
         self.mxd_up({"alpha.test": (ALPHA, "a1"), "beta.test": (BETA, "b1")})
         for domain, want in (("alpha.test", ALPHA), ("beta.test", BETA)):

@@ -4,8 +4,9 @@
 two mxd. The records are zone text that ldns-read-zone accepts (or JSON that
 says the same), with one MX per host, TLSA for each host's current and next
 key, a TLSRPT record per host and the DKIM keys controld made; the MTA-STS
-policy reaches every mxd in its configuration snapshot, and its id changes
-exactly when the policy does."""
+policy reaches every mxd in its configuration snapshot and is what each
+serves over HTTPS (curl), and its id changes exactly when the policy does.
+The hosts' names, addresses and keys are those the two mxd report."""
 
 import json
 import os
@@ -74,12 +75,15 @@ class DnsRecordsTest(cptest.FleetTestCase):
             cert = cptest.mxtest.make_cert(self.wd, f"smtp-{short}", mx_name,
                                            sans=(f"{short}-alias.fleet.test",
                                                  f"mta-sts.{DOMAIN}"))
+            https_port = cptest.free_port(addr)
             m = self.mxd_with_control(self.c, self.sink_, cert=getattr(self.pki, short),
                                       name=short, host=addr, hostname=mx_name,
+                                      mta_sts_listen=[f"{addr}:{https_port}"],
                                       tls={"certificates": cptest.mxtest.LCList(
                                           [{"cert": cert[0], "key": cert[1]}])})
             self.hosts[host_id] = {"mxd": m, "mx": mx_name, "addr": addr, "cert": cert[0],
-                                   "spki": spki_sha256(cert=cert[0]), "key": cert[1]}
+                                   "spki": spki_sha256(cert=cert[0]), "key": cert[1],
+                                   "https_port": https_port}
         self.wait_identities()
         self.mailctl(self.c, "domain", "add", DOMAIN, self.sink_.next_hop)
 
@@ -122,11 +126,31 @@ class DnsRecordsTest(cptest.FleetTestCase):
             snap.ParseFromString(f.read())
         return {p.domain: (p.id, p.policy) for p in snap.mta_sts}
 
+    def served_policy(self, host_id):
+        """(HTTP status, body) of https://mta-sts.DOMAIN/.well-known/mta-sts.txt
+        fetched by curl from this mxd, its certificate checked."""
+        h = self.hosts[host_id]
+        p = subprocess.run(["curl", "-sS", "--max-time", "10", "--cacert", h["cert"],
+                            "--resolve", f"mta-sts.{DOMAIN}:{h['https_port']}:{h['addr']}",
+                            "-o", "-", "-w", "\n%{http_code}",
+                            f"https://mta-sts.{DOMAIN}:{h['https_port']}/.well-known/mta-sts.txt"],
+                           capture_output=True, timeout=30)
+        if p.returncode != 0:
+            return None, p.stderr.decode(errors="replace")
+        body, _, status = p.stdout.rpartition(b"\n")
+        return int(status), body.decode()
+
     def wait_sts_on_every_mxd(self, want):
-        """want: (id, policy), or None for no policy of DOMAIN."""
+        """want: (id, policy), or None for no policy of DOMAIN: in the
+        snapshot each mxd cached, and what it serves over HTTPS."""
         for host_id in self.hosts:
             wait_for(lambda: self.cached_sts(host_id).get(DOMAIN) == want, APPLY_WITHIN,
                      interval=0.25, what=f"{host_id}'s snapshot carrying {want!r}")
+            served = (200, want[1]) if want else (404, None)
+            wait_for(lambda: self.served_policy(host_id)[0] == served[0] and (
+                served[1] is None or self.served_policy(host_id)[1] == served[1]),
+                APPLY_WITHIN, interval=0.25,
+                what=f"{host_id} serving {served} over HTTPS")
 
     # -- tests
 

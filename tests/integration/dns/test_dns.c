@@ -20,8 +20,7 @@
 #include <unistd.h>
 
 #include "dns.h"
-
-extern char **environ;
+#include "dnstest_cmd.h"
 
 static struct dns_resolver *res;
 
@@ -31,29 +30,6 @@ now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* "dnstest CMD DIR ARG..." on the running setup; asserts success. */
-static void
-dnstest(const char *cmd, const char *const *args)
-{
-	const char *tool = getenv("DNSTEST"), *dir = getenv("DNSTEST_DIR");
-	char *argv[64];
-	int n = 0, status;
-	pid_t pid;
-
-	assert_non_null(tool);
-	assert_non_null(dir);
-	argv[n++] = (char *)tool;
-	argv[n++] = (char *)cmd;
-	argv[n++] = (char *)dir;
-	for (; args && *args && n < 63; args++)
-		argv[n++] = (char *)*args;
-	argv[n] = NULL;
-	assert_int_equal(posix_spawn(&pid, tool, NULL, NULL, argv, environ), 0);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 static int

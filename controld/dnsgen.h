@@ -100,15 +100,18 @@ struct dnsgen_error {
 struct dnsgen_result {
 	struct dnsgen_rr *rrs;
 	size_t	 nrrs;
-	char	*sts_policy;		/* NULL when sts_mode is none */
-	char	 sts_id[33];		/* "" when sts_mode is none */
+	char	*sts_policy;		/* NULL when sts_mode is none, or
+					 * no host can be published */
+	char	 sts_id[33];		/* "" when sts_policy is NULL */
 	struct dnsgen_error *errors;
 	size_t	 nerrors;
 };
 
-/* 0, or -1 with the reason in err when the input itself is unusable (no
- * name, a field that cannot be put in a record). Problems of the fleet go
- * in out->errors and still give records. */
+/* 0, or -1 with the reason in err (and an empty *out) when the domain name
+ * itself is unusable: missing, not a DNS name, or too long for its
+ * _smtp._tls owner. Everything else goes in out->errors and still gives
+ * records: problems of the fleet, and any host value or setting that cannot
+ * be put in a record (left out, or replaced by its default). */
 int dnsgen_domain(const struct dnsgen_domain *d, struct dnsgen_result *out, char *err,
     size_t errsz);
 void dnsgen_result_free(struct dnsgen_result *r);

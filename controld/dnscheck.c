@@ -75,6 +75,13 @@ static const struct dnscheck_code {
 	  "MTA-STS senders check the certificate against the MX name: they refuse to "
 	  "deliver.",
 	  "Serve a certificate whose subjectAltNames include the MX name." },
+	{ "cert-expiring", "warning",
+	  "Within days senders verifying the certificate (MTA-STS, DANE-TA) refuse it; "
+	  "DANE-EE senders keep working only while the key stays the same.",
+	  "Renew the certificate (keep the key, or publish the next key's TLSA first)." },
+	{ "cert-expired", "error",
+	  "Senders verifying the certificate (MTA-STS) refuse to deliver.",
+	  "Renew the certificate (keep the key, or publish the next key's TLSA first)." },
 	{ "tlsa-missing", "warning",
 	  "No TLSA record: DANE senders get no protection against a downgrade or a forged "
 	  "certificate.",

@@ -24,12 +24,14 @@
 #define CONTROLD_DNSCHECK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dns.h"
 #include "dnsgen.h"
 
 #define DNSCHECK_SMTP_MS	20000	/* default bound of one STARTTLS probe */
 #define DNSCHECK_HTTPS_MS	20000	/* default bound of the policy fetch */
+#define DNSCHECK_EXPIRY_WARN	(14 * 86400)	/* cert-expiring: this close to notAfter */
 
 struct dnscheck_opts {
 	const struct dns_resolver *resolver;
@@ -39,6 +41,7 @@ struct dnscheck_opts {
 	int		 smtp_ms;	/* one probe: connect to certificate; 0: default */
 	int		 https_ms;	/* the policy fetch; 0: default */
 	const char	*helo;		/* the EHLO name; NULL: "dnscheck.invalid" */
+	int64_t		 now;		/* unix seconds, for certificate expiry; 0: the clock */
 	/* Tests: reverse names under this instead of in-addr.arpa / ip6.arpa
 	 * (dns_reverse_name); NULL in production. */
 	const char	*reverse_root;

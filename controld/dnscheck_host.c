@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #define HOST_KEYS_MAX	16	/* distinct keys kept from the probes */
 
@@ -164,6 +165,28 @@ keep_key(struct host_state *hs, const struct dnscheck_probe *p, const char *ip)
 	hs->nkeys++;
 }
 
+static void
+check_expiry(struct dnscheck *c, const struct dnsgen_host *h, const char *ip,
+    const struct dnscheck_probe *p)
+{
+	int64_t now = c->o->now ? c->o->now : (int64_t)time(NULL);
+	char when[32] = "?";
+	time_t t = (time_t)p->not_after;
+	struct tm tm;
+
+	if (p->not_after == 0)
+		return;
+	if (gmtime_r(&t, &tm) != NULL)
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (p->not_after <= now)
+		dnscheck_add(c, "cert-expired", h->mx_name, NULL,
+		    "the certificate served at %s expired at %s", ip, when);
+	else if (p->not_after - now < DNSCHECK_EXPIRY_WARN)
+		dnscheck_add(c, "cert-expiring", h->mx_name, NULL,
+		    "the certificate served at %s expires at %s, in %lld hours", ip, when,
+		    (long long)((p->not_after - now) / 3600));
+}
+
 /* What a sender sees at each address: STARTTLS, and a certificate for the
  * MX name (and for the CNAME target: what some senders check instead). */
 static void
@@ -192,6 +215,7 @@ check_tls(struct dnscheck *c, struct host_state *hs)
 			dnscheck_add(c, "mx-cname-cert", hs->cname, NULL,
 			    "the certificate served at %s (MX %s) does not cover the CNAME target %s",
 			    ip, h->mx_name, hs->cname);
+		check_expiry(c, h, ip, &p);
 		dnscheck_probe_free(&p);
 	}
 }

@@ -5,6 +5,7 @@
 
 #include <openssl/x509.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dns.h"
 #include "dnscheck.h"
@@ -51,6 +52,7 @@ struct dnscheck_probe {
 	X509		*cert;		/* the peer's leaf certificate */
 	char		 spki[65];	/* SHA-256 of its SubjectPublicKeyInfo, hex */
 	char		 full[65];	/* SHA-256 of the whole certificate, hex */
+	int64_t		 not_after;	/* unix seconds; 0 if unreadable */
 };
 
 /* Connect to ip:port, read the greeting, EHLO helo, STARTTLS, handshake with

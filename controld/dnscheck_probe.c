@@ -217,7 +217,9 @@ dnscheck_probe_has_starttls(const char *text, size_t len)
 		if (l >= 12 && strncasecmp(p + 4, "STARTTLS", 8) == 0 &&
 		    (l == 12 || p[12] == ' ' || p[12] == '\r'))
 			return 1;
-		p += l + 1;
+		if (nl == NULL)
+			break;
+		p = nl + 1;
 	}
 	return 0;
 }
@@ -248,6 +250,9 @@ probe_keep_cert(X509 *x, struct dnscheck_probe *p)
 	len = i2d_X509(x, &der);
 	probe_digest(der, len, p->full);
 	OPENSSL_free(der);
+	struct tm tm;
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1)
+		p->not_after = (int64_t)timegm(&tm);
 	p->ok = 1;
 }
 

@@ -49,13 +49,13 @@ def issue(d, name, sans):
     openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
             "-subj", "/CN=" + sans[0], "-keyout", name + ".key", "-out", name + ".csr", cwd=d)
     openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "2", "-extfile", name + ".cnf", "-out",
+            "-CAcreateserial", "-days", "90", "-extfile", name + ".cnf", "-out",
             name + ".pem", cwd=d)
 
 
 def make_pki(d):
     openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-nodes", "-days", "2", "-subj", "/CN=mxfleet dnscheck test CA",
+            "-nodes", "-days", "200", "-subj", "/CN=mxfleet dnscheck test CA",
             "-keyout", "ca.key", "-out", "ca.pem",
             "-addext", "basicConstraints=critical,CA:TRUE",
             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)

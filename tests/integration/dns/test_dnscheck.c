@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dns.h"
@@ -34,63 +35,66 @@
 #define REV_ROOT	"rev.example.test"
 #define NEXT_SPKI	"1111111111111111111111111111111111111111111111111111111111111111"
 #define RETIRED_SPKI	"2222222222222222222222222222222222222222222222222222222222222222"
-#define STS_ID		"0123456789abcdef0123456789abcdef"
-#define DKIM_TXT	"v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+#define DKIM_KEY	"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
 #define MAX_LINES	32
 
 static struct dns_resolver *res;
 static char spki_a[65], spki_b[65];
+static int64_t not_after_a;	/* certificate A's, unix seconds */
+static int64_t check_now;	/* the check's clock; 0: the real one */
 
-/* One domain as the fleet wants it: one host, mx1.<d>, at 127.0.0.81,
- * serving certificate A, with a next key and a retired one. */
+/* One domain as the fleet wants it: one host, mx1.<d>, serving certificate
+ * A, with a next key and a retired one, and one DKIM key; want is what
+ * controld generates for it (dnsgen_domain). */
 struct world {
-	char			 d[64], mx1[96], spf[96], dmarc[160];
-	char			 o_apex[96], o_dmarc[96], o_dkim[96];
-	char			 q_spf[128], q_dmarc[192], q_dkim[128];
-	char			 policy[256];
+	char			 d[64], mx1[96];
 	char			*addrs[1], *retired[1];
 	struct dnsgen_cert	 cert;
 	struct dnsgen_host	 host;
+	struct dnsgen_dkim	 dkim;
 	struct dnsgen_domain	 in;
-	struct dnsgen_rr	 rrs[3];
 	struct dnsgen_result	 want;
-	char			 lines[MAX_LINES][256];
+	char			 lines[MAX_LINES][512];
 	size_t			 nlines;
 };
 
+/* The world of the test running, freed by its teardown. */
+static struct world *current;
+
 static void
-world_init(struct world *w, const char *d)
+world_init(struct world *w, const char *d, char *addr)
 {
+	char err[256];
+
 	memset(w, 0, sizeof(*w));
 	snprintf(w->d, sizeof(w->d), "%s", d);
 	snprintf(w->mx1, sizeof(w->mx1), "mx1.%s", d);
-	snprintf(w->spf, sizeof(w->spf), "v=spf1 ip4:127.0.0.81 -all");
-	snprintf(w->dmarc, sizeof(w->dmarc), "v=DMARC1; p=none; rua=mailto:dmarc@%s", d);
-	snprintf(w->policy, sizeof(w->policy),
-	    "version: STSv1\r\nmode: enforce\r\nmx: %s\r\nmax_age: 604800\r\n", w->mx1);
-	w->addrs[0] = "127.0.0.81";
+	w->addrs[0] = addr;
 	w->retired[0] = RETIRED_SPKI;
 	w->cert.spki_sha256 = spki_a;
 	w->host = (struct dnsgen_host){ .host_id = "h1", .mx_name = w->mx1, .addrs = w->addrs,
 	    .naddrs = 1, .certs = &w->cert, .ncerts = 1, .next_spki = NEXT_SPKI,
 	    .retired_spki = w->retired, .nretired = 1 };
+	w->dkim = (struct dnsgen_dkim){ .selector = "s1", .key_type = "ed25519",
+	    .public_b64 = DKIM_KEY, .state = DNSGEN_DKIM_ACTIVE };
 	w->in = (struct dnsgen_domain){ .name = w->d, .ttl = 300, .hosts = &w->host,
-	    .nhosts = 1, .sts_mode = "enforce", .sts_max_age = 604800 };
-	/* What dnsgen_domain gives for this input, as far as the check reads
-	 * it: the TXT records of SPF, DMARC and DKIM, the policy and its id. */
-	snprintf(w->o_apex, sizeof(w->o_apex), "%s.", d);
-	snprintf(w->o_dmarc, sizeof(w->o_dmarc), "_dmarc.%s.", d);
-	snprintf(w->o_dkim, sizeof(w->o_dkim), "s1._domainkey.%s.", d);
-	snprintf(w->q_spf, sizeof(w->q_spf), "\"%s\"", w->spf);
-	snprintf(w->q_dmarc, sizeof(w->q_dmarc), "\"%s\"", w->dmarc);
-	snprintf(w->q_dkim, sizeof(w->q_dkim), "\"%s\"", DKIM_TXT);
-	w->rrs[0] = (struct dnsgen_rr){ w->o_apex, 300, "TXT", w->q_spf, "SPF" };
-	w->rrs[1] = (struct dnsgen_rr){ w->o_dmarc, 300, "TXT", w->q_dmarc, "DMARC" };
-	w->rrs[2] = (struct dnsgen_rr){ w->o_dkim, 300, "TXT", w->q_dkim, "DKIM" };
-	w->want.rrs = w->rrs;
-	w->want.nrrs = 3;
-	w->want.sts_policy = w->policy;
-	snprintf(w->want.sts_id, sizeof(w->want.sts_id), "%s", STS_ID);
+	    .nhosts = 1, .sts_mode = "enforce", .sts_max_age = 604800, .tlsrpt_rua = "",
+	    .spf = "", .dmarc = "", .dkim = &w->dkim, .ndkim = 1 };
+	if (dnsgen_domain(&w->in, &w->want, err, sizeof(err)) != 0)
+		fail_msg("dnsgen_domain(%s): %s", d, err);
+	assert_non_null(w->want.sts_policy);
+	current = w;
+}
+
+static int
+world_free(void **state)
+{
+	(void)state;
+	if (current != NULL)
+		dnsgen_result_free(&current->want);
+	current = NULL;
+	check_now = 0;
+	return 0;
 }
 
 static void __attribute__((format(printf, 2, 3)))
@@ -104,24 +108,18 @@ line(struct world *w, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* The records of a clean zone: what the fleet wants published. */
+/* The records of a clean zone: every record generated, and the PTR of the
+ * host's address naming its MX name. */
 static void
 world_records(struct world *w)
 {
-	const char *d = w->d;
+	char rev[DNS_NAME_MAX];
 
-	line(w, "%s. MX 10 %s.", d, w->mx1);
-	line(w, "%s. A 127.0.0.81", w->mx1);
-	line(w, "_25._tcp.%s. TLSA 3 1 1 %s", w->mx1, spki_a);
-	line(w, "_25._tcp.%s. TLSA 3 1 1 %s", w->mx1, NEXT_SPKI);
-	line(w, "81.0.0.127.%s. PTR %s.", REV_ROOT, w->mx1);
-	line(w, "mta-sts.%s. A 127.0.0.81", d);
-	line(w, "_mta-sts.%s. TXT \"v=STSv1; id=%s\"", d, STS_ID);
-	line(w, "_smtp._tls.%s. TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@%s\"", d, d);
-	line(w, "_smtp._tls.%s. TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@%s\"", w->mx1, d);
-	line(w, "%s. TXT %s", d, w->q_spf);
-	line(w, "_dmarc.%s. TXT %s", d, w->q_dmarc);
-	line(w, "s1._domainkey.%s. TXT %s", d, w->q_dkim);
+	for (size_t i = 0; i < w->want.nrrs; i++)
+		line(w, "%s %s %s", w->want.rrs[i].owner, w->want.rrs[i].type,
+		    w->want.rrs[i].rdata);
+	assert_int_equal(dns_reverse_name(w->addrs[0], REV_ROOT, rev, sizeof(rev)), 0);
+	line(w, "%s. PTR %s.", rev, w->mx1);
 }
 
 /* Leave out the records whose text starts with prefix. */
@@ -165,7 +163,7 @@ publish(struct world *w, const char *policy, const char *mode)
 	args[w->nlines] = NULL;
 	if (w->nlines > 0)
 		dnstest("add", args);
-	write_peer_file("policy.txt", policy ? policy : w->policy);
+	write_peer_file("policy.txt", policy ? policy : w->want.sts_policy);
 	write_peer_file("https_mode", mode ? mode : "ok");
 }
 
@@ -189,6 +187,7 @@ check(struct world *w, struct dnscheck_report *rep)
 		.https_ms = 10000,
 		.helo = "checker.example.test",
 		.reverse_root = REV_ROOT,
+		.now = check_now,
 	};
 	int rc = dnscheck_domain(&w->in, &w->want, &o, rep);
 
@@ -243,7 +242,7 @@ expect(const struct dnscheck_report *rep, ...)
 static void
 fresh(struct world *w, const char *d)
 {
-	world_init(w, d);
+	world_init(w, d, "127.0.0.81");
 	world_records(w);
 }
 
@@ -259,7 +258,7 @@ run(struct world *w, const char *policy, const char *mode, struct dnscheck_repor
 static void
 test_clean_zone_has_no_findings(void **state)
 {
-	struct world w;
+	static struct world w;	/* freed by world_free */
 	struct dnscheck_report rep;
 
 	(void)state;
@@ -274,7 +273,7 @@ test_clean_zone_has_no_findings(void **state)
 static void
 test_mx_cname_without_target_in_cert(void **state)
 {
-	struct world w;
+	static struct world w;	/* freed by world_free */
 	struct dnscheck_report rep;
 
 	(void)state;
@@ -292,7 +291,7 @@ test_mx_cname_without_target_in_cert(void **state)
 static void
 test_ptr_naming_another_host(void **state)
 {
-	struct world w;
+	static struct world w;	/* freed by world_free */
 	struct dnscheck_report rep;
 
 	(void)state;
@@ -322,7 +321,7 @@ test_ptr_naming_another_host(void **state)
 static void
 test_sts_id_stale(void **state)
 {
-	struct world w;
+	static struct world w;	/* freed by world_free */
 	struct dnscheck_report rep;
 
 	(void)state;
@@ -332,14 +331,14 @@ test_sts_id_stale(void **state)
 	run(&w, NULL, NULL, &rep);
 	expect(&rep, "sts-id-stale", "_mta-sts.chk.example.test", NULL);
 	assert_non_null(strstr(rep.findings[0].what, "id=20240101"));
-	assert_non_null(strstr(rep.findings[0].fix, STS_ID));
+	assert_non_null(strstr(rep.findings[0].fix, w.want.sts_id));
 	dnscheck_report_free(&rep);
 }
 
 static void
 test_sts_txt_missing_and_multiple(void **state)
 {
-	struct world w;
+	static struct world w;	/* freed by world_free */
 	struct dnscheck_report rep;
 
 	(void)state;
@@ -358,7 +357,7 @@ test_sts_txt_missing_and_multiple(void **state)
 static void
 test_tlsrpt_missing_for_a_host(void **state)
 {
-	struct world w;
+	static struct world w;	/* freed by world_free */
 	struct dnscheck_report rep;
 
 	(void)state;
@@ -372,7 +371,7 @@ test_tlsrpt_missing_for_a_host(void **state)
 static void
 test_tlsrpt_two_records(void **state)
 {
-	struct world w;
+	static struct world w;	/* freed by world_free */
 	struct dnscheck_report rep;
 
 	(void)state;
@@ -386,7 +385,7 @@ test_tlsrpt_two_records(void **state)
 static void
 test_tlsa_for_retired_key(void **state)
 {
-	struct world w;
+	static struct world w;	/* freed by world_free */
 	struct dnscheck_report rep;
 
 	(void)state;
@@ -401,7 +400,7 @@ test_tlsa_for_retired_key(void **state)
 static void
 test_tlsa_next_key_missing(void **state)
 {
-	struct world w;
+	static struct world w;	/* freed by world_free */
 	struct dnscheck_report rep;
 
 	(void)state;
@@ -418,7 +417,7 @@ test_tlsa_next_key_missing(void **state)
 static void
 test_address_of_another_host(void **state)
 {
-	struct world w;
+	static struct world w;	/* freed by world_free */
 	struct dnscheck_report rep;
 
 	(void)state;
@@ -441,17 +440,15 @@ test_address_of_another_host(void **state)
 static void
 test_no_starttls(void **state)
 {
-	struct world w;
+	static struct world w;	/* freed by world_free */
 	struct dnscheck_report rep;
 
 	(void)state;
-	world_init(&w, "chk.example.test");
-	w.addrs[0] = "127.0.0.83";
+	world_init(&w, "chk.example.test", "127.0.0.83");
 	world_records(&w);
-	drop(&w, "mx1.chk.example.test. A");
-	drop(&w, "81.0.0.127.");
-	line(&w, "mx1.chk.example.test. A 127.0.0.83");
-	line(&w, "83.0.0.127.%s. PTR mx1.chk.example.test.", REV_ROOT);
+	/* The policy is served at .81 only. */
+	drop(&w, "mta-sts.chk.example.test. A");
+	line(&w, "mta-sts.chk.example.test. A 127.0.0.81");
 	run(&w, NULL, NULL, &rep);
 	expect(&rep, "starttls-failed", "127.0.0.83", NULL);
 	assert_non_null(strstr(rep.findings[0].what, "STARTTLS is not offered"));
@@ -461,7 +458,7 @@ test_no_starttls(void **state)
 static void
 test_mx_not_published(void **state)
 {
-	struct world w;
+	static struct world w;	/* freed by world_free */
 	struct dnscheck_report rep;
 
 	(void)state;
@@ -481,7 +478,7 @@ test_mx_not_published(void **state)
 static void
 test_tlsa_in_unsigned_zone(void **state)
 {
-	struct world w;
+	static struct world w;	/* freed by world_free */
 	struct dnscheck_report rep;
 
 	(void)state;
@@ -494,11 +491,11 @@ test_tlsa_in_unsigned_zone(void **state)
 static void
 test_bogus_zone(void **state)
 {
-	struct world w;
+	static struct world w;	/* freed by world_free */
 	struct dnscheck_report rep;
 
 	(void)state;
-	world_init(&w, "bogus.test");
+	world_init(&w, "bogus.test", "127.0.0.81");
 	w.nlines = 0;
 	run(&w, NULL, NULL, &rep);
 	/* Every answer is bogus: the first finding says so for the MX. */
@@ -519,7 +516,7 @@ test_bogus_zone(void **state)
 static void
 test_policy_redirect_and_content_type(void **state)
 {
-	struct world w;
+	static struct world w;	/* freed by world_free */
 	struct dnscheck_report rep;
 
 	(void)state;
@@ -543,7 +540,7 @@ test_policy_redirect_and_content_type(void **state)
 static void
 test_policy_served_differs(void **state)
 {
-	struct world w;
+	static struct world w;	/* freed by world_free */
 	struct dnscheck_report rep;
 
 	(void)state;
@@ -560,7 +557,7 @@ test_policy_served_differs(void **state)
 static void
 test_spf_dmarc_dkim(void **state)
 {
-	struct world w;
+	static struct world w;	/* freed by world_free */
 	struct dnscheck_report rep;
 
 	(void)state;
@@ -584,10 +581,32 @@ test_spf_dmarc_dkim(void **state)
 	dnscheck_report_free(&rep);
 }
 
+/* With the check's clock moved: three days before the served certificate
+ * expires, then after. */
+static void
+test_certificate_expiry(void **state)
+{
+	static struct world w;	/* freed by world_free */
+	struct dnscheck_report rep;
+
+	(void)state;
+	fresh(&w, "chk.example.test");
+	check_now = not_after_a - 3 * 86400;
+	run(&w, NULL, NULL, &rep);
+	expect(&rep, "cert-expiring", "mx1.chk.example.test", NULL);
+	assert_non_null(strstr(rep.findings[0].what, "in 72 hours"));
+	dnscheck_report_free(&rep);
+
+	check_now = not_after_a + 1;
+	check(&w, &rep);
+	expect(&rep, "cert-expired", "mx1.chk.example.test", NULL);
+	dnscheck_report_free(&rep);
+}
+
 /* ------------------------------------------------------------------ setup */
 
 static void
-spki_of(const char *path, char out[65])
+spki_of(const char *path, char out[65], int64_t *not_after)
 {
 	FILE *f = fopen(path, "r");
 	X509 *x;
@@ -605,6 +624,11 @@ spki_of(const char *path, char out[65])
 	for (unsigned i = 0; i < mdlen; i++)
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 	OPENSSL_free(der);
+	if (not_after != NULL) {
+		struct tm tm;
+		assert_int_equal(ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm), 1);
+		*not_after = (int64_t)timegm(&tm);
+	}
 	X509_free(x);
 }
 
@@ -625,8 +649,8 @@ setup(void **state)
 		fprintf(stderr, "dns_resolver_new(%s): %s\n", ns, err);
 		return -1;
 	}
-	spki_of(getenv("DNSCHECK_CERT_A"), spki_a);
-	spki_of(getenv("DNSCHECK_CERT_B"), spki_b);
+	spki_of(getenv("DNSCHECK_CERT_A"), spki_a, &not_after_a);
+	spki_of(getenv("DNSCHECK_CERT_B"), spki_b, NULL);
 	return 0;
 }
 
@@ -638,27 +662,30 @@ teardown(void **state)
 	return 0;
 }
 
+#define UNIT(f) cmocka_unit_test_teardown(f, world_free)
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_clean_zone_has_no_findings),
-		cmocka_unit_test(test_mx_cname_without_target_in_cert),
-		cmocka_unit_test(test_ptr_naming_another_host),
-		cmocka_unit_test(test_sts_id_stale),
-		cmocka_unit_test(test_sts_txt_missing_and_multiple),
-		cmocka_unit_test(test_tlsrpt_missing_for_a_host),
-		cmocka_unit_test(test_tlsrpt_two_records),
-		cmocka_unit_test(test_tlsa_for_retired_key),
-		cmocka_unit_test(test_tlsa_next_key_missing),
-		cmocka_unit_test(test_address_of_another_host),
-		cmocka_unit_test(test_no_starttls),
-		cmocka_unit_test(test_mx_not_published),
-		cmocka_unit_test(test_tlsa_in_unsigned_zone),
-		cmocka_unit_test(test_bogus_zone),
-		cmocka_unit_test(test_policy_redirect_and_content_type),
-		cmocka_unit_test(test_policy_served_differs),
-		cmocka_unit_test(test_spf_dmarc_dkim),
+		UNIT(test_clean_zone_has_no_findings),
+		UNIT(test_mx_cname_without_target_in_cert),
+		UNIT(test_ptr_naming_another_host),
+		UNIT(test_sts_id_stale),
+		UNIT(test_sts_txt_missing_and_multiple),
+		UNIT(test_tlsrpt_missing_for_a_host),
+		UNIT(test_tlsrpt_two_records),
+		UNIT(test_tlsa_for_retired_key),
+		UNIT(test_tlsa_next_key_missing),
+		UNIT(test_address_of_another_host),
+		UNIT(test_no_starttls),
+		UNIT(test_mx_not_published),
+		UNIT(test_tlsa_in_unsigned_zone),
+		UNIT(test_bogus_zone),
+		UNIT(test_policy_redirect_and_content_type),
+		UNIT(test_policy_served_differs),
+		UNIT(test_spf_dmarc_dkim),
+		UNIT(test_certificate_expiry),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

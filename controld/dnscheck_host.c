@@ -187,6 +187,35 @@ check_expiry(struct dnscheck *c, const struct dnsgen_host *h, const char *ip,
 		    (long long)((p->not_after - now) / 3600));
 }
 
+/* Does a DNS subjectAltName of x cover name? The same matching as
+ * generation (dnsgen_name_covers, RFC 6125 6.4.3), so a certificate that
+ * passes there passes here; as RFC 6125 6.4.4 says, the subject's CN is
+ * not looked at when there are DNS names (and senders today ignore it). */
+static int
+cert_covers(X509 *x, const char *name)
+{
+	GENERAL_NAMES *sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	int covered = 0;
+
+	for (int i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans) && !covered; i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+		char dns[256];
+		int len;
+
+		if (g->type != GEN_DNS)
+			continue;
+		len = ASN1_STRING_length(g->d.dNSName);
+		if (len <= 0 || len >= (int)sizeof(dns))
+			continue;
+		memcpy(dns, ASN1_STRING_get0_data(g->d.dNSName), (size_t)len);
+		dns[len] = '\0';
+		if (strlen(dns) == (size_t)len)		/* no NUL inside */
+			covered = dnsgen_name_covers(dns, name);
+	}
+	GENERAL_NAMES_free(sans);
+	return covered;
+}
+
 /* What a sender sees at each address: STARTTLS, and a certificate for the
  * MX name (and for the CNAME target: what some senders check instead). */
 static void
@@ -195,7 +224,6 @@ check_tls(struct dnscheck *c, struct host_state *hs)
 	const struct dnsgen_host *h = hs->h;
 	const char *helo = c->o->helo ? c->o->helo : "dnscheck.invalid";
 	unsigned port = c->o->smtp_port ? c->o->smtp_port : 25;
-	unsigned flags = X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS;
 
 	for (size_t i = 0; i < hs->nprobe; i++) {
 		const char *ip = hs->probe_ips[i];
@@ -208,10 +236,10 @@ check_tls(struct dnscheck *c, struct host_state *hs)
 			continue;
 		}
 		keep_key(hs, &p, ip);
-		if (X509_check_host(p.cert, h->mx_name, 0, flags, NULL) != 1)
+		if (!cert_covers(p.cert, h->mx_name))
 			dnscheck_add(c, "cert-name-missing", h->mx_name, NULL,
 			    "the certificate served at %s does not cover %s", ip, h->mx_name);
-		if (hs->cname[0] && X509_check_host(p.cert, hs->cname, 0, flags, NULL) != 1)
+		if (hs->cname[0] && !cert_covers(p.cert, hs->cname))
 			dnscheck_add(c, "mx-cname-cert", hs->cname, NULL,
 			    "the certificate served at %s (MX %s) does not cover the CNAME target %s",
 			    ip, h->mx_name, hs->cname);

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "smtp_client.h"
 #include "tls.h"
+#include "xmalloc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -305,15 +306,11 @@ void
 dnscheck_probe_run(const char *ip, unsigned port, const char *sni, const char *helo,
     int timeout_ms, struct dnscheck_probe *out)
 {
-	struct probe_conn *pc = calloc(1, sizeof(*pc));
+	struct probe_conn *pc = xcalloc(1, sizeof(*pc));	/* its buffer is 16 KiB */
 	struct smtp_reply r;
 	char peer[80], ehlo[300];
 
 	memset(out, 0, sizeof(*out));
-	if (pc == NULL) {
-		probe_fail(out, "out of memory");
-		return;
-	}
 	snprintf(peer, sizeof(peer), strchr(ip, ':') ? "[%s]:%u" : "%s:%u", ip, port);
 	pc->peer = peer;
 	pc->fd = -1;

@@ -2,6 +2,7 @@
  * PQexecParams or as COPY data; SQL text here is constant, except migration
  * files, which are trusted SQL shipped with controld. */
 #include "db.h"
+#include "db_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -22,7 +23,6 @@
 #include "log.h"
 #include "xmalloc.h"
 
-#define DB_PARAMS_MAX		8
 #define DB_COPY_CHUNK		(64 * 1024)
 #define DB_MAX_UNIX_MS		INT64_C(253402300799999)	/* 9999-12-31T23:59:59.999Z */
 #define DB_MAX_UNIX_S		INT64_C(253402300799)
@@ -43,10 +43,7 @@ struct db {
 
 /* ---- errors ---- */
 
-static void db_seterr(struct db *db, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
+void
 db_seterr(struct db *db, const char *fmt, ...)
 {
 	char tmp[sizeof(db->err)], *w = db->err;
@@ -83,7 +80,7 @@ db_conn_ok(struct db *db)
 
 /* A statement failed: record why, leave the session usable (no open
  * transaction) and say whether the connection is the problem. */
-static int
+int
 db_fail(struct db *db, PGresult *res, const char *what)
 {
 	const char *m = res != NULL ? PQresultErrorMessage(res) : NULL;
@@ -119,13 +116,7 @@ db_notice(void *arg, const PGresult *res)
 
 /* ---- parameters and statements ---- */
 
-struct db_params {
-	int		 n;
-	const char	*v[DB_PARAMS_MAX];
-	char		 num[DB_PARAMS_MAX][24];
-};
-
-static void
+void
 dbp_str(struct db_params *p, const char *s)
 {
 	if (p->n >= DB_PARAMS_MAX)
@@ -133,7 +124,7 @@ dbp_str(struct db_params *p, const char *s)
 	p->v[p->n++] = s;
 }
 
-static void
+void
 dbp_u64(struct db_params *p, uint64_t v)
 {
 	if (p->n >= DB_PARAMS_MAX)
@@ -143,7 +134,7 @@ dbp_u64(struct db_params *p, uint64_t v)
 	p->n++;
 }
 
-static void
+void
 dbp_i64(struct db_params *p, int64_t v)
 {
 	if (p->n >= DB_PARAMS_MAX)
@@ -153,7 +144,7 @@ dbp_i64(struct db_params *p, int64_t v)
 	p->n++;
 }
 
-static void
+void
 dbp_null(struct db_params *p)
 {
 	dbp_str(p, NULL);
@@ -161,7 +152,7 @@ dbp_null(struct db_params *p)
 
 /* Run one statement that must end in want; *out (if not NULL) gets the
  * result, which the caller clears. */
-static int
+int
 db_run(struct db *db, const char *what, const char *sql,
     const struct db_params *p, ExecStatusType want, PGresult **out)
 {
@@ -178,13 +169,13 @@ db_run(struct db *db, const char *what, const char *sql,
 	return DB_OK;
 }
 
-static int
+int
 db_cmd(struct db *db, const char *what, const char *sql, const struct db_params *p)
 {
 	return db_run(db, what, sql, p, PGRES_COMMAND_OK, NULL);
 }
 
-static int
+int
 db_query(struct db *db, const char *what, const char *sql,
     const struct db_params *p, PGresult **out)
 {
@@ -192,13 +183,13 @@ db_query(struct db *db, const char *what, const char *sql,
 }
 
 /* Rows a command touched (INSERT/UPDATE/DELETE). */
-static uint64_t
+uint64_t
 db_affected(PGresult *res)
 {
 	return strtoull(PQcmdTuples(res), NULL, 10);
 }
 
-static int
+int
 db_commit(struct db *db, const char *what)
 {
 	PGresult *res = NULL;
@@ -217,19 +208,19 @@ db_commit(struct db *db, const char *what)
 	return DB_OK;
 }
 
-static uint64_t
+uint64_t
 db_get_u64(const PGresult *res, int row, int col)
 {
 	return strtoull(PQgetvalue(res, row, col), NULL, 10);
 }
 
-static int64_t
+int64_t
 db_get_i64(const PGresult *res, int row, int col)
 {
 	return strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
-static char *
+char *
 db_get_str(const PGresult *res, int row, int col)
 {
 	return xstrdup(PQgetvalue(res, row, col));
@@ -325,17 +316,10 @@ db_reset(struct db *db)
 	return DB_OK;
 }
 
-typedef int (*db_op)(struct db *, void *);
-
-enum db_repeat {
-	DB_REPEAT_UNTIL_COMMIT,	/* repeating after COMMIT was sent could mislead */
-	DB_REPEAT_ALWAYS,	/* a read, or idempotent */
-};
-
 /* Run op; if it fails because the connection is gone, reset the connection
  * once and, if that is safe, run op once more. A connection found broken by
  * an earlier call is reset first. */
-static int
+int
 db_call(struct db *db, db_op op, void *arg, enum db_repeat repeat)
 {
 	char first[sizeof(db->err)], q[LOG_QUOTE_SIZE(200)];

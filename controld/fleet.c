@@ -6,6 +6,7 @@
 
 #include "call.h"
 #include "controld.h"
+#include "db_identity.h"
 #include "fleet.h"
 #include "xmalloc.h"
 
@@ -29,11 +30,41 @@ fleet_free_watch(void *p)
 	mxfleet__v1__watch_request__free_unpacked(p, NULL);
 }
 
+/* The identity a host reports (DNS): stored after the host's own row. */
+static int
+fleet_identity_store(struct db *db, const char *host_id, const Mxfleet__V1__HostIdentity *id)
+{
+	int changed = 0;
+	unsigned retired = 0;
+	if (id == NULL)
+		return DB_OK;	/* an mxd from before HostIdentity: what is stored stays */
+	int rc = db_identity_store(db, host_id, id, &changed, &retired);
+	if (rc == DB_OK && (changed || retired))
+		log_info("event=host_identity_stored host=%s hostname=%s addresses=%zu"
+		    " certificates=%zu changed=%d keys_retired=%u", host_id, id->hostname,
+		    id->n_addresses, id->n_certs, changed, retired);
+	return rc;
+}
+
+/* A hostile or broken mxd must not put junk into the DNS tables: the
+ * whole call is refused, naming the field. */
+static int
+fleet_identity_refused(struct grpc_call *c, const Mxfleet__V1__HostIdentity *id)
+{
+	char why[300];
+	if (id == NULL || db_identity_check(id, why, sizeof(why)) == 0)
+		return 0;
+	grpc_call_finish(c, GRPC_INVALID_ARGUMENT, why);
+	return 1;
+}
+
 static int
 fleet_register_work(struct db *db, struct dbq_job *qj)
 {
 	struct call_job *j = (struct call_job *)qj;
-	return db_host_register(db, j->req, &j->n1);
+	const Mxfleet__V1__RegisterRequest *req = j->req;
+	int rc = db_host_register(db, req, &j->n1);
+	return rc != DB_OK ? rc : fleet_identity_store(db, req->host_id, req->identity);
 }
 
 static void
@@ -55,7 +86,7 @@ fleet_register(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
 	UNPACK(Mxfleet__V1__RegisterRequest, mxfleet__v1__register_request, c, msg, len);
 	C->m.calls++;
-	if (call_check_host(c, req->host_id) < 0) {
+	if (call_check_host(c, req->host_id) < 0 || fleet_identity_refused(c, req->identity)) {
 		mxfleet__v1__register_request__free_unpacked(req, NULL);
 		return;
 	}
@@ -72,6 +103,8 @@ fleet_heartbeat_work(struct db *db, struct dbq_job *qj)
 	const Mxfleet__V1__HeartbeatRequest *req = j->req;
 	uint64_t v;
 	int rc = db_host_heartbeat(db, req, &v);
+	if (rc == DB_OK)
+		rc = fleet_identity_store(db, req->host_id, req->identity);
 	if (rc != DB_OK)
 		return rc;
 	return db_host_upload_health(db, req->host_id, req->batches_refused,
@@ -140,7 +173,7 @@ fleet_heartbeat(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
 	UNPACK(Mxfleet__V1__HeartbeatRequest, mxfleet__v1__heartbeat_request, c, msg, len);
 	C->m.calls++;
-	if (call_check_host(c, req->host_id) < 0) {
+	if (call_check_host(c, req->host_id) < 0 || fleet_identity_refused(c, req->identity)) {
 		mxfleet__v1__heartbeat_request__free_unpacked(req, NULL);
 		return;
 	}

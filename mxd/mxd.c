@@ -11,6 +11,7 @@
  * "mxd -c FILE queue ..." starts nothing: it is the client of the running
  * scheduler's queue-control socket (qmgr/qmgr_queue.c). */
 #include "mxd.h"
+#include "mxd_identity.h"
 #include "rcpt_prober.h"
 #include "buf.h"
 #include "grpc.h"
@@ -60,6 +61,8 @@ struct mxd_master {
 	pid_t			 uploader;	/* 0: no control plane */
 	struct uploader_creds	 creds;
 	int			 outcome_fds[2];	/* workers -> uploader */
+	int			 identity_fds[2];	/* master -> uploader (mxd_identity.h) */
+	uint8_t			*identity;		/* packed HostIdentity */
 	uint64_t		*outcome_dropped;
 	pid_t			 draining[MXD_MAX_WORKERS * 4];	/* workers replaced by reloads */
 };
@@ -328,6 +331,12 @@ mxd_spawn(struct mxd_master *m, enum mxd_role role, int idx)
 	if (pid > 0)
 		return pid;
 	prctl(PR_SET_NAME, mxd_role_names[role]);
+	/* Only the master tells the uploader who this host is. */
+	if (m->identity_fds[0] > 0) {
+		close(m->identity_fds[0]);
+		if (role != MXD_ROLE_UPLOADER)
+			close(m->identity_fds[1]);
+	}
 	if (role == MXD_ROLE_WORKER)
 		mxd_worker_main(m, idx);
 	for (size_t i = 0; i < (size_t)m->nworkers * m->nlisten; i++)
@@ -416,6 +425,21 @@ mxd_track_draining(struct mxd_master *m, pid_t pid)
 	kill(pid, SIGTERM);
 }
 
+/* A reload's identity: kept for an uploader started later, sent to the
+ * running one. */
+static void
+mxd_identity_update(struct mxd_master *m, uint8_t *id, size_t len)
+{
+	if (id == NULL)
+		return;
+	free(m->identity);
+	m->identity = id;
+	m->creds.identity = id;
+	m->creds.identity_len = len;
+	if (m->uploader > 0 && m->identity_fds[0] > 0)
+		mxd_identity_send(m->identity_fds[0], id, len);
+}
+
 static void
 mxd_reload(struct mxd_master *m)
 {
@@ -432,6 +456,16 @@ mxd_reload(struct mxd_master *m)
 		log_error("event=reload_failed error=tls");
 		return;
 	}
+	uint8_t *nid = NULL;
+	size_t nidlen = 0;
+	if (ncfg->control_server &&
+	    mxd_identity_build(ncfg, 1, &nid, &nidlen, err, sizeof(err)) < 0) {
+		tls_server_free(ntls);
+		mxd_config_free(ncfg);
+		log_error("event=reload_failed error=\"%s\"", err);
+		return;
+	}
+	mxd_identity_update(m, nid, nidlen);
 	/* Listeners, workers, user and spool are fixed at start. */
 	struct mxd_config *old = m->cfg;
 	struct tls_server *oldtls = m->tls;
@@ -859,6 +893,13 @@ main(int argc, char **argv)
 			    m.cfg->control_cert);
 			return 1;
 		}
+		/* The next key is created now, as root; -n only reads it. */
+		if (mxd_identity_build(m.cfg, !check, &m.identity, &m.creds.identity_len, err,
+		    sizeof(err)) < 0) {
+			fprintf(stderr, "mxd: %s\n", err);
+			return 1;
+		}
+		m.creds.identity = m.identity;
 	}
 	if (check) {
 		printf("mxd: %s: configuration OK (%zu domains, %zu certificates)\n", path,
@@ -867,6 +908,7 @@ main(int argc, char **argv)
 		SSL_CTX_free(m.creds.tls);
 		tls_server_free(m.tls);
 		mxd_config_free(m.cfg);
+		free(m.identity);
 		return 0;
 	}
 	log_init("mxd", m.cfg->log_level, m.cfg->log_syslog);
@@ -906,6 +948,9 @@ main(int argc, char **argv)
 	if (m.cfg->control_server) {
 		if (outcome_channel_new(m.outcome_fds, &m.outcome_dropped) < 0)
 			fatal("event=outcome_channel_failed");
+		if (mxd_identity_channel_new(m.identity_fds) < 0)
+			fatal("event=identity_channel_failed");
+		m.creds.identity_fd = m.identity_fds[1];
 		m.uploader = mxd_spawn_uploader(&m);
 	}
 	m.deliverer = mxd_spawn_deliverer(&m);
@@ -932,6 +977,7 @@ main(int argc, char **argv)
 			tls_server_free(m.tls);
 			SSL_CTX_free(m.creds.tls);
 			mxd_config_free(m.cfg);
+			free(m.identity);
 			spool_free(m.spool);
 			free(m.lfds);
 			return 0;

@@ -56,6 +56,11 @@ struct uploader_creds {
 	SSL_CTX		*tls;		/* loaded by the master, before dropping root */
 	char		 cn[256];	/* the certificate's CN: default host_id */
 	time_t		 not_after;
+	/* mxd_identity.h: built by the master at start and at each reload;
+	 * identity_fd brings the uploader each reload's. */
+	const uint8_t	*identity;
+	size_t		 identity_len;
+	int		 identity_fd;
 };
 void uploader_main(struct mxd_config *cfg, int fd, uint64_t *shared_dropped,
     const struct uploader_creds *creds) __attribute__((noreturn));

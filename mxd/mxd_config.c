@@ -1,4 +1,5 @@
 #include "mxd_config.h"
+#include "mxd_identity.h"
 #include "conf.h"
 #include "dnsname.h"
 #include "rcpt_addr.h"
@@ -10,7 +11,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +24,7 @@ static const char *const mxd_config_top_keys[] = {
 	"core_dumps",
 	"trusted_networks", "relay_next_hop", "received_header", "domains", "tls",
 	"limits", "delivery", "control", "resolver", "routes", "tls_policies",
-	"submission_auth", "recipient_delimiter", "recipient_verify", NULL
+	"submission_auth", "recipient_delimiter", "recipient_verify", "public_addresses", NULL
 };
 static const char *const mxd_config_verify_keys[] = {
 	"timeout", "positive_ttl", "negative_ttl", "cache_size", NULL
@@ -44,7 +44,7 @@ static const char *const mxd_config_control_keys[] = {
 	"batch_max_bytes", "heartbeat_interval", NULL
 };
 static const char *const mxd_config_tls_keys[] = {
-	"certificates", "min_version", "session_tickets", NULL
+	"certificates", "min_version", "session_tickets", "next_key", NULL
 };
 static const char *const mxd_config_cert_keys[] = { "cert", "key", NULL };
 static const char *const mxd_config_domain_keys[] = {
@@ -681,7 +681,7 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 		return -1;
 	if ((r = conf_get_aggregate(root, "tls", CONFIG_TYPE_GROUP, &g, err)) < 0)
 		return -1;
-	if (r == 1 && mxd_config_tls(cfg, g, err) < 0)
+	if ((r == 1 && mxd_config_tls(cfg, g, err) < 0) || mxd_identity_config(cfg, root, err) < 0)
 		return -1;
 	if ((r = conf_get_aggregate(root, "limits", CONFIG_TYPE_GROUP, &g, err)) < 0)
 		return -1;
@@ -1051,6 +1051,7 @@ mxd_config_free(struct mxd_config *cfg)
 		free((char *)cfg->certs[i].key);
 	}
 	free(cfg->certs);
+	mxd_identity_config_free(cfg);
 	free(cfg->control_server);
 	free(cfg->control_host);
 	free(cfg->control_authority);

@@ -86,6 +86,11 @@ struct mxd_config {
 	size_t			 ncerts;
 	int			 tls_min_version;
 	int			 session_tickets;
+	/* the host's identity for DNS (mxd_identity.h) */
+	char			*next_key;		/* tls.next_key; NULL: default */
+	char			**public_addresses;	/* canonical IP text */
+	size_t			 npublic_addresses;
+	int			 public_addresses_set;	/* else: listen's addresses */
 
 	uint64_t		 message_size;
 	int			 max_recipients;

@@ -21,6 +21,7 @@
  * acknowledged in the journal, and the rest flows on. Both counts go to
  * controld in every heartbeat (mailctl hosts: REFUSED, QUARANTINED). */
 #include "mxd.h"
+#include "mxd_identity.h"
 #include "buf.h"
 #include "journal.h"
 #include "upload_batch.h"
@@ -56,7 +57,8 @@ struct uploader {
 	SSL_CTX			*tls;
 	char			 host_id[256];
 	int64_t			 cert_not_after;
-	struct event		*read_ev, *commit_ev, *hb_ev, *retry_ev, *term_ev;
+	Mxfleet__V1__HostIdentity *identity;	/* the master's newest; NULL: none */
+	struct event		*read_ev, *commit_ev, *hb_ev, *retry_ev, *term_ev, *identity_ev;
 	int			 commit_pending;
 	/* the stream */
 	struct grpc_call	*stream;
@@ -462,7 +464,24 @@ uploader_heartbeat(struct uploader *u)
 	else if (errno == ENOENT)
 		u->quarantined = 0;
 	hb.outcomes_quarantined = u->quarantined;
+	hb.identity = u->identity;
 	uploader_unary(u, "/mxfleet.v1.Fleet/Heartbeat", &hb.base);
+}
+
+/* A reload's identity from the master: controld hears of it at once. */
+static void
+uploader_identity_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct uploader *u = arg;
+	Mxfleet__V1__HostIdentity *id = mxd_identity_recv(fd);
+	if (id == NULL)
+		return;
+	if (u->identity)
+		mxfleet__v1__host_identity__free_unpacked(u->identity, NULL);
+	u->identity = id;
+	log_info("event=host_identity_changed certificates=%zu", id->n_certs);
+	if (grpc_client_ready(u->cl))
+		uploader_heartbeat(u);
 }
 
 static void
@@ -522,6 +541,7 @@ uploader_state_cb(struct grpc_client *cl, int ready, void *arg)
 	r.version = (char *)MXFLEET_VERSION;
 	r.n_listen = u->cfg->nlisten;
 	r.listen = u->cfg->listen;
+	r.identity = u->identity;
 	uploader_unary(u, "/mxfleet.v1.Fleet/Register", &r.base);
 	uploader_heartbeat(u);
 	uploader_open_calls(u);
@@ -565,6 +585,9 @@ uploader_main(struct mxd_config *cfg, int fd, uint64_t *shared_dropped,
 	snprintf(u.host_id, sizeof(u.host_id), "%s", cfg->control_host_id ? cfg->control_host_id :
 	    creds->cn);
 	u.tls = creds->tls;
+	if (creds->identity_len > 0)
+		u.identity = mxfleet__v1__host_identity__unpack(NULL, creds->identity_len,
+		    creds->identity);
 	u.base = event_base_new();
 	u.read_ev = event_new(u.base, fd, EV_READ | EV_PERSIST, uploader_read_cb, &u);
 	u.commit_ev = evtimer_new(u.base, uploader_commit_cb, &u);
@@ -573,6 +596,11 @@ uploader_main(struct mxd_config *cfg, int fd, uint64_t *shared_dropped,
 	u.term_ev = evsignal_new(u.base, SIGTERM, uploader_term_cb, &u);
 	event_add(u.read_ev, NULL);
 	event_add(u.term_ev, NULL);
+	if (creds->identity_fd > 0) {
+		u.identity_ev = event_new(u.base, creds->identity_fd, EV_READ | EV_PERSIST,
+		    uploader_identity_cb, &u);
+		event_add(u.identity_ev, NULL);
+	}
 	struct timeval hb = { cfg->control_heartbeat, 0 };
 	event_add(u.hb_ev, &hb);
 	sigset_t none;
@@ -600,6 +628,10 @@ uploader_main(struct mxd_config *cfg, int fd, uint64_t *shared_dropped,
 	event_free(u.retry_ev);
 	event_free(u.hb_ev);
 	event_free(u.term_ev);
+	if (u.identity_ev)
+		event_free(u.identity_ev);
+	if (u.identity)
+		mxfleet__v1__host_identity__free_unpacked(u.identity, NULL);
 	/* libevent frees TLS bufferevents (and their SSL) deferred: let it. */
 	event_base_loop(u.base, EVLOOP_NONBLOCK);
 	event_base_free(u.base);

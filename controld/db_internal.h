@@ -1,0 +1,56 @@
+/* What the db_<subject>.c files share with db.c: statements with
+ * parameters, results, errors, and db_call's reconnect-and-repeat rule
+ * (db.h). Not for code outside controld's PostgreSQL layer: everything else
+ * goes through db.h and the db_<subject>.h headers. */
+#ifndef CONTROLD_DB_INTERNAL_H
+#define CONTROLD_DB_INTERNAL_H
+
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "db.h"
+
+#define DB_PARAMS_MAX		12
+
+/* A statement's parameters: strings as given (NULL is SQL NULL), numbers
+ * printed into num. */
+struct db_params {
+	int		 n;
+	const char	*v[DB_PARAMS_MAX];
+	char		 num[DB_PARAMS_MAX][24];
+};
+
+void dbp_str(struct db_params *p, const char *s);
+void dbp_u64(struct db_params *p, uint64_t v);
+void dbp_i64(struct db_params *p, int64_t v);
+void dbp_null(struct db_params *p);
+
+void db_seterr(struct db *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A statement failed: record why, roll back, DB_ESQL or DB_ECONN. */
+int db_fail(struct db *db, PGresult *res, const char *what);
+/* Run one statement that must end in want; *out (if not NULL) gets the
+ * result, which the caller clears. */
+int db_run(struct db *db, const char *what, const char *sql, const struct db_params *p,
+    ExecStatusType want, PGresult **out);
+int db_cmd(struct db *db, const char *what, const char *sql, const struct db_params *p);
+int db_query(struct db *db, const char *what, const char *sql, const struct db_params *p,
+    PGresult **out);
+uint64_t db_affected(PGresult *res);
+int db_commit(struct db *db, const char *what);
+uint64_t db_get_u64(const PGresult *res, int row, int col);
+int64_t db_get_i64(const PGresult *res, int row, int col);
+char *db_get_str(const PGresult *res, int row, int col);
+
+typedef int (*db_op)(struct db *, void *);
+
+enum db_repeat {
+	DB_REPEAT_UNTIL_COMMIT,	/* repeating after COMMIT was sent could mislead */
+	DB_REPEAT_ALWAYS,	/* a read, or idempotent */
+};
+
+/* Run op; if it fails because the connection is gone, reset the connection
+ * once and, if that is safe, run op once more (db.h). */
+int db_call(struct db *db, db_op op, void *arg, enum db_repeat repeat);
+
+#endif

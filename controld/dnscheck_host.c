@@ -8,7 +8,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,11 +154,11 @@ static void
 keep_key(struct host_state *hs, const struct dnscheck_probe *p, const char *ip)
 {
 	for (size_t i = 0; i < hs->nkeys; i++)
-		if (strcmp(hs->keys[i].spki, p->spki) == 0)
+		if (strcmp(hs->keys[i].spki, p->id.spki) == 0)
 			return;
 	if (hs->nkeys == HOST_KEYS_MAX)
 		return;
-	snprintf(hs->keys[hs->nkeys].spki, sizeof(hs->keys[0].spki), "%s", p->spki);
+	snprintf(hs->keys[hs->nkeys].spki, sizeof(hs->keys[0].spki), "%s", p->id.spki);
 	snprintf(hs->keys[hs->nkeys].full, sizeof(hs->keys[0].full), "%s", p->full);
 	snprintf(hs->keys[hs->nkeys].ip, sizeof(hs->keys[0].ip), "%s", ip);
 	hs->nkeys++;
@@ -171,49 +170,33 @@ check_expiry(struct dnscheck *c, const struct dnsgen_host *h, const char *ip,
 {
 	int64_t now = c->o->now ? c->o->now : (int64_t)time(NULL);
 	char when[32] = "?";
-	time_t t = (time_t)p->not_after;
+	time_t t = (time_t)p->id.not_after;
 	struct tm tm;
 
-	if (p->not_after == 0)
+	if (p->id.not_after == 0)
 		return;
 	if (gmtime_r(&t, &tm) != NULL)
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (p->not_after <= now)
+	if (p->id.not_after <= now)
 		dnscheck_add(c, "cert-expired", h->mx_name, NULL,
 		    "the certificate served at %s expired at %s", ip, when);
-	else if (p->not_after - now < DNSCHECK_EXPIRY_WARN)
+	else if (p->id.not_after - now < DNSCHECK_EXPIRY_WARN)
 		dnscheck_add(c, "cert-expiring", h->mx_name, NULL,
 		    "the certificate served at %s expires at %s, in %lld hours", ip, when,
-		    (long long)((p->not_after - now) / 3600));
+		    (long long)((p->id.not_after - now) / 3600));
 }
 
-/* Does a DNS subjectAltName of x cover name? The same matching as
- * generation (dnsgen_name_covers, RFC 6125 6.4.3), so a certificate that
- * passes there passes here; as RFC 6125 6.4.4 says, the subject's CN is
- * not looked at when there are DNS names (and senders today ignore it). */
+/* Does a name of the certificate cover name? The same matching as
+ * generation (dnsgen_name_covers, RFC 6125 6.4.3) over the same names
+ * (tlsid: the DNS subjectAltNames), so a certificate that passes there
+ * passes here. */
 static int
-cert_covers(X509 *x, const char *name)
+cert_covers(const struct tlsid_cert *id, const char *name)
 {
-	GENERAL_NAMES *sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-	int covered = 0;
-
-	for (int i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans) && !covered; i++) {
-		const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
-		char dns[256];
-		int len;
-
-		if (g->type != GEN_DNS)
-			continue;
-		len = ASN1_STRING_length(g->d.dNSName);
-		if (len <= 0 || len >= (int)sizeof(dns))
-			continue;
-		memcpy(dns, ASN1_STRING_get0_data(g->d.dNSName), (size_t)len);
-		dns[len] = '\0';
-		if (strlen(dns) == (size_t)len)		/* no NUL inside */
-			covered = dnsgen_name_covers(dns, name);
-	}
-	GENERAL_NAMES_free(sans);
-	return covered;
+	for (size_t i = 0; i < id->nnames; i++)
+		if (dnsgen_name_covers(id->names[i], name))
+			return 1;
+	return 0;
 }
 
 /* What a sender sees at each address: STARTTLS, and a certificate for the
@@ -236,10 +219,10 @@ check_tls(struct dnscheck *c, struct host_state *hs)
 			continue;
 		}
 		keep_key(hs, &p, ip);
-		if (!cert_covers(p.cert, h->mx_name))
+		if (!cert_covers(&p.id, h->mx_name))
 			dnscheck_add(c, "cert-name-missing", h->mx_name, NULL,
 			    "the certificate served at %s does not cover %s", ip, h->mx_name);
-		if (hs->cname[0] && !cert_covers(p.cert, hs->cname))
+		if (hs->cname[0] && !cert_covers(&p.id, hs->cname))
 			dnscheck_add(c, "mx-cname-cert", hs->cname, NULL,
 			    "the certificate served at %s (MX %s) does not cover the CNAME target %s",
 			    ip, h->mx_name, hs->cname);

@@ -3,13 +3,13 @@
 #ifndef CONTROLD_DNSCHECK_INT_H
 #define CONTROLD_DNSCHECK_INT_H
 
-#include <openssl/x509.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "dns.h"
 #include "dnscheck.h"
 #include "dnsgen.h"
+#include "tlsid.h"
 
 /* One check in progress. */
 struct dnscheck {
@@ -49,10 +49,8 @@ struct dnscheck_probe {
 	int		 ok;		/* a certificate was taken */
 	char		 fail[300];	/* why not: connect, greeting, no STARTTLS, TLS */
 	int		 no_starttls;	/* the server answered but offered no STARTTLS */
-	X509		*cert;		/* the peer's leaf certificate */
-	char		 spki[65];	/* SHA-256 of its SubjectPublicKeyInfo, hex */
+	struct tlsid_cert id;		/* the leaf's names, SPKI SHA-256, notAfter */
 	char		 full[65];	/* SHA-256 of the whole certificate, hex */
-	int64_t		 not_after;	/* unix seconds; 0 if unreadable */
 };
 
 /* Connect to ip:port, read the greeting, EHLO helo, STARTTLS, handshake with

@@ -237,23 +237,22 @@ probe_digest(const unsigned char *der, int len, char out[65])
 	dnscheck_hex(md, mdlen, out);
 }
 
+/* The names, keys and expiry of the leaf, as mxd describes its own
+ * (lib/tlsid.c), and the whole certificate's digest (TLSA 3 0 1). */
 static void
-probe_keep_cert(X509 *x, struct dnscheck_probe *p)
+probe_keep_cert(X509 *x, struct dnscheck_probe *p, const char *peer)
 {
 	unsigned char *der = NULL;
+	char err[160];
 	int len;
 
-	p->cert = x;
-	len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
-	probe_digest(der, len, p->spki);
-	OPENSSL_free(der);
-	der = NULL;
+	if (tlsid_cert_describe(x, &p->id, err, sizeof(err)) != 0) {
+		probe_fail(p, "%s: %s", peer, err);
+		return;
+	}
 	len = i2d_X509(x, &der);
 	probe_digest(der, len, p->full);
 	OPENSSL_free(der);
-	struct tm tm;
-	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1)
-		p->not_after = (int64_t)timegm(&tm);
 	p->ok = 1;
 }
 
@@ -295,7 +294,8 @@ probe_tls(struct probe_conn *pc, const char *sni, struct dnscheck_probe *p)
 	if (x == NULL)
 		probe_fail(p, "%s: the server sent no certificate", pc->peer);
 	else
-		probe_keep_cert(x, p);
+		probe_keep_cert(x, p, pc->peer);
+	X509_free(x);
 	SSL_shutdown(ssl);
 out:
 	SSL_free(ssl);
@@ -340,7 +340,6 @@ done:
 void
 dnscheck_probe_free(struct dnscheck_probe *p)
 {
-	X509_free(p->cert);
-	p->cert = NULL;
+	tlsid_cert_clear(&p->id);
 	p->ok = 0;
 }

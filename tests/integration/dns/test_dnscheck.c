@@ -16,9 +16,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +28,7 @@
 #include "dnscheck.h"
 #include "dnsgen.h"
 #include "dnstest_cmd.h"
+#include "tlsid.h"
 
 #define REV_ROOT	"rev.example.test"
 #define NEXT_SPKI	"1111111111111111111111111111111111111111111111111111111111111111"
@@ -605,30 +603,21 @@ test_certificate_expiry(void **state)
 
 /* ------------------------------------------------------------------ setup */
 
+/* The SPKI SHA-256 and expiry of a PEM certificate, as mxd reports its own. */
 static void
 spki_of(const char *path, char out[65], int64_t *not_after)
 {
-	FILE *f = fopen(path, "r");
+	struct tlsid_cert id;
+	char err[256];
 	X509 *x;
-	unsigned char *der = NULL, md[32];
-	unsigned int mdlen = 0;
-	int len;
 
-	assert_non_null(f);
-	x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	assert_non_null(x);
-	len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
-	assert_true(len > 0);
-	assert_true(EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL));
-	for (unsigned i = 0; i < mdlen; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-	OPENSSL_free(der);
-	if (not_after != NULL) {
-		struct tm tm;
-		assert_int_equal(ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm), 1);
-		*not_after = (int64_t)timegm(&tm);
-	}
+	if (tlsid_read_cert(path, &x, err, sizeof(err)) != 0 ||
+	    tlsid_cert_describe(x, &id, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	snprintf(out, 65, "%s", id.spki);
+	if (not_after != NULL)
+		*not_after = id.not_after;
+	tlsid_cert_clear(&id);
 	X509_free(x);
 }
 

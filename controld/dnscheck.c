@@ -402,6 +402,32 @@ check_auth_records(struct dnscheck *c)
 
 /* ---- MX */
 
+static int
+fleet_mx(const struct dnscheck *c, const char *name)
+{
+	for (size_t i = 0; i < c->in->nhosts; i++)
+		if (c->in->hosts[i].mx_name != NULL &&
+		    dnsname_equal(name, strlen(name), c->in->hosts[i].mx_name))
+			return 1;
+	return 0;
+}
+
+/* A published MX that is none of the fleet's names (the fleet's own are
+ * checked host by host): still a CNAME is wrong (RFC 2181 10.3), e.g. the
+ * alias of seeds/002 pointing at a fleet host. */
+static void
+check_other_mx(struct dnscheck *c, const char *mx)
+{
+	struct dns_addr_result ar;
+
+	dns_addrs(c->o->resolver, mx, DNS_ADDR_ANY, &ar);
+	if (!dnscheck_lookup_failed(c, mx, "A/AAAA", &ar.st) && ar.st.canon[0] != '\0' &&
+	    !dnsname_equal(ar.st.canon, strlen(ar.st.canon), mx))
+		dnscheck_add(c, "mx-cname", mx, NULL, "MX %s is a CNAME to %s%s", mx,
+		    ar.st.canon, fleet_mx(c, ar.st.canon) ? ", a fleet host: name it in the MX" : "");
+	dns_addr_result_free(&ar);
+}
+
 static void
 check_mx(struct dnscheck *c)
 {
@@ -411,6 +437,9 @@ check_mx(struct dnscheck *c)
 	if (dnscheck_lookup_failed(c, d, "MX", &c->mx.st))
 		return;
 	c->mx_known = 1;
+	for (size_t k = 0; k < c->mx.n && !c->mx.implicit; k++)
+		if (!fleet_mx(c, c->mx.mx[k].host))
+			check_other_mx(c, c->mx.mx[k].host);
 	for (size_t i = 0; i < c->in->nhosts; i++) {
 		const struct dnsgen_host *h = &c->in->hosts[i];
 		int found = 0;

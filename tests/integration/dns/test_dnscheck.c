@@ -472,6 +472,27 @@ test_mx_not_published(void **state)
 	dnscheck_report_free(&rep);
 }
 
+/* seeds/002 as operators set it up: the MX names an alias (mxi1), a CNAME
+ * to the fleet host's name. */
+static void
+test_mx_alias_of_fleet_host(void **state)
+{
+	static struct world w;	/* freed by world_free */
+	struct dnscheck_report rep;
+
+	(void)state;
+	fresh(&w, "chk.example.test");
+	drop(&w, "chk.example.test. MX");
+	line(&w, "chk.example.test. MX 10 mxi1.chk.example.test.");
+	line(&w, "mxi1.chk.example.test. CNAME mx1.chk.example.test.");
+	run(&w, NULL, NULL, &rep);
+	expect(&rep, "mx-cname", "mxi1.chk.example.test",
+	    "mx-missing", "mx1.chk.example.test",
+	    "sts-mx-unmatched", "mxi1.chk.example.test", NULL);
+	assert_non_null(strstr(rep.findings[0].what, "a fleet host"));
+	dnscheck_report_free(&rep);
+}
+
 /* TLSA in an unsigned zone: DANE senders ignore it. */
 static void
 test_tlsa_in_unsigned_zone(void **state)
@@ -669,6 +690,7 @@ main(void)
 		UNIT(test_address_of_another_host),
 		UNIT(test_no_starttls),
 		UNIT(test_mx_not_published),
+		UNIT(test_mx_alias_of_fleet_host),
 		UNIT(test_tlsa_in_unsigned_zone),
 		UNIT(test_bogus_zone),
 		UNIT(test_policy_redirect_and_content_type),

@@ -622,6 +622,42 @@ test_certificate_expiry(void **state)
 	dnscheck_report_free(&rep);
 }
 
+/* No answer from the resolver: every lookup says check-incomplete, and
+ * nothing is claimed missing or wrong for want of an answer. The live
+ * STARTTLS still goes to the host's own address. */
+static void
+test_resolver_down_says_incomplete(void **state)
+{
+	static struct world w;	/* freed by world_free */
+	struct dnscheck_report rep;
+	struct dnscheck_opts o = { .smtp_port = (unsigned)atoi(getenv("DNSCHECK_SMTP_PORT")),
+	    .helo = "checker.example.test", .reverse_root = REV_ROOT };
+	char err[256];
+	size_t incomplete = 0;
+
+	(void)state;
+	world_init(&w, "chk.example.test", "127.0.0.81");
+	/* Nothing listens on the discard port: each query fails at once. */
+	o.resolver = dns_resolver_new("127.0.0.1:9", 200, 1, err, sizeof(err));
+	assert_non_null(o.resolver);
+	assert_int_equal(dnscheck_domain(&w.in, &w.want, &o, &rep), 0);
+	for (size_t i = 0; i < rep.nfindings; i++) {
+		if (strcmp(rep.findings[i].code, "check-incomplete") != 0) {
+			print_report(&rep);
+			fail_msg("a finding other than check-incomplete: %s",
+			    rep.findings[i].code);
+		}
+		incomplete++;
+	}
+	/* MX, the host's addresses, PTR, TLSA and TLSRPT, the domain's TLSRPT,
+	 * _mta-sts, mta-sts addresses, SPF, DMARC, DKIM. */
+	assert_int_equal(incomplete, 11);
+	assert_string_equal(rep.findings[0].subject, "chk.example.test");
+	assert_int_equal(rep.nwarnings, 11);
+	dnscheck_report_free(&rep);
+	dns_resolver_free((struct dns_resolver *)o.resolver);
+}
+
 /* ------------------------------------------------------------------ setup */
 
 /* The SPKI SHA-256 and expiry of a PEM certificate, as mxd reports its own. */
@@ -697,6 +733,7 @@ main(void)
 		UNIT(test_policy_served_differs),
 		UNIT(test_spf_dmarc_dkim),
 		UNIT(test_certificate_expiry),
+		UNIT(test_resolver_down_says_incomplete),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

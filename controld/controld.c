@@ -66,8 +66,8 @@ static const struct grpc_method controld_methods[] = {
 	{ "/mxfleet.v1.Admin/SetDomainDns", admin_dns_set, NULL, call_end },
 	{ "/mxfleet.v1.Admin/GetDomainDns", admin_dns_get, NULL, call_end },
 	{ "/mxfleet.v1.Admin/DnsRecords", admin_dns_records, NULL, call_end },
-	{ "/mxfleet.v1.Admin/DnsCheck", admin_dns_check, NULL, call_end },
-	{ "/mxfleet.v1.Admin/DnsPush", admin_dns_push, NULL, call_end },
+	{ "/mxfleet.v1.Admin/DnsCheck", dnsops_check, NULL, call_end },
+	{ "/mxfleet.v1.Admin/DnsPush", dnsops_push, NULL, call_end },
 };
 
 /* ---- configuration and main ---- */

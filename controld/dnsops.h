@@ -41,4 +41,8 @@ void dnsops_config_free(struct dnsops_config *cfg);
 /* The zone of cfg an owner name belongs to (the longest suffix), or NULL. */
 const struct dnsops_zone *dnsops_zone_of(const struct dnsops_config *cfg, const char *owner);
 
+/* Admin.DnsCheck and Admin.DnsPush (method table of controld.c). */
+void dnsops_check(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg);
+void dnsops_push(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg);
+
 #endif

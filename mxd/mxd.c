@@ -459,7 +459,8 @@ mxd_reload(struct mxd_master *m)
 	uint8_t *nid = NULL;
 	size_t nidlen = 0;
 	if (ncfg->control_server &&
-	    mxd_identity_build(ncfg, 1, &nid, &nidlen, err, sizeof(err)) < 0) {
+	    mxd_identity_build(ncfg, MXD_NEXT_KEY_TRY, &nid, &nidlen, err,
+	    sizeof(err)) < 0) {
 		tls_server_free(ntls);
 		mxd_config_free(ncfg);
 		log_error("event=reload_failed error=\"%s\"", err);
@@ -894,8 +895,8 @@ main(int argc, char **argv)
 			return 1;
 		}
 		/* The next key is created now, as root; -n only reads it. */
-		if (mxd_identity_build(m.cfg, !check, &m.identity, &m.creds.identity_len, err,
-		    sizeof(err)) < 0) {
+		if (mxd_identity_build(m.cfg, check ? MXD_NEXT_KEY_READ : MXD_NEXT_KEY_CREATE,
+		    &m.identity, &m.creds.identity_len, err, sizeof(err)) < 0) {
 			fprintf(stderr, "mxd: %s\n", err);
 			return 1;
 		}

@@ -126,6 +126,45 @@ class HostIdentityTest(cptest.FleetTestCase):
         self.assertTrue(certs[spki][3])
         self.assertEqual(self.identity()[2], ident[2])  # the next key stays the next key
 
+    def test_promoting_the_next_key(self):
+        """The rollover an operator does: a certificate for the next key,
+        the next key becomes the key, SIGHUP. The served key is the one DNS
+        already had as next; a new next key appears (at once when the
+        reloading mxd may write there, else at the next start)."""
+        c = self.controld()
+        cert = self.smtp_cert()
+        m = self.mxd_serving(c, cert)
+        next_key = cert[1] + ".next"
+        old_spki = openssl_spki(cert=cert[0])
+        ident = wait_for(self.identity, 20, interval=0.2, what="host_identity of mx1")
+        promoted = ident[2]
+
+        subprocess.run(["openssl", "req", "-new", "-x509", "-key", next_key, "-out", cert[0],
+                        "-days", "30", "-subj", f"/CN={mxtest.MX_NAME}",
+                        "-addext", f"subjectAltName=DNS:{mxtest.MX_NAME}"],
+                       check=True, capture_output=True, timeout=60)
+        os.rename(next_key, cert[1])
+        m.reload()
+
+        def rotated():
+            cs = self.certs()
+            return cs if promoted in cs and cs[old_spki][3] else None
+        certs = wait_for(rotated, 20, interval=0.25, what="the promoted key served")
+        self.assertFalse(certs[promoted][3])
+        if mxtest.IS_ROOT:
+            # The reloading master runs as the unprivileged user: it cannot
+            # write next to root's keys, says so, and reports no next key.
+            m.wait_event("next_key_not_created", timeout=10)
+            wait_for(lambda: self.identity()[2] == "", 10, interval=0.2,
+                     what="no next key reported")
+            self.assertFalse(os.path.exists(next_key))
+            m.stop()
+            m.start()
+        new_next = wait_for(lambda: os.path.exists(next_key) and self.identity()[2], 20,
+                            interval=0.2, what="a new next key reported")
+        self.assertEqual(new_next, openssl_spki(key=next_key))
+        self.assertNotIn(new_next, (promoted, old_spki))
+
     def test_public_addresses_and_named_next_key(self):
         c = self.controld()
         next_key = os.path.join(self.wd, "keys", "smtp-next.pem")

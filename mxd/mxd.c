@@ -828,6 +828,17 @@ mxd_log_started(const struct mxd_master *m)
 	mxd_config_log_rcpt_checks(m->cfg);
 }
 
+/* Before anything started: what main loaded goes, rc is returned. */
+static int
+mxd_exit_early(struct mxd_master *m, int rc)
+{
+	SSL_CTX_free(m->creds.tls);
+	tls_server_free(m->tls);
+	mxd_config_free(m->cfg);
+	free(m->identity);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -898,7 +909,7 @@ main(int argc, char **argv)
 		if (mxd_identity_build(m.cfg, check ? MXD_NEXT_KEY_READ : MXD_NEXT_KEY_CREATE,
 		    &m.identity, &m.creds.identity_len, err, sizeof(err)) < 0) {
 			fprintf(stderr, "mxd: %s\n", err);
-			return 1;
+			return mxd_exit_early(&m, 1);
 		}
 		m.creds.identity = m.identity;
 	}
@@ -906,11 +917,7 @@ main(int argc, char **argv)
 		printf("mxd: %s: configuration OK (%zu domains, %zu certificates)\n", path,
 		    m.cfg->ndomains, m.cfg->ncerts);
 		mxd_config_log_rcpt_checks(m.cfg);
-		SSL_CTX_free(m.creds.tls);
-		tls_server_free(m.tls);
-		mxd_config_free(m.cfg);
-		free(m.identity);
-		return 0;
+		return mxd_exit_early(&m, 0);
 	}
 	log_init("mxd", m.cfg->log_level, m.cfg->log_syslog);
 

@@ -19,7 +19,9 @@
 #include "buf.h"
 #include "dns.h"
 #include "dnsgen.h"
+#include "dnsname.h"
 #include "sts.h"
+#include "tlsid.h"
 #include "tlsrpt_txt.h"
 #include "xmalloc.h"
 
@@ -30,7 +32,6 @@
 #define DNSGEN_SETTING_MAX	2048		/* a longer TXT setting is refused */
 #define DNSGEN_DKIM_B64_MAX	4096		/* RSA 8192 needs ~1400 */
 #define DNSGEN_SUBJECT_MAX	96		/* quoted host text in an error */
-#define DNSGEN_SPKI_HEX		64
 #define DNSGEN_OWNER_MAX	300		/* > 253 + a prefix: too long shows */
 
 /* ------------------------------------------------------------ the findings */
@@ -54,8 +55,9 @@ static const struct dnsgen_code {
 	{ "host-no-address", "error",
 	  "An MX target without an A or AAAA record cannot be reached; the host is left "
 	  "out of the MX records, the policy and the TLSA records.",
-	  "Make the host's mxd listen on its public address(es) (listen in mxd.conf) so "
-	  "it reports them at its next heartbeat." },
+	  "Set public_addresses in the host's mxd.conf to the addresses senders reach it "
+	  "at (by default mxd reports its listen addresses, which a wildcard listener does "
+	  "not give) and reload mxd so it reports them at its next heartbeat." },
 	{ "bad-host-data", "error",
 	  "The value cannot be put in a DNS record as reported; it was left out, so the "
 	  "records miss what it was meant to publish.",
@@ -77,8 +79,9 @@ static const struct dnsgen_code {
 	  "TLSA records for a new key must be published before the host switches to it "
 	  "(RFC 7671 8.1); without a next key the host's next certificate change breaks "
 	  "delivery from DANE senders until DNS catches up.",
-	  "Give the host's mxd a pre-generated next key (docs/dns.md, \"Host identity\") "
-	  "so it reports its SPKI at its next heartbeat." },
+	  "Let the host's mxd create its next key (tls.next_key in mxd.conf, by default "
+	  "the first certificate's key path and \".next\"; docs/dns.md, \"Host identity\") "
+	  "and reload mxd so it reports the key at its next heartbeat." },
 };
 
 struct gen_addr {
@@ -107,16 +110,18 @@ struct gen {
 static void
 gen_printable(const char *s, char *out, size_t outsz)
 {
-	size_t o = 0;
+	size_t i, o = 0;
 
-	if (s == NULL)
-		s = "(none)";
-	for (size_t i = 0; s[i] != '\0' && o + 4 < outsz; i++) {
+	if (s == NULL || s[0] == '\0')
+		s = s == NULL ? "(none)" : "(empty)";
+	for (i = 0; s[i] != '\0' && o + 4 < outsz; i++) {
 		unsigned char c = (unsigned char)s[i];
 		out[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
 	}
-	if (s[0] != '\0' && o + 4 >= outsz && strlen(s) > o)
-		memcpy(out + o, "...", 3), o += 3;
+	if (s[i] != '\0') {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
 	out[o] = '\0';
 }
 
@@ -331,14 +336,15 @@ dnsgen_name_covers(const char *pattern, const char *host)
 	return name_eq(pattern + 2, plen - 2, dot + 1, hlen - (size_t)(dot + 1 - host));
 }
 
-/* Is name (lower case, no final dot) a host name every record derived from
- * it can be built on? The longest owner is _smtp._tls.<name>. */
+/* Is name (lower case, no final dot) a host name (LDH: an MX target, a
+ * policy's mx:, a certificate's name) every record derived from it can be
+ * built on? The longest owner is _smtp._tls.<name>. */
 static int
 host_name_valid(const char *name)
 {
-	char owner[DNSGEN_OWNER_MAX];
+	char owner[DNSGEN_OWNER_MAX], why[128];
 
-	if (!dns_name_valid(name) || name[strlen(name) - 1] == '.')
+	if (dnsname_check(name, why, sizeof(why)) != 0 || name[strlen(name) - 1] == '.')
 		return 0;
 	return snprintf(owner, sizeof(owner), "_smtp._tls.%s", name) < (int)sizeof(owner) &&
 	    dns_name_valid(owner);
@@ -444,15 +450,11 @@ host_addrs(struct gen *g, const struct dnsgen_host *h, struct gen_addr **out)
 	return addr_uniq(v, n);
 }
 
+/* A TLSA 3 1 1 digest as lib/tlsid.c writes it (a field may be NULL). */
 static int
-spki_valid(const char *s)
+spki_ok(const char *s)
 {
-	if (s == NULL || strlen(s) != DNSGEN_SPKI_HEX)
-		return 0;
-	for (size_t i = 0; i < DNSGEN_SPKI_HEX; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return 0;
-	return 1;
+	return s != NULL && tlsid_spki_valid(s);
 }
 
 /* _25._tcp.<name> TLSA 3 1 1 for every key served now and the next key. */
@@ -462,7 +464,7 @@ host_tlsa(struct gen *g, const struct dnsgen_host *h, const char *name)
 	char *owner = xasprintf("_25._tcp.%s", name), subj[DNSGEN_SUBJECT_MAX];
 
 	for (size_t i = 0; i < h->ncerts; i++) {
-		if (spki_valid(h->certs[i].spki_sha256))
+		if (spki_ok(h->certs[i].spki_sha256))
 			gen_rr(g, owner, "TLSA", xasprintf("3 1 1 %s", h->certs[i].spki_sha256),
 			    "DANE (RFC 7672): a key this MX host serves now");
 		else
@@ -474,7 +476,7 @@ host_tlsa(struct gen *g, const struct dnsgen_host *h, const char *name)
 		gen_error(g, "next-key-missing", subj,
 		    "Host %s (%s) reported no next key: only the keys it serves now have "
 		    "TLSA records.", subj, name);
-	} else if (spki_valid(h->next_spki))
+	} else if (spki_ok(h->next_spki))
 		gen_rr(g, owner, "TLSA", xasprintf("3 1 1 %s", h->next_spki),
 		    "DANE: the key this MX host switches to next, published before the "
 		    "switch (RFC 7671 8.1)");
@@ -486,11 +488,13 @@ host_tlsa(struct gen *g, const struct dnsgen_host *h, const char *name)
 static int
 cert_name_valid(const char *p)
 {
+	char why[128];
+
 	if (p == NULL)
 		return 0;
 	if (p[0] == '*' && p[1] == '.')
 		p += 2;
-	return dns_name_valid(p);
+	return dnsname_check(p, why, sizeof(why)) == 0;
 }
 
 /* Is name covered by a (valid) name of a certificate the host serves? */
@@ -864,15 +868,16 @@ gen_dkim(struct gen *g)
 static int
 domain_check(const struct dnsgen_domain *d, char *err, size_t errsz)
 {
-	char owner[DNSGEN_OWNER_MAX], name[DNSGEN_SUBJECT_MAX];
+	char owner[DNSGEN_OWNER_MAX], name[DNSGEN_SUBJECT_MAX], why[128];
 
 	if (d == NULL || d->name == NULL || d->name[0] == '\0') {
 		snprintf(err, errsz, "no domain name");
 		return -1;
 	}
 	gen_printable(d->name, name, sizeof(name));
-	if (!dns_name_valid(d->name)) {
-		snprintf(err, errsz, "the domain name \"%s\" is not a valid DNS name", name);
+	if (dnsname_check(d->name, why, sizeof(why)) != 0) {
+		snprintf(err, errsz, "the domain name \"%s\" is not a valid DNS name: %s", name,
+		    why);
 		return -1;
 	}
 	snprintf(owner, sizeof(owner), "_smtp._tls.%s", d->name);

@@ -9,6 +9,7 @@
 #include "dns.h"
 #include "buf.h"
 #include "netaddr.h"
+#include "netio.h"
 #include "xmalloc.h"
 
 #include <ldns/ldns.h>
@@ -205,24 +206,6 @@ dns_resolver_bound_ms(const struct dns_resolver *r)
 
 enum xfer { XFER_OK, XFER_TIMEOUT, XFER_ERROR };
 
-/* Wait for fd until the deadline: 1 ready, 0 timed out, -1 error. */
-static int
-wait_fd(int fd, short events, int64_t until)
-{
-	struct pollfd pfd = { .fd = fd, .events = events };
-
-	for (;;) {
-		int64_t left = until - now_ms();
-		if (left <= 0)
-			return 0;
-		int n = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
-		if (n > 0)
-			return 1;
-		if (n < 0 && errno != EINTR)
-			return -1;
-	}
-}
-
 static int
 answer_matches(const uint8_t *buf, size_t len, uint16_t id)
 {
@@ -260,7 +243,7 @@ xfer_udp(struct dns_call *c, const uint8_t *q, size_t qlen, uint16_t id, uint8_t
 		}
 		sends++;
 		for (;;) {
-			int w = wait_fd(fd, POLLIN, resend);
+			int w = netio_wait(fd, POLLIN, resend);
 			if (w == 0)
 				break;
 			if (w < 0) {
@@ -292,34 +275,6 @@ out:
 	return res;
 }
 
-static int
-io_all(int fd, uint8_t *p, size_t len, int writing, int64_t until)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = writing ? send(fd, p + done, len - done, MSG_NOSIGNAL) :
-		    recv(fd, p + done, len - done, 0);
-		if (n > 0) {
-			done += (size_t)n;
-			continue;
-		}
-		if (n == 0) {
-			errno = ECONNRESET;
-			return -1;
-		}
-		if (errno != EAGAIN && errno != EINTR)
-			return -1;
-		int w = wait_fd(fd, writing ? POLLOUT : POLLIN, until);
-		if (w <= 0) {
-			if (w == 0)
-				errno = ETIMEDOUT;
-			return -1;
-		}
-	}
-	return 0;
-}
-
 /* One query over TCP (after a truncated UDP answer), within the deadline. */
 static enum xfer
 xfer_tcp(struct dns_call *c, const uint8_t *q, size_t qlen, uint16_t id, uint8_t *buf,
@@ -339,7 +294,7 @@ xfer_tcp(struct dns_call *c, const uint8_t *q, size_t qlen, uint16_t id, uint8_t
 	if (connect(fd, (const struct sockaddr *)&r->ss, r->sslen) != 0) {
 		if (errno != EINPROGRESS)
 			goto fail;
-		int w = wait_fd(fd, POLLOUT, c->deadline);
+		int w = netio_wait(fd, POLLOUT, c->deadline);
 		if (w == 0) {
 			errno = ETIMEDOUT;
 			goto fail;
@@ -355,12 +310,12 @@ xfer_tcp(struct dns_call *c, const uint8_t *q, size_t qlen, uint16_t id, uint8_t
 	msg[0] = (uint8_t)(qlen >> 8);
 	msg[1] = (uint8_t)qlen;
 	memcpy(msg + 2, q, qlen);
-	int rc = io_all(fd, msg, qlen + 2, 1, c->deadline);
+	int rc = netio_all(fd, msg, qlen + 2, 1, c->deadline);
 	free(msg);
-	if (rc != 0 || io_all(fd, hdr, 2, 0, c->deadline) != 0)
+	if (rc != 0 || netio_all(fd, hdr, 2, 0, c->deadline) != 0)
 		goto fail;
 	len = ((size_t)hdr[0] << 8) | hdr[1];
-	if (io_all(fd, buf, len, 0, c->deadline) != 0)
+	if (netio_all(fd, buf, len, 0, c->deadline) != 0)
 		goto fail;
 	close(fd);
 	if (!answer_matches(buf, len, id)) {

@@ -362,6 +362,11 @@ test_certificate_lacking_an_alias_yields_cert_name_missing(void **state)
 	f.c[1].nnames = 1;		/* only MX2.fleet.test */
 	gen_ok(&f);
 	assert_error(&f.r, "cert-name-missing", "h2: mail.example.net", "error");
+	const struct dnsgen_error *e = find_error(&f.r, "cert-name-missing",
+	    "h2: mail.example.net");
+	assert_non_null(strstr(e->what, "h2"));
+	assert_non_null(strstr(e->what, "mail.example.net"));
+	assert_non_null(strstr(e->fix, "subjectAltNames"));
 	assert_error(&f.r, "cert-name-missing", "h2: mta-sts.example.test", "error");
 	assert_null(find_error(&f.r, "cert-name-missing", "h2: mx2.fleet.test"));
 	assert_null(find_error(&f.r, "cert-name-missing", "h1: mx1.fleet.test"));
@@ -595,6 +600,22 @@ test_hostile_address_key_and_alias_are_skipped(void **state)
 }
 
 static void
+test_underscore_names_are_not_host_names(void **state)
+{
+	struct fx f;
+	char *aliases[] = { "_x.example.net" };
+	fx_init(&f);
+	f.h[1].mx_name = "mx_1.fleet.test";
+	f.h[0].aliases = aliases;
+	gen_ok(&f);
+	assert_error(&f.r, "bad-host-data", "h1: mx_1.fleet.test", "error");
+	assert_error(&f.r, "bad-setting", "h2: _x.example.net", "error");
+	assert_false(any_record_mentions(&f.r, "mx_1"));
+	assert_false(any_record_mentions(&f.r, "_x."));
+	dnsgen_result_free(&f.r);
+}
+
+static void
 test_no_host_serving_the_domain_is_an_error(void **state)
 {
 	struct fx f;
@@ -603,6 +624,10 @@ test_no_host_serving_the_domain_is_an_error(void **state)
 	gen_ok(&f);
 	assert_error(&f.r, "no-hosts", "example.test", "error");
 	assert_int_equal(count_rr(&f.r, "example.test.", "MX"), 0);
+	assert_null(f.r.sts_policy);
+	assert_string_equal(f.r.sts_id, "");
+	assert_int_equal(count_rr(&f.r, "_mta-sts.example.test.", "TXT"), 0);
+	assert_rr(&f.r, "example.test.", "TXT", "\"v=spf1 -all\"");
 	dnsgen_result_free(&f.r);
 }
 
@@ -615,6 +640,10 @@ test_host_without_name_or_address_is_an_error(void **state)
 	f.h[1].naddrs = 0;
 	gen_ok(&f);
 	assert_error(&f.r, "host-no-name", "h2", "error");
+	dnsgen_result_free(&f.r);
+	f.h[0].host_id = "";		/* the subject still names something */
+	gen_ok(&f);
+	assert_error(&f.r, "host-no-name", "(empty)", "error");
 	assert_error(&f.r, "host-no-address", "h1", "error");
 	assert_int_equal(count_rr(&f.r, "example.test.", "MX"), 0);
 	assert_error(&f.r, "no-hosts", "example.test", "error");
@@ -732,6 +761,7 @@ main(void)
 		cmocka_unit_test(test_every_generated_record_parses_with_ldns),
 		cmocka_unit_test(test_hostile_host_name_yields_bad_host_data_and_no_record),
 		cmocka_unit_test(test_hostile_address_key_and_alias_are_skipped),
+		cmocka_unit_test(test_underscore_names_are_not_host_names),
 		cmocka_unit_test(test_no_host_serving_the_domain_is_an_error),
 		cmocka_unit_test(test_host_without_name_or_address_is_an_error),
 		cmocka_unit_test(test_bad_settings_are_errors_and_never_published),

@@ -2,6 +2,7 @@
  * PQexecParams or as COPY data; SQL text here is constant, except migration
  * files, which are trusted SQL shipped with controld. */
 #include "db.h"
+#include "db_identity.h"
 #include "db_internal.h"
 
 #include <dirent.h>
@@ -1431,6 +1432,7 @@ db_host_list_free(Mxfleet__V1__HostList *l)
 	for (size_t i = 0; i < l->n_hosts; i++) {
 		db_str_free(l->hosts[i]->host_id);
 		db_str_free(l->hosts[i]->version);
+		db_identity_free(l->hosts[i]->identity);
 		free(l->hosts[i]);
 	}
 	free(l->hosts);

@@ -126,6 +126,12 @@ class HostIdentityTest(cptest.FleetTestCase):
         self.assertTrue(certs[spki][3])
         self.assertEqual(self.identity()[2], ident[2])  # the next key stays the next key
 
+        # mailctl hosts shows the MX name, the next key and the key served
+        # now (the retired one no longer), as SPKI prefixes.
+        rows = cptest.parse_table(self.mailctl(c, "hosts").stdout)
+        self.assertEqual([(r["HOST"], r["MX"], r["NEXT_KEY"], r["KEYS"]) for r in rows],
+                         [(MX1, mxtest.MX_NAME, ident[2][:12], new_spki[:12])])
+
     def test_promoting_the_next_key(self):
         """The rollover an operator does: a certificate for the next key,
         the next key becomes the key, SIGHUP. The served key is the one DNS

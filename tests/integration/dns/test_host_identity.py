@@ -199,6 +199,21 @@ class HostIdentityTest(cptest.FleetTestCase):
             self.assertEqual(f.read(), "this is not a key\n")  # left for the operator
         self.assertEqual(self.scalar("SELECT count(*) FROM host_identity"), "0")
 
+    def test_bad_next_key_at_reload_keeps_the_old_configuration(self):
+        c = self.controld()
+        cert = self.smtp_cert()
+        m = self.mxd_serving(c, cert)
+        before = wait_for(self.identity, 20, interval=0.2, what="host_identity of mx1")
+        with open(cert[1] + ".next", "w") as f:
+            f.write("broken\n")
+        m.reload()
+        e = m.wait_event("reload_failed", timeout=15)
+        self.assertIn(f"next_key {cert[1]}.next: not an unencrypted PEM private key",
+                      e["error"])
+        self.assertTrue(m.running())
+        cptest.smtp_send(m.host, m.port, "after-reload")  # still serving mail
+        self.assertEqual(self.identity()[2], before[2])
+
     def test_hostile_identity_is_refused_naming_the_field(self):
         c = self.controld()
         grpc, pb, svc = cptest.grpc_stubs()

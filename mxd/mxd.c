@@ -11,6 +11,7 @@
  * "mxd -c FILE queue ..." starts nothing: it is the client of the running
  * scheduler's queue-control socket (qmgr/qmgr_queue.c). */
 #include "mxd.h"
+#include "https.h"
 #include "mxd_identity.h"
 #include "rcpt_prober.h"
 #include "buf.h"
@@ -65,6 +66,10 @@ struct mxd_master {
 	uint8_t			*identity;		/* packed HostIdentity */
 	uint64_t		*outcome_dropped;
 	pid_t			 draining[MXD_MAX_WORKERS * 4];	/* workers replaced by reloads */
+	int			*https_fds;	/* mta_sts_listen, bound */
+	size_t			 nhttps;
+	struct tls_server	*https_tls;	/* NULL: no certificate, no mxd-https */
+	pid_t			 https;		/* 0: not running */
 };
 
 static void
@@ -285,8 +290,9 @@ mxd_worker_main(struct mxd_master *m, int idx)
 
 /* ---- master ---- */
 
+/* A listening socket on addr; -1 with what failed in *step (errno set). */
 static int
-mxd_listen_one(const char *addr, int reuseport)
+mxd_listen_try(const char *addr, int reuseport, const char **step)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -295,27 +301,47 @@ mxd_listen_one(const char *addr, int reuseport)
 	if (netaddr_parse_hostport(addr, &ss, &sl) < 0)
 		fatalx("event=bad_listen addr=%s", addr);
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	*step = "socket";
 	if (fd < 0)
-		fatal("event=socket_failed addr=%s", addr);
+		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	*step = "reuseport";
 	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
-		fatal("event=reuseport_failed addr=%s", addr);
+		goto fail;
 	if (ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	*step = "bind";
 	if (bind(fd, (struct sockaddr *)&ss, sl) < 0)
-		fatal("event=bind_failed addr=%s", addr);
+		goto fail;
+	*step = "listen";
 	if (listen(fd, 1024) < 0)
-		fatal("event=listen_failed addr=%s", addr);
+		goto fail;
+	return fd;
+fail:;
+	int e = errno;
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+static int
+mxd_listen_one(const char *addr, int reuseport)
+{
+	const char *step;
+	int fd = mxd_listen_try(addr, reuseport, &step);
+	if (fd < 0)
+		fatal("event=%s_failed addr=%s", step, addr);
 	return fd;
 }
 
-enum mxd_role { MXD_ROLE_WORKER, MXD_ROLE_DELIVERY, MXD_ROLE_UPLOADER };
+enum mxd_role { MXD_ROLE_WORKER, MXD_ROLE_DELIVERY, MXD_ROLE_UPLOADER, MXD_ROLE_HTTPS };
 
 /* What ps and /proc/PID/comm show (15 bytes at most). */
 static const char *const mxd_role_names[] = {
 	[MXD_ROLE_WORKER] = "mxd-smtpd",
 	[MXD_ROLE_DELIVERY] = "mxd-qmgr",
 	[MXD_ROLE_UPLOADER] = "mxd-uploader",
+	[MXD_ROLE_HTTPS] = "mxd-https",
 };
 
 /* Fork a child in its role. Non-worker children close the listeners and
@@ -331,6 +357,8 @@ mxd_spawn(struct mxd_master *m, enum mxd_role role, int idx)
 	if (pid > 0)
 		return pid;
 	prctl(PR_SET_NAME, mxd_role_names[role]);
+	for (size_t i = 0; i < m->nhttps && role != MXD_ROLE_HTTPS; i++)
+		close(m->https_fds[i]);
 	/* Only the master tells the uploader who this host is. */
 	if (m->identity_fds[0] > 0) {
 		close(m->identity_fds[0]);
@@ -342,6 +370,15 @@ mxd_spawn(struct mxd_master *m, enum mxd_role role, int idx)
 	for (size_t i = 0; i < (size_t)m->nworkers * m->nlisten; i++)
 		close(m->lfds[i]);
 	close(m->notify[1]);
+	if (role == MXD_ROLE_HTTPS) {
+		close(m->notify[0]);
+		for (int i = 0; i < 2; i++)
+			if (m->outcome_fds[i] > 0)
+				close(m->outcome_fds[i]);
+		SSL_CTX_free(m->creds.tls);
+		mxd_drop_privileges(m, 0);
+		https_main(m->cfg, m->https_tls, m->https_fds, m->nhttps);
+	}
 	if (role == MXD_ROLE_UPLOADER) {
 		close(m->notify[0]);
 		close(m->outcome_fds[0]);
@@ -364,6 +401,7 @@ mxd_spawn(struct mxd_master *m, enum mxd_role role, int idx)
 #define mxd_spawn_worker(m, i)	mxd_spawn((m), MXD_ROLE_WORKER, (i))
 #define mxd_spawn_deliverer(m)	mxd_spawn((m), MXD_ROLE_DELIVERY, 0)
 #define mxd_spawn_uploader(m)	mxd_spawn((m), MXD_ROLE_UPLOADER, 0)
+#define mxd_spawn_https(m)	mxd_spawn((m), MXD_ROLE_HTTPS, 0)
 
 static int
 mxd_load_tls(const struct mxd_config *cfg, struct tls_server **out)
@@ -375,6 +413,58 @@ mxd_load_tls(const struct mxd_config *cfg, struct tls_server **out)
 		return -1;
 	}
 	return 0;
+}
+
+/* mxd-https's certificates: the SMTP ones and mta_sts_certs, SNI choosing
+ * (lib/tls.c). *out is NULL when there is none: nothing to serve with. */
+static int
+mxd_load_https_tls(const struct mxd_config *cfg, struct tls_server **out)
+{
+	size_t n = cfg->ncerts + cfg->nmta_sts_certs;
+	struct tls_cert_spec *all = xcalloc(n + 1, sizeof(*all));
+	char err[600];
+	int rc = 0;
+
+	*out = NULL;
+	for (size_t i = 0; i < cfg->ncerts; i++)
+		all[i] = cfg->certs[i];
+	for (size_t i = 0; i < cfg->nmta_sts_certs; i++)
+		all[cfg->ncerts + i] = cfg->mta_sts_certs[i];
+	if (n > 0 && tls_server_new(out, all, n, cfg->tls_min_version > TLS1_2_VERSION ?
+	    cfg->tls_min_version : TLS1_2_VERSION, 0, err, sizeof(err)) < 0) {
+		log_error("event=tls_config_error listener=mta_sts error=\"%s\"", err);
+		rc = -1;
+	}
+	free(all);
+	return rc;
+}
+
+/* Bind mta_sts_listen as root. An address the operator wrote must work; the
+ * default (listen's addresses on port 443) is skipped with a warning when
+ * it cannot be bound (port taken, or mxd not started as root). */
+static void
+mxd_https_bind(struct mxd_master *m)
+{
+	const struct mxd_config *cfg = m->cfg;
+
+	m->https_fds = xcalloc(cfg->nmta_sts_listen + 1, sizeof(int));
+	if (m->https_tls == NULL) {
+		if (cfg->mta_sts_listen_set && cfg->nmta_sts_listen > 0)
+			log_warnx("event=mta_sts_off reason=no_certificate");
+		else if (cfg->nmta_sts_listen > 0)
+			log_info("event=mta_sts_off reason=no_certificate");
+		return;
+	}
+	for (size_t i = 0; i < cfg->nmta_sts_listen; i++) {
+		const char *step, *addr = cfg->mta_sts_listen[i];
+		int fd = mxd_listen_try(addr, 0, &step);
+		if (fd < 0 && cfg->mta_sts_listen_set)
+			fatal("event=%s_failed addr=%s listener=mta_sts", step, addr);
+		if (fd < 0)
+			log_warn("event=mta_sts_listen_skipped addr=%s step=%s", addr, step);
+		else
+			m->https_fds[m->nhttps++] = fd;
+	}
 }
 
 static void
@@ -451,7 +541,9 @@ mxd_reload(struct mxd_master *m)
 		log_error("event=reload_failed error=\"%s\"", err);
 		return;
 	}
-	if (mxd_load_tls(ncfg, &ntls) < 0) {
+	struct tls_server *nhttps_tls;
+	if (mxd_load_tls(ncfg, &ntls) < 0 || mxd_load_https_tls(ncfg, &nhttps_tls) < 0) {
+		tls_server_free(ntls);
 		mxd_config_free(ncfg);
 		log_error("event=reload_failed error=tls");
 		return;
@@ -462,6 +554,7 @@ mxd_reload(struct mxd_master *m)
 	    mxd_identity_build(ncfg, MXD_NEXT_KEY_TRY, &nid, &nidlen, err,
 	    sizeof(err)) < 0) {
 		tls_server_free(ntls);
+		tls_server_free(nhttps_tls);
 		mxd_config_free(ncfg);
 		log_error("event=reload_failed error=\"%s\"", err);
 		return;
@@ -469,13 +562,22 @@ mxd_reload(struct mxd_master *m)
 	mxd_identity_update(m, nid, nidlen);
 	/* Listeners, workers, user and spool are fixed at start. */
 	struct mxd_config *old = m->cfg;
-	struct tls_server *oldtls = m->tls;
+	struct tls_server *oldtls = m->tls, *old_https_tls = m->https_tls;
 	ncfg->workers = old->workers;
 	free(ncfg->spool_dir);
 	ncfg->spool_dir = xstrdup(old->spool_dir);
 	m->cfg = ncfg;
 	m->tls = ntls;
+	m->https_tls = nhttps_tls;
 	log_set_level(ncfg->log_level);
+	/* The policies are the new snapshot's: a new mxd-https serves them, the
+	 * old one finishes its connections (seconds at most). */
+	if (m->https > 0) {
+		pid_t old_https = m->https;
+		m->https = m->https_tls ? mxd_spawn_https(m) : 0;
+		kill(old_https, SIGUSR1);
+		mxd_track_draining(m, old_https);
+	}
 
 	pid_t oldpids[MXD_MAX_WORKERS];
 	memcpy(oldpids, m->workers, sizeof(oldpids));
@@ -492,11 +594,13 @@ mxd_reload(struct mxd_master *m)
 		m->deliverer_restart = 1;
 		kill(m->deliverer, SIGTERM);
 	}
-	log_info("event=reloaded domains=%zu certificates=%zu tls_policies=%zu config_version=%llu",
-	    ncfg->ndomains, ncfg->ncerts, ncfg->npolicies, (unsigned long long)ncfg->snapshot_version);
+	log_info("event=reloaded domains=%zu certificates=%zu tls_policies=%zu mta_sts_policies=%zu "
+	    "config_version=%llu", ncfg->ndomains, ncfg->ncerts, ncfg->npolicies, ncfg->nmta_sts,
+	    (unsigned long long)ncfg->snapshot_version);
 	mxd_config_log_rcpt_checks(ncfg);
 	/* Children have their own copies (fork): the master's can go. */
 	tls_server_free(oldtls);
+	tls_server_free(old_https_tls);
 	mxd_config_free(old);
 }
 
@@ -546,6 +650,19 @@ mxd_recover_child(struct mxd_master *m, pid_t pid, int status)
 	}
 	if (spool_recover_pid(m->spool, pid, mxd_announce, m) < 0)
 		log_warn("event=spool_error op=recover pid=%ld", (long)pid);
+}
+
+/* The uploader or mxd-https (one of each) died unasked: start another,
+ * a second later so that a process failing at start does not spin. */
+static void
+mxd_restart_single(struct mxd_master *m, pid_t *pid, enum mxd_role role, int status)
+{
+	log_error("event=child_died pid=%ld role=%s status=%d signal=%d", (long)*pid,
+	    role == MXD_ROLE_UPLOADER ? "uploader" : "https",
+	    WIFEXITED(status) ? WEXITSTATUS(status) : -1, WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	struct timespec pause = { 1, 0 };
+	nanosleep(&pause, NULL);
+	*pid = mxd_spawn(m, role, 0);
 }
 
 static int
@@ -834,6 +951,7 @@ mxd_exit_early(struct mxd_master *m, int rc)
 {
 	SSL_CTX_free(m->creds.tls);
 	tls_server_free(m->tls);
+	tls_server_free(m->https_tls);
 	mxd_config_free(m->cfg);
 	free(m->identity);
 	return rc;
@@ -872,7 +990,7 @@ main(int argc, char **argv)
 		mxd_config_free(m.cfg);
 		return rc;
 	}
-	if (mxd_load_tls(m.cfg, &m.tls) < 0) {
+	if (mxd_load_tls(m.cfg, &m.tls) < 0 || mxd_load_https_tls(m.cfg, &m.https_tls) < 0) {
 		fprintf(stderr, "mxd: TLS configuration failed (see the log line above)\n");
 		return 1;
 	}
@@ -927,6 +1045,7 @@ main(int argc, char **argv)
 	for (int wi = 0; wi < m.nworkers; wi++)
 		for (size_t i = 0; i < m.nlisten; i++)
 			m.lfds[(size_t)wi * m.nlisten + i] = mxd_listen_one(m.cfg->listen[i], m.nworkers > 1);
+	mxd_https_bind(&m);
 
 	if (spool_open(&m.spool, m.cfg->spool_dir, m.drop ? m.uid : (uid_t)-1,
 	    m.drop ? m.gid : (gid_t)-1, err, sizeof(err)) < 0)
@@ -964,6 +1083,8 @@ main(int argc, char **argv)
 	m.deliverer = mxd_spawn_deliverer(&m);
 	for (int i = 0; i < m.nworkers; i++)
 		m.workers[i] = mxd_spawn_worker(&m, i);
+	if (m.nhttps > 0)
+		m.https = mxd_spawn_https(&m);
 	mxd_log_started(&m);
 
 	for (;;) {
@@ -975,7 +1096,11 @@ main(int argc, char **argv)
 			/* Stop taking connections at once; sessions in flight finish. */
 			for (size_t i = 0; i < (size_t)m.nworkers * m.nlisten; i++)
 				close(m.lfds[i]);
+			for (size_t i = 0; i < m.nhttps; i++)
+				close(m.https_fds[i]);
 			mxd_stop_children(&m, m.workers, m.nworkers, m.deliverer, m.cfg->shutdown_timeout);
+			if (m.https > 0)
+				mxd_stop_children(&m, &m.https, 1, 0, HTTPS_CONN_TIMEOUT);
 			/* The uploader last: it journals what the workers sent at the end. */
 			if (m.uploader > 0)
 				mxd_stop_children(&m, &m.uploader, 1, 0, 5);
@@ -983,11 +1108,13 @@ main(int argc, char **argv)
 			    0, m.cfg->shutdown_timeout);
 			log_info("event=stopped");
 			tls_server_free(m.tls);
+			tls_server_free(m.https_tls);
 			SSL_CTX_free(m.creds.tls);
 			mxd_config_free(m.cfg);
 			free(m.identity);
 			spool_free(m.spool);
 			free(m.lfds);
+			free(m.https_fds);
 			return 0;
 		}
 		if (sig == SIGHUP)
@@ -998,12 +1125,11 @@ main(int argc, char **argv)
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 			int idx = mxd_is_child(&m, pid);
 			if (pid == m.uploader && m.uploader > 0) {
-				log_error("event=child_died pid=%ld role=uploader status=%d signal=%d",
-				    (long)pid, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-				    WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-				struct timespec pause = { 1, 0 };
-				nanosleep(&pause, NULL);
-				m.uploader = mxd_spawn_uploader(&m);
+				mxd_restart_single(&m, &m.uploader, MXD_ROLE_UPLOADER, status);
+				continue;
+			}
+			if (pid == m.https && m.https > 0) {
+				mxd_restart_single(&m, &m.https, MXD_ROLE_HTTPS, status);
 				continue;
 			}
 			if (idx < 0 && pid != m.deliverer) {

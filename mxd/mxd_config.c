@@ -1,4 +1,6 @@
 #include "mxd_config.h"
+#include "mxd_config_list.h"
+#include "https_config.h"
 #include "mxd_identity.h"
 #include "conf.h"
 #include "dnsname.h"
@@ -24,7 +26,8 @@ static const char *const mxd_config_top_keys[] = {
 	"core_dumps",
 	"trusted_networks", "relay_next_hop", "received_header", "domains", "tls",
 	"limits", "delivery", "control", "resolver", "routes", "tls_policies",
-	"submission_auth", "recipient_delimiter", "recipient_verify", "public_addresses", NULL
+	"submission_auth", "recipient_delimiter", "recipient_verify", "public_addresses",
+	"mta_sts_listen", "mta_sts_certs", NULL
 };
 static const char *const mxd_config_verify_keys[] = {
 	"timeout", "positive_ttl", "negative_ttl", "cache_size", NULL
@@ -46,7 +49,6 @@ static const char *const mxd_config_control_keys[] = {
 static const char *const mxd_config_tls_keys[] = {
 	"certificates", "min_version", "session_tickets", "next_key", NULL
 };
-static const char *const mxd_config_cert_keys[] = { "cert", "key", NULL };
 static const char *const mxd_config_domain_keys[] = {
 	"name", "next_hop", "recipient_check", "recipients", "recipients_file", NULL
 };
@@ -115,26 +117,7 @@ mxd_config_tls(struct mxd_config *cfg, const config_setting_t *tls, struct conf_
 		return -1;
 	if ((r = conf_get_aggregate(tls, "certificates", CONFIG_TYPE_LIST, &certs, err)) < 0)
 		return -1;
-	if (r == 0)
-		return 0;
-	int n = config_setting_length(certs);
-	cfg->certs = xcalloc((size_t)n + 1, sizeof(*cfg->certs));
-	for (int i = 0; i < n; i++) {
-		config_setting_t *c = config_setting_get_elem(certs, (unsigned)i);
-		const char *cert = NULL, *key = NULL;
-		if (!config_setting_is_group(c))
-			return conf_error(err, c, "expected a group { cert = ...; key = ...; }");
-		if (conf_check_keys(c, mxd_config_cert_keys, err) < 0 ||
-		    conf_get_string(c, "cert", &cert, err) < 0 ||
-		    conf_get_string(c, "key", &key, err) < 0)
-			return -1;
-		if (cert == NULL || key == NULL)
-			return conf_error(err, c, "both cert and key are required");
-		cfg->certs[cfg->ncerts].cert = xstrdup(cert);
-		cfg->certs[cfg->ncerts].key = xstrdup(key);
-		cfg->ncerts++;
-	}
-	return 0;
+	return r == 1 ? mxd_config_list_certs(certs, &cfg->certs, &cfg->ncerts, err) : 0;
 }
 
 /* One entry of a domain's list into set; -1 with why when refused. */
@@ -617,26 +600,10 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 		    "expected debug, info, warn or error");
 	if ((r = conf_get_aggregate(root, "listen", CONFIG_TYPE_ARRAY, &g, err)) < 0)
 		return -1;
-	if (r == 1) {
-		int n = config_setting_length(g);
-		if (n == 0)
-			return conf_error(err, g, "at least one address is needed");
-		for (size_t i = 0; i < cfg->nlisten; i++)
-			free(cfg->listen[i]);
-		free(cfg->listen);
-		cfg->listen = xcalloc((size_t)n, sizeof(char *));
-		cfg->nlisten = 0;
-		for (int i = 0; i < n; i++) {
-			struct sockaddr_storage ss;
-			socklen_t sl;
-			if (conf_elem_string(g, (unsigned)i, &s, err) < 0)
-				return -1;
-			if (netaddr_parse_hostport(s, &ss, &sl) < 0)
-				return conf_error(err, config_setting_get_elem(g, (unsigned)i),
-				    "expected IPv4:PORT or [IPv6]:PORT");
-			cfg->listen[cfg->nlisten++] = xstrdup(s);
-		}
-	}
+	if (r == 1 && config_setting_length(g) == 0)
+		return conf_error(err, g, "at least one address is needed");
+	if (r == 1 && mxd_config_list_addrs(g, &cfg->listen, &cfg->nlisten, err) < 0)
+		return -1;
 	if ((r = conf_get_aggregate(root, "trusted_networks", CONFIG_TYPE_ARRAY, &g, err)) < 0)
 		return -1;
 	if (r == 1) {
@@ -734,7 +701,7 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 		if (mxd_config_deadlines(cfg, g, err) < 0)
 			return -1;
 	}
-	return 0;
+	return https_config_parse(cfg, root, err);
 }
 
 int
@@ -945,6 +912,7 @@ mxd_config_merge_snapshot(struct mxd_config *cfg)
 		d->nh = nh;
 	}
 	mxd_config_merge_rcpt_checks(cfg, s);
+	https_config_merge_snapshot(cfg, s);
 	/* controld's routes and policies come first: the file's apply where
 	 * controld has nothing to say. */
 	struct mxd_route *file_routes = cfg->routes;
@@ -1032,9 +1000,7 @@ mxd_config_free(struct mxd_config *cfg)
 		return;
 	free(cfg->path);
 	free(cfg->hostname);
-	for (size_t i = 0; i < cfg->nlisten; i++)
-		free(cfg->listen[i]);
-	free(cfg->listen);
+	mxd_config_list_addrs_free(cfg->listen, cfg->nlisten);
 	free(cfg->user);
 	free(cfg->spool_dir);
 	free(cfg->trusted);
@@ -1046,11 +1012,8 @@ mxd_config_free(struct mxd_config *cfg)
 	}
 	free(cfg->domains);
 	free(cfg->recipient_delimiter);
-	for (size_t i = 0; i < cfg->ncerts; i++) {
-		free((char *)cfg->certs[i].cert);
-		free((char *)cfg->certs[i].key);
-	}
-	free(cfg->certs);
+	mxd_config_list_certs_free(cfg->certs, cfg->ncerts);
+	https_config_free(cfg);
 	mxd_identity_config_free(cfg);
 	free(cfg->control_server);
 	free(cfg->control_host);

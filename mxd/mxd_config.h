@@ -62,6 +62,16 @@ struct mxd_dest_limit {
 	int	 concurrency;
 };
 
+/* An MTA-STS policy from controld's snapshot, served by mxd-https at
+ * https://mta-sts.<domain>/.well-known/mta-sts.txt (docs/dns.md). */
+struct mxd_mta_sts {
+	char	*domain;	/* lower case, no final dot */
+	char	*host;		/* "mta-sts.<domain>" */
+	char	*policy;	/* the file's exact bytes */
+	size_t	 len;
+	char	*id;		/* of its _mta-sts TXT record */
+};
+
 struct mxd_config {
 	char			*path;
 	char			*hostname;
@@ -167,6 +177,15 @@ struct mxd_config {
 	 * greeting (0: no limit). */
 	int			 mx_address_limit;
 	int			 mx_session_limit;
+
+	/* MTA-STS hosting (mxd/https/https_config.h) */
+	char			**mta_sts_listen;	/* default: listen's, port 443 */
+	size_t			 nmta_sts_listen;
+	int			 mta_sts_listen_set;	/* written in the file (even []) */
+	struct tls_cert_spec	*mta_sts_certs;		/* besides the SMTP ones */
+	size_t			 nmta_sts_certs;
+	struct mxd_mta_sts	*mta_sts;		/* from the snapshot */
+	size_t			 nmta_sts;
 };
 
 int mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t errsz);

@@ -1,0 +1,23 @@
+/* Lists of the same shape in several places of mxd's configuration: the
+ * listening addresses (listen, mta_sts_listen) and the certificates
+ * (tls.certificates, mta_sts_certs). */
+#ifndef MXD_CONFIG_LIST_H
+#define MXD_CONFIG_LIST_H
+
+#include <stddef.h>
+
+#include "conf.h"
+#include "tls.h"
+
+/* An array of "IPv4:PORT" / "[IPv6]:PORT" strings into *out (replacing what
+ * was there). 0, or -1 with err. */
+int mxd_config_list_addrs(const config_setting_t *array, char ***out, size_t *n,
+    struct conf_err *err);
+void mxd_config_list_addrs_free(char **addrs, size_t n);
+/* A list of { cert = ...; key = ...; } groups into *out (replacing what was
+ * there). 0, or -1 with err. */
+int mxd_config_list_certs(const config_setting_t *list, struct tls_cert_spec **out, size_t *n,
+    struct conf_err *err);
+void mxd_config_list_certs_free(struct tls_cert_spec *certs, size_t n);
+
+#endif

@@ -247,6 +247,10 @@ class HostIdentityTest(cptest.FleetTestCase):
                 self.assertIn(field, cm.exception.details())
         self.assertEqual(self.scalar("SELECT count(*) FROM host_identity"), "0")
         self.assertEqual(self.scalar("SELECT count(*) FROM host_certs"), "0")
+        # The operator sees which host sent what.
+        refused = c.events("host_identity_refused", host=MX1)
+        self.assertEqual(len(refused), 2 * len(cases))
+        self.assertIn("identity.hostname", refused[0]["reason"])
         # A well-formed one is stored.
         fleet.Register(pb.RegisterRequest(host_id=MX1, version="x", identity=pb.HostIdentity(
             hostname="mx.test", addresses=["192.0.2.1"], certs=[

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
 #include "dns.h"
 #include "log.h"
 #include "tlsid.h"
@@ -106,29 +105,6 @@ db_identity_check(const Mxfleet__V1__HostIdentity *id, char *why, size_t whysz)
 
 /* ---- storing it ---- */
 
-/* A text[] literal: {"a","b"}, each element quoted and escaped (the values
- * were checked; this keeps the encoding right whatever they hold). */
-static char *
-db_identity_array(char *const *v, size_t n)
-{
-	struct buf b;
-	buf_init(&b);
-	buf_appendc(&b, '{');
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0)
-			buf_appendc(&b, ',');
-		buf_appendc(&b, '"');
-		for (const char *p = v[i]; *p; p++) {
-			if (*p == '"' || *p == '\\')
-				buf_appendc(&b, '\\');
-			buf_appendc(&b, *p);
-		}
-		buf_appendc(&b, '"');
-	}
-	buf_appendc(&b, '}');
-	return b.data;
-}
-
 static const char db_identity_sql_upsert[] =
 	"INSERT INTO host_identity (host_id, hostname, addresses, next_spki)"
 	" VALUES ($1, $2, $3::text[], $4)"
@@ -177,7 +153,7 @@ db_identity_certs(struct db *db, struct db_identity_arg *a)
 	for (size_t i = 0; i < id->n_certs && rc == DB_OK; i++) {
 		const Mxfleet__V1__HostCert *c = id->certs[i];
 		struct db_params p = { 0 };
-		char *names = db_identity_array(c->names, c->n_names);
+		char *names = db_array_literal(c->names, c->n_names);
 		dbp_str(&p, a->host_id);
 		dbp_str(&p, c->spki_sha256);
 		dbp_str(&p, names);
@@ -194,7 +170,7 @@ db_identity_certs(struct db *db, struct db_identity_arg *a)
 	char **spkis = xcalloc(id->n_certs + 1, sizeof(*spkis));
 	for (size_t i = 0; i < id->n_certs; i++)
 		spkis[i] = id->certs[i]->spki_sha256;
-	char *served = db_identity_array(spkis, id->n_certs);
+	char *served = db_array_literal(spkis, id->n_certs);
 	struct db_params p = { 0 };
 	dbp_str(&p, a->host_id);
 	dbp_str(&p, served);
@@ -215,7 +191,7 @@ db_identity_op(struct db *db, void *arg)
 
 	a->changed = 0;
 	a->retired = 0;
-	char *addresses = db_identity_array(a->id->addresses, a->id->n_addresses);
+	char *addresses = db_array_literal(a->id->addresses, a->id->n_addresses);
 	dbp_str(&p, a->host_id);
 	dbp_str(&p, a->id->hostname);
 	dbp_str(&p, addresses);

@@ -64,6 +64,9 @@ mailctl_usage(FILE *f)
 	    "                                     back to its default; docs/dns.md)\n"
 	    "  dns show DOMAIN [--json]           the settings in force\n"
 	    "  dns records DOMAIN [--format zone|json] [--policy]\n"
+	    "  dns check DOMAIN [--json]          live DNS, STARTTLS and policy against the\n"
+	    "                                     generated records; exit 1 on errors\n"
+	    "  dns push DOMAIN [--json]           send the difference (RFC 2136, TSIG)\n"
 	    "                                     the records to publish, as zone-file text\n"
 	    "                                     (or JSON, or just the MTA-STS policy file);\n"
 	    "                                     exit status 1 when an error blocks publishing\n"
@@ -183,6 +186,7 @@ struct mailctl_conn {
 };
 
 static struct mailctl_conn M;
+int mailctl_call_timeout_ms = 30000;
 
 /* Exit 1: controld understood and said no (the request is the operator's
  * to fix); anything else is 3, "try again later". */
@@ -232,7 +236,8 @@ mailctl_call(const char *method, const ProtobufCMessage *req, ProtobufCMessage *
 	uint8_t *buf = xmalloc(n ? n : 1), *out;
 	size_t outlen;
 	protobuf_c_message_pack(req, buf);
-	int st = grpc_unary(&o, path, buf, n, &out, &outlen, msg, sizeof(msg), 30000);
+	int st = grpc_unary(&o, path, buf, n, &out, &outlen, msg, sizeof(msg),
+	    mailctl_call_timeout_ms);
 	free(buf);
 	if (st != GRPC_OK) {
 		fprintf(stderr, "mailctl: %s: %s%s%s\n", method, grpc_status_name(st), msg[0] ? ": " : "", msg);

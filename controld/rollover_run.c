@@ -55,13 +55,15 @@ rollover_observe(const struct rollover *r, const struct db_rollover_report *rep,
 	return so;
 }
 
+/* A new state (from: the one before the step, which may have crossed
+ * several; "-" at the start). */
 static void
-rollover_log(const struct rollover *r)
+rollover_log(const struct rollover *r, const char *from)
 {
 	char q[LOG_QUOTE_SIZE(ROLLOVER_STATUS_MAX)];
-	log_info("event=rollover host=%s state=%s status=%s", r->host,
-	    rollover_state_name(r->state), log_quote(q, sizeof(q), r->status, strlen(r->status),
-	    ROLLOVER_STATUS_MAX));
+	log_info("event=rollover host=%s state=%s from=%s status=%s", r->host,
+	    rollover_state_name(r->state), from, log_quote(q, sizeof(q), r->status,
+	    strlen(r->status), ROLLOVER_STATUS_MAX));
 }
 
 /* After the step is stored: push every domain whose records name the host
@@ -126,7 +128,7 @@ rollover_run_host(struct db *db, const char *host, int64_t now, int *other)
 		    DB_ROLLOVER_SWITCH_KEEP;
 		rc = db_rollover_save(db, &r, sw);
 		if (rc == DB_OK && r.state != was)
-			rollover_log(&r);
+			rollover_log(&r, rollover_state_name(was));
 		if (rc == DB_OK && act.what == ROLLOVER_PUSH)
 			rollover_push(db, &r, &rep);
 	}
@@ -240,7 +242,7 @@ rollover_admin_start_work(struct db *db, struct dbq_job *qj)
 			snprintf(j->q.err, sizeof(j->q.err), "%s", why);
 		return rc;
 	}
-	rollover_log(&r);
+	rollover_log(&r, "-");
 	j->reply = rollover_status_new(&r);
 	j->reply_free = rollover_status_free;
 	return DB_OK;

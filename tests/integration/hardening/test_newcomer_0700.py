@@ -8,9 +8,14 @@ the scripts the README's commands run in a 0700 directory and run them with
 this build's binaries.
 """
 
+import importlib.machinery
+import importlib.util
+import json
 import os
 import re
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -27,6 +32,15 @@ BIN = os.path.dirname(os.path.abspath(mxtest.MXD_BIN))
 CONTROLD_BIN = os.environ.get("CONTROLD_BIN", os.path.join(BIN, "controld"))
 MAILCTL = os.environ.get("MAILCTL", os.path.join(BIN, "mailctl"))
 WATCHDOG = mxtest.Watchdog("NEWCOMER_RUN")
+
+
+def running(pid):
+    """pid is a process that has not exited (a zombie waiting to be reaped has)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def private_clone():
@@ -87,6 +101,49 @@ class NewcomerTest(unittest.TestCase):
         self.assertIn("demo: the fleet is still running", out)
         # ... and a recipient the domain does not have, refused at RCPT.
         self.assertIn("550 5.1.1 <nobody@example.test>: Recipient address rejected", out)
+        self.check_demo_dns(target, out, env)
+
+    def check_demo_dns(self, target, out, env):
+        """The demo's DNS part: it hosts dyn.test, whose zone the fleet's own
+        DNS serves signed and validates; both mxd serve the MTA-STS host with
+        a certificate the demo CA verifies; `fleet down` stops the DNS too."""
+        for cmd in ("dns set dyn.test --publish", "dns records dyn.test", "dns push dyn.test",
+                    "dns check dyn.test"):
+            self.assertIn(f"$ mailctl {cmd}\n", out)
+        fenv = {}
+        with open(os.path.join(target, "fleet.env")) as f:
+            for line in f:
+                k, _, v = line.rstrip("\n").partition("=")
+                fenv[k] = v
+        self.assertEqual(fenv["DNS_DOMAIN"], "dyn.test")
+        path = os.path.join(self.repo, "tests", "tools", "dnstest")
+        spec = importlib.util.spec_from_loader(
+            "dnstest", importlib.machinery.SourceFileLoader("dnstest", path))
+        dnstest = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(dnstest)
+        addr, _, port = fenv["DNS_RESOLVER"].rpartition(":")
+        r = dnstest.dns_query(addr, int(port), "dyn.test.", 6, timeout=5)
+        self.assertIsNotNone(r, f"no answer from the resolver {fenv['DNS_RESOLVER']}")
+        self.assertEqual(r[0], 0)
+        self.assertTrue(r[1] & dnstest.FLAG_AD, "dyn.test. is not validated as secure")
+        ctx = ssl.create_default_context(cafile=fenv["DEMO_CA"])
+        for host in (fenv["MX1_HOST"], fenv["MX2_HOST"]):
+            with socket.create_connection((host, int(fenv["MTA_STS_PORT"])), timeout=10) as raw:
+                with ctx.wrap_socket(raw, server_hostname="mta-sts.dyn.test") as s:
+                    s.sendall(b"GET /.well-known/mta-sts.txt HTTP/1.1\r\n"
+                              b"Host: mta-sts.dyn.test\r\n\r\n")
+                    head = s.recv(64)
+            # 200 once `mailctl dns set` publishes a policy, 404 before
+            self.assertRegex(head, rb"^HTTP/1\.1 (200|404) ")
+        with open(os.path.join(target, "dns", "state.json")) as f:
+            st = json.load(f)
+        pids = [st[k] for k in ("nsd_pid", "knot_pid", "unbound_pid")]
+        p = subprocess.run([os.path.join(self.repo, "scripts", "fleet"), "down", target],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=120, env=env)
+        self.assertIn("fleet: stopped DNS (nsd, knot, unbound)", p.stdout)
+        for pid in pids:
+            self.assertFalse(running(pid), f"DNS server {pid} runs after fleet down")
 
     def test_fleet_refuses_a_directory_others_cannot_reach_before_starting_anything(self):
         inside = os.path.join(self.top, "fleet")

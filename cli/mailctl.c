@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "grpc.h"
+#include "mailctl.h"
 #include "netaddr.h"
 #include "mxfleet.pb-c.h"
 #include "pki.h"
@@ -53,6 +54,17 @@ mailctl_usage(FILE *f)
 	    "                                     none, may, encrypt, dane, dane-only, verify, secure\n"
 	    "  policy list | policy rm DOMAIN\n"
 	    "  outcomes [--host H] [--since SECONDS]   TLS outcomes of sessions, counted\n"
+	    "  dns set DOMAIN [--hosts H1,H2] [--sts-mode enforce|testing|none] [--max-age N]\n"
+	    "          [--alias NAME=HOST]... [--tlsrpt-rua URI[,URI]] [--spf TEXT]\n"
+	    "          [--dmarc TEXT] [--ttl N] [--publish]\n"
+	    "                                     how the domain's DNS is generated; replaces\n"
+	    "                                     the whole setting (an option not given is\n"
+	    "                                     back to its default; docs/dns.md)\n"
+	    "  dns show DOMAIN [--json]           the settings in force\n"
+	    "  dns records DOMAIN [--format zone|json] [--policy]\n"
+	    "                                     the records to publish, as zone-file text\n"
+	    "                                     (or JSON, or just the MTA-STS policy file);\n"
+	    "                                     exit status 1 when an error blocks publishing\n"
 	    "\n"
 	    "How to reach controld (options before the command, or environment):\n"
 	    "  --socket PATH        controld's local socket (MAILCTL_SOCKET)\n"
@@ -179,7 +191,7 @@ mailctl_refused(int st)
 	    st == GRPC_NOT_FOUND || st == GRPC_ALREADY_EXISTS || st == GRPC_UNIMPLEMENTED;
 }
 
-static int
+int
 mailctl_call(const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp,
     const ProtobufCMessageDescriptor *rdesc)
 {
@@ -247,7 +259,7 @@ mailctl_time(int64_t t, char *out, size_t outsz)
 }
 
 /* A configuration change: every one answers with the new snapshot. */
-static int
+int
 mailctl_change(const char *method, const ProtobufCMessage *req)
 {
 	ProtobufCMessage *r;
@@ -551,6 +563,8 @@ mailctl_fleet(int argc, char **argv)
 		rc = mailctl_policy(argc - i - 1, argv + i + 1);
 	else if (strcmp(cmd, "outcomes") == 0)
 		rc = mailctl_outcomes(argc - i - 1, argv + i + 1);
+	else if (strcmp(cmd, "dns") == 0)
+		rc = mailctl_dns(argc - i - 1, argv + i + 1);
 	else {
 		fprintf(stderr, "mailctl: unknown command '%s' (see mailctl --help)\n", cmd);
 		rc = 2;

@@ -126,7 +126,7 @@ admin_list_recipients(struct grpc_call *c, const uint8_t *msg, size_t len, void 
 
 /* After a change: the snapshot, read on the same worker. eexist_ok: "it is
  * so already" is not an error (nothing changed). */
-static int
+int
 admin_change_snapshot(struct db *db, struct call_job *j, int rc, int eexist_ok)
 {
 	if (rc == DB_EEXIST && eexist_ok)
@@ -136,7 +136,7 @@ admin_change_snapshot(struct db *db, struct call_job *j, int rc, int eexist_ok)
 	return db_config_snapshot(db, &j->snap);
 }
 
-static void
+void
 admin_change_answer(struct call_job *j, struct grpc_call *c)
 {
 	if (j->q.rc != DB_OK) {

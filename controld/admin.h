@@ -27,6 +27,14 @@ void admin_set_recipient_check(struct grpc_call *c, const uint8_t *msg, size_t l
 void admin_add_recipients(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg);
 void admin_remove_recipients(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg);
 void admin_list_recipients(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg);
+/* For the Admin calls of other files (admin_dns.c): a change's work ends
+ * with admin_change_snapshot(db, j, rc, eexist_ok) and its job answers with
+ * admin_change_answer (the snapshot that includes it; j->log, if set, is
+ * logged once the change is stored). */
+struct call_job;
+struct db;
+int admin_change_snapshot(struct db *db, struct call_job *j, int rc, int eexist_ok);
+void admin_change_answer(struct call_job *j, struct grpc_call *c);
 /* A freshly read list of revoked serials (taken): enforced from now on,
  * and the connections of peers revoked since their handshake closed. */
 void admin_revoke_apply(char **serials, size_t n);

@@ -26,6 +26,7 @@
 #include "db.h"
 #include "dbq.h"
 #include "admin.h"
+#include "admin_dns.h"
 #include "call.h"
 #include "collector.h"
 #include "controld.h"
@@ -62,6 +63,11 @@ static const struct grpc_method controld_methods[] = {
 	{ "/mxfleet.v1.Admin/AddRecipients", admin_add_recipients, NULL, call_end },
 	{ "/mxfleet.v1.Admin/RemoveRecipients", admin_remove_recipients, NULL, call_end },
 	{ "/mxfleet.v1.Admin/ListRecipients", admin_list_recipients, NULL, call_end },
+	{ "/mxfleet.v1.Admin/SetDomainDns", admin_dns_set, NULL, call_end },
+	{ "/mxfleet.v1.Admin/GetDomainDns", admin_dns_get, NULL, call_end },
+	{ "/mxfleet.v1.Admin/DnsRecords", admin_dns_records, NULL, call_end },
+	{ "/mxfleet.v1.Admin/DnsCheck", admin_dns_check, NULL, call_end },
+	{ "/mxfleet.v1.Admin/DnsPush", admin_dns_push, NULL, call_end },
 };
 
 /* ---- configuration and main ---- */

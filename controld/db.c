@@ -2,6 +2,7 @@
  * PQexecParams or as COPY data; SQL text here is constant, except migration
  * files, which are trusted SQL shipped with controld. */
 #include "db.h"
+#include "db_dns.h"
 #include "db_internal.h"
 
 #include <dirent.h>
@@ -2176,6 +2177,8 @@ db_config_snapshot_op(struct db *db, void *arg)
 {
 	Mxfleet__V1__ConfigSnapshot **out = arg, *s;
 	PGresult *dres = NULL, *rres = NULL, *pres = NULL, *cres = NULL;
+	Mxfleet__V1__MtaStsPolicy **sts = NULL;
+	size_t nsts = 0;
 	uint64_t version;
 	int rc;
 
@@ -2197,11 +2200,13 @@ db_config_snapshot_op(struct db *db, void *arg)
 		return rc;
 	}
 	if ((rc = db_query(db, "snapshot: recipient checks", db_sql_recipient_checks, NULL,
-	    &cres)) != DB_OK || (rc = db_commit(db, "snapshot")) != DB_OK) {
+	    &cres)) != DB_OK || (rc = db_dns_snapshot_sts(db, &sts, &nsts)) != DB_OK ||
+	    (rc = db_commit(db, "snapshot")) != DB_OK) {
 		PQclear(dres);
 		PQclear(rres);
 		PQclear(pres);
 		PQclear(cres);
+		db_dns_sts_free(sts, nsts);
 		return rc;
 	}
 	s = xmalloc(sizeof(*s));
@@ -2211,6 +2216,8 @@ db_config_snapshot_op(struct db *db, void *arg)
 	s->routes = routes_from(rres, &s->n_routes);
 	s->policies = policies_from(pres, &s->n_policies);
 	s->recipient_checks = recipient_checks_from(cres, &s->n_recipient_checks);
+	s->mta_sts = sts;
+	s->n_mta_sts = nsts;
 	PQclear(dres);
 	PQclear(rres);
 	PQclear(pres);
@@ -2235,6 +2242,7 @@ db_config_snapshot_free(Mxfleet__V1__ConfigSnapshot *s)
 	routes_free(s->routes, s->n_routes);
 	policies_free(s->policies, s->n_policies);
 	recipient_checks_free(s->recipient_checks, s->n_recipient_checks);
+	db_dns_sts_free(s->mta_sts, s->n_mta_sts);
 	free(s);
 }
 

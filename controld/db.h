@@ -133,8 +133,8 @@ void db_recipients_free(Mxfleet__V1__DomainRecipients *r);
 /* Is mode one controld accepts (any, list, verify)? */
 int db_recipient_mode_ok(const char *mode);
 int db_config_version(struct db *db, uint64_t *version);
-/* The version and the domains, routes, policies and recipient checks it
- * stands for, read together. */
+/* The version and the domains, routes, policies, recipient checks and
+ * MTA-STS policies (db_dns_snapshot_sts) it stands for, read together. */
 int db_config_snapshot(struct db *db, Mxfleet__V1__ConfigSnapshot **out);
 void db_config_snapshot_free(Mxfleet__V1__ConfigSnapshot *s);
 

@@ -5,6 +5,7 @@
 #ifndef CONTROLD_DB_INTERNAL_H
 #define CONTROLD_DB_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <libpq-fe.h>
@@ -41,6 +42,11 @@ int db_commit(struct db *db, const char *what);
 uint64_t db_get_u64(const PGresult *res, int row, int col);
 int64_t db_get_i64(const PGresult *res, int row, int col);
 char *db_get_str(const PGresult *res, int row, int col);
+
+/* A text[] literal of n strings, {"a","b"}, each element quoted and
+ * escaped whatever it holds: one parameter ($1::text[]) for a list. The
+ * caller frees it. (db_array.c) */
+char *db_array_literal(char *const *v, size_t n);
 
 typedef int (*db_op)(struct db *, void *);
 

@@ -918,6 +918,69 @@ dns_txt_result_free(struct dns_txt_result *res)
 	res->n = 0;
 }
 
+/* ------------------------------------------------------------------ PTR */
+
+int
+dns_reverse_name(const char *ip, const char *root, char *out, size_t outsz)
+{
+	unsigned char a[16];
+	struct buf b;
+	int rc = 0;
+
+	buf_init(&b);
+	if (inet_pton(AF_INET, ip, a) == 1) {
+		for (int i = 3; i >= 0; i--)
+			buf_printf(&b, "%u.", a[i]);
+		buf_printf(&b, "%s", root ? root : "in-addr.arpa");
+	} else if (inet_pton(AF_INET6, ip, a) == 1) {
+		for (int i = 15; i >= 0; i--)
+			buf_printf(&b, "%x.%x.", a[i] & 0xf, a[i] >> 4);
+		buf_printf(&b, "%s", root ? root : "ip6.arpa");
+	} else
+		rc = -1;
+	if (rc == 0 && b.len + 1 > outsz)
+		rc = -1;
+	if (rc == 0) {
+		memcpy(out, b.data, b.len);
+		out[b.len] = '\0';
+	}
+	buf_free(&b);
+	return rc;
+}
+
+enum dns_result
+dns_ptr(const struct dns_resolver *r, const char *name, struct dns_name_result *out)
+{
+	struct dns_call c;
+	ldns_rr_list *rrs;
+
+	memset(out, 0, sizeof(*out));
+	call_init(&c, r);
+	if (lookup(&c, name, LDNS_RR_TYPE_PTR, &out->st, &rrs) != DNS_OK)
+		return out->st.result;
+	size_t n = ldns_rr_list_rr_count(rrs);
+	out->names = xcalloc(n, sizeof(*out->names));
+	for (size_t i = 0; i < n; i++) {
+		ldns_rdf *d = ldns_rr_rdf(ldns_rr_list_rr(rrs, i), 0);
+		if (d == NULL || ldns_rdf_get_type(d) != LDNS_RDF_TYPE_DNAME)
+			continue;
+		dname_str(d, out->names[out->n], sizeof(out->names[out->n]));
+		out->n++;
+	}
+	ldns_rr_list_deep_free(rrs);
+	return out->st.result;
+}
+
+void
+dns_name_result_free(struct dns_name_result *res)
+{
+	if (res == NULL)
+		return;
+	free(res->names);
+	res->names = NULL;
+	res->n = 0;
+}
+
 /* ------------------------------------------------------------------ strings */
 
 const char *

@@ -155,6 +155,24 @@ enum dns_result dns_txt(const struct dns_resolver *r, const char *name,
     struct dns_txt_result *out);
 void dns_txt_result_free(struct dns_txt_result *res);
 
+/* ---- PTR (RFC 1035 3.5, RFC 3596 2.5) */
+struct dns_name_result {
+	struct dns_status st;
+	size_t		n;
+	char		(*names)[DNS_NAME_MAX];	/* lower case, no final dot */
+};
+
+/* The reverse name of an address (ip: an IPv4 or IPv6 literal) under root:
+ * "4.3.2.1.in-addr.arpa" for 1.2.3.4 when root is NULL ("in-addr.arpa" or
+ * "ip6.arpa" by family); another root puts the same labels under it (tests
+ * serve reverse names from a zone of their own). 0, or -1 when ip is not an
+ * address or the name does not fit in outsz. */
+int dns_reverse_name(const char *ip, const char *root, char *out, size_t outsz);
+/* PTR at name (made by dns_reverse_name). Returns st.result. */
+enum dns_result dns_ptr(const struct dns_resolver *r, const char *name,
+    struct dns_name_result *out);
+void dns_name_result_free(struct dns_name_result *res);
+
 /* ---- names for logs and reports */
 struct buf;
 /* Join the <character-string>s of one TXT RDATA in wire form (RFC 1035

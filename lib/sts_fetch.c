@@ -216,10 +216,11 @@ sts_fetch(const char *domain, const struct sts_fetch_opts *opts, struct sts_fetc
 	else if (out->http_status != 200)
 		sts_fetch_fail(out, STS_FETCH_ERROR, "%s: HTTP %ld, want 200", host,
 		    out->http_status);
-	else if (!sts_fetch_type_ok(ct))
+	else if (!sts_fetch_type_ok(ct)) {
+		out->type_refused = 1;
 		sts_fetch_fail(out, STS_FETCH_ERROR, "%s: Content-Type \"%.80s\", want text/plain",
 		    host, ct ? ct : "(none)");
-	else {
+	} else {
 		out->body_len = body.b.len;
 		out->body = xmalloc(body.b.len + 1);
 		if (body.b.len > 0)

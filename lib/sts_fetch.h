@@ -46,6 +46,8 @@ struct sts_fetch_out {
 						 * on OK and INVALID; else NULL */
 	size_t			 body_len;
 	long			 http_status;	/* 0 if no response */
+	int			 type_refused;	/* STS_FETCH_ERROR because the
+						 * Content-Type is not text/plain */
 	char			 reason[STS_FETCH_REASON_MAX];	/* "" on OK */
 };
 

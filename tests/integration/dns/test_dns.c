@@ -20,8 +20,7 @@
 #include <unistd.h>
 
 #include "dns.h"
-
-extern char **environ;
+#include "dnstest_cmd.h"
 
 static struct dns_resolver *res;
 
@@ -31,29 +30,6 @@ now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* "dnstest CMD DIR ARG..." on the running setup; asserts success. */
-static void
-dnstest(const char *cmd, const char *const *args)
-{
-	const char *tool = getenv("DNSTEST"), *dir = getenv("DNSTEST_DIR");
-	char *argv[64];
-	int n = 0, status;
-	pid_t pid;
-
-	assert_non_null(tool);
-	assert_non_null(dir);
-	argv[n++] = (char *)tool;
-	argv[n++] = (char *)cmd;
-	argv[n++] = (char *)dir;
-	for (; args && *args && n < 63; args++)
-		argv[n++] = (char *)*args;
-	argv[n] = NULL;
-	assert_int_equal(posix_spawn(&pid, tool, NULL, NULL, argv, environ), 0);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 static int
@@ -534,6 +510,36 @@ test_records_added_by_test(void **state)
 
 /* ------------------------------------------------------------------ failures */
 
+/* PTR: the reverse name of an address (the standard tree, or under a root
+ * of the caller's: the tests serve no in-addr.arpa), and its names. */
+static void
+test_ptr(void **state)
+{
+	struct dns_name_result nr;
+	char rev[DNS_NAME_MAX];
+
+	assert_int_equal(dns_reverse_name("192.0.2.10", NULL, rev, sizeof(rev)), 0);
+	assert_string_equal(rev, "10.2.0.192.in-addr.arpa");
+	assert_int_equal(dns_reverse_name("2001:db8::1", NULL, rev, sizeof(rev)), 0);
+	assert_string_equal(rev, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa");
+	assert_int_equal(dns_reverse_name("mx.example.test", NULL, rev, sizeof(rev)), -1);
+	assert_int_equal(dns_reverse_name("2001:db8::1", NULL, rev, 20), -1);
+
+	assert_int_equal(dns_reverse_name("127.0.0.81", "rev.example.test", rev, sizeof(rev)), 0);
+	assert_string_equal(rev, "81.0.0.127.rev.example.test");
+	dnstest("add", (const char *[]){ "81.0.0.127.rev.example.test. PTR MX.Case2.example.test.",
+	    NULL });
+	assert_int_equal(dns_ptr(res, rev, &nr), DNS_OK);
+	assert_status(nr.st, DNS_OK, DNS_SEC_SECURE);
+	assert_int_equal(nr.n, 1);
+	assert_string_equal(nr.names[0], "mx.case2.example.test");
+	dns_name_result_free(&nr);
+	assert_int_equal(dns_ptr(res, "82.0.0.127.rev.example.test", &nr), DNS_NXDOMAIN);
+	assert_int_equal(nr.n, 0);
+	dns_name_result_free(&nr);
+	dnstest("reset", NULL);
+}
+
 static void
 test_resolver_down_timeout(void **state)
 {
@@ -667,6 +673,7 @@ main(void)
 		cmocka_unit_test(test_servfail_not_bogus),
 		cmocka_unit_test(test_txt),
 		cmocka_unit_test(test_records_added_by_test),
+		cmocka_unit_test(test_ptr),
 		cmocka_unit_test(test_resolver_down_timeout),
 		cmocka_unit_test(test_invalid),
 		cmocka_unit_test(test_threads_share_resolver),

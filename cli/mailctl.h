@@ -1,0 +1,18 @@
+/* What mailctl.c shares with the files of its command groups
+ * (mailctl_<group>.c). */
+#ifndef MXFLEET_MAILCTL_H
+#define MXFLEET_MAILCTL_H
+
+#include <protobuf-c/protobuf-c.h>
+
+/* One Admin call to controld; 0 with *resp (protobuf_c_message_free_unpacked),
+ * else the exit status (message printed): 1 refused, 2 usage, 3 try later. */
+int mailctl_call(const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp,
+    const ProtobufCMessageDescriptor *rdesc);
+/* A configuration change: prints the version of the snapshot it answers. */
+int mailctl_change(const char *method, const ProtobufCMessage *req);
+
+/* mailctl dns ... (mailctl_dns.c) */
+int mailctl_dns(int argc, char **argv);
+
+#endif

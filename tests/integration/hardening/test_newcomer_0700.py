@@ -132,6 +132,11 @@ class NewcomerTest(unittest.TestCase):
         self.assertIsNotNone(r, f"no answer from the resolver {fenv['DNS_RESOLVER']}")
         self.assertEqual(r[0], 0)
         self.assertTrue(r[1] & dnstest.FLAG_AD, "dyn.test. is not validated as secure")
+        # The hosts' addresses have reverse DNS (a PTR) for the check to find.
+        for host in (env["MX1_HOST"], env["MX2_HOST"]):
+            rev = ".".join(reversed(host.split("."))) + ".in-addr.arpa."
+            r = dnstest.dns_query(addr, int(port), rev, 12, timeout=5)
+            self.assertTrue(r and r[0] == 0 and any(a[0] == 12 for a in r[2]), f"no PTR {rev}")
         # Each mxd serves the policy the demo printed, to a client that
         # verifies the certificate for mta-sts.dyn.test with the demo CA.
         ctx = ssl.create_default_context(cafile=fenv["DEMO_CA"])

@@ -37,7 +37,9 @@ mailctl_usage(FILE *f)
 	    "  hosts                              every host: version, last seen, journal\n"
 	    "                                     backlog, config version, certificate expiry,\n"
 	    "                                     outcomes stored, dropped, corrupt, batches\n"
-	    "                                     refused, records quarantined\n"
+	    "                                     refused, records quarantined, MX name,\n"
+	    "                                     next key and keys served (first 12 hex\n"
+	    "                                     digits of each SPKI SHA-256, docs/dns.md)\n"
 	    "  domain add NAME NEXT_HOP           e.g. lmtp:unix:/run/lmtp, smtp:10.0.0.5:25\n"
 	    "  domain list | domain rm NAME\n"
 	    "  domain recipients DOMAIN add ADDR... | rm ADDR... | list\n"
@@ -62,6 +64,9 @@ mailctl_usage(FILE *f)
 	    "                                     back to its default; docs/dns.md)\n"
 	    "  dns show DOMAIN [--json]           the settings in force\n"
 	    "  dns records DOMAIN [--format zone|json] [--policy]\n"
+	    "  dns check DOMAIN [--json]          live DNS, STARTTLS and policy against the\n"
+	    "                                     generated records; exit 1 on errors\n"
+	    "  dns push DOMAIN [--json]           send the difference (RFC 2136, TSIG)\n"
 	    "                                     the records to publish, as zone-file text\n"
 	    "                                     (or JSON, or just the MTA-STS policy file);\n"
 	    "                                     exit status 1 when an error blocks publishing\n"
@@ -181,6 +186,7 @@ struct mailctl_conn {
 };
 
 static struct mailctl_conn M;
+int mailctl_call_timeout_ms = 30000;
 
 /* Exit 1: controld understood and said no (the request is the operator's
  * to fix); anything else is 3, "try again later". */
@@ -230,7 +236,8 @@ mailctl_call(const char *method, const ProtobufCMessage *req, ProtobufCMessage *
 	uint8_t *buf = xmalloc(n ? n : 1), *out;
 	size_t outlen;
 	protobuf_c_message_pack(req, buf);
-	int st = grpc_unary(&o, path, buf, n, &out, &outlen, msg, sizeof(msg), 30000);
+	int st = grpc_unary(&o, path, buf, n, &out, &outlen, msg, sizeof(msg),
+	    mailctl_call_timeout_ms);
 	free(buf);
 	if (st != GRPC_OK) {
 		fprintf(stderr, "mailctl: %s: %s%s%s\n", method, grpc_status_name(st), msg[0] ? ": " : "", msg);
@@ -288,6 +295,18 @@ mailctl_list(const char *method, ProtobufCMessage **r, const ProtobufCMessageDes
 	return mailctl_call(method, &e.base, r, desc);
 }
 
+/* The keys a host serves now, as the first 12 hex digits of each SPKI
+ * SHA-256 (TLSA 3 1 1), comma-separated; "-" when none. */
+static void
+mailctl_host_keys(const Mxfleet__V1__HostIdentity *id, char *out, size_t outsz)
+{
+	size_t len = 0;
+	snprintf(out, outsz, "-");
+	for (size_t i = 0; id && i < id->n_certs && len + 14 < outsz; i++)
+		len += (size_t)snprintf(out + len, outsz - len, "%s%.12s", i ? "," : "",
+		    id->certs[i]->spki_sha256);
+}
+
 static int
 mailctl_hosts(void)
 {
@@ -296,20 +315,25 @@ mailctl_hosts(void)
 	if (rc)
 		return rc;
 	Mxfleet__V1__HostList *l = (Mxfleet__V1__HostList *)r;
-	printf("%-28s %-8s %-20s %8s %7s %-20s %10s %8s %8s %8s %11s\n", "HOST", "VERSION",
-	    "LAST_SEEN", "BACKLOG", "CONFIG", "CERT_EXPIRES", "OUTCOMES", "DROPPED", "CORRUPT",
-	    "REFUSED", "QUARANTINED");
+	printf("%-28s %-8s %-20s %8s %7s %-20s %10s %8s %8s %8s %11s %-24s %-12s %s\n", "HOST",
+	    "VERSION", "LAST_SEEN", "BACKLOG", "CONFIG", "CERT_EXPIRES", "OUTCOMES", "DROPPED",
+	    "CORRUPT", "REFUSED", "QUARANTINED", "MX", "NEXT_KEY", "KEYS");
 	for (size_t i = 0; i < l->n_hosts; i++) {
 		Mxfleet__V1__HostInfo *h = l->hosts[i];
-		char seen[32], exp[32];
+		char seen[32], exp[32], keys[200];
+		const Mxfleet__V1__HostIdentity *id = h->identity;
+		mailctl_host_keys(id, keys, sizeof(keys));
 		mailctl_time(h->last_seen_unix, seen, sizeof(seen));
 		mailctl_time(h->cert_not_after_unix, exp, sizeof(exp));
-		printf("%-28s %-8s %-20s %8llu %7llu %-20s %10llu %8llu %8llu %8llu %11llu\n",
+		printf("%-28s %-8s %-20s %8llu %7llu %-20s %10llu %8llu %8llu %8llu %11llu"
+		    " %-24s %-12.12s %s\n",
 		    h->host_id, h->version[0] ? h->version : "-", seen,
 		    (unsigned long long)h->journal_backlog, (unsigned long long)h->config_version, exp,
 		    (unsigned long long)h->outcomes, (unsigned long long)h->dropped,
 		    (unsigned long long)h->corrupt, (unsigned long long)h->batches_refused,
-		    (unsigned long long)h->outcomes_quarantined);
+		    (unsigned long long)h->outcomes_quarantined,
+		    id && id->hostname[0] ? id->hostname : "-",
+		    id && id->next_spki_sha256[0] ? id->next_spki_sha256 : "-", keys);
 	}
 	protobuf_c_message_free_unpacked(r, NULL);
 	return 0;

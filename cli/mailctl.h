@@ -9,6 +9,8 @@
  * else the exit status (message printed): 1 refused, 2 usage, 3 try later. */
 int mailctl_call(const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp,
     const ProtobufCMessageDescriptor *rdesc);
+/* How long mailctl_call waits for the answer (30 s; a DNS check longer). */
+extern int mailctl_call_timeout_ms;
 /* A configuration change: prints the version of the snapshot it answers. */
 int mailctl_change(const char *method, const ProtobufCMessage *req);
 

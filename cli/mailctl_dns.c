@@ -291,6 +291,129 @@ mailctl_dns_records(int argc, char **argv)
 	return rc;
 }
 
+/* ---- check ---- */
+
+static json_t *
+mailctl_dns_finding_json(const Mxfleet__V1__DnsFinding *f)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "severity", f->severity, "code",
+	    f->code, "subject", f->subject, "what", f->what, "why", f->why, "fix", f->fix);
+}
+
+static void
+mailctl_dns_check_text(const Mxfleet__V1__DnsCheckReport *rep, const size_t count[3])
+{
+	printf("dns check %s: %zu error(s), %zu warning(s), %zu note(s)\n", rep->domain,
+	    count[0], count[1], count[2]);
+	for (size_t i = 0; i < rep->n_findings; i++) {
+		const Mxfleet__V1__DnsFinding *f = rep->findings[i];
+		printf("\n%-7s %s  %s\n", f->severity, f->code, f->subject);
+		printf("        %s\n", f->what);
+		if (f->why[0])
+			printf("        why: %s\n", f->why);
+		if (f->fix[0])
+			printf("        fix: %s\n", f->fix);
+	}
+}
+
+static void
+mailctl_dns_check_json(const Mxfleet__V1__DnsCheckReport *rep, const size_t count[3])
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < rep->n_findings; i++)
+		json_array_append_new(a, mailctl_dns_finding_json(rep->findings[i]));
+	json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:o}", "domain", rep->domain, "errors",
+	    (json_int_t)count[0], "warnings", (json_int_t)count[1], "notes", (json_int_t)count[2],
+	    "findings", a);
+	char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	printf("%s\n", text);
+	free(text);
+	json_decref(o);
+}
+
+/* Exit status 1 when anything is an error: scripts and monitoring act on it. */
+static int
+mailctl_dns_check(int argc, char **argv)
+{
+	Mxfleet__V1__DomainName n = MXFLEET__V1__DOMAIN_NAME__INIT;
+	ProtobufCMessage *r;
+	size_t count[3] = { 0, 0, 0 };
+	int rc, json = argc == 2 && strcmp(argv[1], "--json") == 0;
+
+	if (argc < 1 || (argc == 2 && !json) || argc > 2) {
+		fprintf(stderr, "usage: mailctl dns check DOMAIN [--json]\n");
+		return 2;
+	}
+	n.name = argv[0];
+	/* Live lookups, a STARTTLS to every MX address and an HTTPS fetch. */
+	mailctl_call_timeout_ms = 300000;
+	if ((rc = mailctl_call("DnsCheck", &n.base, &r, &mxfleet__v1__dns_check_report__descriptor)))
+		return rc;
+	Mxfleet__V1__DnsCheckReport *rep = (Mxfleet__V1__DnsCheckReport *)r;
+	for (size_t i = 0; i < rep->n_findings; i++) {
+		const char *sev = rep->findings[i]->severity;
+		count[strcmp(sev, "error") == 0 ? 0 : strcmp(sev, "warning") == 0 ? 1 : 2]++;
+	}
+	if (json)
+		mailctl_dns_check_json(rep, count);
+	else
+		mailctl_dns_check_text(rep, count);
+	protobuf_c_message_free_unpacked(r, NULL);
+	return count[0] > 0;
+}
+
+/* ---- push ---- */
+
+static json_t *
+mailctl_dns_records_json(Mxfleet__V1__DnsRecord **v, size_t n)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_pack("{s:s, s:I, s:s, s:s}", "owner", v[i]->owner,
+		    "ttl", (json_int_t)v[i]->ttl, "type", v[i]->type, "rdata", v[i]->rdata));
+	return a;
+}
+
+static int
+mailctl_dns_push(int argc, char **argv)
+{
+	Mxfleet__V1__DomainName n = MXFLEET__V1__DOMAIN_NAME__INIT;
+	ProtobufCMessage *r;
+	int rc, json = argc == 2 && strcmp(argv[1], "--json") == 0;
+
+	if (argc < 1 || (argc == 2 && !json) || argc > 2) {
+		fprintf(stderr, "usage: mailctl dns push DOMAIN [--json]\n");
+		return 2;
+	}
+	n.name = argv[0];
+	mailctl_call_timeout_ms = 120000;
+	if ((rc = mailctl_call("DnsPush", &n.base, &r, &mxfleet__v1__dns_push_reply__descriptor)))
+		return rc;
+	Mxfleet__V1__DnsPushReply *p = (Mxfleet__V1__DnsPushReply *)r;
+	if (json) {
+		json_t *o = json_pack("{s:s, s:o, s:o}", "domain", p->domain, "added",
+		    mailctl_dns_records_json(p->added, p->n_added), "deleted",
+		    mailctl_dns_records_json(p->deleted, p->n_deleted));
+		char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		printf("%s\n", text);
+		free(text);
+		json_decref(o);
+	} else if (p->n_added == 0 && p->n_deleted == 0) {
+		printf("dns push %s: nothing sent: the zones already hold these records\n", p->domain);
+	} else {
+		printf("dns push %s: %zu record(s) added, %zu deleted\n", p->domain, p->n_added,
+		    p->n_deleted);
+		for (size_t i = 0; i < p->n_deleted; i++)
+			printf("- %s %u IN %s %s\n", p->deleted[i]->owner, p->deleted[i]->ttl,
+			    p->deleted[i]->type, p->deleted[i]->rdata);
+		for (size_t i = 0; i < p->n_added; i++)
+			printf("+ %s %u IN %s %s\n", p->added[i]->owner, p->added[i]->ttl,
+			    p->added[i]->type, p->added[i]->rdata);
+	}
+	protobuf_c_message_free_unpacked(r, NULL);
+	return 0;
+}
+
 int
 mailctl_dns(int argc, char **argv)
 {
@@ -301,11 +424,13 @@ mailctl_dns(int argc, char **argv)
 		{ "set", mailctl_dns_set },
 		{ "show", mailctl_dns_show },
 		{ "records", mailctl_dns_records },
+		{ "check", mailctl_dns_check },
+		{ "push", mailctl_dns_push },
 	};
 
 	for (size_t i = 0; argc >= 1 && i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(argv[0], cmds[i].verb) == 0)
 			return cmds[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "usage: mailctl dns set|show|records DOMAIN ... (see mailctl --help)\n");
+	fprintf(stderr, "usage: mailctl dns set|show|records|check|push DOMAIN ... (see mailctl --help)\n");
 	return 2;
 }

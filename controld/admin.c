@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "db_identity.h"
 #include "call.h"
 #include "controld.h"
 #include "dnsname.h"
@@ -45,7 +46,9 @@ admin_hosts_work(struct db *db, struct dbq_job *qj)
 		return rc;
 	j->reply = l;
 	j->reply_free = admin_free_host_list;
-	return db_hosts_upload_health(db, l);
+	if ((rc = db_hosts_upload_health(db, l)) != DB_OK)
+		return rc;
+	return db_identity_hosts(db, l);
 }
 
 #define LIST_WORK(name, type, call, freefn)				\

@@ -89,6 +89,44 @@ admin_dns_get(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 
 /* ---- DnsRecords ---- */
 
+#define DUP(s)	xstrdup((s) != NULL ? (s) : "")
+
+Mxfleet__V1__DnsFinding *
+admin_dns_finding_new(const struct dnsgen_error *e)
+{
+	Mxfleet__V1__DnsFinding *f = xmalloc(sizeof(*f));
+	mxfleet__v1__dns_finding__init(f);
+	f->severity = DUP(e->severity);
+	f->code = DUP(e->code);
+	f->subject = DUP(e->subject);
+	f->what = DUP(e->what);
+	f->why = DUP(e->why);
+	f->fix = DUP(e->fix);
+	return f;
+}
+
+void
+admin_dns_finding_free(Mxfleet__V1__DnsFinding *f)
+{
+	free(f->severity);
+	free(f->code);
+	free(f->subject);
+	free(f->what);
+	free(f->why);
+	free(f->fix);
+	free(f);
+}
+
+void
+admin_dns_record_free(Mxfleet__V1__DnsRecord *r)
+{
+	free(r->owner);
+	free(r->type);
+	free(r->rdata);
+	free(r->why);
+	free(r);
+}
+
 static void
 admin_dns_set_free(void *p)
 {
@@ -96,24 +134,10 @@ admin_dns_set_free(void *p)
 
 	if (s == NULL)
 		return;
-	for (size_t i = 0; i < s->n_records; i++) {
-		Mxfleet__V1__DnsRecord *r = s->records[i];
-		free(r->owner);
-		free(r->type);
-		free(r->rdata);
-		free(r->why);
-		free(r);
-	}
-	for (size_t i = 0; i < s->n_errors; i++) {
-		Mxfleet__V1__DnsFinding *f = s->errors[i];
-		free(f->severity);
-		free(f->code);
-		free(f->subject);
-		free(f->what);
-		free(f->why);
-		free(f->fix);
-		free(f);
-	}
+	for (size_t i = 0; i < s->n_records; i++)
+		admin_dns_record_free(s->records[i]);
+	for (size_t i = 0; i < s->n_errors; i++)
+		admin_dns_finding_free(s->errors[i]);
 	free(s->records);
 	free(s->errors);
 	free(s->domain);
@@ -122,7 +146,6 @@ admin_dns_set_free(void *p)
 	free(s);
 }
 
-#define DUP(s)	xstrdup((s) != NULL ? (s) : "")
 
 static Mxfleet__V1__DnsRecordSet *
 admin_dns_set_from(const char *domain, const struct dnsgen_result *r)
@@ -147,16 +170,7 @@ admin_dns_set_from(const char *domain, const struct dnsgen_result *r)
 	}
 	s->errors = xcalloc(r->nerrors + 1, sizeof(*s->errors));
 	for (; s->n_errors < r->nerrors; s->n_errors++) {
-		const struct dnsgen_error *e = &r->errors[s->n_errors];
-		Mxfleet__V1__DnsFinding *f = xmalloc(sizeof(*f));
-		mxfleet__v1__dns_finding__init(f);
-		f->severity = DUP(e->severity);
-		f->code = DUP(e->code);
-		f->subject = DUP(e->subject);
-		f->what = DUP(e->what);
-		f->why = DUP(e->why);
-		f->fix = DUP(e->fix);
-		s->errors[s->n_errors] = f;
+		s->errors[s->n_errors] = admin_dns_finding_new(&r->errors[s->n_errors]);
 	}
 	return s;
 }
@@ -193,31 +207,4 @@ void
 admin_dns_records(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
 	admin_dns_named(c, msg, len, admin_dns_records_work);
-}
-
-/* ---- not built yet ---- */
-
-/* Said plainly rather than answered with an empty report that would read
- * as "no findings" or "nothing to push". */
-static void
-admin_dns_unbuilt(struct grpc_call *c, const char *what)
-{
-	char text[100];
-
-	C->m.calls++;
-	snprintf(text, sizeof(text), "%s: not built yet", what);
-	if (call_check_admin(c) == 0)
-		grpc_call_finish(c, GRPC_UNIMPLEMENTED, text);
-}
-
-void
-admin_dns_check(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
-{
-	admin_dns_unbuilt(c, "dns check");
-}
-
-void
-admin_dns_push(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
-{
-	admin_dns_unbuilt(c, "dns push");
 }

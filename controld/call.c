@@ -112,7 +112,7 @@ static void
 call_dispatch(struct call_job *j)
 {
 	j->held = 0;
-	if (dbq_submit(C->dbq, &j->q) < 0) {
+	if (dbq_submit(j->queue ? j->queue : C->dbq, &j->q) < 0) {
 		j->q.rc = DB_ECONN;
 		snprintf(j->q.err, sizeof(j->q.err), "busy: %lld jobs wait for a database worker "
 		    "(db_max_queued)", C->cfg.db_max_queued);

@@ -56,6 +56,7 @@ struct call_job {
 	int			(*conflicts)(const struct call_job *a, const struct call_job *b);
 	uint64_t		 key_lo, key_hi;
 	int			 held;
+	struct dbq		*queue;		/* NULL: the database workers (C->dbq) */
 };
 
 #define UNPACK(type, fn, c, msg, len)						\

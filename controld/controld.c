@@ -66,8 +66,8 @@ static const struct grpc_method controld_methods[] = {
 	{ "/mxfleet.v1.Admin/SetDomainDns", admin_dns_set, NULL, call_end },
 	{ "/mxfleet.v1.Admin/GetDomainDns", admin_dns_get, NULL, call_end },
 	{ "/mxfleet.v1.Admin/DnsRecords", admin_dns_records, NULL, call_end },
-	{ "/mxfleet.v1.Admin/DnsCheck", admin_dns_check, NULL, call_end },
-	{ "/mxfleet.v1.Admin/DnsPush", admin_dns_push, NULL, call_end },
+	{ "/mxfleet.v1.Admin/DnsCheck", dnsops_check, NULL, call_end },
+	{ "/mxfleet.v1.Admin/DnsPush", dnsops_push, NULL, call_end },
 };
 
 /* ---- configuration and main ---- */
@@ -77,7 +77,7 @@ static const char *const controld_keys[] = {
 	"max_message", "handshake_timeout", "idle_timeout", "max_connections",
 	"max_connections_per_ip", "max_streams", "watch_max_pending", "outcome_max_age_days",
 	"outcome_max_future", "statement_timeout", "http_max_request", "http_timeout", "db_workers", "db_max_queued",
-	NULL
+	"dns", NULL
 };
 static const char *const controld_tls_keys[] = {
 	"cert", "key", "ca", "allow_multiple_ca", "revocation_interval", NULL
@@ -189,6 +189,9 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 	    conf_get_bool(g, "allow_multiple_ca", &cfg->allow_multiple_ca, &cerr) < 0 ||
 	    conf_get_int(g, "revocation_interval", 1, 3600, &cfg->revocation_interval, &cerr) < 0))
 		goto fail;
+	if ((r = conf_get_aggregate(root, "dns", CONFIG_TYPE_GROUP, &g, &cerr)) < 0 ||
+	    dnsops_config_load(r == 1 ? g : NULL, &cfg->dns, &cerr) < 0)
+		goto fail;
 	if (cfg->database == NULL) {
 		snprintf(cerr.msg, sizeof(cerr.msg), "%s: database is required", path);
 		goto fail;
@@ -226,6 +229,7 @@ controld_config_free(struct controld_config *cfg)
 	free(cfg->cert);
 	free(cfg->key);
 	free(cfg->ca);
+	dnsops_config_free(&cfg->dns);
 }
 
 /* The connection limits, and enough descriptors for them: the soft limit is
@@ -408,6 +412,8 @@ controld_shutdown(struct controld *d)
 	http_health_drain();
 	dbq_free(d->dbq, CONTROLD_STOP_WAIT_MS);
 	d->dbq = NULL;
+	dbq_free(d->dnsq, CONTROLD_STOP_WAIT_MS);
+	d->dnsq = NULL;
 	while (d->watchers)
 		fleet_watch_remove(d->watchers);
 	if (d->http)
@@ -480,6 +486,11 @@ main(int argc, char **argv)
 	    (int)d.cfg.db_workers, (size_t)d.cfg.db_max_queued };
 	if (dbq_new(&d.dbq, d.base, &qo, err, sizeof(err)) < 0)
 		fatalx("event=db_workers_failed error=\"%s\"", err);
+	/* A few jobs at most wait for a DNS worker: a check is asked by hand. */
+	struct dbq_opts dq = { d.cfg.database, (int)d.cfg.statement_timeout * 1000,
+	    (int)d.cfg.dns.workers, 64 };
+	if (dbq_new(&d.dnsq, d.base, &dq, err, sizeof(err)) < 0)
+		fatalx("event=dns_workers_failed error=\"%s\"", err);
 	controld_listen(&d);
 	controld_timers(&d);
 	struct event *sigterm = evsignal_new(d.base, SIGTERM, on_signal, NULL);

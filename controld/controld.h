@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "dbq.h"
+#include "dnsops.h"
 #include "grpc.h"
 #include "log.h"
 #include "mxfleet.pb-c.h"
@@ -43,6 +44,7 @@ struct controld_config {
 	long long http_timeout;		/* seconds */
 	long long db_workers;		/* threads, one connection each */
 	long long db_max_queued;	/* database jobs waiting for a worker */
+	struct dnsops_config dns;	/* the dns group: checks and pushes */
 };
 
 struct watcher {
@@ -67,6 +69,7 @@ struct controld {
 	struct controld_config	 cfg;
 	struct event_base	*base;
 	struct dbq		*dbq;
+	struct dbq		*dnsq;		/* DNS checks and pushes (dnsops.h) */
 	struct grpc_server	*tls_srv;
 	struct grpc_server	*local_srv;
 	struct evhttp		*http;

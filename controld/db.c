@@ -3,6 +3,7 @@
  * files, which are trusted SQL shipped with controld. */
 #include "db.h"
 #include "db_dns.h"
+#include "db_identity.h"
 #include "db_internal.h"
 
 #include <dirent.h>
@@ -1432,6 +1433,7 @@ db_host_list_free(Mxfleet__V1__HostList *l)
 	for (size_t i = 0; i < l->n_hosts; i++) {
 		db_str_free(l->hosts[i]->host_id);
 		db_str_free(l->hosts[i]->version);
+		db_identity_free(l->hosts[i]->identity);
 		free(l->hosts[i]);
 	}
 	free(l->hosts);

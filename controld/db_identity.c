@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
 #include "dns.h"
 #include "log.h"
 #include "tlsid.h"
@@ -106,29 +105,6 @@ db_identity_check(const Mxfleet__V1__HostIdentity *id, char *why, size_t whysz)
 
 /* ---- storing it ---- */
 
-/* A text[] literal: {"a","b"}, each element quoted and escaped (the values
- * were checked; this keeps the encoding right whatever they hold). */
-static char *
-db_identity_array(char *const *v, size_t n)
-{
-	struct buf b;
-	buf_init(&b);
-	buf_appendc(&b, '{');
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0)
-			buf_appendc(&b, ',');
-		buf_appendc(&b, '"');
-		for (const char *p = v[i]; *p; p++) {
-			if (*p == '"' || *p == '\\')
-				buf_appendc(&b, '\\');
-			buf_appendc(&b, *p);
-		}
-		buf_appendc(&b, '"');
-	}
-	buf_appendc(&b, '}');
-	return b.data;
-}
-
 static const char db_identity_sql_upsert[] =
 	"INSERT INTO host_identity (host_id, hostname, addresses, next_spki)"
 	" VALUES ($1, $2, $3::text[], $4)"
@@ -177,7 +153,7 @@ db_identity_certs(struct db *db, struct db_identity_arg *a)
 	for (size_t i = 0; i < id->n_certs && rc == DB_OK; i++) {
 		const Mxfleet__V1__HostCert *c = id->certs[i];
 		struct db_params p = { 0 };
-		char *names = db_identity_array(c->names, c->n_names);
+		char *names = db_array_literal(c->names, c->n_names);
 		dbp_str(&p, a->host_id);
 		dbp_str(&p, c->spki_sha256);
 		dbp_str(&p, names);
@@ -194,7 +170,7 @@ db_identity_certs(struct db *db, struct db_identity_arg *a)
 	char **spkis = xcalloc(id->n_certs + 1, sizeof(*spkis));
 	for (size_t i = 0; i < id->n_certs; i++)
 		spkis[i] = id->certs[i]->spki_sha256;
-	char *served = db_identity_array(spkis, id->n_certs);
+	char *served = db_array_literal(spkis, id->n_certs);
 	struct db_params p = { 0 };
 	dbp_str(&p, a->host_id);
 	dbp_str(&p, served);
@@ -215,7 +191,7 @@ db_identity_op(struct db *db, void *arg)
 
 	a->changed = 0;
 	a->retired = 0;
-	char *addresses = db_identity_array(a->id->addresses, a->id->n_addresses);
+	char *addresses = db_array_literal(a->id->addresses, a->id->n_addresses);
 	dbp_str(&p, a->host_id);
 	dbp_str(&p, a->id->hostname);
 	dbp_str(&p, addresses);
@@ -246,4 +222,122 @@ db_identity_store(struct db *db, const char *host_id, const Mxfleet__V1__HostIde
 	if (rc == DB_OK && retired)
 		*retired = a.retired;
 	return rc;
+}
+
+/* ---- reading it back (mailctl hosts) ---- */
+
+static Mxfleet__V1__HostInfo *
+db_identity_host(Mxfleet__V1__HostList *l, const char *host_id)
+{
+	for (size_t i = 0; i < l->n_hosts; i++)
+		if (strcmp(l->hosts[i]->host_id, host_id) == 0)
+			return l->hosts[i];
+	return NULL;
+}
+
+/* A text[] as PostgreSQL prints it ({a,b}: names and addresses need no
+ * quoting, having been checked) into a new array. */
+static char **
+db_identity_split(const char *s, size_t *n)
+{
+	char **v = NULL;
+	*n = 0;
+	size_t len = strlen(s);
+	if (len < 2 || s[0] != '{' || s[len - 1] != '}' || len == 2)
+		return NULL;
+	char *copy = xstrndup(s + 1, len - 2), *save = NULL;
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		v = xreallocarray(v, *n + 1, sizeof(*v));
+		v[(*n)++] = xstrdup(t);
+	}
+	free(copy);
+	return v;
+}
+
+static void
+db_identity_add_cert(Mxfleet__V1__HostIdentity *id, const PGresult *res, int r)
+{
+	Mxfleet__V1__HostCert *c = xmalloc(sizeof(*c));
+	mxfleet__v1__host_cert__init(c);
+	c->spki_sha256 = db_get_str(res, r, 1);
+	c->names = db_identity_split(PQgetvalue(res, r, 2), &c->n_names);
+	c->not_after_unix = db_get_i64(res, r, 3);
+	c->key_type = db_get_str(res, r, 4);
+	id->certs = xreallocarray(id->certs, id->n_certs + 1, sizeof(*id->certs));
+	id->certs[id->n_certs++] = c;
+}
+
+static int
+db_identity_hosts_op(struct db *db, void *arg)
+{
+	Mxfleet__V1__HostList *l = arg;
+	PGresult *ires = NULL, *cres = NULL;
+	int rc;
+
+	if ((rc = db_query(db, "hosts identity", "SELECT host_id, hostname, addresses::text,"
+	    " next_spki FROM host_identity", NULL, &ires)) != DB_OK)
+		return rc;
+	if ((rc = db_query(db, "hosts certificates", "SELECT host_id, spki_sha256, names::text,"
+	    " coalesce(extract(epoch FROM not_after)::bigint, 0), key_type FROM host_certs"
+	    " WHERE retired_at IS NULL ORDER BY host_id, first_seen, spki_sha256", NULL,
+	    &cres)) != DB_OK) {
+		PQclear(ires);
+		return rc;
+	}
+	for (int r = 0; r < PQntuples(ires); r++) {
+		Mxfleet__V1__HostInfo *h = db_identity_host(l, PQgetvalue(ires, r, 0));
+		if (h == NULL || h->identity != NULL)
+			continue;
+		h->identity = xmalloc(sizeof(*h->identity));
+		mxfleet__v1__host_identity__init(h->identity);
+		h->identity->hostname = db_get_str(ires, r, 1);
+		h->identity->addresses = db_identity_split(PQgetvalue(ires, r, 2),
+		    &h->identity->n_addresses);
+		h->identity->next_spki_sha256 = db_get_str(ires, r, 3);
+	}
+	for (int r = 0; r < PQntuples(cres); r++) {
+		Mxfleet__V1__HostInfo *h = db_identity_host(l, PQgetvalue(cres, r, 0));
+		if (h != NULL && h->identity != NULL)
+			db_identity_add_cert(h->identity, cres, r);
+	}
+	PQclear(ires);
+	PQclear(cres);
+	return DB_OK;
+}
+
+int
+db_identity_hosts(struct db *db, Mxfleet__V1__HostList *l)
+{
+	/* Repeated after a reconnect: what the first try attached goes first. */
+	for (size_t i = 0; i < l->n_hosts; i++) {
+		db_identity_free(l->hosts[i]->identity);
+		l->hosts[i]->identity = NULL;
+	}
+	return db_call(db, db_identity_hosts_op, l, DB_REPEAT_ALWAYS);
+}
+
+static void
+db_identity_free_strv(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void
+db_identity_free(Mxfleet__V1__HostIdentity *id)
+{
+	if (id == NULL)
+		return;
+	free(id->hostname);
+	db_identity_free_strv(id->addresses, id->n_addresses);
+	free(id->next_spki_sha256);
+	for (size_t i = 0; i < id->n_certs; i++) {
+		db_identity_free_strv(id->certs[i]->names, id->certs[i]->n_names);
+		free(id->certs[i]->spki_sha256);
+		free(id->certs[i]->key_type);
+		free(id->certs[i]);
+	}
+	free(id->certs);
+	free(id);
 }

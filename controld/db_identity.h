@@ -34,4 +34,10 @@ int db_identity_check(const Mxfleet__V1__HostIdentity *id, char *why, size_t why
 int db_identity_store(struct db *db, const char *host_id, const Mxfleet__V1__HostIdentity *id,
     int *changed, unsigned *retired);
 
+/* mailctl hosts: each listed host's stored identity (HostInfo.identity),
+ * its certificates the keys it serves now (not retired). Hosts without one
+ * keep identity NULL. Release with db_identity_free (db_host_list_free does). */
+int db_identity_hosts(struct db *db, Mxfleet__V1__HostList *l);
+void db_identity_free(Mxfleet__V1__HostIdentity *id);
+
 #endif

@@ -49,11 +49,15 @@ fleet_identity_store(struct db *db, const char *host_id, const Mxfleet__V1__Host
 /* A hostile or broken mxd must not put junk into the DNS tables: the
  * whole call is refused, naming the field. */
 static int
-fleet_identity_refused(struct grpc_call *c, const Mxfleet__V1__HostIdentity *id)
+fleet_identity_refused(struct grpc_call *c, const char *host_id,
+    const Mxfleet__V1__HostIdentity *id)
 {
 	char why[300];
 	if (id == NULL || db_identity_check(id, why, sizeof(why)) == 0)
 		return 0;
+	/* why names a field, never a value: nothing of the host's to quote. */
+	log_warnx("event=host_identity_refused host=%s path=%s reason=\"%s\"", host_id,
+	    grpc_call_path(c), why);
 	grpc_call_finish(c, GRPC_INVALID_ARGUMENT, why);
 	return 1;
 }
@@ -86,7 +90,7 @@ fleet_register(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
 	UNPACK(Mxfleet__V1__RegisterRequest, mxfleet__v1__register_request, c, msg, len);
 	C->m.calls++;
-	if (call_check_host(c, req->host_id) < 0 || fleet_identity_refused(c, req->identity)) {
+	if (call_check_host(c, req->host_id) < 0 || fleet_identity_refused(c, req->host_id, req->identity)) {
 		mxfleet__v1__register_request__free_unpacked(req, NULL);
 		return;
 	}
@@ -173,7 +177,7 @@ fleet_heartbeat(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
 	UNPACK(Mxfleet__V1__HeartbeatRequest, mxfleet__v1__heartbeat_request, c, msg, len);
 	C->m.calls++;
-	if (call_check_host(c, req->host_id) < 0 || fleet_identity_refused(c, req->identity)) {
+	if (call_check_host(c, req->host_id) < 0 || fleet_identity_refused(c, req->host_id, req->identity)) {
 		mxfleet__v1__heartbeat_request__free_unpacked(req, NULL);
 		return;
 	}

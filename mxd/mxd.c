@@ -551,8 +551,10 @@ mxd_reload(struct mxd_master *m)
 	uint8_t *nid = NULL;
 	size_t nidlen = 0;
 	if (ncfg->control_server &&
-	    mxd_identity_build(ncfg, 1, &nid, &nidlen, err, sizeof(err)) < 0) {
+	    mxd_identity_build(ncfg, MXD_NEXT_KEY_TRY, &nid, &nidlen, err,
+	    sizeof(err)) < 0) {
 		tls_server_free(ntls);
+		tls_server_free(nhttps_tls);
 		mxd_config_free(ncfg);
 		log_error("event=reload_failed error=\"%s\"", err);
 		return;
@@ -943,6 +945,18 @@ mxd_log_started(const struct mxd_master *m)
 	mxd_config_log_rcpt_checks(m->cfg);
 }
 
+/* Before anything started: what main loaded goes, rc is returned. */
+static int
+mxd_exit_early(struct mxd_master *m, int rc)
+{
+	SSL_CTX_free(m->creds.tls);
+	tls_server_free(m->tls);
+	tls_server_free(m->https_tls);
+	mxd_config_free(m->cfg);
+	free(m->identity);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1010,10 +1024,10 @@ main(int argc, char **argv)
 			return 1;
 		}
 		/* The next key is created now, as root; -n only reads it. */
-		if (mxd_identity_build(m.cfg, !check, &m.identity, &m.creds.identity_len, err,
-		    sizeof(err)) < 0) {
+		if (mxd_identity_build(m.cfg, check ? MXD_NEXT_KEY_READ : MXD_NEXT_KEY_CREATE,
+		    &m.identity, &m.creds.identity_len, err, sizeof(err)) < 0) {
 			fprintf(stderr, "mxd: %s\n", err);
-			return 1;
+			return mxd_exit_early(&m, 1);
 		}
 		m.creds.identity = m.identity;
 	}
@@ -1021,12 +1035,7 @@ main(int argc, char **argv)
 		printf("mxd: %s: configuration OK (%zu domains, %zu certificates)\n", path,
 		    m.cfg->ndomains, m.cfg->ncerts);
 		mxd_config_log_rcpt_checks(m.cfg);
-		SSL_CTX_free(m.creds.tls);
-		tls_server_free(m.tls);
-		tls_server_free(m.https_tls);
-		mxd_config_free(m.cfg);
-		free(m.identity);
-		return 0;
+		return mxd_exit_early(&m, 0);
 	}
 	log_init("mxd", m.cfg->log_level, m.cfg->log_syslog);
 

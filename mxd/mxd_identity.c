@@ -150,8 +150,8 @@ mxd_identity_create_key(const char *path, EVP_PKEY **out, char *err, size_t errs
 
 /* The next key's SPKI SHA-256 into spki ("" when there is no next key). */
 static int
-mxd_identity_next_spki(const struct mxd_config *cfg, int create, char *spki, char *err,
-    size_t errsz)
+mxd_identity_next_spki(const struct mxd_config *cfg, enum mxd_next_key_mode mode, char *spki,
+    char *err, size_t errsz)
 {
 	char *path = mxd_identity_next_key_path(cfg);
 	EVP_PKEY *k = NULL;
@@ -159,11 +159,18 @@ mxd_identity_next_spki(const struct mxd_config *cfg, int create, char *spki, cha
 	spki[0] = '\0';
 	if (path == NULL)
 		return 0;
-	if (access(path, F_OK) < 0 && errno == ENOENT && create)
-		rc = mxd_identity_create_key(path, &k, err, errsz);
-	else if (access(path, F_OK) < 0 && errno == ENOENT)
-		log_info("event=next_key_missing path=%s action=\"created when mxd starts\"", path);
-	else if ((rc = tlsid_read_key(path, &k, err, errsz)) < 0) {
+	if (access(path, F_OK) < 0 && errno == ENOENT) {
+		if (mode == MXD_NEXT_KEY_READ)
+			log_info("event=next_key_missing path=%s action=\"created when mxd starts\"",
+			    path);
+		else if ((rc = mxd_identity_create_key(path, &k, err, errsz)) < 0 &&
+		    mode == MXD_NEXT_KEY_TRY) {
+			/* Key directories are root's: the next start creates it. */
+			log_warnx("event=next_key_not_created error=\"%s\" action=\"reported as none;"
+			    " created at the next start\"", err);
+			rc = 0;
+		}
+	} else if ((rc = tlsid_read_key(path, &k, err, errsz)) < 0) {
 		char why[400];
 		snprintf(why, sizeof(why), "%s", err);
 		snprintf(err, errsz, "next_key %s (tls.next_key in docs/dns.md#host-identity)", why);
@@ -267,8 +274,8 @@ mxd_identity_free_msg(Mxfleet__V1__HostIdentity *id)
 }
 
 int
-mxd_identity_build(const struct mxd_config *cfg, int create, uint8_t **out, size_t *outlen,
-    char *err, size_t errsz)
+mxd_identity_build(const struct mxd_config *cfg, enum mxd_next_key_mode mode, uint8_t **out,
+    size_t *outlen, char *err, size_t errsz)
 {
 	Mxfleet__V1__HostIdentity id = MXFLEET__V1__HOST_IDENTITY__INIT;
 	char spki[TLSID_SPKI_HEX];
@@ -280,7 +287,7 @@ mxd_identity_build(const struct mxd_config *cfg, int create, uint8_t **out, size
 	id.next_spki_sha256 = spki;
 	mxd_identity_addresses(cfg, &id);
 	if (mxd_identity_certs(cfg, &id, err, errsz) == 0 &&
-	    mxd_identity_next_spki(cfg, create, spki, err, errsz) == 0) {
+	    mxd_identity_next_spki(cfg, mode, spki, err, errsz) == 0) {
 		size_t n = mxfleet__v1__host_identity__get_packed_size(&id);
 		if (n > MXD_IDENTITY_MAX_BYTES)
 			snprintf(err, errsz, "the host identity takes %zu bytes, over %u: fewer"

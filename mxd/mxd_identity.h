@@ -33,13 +33,21 @@ void mxd_identity_config_free(struct mxd_config *cfg);
  * path and ".next"; NULL when there is neither. */
 char *mxd_identity_next_key_path(const struct mxd_config *cfg);
 
-/* Build the packed HostIdentity of cfg into *out (malloc'd), *outlen.
- * create: make the next key (EC P-256, 0600, written atomically) when its
- * file is absent; an existing one is only read. 0, or -1 with one line for
- * the operator in err: a certificate or the next key unreadable, the next
- * key not created. */
-int mxd_identity_build(const struct mxd_config *cfg, int create, uint8_t **out,
-    size_t *outlen, char *err, size_t errsz);
+/* What mxd_identity_build does when the next key's file is absent. */
+enum mxd_next_key_mode {
+	MXD_NEXT_KEY_READ,	/* mxd -n: only read; log that start creates it */
+	MXD_NEXT_KEY_CREATE,	/* start (root): create it; failing fails */
+	MXD_NEXT_KEY_TRY,	/* reload (not root): create it if the directory lets
+				   the user; else warn and report none until a start */
+};
+
+/* Build the packed HostIdentity of cfg into *out (malloc'd), *outlen; the
+ * next key is created as mode says (EC P-256, 0600, written atomically)
+ * and an existing one is only read, never replaced. 0, or -1 with one line
+ * for the operator in err: a certificate or the next key unreadable, the
+ * next key not created. */
+int mxd_identity_build(const struct mxd_config *cfg, enum mxd_next_key_mode mode,
+    uint8_t **out, size_t *outlen, char *err, size_t errsz);
 
 /* The master's side of the channel to the uploader. */
 int mxd_identity_channel_new(int fds[2]);

@@ -468,7 +468,22 @@ uploader_heartbeat(struct uploader *u)
 	uploader_unary(u, "/mxfleet.v1.Fleet/Heartbeat", &hb.base);
 }
 
-/* A reload's identity from the master: controld hears of it at once. */
+static int
+uploader_same_msg(const ProtobufCMessage *a, const ProtobufCMessage *b)
+{
+	size_t na = protobuf_c_message_get_packed_size(a);
+	if (na != protobuf_c_message_get_packed_size(b))
+		return 0;
+	uint8_t *pa = xmalloc(na ? na : 1), *pb = xmalloc(na ? na : 1);
+	protobuf_c_message_pack(a, pa);
+	protobuf_c_message_pack(b, pb);
+	int same = memcmp(pa, pb, na) == 0;
+	free(pa);
+	free(pb);
+	return same;
+}
+
+/* A reload's identity from the master: controld hears of a change at once. */
 static void
 uploader_identity_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -476,9 +491,12 @@ uploader_identity_cb(evutil_socket_t fd, short what, void *arg)
 	Mxfleet__V1__HostIdentity *id = mxd_identity_recv(fd);
 	if (id == NULL)
 		return;
+	int same = u->identity && uploader_same_msg(&u->identity->base, &id->base);
 	if (u->identity)
 		mxfleet__v1__host_identity__free_unpacked(u->identity, NULL);
 	u->identity = id;
+	if (same)
+		return;	/* a reload that changed nothing of it */
 	log_info("event=host_identity_changed certificates=%zu", id->n_certs);
 	if (grpc_client_ready(u->cl))
 		uploader_heartbeat(u);

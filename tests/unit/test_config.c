@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 
 #include "mxd_config.h"
+#include "mxd_identity.h"
 
 static char cfgpath[64];
 
@@ -233,6 +234,40 @@ test_config_tls_policies_and_credentials(void **state)
 	mxd_config_free(cfg);
 }
 
+/* The host identity's keys (docs/dns.md#host-identity): public_addresses
+ * kept in canonical form, the next key's default next to the first key. */
+static void
+test_config_host_identity_keys(void **state)
+{
+	static const struct { const char *text; const char *expect; } bad[] = {
+		{ "public_addresses = [ \"mx.example\" ];\n",
+		  ":1: public_addresses[0]: expected an IPv4 or IPv6 address" },
+		{ "public_addresses = [ \"1\", \"2\", \"3\", \"4\", \"5\", \"6\", \"7\", \"8\", \"9\","
+		  " \"10\", \"11\", \"12\", \"13\", \"14\", \"15\", \"16\", \"17\" ];\n",
+		  "public_addresses: at most 16 addresses" },
+		{ "tls = { next_key = \"\"; };\n", ":1: tls.next_key: expected a file path" },
+		{ "tls = { next_key = 3; };\n", "tls.next_key: expected a string" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct mxd_config *cfg = NULL;
+		char err[600] = "";
+		assert_int_equal(load(bad[i].text, &cfg, err, sizeof(err)), -1);
+		if (strstr(err, bad[i].expect) == NULL)
+			fail_msg("case %zu: error '%s' lacks '%s'", i, err, bad[i].expect);
+	}
+	struct mxd_config *cfg = NULL;
+	char err[600] = "";
+	assert_int_equal(load("public_addresses = [ \"192.0.2.25\", \"2001:DB8:0::25\" ];\n"
+	    "tls = { certificates = ( { cert = \"/k/a.pem\"; key = \"/k/a.key\"; } ); };\n",
+	    &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg->npublic_addresses, 2);
+	assert_string_equal(cfg->public_addresses[1], "2001:db8::25");
+	char *next = mxd_identity_next_key_path(cfg);
+	assert_string_equal(next, "/k/a.key.next");
+	free(next);
+	mxd_config_free(cfg);
+}
+
 int
 main(void)
 {
@@ -243,6 +278,7 @@ main(void)
 		cmocka_unit_test(test_config_route_prefers_local_domain),
 		cmocka_unit_test(test_config_routes_first_match_and_attempts),
 		cmocka_unit_test(test_config_tls_policies_and_credentials),
+		cmocka_unit_test(test_config_host_identity_keys),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

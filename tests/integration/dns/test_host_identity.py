@@ -126,6 +126,51 @@ class HostIdentityTest(cptest.FleetTestCase):
         self.assertTrue(certs[spki][3])
         self.assertEqual(self.identity()[2], ident[2])  # the next key stays the next key
 
+        # mailctl hosts shows the MX name, the next key and the key served
+        # now (the retired one no longer), as SPKI prefixes.
+        rows = cptest.parse_table(self.mailctl(c, "hosts").stdout)
+        self.assertEqual([(r["HOST"], r["MX"], r["NEXT_KEY"], r["KEYS"]) for r in rows],
+                         [(MX1, mxtest.MX_NAME, ident[2][:12], new_spki[:12])])
+
+    def test_promoting_the_next_key(self):
+        """The rollover an operator does: a certificate for the next key,
+        the next key becomes the key, SIGHUP. The served key is the one DNS
+        already had as next; a new next key appears (at once when the
+        reloading mxd may write there, else at the next start)."""
+        c = self.controld()
+        cert = self.smtp_cert()
+        m = self.mxd_serving(c, cert)
+        next_key = cert[1] + ".next"
+        old_spki = openssl_spki(cert=cert[0])
+        ident = wait_for(self.identity, 20, interval=0.2, what="host_identity of mx1")
+        promoted = ident[2]
+
+        subprocess.run(["openssl", "req", "-new", "-x509", "-key", next_key, "-out", cert[0],
+                        "-days", "30", "-subj", f"/CN={mxtest.MX_NAME}",
+                        "-addext", f"subjectAltName=DNS:{mxtest.MX_NAME}"],
+                       check=True, capture_output=True, timeout=60)
+        os.rename(next_key, cert[1])
+        m.reload()
+
+        def rotated():
+            cs = self.certs()
+            return cs if promoted in cs and cs[old_spki][3] else None
+        certs = wait_for(rotated, 20, interval=0.25, what="the promoted key served")
+        self.assertFalse(certs[promoted][3])
+        if mxtest.IS_ROOT:
+            # The reloading master runs as the unprivileged user: it cannot
+            # write next to root's keys, says so, and reports no next key.
+            m.wait_event("next_key_not_created", timeout=10)
+            wait_for(lambda: self.identity()[2] == "", 10, interval=0.2,
+                     what="no next key reported")
+            self.assertFalse(os.path.exists(next_key))
+            m.stop()
+            m.start()
+        new_next = wait_for(lambda: os.path.exists(next_key) and self.identity()[2], 20,
+                            interval=0.2, what="a new next key reported")
+        self.assertEqual(new_next, openssl_spki(key=next_key))
+        self.assertNotIn(new_next, (promoted, old_spki))
+
     def test_public_addresses_and_named_next_key(self):
         c = self.controld()
         next_key = os.path.join(self.wd, "keys", "smtp-next.pem")
@@ -153,6 +198,21 @@ class HostIdentityTest(cptest.FleetTestCase):
         with open(cert[1] + ".next") as f:
             self.assertEqual(f.read(), "this is not a key\n")  # left for the operator
         self.assertEqual(self.scalar("SELECT count(*) FROM host_identity"), "0")
+
+    def test_bad_next_key_at_reload_keeps_the_old_configuration(self):
+        c = self.controld()
+        cert = self.smtp_cert()
+        m = self.mxd_serving(c, cert)
+        before = wait_for(self.identity, 20, interval=0.2, what="host_identity of mx1")
+        with open(cert[1] + ".next", "w") as f:
+            f.write("broken\n")
+        m.reload()
+        e = m.wait_event("reload_failed", timeout=15)
+        self.assertIn(f"next_key {cert[1]}.next: not an unencrypted PEM private key",
+                      e["error"])
+        self.assertTrue(m.running())
+        cptest.smtp_send(m.host, m.port, "after-reload")  # still serving mail
+        self.assertEqual(self.identity()[2], before[2])
 
     def test_hostile_identity_is_refused_naming_the_field(self):
         c = self.controld()
@@ -187,6 +247,10 @@ class HostIdentityTest(cptest.FleetTestCase):
                 self.assertIn(field, cm.exception.details())
         self.assertEqual(self.scalar("SELECT count(*) FROM host_identity"), "0")
         self.assertEqual(self.scalar("SELECT count(*) FROM host_certs"), "0")
+        # The operator sees which host sent what.
+        refused = c.events("host_identity_refused", host=MX1)
+        self.assertEqual(len(refused), 2 * len(cases))
+        self.assertIn("identity.hostname", refused[0]["reason"])
         # A well-formed one is stored.
         fleet.Register(pb.RegisterRequest(host_id=MX1, version="x", identity=pb.HostIdentity(
             hostname="mx.test", addresses=["192.0.2.1"], certs=[

@@ -34,6 +34,15 @@ MAILCTL = os.environ.get("MAILCTL", os.path.join(BIN, "mailctl"))
 WATCHDOG = mxtest.Watchdog("NEWCOMER_RUN")
 
 
+def port_free(host, port):
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
 def running(pid):
     """pid is a process that has not exited (a zombie waiting to be reaped has)."""
     try:
@@ -68,9 +77,13 @@ class NewcomerTest(unittest.TestCase):
     def fleet_env(self):
         env = dict(os.environ)
         mx1, mx2 = pick_host(), pick_host()
+        # One SMTP port for both, as port 25 is: `dns check` probes every MX
+        # on controld's one dns.smtp_port.
+        port = free_port(mx1)
+        while not port_free(mx2, port):
+            port = free_port(mx1)
         env.update(MXD_BIN=mxtest.MXD_BIN, CONTROLD_BIN=CONTROLD_BIN, MAILCTL_BIN=MAILCTL,
-                   MX1_HOST=mx1, MX1_PORT=str(free_port(mx1)),
-                   MX2_HOST=mx2, MX2_PORT=str(free_port(mx2)))
+                   MX1_HOST=mx1, MX1_PORT=str(port), MX2_HOST=mx2, MX2_PORT=str(port))
         return env
 
     def test_demo_runs_from_a_clone_under_a_0700_directory(self):
@@ -116,6 +129,12 @@ class NewcomerTest(unittest.TestCase):
                    "mx2.dyn.test. 3600 IN A " + env["MX2_HOST"]):
             self.assertIn(rr + "\n", out)
         self.assertNotIn("; error ", out)
+        # Pushed to the zone's primary once; the second push finds nothing to
+        # send; the live DNS, STARTTLS and policy then agree with controld.
+        self.assertRegex(out, r"\$ mailctl dns push dyn\.test\ndns push dyn\.test: \d+ record\(s\) "
+                         r"added, 0 deleted\n\+ _25\._tcp\.mx1\.dyn\.test\. 3600 IN TLSA 3 1 1 ")
+        self.assertIn("$ mailctl dns push dyn.test\ndns push dyn.test: nothing sent", out)
+        self.assertIn("$ mailctl dns check dyn.test\ndns check dyn.test: 0 error(s), 0 warning(s)", out)
         fenv = {}
         with open(os.path.join(target, "fleet.env")) as f:
             for line in f:

@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(HERE, "..", "control"))
 import mxtest  # noqa: E402
-from mxtest import IS_ROOT, free_port, pick_host  # noqa: E402
+from mxtest import IS_ROOT, alive, common_free_port, pick_host  # noqa: E402
 
 SRC = os.environ.get("MXFLEET_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..", "..")))
 BIN = os.path.dirname(os.path.abspath(mxtest.MXD_BIN))
@@ -34,22 +34,6 @@ MAILCTL = os.environ.get("MAILCTL", os.path.join(BIN, "mailctl"))
 WATCHDOG = mxtest.Watchdog("NEWCOMER_RUN")
 
 
-def port_free(host, port):
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-            return True
-        except OSError:
-            return False
-
-
-def running(pid):
-    """pid is a process that has not exited (a zombie waiting to be reaped has)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def private_clone():
@@ -79,9 +63,7 @@ class NewcomerTest(unittest.TestCase):
         mx1, mx2 = pick_host(), pick_host()
         # One SMTP port for both, as port 25 is: `dns check` probes every MX
         # on controld's one dns.smtp_port.
-        port = free_port(mx1)
-        while not port_free(mx2, port):
-            port = free_port(mx1)
+        port = common_free_port([mx1, mx2])
         env.update(MXD_BIN=mxtest.MXD_BIN, CONTROLD_BIN=CONTROLD_BIN, MAILCTL_BIN=MAILCTL,
                    MX1_HOST=mx1, MX1_PORT=str(port), MX2_HOST=mx2, MX2_PORT=str(port))
         return env
@@ -182,7 +164,7 @@ class NewcomerTest(unittest.TestCase):
                            timeout=120, env=env)
         self.assertIn("fleet: stopped DNS (nsd, knot, unbound)", p.stdout)
         for pid in pids:
-            self.assertFalse(running(pid), f"DNS server {pid} runs after fleet down")
+            self.assertFalse(alive(pid), f"DNS server {pid} runs after fleet down")
 
     def test_fleet_refuses_a_directory_others_cannot_reach_before_starting_anything(self):
         inside = os.path.join(self.top, "fleet")

@@ -159,12 +159,16 @@ class NewcomerTest(unittest.TestCase):
         with open(os.path.join(target, "dns", "state.json")) as f:
             st = json.load(f)
         pids = [st[k] for k in ("nsd_pid", "knot_pid", "unbound_pid")]
-        p = subprocess.run([os.path.join(self.repo, "scripts", "fleet"), "down", target],
-                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                           timeout=120, env=env)
+        with open(os.path.join(target, "pg", "data", "postmaster.pid")) as f:
+            pids.append(int(f.readline()))
+        # As the demo says: `scripts/fleet down demo`, through the link in the
+        # clone (which postgres may not enter), stops everything.
+        p = subprocess.run([os.path.join(self.repo, "scripts", "fleet"), "down", "demo"],
+                           cwd=self.repo, stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=120, env=env)
         self.assertIn("fleet: stopped DNS (nsd, knot, unbound)", p.stdout)
         for pid in pids:
-            self.assertFalse(alive(pid), f"DNS server {pid} runs after fleet down")
+            self.assertFalse(alive(pid), f"{pid} (DNS or PostgreSQL) runs after fleet down")
 
     def test_fleet_refuses_a_directory_others_cannot_reach_before_starting_anything(self):
         inside = os.path.join(self.top, "fleet")

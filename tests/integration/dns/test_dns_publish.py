@@ -15,7 +15,6 @@ A wrong TSIG secret is refused with a clear error and changes nothing."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -25,6 +24,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "outbound"))
 import cptest  # noqa: E402
 import outtest  # noqa: E402
 from cptest import MX1, MX2, wait_for  # noqa: E402
+from mxtest import common_free_port  # noqa: E402
 
 DOMAIN = "dyn.test"
 DNS = None
@@ -40,24 +40,6 @@ def tearDownModule():
     if DNS:
         DNS.down()
     cptest.tearDownModule()
-
-
-def common_free_port(hosts):
-    """A TCP port free on every one of hosts (a check uses one port for all)."""
-    for _ in range(50):
-        port = cptest.free_port(hosts[0])
-        if all(port_free(h, port) for h in hosts[1:]):
-            return port
-    raise AssertionError("no common free port")
-
-
-def port_free(host, port):
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-            return True
-        except OSError:
-            return False
 
 
 class DnsPublishTest(cptest.FleetTestCase):

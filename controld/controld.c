@@ -30,6 +30,7 @@
 #include "call.h"
 #include "collector.h"
 #include "controld.h"
+#include "dnsauto.h"
 #include "fleet.h"
 #include "http.h"
 #include "grpc.h"
@@ -403,6 +404,7 @@ controld_timers(struct controld *d)
 		event_add(d->revoke_ev, &rtv);
 	}
 	rollover_run_start(d->base);
+	dnsauto_start(d->base);
 }
 
 /* After the loop: calls first (their jobs then answer no one), then the
@@ -424,6 +426,7 @@ controld_shutdown(struct controld *d)
 		evhttp_free(d->http);
 	event_free(d->poll_ev);
 	rollover_run_stop();
+	dnsauto_stop();
 	if (d->revoke_ev)
 		event_free(d->revoke_ev);
 	/* libevent frees TLS bufferevents (and their SSL) deferred: let it. */

@@ -9,6 +9,8 @@
 
 /* pg_advisory_xact_lock's key: "mxfp" (0x6d786670), DNS pushes. */
 #define DB_DNSPUSH_LOCK	"1836606064"
+/* pg_try_advisory_lock's key: "mxfa" (0x6d786661), automatic pushes. */
+#define DB_DNSAUTO_LOCK	"1836606049"
 
 int
 db_dnspush_begin(struct db *db)
@@ -117,4 +119,44 @@ db_dnspush_pairs_free(struct db_dnspush_pair *p, size_t n)
 		free(p[i].type);
 	}
 	free(p);
+}
+
+int
+db_dnspush_auto_begin(struct db *db, int *got, char ***domains, size_t *n)
+{
+	PGresult *res;
+	int rc;
+
+	*got = 0;
+	*domains = NULL;
+	*n = 0;
+	if ((rc = db_query(db, "dns auto push: lock",
+	    "SELECT pg_try_advisory_lock(" DB_DNSAUTO_LOCK ")", NULL, &res)) != DB_OK)
+		return rc;
+	*got = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	if (!*got)
+		return DB_OK;
+	if ((rc = db_query(db, "dns auto push: domains", "SELECT s.domain FROM domain_dns s"
+	    " JOIN domains d ON lower(d.name) = s.domain WHERE s.publish ORDER BY s.domain",
+	    NULL, &res)) != DB_OK) {
+		db_dnspush_auto_end(db);
+		*got = 0;
+		return rc;
+	}
+	*n = (size_t)PQntuples(res);
+	*domains = xcalloc(*n + 1, sizeof(char *));
+	for (size_t i = 0; i < *n; i++)
+		(*domains)[i] = db_get_str(res, (int)i, 0);
+	PQclear(res);
+	return DB_OK;
+}
+
+void
+db_dnspush_auto_end(struct db *db)
+{
+	PGresult *res;
+	if (db_query(db, "dns auto push: unlock", "SELECT pg_advisory_unlock(" DB_DNSAUTO_LOCK ")",
+	    NULL, &res) == DB_OK)
+		PQclear(res);
 }

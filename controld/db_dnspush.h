@@ -29,4 +29,11 @@ int db_dnspush_commit(struct db *db, const char *domain, const struct db_dnspush
 void db_dnspush_rollback(struct db *db);
 void db_dnspush_pairs_free(struct db_dnspush_pair *p, size_t n);
 
+/* Automatic pushes (dnsauto.c): one replica at a time. begin takes the
+ * auto-push lock if it is free (a session lock: *got 0 when another
+ * replica holds it) and lists the domains whose settings say publish; end
+ * releases the lock. */
+int db_dnspush_auto_begin(struct db *db, int *got, char ***domains, size_t *n);
+void db_dnspush_auto_end(struct db *db);
+
 #endif

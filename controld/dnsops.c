@@ -28,7 +28,7 @@
 
 static const char *const dnsops_keys[] = {
 	"resolver", "timeout", "smtp_port", "https_port", "ca_file", "workers", "zones",
-	"rollover_interval", NULL
+	"rollover_interval", "auto_push_interval", NULL
 };
 static const char *const dnsops_zone_keys[] = {
 	"name", "server", "tsig_name", "tsig_algorithm", "tsig_secret_file", "servers", NULL
@@ -165,6 +165,7 @@ dnsops_config_load(const config_setting_t *g, struct dnsops_config *cfg, struct 
 	    dnsops_str(g, "ca_file", &cfg->ca_file, err) < 0 ||
 	    conf_get_int(g, "workers", 1, 16, &cfg->workers, err) < 0 ||
 	    conf_get_int(g, "rollover_interval", 1, 86400, &cfg->rollover_interval, err) < 0 ||
+	    conf_get_int(g, "auto_push_interval", 0, 86400, &cfg->auto_push_interval, err) < 0 ||
 	    (r = conf_get_aggregate(g, "zones", CONFIG_TYPE_LIST, &zl, err)) < 0)
 		goto fail;
 	if (r == 1) {

@@ -34,6 +34,8 @@ struct dnsops_config {
 	char			*ca_file;	/* PKIX trust for checks; NULL: the system's */
 	long long		 workers;	/* threads for checks and pushes */
 	long long		 rollover_interval;	/* seconds between rollover steps */
+	long long		 auto_push_interval;	/* seconds between automatic pushes;
+							 * 0: none (dnsauto.c) */
 	struct dnsops_zone	*zones;
 	size_t			 nzones;
 };

@@ -19,22 +19,12 @@ sys.path.insert(0, os.path.join(HERE, "..", "control"))
 sys.path.insert(0, os.path.join(HERE, "..", "outbound"))
 import cptest  # noqa: E402
 import outtest  # noqa: E402
+import test_dns_publish as pub  # noqa: E402  one private DNS per file, its zone entry
 from cptest import wait_for  # noqa: E402
 
-DOMAIN = "dyn.test"
-DNS = None
-
-
-def setUpModule():
-    global DNS
-    cptest.setUpModule()
-    DNS = outtest.Dns()
-
-
-def tearDownModule():
-    if DNS:
-        DNS.down()
-    cptest.tearDownModule()
+DOMAIN = pub.DOMAIN
+setUpModule = pub.setUpModule
+tearDownModule = pub.tearDownModule
 
 
 def txt_strings(rdata):
@@ -50,17 +40,9 @@ class DnsAutoPushTest(cptest.FleetTestCase):
 
     def setUp(self):
         super().setUp()
-        env = DNS.env
-        host, port = env["DNSTEST_UPDATE_SERVER"].rsplit(":", 1)
+        host, port = pub.DNS.env["DNSTEST_UPDATE_SERVER"].rsplit(":", 1)
         self.primary = (host, int(port))
-        secret = os.path.join(self.wd, "tsig.key")
-        with open(secret, "w") as f:
-            f.write(env["DNSTEST_TSIG_SECRET"] + "\n")
-        os.chmod(secret, 0o600)
-        dns = {"auto_push_interval": 1, "zones": cptest.mxtest.LCList([{
-            "name": DOMAIN, "server": env["DNSTEST_UPDATE_SERVER"],
-            "tsig_name": env["DNSTEST_TSIG_NAME"], "tsig_algorithm": env["DNSTEST_TSIG_ALG"],
-            "tsig_secret_file": secret}])}
+        dns = {"auto_push_interval": 1, "zones": pub.zones_config(self.wd)}
         self.c1 = self.controld(name="controld1", config={"dns": dns})
         self.c2 = self.controld(name="controld2", migrate=False, config={"dns": dns})
         sink = self.sink()

@@ -42,6 +42,20 @@ def tearDownModule():
     cptest.tearDownModule()
 
 
+def zones_config(wd):
+    """controld's dns.zones for dyn.test.: knot, and the TSIG key dnstest made
+    (its secret in a 0600 file, as controld requires)."""
+    env = DNS.env
+    secret = os.path.join(wd, "tsig.key")
+    with open(secret, "w") as f:
+        f.write(env["DNSTEST_TSIG_SECRET"] + "\n")
+    os.chmod(secret, 0o600)
+    return cptest.mxtest.LCList([{
+        "name": DOMAIN, "server": env["DNSTEST_UPDATE_SERVER"],
+        "tsig_name": env["DNSTEST_TSIG_NAME"], "tsig_algorithm": env["DNSTEST_TSIG_ALG"],
+        "tsig_secret_file": secret}])
+
+
 class DnsPublishTest(cptest.FleetTestCase):
 
     def setUp(self):
@@ -59,17 +73,10 @@ class DnsPublishTest(cptest.FleetTestCase):
             for c in certs.values():
                 with open(c[0]) as f:
                     out.write(f.read())
-        secret = os.path.join(self.wd, "tsig.key")
-        with open(secret, "w") as f:
-            f.write(env["DNSTEST_TSIG_SECRET"] + "\n")
-        os.chmod(secret, 0o600)
         self.c = self.controld(config={"dns": {
             "resolver": env["RESOLVER"], "timeout": 5, "smtp_port": smtp_port,
             "https_port": self.https_port, "ca_file": self.ca_file,
-            "zones": cptest.mxtest.LCList([{
-                "name": DOMAIN, "server": env["DNSTEST_UPDATE_SERVER"],
-                "tsig_name": env["DNSTEST_TSIG_NAME"], "tsig_algorithm": env["DNSTEST_TSIG_ALG"],
-                "tsig_secret_file": secret}])}})
+            "zones": zones_config(self.wd)}})
         self.sink_ = self.sink()
         self.mxd = {}
         for host_id, short, addr in ((MX1, "mx1", self.addrs[0]), (MX2, "mx2", self.addrs[1])):

@@ -13,6 +13,7 @@
 #include "mxd.h"
 #include "https.h"
 #include "mxd_identity.h"
+#include "mxd_keyswitch.h"
 #include "rcpt_prober.h"
 #include "buf.h"
 #include "grpc.h"
@@ -541,6 +542,7 @@ mxd_reload(struct mxd_master *m)
 		log_error("event=reload_failed error=\"%s\"", err);
 		return;
 	}
+	mxd_keyswitch_apply(ncfg, time(NULL));	/* before TLS: it may change the files */
 	struct tls_server *nhttps_tls;
 	if (mxd_load_tls(ncfg, &ntls) < 0 || mxd_load_https_tls(ncfg, &nhttps_tls) < 0) {
 		tls_server_free(ntls);
@@ -990,6 +992,8 @@ main(int argc, char **argv)
 		mxd_config_free(m.cfg);
 		return rc;
 	}
+	if (!check)
+		mxd_keyswitch_apply(m.cfg, time(NULL));
 	if (mxd_load_tls(m.cfg, &m.tls) < 0 || mxd_load_https_tls(m.cfg, &m.https_tls) < 0) {
 		fprintf(stderr, "mxd: TLS configuration failed (see the log line above)\n");
 		return 1;

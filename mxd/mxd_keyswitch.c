@@ -1,0 +1,388 @@
+/* The next key's certificate and the switch to it (mxd_keyswitch.h). */
+#include "mxd_keyswitch.h"
+#include "log.h"
+#include "mxd_identity.h"
+#include "pki.h"
+#include "tls.h"
+#include "xmalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- configuration ---- */
+
+int
+mxd_keyswitch_config(struct mxd_config *cfg, const config_setting_t *tls, struct conf_err *err)
+{
+	const char *s;
+	int r;
+
+	if ((r = conf_get_string(tls, "next_cert", &s, err)) < 0)
+		return -1;
+	if (r == 1) {
+		if (s[0] == '\0')
+			return conf_error(err, config_setting_get_member(tls, "next_cert"),
+			    "expected a file path");
+		free(cfg->next_cert);
+		cfg->next_cert = xstrdup(s);
+	}
+	return 0;
+}
+
+void
+mxd_keyswitch_config_free(struct mxd_config *cfg)
+{
+	for (size_t i = 0; i < cfg->nkey_switches; i++)
+		free(cfg->key_switches[i].host_id);
+	free(cfg->key_switches);
+	free(cfg->next_cert);
+}
+
+void
+mxd_keyswitch_merge_snapshot(struct mxd_config *cfg, const Mxfleet__V1__ConfigSnapshot *s)
+{
+	for (size_t i = 0; i < s->n_key_switches; i++) {
+		const Mxfleet__V1__KeySwitch *k = s->key_switches[i];
+		if (!tlsid_spki_valid(k->to_spki_sha256)) {
+			log_warnx("event=snapshot_key_switch_ignored host_id=%.100s reason=spki",
+			    k->host_id);
+			continue;
+		}
+		cfg->key_switches = xreallocarray(cfg->key_switches, cfg->nkey_switches + 1,
+		    sizeof(*cfg->key_switches));
+		struct mxd_key_switch *ks = &cfg->key_switches[cfg->nkey_switches++];
+		ks->host_id = xstrdup(k->host_id);
+		memcpy(ks->to_spki, k->to_spki_sha256, TLSID_SPKI_HEX);
+	}
+}
+
+char *
+mxd_keyswitch_next_cert_path(const struct mxd_config *cfg)
+{
+	if (cfg->next_cert)
+		return xstrdup(cfg->next_cert);
+	if (cfg->ncerts > 0)
+		return xasprintf("%s.next", cfg->certs[0].cert);
+	return NULL;
+}
+
+/* ---- the next certificate ---- */
+
+static int64_t
+mxd_keyswitch_time(const ASN1_TIME *t)
+{
+	struct tm tm;
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
+/* Read the leaf of path into w (spki compared with next_spki, validity).
+ * 0, or -1 with why in w->why; errno EACCES when unreadable for lack of
+ * permission. */
+static int
+mxd_keyswitch_read(struct mxd_next_cert_watch *w, const char *path, const char *next_spki)
+{
+	X509 *x = NULL;
+	struct tlsid_cert tc;
+	char err[300];
+
+	w->matches = 0;
+	w->not_before = w->not_after = 0;
+	snprintf(w->spki, sizeof(w->spki), "%s", next_spki);
+	if (tlsid_read_cert(path, &x, err, sizeof(err)) < 0) {
+		int saved = errno;
+		snprintf(w->why, sizeof(w->why), "%s", err);
+		errno = saved;
+		return -1;
+	}
+	int rc = tlsid_cert_describe(x, &tc, err, sizeof(err));
+	if (rc == 0) {
+		w->matches = strcmp(tc.spki, next_spki) == 0;
+		w->not_before = mxd_keyswitch_time(X509_get0_notBefore(x));
+		w->not_after = mxd_keyswitch_time(X509_get0_notAfter(x));
+		if (!w->matches)
+			snprintf(w->why, sizeof(w->why), "%s: its public key (SPKI %.16s) is not the"
+			    " next key's (%.16s)", path, tc.spki, next_spki);
+		tlsid_cert_clear(&tc);
+	} else
+		snprintf(w->why, sizeof(w->why), "%s: %s", path, err);
+	X509_free(x);
+	errno = 0;
+	return rc;
+}
+
+/* 1 when what w holds is ready at now, else 0 with why. */
+static int
+mxd_keyswitch_verdict(struct mxd_next_cert_watch *w, const char *path, time_t now)
+{
+	if (!w->matches)
+		return 0;
+	if ((int64_t)now < w->not_before) {
+		snprintf(w->why, sizeof(w->why), "%s: not valid before %lld", path,
+		    (long long)w->not_before);
+		return 0;
+	}
+	if ((int64_t)now > w->not_after) {
+		snprintf(w->why, sizeof(w->why), "%s: expired at %lld", path,
+		    (long long)w->not_after);
+		return 0;
+	}
+	w->why[0] = '\0';
+	return 1;
+}
+
+int
+mxd_keyswitch_cert_ready(const char *path, const char *next_spki, time_t now, char *why,
+    size_t whysz)
+{
+	struct mxd_next_cert_watch w;
+	int rc;
+
+	memset(&w, 0, sizeof(w));
+	if (next_spki == NULL || next_spki[0] == '\0') {
+		snprintf(why, whysz, "there is no next key yet");
+		return 0;
+	}
+	if (access(path, F_OK) < 0 && errno == ENOENT) {
+		snprintf(why, whysz, "%s: no certificate for the next key there", path);
+		return 0;
+	}
+	if (mxd_keyswitch_read(&w, path, next_spki) < 0)
+		rc = errno == EACCES ? -1 : 0;
+	else
+		rc = mxd_keyswitch_verdict(&w, path, now);
+	snprintf(why, whysz, "%s", w.why);
+	return rc;
+}
+
+static int
+mxd_keyswitch_same_stat(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	    a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+int
+mxd_keyswitch_watch(struct mxd_next_cert_watch *w, Mxfleet__V1__HostIdentity *id, time_t now)
+{
+	struct stat st;
+	int ready = 0;
+
+	if (id == NULL || id->next_cert_path == NULL || id->next_cert_path[0] == '\0')
+		return 0;
+	const char *path = id->next_cert_path;
+	if (id->next_spki_sha256[0] == '\0' || stat(path, &st) < 0) {
+		w->st.st_ino = 0;
+		snprintf(w->why, sizeof(w->why), "%s: no certificate for the next key there", path);
+	} else if (w->st.st_ino != 0 && mxd_keyswitch_same_stat(&w->st, &st) &&
+	    strcmp(w->spki, id->next_spki_sha256) == 0) {
+		ready = mxd_keyswitch_verdict(w, path, now);
+	} else if (mxd_keyswitch_read(w, path, id->next_spki_sha256) < 0 && errno == EACCES) {
+		/* Only the master may read it: its answer stands. */
+		w->st.st_ino = 0;
+		return 0;
+	} else {
+		w->st = st;
+		ready = mxd_keyswitch_verdict(w, path, now);
+	}
+	if (ready == (id->next_cert_ready != 0))
+		return 0;
+	id->next_cert_ready = ready;
+	if (ready)
+		log_info("event=next_cert_ready path=%s", path);
+	else
+		log_info("event=next_cert_not_ready why=\"%s\"", w->why);
+	return 1;
+}
+
+/* ---- the switch ---- */
+
+/* The control plane's name for this host: control.host_id, else the CN of
+ * control.cert (as the uploader says it). */
+static int
+mxd_keyswitch_host_id(const struct mxd_config *cfg, char *out, size_t outsz)
+{
+	enum pki_role role;
+	time_t not_after;
+	char err[300];
+
+	if (cfg->control_host_id) {
+		snprintf(out, outsz, "%s", cfg->control_host_id);
+		return 0;
+	}
+	if (pki_describe(cfg->control_cert, out, outsz, &role, &not_after, err, sizeof(err)) < 0) {
+		log_warnx("event=key_switch_failed error=\"%s\"", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+mxd_keyswitch_spki_of_key(const char *path, char spki[TLSID_SPKI_HEX])
+{
+	EVP_PKEY *k = NULL;
+	char err[300];
+	int rc = tlsid_read_key(path, &k, err, sizeof(err)) < 0 ? -1 : tlsid_spki_sha256(k, spki);
+	EVP_PKEY_free(k);
+	return rc;
+}
+
+static int
+mxd_keyswitch_spki_of_cert(const char *path, char spki[TLSID_SPKI_HEX])
+{
+	X509 *x = NULL;
+	struct tlsid_cert tc;
+	char err[300];
+	if (tlsid_read_cert(path, &x, err, sizeof(err)) < 0)
+		return -1;
+	int rc = tlsid_cert_describe(x, &tc, err, sizeof(err));
+	X509_free(x);
+	if (rc == 0) {
+		memcpy(spki, tc.spki, TLSID_SPKI_HEX);
+		tlsid_cert_clear(&tc);
+	}
+	return rc;
+}
+
+/* The files of a switch: the first certificate's, and the next ones. */
+struct mxd_keyswitch_files {
+	const char	*cert, *key;
+	char		*ncert, *nkey;
+};
+
+/* path stays; path.prev becomes the same file (a hard link renamed into
+ * place, so an older .prev is replaced whole). */
+static int
+mxd_keyswitch_keep_prev(const char *path, char *err, size_t errsz)
+{
+	char *prev = xasprintf("%s.prev", path);
+	char *tmp = xasprintf("%s.prev.tmp.%ld", path, (long)getpid());
+	int rc = 0;
+	unlink(tmp);
+	if (link(path, tmp) < 0 || rename(tmp, prev) < 0) {
+		snprintf(err, errsz, "%s: cannot keep it as %s: %s", path, prev, strerror(errno));
+		unlink(tmp);
+		rc = -1;
+	}
+	free(prev);
+	free(tmp);
+	return rc;
+}
+
+static int
+mxd_keyswitch_rename(const char *from, const char *to, char *err, size_t errsz)
+{
+	if (rename(from, to) == 0 && mxd_identity_fsync_dir(to) == 0 &&
+	    mxd_identity_fsync_dir(from) == 0)
+		return 0;
+	snprintf(err, errsz, "%s -> %s: %s", from, to, strerror(errno));
+	return -1;
+}
+
+/* The next certificate and key become the first certificate's files. They
+ * are first loaded as the reload will load them; the key is renamed before
+ * the certificate, so a cut leaves what mxd_keyswitch_finish completes. */
+static int
+mxd_keyswitch_promote(const struct mxd_config *cfg, const struct mxd_keyswitch_files *f,
+    char *err, size_t errsz)
+{
+	struct tls_cert_spec spec = { f->ncert, f->nkey };
+	struct tls_server *t = NULL;
+	struct stat st;
+
+	if (tls_server_new(&t, &spec, 1, cfg->tls_min_version, cfg->session_tickets, err,
+	    errsz) < 0)
+		return -1;
+	tls_server_free(t);
+	if (mxd_identity_fsync(f->ncert) < 0 || mxd_identity_fsync(f->nkey) < 0) {
+		snprintf(err, errsz, "cannot fsync the next certificate or key: %s",
+		    strerror(errno));
+		return -1;
+	}
+	if (mxd_keyswitch_keep_prev(f->cert, err, errsz) < 0 ||
+	    mxd_keyswitch_keep_prev(f->key, err, errsz) < 0 ||
+	    mxd_keyswitch_rename(f->nkey, f->key, err, errsz) < 0 ||
+	    mxd_keyswitch_rename(f->ncert, f->cert, err, errsz) < 0)
+		return -1;
+	if (stat(f->key, &st) == 0 && (st.st_mode & 07777) != 0600 && chmod(f->key, 0600) < 0)
+		log_warn("event=key_mode_not_set path=%s mode=0600", f->key);
+	return 0;
+}
+
+/* A switch cut between its renames: the key is the next key's, the next
+ * certificate still waits beside it. */
+static void
+mxd_keyswitch_finish(const struct mxd_keyswitch_files *f)
+{
+	char kspki[TLSID_SPKI_HEX], cspki[TLSID_SPKI_HEX], nspki[TLSID_SPKI_HEX], err[600];
+
+	if (access(f->nkey, F_OK) == 0 || access(f->ncert, F_OK) < 0)
+		return;
+	if (mxd_keyswitch_spki_of_key(f->key, kspki) < 0 ||
+	    mxd_keyswitch_spki_of_cert(f->cert, cspki) < 0 ||
+	    mxd_keyswitch_spki_of_cert(f->ncert, nspki) < 0 || strcmp(kspki, cspki) == 0 ||
+	    strcmp(kspki, nspki) != 0)
+		return;
+	if (mxd_keyswitch_rename(f->ncert, f->cert, err, sizeof(err)) < 0)
+		log_error("event=key_switch_failed error=\"%s\"", err);
+	else
+		log_info("event=key_switch_completed new_spki=%s cert=%s", kspki, f->cert);
+}
+
+static void
+mxd_keyswitch_to(const struct mxd_config *cfg, const struct mxd_keyswitch_files *f,
+    const char *to, time_t now)
+{
+	char cur[TLSID_SPKI_HEX], next[TLSID_SPKI_HEX], why[600];
+
+	if (mxd_keyswitch_spki_of_cert(f->cert, cur) == 0 && strcmp(cur, to) == 0)
+		return;		/* switched already: the snapshot still says so */
+	if (access(f->nkey, F_OK) < 0 || mxd_keyswitch_spki_of_key(f->nkey, next) < 0 ||
+	    strcmp(next, to) != 0) {
+		log_warnx("event=key_switch_ignored to_spki=%s reason=\"neither the key served nor"
+		    " the next key (%s)\"", to, f->nkey);
+		return;
+	}
+	if (mxd_keyswitch_cert_ready(f->ncert, next, now, why, sizeof(why)) != 1) {
+		log_warnx("event=key_switch_waiting to_spki=%s missing=\"%s\" action=\"put a"
+		    " certificate for the next key at %s (a CSR: mxd -c FILE csr), then reload"
+		    " mxd\"", to, why, f->ncert);
+		return;
+	}
+	if (mxd_keyswitch_promote(cfg, f, why, sizeof(why)) < 0) {
+		log_error("event=key_switch_failed to_spki=%s error=\"%s\" action=\"the reloading"
+		    " mxd needs write access to the directories of the certificate and key, or"
+		    " restart mxd: the switch runs at start\"", to, why);
+		return;
+	}
+	log_info("event=key_switched old_spki=%s new_spki=%s cert=%s key=%s prev=%s.prev", cur, to,
+	    f->cert, f->key, f->cert);
+}
+
+void
+mxd_keyswitch_apply(const struct mxd_config *cfg, time_t now)
+{
+	char host_id[256];
+
+	if (cfg->ncerts == 0 || cfg->control_server == NULL)
+		return;
+	struct mxd_keyswitch_files f = { cfg->certs[0].cert, cfg->certs[0].key,
+	    mxd_keyswitch_next_cert_path(cfg), mxd_identity_next_key_path(cfg) };
+	mxd_keyswitch_finish(&f);
+	for (size_t i = 0; i < cfg->nkey_switches; i++) {
+		if (i == 0 && mxd_keyswitch_host_id(cfg, host_id, sizeof(host_id)) < 0)
+			break;
+		if (strcmp(cfg->key_switches[i].host_id, host_id) == 0) {
+			mxd_keyswitch_to(cfg, &f, cfg->key_switches[i].to_spki, now);
+			break;
+		}
+	}
+	free(f.ncert);
+	free(f.nkey);
+}

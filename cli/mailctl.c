@@ -70,6 +70,11 @@ mailctl_usage(FILE *f)
 	    "                                     the records to publish, as zone-file text\n"
 	    "                                     (or JSON, or just the MTA-STS policy file);\n"
 	    "                                     exit status 1 when an error blocks publishing\n"
+	    "  tls rollover HOST                  start the TLSA key rollover of HOST: its next\n"
+	    "                                     key published, waited for, switched to, the\n"
+	    "                                     old key's TLSA retired (docs/dns.md)\n"
+	    "  tls rollover HOST --status [--json]\n"
+	    "                                     where that rollover is, and what it waits for\n"
 	    "\n"
 	    "How to reach controld (options before the command, or environment):\n"
 	    "  --socket PATH        controld's local socket (MAILCTL_SOCKET)\n"
@@ -589,6 +594,8 @@ mailctl_fleet(int argc, char **argv)
 		rc = mailctl_outcomes(argc - i - 1, argv + i + 1);
 	else if (strcmp(cmd, "dns") == 0)
 		rc = mailctl_dns(argc - i - 1, argv + i + 1);
+	else if (strcmp(cmd, "tls") == 0)
+		rc = mailctl_tls(argc - i - 1, argv + i + 1);
 	else {
 		fprintf(stderr, "mailctl: unknown command '%s' (see mailctl --help)\n", cmd);
 		rc = 2;

@@ -16,5 +16,7 @@ int mailctl_change(const char *method, const ProtobufCMessage *req);
 
 /* mailctl dns ... (mailctl_dns.c) */
 int mailctl_dns(int argc, char **argv);
+/* mailctl tls ... (mailctl_tls.c) */
+int mailctl_tls(int argc, char **argv);
 
 #endif

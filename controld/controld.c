@@ -36,6 +36,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "pki.h"
+#include "rollover_run.h"
 #include "mxfleet.pb-c.h"
 #include "xmalloc.h"
 
@@ -68,6 +69,8 @@ static const struct grpc_method controld_methods[] = {
 	{ "/mxfleet.v1.Admin/DnsRecords", admin_dns_records, NULL, call_end },
 	{ "/mxfleet.v1.Admin/DnsCheck", dnsops_check, NULL, call_end },
 	{ "/mxfleet.v1.Admin/DnsPush", dnsops_push, NULL, call_end },
+	{ "/mxfleet.v1.Admin/StartRollover", rollover_admin_start, NULL, call_end },
+	{ "/mxfleet.v1.Admin/GetRollover", rollover_admin_get, NULL, call_end },
 };
 
 /* ---- configuration and main ---- */
@@ -399,6 +402,7 @@ controld_timers(struct controld *d)
 		d->revoke_ev = event_new(d->base, -1, EV_PERSIST, admin_revoke_tick, NULL);
 		event_add(d->revoke_ev, &rtv);
 	}
+	rollover_run_start(d->base);
 }
 
 /* After the loop: calls first (their jobs then answer no one), then the
@@ -419,6 +423,7 @@ controld_shutdown(struct controld *d)
 	if (d->http)
 		evhttp_free(d->http);
 	event_free(d->poll_ev);
+	rollover_run_stop();
 	if (d->revoke_ev)
 		event_free(d->revoke_ev);
 	/* libevent frees TLS bufferevents (and their SSL) deferred: let it. */

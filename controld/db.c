@@ -5,6 +5,7 @@
 #include "db_dns.h"
 #include "db_identity.h"
 #include "db_internal.h"
+#include "db_rollover.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -2180,7 +2181,8 @@ db_config_snapshot_op(struct db *db, void *arg)
 	Mxfleet__V1__ConfigSnapshot **out = arg, *s;
 	PGresult *dres = NULL, *rres = NULL, *pres = NULL, *cres = NULL;
 	Mxfleet__V1__MtaStsPolicy **sts = NULL;
-	size_t nsts = 0;
+	Mxfleet__V1__KeySwitch **ks = NULL;
+	size_t nsts = 0, nks = 0;
 	uint64_t version;
 	int rc;
 
@@ -2203,12 +2205,14 @@ db_config_snapshot_op(struct db *db, void *arg)
 	}
 	if ((rc = db_query(db, "snapshot: recipient checks", db_sql_recipient_checks, NULL,
 	    &cres)) != DB_OK || (rc = db_dns_snapshot_sts(db, &sts, &nsts)) != DB_OK ||
+	    (rc = db_rollover_snapshot(db, &ks, &nks)) != DB_OK ||
 	    (rc = db_commit(db, "snapshot")) != DB_OK) {
 		PQclear(dres);
 		PQclear(rres);
 		PQclear(pres);
 		PQclear(cres);
 		db_dns_sts_free(sts, nsts);
+		db_rollover_snapshot_free(ks, nks);
 		return rc;
 	}
 	s = xmalloc(sizeof(*s));
@@ -2220,6 +2224,8 @@ db_config_snapshot_op(struct db *db, void *arg)
 	s->recipient_checks = recipient_checks_from(cres, &s->n_recipient_checks);
 	s->mta_sts = sts;
 	s->n_mta_sts = nsts;
+	s->key_switches = ks;
+	s->n_key_switches = nks;
 	PQclear(dres);
 	PQclear(rres);
 	PQclear(pres);
@@ -2245,6 +2251,7 @@ db_config_snapshot_free(Mxfleet__V1__ConfigSnapshot *s)
 	policies_free(s->policies, s->n_policies);
 	recipient_checks_free(s->recipient_checks, s->n_recipient_checks);
 	db_dns_sts_free(s->mta_sts, s->n_mta_sts);
+	db_rollover_snapshot_free(s->key_switches, s->n_key_switches);
 	free(s);
 }
 

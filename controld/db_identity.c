@@ -106,12 +106,16 @@ db_identity_check(const Mxfleet__V1__HostIdentity *id, char *why, size_t whysz)
 /* ---- storing it ---- */
 
 static const char db_identity_sql_upsert[] =
-	"INSERT INTO host_identity (host_id, hostname, addresses, next_spki)"
-	" VALUES ($1, $2, $3::text[], $4)"
+	"INSERT INTO host_identity (host_id, hostname, addresses, next_spki, next_cert_ready,"
+	" next_cert_path) VALUES ($1, $2, $3::text[], $4, $5::boolean, $6)"
 	" ON CONFLICT (host_id) DO UPDATE SET hostname = EXCLUDED.hostname,"
-	" addresses = EXCLUDED.addresses, next_spki = EXCLUDED.next_spki, updated_at = now()"
-	" WHERE (host_identity.hostname, host_identity.addresses, host_identity.next_spki)"
-	" IS DISTINCT FROM (EXCLUDED.hostname, EXCLUDED.addresses, EXCLUDED.next_spki)";
+	" addresses = EXCLUDED.addresses, next_spki = EXCLUDED.next_spki,"
+	" next_cert_ready = EXCLUDED.next_cert_ready, next_cert_path = EXCLUDED.next_cert_path,"
+	" updated_at = now()"
+	" WHERE (host_identity.hostname, host_identity.addresses, host_identity.next_spki,"
+	" host_identity.next_cert_ready, host_identity.next_cert_path)"
+	" IS DISTINCT FROM (EXCLUDED.hostname, EXCLUDED.addresses, EXCLUDED.next_spki,"
+	" EXCLUDED.next_cert_ready, EXCLUDED.next_cert_path)";
 
 static const char db_identity_sql_cert[] =
 	"INSERT INTO host_certs (host_id, spki_sha256, names, not_after, key_type)"
@@ -196,6 +200,8 @@ db_identity_op(struct db *db, void *arg)
 	dbp_str(&p, a->id->hostname);
 	dbp_str(&p, addresses);
 	dbp_str(&p, a->id->next_spki_sha256);
+	dbp_str(&p, a->id->next_cert_ready ? "true" : "false");
+	dbp_str(&p, a->id->next_cert_path);
 	if ((rc = db_cmd(db, "identity: begin", "BEGIN", NULL)) == DB_OK &&
 	    (rc = db_identity_cmd(db, "identity", db_identity_sql_upsert, &p, &rows)) == DB_OK &&
 	    (rc = db_identity_certs(db, a)) == DB_OK)

@@ -27,10 +27,11 @@
 /* ---- configuration ---- */
 
 static const char *const dnsops_keys[] = {
-	"resolver", "timeout", "smtp_port", "https_port", "ca_file", "workers", "zones", NULL
+	"resolver", "timeout", "smtp_port", "https_port", "ca_file", "workers", "zones",
+	"rollover_interval", NULL
 };
 static const char *const dnsops_zone_keys[] = {
-	"name", "server", "tsig_name", "tsig_algorithm", "tsig_secret_file", NULL
+	"name", "server", "tsig_name", "tsig_algorithm", "tsig_secret_file", "servers", NULL
 };
 
 static int
@@ -81,6 +82,33 @@ dnsops_read_secret(const config_setting_t *s, const char *path, char **out,
 	return 0;
 }
 
+/* The zone's authoritative servers, asked directly by the rollover (default:
+ * the primary alone). */
+static int
+dnsops_zone_servers(const config_setting_t *z, struct dnsops_zone *zone, struct conf_err *err)
+{
+	config_setting_t *l;
+	const char *s;
+	int r = conf_get_aggregate(z, "servers", CONFIG_TYPE_ARRAY, &l, err);
+
+	if (r < 0)
+		return -1;
+	zone->nservers = r == 1 ? (size_t)config_setting_length(l) : 1;
+	zone->servers = xcalloc(zone->nservers + 1, sizeof(*zone->servers));
+	if (r == 0) {
+		zone->servers[0] = xstrdup(zone->server);
+		return 0;
+	}
+	if (zone->nservers == 0)
+		return conf_error(err, l, "servers: empty (leave it out: the primary alone)");
+	for (size_t i = 0; i < zone->nservers; i++) {
+		if (conf_elem_string(l, (unsigned)i, &s, err) < 0)
+			return -1;
+		zone->servers[i] = xstrdup(s);
+	}
+	return 0;
+}
+
 static int
 dnsops_zone_load(const config_setting_t *z, struct dnsops_zone *zone, struct conf_err *err)
 {
@@ -112,7 +140,7 @@ dnsops_zone_load(const config_setting_t *z, struct dnsops_zone *zone, struct con
 	    dnsops_read_secret(config_setting_get_member(z, "tsig_secret_file"), secret_file,
 	    &zone->tsig_secret, err) < 0)
 		return -1;
-	return 0;
+	return dnsops_zone_servers(z, zone, err);
 }
 
 int
@@ -126,6 +154,7 @@ dnsops_config_load(const config_setting_t *g, struct dnsops_config *cfg, struct 
 	cfg->smtp_port = 25;
 	cfg->https_port = 443;
 	cfg->workers = 2;
+	cfg->rollover_interval = 60;
 	if (g == NULL)
 		return 0;
 	if (conf_check_keys(g, dnsops_keys, err) < 0 ||
@@ -135,6 +164,7 @@ dnsops_config_load(const config_setting_t *g, struct dnsops_config *cfg, struct 
 	    conf_get_int(g, "https_port", 1, 65535, &cfg->https_port, err) < 0 ||
 	    dnsops_str(g, "ca_file", &cfg->ca_file, err) < 0 ||
 	    conf_get_int(g, "workers", 1, 16, &cfg->workers, err) < 0 ||
+	    conf_get_int(g, "rollover_interval", 1, 86400, &cfg->rollover_interval, err) < 0 ||
 	    (r = conf_get_aggregate(g, "zones", CONFIG_TYPE_LIST, &zl, err)) < 0)
 		goto fail;
 	if (r == 1) {
@@ -160,6 +190,9 @@ dnsops_config_free(struct dnsops_config *cfg)
 		free(z->server);
 		free(z->tsig_name);
 		free(z->tsig_algorithm);
+		for (size_t k = 0; k < z->nservers; k++)
+			free(z->servers[k]);
+		free(z->servers);
 		if (z->tsig_secret) {
 			explicit_bzero(z->tsig_secret, strlen(z->tsig_secret));
 			free(z->tsig_secret);
@@ -586,11 +619,11 @@ dnsops_push_locked(struct db *db, struct dnsops_req *r, struct dnsops_push *p)
 	return rc;
 }
 
+/* A push of r's domain: DB_OK with *reply, or with r->status (refused), or
+ * the database's failure. */
 static int
-dnsops_push_work(struct db *db, struct dbq_job *qj)
+dnsops_push_run(struct db *db, struct dnsops_req *r, Mxfleet__V1__DnsPushReply **reply)
 {
-	struct call_job *j = (struct call_job *)qj;
-	struct dnsops_req *r = j->req;
 	struct dnsgen_domain in;
 	struct dnsgen_result gen;
 	struct dnsops_push p;
@@ -611,8 +644,7 @@ dnsops_push_work(struct db *db, struct dbq_job *qj)
 		p.reply->domain = xstrdup(in.name);
 		rc = dnsops_push_locked(db, r, &p);
 		if (rc == DB_OK && r->status == 0) {
-			j->reply = p.reply;
-			j->reply_free = dnsops_push_reply_free;
+			*reply = p.reply;
 			p.reply = NULL;
 		}
 	}
@@ -620,6 +652,43 @@ dnsops_push_work(struct db *db, struct dbq_job *qj)
 	dnsgen_result_free(&gen);
 	db_dns_domain_free(&in);
 	return rc;
+}
+
+static int
+dnsops_push_work(struct db *db, struct dbq_job *qj)
+{
+	struct call_job *j = (struct call_job *)qj;
+	Mxfleet__V1__DnsPushReply *reply = NULL;
+	int rc = dnsops_push_run(db, j->req, &reply);
+
+	if (reply) {
+		j->reply = reply;
+		j->reply_free = dnsops_push_reply_free;
+	}
+	return rc;
+}
+
+int
+dnsops_push_domain(struct db *db, const struct dnsops_config *cfg, const char *domain,
+    size_t *changed, char *why, size_t whysz)
+{
+	Mxfleet__V1__DomainName name = MXFLEET__V1__DOMAIN_NAME__INIT;
+	Mxfleet__V1__DnsPushReply *reply = NULL;
+	struct dnsops_req r;
+
+	memset(&r, 0, sizeof(r));
+	name.name = (char *)domain;
+	r.name = &name;
+	r.cfg = cfg;
+	int rc = dnsops_push_run(db, &r, &reply);
+	*changed = reply ? reply->n_added + reply->n_deleted : 0;
+	if (reply)
+		dnsops_push_reply_free(reply);
+	if (rc != DB_OK)
+		snprintf(why, whysz, "%s", db_errmsg(db));
+	else if (r.status)
+		snprintf(why, whysz, "%s", r.msg);
+	return rc != DB_OK || r.status ? -1 : 0;
 }
 
 void

@@ -21,6 +21,9 @@ struct dnsops_zone {
 	char	*tsig_name;		/* key name, as the server knows it */
 	char	*tsig_algorithm;	/* hmac-sha256 (default), hmac-sha512, ... */
 	char	*tsig_secret;		/* base64, read from tsig_secret_file */
+	char	**servers;		/* every authoritative server, asked directly
+					 * by the rollover (default: server) */
+	size_t	 nservers;
 };
 
 struct dnsops_config {
@@ -30,6 +33,7 @@ struct dnsops_config {
 	long long		 https_port;	/* where checks fetch the policy (443) */
 	char			*ca_file;	/* PKIX trust for checks; NULL: the system's */
 	long long		 workers;	/* threads for checks and pushes */
+	long long		 rollover_interval;	/* seconds between rollover steps */
 	struct dnsops_zone	*zones;
 	size_t			 nzones;
 };
@@ -44,5 +48,12 @@ const struct dnsops_zone *dnsops_zone_of(const struct dnsops_config *cfg, const 
 /* Admin.DnsCheck and Admin.DnsPush (method table of controld.c). */
 void dnsops_check(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg);
 void dnsops_push(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg);
+
+struct db;
+/* Push domain's records as Admin.DnsPush does (its own transaction, under
+ * the push lock), on a DNS worker: 0 with *changed the records added and
+ * deleted, or -1 with why. The rollover driver's PUSH (rollover_run.c). */
+int dnsops_push_domain(struct db *db, const struct dnsops_config *cfg, const char *domain,
+    size_t *changed, char *why, size_t whysz);
 
 #endif

@@ -1,0 +1,411 @@
+/* controld: the TLSA key rollover driver and its Admin calls
+ * (rollover_run.h). */
+#include <arpa/inet.h>
+#include <ldns/ldns.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "call.h"
+#include "controld.h"
+#include "db_rollover.h"
+#include "dnsops.h"
+#include "log.h"
+#include "netaddr.h"
+#include "rollover.h"
+#include "rollover_run.h"
+#include "xmalloc.h"
+
+static struct event *rollover_ev;
+static int rollover_busy;
+/* The dns group, read-only once controld runs: the workers read it. */
+static const struct dnsops_config *rollover_conf;
+
+/* ---- what an authoritative server serves ---- */
+
+/* "IP", "IP:port" or "[IPv6]:port" (port 53 when none). */
+static int
+rollover_server_addr(const char *server, struct sockaddr_storage *ss)
+{
+	socklen_t len;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, server, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		ss->ss_family = AF_INET;
+		((struct sockaddr_in *)ss)->sin_port = htons(53);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, server, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		ss->ss_family = AF_INET6;
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(53);
+		return 0;
+	}
+	if (netaddr_parse_hostport(server, ss, &len) != 0 || netaddr_port((struct sockaddr *)ss) == 0)
+		return -1;
+	return 0;
+}
+
+static void
+rollover_hex(const uint8_t *d, size_t n, char *out)
+{
+	static const char hx[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hx[d[i] >> 4];
+		out[2 * i + 1] = hx[d[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+/* The TLSA 3 1 1 records of the answer: which of r's keys they hold, and
+ * the RRset's TTL. */
+static void
+rollover_tlsa_seen(const ldns_pkt *pkt, const struct rollover *r, struct rollover_server_obs *o)
+{
+	ldns_rr_list *l = ldns_pkt_rr_list_by_type(pkt, LDNS_RR_TYPE_TLSA, LDNS_SECTION_ANSWER);
+	char hex[2 * 32 + 1];
+
+	for (size_t i = 0; l && i < ldns_rr_list_rr_count(l); i++) {
+		const ldns_rr *rr = ldns_rr_list_rr(l, i);
+		if (ldns_rr_rd_count(rr) != 4 || ldns_rdf_size(ldns_rr_rdf(rr, 3)) != 32 ||
+		    ldns_rdf2native_int8(ldns_rr_rdf(rr, 0)) != 3 ||
+		    ldns_rdf2native_int8(ldns_rr_rdf(rr, 1)) != 1 ||
+		    ldns_rdf2native_int8(ldns_rr_rdf(rr, 2)) != 1)
+			continue;
+		rollover_hex(ldns_rdf_data(ldns_rr_rdf(rr, 3)), 32, hex);
+		o->has_old |= strcmp(hex, r->old_spki) == 0;
+		o->has_new |= strcmp(hex, r->new_spki) == 0;
+		if (ldns_rr_ttl(rr) > o->ttl)
+			o->ttl = ldns_rr_ttl(rr);
+	}
+	ldns_rr_list_deep_free(l);
+}
+
+/* Ask server itself (no recursion; UDP, TCP when truncated) for owner's
+ * TLSA RRset. Only an authoritative answer counts. */
+static void
+rollover_ask(const char *server, const char *owner, const struct rollover *r, int timeout_s,
+    struct rollover_server_obs *o)
+{
+	struct sockaddr_storage ss;
+	struct timeval tv = { timeout_s, 0 };
+	ldns_pkt *pkt = NULL;
+	ldns_rdf *name = NULL;
+	uint16_t port;
+
+	memset(o, 0, sizeof(*o));
+	o->name = server;
+	if (rollover_server_addr(server, &ss) < 0)
+		return;
+	ldns_resolver *res = ldns_resolver_new();
+	ldns_rdf *ns = ldns_sockaddr_storage2rdf(&ss, &port);
+	if (res == NULL || ns == NULL || ldns_resolver_push_nameserver(res, ns) != LDNS_STATUS_OK)
+		goto out;
+	ldns_resolver_set_port(res, port);
+	ldns_resolver_set_recursive(res, false);
+	ldns_resolver_set_dnssec(res, false);
+	ldns_resolver_set_retry(res, 2);
+	ldns_resolver_set_timeout(res, tv);
+	ldns_resolver_set_fallback(res, true);
+	if ((name = ldns_dname_new_frm_str(owner)) == NULL ||
+	    ldns_resolver_send(&pkt, res, name, LDNS_RR_TYPE_TLSA, LDNS_RR_CLASS_IN, 0) !=
+	    LDNS_STATUS_OK || pkt == NULL || !ldns_pkt_aa(pkt))
+		goto out;
+	if (ldns_pkt_get_rcode(pkt) != LDNS_RCODE_NOERROR &&
+	    ldns_pkt_get_rcode(pkt) != LDNS_RCODE_NXDOMAIN)
+		goto out;
+	o->answered = 1;
+	rollover_tlsa_seen(pkt, r, o);
+out:
+	ldns_pkt_free(pkt);
+	ldns_rdf_deep_free(name);
+	ldns_rdf_deep_free(ns);
+	if (res)
+		ldns_resolver_deep_free(res);
+}
+
+/* ---- one step of one host's rollover ---- */
+
+static const struct dnsops_config *
+rollover_cfg(void)
+{
+	return rollover_conf;
+}
+
+/* The observation: the host's report and every authoritative server of
+ * the zone its MX name is in (dns.zones[].servers). */
+static struct rollover_server_obs *
+rollover_observe(const struct rollover *r, const struct db_rollover_report *rep,
+    const char *const *served, struct rollover_obs *obs)
+{
+	const struct dnsops_config *cfg = rollover_cfg();
+	const struct dnsops_zone *z = *rep->hostname ? dnsops_zone_of(cfg, rep->hostname) : NULL;
+	size_t n = z ? z->nservers : 0;
+	struct rollover_server_obs *so = xcalloc(n + 1, sizeof(*so));
+	char *owner = xasprintf("_25._tcp.%s.", rep->hostname);
+
+	for (size_t i = 0; i < n; i++)
+		rollover_ask(z->servers[i], owner, r, (int)cfg->timeout, &so[i]);
+	free(owner);
+	memset(obs, 0, sizeof(*obs));
+	obs->servers = so;
+	obs->nservers = n;
+	obs->zone_ttl = rep->ttl;
+	obs->served_spki = served;
+	obs->nserved = rep->nserved;
+	obs->next_spki = rep->next_spki;
+	obs->next_cert_ready = rep->next_cert_ready;
+	obs->next_cert_path = *rep->next_cert_path ? rep->next_cert_path : NULL;
+	return so;
+}
+
+static void
+rollover_log(const struct rollover *r)
+{
+	char q[LOG_QUOTE_SIZE(ROLLOVER_STATUS_MAX)];
+	log_info("event=rollover host=%s state=%s status=%s", r->host,
+	    rollover_state_name(r->state), log_quote(q, sizeof(q), r->status, strlen(r->status),
+	    ROLLOVER_STATUS_MAX));
+}
+
+/* After the step is stored: push every domain whose records name the host
+ * (dnsgen publishes the served and next keys' TLSA, and drops a retired
+ * key's). A failed push is logged; the next step asks again. */
+static void
+rollover_push(struct db *db, const struct rollover *r, const struct db_rollover_report *rep)
+{
+	char why[1024], q[LOG_QUOTE_SIZE(300)];
+	size_t changed;
+
+	if (rep->ndomains == 0)
+		log_warnx("event=rollover_push_failed host=%s error=\"no hosted domain with publish "
+		    "on names this host (mailctl dns set DOMAIN --publish)\"", r->host);
+	for (size_t i = 0; i < rep->ndomains; i++) {
+		if (dnsops_push_domain(db, rollover_cfg(), rep->domains[i], &changed, why,
+		    sizeof(why)) == 0)
+			log_info("event=rollover_push host=%s domain=%s changed=%zu", r->host,
+			    rep->domains[i], changed);
+		else
+			log_warnx("event=rollover_push_failed host=%s domain=%s error=%s", r->host,
+			    rep->domains[i], log_quote(q, sizeof(q), why, strlen(why), 300));
+	}
+}
+
+/* Lock, load, observe, step, store. 1: another replica drives now. */
+static int
+rollover_run_host(struct db *db, const char *host, int64_t now, int *other)
+{
+	struct db_rollover_report rep;
+	struct rollover_action act;
+	struct rollover r;
+	int got, rc;
+
+	if ((rc = db_rollover_lock(db, &got)) != DB_OK)
+		return rc;
+	if (!got) {
+		db_rollover_abort(db);
+		*other = 1;
+		return DB_OK;
+	}
+	if ((rc = db_rollover_load(db, host, &r)) != DB_OK) {
+		db_rollover_abort(db);
+		return rc == DB_ENOTFOUND ? DB_OK : rc;
+	}
+	if ((rc = db_rollover_report(db, host, &rep)) != DB_OK) {
+		db_rollover_report_free(&rep);
+		db_rollover_abort(db);
+		return rc;
+	}
+	struct rollover_obs obs;
+	struct rollover_server_obs *so = rollover_observe(&r, &rep,
+	    (const char *const *)rep.served, &obs);
+	enum rollover_state was = r.state;
+	if (rollover_step(&r, &obs, now, &act) < 0) {
+		log_warnx("event=rollover_step_failed host=%s state=%s", host,
+		    rollover_state_name(r.state));
+		db_rollover_abort(db);
+	} else {
+		enum db_rollover_switch sw = act.what == ROLLOVER_SWITCH_HOST ?
+		    DB_ROLLOVER_SWITCH_SET : r.state == ROLLOVER_DONE ? DB_ROLLOVER_SWITCH_CLEAR :
+		    DB_ROLLOVER_SWITCH_KEEP;
+		rc = db_rollover_save(db, &r, sw);
+		if (rc == DB_OK && r.state != was)
+			rollover_log(&r);
+		if (rc == DB_OK && act.what == ROLLOVER_PUSH)
+			rollover_push(db, &r, &rep);
+	}
+	free(so);
+	db_rollover_report_free(&rep);
+	return rc;
+}
+
+static int
+rollover_run_work(struct db *db, struct dbq_job *qj)
+{
+	char **hosts;
+	size_t n;
+	int rc, other = 0;
+	char q[LOG_QUOTE_SIZE(300)];
+
+	(void)qj;
+	if ((rc = db_rollover_active(db, &hosts, &n)) != DB_OK)
+		return rc;
+	for (size_t i = 0; i < n && !other; i++) {
+		if ((rc = rollover_run_host(db, hosts[i], (int64_t)time(NULL), &other)) != DB_OK) {
+			const char *e = db_errmsg(db);
+			log_warnx("event=rollover_step_failed host=%s error=%s", hosts[i],
+			    log_quote(q, sizeof(q), e, strlen(e), 300));
+		}
+	}
+	db_rollover_hosts_free(hosts, n);
+	return DB_OK;
+}
+
+static void
+rollover_run_done(struct dbq_job *qj)
+{
+	rollover_busy = 0;
+	call_job_free((struct call_job *)qj);
+}
+
+static void
+rollover_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (rollover_busy)
+		return;
+	struct call_job *j = call_bg_job_new(rollover_run_work, rollover_run_done);
+	if (dbq_submit(C->dnsq, &j->q) < 0) {
+		call_job_free(j);
+		return;
+	}
+	rollover_busy = 1;
+}
+
+void
+rollover_run_start(struct event_base *base)
+{
+	struct timeval tv = { (time_t)C->cfg.dns.rollover_interval, 0 };
+	rollover_conf = &C->cfg.dns;
+	rollover_ev = event_new(base, -1, EV_PERSIST, rollover_tick, NULL);
+	event_add(rollover_ev, &tv);
+}
+
+void
+rollover_run_stop(void)
+{
+	if (rollover_ev)
+		event_free(rollover_ev);
+	rollover_ev = NULL;
+}
+
+/* ---- Admin.StartRollover, Admin.GetRollover ---- */
+
+static void
+rollover_status_free(void *p)
+{
+	Mxfleet__V1__RolloverStatus *s = p;
+	free(s->host_id);
+	free(s->status);
+	free(s->old_spki_sha256);
+	free(s->new_spki_sha256);
+	free(s);
+}
+
+static Mxfleet__V1__RolloverStatus *
+rollover_status_new(const struct rollover *r)
+{
+	Mxfleet__V1__RolloverStatus *s = xmalloc(sizeof(*s));
+	mxfleet__v1__rollover_status__init(s);
+	s->host_id = xstrdup(r->host);
+	s->state = (char *)rollover_state_name(r->state);
+	s->status = xstrdup(r->status);
+	s->old_spki_sha256 = xstrdup(r->old_spki);
+	s->new_spki_sha256 = xstrdup(r->new_spki);
+	s->entered_unix = r->entered;
+	s->wait_until_unix = r->state == ROLLOVER_WAIT ? r->wait_until : 0;
+	return s;
+}
+
+static int
+rollover_admin_start_work(struct db *db, struct dbq_job *qj)
+{
+	struct call_job *j = (struct call_job *)qj;
+	const Mxfleet__V1__HostName *req = j->req;
+	struct rollover r;
+	char why[sizeof(j->q.err)];
+
+	int rc = db_rollover_start(db, req->host_id, (int64_t)time(NULL),
+	    (uint32_t)rollover_cfg()->rollover_interval, &r, why, sizeof(why));
+	if (rc != DB_OK) {
+		if (why[0])
+			snprintf(j->q.err, sizeof(j->q.err), "%s", why);
+		return rc;
+	}
+	snprintf(r.status, sizeof(r.status), "started: the next key's TLSA record is published "
+	    "by the next push; every %lld s controld looks again", rollover_cfg()->rollover_interval);
+	rollover_log(&r);
+	j->reply = rollover_status_new(&r);
+	j->reply_free = rollover_status_free;
+	return DB_OK;
+}
+
+static int
+rollover_admin_get_work(struct db *db, struct dbq_job *qj)
+{
+	struct call_job *j = (struct call_job *)qj;
+	const Mxfleet__V1__HostName *req = j->req;
+	struct rollover r;
+
+	int rc = db_rollover_get(db, req->host_id, &r);
+	if (rc == DB_ENOTFOUND)
+		snprintf(j->q.err, sizeof(j->q.err), "no rollover of host %.200s (start one: "
+		    "mailctl tls rollover %.200s)", req->host_id, req->host_id);
+	if (rc != DB_OK)
+		return rc;
+	j->reply = rollover_status_new(&r);
+	j->reply_free = rollover_status_free;
+	return DB_OK;
+}
+
+static void
+rollover_req_free(void *p)
+{
+	mxfleet__v1__host_name__free_unpacked(p, NULL);
+}
+
+static void
+rollover_admin_submit(struct grpc_call *c, const uint8_t *msg, size_t len,
+    int (*work)(struct db *, struct dbq_job *))
+{
+	UNPACK(Mxfleet__V1__HostName, mxfleet__v1__host_name, c, msg, len);
+	C->m.calls++;
+	if (call_check_admin(c) < 0) {
+		rollover_req_free(req);
+		return;
+	}
+	if (req->host_id[0] == '\0') {
+		rollover_req_free(req);
+		call_refuse(c, GRPC_INVALID_ARGUMENT, "host_id is required");
+		return;
+	}
+	call_submit_new(c, work, call_answer_reply, req, rollover_req_free);
+}
+
+void
+rollover_admin_start(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	(void)arg;
+	rollover_admin_submit(c, msg, len, rollover_admin_start_work);
+}
+
+void
+rollover_admin_get(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	(void)arg;
+	rollover_admin_submit(c, msg, len, rollover_admin_get_work);
+}

@@ -1,0 +1,140 @@
+#!/usr/bin/python3
+"""controld drives a host's TLSA key rollover (docs/dns.md, "Rollover") on
+real components: knot serving the signed zone dyn.test. (tests/tools/dnstest),
+PostgreSQL, controld stepping every second (dns.rollover_interval = 1) and
+asking the zone's authoritative server directly (dns.zones[].servers), two
+mxd that reported their names, served keys and next keys.
+
+`mailctl tls rollover mx1` starts it; the next key's TLSA record is confirmed
+on the server and the wait (2 x the TTL served) is shown with its end; a
+controld killed with SIGKILL during the wait resumes from the stored state
+(same state, same end); once the host reports a certificate for its next key
+the rollover is at switch: the key_switches row is there and the snapshot a
+WatchConfig client receives carries it. Refused: an unknown host, a host
+with no next key, a second rollover of a host.
+
+Not covered yet: switch -> next -> retire -> done needs mxd to report
+next_cert_ready and obey key_switches (helper "mxdswitch"); here the host's
+report of a certificate for its next key is written into host_identity by
+the test, with the mxd stopped so that no heartbeat overwrites it."""
+
+import json
+import os
+import signal
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import test_dns_publish as pub  # noqa: E402
+from test_dns_publish import cptest, DOMAIN  # noqa: E402
+from cptest import MX1, MX2, wait_for  # noqa: E402
+
+TTL = 6  # the wait is 2 x TTL = 12 s: long enough to kill controld inside it
+
+
+def setUpModule():
+    pub.setUpModule()
+
+
+def tearDownModule():
+    pub.tearDownModule()
+
+
+class RolloverDriverTest(pub.DnsPublishTest):
+    # The publish tests are test_dns_publish.py's; this class reuses its setUp.
+    test_push_check_drift_and_policy_change = None
+    test_wrong_tsig_secret_is_refused_and_changes_nothing = None
+
+    def controld(self, *args, config=None, **kw):
+        if config and "dns" in config:
+            config["dns"]["rollover_interval"] = 1
+            zone = config["dns"]["zones"][0]
+            zone["servers"] = [zone["server"]]
+        return super().controld(*args, config=config, **kw)
+
+    def tls(self, *args, check=True):
+        return self.mailctl(self.c, "tls", *args, check=check, timeout=60)
+
+    def status(self, host=MX1):
+        return json.loads(self.tls("rollover", host, "--status", "--json").stdout)
+
+    def wait_state(self, state, timeout=60):
+        wait_for(lambda: self.status()["state"] == state, timeout, interval=0.5,
+                 what=f"rollover of {MX1} at {state}: {self.status()}")
+        return self.status()
+
+    def snapshot_switches(self):
+        grpc, pb, svc = cptest.grpc_stubs()
+        ch = cptest.grpc_channel(self.c.addr, self.pki.mx2, self.pki.ca)
+        try:
+            stream = svc.FleetStub(ch).WatchConfig(pb.WatchRequest(host_id=MX2), timeout=10)
+            try:
+                snap = next(stream)
+            finally:
+                stream.cancel()
+        finally:
+            ch.close()
+        return [(k.host_id, k.to_spki_sha256) for k in snap.key_switches]
+
+    def test_rollover_walks_to_switch_and_resumes_after_a_kill(self):
+        self.dns("set", DOMAIN, "--publish", "--ttl", str(TTL))
+        self.push()
+        # From here the hosts' reports are the test's: no heartbeat rewrites them.
+        for m in self.mxd.values():
+            m.stop()
+        old = self.scalar(f"SELECT spki_sha256 FROM host_certs WHERE host_id = '{MX1}'"
+                          " AND retired_at IS NULL")
+        new = self.scalar(f"SELECT next_spki FROM host_identity WHERE host_id = '{MX1}'")
+
+        # Refusals.
+        r = self.tls("rollover", "mx-nosuch", check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("no host mx-nosuch is known", r.stderr)
+        self.sql(f"UPDATE host_identity SET next_spki = '' WHERE host_id = '{MX2}'")
+        r = self.tls("rollover", MX2, check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(f"host {MX2} reports no next key", r.stderr)
+        r = self.tls("rollover", MX1, "--status", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"no rollover of host {MX1}", r.stderr)
+
+        started = self.tls("rollover", MX1).stdout
+        self.assertIn("state       publish", started)
+        self.assertIn(f"new key     {new}", started)
+        self.assertIn(f"old key     {old}", started)
+        r = self.tls("rollover", MX1, check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(f"a rollover of host {MX1} is not done yet", r.stderr)
+
+        # The next key's TLSA is on the server already (pushed above): wait.
+        st = self.wait_state("wait", 30)
+        self.assertIn(f"{2} x TTL {TTL}", st["status"])
+        self.assertGreaterEqual(st["wait_until_unix"] - st["entered_unix"], 2 * TTL)
+        self.assertTrue(self.c.events("rollover", host=MX1, state="wait"))
+
+        # Killed inside the wait, controld resumes where it was.
+        self.c.send_signal(signal.SIGKILL)
+        self.c.wait(10)
+        self.c.start()
+        again = self.status()
+        self.assertEqual((again["state"], again["wait_until_unix"]),
+                         ("wait", st["wait_until_unix"]))
+
+        # The wait is over; the host has no certificate for its next key yet.
+        st = self.wait_state("switch", 2 * TTL + 30)
+        self.assertIn("waiting for a certificate", st["status"])
+        self.assertEqual(self.scalar("SELECT count(*) FROM key_switches"), "0")
+        self.sql(f"UPDATE host_identity SET next_cert_ready = true,"
+                 f" next_cert_path = '/etc/mxd/next.pem' WHERE host_id = '{MX1}'")
+        wait_for(lambda: self.scalar(f"SELECT to_spki FROM key_switches WHERE host_id = '{MX1}'")
+                 == new, 30, interval=0.5, what="the key_switches row of mx1")
+        self.assertIn(f"switching host {MX1}", self.status()["status"])
+        # The snapshot a host's WatchConfig receives (controld reads it again
+        # within CONTROLD_WATCH_POLL_MS of the change).
+        wait_for(lambda: self.snapshot_switches() == [(MX1, new)], 20, interval=0.5,
+                 what=f"key_switches in the snapshot: {self.snapshot_switches()}")
+        self.assertTrue(self.c.events("rollover", host=MX1, state="switch"))
+
+
+if __name__ == "__main__":
+    cptest.main()

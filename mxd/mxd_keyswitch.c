@@ -256,25 +256,6 @@ struct mxd_keyswitch_files {
 	char		*ncert, *nkey;
 };
 
-/* path stays; path.prev becomes the same file (a hard link renamed into
- * place, so an older .prev is replaced whole). */
-static int
-mxd_keyswitch_keep_prev(const char *path, char *err, size_t errsz)
-{
-	char *prev = xasprintf("%s.prev", path);
-	char *tmp = xasprintf("%s.prev.tmp.%ld", path, (long)getpid());
-	int rc = 0;
-	unlink(tmp);
-	if (link(path, tmp) < 0 || rename(tmp, prev) < 0) {
-		snprintf(err, errsz, "%s: cannot keep it as %s: %s", path, prev, strerror(errno));
-		unlink(tmp);
-		rc = -1;
-	}
-	free(prev);
-	free(tmp);
-	return rc;
-}
-
 static int
 mxd_keyswitch_rename(const char *from, const char *to, char *err, size_t errsz)
 {
@@ -285,9 +266,23 @@ mxd_keyswitch_rename(const char *from, const char *to, char *err, size_t errsz)
 	return -1;
 }
 
+/* path becomes path.prev and next becomes path: renames only, so each file
+ * keeps its owner and mode (a reloading master may not link or copy a
+ * file of root's). A cut between the two leaves path missing beside
+ * path.prev and next, which mxd_keyswitch_finish puts in place. */
+static int
+mxd_keyswitch_shift(const char *path, const char *next, char *err, size_t errsz)
+{
+	char *prev = xasprintf("%s.prev", path);
+	int rc = mxd_keyswitch_rename(path, prev, err, errsz) < 0 ||
+	    mxd_keyswitch_rename(next, path, err, errsz) < 0 ? -1 : 0;
+	free(prev);
+	return rc;
+}
+
 /* The next certificate and key become the first certificate's files. They
- * are first loaded as the reload will load them; the key is renamed before
- * the certificate, so a cut leaves what mxd_keyswitch_finish completes. */
+ * are first loaded as the reload will load them; the key moves before the
+ * certificate. */
 static int
 mxd_keyswitch_promote(const struct mxd_config *cfg, const struct mxd_keyswitch_files *f,
     char *err, size_t errsz)
@@ -305,34 +300,52 @@ mxd_keyswitch_promote(const struct mxd_config *cfg, const struct mxd_keyswitch_f
 		    strerror(errno));
 		return -1;
 	}
-	if (mxd_keyswitch_keep_prev(f->cert, err, errsz) < 0 ||
-	    mxd_keyswitch_keep_prev(f->key, err, errsz) < 0 ||
-	    mxd_keyswitch_rename(f->nkey, f->key, err, errsz) < 0 ||
-	    mxd_keyswitch_rename(f->ncert, f->cert, err, errsz) < 0)
+	if (mxd_keyswitch_shift(f->key, f->nkey, err, errsz) < 0 ||
+	    mxd_keyswitch_shift(f->cert, f->ncert, err, errsz) < 0)
 		return -1;
 	if (stat(f->key, &st) == 0 && (st.st_mode & 07777) != 0600 && chmod(f->key, 0600) < 0)
 		log_warn("event=key_mode_not_set path=%s mode=0600", f->key);
 	return 0;
 }
 
-/* A switch cut between its renames: the key is the next key's, the next
- * certificate still waits beside it. */
+static int
+mxd_keyswitch_exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+/* A switch cut midway (the files as mxd_keyswitch_promote left them): the
+ * key, then the certificate, moved on to the next ones. Only with the
+ * .prev beside a missing file, or a key that is the next certificate's. */
 static void
 mxd_keyswitch_finish(const struct mxd_keyswitch_files *f)
 {
 	char kspki[TLSID_SPKI_HEX], cspki[TLSID_SPKI_HEX], nspki[TLSID_SPKI_HEX], err[600];
+	char *kprev = xasprintf("%s.prev", f->key), *cprev = xasprintf("%s.prev", f->cert);
+	int rc = 0, done = 0;
 
-	if (access(f->nkey, F_OK) == 0 || access(f->ncert, F_OK) < 0)
-		return;
-	if (mxd_keyswitch_spki_of_key(f->key, kspki) < 0 ||
-	    mxd_keyswitch_spki_of_cert(f->cert, cspki) < 0 ||
-	    mxd_keyswitch_spki_of_cert(f->ncert, nspki) < 0 || strcmp(kspki, cspki) == 0 ||
-	    strcmp(kspki, nspki) != 0)
-		return;
-	if (mxd_keyswitch_rename(f->ncert, f->cert, err, sizeof(err)) < 0)
+	if (!mxd_keyswitch_exists(f->key) && mxd_keyswitch_exists(kprev) &&
+	    mxd_keyswitch_exists(f->nkey) && mxd_keyswitch_exists(f->ncert))
+		rc = mxd_keyswitch_rename(f->nkey, f->key, err, sizeof(err));
+	if (rc == 0 && !mxd_keyswitch_exists(f->nkey) && mxd_keyswitch_exists(f->ncert) &&
+	    mxd_keyswitch_spki_of_key(f->key, kspki) == 0 &&
+	    mxd_keyswitch_spki_of_cert(f->ncert, nspki) == 0 && strcmp(kspki, nspki) == 0) {
+		if (!mxd_keyswitch_exists(f->cert) && mxd_keyswitch_exists(cprev)) {
+			rc = mxd_keyswitch_rename(f->ncert, f->cert, err, sizeof(err));
+			done = 1;
+		} else if (mxd_keyswitch_spki_of_cert(f->cert, cspki) == 0 &&
+		    strcmp(cspki, kspki) != 0) {
+			rc = mxd_keyswitch_shift(f->cert, f->ncert, err, sizeof(err));
+			done = 1;
+		}
+	}
+	if (rc < 0)
 		log_error("event=key_switch_failed error=\"%s\"", err);
-	else
-		log_info("event=key_switch_completed new_spki=%s cert=%s", kspki, f->cert);
+	else if (done)
+		log_info("event=key_switch_completed new_spki=%s cert=%s key=%s", kspki, f->cert,
+		    f->key);
+	free(kprev);
+	free(cprev);
 }
 
 static void

@@ -293,7 +293,7 @@ mxd_identity_next_cert(const Mxfleet__V1__HostIdentity *id)
 	    why, sizeof(why)) == 1;
 	if (ready)
 		log_info("event=next_cert_ready path=%s", id->next_cert_path);
-	else if (access(id->next_cert_path, F_OK) == 0)
+	else if (mxd_keyswitch_exists(id->next_cert_path))
 		log_warnx("event=next_cert_not_ready why=\"%s\"", why);
 	return ready;
 }

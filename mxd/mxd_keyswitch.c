@@ -73,6 +73,15 @@ mxd_keyswitch_next_cert_path(const struct mxd_config *cfg)
 
 /* ---- the next certificate ---- */
 
+/* stat, not access: access() checks with the real uid and without the
+ * master's CAP_DAC_READ_SEARCH. */
+int
+mxd_keyswitch_exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
 static int64_t
 mxd_keyswitch_time(const ASN1_TIME *t)
 {
@@ -149,7 +158,7 @@ mxd_keyswitch_cert_ready(const char *path, const char *next_spki, time_t now, ch
 		snprintf(why, whysz, "there is no next key yet");
 		return 0;
 	}
-	if (access(path, F_OK) < 0 && errno == ENOENT) {
+	if (!mxd_keyswitch_exists(path) && errno == ENOENT) {
 		snprintf(why, whysz, "%s: no certificate for the next key there", path);
 		return 0;
 	}
@@ -177,7 +186,10 @@ mxd_keyswitch_watch(struct mxd_next_cert_watch *w, Mxfleet__V1__HostIdentity *id
 	if (id == NULL || id->next_cert_path == NULL || id->next_cert_path[0] == '\0')
 		return 0;
 	const char *path = id->next_cert_path;
-	if (id->next_spki_sha256[0] == '\0' || stat(path, &st) < 0) {
+	int found = stat(path, &st) == 0;
+	if (!found && errno == EACCES)
+		return 0;	/* only the master may look there: its answer stands */
+	if (id->next_spki_sha256[0] == '\0' || !found) {
 		w->st.st_ino = 0;
 		snprintf(w->why, sizeof(w->why), "%s: no certificate for the next key there", path);
 	} else if (w->st.st_ino != 0 && mxd_keyswitch_same_stat(&w->st, &st) &&
@@ -308,12 +320,6 @@ mxd_keyswitch_promote(const struct mxd_config *cfg, const struct mxd_keyswitch_f
 	return 0;
 }
 
-static int
-mxd_keyswitch_exists(const char *path)
-{
-	return access(path, F_OK) == 0;
-}
-
 /* A switch cut midway (the files as mxd_keyswitch_promote left them): the
  * key, then the certificate, moved on to the next ones. Only with the
  * .prev beside a missing file, or a key that is the next certificate's. */
@@ -356,7 +362,7 @@ mxd_keyswitch_to(const struct mxd_config *cfg, const struct mxd_keyswitch_files 
 
 	if (mxd_keyswitch_spki_of_cert(f->cert, cur) == 0 && strcmp(cur, to) == 0)
 		return;		/* switched already: the snapshot still says so */
-	if (access(f->nkey, F_OK) < 0 || mxd_keyswitch_spki_of_key(f->nkey, next) < 0 ||
+	if (!mxd_keyswitch_exists(f->nkey) || mxd_keyswitch_spki_of_key(f->nkey, next) < 0 ||
 	    strcmp(next, to) != 0) {
 		log_warnx("event=key_switch_ignored to_spki=%s reason=\"neither the key served nor"
 		    " the next key (%s)\"", to, f->nkey);

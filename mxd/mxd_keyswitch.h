@@ -42,6 +42,9 @@ void mxd_keyswitch_merge_snapshot(struct mxd_config *cfg, const Mxfleet__V1__Con
  * there is neither (malloc'd). */
 char *mxd_keyswitch_next_cert_path(const struct mxd_config *cfg);
 
+/* Whether path exists, as the master (CAP_DAC_READ_SEARCH) sees it. */
+int mxd_keyswitch_exists(const char *path);
+
 /* Whether the certificate at path is ready for the next key next_spki at
  * now: a PEM chain whose leaf's public key is next_spki and that is valid
  * now. 1 ready; 0 not, with what is missing in why; -1 the file cannot be

@@ -208,6 +208,57 @@ class KeySwitchTest(cptest.FleetTestCase):
         self.assertIn("no certificate for the next key", e["missing"])
         self.assertEqual(spki_of(cert=cert[0]), old)
 
+    def test_root_key_directory_switches_at_the_next_start(self):
+        """The reloading master (not root) cannot rename in root's key
+        directory: it says so and changes nothing; the restart switches."""
+        if not mxtest.IS_ROOT:
+            self.skipTest("needs root: the master gives up root only when started as root")
+        shutil.chown(self.keys, "root")
+        c = self.controld()
+        m, cert = self.serving(c)
+        old = spki_of(cert=cert[0])
+        nxt = wait_for(self.identity, 20, interval=0.2, what="host_identity of mx1")[0]
+        cert_for_key(cert[1] + ".next", cert[0] + ".next")
+        # The uploader may not look into root's 0700 directory: the master's
+        # check at a reload reports it.
+        m.reload()
+        wait_for(lambda: self.identity()[1] or None, 20, interval=0.2, what="next_cert_ready")
+
+        self.switch_to(nxt)
+        e = m.wait_event("key_switch_failed", timeout=30)
+        self.assertIn("restart mxd", e["action"])
+        self.assertEqual(spki_of(cert=cert[0]), old)
+        self.assertEqual(m.events("key_switched"), [])
+
+        m.stop()
+        m.start()
+        e = m.wait_event("key_switched", timeout=15)
+        self.assertEqual((e["old_spki"], e["new_spki"]), (old, nxt))
+        s, served = self.starttls_session(m)
+        s.close()
+        self.assertEqual(served, nxt)
+        wait_for(lambda: self.served() == {old: True, nxt: False} or None, 20, interval=0.25,
+                 what="host_certs after the restart")
+
+    def test_switch_cut_between_its_renames_is_completed(self):
+        """A crash after the key moved and before the certificate did: the
+        next start finishes the switch instead of failing on a key that
+        does not match its certificate."""
+        c = self.controld()
+        m, cert = self.serving(c)
+        nxt = wait_for(self.identity, 20, interval=0.2, what="host_identity of mx1")[0]
+        m.stop()
+        cert_for_key(cert[1] + ".next", cert[0] + ".next")
+        os.rename(cert[1], cert[1] + ".prev")
+        os.rename(cert[1] + ".next", cert[1])
+        m.start()
+        m.wait_event("key_switch_completed", timeout=15, new_spki=nxt)
+        s, served = self.starttls_session(m)
+        s.close()
+        self.assertEqual(served, nxt)
+        self.assertFalse(os.path.exists(cert[0] + ".next"))
+        self.assertTrue(os.path.exists(cert[0] + ".prev"))
+
 
 if __name__ == "__main__":
     cptest.main()

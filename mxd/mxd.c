@@ -78,6 +78,7 @@ mxd_usage(void)
 {
 	fprintf(stderr, "usage: mxd -c FILE [-n]\n"
 	    "       mxd -c FILE queue list|retry ID|retry all|drop ID\n"
+	    "       mxd -c FILE csr\n"
 	    "       mxd -V\n"
 	    "  -c FILE  configuration file (see docs/mxd.md)\n"
 	    "  -n       check the configuration and exit\n"
@@ -87,7 +88,9 @@ mxd_usage(void)
 	    "                        sender, recipients, last reply\n"
 	    "             retry ID   attempt delivery now (retry all: every message)\n"
 	    "             drop ID    remove the message from the queue and the spool,\n"
-	    "                        without a DSN\n");
+	    "                        without a DSN\n"
+	    "  csr      print a certificate request for the next key (tls.next_key):\n"
+	    "           CN the hostname, names those of the first certificate\n");
 	exit(2);
 }
 
@@ -977,7 +980,8 @@ main(int argc, char **argv)
 		}
 	}
 	int queue = optind < argc && strcmp(argv[optind], "queue") == 0;
-	if (path == NULL || (optind != argc && !queue) || (queue && check))
+	int csr = optind + 1 == argc && strcmp(argv[optind], "csr") == 0;
+	if (path == NULL || (optind != argc && !queue && !csr) || ((queue || csr) && check))
 		mxd_usage();
 
 	memset(&m, 0, sizeof(m));
@@ -985,6 +989,13 @@ main(int argc, char **argv)
 	if (mxd_config_load(path, &m.cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "mxd: %s\n", err);
 		return 1;
+	}
+	if (csr) {
+		int rc = mxd_keyswitch_csr(m.cfg, stdout, err, sizeof(err));
+		if (rc < 0)
+			fprintf(stderr, "mxd: %s\n", err);
+		mxd_config_free(m.cfg);
+		return rc < 0 ? 1 : 0;
 	}
 	if (queue) {
 		/* Only spool_dir is needed: no keys, no root. */

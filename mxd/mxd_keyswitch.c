@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -404,4 +406,73 @@ mxd_keyswitch_apply(const struct mxd_config *cfg, time_t now)
 	}
 	free(f.ncert);
 	free(f.nkey);
+}
+
+/* ---- the certificate request ---- */
+
+/* "DNS:a,DNS:b": the host name, then the names the first certificate
+ * covers now (the next one must cover them too). */
+static char *
+mxd_keyswitch_csr_names(const struct mxd_config *cfg)
+{
+	char *san = xasprintf("DNS:%s", cfg->hostname);
+	X509 *x = NULL;
+	struct tlsid_cert tc;
+	char err[300];
+
+	if (cfg->ncerts == 0 || tlsid_read_cert(cfg->certs[0].cert, &x, err, sizeof(err)) < 0)
+		return san;
+	if (tlsid_cert_describe(x, &tc, err, sizeof(err)) == 0) {
+		for (size_t i = 0; i < tc.nnames; i++) {
+			if (strcasecmp(tc.names[i], cfg->hostname) == 0)
+				continue;
+			char *more = xasprintf("%s,DNS:%s", san, tc.names[i]);
+			free(san);
+			san = more;
+		}
+		tlsid_cert_clear(&tc);
+	}
+	X509_free(x);
+	return san;
+}
+
+int
+mxd_keyswitch_csr(const struct mxd_config *cfg, FILE *out, char *err, size_t errsz)
+{
+	char *path = mxd_identity_next_key_path(cfg);
+	EVP_PKEY *k = NULL;
+	X509_REQ *req = NULL;
+	int rc = -1;
+
+	if (path == NULL) {
+		snprintf(err, errsz, "no next key: no tls.certificates and no tls.next_key");
+		return -1;
+	}
+	if (tlsid_read_key(path, &k, err, errsz) < 0)
+		goto out;
+	char *san = mxd_keyswitch_csr_names(cfg);
+	X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
+	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+	req = X509_REQ_new();
+	if (ext && exts && req && sk_X509_EXTENSION_push(exts, ext) > 0 &&
+	    X509_REQ_set_version(req, 0) == 1 && X509_NAME_add_entry_by_txt(
+	    X509_REQ_get_subject_name(req), "CN", MBSTRING_UTF8,
+	    (const unsigned char *)cfg->hostname, -1, -1, 0) == 1 &&
+	    X509_REQ_add_extensions(req, exts) == 1 && X509_REQ_set_pubkey(req, k) == 1 &&
+	    X509_REQ_sign(req, k, EVP_sha256()) > 0 && PEM_write_X509_REQ(out, req) == 1)
+		rc = 0;
+	else
+		snprintf(err, errsz, "%s: cannot make a certificate request with it", path);
+	if (exts && sk_X509_EXTENSION_num(exts) > 0)
+		sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	else {
+		sk_X509_EXTENSION_free(exts);
+		X509_EXTENSION_free(ext);
+	}
+	free(san);
+out:
+	X509_REQ_free(req);
+	EVP_PKEY_free(k);
+	free(path);
+	return rc;
 }

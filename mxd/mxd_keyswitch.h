@@ -23,6 +23,7 @@
 #define MXD_KEYSWITCH_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -72,5 +73,10 @@ int mxd_keyswitch_watch(struct mxd_next_cert_watch *w, Mxfleet__V1__HostIdentity
  * key_switch_waiting, key_switch_failed); the files are what TLS loads
  * next either way. */
 void mxd_keyswitch_apply(const struct mxd_config *cfg, time_t now);
+
+/* mxd -c FILE csr: a PEM certificate request for the next key on out, CN
+ * the host name, subjectAltNames the host name and the names of the first
+ * certificate. 0, or -1 with one line in err (no next key, unreadable). */
+int mxd_keyswitch_csr(const struct mxd_config *cfg, FILE *out, char *err, size_t errsz);
 
 #endif

@@ -266,6 +266,35 @@ class KeySwitchTest(cptest.FleetTestCase):
         self.assertFalse(os.path.exists(cert[0] + ".next"))
         self.assertTrue(os.path.exists(cert[0] + ".prev"))
 
+    def test_csr_for_the_next_key(self):
+        """mxd -c FILE csr: a request for the next key naming the host,
+        which a CA (here the key itself) turns into a ready certificate."""
+        c = self.controld()
+        m, cert = self.serving(c)
+        nxt = wait_for(self.identity, 20, interval=0.2, what="host_identity of mx1")[0]
+        p = subprocess.run([mxtest.MXD_BIN, "-c", m.conf_path, "csr"], env=m.env,
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        req = subprocess.run(["openssl", "req", "-noout", "-verify", "-subject", "-text"],
+                             input=p.stdout, capture_output=True, timeout=30, check=True)
+        text = req.stdout.decode()
+        self.assertIn(f"CN = {mxtest.MX_NAME}", text)
+        self.assertIn(f"DNS:{mxtest.MX_NAME}", text)
+        pub = subprocess.run("set -o pipefail; openssl req -noout -pubkey | openssl pkey -pubin"
+                             " -outform DER | sha256sum", shell=True, executable="/bin/bash",
+                             input=p.stdout, capture_output=True, timeout=30, check=True)
+        self.assertEqual(pub.stdout.decode().split()[0], nxt)
+
+        csr = os.path.join(self.wd, "next.csr")
+        with open(csr, "wb") as f:
+            f.write(p.stdout)
+        subprocess.run(["openssl", "x509", "-req", "-in", csr, "-signkey", cert[1] + ".next",
+                        "-out", cert[0] + ".next", "-days", "30", "-copy_extensions", "copy"],
+                       check=True, capture_output=True, timeout=60)
+        os.chmod(cert[0] + ".next", 0o644)
+        wait_for(lambda: self.identity()[1] or None, 20, interval=0.2,
+                 what="next_cert_ready in host_identity")
+
 
 if __name__ == "__main__":
     cptest.main()

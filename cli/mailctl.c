@@ -181,82 +181,6 @@ mailctl_pki(int argc, char **argv)
 	return 2;
 }
 
-/* ---- talking to controld ---- */
-
-struct mailctl_conn {
-	const char	*socket, *server, *cert, *key, *ca, *authority;
-	SSL_CTX		*tls;
-	char		 host[256];
-	int		 port;
-};
-
-static struct mailctl_conn M;
-int mailctl_call_timeout_ms = 30000;
-
-/* Exit 1: controld understood and said no (the request is the operator's
- * to fix); anything else is 3, "try again later". */
-static int
-mailctl_refused(int st)
-{
-	return st == GRPC_PERMISSION_DENIED || st == GRPC_INVALID_ARGUMENT ||
-	    st == GRPC_NOT_FOUND || st == GRPC_ALREADY_EXISTS || st == GRPC_UNIMPLEMENTED;
-}
-
-int
-mailctl_call(const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp,
-    const ProtobufCMessageDescriptor *rdesc)
-{
-	struct grpc_client_opts o;
-	char path[128], msg[600], err[600];
-	memset(&o, 0, sizeof(o));
-	if (M.socket)
-		o.unix_path = M.socket;
-	else {
-		if (M.server == NULL) {
-			fprintf(stderr, "mailctl: say where controld is: --socket PATH or --server HOST:PORT "
-			    "(or MAILCTL_SOCKET / MAILCTL_SERVER)\n");
-			exit(2);
-		}
-		if (netaddr_split_hostport(M.server, M.host, sizeof(M.host), &M.port) < 0) {
-			fprintf(stderr, "mailctl: --server takes HOST:PORT\n");
-			exit(2);
-		}
-		if (M.tls == NULL) {
-			M.tls = grpc_tls_client_ctx(M.cert, M.key, M.ca, err, sizeof(err));
-			if (M.tls == NULL) {
-				fprintf(stderr, "mailctl: %s (an admin certificate is needed: --cert, --key, --ca)\n", err);
-				exit(2);
-			}
-		}
-		o.host = M.host;
-		o.port = M.port;
-		o.authority = M.authority;
-		o.tls = M.tls;
-	}
-	/* Answers carry whole snapshots and lists: a fleet of many thousand
-	 * domains must not make `domain add` fail after the change was made. */
-	o.max_message = 64u << 20;
-	snprintf(path, sizeof(path), "/mxfleet.v1.Admin/%s", method);
-	size_t n = protobuf_c_message_get_packed_size(req);
-	uint8_t *buf = xmalloc(n ? n : 1), *out;
-	size_t outlen;
-	protobuf_c_message_pack(req, buf);
-	int st = grpc_unary(&o, path, buf, n, &out, &outlen, msg, sizeof(msg),
-	    mailctl_call_timeout_ms);
-	free(buf);
-	if (st != GRPC_OK) {
-		fprintf(stderr, "mailctl: %s: %s%s%s\n", method, grpc_status_name(st), msg[0] ? ": " : "", msg);
-		return mailctl_refused(st) ? 1 : 3;
-	}
-	*resp = protobuf_c_message_unpack(rdesc, NULL, outlen, out);
-	free(out);
-	if (*resp == NULL) {
-		fprintf(stderr, "mailctl: %s: cannot parse the answer\n", method);
-		return 3;
-	}
-	return 0;
-}
-
 static void
 mailctl_time(int64_t t, char *out, size_t outsz)
 {
@@ -268,21 +192,6 @@ mailctl_time(int64_t t, char *out, size_t outsz)
 	struct tm tm;
 	gmtime_r(&tt, &tm);
 	strftime(out, outsz, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-/* A configuration change: every one answers with the new snapshot. */
-int
-mailctl_change(const char *method, const ProtobufCMessage *req)
-{
-	ProtobufCMessage *r;
-	int rc = mailctl_call(method, req, &r, &mxfleet__v1__config_snapshot__descriptor);
-	if (rc)
-		return rc;
-	Mxfleet__V1__ConfigSnapshot *s = (Mxfleet__V1__ConfigSnapshot *)r;
-	printf("config version %llu: %zu domain(s), %zu route(s), %zu TLS policy(ies)\n",
-	    (unsigned long long)s->version, s->n_domains, s->n_routes, s->n_policies);
-	protobuf_c_message_free_unpacked(r, NULL);
-	return 0;
 }
 
 static int
@@ -554,21 +463,21 @@ mailctl_pki_revoke(int argc, char **argv)
 static int
 mailctl_fleet(int argc, char **argv)
 {
-	M.socket = getenv("MAILCTL_SOCKET");
-	M.server = getenv("MAILCTL_SERVER");
-	M.cert = getenv("MAILCTL_CERT");
-	M.key = getenv("MAILCTL_KEY");
-	M.ca = getenv("MAILCTL_CA");
-	M.authority = getenv("MAILCTL_AUTHORITY");
+	mailctl_conn.socket = getenv("MAILCTL_SOCKET");
+	mailctl_conn.server = getenv("MAILCTL_SERVER");
+	mailctl_conn.cert = getenv("MAILCTL_CERT");
+	mailctl_conn.key = getenv("MAILCTL_KEY");
+	mailctl_conn.ca = getenv("MAILCTL_CA");
+	mailctl_conn.authority = getenv("MAILCTL_AUTHORITY");
 	int i = 0;
 	for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
 		const char *k = argv[i], *v = argv[i + 1];
-		if (strcmp(k, "--socket") == 0) M.socket = v;
-		else if (strcmp(k, "--server") == 0) { M.server = v; M.socket = NULL; }
-		else if (strcmp(k, "--cert") == 0) M.cert = v;
-		else if (strcmp(k, "--key") == 0) M.key = v;
-		else if (strcmp(k, "--ca") == 0) M.ca = v;
-		else if (strcmp(k, "--authority") == 0) M.authority = v;
+		if (strcmp(k, "--socket") == 0) mailctl_conn.socket = v;
+		else if (strcmp(k, "--server") == 0) { mailctl_conn.server = v; mailctl_conn.socket = NULL; }
+		else if (strcmp(k, "--cert") == 0) mailctl_conn.cert = v;
+		else if (strcmp(k, "--key") == 0) mailctl_conn.key = v;
+		else if (strcmp(k, "--ca") == 0) mailctl_conn.ca = v;
+		else if (strcmp(k, "--authority") == 0) mailctl_conn.authority = v;
 		else {
 			fprintf(stderr, "mailctl: unknown option %s (see mailctl --help)\n", k);
 			return 2;
@@ -600,7 +509,7 @@ mailctl_fleet(int argc, char **argv)
 		fprintf(stderr, "mailctl: unknown command '%s' (see mailctl --help)\n", cmd);
 		rc = 2;
 	}
-	SSL_CTX_free(M.tls);
+	SSL_CTX_free(mailctl_conn.tls);
 	return rc;
 }
 

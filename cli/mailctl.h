@@ -3,7 +3,17 @@
 #ifndef MXFLEET_MAILCTL_H
 #define MXFLEET_MAILCTL_H
 
+#include <openssl/ssl.h>
 #include <protobuf-c/protobuf-c.h>
+
+/* Where controld is and how to reach it: set by mailctl.c's options. */
+struct mailctl_conn {
+	const char	*socket, *server, *cert, *key, *ca, *authority;
+	SSL_CTX		*tls;
+	char		 host[256];
+	int		 port;
+};
+extern struct mailctl_conn mailctl_conn;
 
 /* One Admin call to controld; 0 with *resp (protobuf_c_message_free_unpacked),
  * else the exit status (message printed): 1 refused, 2 usage, 3 try later. */

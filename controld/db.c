@@ -24,6 +24,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "utf8.h"
 #include "xmalloc.h"
 
 #define DB_COPY_CHUNK		(64 * 1024)
@@ -31,374 +32,24 @@
 #define DB_MAX_UNIX_S		INT64_C(253402300799)
 #define DB_MS_PER_DAY		INT64_C(86400000)
 
-struct db {
-	PGconn	*conn;
-	char	 err[512];
-	/* The staging table is a temporary table: it lives as long as the
-	 * session, so it is created again after a reconnect. */
-	int	 staging_ready;
-	/* Set once a call's COMMIT has been sent: from then on a lost
-	 * connection leaves the outcome unknown. */
-	int	 commit_sent;
-	/* Set on the session at connect and after every reconnect. */
-	int	 statement_timeout_ms;
-};
-
-/* ---- errors ---- */
-
-void
-db_seterr(struct db *db, const char *fmt, ...)
-{
-	char tmp[sizeof(db->err)], *w = db->err;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	/* libpq messages span lines ("ERROR:  ...\nDETAIL:  ..."): make one
-	 * line, each run of white space a single space. */
-	for (const char *r = tmp; *r != '\0'; r++) {
-		if (*r == ' ' || *r == '\n' || *r == '\r' || *r == '\t') {
-			if (w > db->err && w[-1] != ' ')
-				*w++ = ' ';
-		} else
-			*w++ = *r;
-	}
-	while (w > db->err && w[-1] == ' ')
-		w--;
-	*w = '\0';
-}
-
-const char *
-db_errmsg(const struct db *db)
-{
-	return db->err;
-}
-
-static int
-db_conn_ok(struct db *db)
-{
-	return PQstatus(db->conn) == CONNECTION_OK;
-}
-
-/* A statement failed: record why, leave the session usable (no open
- * transaction) and say whether the connection is the problem. */
-int
-db_fail(struct db *db, PGresult *res, const char *what)
-{
-	const char *m = res != NULL ? PQresultErrorMessage(res) : NULL;
-
-	if (m == NULL || *m == '\0')
-		m = PQerrorMessage(db->conn);
-	db_seterr(db, "%s: %s", what, m);
-	if (res != NULL)
-		PQclear(res);
-	if (!db_conn_ok(db))
-		return DB_ECONN;
-	if (PQtransactionStatus(db->conn) != PQTRANS_IDLE)
-		PQclear(PQexec(db->conn, "ROLLBACK"));
-	return db_conn_ok(db) ? DB_ESQL : DB_ECONN;
-}
-
-static void
-db_notice(void *arg, const PGresult *res)
-{
-	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
-	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-	char q[LOG_QUOTE_SIZE(300)];
-
-	(void)arg;
-	if (msg == NULL)
-		return;
-	log_quote(q, sizeof(q), msg, strlen(msg), 300);
-	if (sev != NULL && strcmp(sev, "WARNING") == 0)
-		log_warnx("event=db_notice severity=warning msg=%s", q);
-	else
-		log_debug("event=db_notice severity=%s msg=%s", sev ? sev : "-", q);
-}
-
-/* ---- parameters and statements ---- */
-
-void
-dbp_str(struct db_params *p, const char *s)
-{
-	if (p->n >= DB_PARAMS_MAX)
-		panic("db: too many parameters");
-	p->v[p->n++] = s;
-}
-
-void
-dbp_u64(struct db_params *p, uint64_t v)
-{
-	if (p->n >= DB_PARAMS_MAX)
-		panic("db: too many parameters");
-	snprintf(p->num[p->n], sizeof(p->num[0]), "%" PRIu64, v);
-	p->v[p->n] = p->num[p->n];
-	p->n++;
-}
-
-void
-dbp_i64(struct db_params *p, int64_t v)
-{
-	if (p->n >= DB_PARAMS_MAX)
-		panic("db: too many parameters");
-	snprintf(p->num[p->n], sizeof(p->num[0]), "%" PRId64, v);
-	p->v[p->n] = p->num[p->n];
-	p->n++;
-}
-
-void
-dbp_null(struct db_params *p)
-{
-	dbp_str(p, NULL);
-}
-
-/* Run one statement that must end in want; *out (if not NULL) gets the
- * result, which the caller clears. */
-int
-db_run(struct db *db, const char *what, const char *sql,
-    const struct db_params *p, ExecStatusType want, PGresult **out)
-{
-	PGresult *res = NULL;
-
-	res = PQexecParams(db->conn, sql, p != NULL ? p->n : 0, NULL,
-	    p != NULL ? p->v : NULL, NULL, NULL, 0);
-	if (PQresultStatus(res) != want)
-		return db_fail(db, res, what);
-	if (out != NULL)
-		*out = res;
-	else
-		PQclear(res);
-	return DB_OK;
-}
-
-int
-db_cmd(struct db *db, const char *what, const char *sql, const struct db_params *p)
-{
-	return db_run(db, what, sql, p, PGRES_COMMAND_OK, NULL);
-}
-
-int
-db_query(struct db *db, const char *what, const char *sql,
-    const struct db_params *p, PGresult **out)
-{
-	return db_run(db, what, sql, p, PGRES_TUPLES_OK, out);
-}
-
-/* Rows a command touched (INSERT/UPDATE/DELETE). */
-uint64_t
-db_affected(PGresult *res)
-{
-	return strtoull(PQcmdTuples(res), NULL, 10);
-}
-
-int
-db_commit(struct db *db, const char *what)
-{
-	PGresult *res = NULL;
-	int rc;
-
-	db->commit_sent = 1;
-	if ((rc = db_run(db, what, "COMMIT", NULL, PGRES_COMMAND_OK, &res)) != DB_OK)
-		return rc;
-	/* COMMIT of a failed transaction "succeeds" and says ROLLBACK. */
-	if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
-		db_seterr(db, "%s: transaction rolled back", what);
-		PQclear(res);
-		return DB_ESQL;
-	}
-	PQclear(res);
-	return DB_OK;
-}
-
-uint64_t
-db_get_u64(const PGresult *res, int row, int col)
-{
-	return strtoull(PQgetvalue(res, row, col), NULL, 10);
-}
-
-int64_t
-db_get_i64(const PGresult *res, int row, int col)
-{
-	return strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
-
-char *
-db_get_str(const PGresult *res, int row, int col)
-{
-	return xstrdup(PQgetvalue(res, row, col));
-}
-
-/* ---- connection, reconnection ---- */
-
-/* A session setting, not a connection option: it holds whatever options the
- * conninfo brings, and is set again after a reconnect. */
-static int
-db_apply_statement_timeout(struct db *db, int ms)
-{
-	struct db_params p = { 0 };
-
-	dbp_i64(&p, ms);
-	return db_query(db, "set statement_timeout",
-	    "SELECT set_config('statement_timeout', $1::text, false)", &p, NULL);
-}
-
-int
-db_open(struct db **out, const char *conninfo, char *err, size_t errsz)
-{
-	/* Processed in order, the expanded conninfo overriding what comes
-	 * before it and overridden by what follows: connect_timeout, TCP
-	 * keepalives (a server gone without a word is noticed within a
-	 * minute, not after the kernel's two hours) and the application name
-	 * are defaults, UTF8 is not negotiable (COPY data and the sanitizing
-	 * of text assume it). */
-	const char *const kw[] = { "connect_timeout", "keepalives_idle",
-	    "keepalives_interval", "keepalives_count", "fallback_application_name",
-	    "dbname", "client_encoding", NULL };
-	const char *const val[] = { "10", "30", "10", "3", "mxfleet-controld",
-	    conninfo, "UTF8", NULL };
-	struct db *db;
-
-	*out = NULL;
-	db = xcalloc(1, sizeof(*db));
-	db->conn = PQconnectdbParams(kw, val, 1);
-	if (db->conn == NULL) {
-		snprintf(err, errsz, "connect: out of memory");
-		free(db);
-		return DB_ECONN;
-	}
-	if (!db_conn_ok(db)) {
-		db_seterr(db, "connect: %s", PQerrorMessage(db->conn));
-		snprintf(err, errsz, "%s", db->err);
-		PQfinish(db->conn);
-		free(db);
-		return DB_ECONN;
-	}
-	PQsetNoticeReceiver(db->conn, db_notice, NULL);
-	db->statement_timeout_ms = DB_STATEMENT_TIMEOUT_MS;
-	if (db_apply_statement_timeout(db, db->statement_timeout_ms) != DB_OK) {
-		snprintf(err, errsz, "%s", db->err);
-		db_close(db);
-		return DB_ECONN;
-	}
-	*out = db;
-	return DB_OK;
-}
-
-int
-db_set_statement_timeout(struct db *db, int ms)
-{
-	db->err[0] = '\0';
-	db->statement_timeout_ms = ms;
-	return db_apply_statement_timeout(db, ms);
-}
-
-void
-db_close(struct db *db)
-{
-	if (db == NULL)
-		return;
-	PQfinish(db->conn);
-	free(db);
-}
-
-static int
-db_reset(struct db *db)
-{
-	int rc;
-
-	PQreset(db->conn);
-	db->staging_ready = 0;
-	if (!db_conn_ok(db)) {
-		db_seterr(db, "reconnect: %s", PQerrorMessage(db->conn));
-		return DB_ECONN;
-	}
-	if ((rc = db_apply_statement_timeout(db, db->statement_timeout_ms)) != DB_OK)
-		return rc == DB_ESQL ? DB_ECONN : rc;
-	log_info("event=db_reconnected");
-	return DB_OK;
-}
-
-/* Run op; if it fails because the connection is gone, reset the connection
- * once and, if that is safe, run op once more. A connection found broken by
- * an earlier call is reset first. */
-int
-db_call(struct db *db, db_op op, void *arg, enum db_repeat repeat)
-{
-	char first[sizeof(db->err)], q[LOG_QUOTE_SIZE(200)];
-	int rc;
-
-	db->err[0] = '\0';
-	if (!db_conn_ok(db) && db_reset(db) != DB_OK)
-		return DB_ECONN;
-	db->commit_sent = 0;
-	if ((rc = op(db, arg)) != DB_ECONN)
-		return rc;
-	snprintf(first, sizeof(first), "%s", db->err);
-	if (repeat == DB_REPEAT_UNTIL_COMMIT && db->commit_sent) {
-		db_seterr(db, "%s (connection lost after COMMIT was sent: the change may"
-		    " have been applied)", first);
-		return DB_ECONN;
-	}
-	log_quote(q, sizeof(q), first, strlen(first), 200);
-	log_warnx("event=db_connection_lost error=%s", q);
-	if (db_reset(db) != DB_OK) {
-		db_seterr(db, "%s; reconnect failed: %s", first,
-		    PQerrorMessage(db->conn));
-		return DB_ECONN;
-	}
-	db->err[0] = '\0';
-	db->commit_sent = 0;
-	return op(db, arg);
-}
-
 /* ---- text: UTF-8, COPY, JSON ---- */
 
-static int
-utf8_cont(unsigned char c)
-{
-	return (c & 0xc0) == 0x80;
-}
-
 /* Length of the well-formed UTF-8 sequence at s (n bytes left), 0 if there
- * is none: no overlong forms, no surrogates, nothing above U+10FFFF, the
- * rules PostgreSQL applies to text in a UTF8 database. */
+ * is none: lib/utf8.c applies the rules PostgreSQL applies to text in a
+ * UTF8 database (no overlong forms, no surrogates, nothing above U+10FFFF). */
 static size_t
-utf8_len(const unsigned char *s, size_t n)
+db_utf8_len(const unsigned char *s, size_t n)
 {
-	unsigned char c = s[0], lo, hi;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		return n >= 2 && utf8_cont(s[1]) ? 2 : 0;
-	if (c >= 0xe0 && c <= 0xef) {
-		lo = c == 0xe0 ? 0xa0 : 0x80;
-		hi = c == 0xed ? 0x9f : 0xbf;
-		return n >= 3 && s[1] >= lo && s[1] <= hi && utf8_cont(s[2]) ? 3 : 0;
-	}
-	if (c >= 0xf0 && c <= 0xf4) {
-		lo = c == 0xf0 ? 0x90 : 0x80;
-		hi = c == 0xf4 ? 0x8f : 0xbf;
-		return n >= 4 && s[1] >= lo && s[1] <= hi && utf8_cont(s[2]) &&
-		    utf8_cont(s[3]) ? 4 : 0;
-	}
-	return 0;
+	uint32_t cp;
+	int l = utf8_decode(s, n, &cp);
+	return l < 0 ? 0 : (size_t)l;
 }
 
+/* A NUL-terminated string that is all UTF-8. */
 static int
-utf8_valid(const char *s)
+db_utf8_valid(const char *s)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n = strlen(s), l;
-
-	while (n > 0) {
-		if ((l = utf8_len(p, n)) == 0)
-			return 0;
-		p += l;
-		n -= l;
-	}
-	return 1;
+	return utf8_valid((const unsigned char *)s, strlen(s));
 }
 
 #define UTF8_REPLACEMENT	"\xef\xbf\xbd"
@@ -439,7 +90,7 @@ copy_text(struct buf *out, const char *str)
 			l = 1;
 			break;
 		default:
-			if ((l = utf8_len(s, n)) == 0) {
+			if ((l = db_utf8_len(s, n)) == 0) {
 				buf_appends(out, UTF8_REPLACEMENT);
 				l = 1;
 			} else
@@ -490,7 +141,7 @@ json_str(struct buf *out, const char *str)
 		} else if (*s < 0x20) {
 			buf_printf(out, "\\u%04x", *s);
 			l = 1;
-		} else if ((l = utf8_len(s, n)) == 0) {
+		} else if ((l = db_utf8_len(s, n)) == 0) {
 			buf_appends(out, "\\ufffd");
 			l = 1;
 		} else
@@ -909,7 +560,7 @@ ingest_check(struct db *db, const Mxfleet__V1__OutcomeBatch *b)
 		db_seterr(db, "ingest: batch without host_id");
 		return DB_EINVAL;
 	}
-	if (!utf8_valid(b->host_id)) {
+	if (!db_utf8_valid(b->host_id)) {
 		db_seterr(db, "ingest: host_id is not UTF-8");
 		return DB_EINVAL;
 	}
@@ -1279,7 +930,7 @@ db_register_op(struct db *db, void *arg)
 static int
 host_id_check(struct db *db, const char *what, const char *host_id)
 {
-	if (host_id == NULL || host_id[0] == '\0' || !utf8_valid(host_id)) {
+	if (host_id == NULL || host_id[0] == '\0' || !db_utf8_valid(host_id)) {
 		db_seterr(db, "%s: host_id empty or not UTF-8", what);
 		return DB_EINVAL;
 	}
@@ -1296,12 +947,12 @@ db_host_register(struct db *db, const Mxfleet__V1__RegisterRequest *req,
 	db->err[0] = '\0';
 	if ((rc = host_id_check(db, "register", req->host_id)) != DB_OK)
 		return rc;
-	if (!utf8_valid(req->version)) {
+	if (!db_utf8_valid(req->version)) {
 		db_seterr(db, "register: version is not UTF-8");
 		return DB_EINVAL;
 	}
 	for (size_t i = 0; i < req->n_listen; i++) {
-		if (strchr(req->listen[i], '\n') != NULL || !utf8_valid(req->listen[i])) {
+		if (strchr(req->listen[i], '\n') != NULL || !db_utf8_valid(req->listen[i])) {
 			db_seterr(db, "register: listen address %zu has a newline or"
 			    " is not UTF-8", i);
 			return DB_EINVAL;
@@ -1358,7 +1009,7 @@ db_host_heartbeat(struct db *db, const Mxfleet__V1__HeartbeatRequest *req,
 	db->err[0] = '\0';
 	if ((rc = host_id_check(db, "heartbeat", req->host_id)) != DB_OK)
 		return rc;
-	if (!utf8_valid(req->version) || req->journal_backlog > INT64_MAX ||
+	if (!db_utf8_valid(req->version) || req->journal_backlog > INT64_MAX ||
 	    req->config_version > INT64_MAX || req->cert_not_after_unix < 0 ||
 	    req->cert_not_after_unix > DB_MAX_UNIX_S) {
 		db_seterr(db, "heartbeat: host %.100s: version not UTF-8 or a number"
@@ -1522,7 +1173,7 @@ db_domain_add_op(struct db *db, void *arg)
 static int
 config_text_check(struct db *db, const char *what, const char *s, int may_be_empty)
 {
-	if (s == NULL || (!may_be_empty && s[0] == '\0') || !utf8_valid(s)) {
+	if (s == NULL || (!may_be_empty && s[0] == '\0') || !db_utf8_valid(s)) {
 		db_seterr(db, "%s: a field is empty or not UTF-8", what);
 		return DB_EINVAL;
 	}
@@ -2317,7 +1968,7 @@ db_outcome_summary(struct db *db, const Mxfleet__V1__OutcomeQuery *q,
 
 	*out = NULL;
 	db->err[0] = '\0';
-	if (!utf8_valid(q->host_id) || q->since_unix < -DB_MAX_UNIX_S ||
+	if (!db_utf8_valid(q->host_id) || q->since_unix < -DB_MAX_UNIX_S ||
 	    q->since_unix > DB_MAX_UNIX_S) {
 		db_seterr(db, "summary: host_id not UTF-8 or since out of range");
 		return DB_EINVAL;

@@ -12,6 +12,20 @@
 
 #include "db.h"
 
+/* One connection and what controld keeps about its session. */
+struct db {
+	PGconn	*conn;
+	char	 err[512];
+	/* The staging table is a temporary table: it lives as long as the
+	 * session, so it is created again after a reconnect. */
+	int	 staging_ready;
+	/* Set once a call's COMMIT has been sent: from then on a lost
+	 * connection leaves the outcome unknown. */
+	int	 commit_sent;
+	/* Set on the session at connect and after every reconnect. */
+	int	 statement_timeout_ms;
+};
+
 #define DB_PARAMS_MAX		12
 
 /* A statement's parameters: strings as given (NULL is SQL NULL), numbers
@@ -47,6 +61,11 @@ char *db_get_str(const PGresult *res, int row, int col);
  * escaped whatever it holds: one parameter ($1::text[]) for a list. The
  * caller frees it. (db_array.c) */
 char *db_array_literal(char *const *v, size_t n);
+
+/* Is the connection up (PQstatus OK)? */
+int db_conn_ok(struct db *db);
+/* SET statement_timeout on the session (after a connect or a reset). */
+int db_apply_statement_timeout(struct db *db, int ms);
 
 typedef int (*db_op)(struct db *, void *);
 

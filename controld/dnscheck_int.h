@@ -43,6 +43,9 @@ void dnscheck_host(struct dnscheck *c, const struct dnsgen_host *h);
 void dnscheck_sts(struct dnscheck *c);
 /* TLSRPT records at name: missing or several (dnscheck.c). */
 void dnscheck_tlsrpt(struct dnscheck *c, const char *name);
+/* How many of t's records begin with prefix (a record's tag, e.g.
+ * "v=spf1"); *first (if not NULL) is the index of the first. */
+size_t dnscheck_txt_count(const struct dns_txt_result *t, const char *prefix, size_t *first);
 
 /* ---- the live STARTTLS (dnscheck_probe.c) */
 struct dnscheck_probe {

@@ -1,12 +1,8 @@
 /* controld: the TLSA key rollover driver and its Admin calls
  * (rollover_run.h). */
-#include <arpa/inet.h>
-#include <ldns/ldns.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #include "call.h"
@@ -14,8 +10,8 @@
 #include "db_rollover.h"
 #include "dnsops.h"
 #include "log.h"
-#include "netaddr.h"
 #include "rollover.h"
+#include "rollover_dns.h"
 #include "rollover_run.h"
 #include "xmalloc.h"
 
@@ -23,108 +19,6 @@ static struct event *rollover_ev;
 static int rollover_busy;
 /* The dns group, read-only once controld runs: the workers read it. */
 static const struct dnsops_config *rollover_conf;
-
-/* ---- what an authoritative server serves ---- */
-
-/* "IP", "IP:port" or "[IPv6]:port" (port 53 when none). */
-static int
-rollover_server_addr(const char *server, struct sockaddr_storage *ss)
-{
-	socklen_t len;
-
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, server, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
-		ss->ss_family = AF_INET;
-		((struct sockaddr_in *)ss)->sin_port = htons(53);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, server, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
-		ss->ss_family = AF_INET6;
-		((struct sockaddr_in6 *)ss)->sin6_port = htons(53);
-		return 0;
-	}
-	if (netaddr_parse_hostport(server, ss, &len) != 0 || netaddr_port((struct sockaddr *)ss) == 0)
-		return -1;
-	return 0;
-}
-
-static void
-rollover_hex(const uint8_t *d, size_t n, char *out)
-{
-	static const char hx[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hx[d[i] >> 4];
-		out[2 * i + 1] = hx[d[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-/* The TLSA 3 1 1 records of the answer: which of r's keys they hold, and
- * the RRset's TTL. */
-static void
-rollover_tlsa_seen(const ldns_pkt *pkt, const struct rollover *r, struct rollover_server_obs *o)
-{
-	ldns_rr_list *l = ldns_pkt_rr_list_by_type(pkt, LDNS_RR_TYPE_TLSA, LDNS_SECTION_ANSWER);
-	char hex[2 * 32 + 1];
-
-	for (size_t i = 0; l && i < ldns_rr_list_rr_count(l); i++) {
-		const ldns_rr *rr = ldns_rr_list_rr(l, i);
-		if (ldns_rr_rd_count(rr) != 4 || ldns_rdf_size(ldns_rr_rdf(rr, 3)) != 32 ||
-		    ldns_rdf2native_int8(ldns_rr_rdf(rr, 0)) != 3 ||
-		    ldns_rdf2native_int8(ldns_rr_rdf(rr, 1)) != 1 ||
-		    ldns_rdf2native_int8(ldns_rr_rdf(rr, 2)) != 1)
-			continue;
-		rollover_hex(ldns_rdf_data(ldns_rr_rdf(rr, 3)), 32, hex);
-		o->has_old |= strcmp(hex, r->old_spki) == 0;
-		o->has_new |= strcmp(hex, r->new_spki) == 0;
-		if (ldns_rr_ttl(rr) > o->ttl)
-			o->ttl = ldns_rr_ttl(rr);
-	}
-	ldns_rr_list_deep_free(l);
-}
-
-/* Ask server itself (no recursion; UDP, TCP when truncated) for owner's
- * TLSA RRset. Only an authoritative answer counts. */
-static void
-rollover_ask(const char *server, const char *owner, const struct rollover *r, int timeout_s,
-    struct rollover_server_obs *o)
-{
-	struct sockaddr_storage ss;
-	struct timeval tv = { timeout_s, 0 };
-	ldns_pkt *pkt = NULL;
-	ldns_rdf *name = NULL;
-	uint16_t port;
-
-	memset(o, 0, sizeof(*o));
-	o->name = server;
-	if (rollover_server_addr(server, &ss) < 0)
-		return;
-	ldns_resolver *res = ldns_resolver_new();
-	ldns_rdf *ns = ldns_sockaddr_storage2rdf(&ss, &port);
-	if (res == NULL || ns == NULL || ldns_resolver_push_nameserver(res, ns) != LDNS_STATUS_OK)
-		goto out;
-	ldns_resolver_set_port(res, port);
-	ldns_resolver_set_recursive(res, false);
-	ldns_resolver_set_dnssec(res, false);
-	ldns_resolver_set_retry(res, 2);
-	ldns_resolver_set_timeout(res, tv);
-	ldns_resolver_set_fallback(res, true);
-	if ((name = ldns_dname_new_frm_str(owner)) == NULL ||
-	    ldns_resolver_send(&pkt, res, name, LDNS_RR_TYPE_TLSA, LDNS_RR_CLASS_IN, 0) !=
-	    LDNS_STATUS_OK || pkt == NULL || !ldns_pkt_aa(pkt))
-		goto out;
-	if (ldns_pkt_get_rcode(pkt) != LDNS_RCODE_NOERROR &&
-	    ldns_pkt_get_rcode(pkt) != LDNS_RCODE_NXDOMAIN)
-		goto out;
-	o->answered = 1;
-	rollover_tlsa_seen(pkt, r, o);
-out:
-	ldns_pkt_free(pkt);
-	ldns_rdf_deep_free(name);
-	ldns_rdf_deep_free(ns);
-	if (res)
-		ldns_resolver_deep_free(res);
-}
 
 /* ---- one step of one host's rollover ---- */
 
@@ -147,7 +41,7 @@ rollover_observe(const struct rollover *r, const struct db_rollover_report *rep,
 	char *owner = xasprintf("_25._tcp.%s.", rep->hostname);
 
 	for (size_t i = 0; i < n; i++)
-		rollover_ask(z->servers[i], owner, r, (int)cfg->timeout, &so[i]);
+		rollover_dns_ask(z->servers[i], owner, r, (int)cfg->timeout, &so[i]);
 	free(owner);
 	memset(obs, 0, sizeof(*obs));
 	obs->servers = so;
@@ -161,13 +55,15 @@ rollover_observe(const struct rollover *r, const struct db_rollover_report *rep,
 	return so;
 }
 
+/* A new state (from: the one before the step, which may have crossed
+ * several; "-" at the start). */
 static void
-rollover_log(const struct rollover *r)
+rollover_log(const struct rollover *r, const char *from)
 {
 	char q[LOG_QUOTE_SIZE(ROLLOVER_STATUS_MAX)];
-	log_info("event=rollover host=%s state=%s status=%s", r->host,
-	    rollover_state_name(r->state), log_quote(q, sizeof(q), r->status, strlen(r->status),
-	    ROLLOVER_STATUS_MAX));
+	log_info("event=rollover host=%s state=%s from=%s status=%s", r->host,
+	    rollover_state_name(r->state), from, log_quote(q, sizeof(q), r->status,
+	    strlen(r->status), ROLLOVER_STATUS_MAX));
 }
 
 /* After the step is stored: push every domain whose records name the host
@@ -232,7 +128,7 @@ rollover_run_host(struct db *db, const char *host, int64_t now, int *other)
 		    DB_ROLLOVER_SWITCH_KEEP;
 		rc = db_rollover_save(db, &r, sw);
 		if (rc == DB_OK && r.state != was)
-			rollover_log(&r);
+			rollover_log(&r, rollover_state_name(was));
 		if (rc == DB_OK && act.what == ROLLOVER_PUSH)
 			rollover_push(db, &r, &rep);
 	}
@@ -346,9 +242,7 @@ rollover_admin_start_work(struct db *db, struct dbq_job *qj)
 			snprintf(j->q.err, sizeof(j->q.err), "%s", why);
 		return rc;
 	}
-	snprintf(r.status, sizeof(r.status), "started: the next key's TLSA record is published "
-	    "by the next push; every %lld s controld looks again", rollover_cfg()->rollover_interval);
-	rollover_log(&r);
+	rollover_log(&r, "-");
 	j->reply = rollover_status_new(&r);
 	j->reply_free = rollover_status_free;
 	return DB_OK;

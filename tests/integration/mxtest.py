@@ -166,6 +166,24 @@ def free_port(host):
         return s.getsockname()[1]
 
 
+def port_free(host, port):
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def common_free_port(hosts):
+    """A TCP port free on every one of hosts (a DNS check uses one port for all)."""
+    for _ in range(50):
+        port = free_port(hosts[0])
+        if all(port_free(h, port) for h in hosts[1:]):
+            return port
+    raise AssertionError("no common free port")
+
+
 def free_addr():
     host = pick_host()
     return host, free_port(host)

@@ -50,6 +50,11 @@ class FrozenDatabaseTest(cptest.FleetTestCase):
 
     def test_heartbeat_watch_healthz_answer_while_frozen_then_every_outcome_once(self):
         c, m, sink = self.fleet()
+        # The host's identity, once stored, is part of the configuration (its
+        # MX name is in the MTA-STS policies): wait for it, so the version
+        # read below is the one the frozen database keeps.
+        wait_for(lambda: self.scalar("SELECT count(*) FROM host_identity") == "1", 20,
+                 interval=0.2, what="mx1's identity stored")
         self.mailctl(c, "domain", "add", "frozen.test", sink.next_hop)
         grpc, pb, svc, ch = self.stubs(c, self.pki.mx1)
         fleet = svc.FleetStub(ch)

@@ -13,10 +13,16 @@ the rollover is at switch: the key_switches row is there and the snapshot a
 WatchConfig client receives carries it. Refused: an unknown host, a host
 with no next key, a second rollover of a host.
 
-Not covered yet: switch -> next -> retire -> done needs mxd to report
-next_cert_ready and obey key_switches (helper "mxdswitch"); here the host's
-report of a certificate for its next key is written into host_identity by
-the test, with the mxd stopped so that no heartbeat overwrites it."""
+Then, with the host's side written by the test (see below), the rollover
+goes on through next and retire to done: controld pushes the zone without
+the old key's TLSA record (knot, asked directly, no longer serves it; the new
+key's and the following next key's are there), and the key_switches row is
+gone from the table and the snapshot.
+
+Not covered yet: mxd reporting next_cert_ready and obeying key_switches
+(helper "mxdswitch"). Until then the host's reports after the setup are
+written into host_identity and host_certs by the test, with both mxd stopped
+so that no heartbeat overwrites them."""
 
 import json
 import os
@@ -26,10 +32,10 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import test_dns_publish as pub  # noqa: E402
-from test_dns_publish import cptest, DOMAIN  # noqa: E402
+from test_dns_publish import cptest, outtest, DOMAIN  # noqa: E402
 from cptest import MX1, MX2, wait_for  # noqa: E402
 
-TTL = 6  # the wait is 2 x TTL = 12 s: long enough to kill controld inside it
+TTL = 10  # the wait is 2 x TTL = 20 s: long enough to kill and restart controld in it
 
 
 def setUpModule():
@@ -76,7 +82,18 @@ class RolloverDriverTest(pub.DnsPublishTest):
             ch.close()
         return [(k.host_id, k.to_spki_sha256) for k in snap.key_switches]
 
-    def test_rollover_walks_to_switch_and_resumes_after_a_kill(self):
+    def served_tlsa(self):
+        """The SPKIs of mx1's TLSA 3 1 1 records as knot serves them, asked
+        directly (no resolver cache)."""
+        host, port = pub.DNS.env["DNSTEST_UPDATE_SERVER"].rsplit(":", 1)
+        r = outtest.dnstest.dns_query(host, int(port), f"_25._tcp.mx1.{DOMAIN}.", 52,
+                                      timeout=2, rd=False, do=False)
+        self.assertIsNotNone(r, "knot did not answer")
+        _, _, answers = r
+        return {msg[off + 3:off + ln].hex() for typ, off, ln, msg in answers
+                if typ == 52 and msg[off:off + 3] == b"\x03\x01\x01"}
+
+    def test_rollover_walks_to_done_and_resumes_after_a_kill(self):
         self.dns("set", DOMAIN, "--publish", "--ttl", str(TTL))
         self.push()
         # From here the hosts' reports are the test's: no heartbeat rewrites them.
@@ -134,6 +151,31 @@ class RolloverDriverTest(pub.DnsPublishTest):
         wait_for(lambda: self.snapshot_switches() == [(MX1, new)], 20, interval=0.5,
                  what=f"key_switches in the snapshot: {self.snapshot_switches()}")
         self.assertTrue(self.c.events("rollover", host=MX1, state="switch"))
+
+        # The host's side, written by the test until mxd does it, in one
+        # transaction (one report): it serves the new key, the old one is
+        # retired, and it has made a following next key.
+        following = "ab" * 32
+        self.assertEqual(self.served_tlsa(), {old, new})
+        self.sql(f"INSERT INTO host_certs (host_id, spki_sha256, names, not_after, key_type)"
+                 f" SELECT host_id, '{new}', names, not_after, key_type FROM host_certs"
+                 f" WHERE host_id = '{MX1}' AND spki_sha256 = '{old}';"
+                 f" UPDATE host_certs SET retired_at = now() WHERE host_id = '{MX1}'"
+                 f" AND spki_sha256 = '{old}';"
+                 f" UPDATE host_identity SET next_spki = '{following}', next_cert_ready = false,"
+                 f" next_cert_path = '' WHERE host_id = '{MX1}'")
+        st = self.wait_state("done", 60)
+        self.assertIn("is retired", st["status"])
+        self.assertEqual(self.served_tlsa(), {new, following})
+        self.assertEqual(self.scalar("SELECT count(*) FROM key_switches"), "0")
+        wait_for(lambda: self.snapshot_switches() == [], 20, interval=0.5,
+                 what="no key_switches in the snapshot")
+        # One step may cross several states (switch -> next -> retire here).
+        self.assertTrue(self.c.events("rollover", host=MX1, state="retire", **{"from": "switch"}))
+        self.assertTrue(self.c.events("rollover", host=MX1, state="done", **{"from": "retire"}))
+        self.assertTrue(self.c.events("rollover_push", host=MX1, domain=DOMAIN))
+        # A new rollover of the host may start once this one is done.
+        self.assertIn("state       publish", self.tls("rollover", MX1).stdout)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@
 #include "mxd.h"
 #include "https.h"
 #include "mxd_identity.h"
+#include "mxd_keyswitch.h"
 #include "rcpt_prober.h"
 #include "buf.h"
 #include "grpc.h"
@@ -77,6 +78,7 @@ mxd_usage(void)
 {
 	fprintf(stderr, "usage: mxd -c FILE [-n]\n"
 	    "       mxd -c FILE queue list|retry ID|retry all|drop ID\n"
+	    "       mxd -c FILE csr\n"
 	    "       mxd -V\n"
 	    "  -c FILE  configuration file (see docs/mxd.md)\n"
 	    "  -n       check the configuration and exit\n"
@@ -86,7 +88,9 @@ mxd_usage(void)
 	    "                        sender, recipients, last reply\n"
 	    "             retry ID   attempt delivery now (retry all: every message)\n"
 	    "             drop ID    remove the message from the queue and the spool,\n"
-	    "                        without a DSN\n");
+	    "                        without a DSN\n"
+	    "  csr      print a certificate request for the next key (tls.next_key):\n"
+	    "           CN the hostname, names those of the first certificate\n");
 	exit(2);
 }
 
@@ -541,6 +545,7 @@ mxd_reload(struct mxd_master *m)
 		log_error("event=reload_failed error=\"%s\"", err);
 		return;
 	}
+	mxd_keyswitch_apply(ncfg, time(NULL));	/* before TLS: it may change the files */
 	struct tls_server *nhttps_tls;
 	if (mxd_load_tls(ncfg, &ntls) < 0 || mxd_load_https_tls(ncfg, &nhttps_tls) < 0) {
 		tls_server_free(ntls);
@@ -975,7 +980,8 @@ main(int argc, char **argv)
 		}
 	}
 	int queue = optind < argc && strcmp(argv[optind], "queue") == 0;
-	if (path == NULL || (optind != argc && !queue) || (queue && check))
+	int csr = optind + 1 == argc && strcmp(argv[optind], "csr") == 0;
+	if (path == NULL || (optind != argc && !queue && !csr) || ((queue || csr) && check))
 		mxd_usage();
 
 	memset(&m, 0, sizeof(m));
@@ -984,12 +990,21 @@ main(int argc, char **argv)
 		fprintf(stderr, "mxd: %s\n", err);
 		return 1;
 	}
+	if (csr) {
+		int rc = mxd_keyswitch_csr(m.cfg, stdout, err, sizeof(err));
+		if (rc < 0)
+			fprintf(stderr, "mxd: %s\n", err);
+		mxd_config_free(m.cfg);
+		return rc < 0 ? 1 : 0;
+	}
 	if (queue) {
 		/* Only spool_dir is needed: no keys, no root. */
 		int rc = mxd_queue_main(m.cfg, argc - optind - 1, argv + optind + 1);
 		mxd_config_free(m.cfg);
 		return rc;
 	}
+	if (!check)
+		mxd_keyswitch_apply(m.cfg, time(NULL));
 	if (mxd_load_tls(m.cfg, &m.tls) < 0 || mxd_load_https_tls(m.cfg, &m.https_tls) < 0) {
 		fprintf(stderr, "mxd: TLS configuration failed (see the log line above)\n");
 		return 1;

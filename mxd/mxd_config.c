@@ -2,6 +2,7 @@
 #include "mxd_config_list.h"
 #include "https_config.h"
 #include "mxd_identity.h"
+#include "mxd_keyswitch.h"
 #include "conf.h"
 #include "dnsname.h"
 #include "rcpt_addr.h"
@@ -47,7 +48,7 @@ static const char *const mxd_config_control_keys[] = {
 	"batch_max_bytes", "heartbeat_interval", NULL
 };
 static const char *const mxd_config_tls_keys[] = {
-	"certificates", "min_version", "session_tickets", "next_key", NULL
+	"certificates", "min_version", "session_tickets", "next_key", "next_cert", NULL
 };
 static const char *const mxd_config_domain_keys[] = {
 	"name", "next_hop", "recipient_check", "recipients", "recipients_file", NULL
@@ -650,6 +651,8 @@ mxd_config_parse(struct mxd_config *cfg, config_t *lc, struct conf_err *err)
 		return -1;
 	if ((r == 1 && mxd_config_tls(cfg, g, err) < 0) || mxd_identity_config(cfg, root, err) < 0)
 		return -1;
+	if (r == 1 && mxd_keyswitch_config(cfg, g, err) < 0)
+		return -1;
 	if ((r = conf_get_aggregate(root, "limits", CONFIG_TYPE_GROUP, &g, err)) < 0)
 		return -1;
 	if (r == 1 && mxd_config_limits(cfg, g, err) < 0)
@@ -913,6 +916,7 @@ mxd_config_merge_snapshot(struct mxd_config *cfg)
 	}
 	mxd_config_merge_rcpt_checks(cfg, s);
 	https_config_merge_snapshot(cfg, s);
+	mxd_keyswitch_merge_snapshot(cfg, s);
 	/* controld's routes and policies come first: the file's apply where
 	 * controld has nothing to say. */
 	struct mxd_route *file_routes = cfg->routes;
@@ -1015,6 +1019,7 @@ mxd_config_free(struct mxd_config *cfg)
 	mxd_config_list_certs_free(cfg->certs, cfg->ncerts);
 	https_config_free(cfg);
 	mxd_identity_config_free(cfg);
+	mxd_keyswitch_config_free(cfg);
 	free(cfg->control_server);
 	free(cfg->control_host);
 	free(cfg->control_authority);

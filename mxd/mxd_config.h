@@ -101,6 +101,13 @@ struct mxd_config {
 	char			**public_addresses;	/* canonical IP text */
 	size_t			 npublic_addresses;
 	int			 public_addresses_set;	/* else: listen's addresses */
+	/* the key rollover's switch (mxd_keyswitch.h) */
+	char			*next_cert;		/* tls.next_cert; NULL: default */
+	struct mxd_key_switch {
+		char	*host_id;
+		char	 to_spki[65];
+	}			*key_switches;		/* the snapshot's, every host's */
+	size_t			 nkey_switches;
 
 	uint64_t		 message_size;
 	int			 max_recipients;

@@ -1,6 +1,7 @@
 /* The host's identity for controld's DNS (mxd_identity.h). */
 #include "mxd_identity.h"
 #include "log.h"
+#include "mxd_keyswitch.h"
 #include "netaddr.h"
 #include "tlsid.h"
 #include "xmalloc.h"
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- configuration ---- */
@@ -100,16 +102,23 @@ mxd_identity_next_key_path(const struct mxd_config *cfg)
 
 /* ---- the next key ---- */
 
-static int
-mxd_identity_fsync_dir(const char *path)
+int
+mxd_identity_fsync(const char *path)
 {
-	char *copy = xstrdup(path);
-	int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(copy);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
 	int rc = fsync(fd);
 	close(fd);
+	return rc;
+}
+
+int
+mxd_identity_fsync_dir(const char *path)
+{
+	char *copy = xstrdup(path);
+	int rc = mxd_identity_fsync(dirname(copy));
+	free(copy);
 	return rc;
 }
 
@@ -273,6 +282,22 @@ mxd_identity_free_msg(Mxfleet__V1__HostIdentity *id)
 	free(id->certs);
 }
 
+/* Whether the certificate for the next key is in place (mxd_keyswitch.h). */
+static int
+mxd_identity_next_cert(const Mxfleet__V1__HostIdentity *id)
+{
+	char why[600];
+	if (id->next_cert_path[0] == '\0')
+		return 0;
+	int ready = mxd_keyswitch_cert_ready(id->next_cert_path, id->next_spki_sha256, time(NULL),
+	    why, sizeof(why)) == 1;
+	if (ready)
+		log_info("event=next_cert_ready path=%s", id->next_cert_path);
+	else if (mxd_keyswitch_exists(id->next_cert_path))
+		log_warnx("event=next_cert_not_ready why=\"%s\"", why);
+	return ready;
+}
+
 int
 mxd_identity_build(const struct mxd_config *cfg, enum mxd_next_key_mode mode, uint8_t **out,
     size_t *outlen, char *err, size_t errsz)
@@ -286,8 +311,11 @@ mxd_identity_build(const struct mxd_config *cfg, enum mxd_next_key_mode mode, ui
 	id.hostname = cfg->hostname;
 	id.next_spki_sha256 = spki;
 	mxd_identity_addresses(cfg, &id);
+	char *next_cert = mxd_keyswitch_next_cert_path(cfg);
+	id.next_cert_path = next_cert ? next_cert : (char *)"";
 	if (mxd_identity_certs(cfg, &id, err, errsz) == 0 &&
 	    mxd_identity_next_spki(cfg, mode, spki, err, errsz) == 0) {
+		id.next_cert_ready = mxd_identity_next_cert(&id);
 		size_t n = mxfleet__v1__host_identity__get_packed_size(&id);
 		if (n > MXD_IDENTITY_MAX_BYTES)
 			snprintf(err, errsz, "the host identity takes %zu bytes, over %u: fewer"
@@ -302,6 +330,7 @@ mxd_identity_build(const struct mxd_config *cfg, enum mxd_next_key_mode mode, ui
 		}
 	}
 	mxd_identity_free_msg(&id);
+	free(next_cert);
 	return rc;
 }
 

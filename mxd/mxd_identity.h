@@ -49,6 +49,11 @@ enum mxd_next_key_mode {
 int mxd_identity_build(const struct mxd_config *cfg, enum mxd_next_key_mode mode,
     uint8_t **out, size_t *outlen, char *err, size_t errsz);
 
+/* fsync the file at path; the directory holding path (a rename in it is
+ * then durable). 0 or -1 with errno. */
+int mxd_identity_fsync(const char *path);
+int mxd_identity_fsync_dir(const char *path);
+
 /* The master's side of the channel to the uploader. */
 int mxd_identity_channel_new(int fds[2]);
 /* Send a new identity; the uploader picks it up at once. */

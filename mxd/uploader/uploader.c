@@ -22,6 +22,7 @@
  * controld in every heartbeat (mailctl hosts: REFUSED, QUARANTINED). */
 #include "mxd.h"
 #include "mxd_identity.h"
+#include "mxd_keyswitch.h"
 #include "buf.h"
 #include "journal.h"
 #include "upload_batch.h"
@@ -58,6 +59,7 @@ struct uploader {
 	char			 host_id[256];
 	int64_t			 cert_not_after;
 	Mxfleet__V1__HostIdentity *identity;	/* the master's newest; NULL: none */
+	struct mxd_next_cert_watch next_cert;	/* identity->next_cert_ready kept current */
 	struct event		*read_ev, *commit_ev, *hb_ev, *retry_ev, *term_ev, *identity_ev;
 	int			 commit_pending;
 	/* the stream */
@@ -464,6 +466,8 @@ uploader_heartbeat(struct uploader *u)
 	else if (errno == ENOENT)
 		u->quarantined = 0;
 	hb.outcomes_quarantined = u->quarantined;
+	/* An operator puts the next key's certificate in place at any time. */
+	mxd_keyswitch_watch(&u->next_cert, u->identity, time(NULL));
 	hb.identity = u->identity;
 	uploader_unary(u, "/mxfleet.v1.Fleet/Heartbeat", &hb.base);
 }

@@ -1,5 +1,6 @@
 /* The host's identity for controld's DNS (mxd_identity.h). */
 #include "mxd_identity.h"
+#include "mxd_keyfile.h"
 #include "log.h"
 #include "mxd_keyswitch.h"
 #include "netaddr.h"
@@ -90,38 +91,6 @@ mxd_identity_config_free(struct mxd_config *cfg)
 	free(cfg->next_key);
 }
 
-char *
-mxd_identity_next_key_path(const struct mxd_config *cfg)
-{
-	if (cfg->next_key)
-		return xstrdup(cfg->next_key);
-	if (cfg->ncerts > 0)
-		return xasprintf("%s.next", cfg->certs[0].key);
-	return NULL;
-}
-
-/* ---- the next key ---- */
-
-int
-mxd_identity_fsync(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
-int
-mxd_identity_fsync_dir(const char *path)
-{
-	char *copy = xstrdup(path);
-	int rc = mxd_identity_fsync(dirname(copy));
-	free(copy);
-	return rc;
-}
-
 /* A new EC P-256 key at path, mode 0600: written to a temporary file,
  * fsync'd, renamed over path (never over another key: link() would fail
  * if one appeared meanwhile) and the directory fsync'd, so a crash leaves
@@ -146,7 +115,7 @@ mxd_identity_create_key(const char *path, EVP_PKEY **out, char *err, size_t errs
 	}
 	unlink(tmp);
 	free(tmp);
-	if (!ok || mxd_identity_fsync_dir(path) < 0) {
+	if (!ok || mxd_keyfile_fsync_dir(path) < 0) {
 		snprintf(err, errsz, "%s: cannot create the next key: %s", path,
 		    k == NULL ? "key generation failed" : strerror(ok ? errno : saved));
 		EVP_PKEY_free(k);
@@ -162,7 +131,7 @@ static int
 mxd_identity_next_spki(const struct mxd_config *cfg, enum mxd_next_key_mode mode, char *spki,
     char *err, size_t errsz)
 {
-	char *path = mxd_identity_next_key_path(cfg);
+	char *path = mxd_keyfile_next_key_path(cfg);
 	EVP_PKEY *k = NULL;
 	int rc = 0;
 	spki[0] = '\0';

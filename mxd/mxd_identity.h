@@ -29,10 +29,6 @@
 int mxd_identity_config(struct mxd_config *cfg, const config_setting_t *root,
     struct conf_err *err);
 void mxd_identity_config_free(struct mxd_config *cfg);
-/* The next key's path: tls.next_key, else the first certificate's key
- * path and ".next"; NULL when there is neither. */
-char *mxd_identity_next_key_path(const struct mxd_config *cfg);
-
 /* What mxd_identity_build does when the next key's file is absent. */
 enum mxd_next_key_mode {
 	MXD_NEXT_KEY_READ,	/* mxd -n: only read; log that start creates it */
@@ -48,11 +44,6 @@ enum mxd_next_key_mode {
  * next key not created. */
 int mxd_identity_build(const struct mxd_config *cfg, enum mxd_next_key_mode mode,
     uint8_t **out, size_t *outlen, char *err, size_t errsz);
-
-/* fsync the file at path; the directory holding path (a rename in it is
- * then durable). 0 or -1 with errno. */
-int mxd_identity_fsync(const char *path);
-int mxd_identity_fsync_dir(const char *path);
 
 /* The master's side of the channel to the uploader. */
 int mxd_identity_channel_new(int fds[2]);

@@ -2,6 +2,7 @@
 #include "mxd_keyswitch.h"
 #include "log.h"
 #include "mxd_identity.h"
+#include "mxd_keyfile.h"
 #include "pki.h"
 #include "tls.h"
 #include "xmalloc.h"
@@ -273,8 +274,8 @@ struct mxd_keyswitch_files {
 static int
 mxd_keyswitch_rename(const char *from, const char *to, char *err, size_t errsz)
 {
-	if (rename(from, to) == 0 && mxd_identity_fsync_dir(to) == 0 &&
-	    mxd_identity_fsync_dir(from) == 0)
+	if (rename(from, to) == 0 && mxd_keyfile_fsync_dir(to) == 0 &&
+	    mxd_keyfile_fsync_dir(from) == 0)
 		return 0;
 	snprintf(err, errsz, "%s -> %s: %s", from, to, strerror(errno));
 	return -1;
@@ -309,7 +310,7 @@ mxd_keyswitch_promote(const struct mxd_config *cfg, const struct mxd_keyswitch_f
 	    errsz) < 0)
 		return -1;
 	tls_server_free(t);
-	if (mxd_identity_fsync(f->ncert) < 0 || mxd_identity_fsync(f->nkey) < 0) {
+	if (mxd_keyfile_fsync(f->ncert) < 0 || mxd_keyfile_fsync(f->nkey) < 0) {
 		snprintf(err, errsz, "cannot fsync the next certificate or key: %s",
 		    strerror(errno));
 		return -1;
@@ -394,7 +395,7 @@ mxd_keyswitch_apply(const struct mxd_config *cfg, time_t now)
 	if (cfg->ncerts == 0 || cfg->control_server == NULL)
 		return;
 	struct mxd_keyswitch_files f = { cfg->certs[0].cert, cfg->certs[0].key,
-	    mxd_keyswitch_next_cert_path(cfg), mxd_identity_next_key_path(cfg) };
+	    mxd_keyswitch_next_cert_path(cfg), mxd_keyfile_next_key_path(cfg) };
 	mxd_keyswitch_finish(&f);
 	for (size_t i = 0; i < cfg->nkey_switches; i++) {
 		if (i == 0 && mxd_keyswitch_host_id(cfg, host_id, sizeof(host_id)) < 0)
@@ -439,7 +440,7 @@ mxd_keyswitch_csr_names(const struct mxd_config *cfg)
 int
 mxd_keyswitch_csr(const struct mxd_config *cfg, FILE *out, char *err, size_t errsz)
 {
-	char *path = mxd_identity_next_key_path(cfg);
+	char *path = mxd_keyfile_next_key_path(cfg);
 	EVP_PKEY *k = NULL;
 	X509_REQ *req = NULL;
 	int rc = -1;

@@ -14,6 +14,7 @@
 
 #include "mxd_config.h"
 #include "mxd_identity.h"
+#include "mxd_keyfile.h"
 
 static char cfgpath[64];
 
@@ -262,7 +263,7 @@ test_config_host_identity_keys(void **state)
 	    &cfg, err, sizeof(err)), 0);
 	assert_int_equal(cfg->npublic_addresses, 2);
 	assert_string_equal(cfg->public_addresses[1], "2001:db8::25");
-	char *next = mxd_identity_next_key_path(cfg);
+	char *next = mxd_keyfile_next_key_path(cfg);
 	assert_string_equal(next, "/k/a.key.next");
 	free(next);
 	mxd_config_free(cfg);

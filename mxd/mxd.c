@@ -962,12 +962,113 @@ mxd_exit_early(struct mxd_master *m, int rc)
 	return rc;
 }
 
+/* Reap: restart a worker or the deliverer that died unasked. */
+static void
+mxd_reap(struct mxd_master *m)
+{
+	pid_t pid;
+	int status;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		int idx = mxd_is_child(m, pid);
+		if (pid == m->uploader && m->uploader > 0) {
+			mxd_restart_single(m, &m->uploader, MXD_ROLE_UPLOADER, status);
+			continue;
+		}
+		if (pid == m->https && m->https > 0) {
+			mxd_restart_single(m, &m->https, MXD_ROLE_HTTPS, status);
+			continue;
+		}
+		if (idx < 0 && pid != m->deliverer) {
+			/* an old worker, drained after a reload */
+			for (size_t i = 0; i < sizeof(m->draining) / sizeof(m->draining[0]); i++)
+				if (m->draining[i] == pid)
+					m->draining[i] = 0;
+			mxd_recover_child(m, pid, status);
+			continue;
+		}
+		if (idx < 0 && m->deliverer_restart) {
+			m->deliverer_restart = 0;
+			m->deliverer = mxd_spawn_deliverer(m);
+			continue;
+		}
+		log_error("event=child_died pid=%ld role=%s status=%d signal=%d", (long)pid,
+		    idx >= 0 ? "worker" : "delivery", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+		    WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+		mxd_recover_child(m, pid, status);
+		struct timespec pause = { 0, 200 * 1000 * 1000 };
+		nanosleep(&pause, NULL);
+		if (idx >= 0)
+			m->workers[idx] = mxd_spawn_worker(m, idx);
+		else
+			m->deliverer = mxd_spawn_deliverer(m);
+	}
+}
+
+/* SIGTERM/SIGINT: stop taking connections at once; sessions in flight
+ * finish; the uploader last (it journals what the workers sent at the end). */
+static void
+mxd_stop_all(struct mxd_master *m, int sig)
+{
+	log_info("event=stopping signal=%d", sig);
+	for (size_t i = 0; i < (size_t)m->nworkers * m->nlisten; i++)
+		close(m->lfds[i]);
+	for (size_t i = 0; i < m->nhttps; i++)
+		close(m->https_fds[i]);
+	mxd_stop_children(m, m->workers, m->nworkers, m->deliverer, m->cfg->shutdown_timeout);
+	if (m->https > 0)
+		mxd_stop_children(m, &m->https, 1, 0, HTTPS_CONN_TIMEOUT);
+	if (m->uploader > 0)
+		mxd_stop_children(m, &m->uploader, 1, 0, 5);
+	mxd_stop_children(m, m->draining, (int)(sizeof(m->draining) / sizeof(m->draining[0])),
+	    0, m->cfg->shutdown_timeout);
+	log_info("event=stopped");
+	tls_server_free(m->tls);
+	tls_server_free(m->https_tls);
+	SSL_CTX_free(m->creds.tls);
+	mxd_config_free(m->cfg);
+	free(m->identity);
+	spool_free(m->spool);
+	free(m->lfds);
+	free(m->https_fds);
+}
+
+/* The control plane's credentials and the host's identity, read now as
+ * root like the SMTP keys. 0, or the exit status (the reason printed). */
+static int
+mxd_prepare_control(struct mxd_master *m, int check)
+{
+	char err[600];
+
+	/* The control plane's key is read now, as root, like the SMTP keys. */
+	enum pki_role role;
+	m->creds.tls = grpc_tls_client_ctx(m->cfg->control_cert, m->cfg->control_key,
+	    m->cfg->control_ca, err, sizeof(err));
+	if (m->creds.tls == NULL || pki_describe(m->cfg->control_cert, m->creds.cn,
+	    sizeof(m->creds.cn), &role, &m->creds.not_after, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mxd: control: %s\n", err);
+		return 1;
+	}
+	if (m->cfg->control_host_id == NULL && m->creds.cn[0] == '\0') {
+		fprintf(stderr, "mxd: control: %s has no CN; set control.host_id\n",
+		    m->cfg->control_cert);
+		return 1;
+	}
+	/* The next key is created now, as root; -n only reads it. */
+	if (mxd_identity_build(m->cfg, check ? MXD_NEXT_KEY_READ : MXD_NEXT_KEY_CREATE,
+	    &m->identity, &m->creds.identity_len, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mxd: %s\n", err);
+		return mxd_exit_early(m, 1);
+	}
+	m->creds.identity = m->identity;
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct mxd_master m;
 	const char *path = NULL;
-	int check = 0, ch;
+	int check = 0, ch, rc;
 	char err[600];
 
 	/* "+": options end at the first word (queue ... takes ids, not options). */
@@ -991,7 +1092,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (csr) {
-		int rc = mxd_keyswitch_csr(m.cfg, stdout, err, sizeof(err));
+		rc = mxd_keyswitch_csr(m.cfg, stdout, err, sizeof(err));
 		if (rc < 0)
 			fprintf(stderr, "mxd: %s\n", err);
 		mxd_config_free(m.cfg);
@@ -999,7 +1100,7 @@ main(int argc, char **argv)
 	}
 	if (queue) {
 		/* Only spool_dir is needed: no keys, no root. */
-		int rc = mxd_queue_main(m.cfg, argc - optind - 1, argv + optind + 1);
+		rc = mxd_queue_main(m.cfg, argc - optind - 1, argv + optind + 1);
 		mxd_config_free(m.cfg);
 		return rc;
 	}
@@ -1023,29 +1124,8 @@ main(int argc, char **argv)
 		m.gid = pw->pw_gid;
 		m.drop = 1;
 	}
-	if (m.cfg->control_server) {
-		/* The control plane's key is read now, as root, like the SMTP keys. */
-		enum pki_role role;
-		m.creds.tls = grpc_tls_client_ctx(m.cfg->control_cert, m.cfg->control_key,
-		    m.cfg->control_ca, err, sizeof(err));
-		if (m.creds.tls == NULL || pki_describe(m.cfg->control_cert, m.creds.cn,
-		    sizeof(m.creds.cn), &role, &m.creds.not_after, err, sizeof(err)) < 0) {
-			fprintf(stderr, "mxd: control: %s\n", err);
-			return 1;
-		}
-		if (m.cfg->control_host_id == NULL && m.creds.cn[0] == '\0') {
-			fprintf(stderr, "mxd: control: %s has no CN; set control.host_id\n",
-			    m.cfg->control_cert);
-			return 1;
-		}
-		/* The next key is created now, as root; -n only reads it. */
-		if (mxd_identity_build(m.cfg, check ? MXD_NEXT_KEY_READ : MXD_NEXT_KEY_CREATE,
-		    &m.identity, &m.creds.identity_len, err, sizeof(err)) < 0) {
-			fprintf(stderr, "mxd: %s\n", err);
-			return mxd_exit_early(&m, 1);
-		}
-		m.creds.identity = m.identity;
-	}
+	if (m.cfg->control_server && (rc = mxd_prepare_control(&m, check)) != 0)
+		return rc;
 	if (check) {
 		printf("mxd: %s: configuration OK (%zu domains, %zu certificates)\n", path,
 		    m.cfg->ndomains, m.cfg->ncerts);
@@ -1107,69 +1187,12 @@ main(int argc, char **argv)
 		struct timespec ts = { 1, 0 };
 		int sig = sigtimedwait(&set, &si, &ts);
 		if (sig == SIGTERM || sig == SIGINT) {
-			log_info("event=stopping signal=%d", sig);
-			/* Stop taking connections at once; sessions in flight finish. */
-			for (size_t i = 0; i < (size_t)m.nworkers * m.nlisten; i++)
-				close(m.lfds[i]);
-			for (size_t i = 0; i < m.nhttps; i++)
-				close(m.https_fds[i]);
-			mxd_stop_children(&m, m.workers, m.nworkers, m.deliverer, m.cfg->shutdown_timeout);
-			if (m.https > 0)
-				mxd_stop_children(&m, &m.https, 1, 0, HTTPS_CONN_TIMEOUT);
-			/* The uploader last: it journals what the workers sent at the end. */
-			if (m.uploader > 0)
-				mxd_stop_children(&m, &m.uploader, 1, 0, 5);
-			mxd_stop_children(&m, m.draining, (int)(sizeof(m.draining) / sizeof(m.draining[0])),
-			    0, m.cfg->shutdown_timeout);
-			log_info("event=stopped");
-			tls_server_free(m.tls);
-			tls_server_free(m.https_tls);
-			SSL_CTX_free(m.creds.tls);
-			mxd_config_free(m.cfg);
-			free(m.identity);
-			spool_free(m.spool);
-			free(m.lfds);
-			free(m.https_fds);
+			mxd_stop_all(&m, sig);
 			return 0;
 		}
 		if (sig == SIGHUP)
 			mxd_reload(&m);
-		/* Reap: restart a worker or the deliverer that died unasked. */
-		pid_t pid;
-		int status;
-		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-			int idx = mxd_is_child(&m, pid);
-			if (pid == m.uploader && m.uploader > 0) {
-				mxd_restart_single(&m, &m.uploader, MXD_ROLE_UPLOADER, status);
-				continue;
-			}
-			if (pid == m.https && m.https > 0) {
-				mxd_restart_single(&m, &m.https, MXD_ROLE_HTTPS, status);
-				continue;
-			}
-			if (idx < 0 && pid != m.deliverer) {
-				/* an old worker, drained after a reload */
-				for (size_t i = 0; i < sizeof(m.draining) / sizeof(m.draining[0]); i++)
-					if (m.draining[i] == pid)
-						m.draining[i] = 0;
-				mxd_recover_child(&m, pid, status);
-				continue;
-			}
-			if (idx < 0 && m.deliverer_restart) {
-				m.deliverer_restart = 0;
-				m.deliverer = mxd_spawn_deliverer(&m);
-				continue;
-			}
-			log_error("event=child_died pid=%ld role=%s status=%d signal=%d", (long)pid,
-			    idx >= 0 ? "worker" : "delivery", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-			    WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-			mxd_recover_child(&m, pid, status);
-			struct timespec pause = { 0, 200 * 1000 * 1000 };
-			nanosleep(&pause, NULL);
-			if (idx >= 0)
-				m.workers[idx] = mxd_spawn_worker(&m, idx);
-			else
-				m.deliverer = mxd_spawn_deliverer(&m);
-		}
+		mxd_reap(&m);
 	}
 }
+

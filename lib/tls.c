@@ -246,6 +246,7 @@ tls_server_new(struct tls_server **out, const struct tls_cert_spec *certs,
 	struct tls_server *ts = xcalloc(1, sizeof(*ts));
 	char ebuf[256];
 
+	*out = NULL;	/* on failure too: callers free what they got */
 	tls_global_init();
 	ts->groups = xcalloc(ncerts ? ncerts : 1, sizeof(*ts->groups));
 	for (size_t i = 0; i < ncerts; i++) {

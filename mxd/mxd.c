@@ -539,14 +539,13 @@ mxd_reload(struct mxd_master *m)
 {
 	char err[600];
 	struct mxd_config *ncfg;
-	struct tls_server *ntls;
+	struct tls_server *ntls = NULL, *nhttps_tls = NULL;
 
 	if (mxd_config_load(m->cfg->path, &ncfg, err, sizeof(err)) < 0) {
 		log_error("event=reload_failed error=\"%s\"", err);
 		return;
 	}
 	mxd_keyswitch_apply(ncfg, time(NULL));	/* before TLS: it may change the files */
-	struct tls_server *nhttps_tls;
 	if (mxd_load_tls(ncfg, &ntls) < 0 || mxd_load_https_tls(ncfg, &nhttps_tls) < 0) {
 		tls_server_free(ntls);
 		mxd_config_free(ncfg);

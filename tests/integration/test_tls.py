@@ -253,6 +253,18 @@ class CertificateChoiceTest(mxtest.MxTestCase):
         self.assertEqual(self.peer_der(m, "unknown.example.test"), der_of(first[0]),
                          "an unknown SNI name must give the default certificate")
 
+    def test_reload_with_a_broken_certificate_keeps_serving_the_old_one(self):
+        good = self.cert("good", MX_NAME)
+        m = self.mxd(self.mxd_config("smtp:127.0.0.1:9", [good]))
+        served = der_of(good[0])
+        with open(good[0], "w") as f:
+            f.write("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n")
+        m.reload()
+        m.wait_event("reload_failed", timeout=15)
+        m.wait_event("tls_config_error", timeout=5)
+        self.assertIsNone(m.proc.poll(), "the master died at the reload:\n" + m.log_tail())
+        self.assertEqual(self.peer_der(m, MX_NAME), served, "the old certificate, from memory")
+
     def test_rsa_and_ecdsa_side_by_side(self):
         rsa = self.cert("rsa", MX_NAME, kind="rsa")
         ecdsa = self.cert("ecdsa", MX_NAME, kind="ecdsa")

@@ -92,6 +92,20 @@ db_identity_check(const Mxfleet__V1__HostIdentity *id, char *why, size_t whysz)
 		    " digits");
 		return -1;
 	}
+	/* A path for the operator's eyes (mailctl tls rollover --status):
+	 * printable, bounded. */
+	size_t plen = strlen(id->next_cert_path);
+	if (plen > DB_IDENTITY_MAX_PATH) {
+		snprintf(why, whysz, "identity.next_cert_path: %zu bytes, at most %d", plen,
+		    DB_IDENTITY_MAX_PATH);
+		return -1;
+	}
+	for (size_t i = 0; i < plen; i++)
+		if ((unsigned char)id->next_cert_path[i] < 0x20 || id->next_cert_path[i] == 0x7f) {
+			snprintf(why, whysz, "identity.next_cert_path: a control character at byte %zu",
+			    i);
+			return -1;
+		}
 	if (id->n_certs > DB_IDENTITY_MAX_CERTS) {
 		snprintf(why, whysz, "identity.certs: %zu certificates, at most %d", id->n_certs,
 		    DB_IDENTITY_MAX_CERTS);

@@ -17,6 +17,7 @@
 
 #define DB_IDENTITY_MAX_CERTS		16
 #define DB_IDENTITY_MAX_NAMES		64	/* per certificate */
+#define DB_IDENTITY_MAX_PATH		1024	/* next_cert_path, bytes */
 #define DB_IDENTITY_MAX_ADDRESSES	16
 
 /* 0 if id is a well-formed identity: hostname a DNS name, addresses IP

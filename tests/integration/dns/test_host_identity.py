@@ -235,6 +235,10 @@ class HostIdentityTest(cptest.FleetTestCase):
              "identity.certs[0].names[1]"),
             (pb.HostIdentity(hostname="mx.test", addresses=["192.0.2.1"] * 17),
              "identity.addresses"),
+            (pb.HostIdentity(hostname="mx.test", next_cert_path="/etc/x\n.pem"),
+             "identity.next_cert_path"),
+            (pb.HostIdentity(hostname="mx.test", next_cert_path="/" + "a" * 2000),
+             "identity.next_cert_path"),
         ]
         for ident, field in cases:
             for call, req in ((fleet.Register, pb.RegisterRequest(host_id=MX1, version="x",

@@ -20,7 +20,8 @@ static int
 mailctl_refused(int st)
 {
 	return st == GRPC_PERMISSION_DENIED || st == GRPC_INVALID_ARGUMENT ||
-	    st == GRPC_NOT_FOUND || st == GRPC_ALREADY_EXISTS || st == GRPC_UNIMPLEMENTED;
+	    st == GRPC_NOT_FOUND || st == GRPC_ALREADY_EXISTS || st == GRPC_UNIMPLEMENTED ||
+	    st == GRPC_FAILED_PRECONDITION;
 }
 
 int

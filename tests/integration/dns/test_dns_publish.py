@@ -192,6 +192,18 @@ class DnsPublishTest(cptest.FleetTestCase):
         self.flush_resolver()
         self.assertEqual(self.findings(self.check()), [])
 
+    def test_push_refused_while_the_records_have_an_error(self):
+        soa = DNS.query(f"{DOMAIN}.", 6)[1]
+        # An alias no certificate covers: the policy would fail senders.
+        self.dns("set", DOMAIN, "--publish", "--ttl", "300", "--alias", f"mail.{DOMAIN}={MX1}")
+        r = self.dns("push", DOMAIN, check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)  # the operator's to fix
+        self.assertIn("FAILED_PRECONDITION", r.stderr)
+        self.assertIn("nothing sent", r.stderr)
+        self.assertIn("cert-name-missing", r.stderr)
+        self.assertEqual(DNS.query(f"{DOMAIN}.", 6)[1], soa)
+        self.assertEqual(self.scalar("SELECT count(*) FROM dns_pushed"), "0")
+
     def test_wrong_tsig_secret_is_refused_and_changes_nothing(self):
         soa = DNS.query(f"{DOMAIN}.", 6)[1]
         self.assertEqual(len(soa), 1)

@@ -3,6 +3,7 @@
 #ifndef MXFLEET_MAILCTL_H
 #define MXFLEET_MAILCTL_H
 
+#include <jansson.h>
 #include <openssl/ssl.h>
 #include <protobuf-c/protobuf-c.h>
 
@@ -23,6 +24,9 @@ int mailctl_call(const char *method, const ProtobufCMessage *req, ProtobufCMessa
 extern int mailctl_call_timeout_ms;
 /* A configuration change: prints the version of the snapshot it answers. */
 int mailctl_change(const char *method, const ProtobufCMessage *req);
+
+/* Print o (indented, keys in order) on stdout and release it: --json. */
+void mailctl_print_json(json_t *o);
 
 /* mailctl dns ... (mailctl_dns.c) */
 int mailctl_dns(int argc, char **argv);

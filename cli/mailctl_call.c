@@ -1,6 +1,6 @@
-/* mailctl: one Admin call to controld (mailctl.h). Shared by mailctl.c and
- * the files of its command groups, which call it and nothing else of each
- * other's. */
+/* mailctl: one Admin call to controld, and --json output (mailctl.h).
+ * Shared by mailctl.c and the files of its command groups, which call it
+ * and nothing else of each other's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,3 +94,12 @@ mailctl_change(const char *method, const ProtobufCMessage *req)
 	return 0;
 }
 
+
+void
+mailctl_print_json(json_t *o)
+{
+	char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	printf("%s\n", text ? text : "null");
+	free(text);
+	json_decref(o);
+}

@@ -123,10 +123,7 @@ mailctl_dns_show_json(const Mxfleet__V1__DomainDns *d)
 	    "aliases", mailctl_dns_strings(d->aliases, d->n_aliases),
 	    "tlsrpt_rua", d->tlsrpt_rua, "spf", d->spf, "dmarc", d->dmarc,
 	    "ttl", (json_int_t)d->ttl, "publish", (int)d->publish);
-	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	printf("%s\n", s);
-	free(s);
-	json_decref(o);
+	mailctl_print_json(o);
 }
 
 static void
@@ -233,10 +230,7 @@ mailctl_dns_json(const Mxfleet__V1__DnsRecordSet *s)
 	o = json_pack("{s:s, s:o, s:o, s:o}", "domain", s->domain, "records", recs,
 	    "mta_sts", s->sts_id[0] ? json_pack("{s:s, s:s}", "id", s->sts_id, "policy",
 	    s->sts_policy) : json_null(), "errors", errs);
-	char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	printf("%s\n", text);
-	free(text);
-	json_decref(o);
+	mailctl_print_json(o);
 }
 
 static int
@@ -325,10 +319,7 @@ mailctl_dns_check_json(const Mxfleet__V1__DnsCheckReport *rep, const size_t coun
 	json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:o}", "domain", rep->domain, "errors",
 	    (json_int_t)count[0], "warnings", (json_int_t)count[1], "notes", (json_int_t)count[2],
 	    "findings", a);
-	char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	printf("%s\n", text);
-	free(text);
-	json_decref(o);
+	mailctl_print_json(o);
 }
 
 /* Exit status 1 when anything is an error: scripts and monitoring act on it. */
@@ -394,10 +385,7 @@ mailctl_dns_push(int argc, char **argv)
 		json_t *o = json_pack("{s:s, s:o, s:o}", "domain", p->domain, "added",
 		    mailctl_dns_records_json(p->added, p->n_added), "deleted",
 		    mailctl_dns_records_json(p->deleted, p->n_deleted));
-		char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		printf("%s\n", text);
-		free(text);
-		json_decref(o);
+		mailctl_print_json(o);
 	} else if (p->n_added == 0 && p->n_deleted == 0) {
 		printf("dns push %s: nothing sent: the zones already hold these records\n", p->domain);
 	} else {

@@ -40,10 +40,7 @@ mailctl_tls_status_json(const Mxfleet__V1__RolloverStatus *s)
 	    "state", s->state, "status", s->status, "old_spki_sha256", s->old_spki_sha256,
 	    "new_spki_sha256", s->new_spki_sha256, "entered_unix", (json_int_t)s->entered_unix,
 	    "wait_until_unix", (json_int_t)s->wait_until_unix);
-	char *t = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	printf("%s\n", t);
-	free(t);
-	json_decref(o);
+	mailctl_print_json(o);
 }
 
 /* tls rollover HOST [--status] [--json] */

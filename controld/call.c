@@ -114,8 +114,12 @@ call_dispatch(struct call_job *j)
 	j->held = 0;
 	if (dbq_submit(j->queue ? j->queue : C->dbq, &j->q) < 0) {
 		j->q.rc = DB_ECONN;
-		snprintf(j->q.err, sizeof(j->q.err), "busy: %lld jobs wait for a database worker "
-		    "(db_max_queued)", C->cfg.db_max_queued);
+		if (j->queue)
+			snprintf(j->q.err, sizeof(j->q.err), "busy: DNS checks and pushes fill "
+			    "their queue (dns.workers); try again later");
+		else
+			snprintf(j->q.err, sizeof(j->q.err), "busy: %lld jobs wait for a database "
+			    "worker (db_max_queued)", C->cfg.db_max_queued);
 		j->finished = 1;
 	}
 }

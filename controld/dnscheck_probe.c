@@ -2,11 +2,11 @@
  * with the MX name as SNI, keep the certificate. No verification: the point
  * is to see what a sender is served and compare it with the names and the
  * TLSA records (dnscheck_host.c). Replies are read with the delivery
- * client's parser (mxd/smtp/smtp_reply.c, fuzzed by fuzz_smtp_reply). One
+ * client's parser (lib/smtp_reply.c, fuzzed by fuzz_smtp_reply). One
  * deadline for the whole probe. */
 #include "dnscheck_int.h"
 #include "log.h"
-#include "smtp_client.h"
+#include "smtp_reply.h"
 #include "tls.h"
 #include "xmalloc.h"
 

@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "smtp_reply.h"
 #include "mxd_config.h"
 
 #define SMTP_EXT_PIPELINING	0x01
@@ -29,18 +30,8 @@
 #define SMTP_EXT_DSN		0x80
 #define SMTP_EXT_AUTH_PLAIN	0x100	/* "AUTH ... PLAIN ..." or "AUTH=... PLAIN" */
 
-/* Limits on what a server may send as one reply. */
-#define SMTP_REPLY_LINE_MAX	16384	/* a line, CRLF included, fits in this */
-#define SMTP_REPLY_LINES_MAX	1000	/* continuation lines ("250-") */
-#define SMTP_REPLY_TEXT_MAX	8192	/* text kept; later lines are dropped */
-
 /* BDAT chunk size (RFC 3030): the message goes out in pieces this large. */
 #define SMTP_BDAT_CHUNK		(1024 * 1024)
-
-struct smtp_reply {
-	int		code;		/* 0: no reply (I/O error, see text) */
-	struct buf	text;		/* every line, "250-..." CRLF-separated */
-};
 
 /* The deadlines of a connection, in milliseconds (docs/delivery.md,
  * "Deadlines and limits"; mxd sets them from delivery.*_timeout). */
@@ -126,44 +117,6 @@ struct smtp_client {
 
 /* The limits as mxd's configuration sets them (delivery.*). */
 void smtp_client_limits_config(struct smtp_client_limits *lim, const struct mxd_config *cfg);
-
-void smtp_reply_init(struct smtp_reply *r);
-void smtp_reply_free(struct smtp_reply *r);
-/* Set an I/O failure as the reply ("connect to x: refused"). */
-void smtp_reply_set_error(struct smtp_reply *r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-/* The reply on one line, lines joined by " / ", for logs. */
-const char *smtp_reply_oneline(const struct smtp_reply *r, char *out, size_t outsz);
-
-/* Reply parsing, no I/O: bytes go in as they arrive, complete lines come
- * out into the reply. One parser per reply. */
-struct smtp_reply_parser {
-	struct smtp_reply	*r;	/* filled line by line */
-	unsigned		 lines;	/* continuation lines so far */
-};
-
-enum smtp_reply_status {
-	SMTP_REPLY_DONE		=  1,	/* the last line was taken */
-	SMTP_REPLY_MORE		=  0,	/* every complete line was taken: feed more */
-	SMTP_REPLY_ESYNTAX	= -1,	/* not "ddd", "ddd text" or "ddd-text", 2xx..5xx */
-	SMTP_REPLY_ECODE	= -2,	/* a line's code differs from the first line's */
-	SMTP_REPLY_ELONG	= -3,	/* a line does not fit in SMTP_REPLY_LINE_MAX */
-	SMTP_REPLY_ELINES	= -4,	/* more than SMTP_REPLY_LINES_MAX continuations */
-};
-
-/* Start parsing a reply into r (emptied). */
-void smtp_reply_parser_init(struct smtp_reply_parser *p, struct smtp_reply *r);
-/* Take the complete lines of buf[0..len): each goes into r->text (CR
- * stripped, LF-terminated, up to SMTP_REPLY_TEXT_MAX) and sets r->code. A
- * line ends at LF; a CR before it is optional.
- * DONE: *consumed is the end of the last line; later bytes are the next
- * reply's. MORE: *consumed is the end of the last complete line; call again
- * with what follows plus new bytes. An error: *consumed is where the line at
- * fault starts; the reply is unusable (r->code is 0). */
-int smtp_reply_parse(struct smtp_reply_parser *p, const char *buf, size_t len,
-    size_t *consumed);
-/* What a negative smtp_reply_parse result means, for an error reply. */
-const char *smtp_reply_strerror(int rc);
 
 /* The local addresses connections come from (delivery.source_ipv4/6), per
  * family; a length of 0 lets the kernel pick. */

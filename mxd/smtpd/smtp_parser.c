@@ -451,27 +451,3 @@ smtp_bdat_finish(struct smtp_bdat *b)
 		b->flags |= SMTP_DATA_BARE_CR;
 	b->in_cr = 0;
 }
-
-int
-smtp_parser_reply_line(const char *line, size_t len, int *code, int *more,
-    const char **text)
-{
-	if (len < 3)
-		return -1;
-	for (int i = 0; i < 3; i++)
-		if (line[i] < '0' || line[i] > '9')
-			return -1;
-	if (line[0] < '2' || line[0] > '5')
-		return -1;
-	*code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-	if (len == 3) {
-		*more = 0;
-		*text = line + 3;
-		return 0;
-	}
-	if (line[3] != ' ' && line[3] != '-')
-		return -1;
-	*more = line[3] == '-';
-	*text = line + 4;
-	return 0;
-}

@@ -112,8 +112,4 @@ void smtp_bdat_finish(struct smtp_bdat *b);
 
 
 
-/* One line of a server reply: "250-text" or "250 text". Returns 0 with the
- * code, whether more lines follow, and the text; -1 when malformed. */
-int smtp_parser_reply_line(const char *line, size_t len, int *code, int *more,
-    const char **text);
 #endif

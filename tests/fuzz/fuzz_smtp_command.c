@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "smtp_parser.h"
+#include "smtp_reply.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -37,7 +38,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	smtp_parser_domain(line);
 	int code, more;
 	const char *text;
-	if (smtp_parser_reply_line(line, size, &code, &more, &text) == 0 &&
+	if (smtp_reply_line(line, size, &code, &more, &text) == 0 &&
 	    (code < 200 || code > 599))
 		abort();
 	free(line);

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "smtp_parser.h"
+#include "smtp_reply.h"
 #include "spool.h"
 
 static void
@@ -368,18 +369,18 @@ test_reply_lines(void **state)
 {
 	int code, more;
 	const char *text;
-	assert_int_equal(smtp_parser_reply_line("250-PIPELINING", 14, &code, &more, &text), 0);
+	assert_int_equal(smtp_reply_line("250-PIPELINING", 14, &code, &more, &text), 0);
 	assert_int_equal(code, 250);
 	assert_true(more);
 	assert_string_equal(text, "PIPELINING");
-	assert_int_equal(smtp_parser_reply_line("550 5.1.1 no", 12, &code, &more, &text), 0);
+	assert_int_equal(smtp_reply_line("550 5.1.1 no", 12, &code, &more, &text), 0);
 	assert_int_equal(code, 550);
 	assert_false(more);
-	assert_int_equal(smtp_parser_reply_line("250", 3, &code, &more, &text), 0);
-	assert_int_equal(smtp_parser_reply_line("25", 2, &code, &more, &text), -1);
-	assert_int_equal(smtp_parser_reply_line("abc def", 7, &code, &more, &text), -1);
-	assert_int_equal(smtp_parser_reply_line("250x", 4, &code, &more, &text), -1);
-	assert_int_equal(smtp_parser_reply_line("650 x", 5, &code, &more, &text), -1);
+	assert_int_equal(smtp_reply_line("250", 3, &code, &more, &text), 0);
+	assert_int_equal(smtp_reply_line("25", 2, &code, &more, &text), -1);
+	assert_int_equal(smtp_reply_line("abc def", 7, &code, &more, &text), -1);
+	assert_int_equal(smtp_reply_line("250x", 4, &code, &more, &text), -1);
+	assert_int_equal(smtp_reply_line("650 x", 5, &code, &more, &text), -1);
 }
 
 int

@@ -12,18 +12,15 @@
 #include <ldns/ldns.h>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "dns.h"
 #include "dnsupdate.h"
+#include "dnstest_cmd.h"
 
-extern char **environ;
 
 static struct dns_resolver *res;
 static struct dnsupdate_request base;	/* zone, server and key of the setup */
@@ -32,33 +29,11 @@ static struct dnsupdate_request base;	/* zone, server and key of the setup */
 #define TLSA_A	"8cb0fc6c527506a053f4f14c8464bebbd6dede2738d11468dd953d7d6a3021f1"
 #define TLSA_B	"1111111111111111111111111111111111111111111111111111111111111111"
 
-/* "dnstest CMD DIR ARG..." on the running setup; asserts success. */
-static void
-dnstest(const char *cmd, const char *a1, const char *a2, const char *a3)
-{
-	char *argv[] = { getenv("DNSTEST"), (char *)cmd, getenv("DNSTEST_DIR"),
-	    (char *)a1, (char *)a2, (char *)a3, NULL };
-	posix_spawn_file_actions_t fa;
-	int status;
-	pid_t pid;
-
-	assert_non_null(argv[0]);
-	assert_non_null(argv[2]);
-	/* unbound-control's "ok removed ..." is not for the test log. */
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	assert_int_equal(posix_spawn(&pid, argv[0], &fa, NULL, argv, environ), 0);
-	posix_spawn_file_actions_destroy(&fa);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
-}
-
 /* Forget what unbound learnt of dyn.test., so the next lookup asks knot. */
 static void
 flush(void)
 {
-	dnstest("control", "unbound", "flush_zone", "dyn.test.");
+	dnstest("control", (const char *[]){ "unbound", "flush_zone", "dyn.test.", NULL });
 }
 
 /* The serial of dyn.test. on knot itself (not through the cache). */
@@ -297,8 +272,8 @@ test_records_of_others_are_left_alone(void **state)
 	dnsupdate_result_free(&out);
 	/* Someone else: a TXT at the MX host (we manage its A only), an A
 	 * elsewhere in the zone. */
-	dnstest("add", "mx1.four.dyn.test. 300 IN TXT \"theirs\"",
-	    "www.four.dyn.test. 300 IN A 192.0.2.99", NULL);
+	dnstest("add", (const char *[]){ "mx1.four.dyn.test. 300 IN TXT \"theirs\"",
+	    "www.four.dyn.test. 300 IN A 192.0.2.99", NULL });
 	uint32_t serial = server_serial();
 
 	assert_int_equal(push(r.lines, 4, NULL, 0, 0, &out), DNSUPDATE_OK);

@@ -1,8 +1,5 @@
-/* SMTP replies as the delivery client keeps them: the I/O-free reply
- * parser (fuzzed by fuzz_smtp_reply) and the small helpers around struct
- * smtp_reply (smtp_client.h). */
-#include "smtp_client.h"
-#include "smtp_parser.h"
+/* SMTP replies as a client reads them (smtp_reply.h). */
+#include "smtp_reply.h"
 #include "xmalloc.h"
 
 #include <ctype.h>
@@ -93,7 +90,7 @@ smtp_reply_parse(struct smtp_reply_parser *p, const char *buf, size_t len, size_
 			n--;
 		int code, more;
 		const char *text;
-		if (smtp_parser_reply_line(line, n, &code, &more, &text) < 0) {
+		if (smtp_reply_line(line, n, &code, &more, &text) < 0) {
 			rc = SMTP_REPLY_ESYNTAX;
 			break;
 		}
@@ -138,4 +135,27 @@ smtp_reply_strerror(int rc)
 		return "too many lines";
 	}
 	return "unknown error";
+}
+
+int
+smtp_reply_line(const char *line, size_t len, int *code, int *more, const char **text)
+{
+	if (len < 3)
+		return -1;
+	for (int i = 0; i < 3; i++)
+		if (line[i] < '0' || line[i] > '9')
+			return -1;
+	if (line[0] < '2' || line[0] > '5')
+		return -1;
+	*code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+	if (len == 3) {
+		*more = 0;
+		*text = line + 3;
+		return 0;
+	}
+	if (line[3] != ' ' && line[3] != '-')
+		return -1;
+	*more = line[3] == '-';
+	*text = line + 4;
+	return 0;
 }

@@ -61,13 +61,14 @@ class DnsPublishTest(cptest.FleetTestCase):
     def setUp(self):
         super().setUp()
         env = DNS.env
-        self.addrs = [cptest.mxtest.pick_host(), cptest.mxtest.pick_host()]
-        smtp_port = common_free_port(self.addrs)
+        self.addrs, smtp_port = self.smtp_listeners()
         self.https_port = common_free_port(self.addrs)
         certs = {}
         for short, addr in zip(("mx1", "mx2"), self.addrs):
-            certs[short] = cptest.mxtest.make_cert(self.wd, f"smtp-{short}", f"{short}.{DOMAIN}",
+            certs[short] = cptest.mxtest.make_cert(self.cert_dir(), f"smtp-{short}",
+                                                   f"{short}.{DOMAIN}",
                                                    sans=(f"mta-sts.{DOMAIN}",))
+        self.certs = certs
         self.ca_file = os.path.join(self.wd, "dns-ca.pem")
         with open(self.ca_file, "w") as out:
             for c in certs.values():
@@ -92,6 +93,17 @@ class DnsPublishTest(cptest.FleetTestCase):
                  == "2", 30, interval=0.25, what="both hosts' identities stored")
         self.mailctl(self.c, "domain", "add", DOMAIN, self.sink_.next_hop)
         self.dns("set", DOMAIN, "--publish", "--ttl", "300")
+
+    # -- what a subclass may choose
+
+    def smtp_listeners(self):
+        """The two hosts' addresses and their (common) SMTP port."""
+        addrs = [cptest.mxtest.pick_host(), cptest.mxtest.pick_host()]
+        return addrs, common_free_port(addrs)
+
+    def cert_dir(self):
+        """Where the hosts' certificates and keys are made."""
+        return self.wd
 
     # -- helpers
 

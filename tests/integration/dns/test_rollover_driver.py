@@ -19,10 +19,10 @@ the old key's TLSA record (knot, asked directly, no longer serves it; the new
 key's and the following next key's are there), and the key_switches row is
 gone from the table and the snapshot.
 
-Not covered yet: mxd reporting next_cert_ready and obeying key_switches
-(helper "mxdswitch"). Until then the host's reports after the setup are
-written into host_identity and host_certs by the test, with both mxd stopped
-so that no heartbeat overwrites them."""
+The host's side is written by the test (into host_identity and
+host_certs, with both mxd stopped so that no heartbeat overwrites it) to
+show the driver's steps one by one; test_rollover_dane.py walks the same
+rollover with a real mxd switching and DANE senders delivering."""
 
 import json
 import os
@@ -153,7 +153,8 @@ class RolloverDriverTest(pub.DnsPublishTest):
                  what=f"key_switches in the snapshot: {self.snapshot_switches()}")
         self.assertTrue(self.c.events("rollover", host=MX1, state="switch"))
 
-        # The host's side, written by the test until mxd does it, in one
+        # The host's side, written by the test (mxd's own is in
+        # test_rollover_dane.py), in one
         # transaction (one report): it serves the new key, the old one is
         # retired, and it has made a following next key.
         following = "ab" * 32

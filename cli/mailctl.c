@@ -73,6 +73,8 @@ mailctl_usage(FILE *f)
 	    "  tls rollover HOST                  start the TLSA key rollover of HOST: its next\n"
 	    "                                     key published, waited for, switched to, the\n"
 	    "                                     old key's TLSA retired (docs/dns.md)\n"
+	    "  tls rollover HOST --cancel [--json]\n"
+	    "                                     give up that rollover (nothing is undone)\n"
 	    "  tls rollover HOST --status [--json]\n"
 	    "                                     where that rollover is, and what it waits for\n"
 	    "\n"

@@ -43,28 +43,31 @@ mailctl_tls_status_json(const Mxfleet__V1__RolloverStatus *s)
 	mailctl_print_json(o);
 }
 
-/* tls rollover HOST [--status] [--json] */
+/* tls rollover HOST [--status | --cancel] [--json] */
 static int
 mailctl_tls_rollover(int argc, char **argv)
 {
 	Mxfleet__V1__HostName n = MXFLEET__V1__HOST_NAME__INIT;
 	ProtobufCMessage *r;
-	int rc, status = 0, json = 0;
+	int rc, status = 0, cancel = 0, json = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--status") == 0)
 			status = 1;
+		else if (strcmp(argv[i], "--cancel") == 0)
+			cancel = 1;
 		else if (strcmp(argv[i], "--json") == 0)
 			json = 1;
 		else
 			argc = 0;
 	}
-	if (argc < 1 || argv[0][0] == '-') {
-		fprintf(stderr, "usage: mailctl tls rollover HOST [--status] [--json]\n");
+	if (argc < 1 || argv[0][0] == '-' || (status && cancel)) {
+		fprintf(stderr, "usage: mailctl tls rollover HOST [--status | --cancel] [--json]\n");
 		return 2;
 	}
 	n.host_id = argv[0];
-	if ((rc = mailctl_call(status ? "GetRollover" : "StartRollover", &n.base, &r,
+	const char *method = status ? "GetRollover" : cancel ? "CancelRollover" : "StartRollover";
+	if ((rc = mailctl_call(method, &n.base, &r,
 	    &mxfleet__v1__rollover_status__descriptor)))
 		return rc;
 	if (json)

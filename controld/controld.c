@@ -71,6 +71,7 @@ static const struct grpc_method controld_methods[] = {
 	{ "/mxfleet.v1.Admin/DnsCheck", dnsops_check, NULL, call_end },
 	{ "/mxfleet.v1.Admin/DnsPush", dnsops_push, NULL, call_end },
 	{ "/mxfleet.v1.Admin/StartRollover", rollover_admin_start, NULL, call_end },
+	{ "/mxfleet.v1.Admin/CancelRollover", rollover_admin_cancel, NULL, call_end },
 	{ "/mxfleet.v1.Admin/GetRollover", rollover_admin_get, NULL, call_end },
 };
 

@@ -23,6 +23,25 @@ db_rollover_decode(struct db *db, const char *host_id, const char *text, struct 
 	return DB_ESQL;
 }
 
+/* The state sql ($1 = host_id) selects; DB_ENOTFOUND when no row. */
+static int
+db_rollover_read(struct db *db, const char *host_id, const char *sql, struct rollover *out)
+{
+	struct db_params p = { 0 };
+	PGresult *res;
+	int rc;
+
+	dbp_str(&p, host_id);
+	if ((rc = db_query(db, "rollover", sql, &p, &res)) != DB_OK)
+		return rc;
+	if (PQntuples(res) == 0)
+		rc = DB_ENOTFOUND;
+	else
+		rc = db_rollover_decode(db, host_id, PQgetvalue(res, 0, 0), out);
+	PQclear(res);
+	return rc;
+}
+
 /* ---- start ---- */
 
 struct db_rollover_start_arg {
@@ -37,7 +56,7 @@ struct db_rollover_start_arg {
 static int
 db_rollover_refuse(struct db *db, int rc)
 {
-	(void)db_cmd(db, "rollover start: rollback", "ROLLBACK", NULL);
+	(void)db_cmd(db, "rollover: rollback", "ROLLBACK", NULL);
 	return rc;
 }
 
@@ -131,6 +150,36 @@ db_rollover_start(struct db *db, const char *host_id, int64_t now, uint32_t poll
 	return db_call(db, db_rollover_start_op, &a, DB_REPEAT_UNTIL_COMMIT);
 }
 
+/* ---- cancel ---- */
+
+static int
+db_rollover_cancel_op(struct db *db, void *arg)
+{
+	struct db_rollover_start_arg *a = arg;
+	char err[ROLLOVER_ERR_MAX];
+	int rc;
+
+	if ((rc = db_cmd(db, "rollover cancel: begin", "BEGIN", NULL)) != DB_OK)
+		return rc;
+	if ((rc = db_rollover_read(db, a->host_id, "SELECT state FROM rollovers"
+	    " WHERE host_id = $1 FOR UPDATE", a->out)) != DB_OK)
+		return db_rollover_refuse(db, rc);
+	if (rollover_cancel(a->out, a->now, err, sizeof(err)) < 0) {
+		snprintf(a->why, a->whysz, "%s", err);
+		return db_rollover_refuse(db, DB_EINVAL);
+	}
+	return db_rollover_save(db, a->out, DB_ROLLOVER_SWITCH_CLEAR);
+}
+
+int
+db_rollover_cancel(struct db *db, const char *host_id, int64_t now, struct rollover *out,
+    char *why, size_t whysz)
+{
+	struct db_rollover_start_arg a = { host_id, now, 0, out, why, whysz };
+	why[0] = '\0';
+	return db_call(db, db_rollover_cancel_op, &a, DB_REPEAT_UNTIL_COMMIT);
+}
+
 /* ---- reading ---- */
 
 struct db_rollover_get_arg {
@@ -142,20 +191,9 @@ static int
 db_rollover_get_op(struct db *db, void *arg)
 {
 	struct db_rollover_get_arg *a = arg;
-	struct db_params p = { 0 };
-	PGresult *res;
-	int rc;
 
-	dbp_str(&p, a->host_id);
-	if ((rc = db_query(db, "rollover", "SELECT state FROM rollovers WHERE host_id = $1", &p,
-	    &res)) != DB_OK)
-		return rc;
-	if (PQntuples(res) == 0)
-		rc = DB_ENOTFOUND;
-	else
-		rc = db_rollover_decode(db, a->host_id, PQgetvalue(res, 0, 0), a->out);
-	PQclear(res);
-	return rc;
+	return db_rollover_read(db, a->host_id, "SELECT state FROM rollovers WHERE host_id = $1",
+	    a->out);
 }
 
 int
@@ -217,20 +255,8 @@ db_rollover_lock(struct db *db, int *got)
 int
 db_rollover_load(struct db *db, const char *host_id, struct rollover *out)
 {
-	struct db_params p = { 0 };
-	PGresult *res;
-	int rc;
-
-	dbp_str(&p, host_id);
-	if ((rc = db_query(db, "rollover: load", "SELECT state FROM rollovers WHERE host_id = $1"
-	    " AND NOT done FOR UPDATE", &p, &res)) != DB_OK)
-		return rc;
-	if (PQntuples(res) == 0)
-		rc = DB_ENOTFOUND;
-	else
-		rc = db_rollover_decode(db, host_id, PQgetvalue(res, 0, 0), out);
-	PQclear(res);
-	return rc;
+	return db_rollover_read(db, host_id, "SELECT state FROM rollovers WHERE host_id = $1"
+	    " AND NOT done FOR UPDATE", out);
 }
 
 static const char db_rollover_sql_domains[] =

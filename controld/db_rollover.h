@@ -42,6 +42,12 @@ struct db_rollover_report {
  * rollover that is done is replaced. *out gets the state stored. */
 int db_rollover_start(struct db *db, const char *host_id, int64_t now, uint32_t poll,
     struct rollover *out, char *why, size_t whysz);
+/* Cancel host_id's rollover at now (rollover_cancel) and remove its
+ * key_switches row, in one transaction that waits for the driver's step on
+ * the same row. Refused: DB_ENOTFOUND (no rollover of the host), DB_EINVAL
+ * (it is done already; why in *why). *out gets the state stored. */
+int db_rollover_cancel(struct db *db, const char *host_id, int64_t now, struct rollover *out,
+    char *why, size_t whysz);
 /* The host's last rollover (done or not); DB_ENOTFOUND: none. */
 int db_rollover_get(struct db *db, const char *host_id, struct rollover *out);
 /* The hosts with a rollover not done. */

@@ -390,6 +390,28 @@ rollover_do_retire(struct rollover *r, const struct rollover_obs *o, int64_t now
 }
 
 int
+rollover_cancel(struct rollover *r, int64_t now, char *err, size_t errsz)
+{
+	char hms[16];
+	enum rollover_state was = r->state;
+
+	if ((unsigned)was >= ROLLOVER_DONE) {
+		snprintf(err, errsz, "the rollover of host %s is done already", r->host);
+		return -1;
+	}
+	if (now < 0 || now >= ROLLOVER_TIME_MAX) {
+		snprintf(err, errsz, "time %lld is out of range", (long long)now);
+		return -1;
+	}
+	rollover_enter(r, ROLLOVER_DONE, now);
+	r->last_obs = now;
+	rollover_say(r, "cancelled at %s in state %s: host %s is no longer asked to switch;"
+	    " the TLSA records follow the keys it reports at the next push",
+	    rollover_hms(now, hms), rollover_state_name(was), r->host);
+	return 0;
+}
+
+int
 rollover_step(struct rollover *r, const struct rollover_obs *o, int64_t now,
     struct rollover_action *out)
 {

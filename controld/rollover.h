@@ -129,6 +129,14 @@ int rollover_start(struct rollover *r, const char *host, const char *old_spki,
 int rollover_step(struct rollover *r, const struct rollover_obs *obs, int64_t now,
     struct rollover_action *out);
 
+/* The operator gives up on r (`mailctl tls rollover HOST --cancel`): it
+ * becomes DONE at now with a status saying it was cancelled and in which
+ * state, so a new rollover of the host may start. Nothing is undone: a host
+ * that switched keeps its new key, and the TLSA records follow what the
+ * hosts report at the next push. -1 (r untouched, why in err) when r is
+ * DONE already or now is out of range. */
+int rollover_cancel(struct rollover *r, int64_t now, char *err, size_t errsz);
+
 /* The keys of this host whose TLSA record must be in the zone now (the
  * caller adds them to what dnsgen generated): old and new until RETIRE, then
  * new. Returns how many (at most 2), pointers into r. */

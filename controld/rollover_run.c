@@ -249,6 +249,27 @@ rollover_admin_start_work(struct db *db, struct dbq_job *qj)
 }
 
 static int
+rollover_admin_cancel_work(struct db *db, struct dbq_job *qj)
+{
+	struct call_job *j = (struct call_job *)qj;
+	const Mxfleet__V1__HostName *req = j->req;
+	struct rollover r;
+	char why[sizeof(j->q.err)];
+
+	int rc = db_rollover_cancel(db, req->host_id, (int64_t)time(NULL), &r, why, sizeof(why));
+	if (rc == DB_ENOTFOUND)
+		snprintf(j->q.err, sizeof(j->q.err), "no rollover of host %.200s", req->host_id);
+	else if (rc != DB_OK && why[0])
+		snprintf(j->q.err, sizeof(j->q.err), "%s", why);
+	if (rc != DB_OK)
+		return rc;
+	rollover_log(&r, "cancel");
+	j->reply = rollover_status_new(&r);
+	j->reply_free = rollover_status_free;
+	return DB_OK;
+}
+
+static int
 rollover_admin_get_work(struct db *db, struct dbq_job *qj)
 {
 	struct call_job *j = (struct call_job *)qj;
@@ -295,6 +316,13 @@ rollover_admin_start(struct grpc_call *c, const uint8_t *msg, size_t len, void *
 {
 	(void)arg;
 	rollover_admin_submit(c, msg, len, rollover_admin_start_work);
+}
+
+void
+rollover_admin_cancel(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
+{
+	(void)arg;
+	rollover_admin_submit(c, msg, len, rollover_admin_cancel_work);
 }
 
 void

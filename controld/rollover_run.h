@@ -18,6 +18,7 @@ void rollover_run_stop(void);
 
 /* Admin.StartRollover and Admin.GetRollover (method table of controld.c). */
 void rollover_admin_start(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg);
+void rollover_admin_cancel(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg);
 void rollover_admin_get(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg);
 
 #endif

@@ -585,6 +585,44 @@ test_start_refuses_without_next_key_or_same_keys(void **state)
 	assert_int_equal(r.poll, ROLLOVER_POLL_DEFAULT);
 }
 
+/* mailctl tls rollover HOST --cancel: from any state but done, the
+ * rollover ends (a new one may start), says it was cancelled and where,
+ * stores and reads back as such, and asks nothing more of anyone. */
+static void
+test_cancel_ends_the_rollover_from_any_state_but_done(void **state)
+{
+	struct world *w = *state;
+	char err[ROLLOVER_ERR_MAX];
+
+	to_wait(w);
+	w->now = T0 + 100;
+	assert_int_equal(rollover_cancel(&w->r, w->now, err, sizeof(err)), 0);
+	assert_int_equal(w->r.state, ROLLOVER_DONE);
+	assert_int_equal(w->r.entered, w->now);
+	assert_int_equal(w->r.wait_until, 0);
+	assert_status_has(w, "cancelled at ");
+	assert_status_has(w, "in state wait");
+
+	char *text = rollover_encode(&w->r);
+	struct rollover back;
+	assert_int_equal(rollover_decode(text, strlen(text), &back, err, sizeof(err)), 0);
+	free(text);
+	assert_int_equal(back.state, ROLLOVER_DONE);
+	assert_string_equal(back.status, w->r.status);
+
+	/* A later look changes nothing and asks for nothing. */
+	w->now = T0 + 2000;
+	look(w, ROLLOVER_DONE, ROLLOVER_NOTHING);
+	assert_int_equal(w->act.next_check, 0);
+	assert_status_has(w, "cancelled at ");
+
+	/* Done is done: a second cancel is refused and changes nothing. */
+	struct rollover before = w->r;
+	assert_int_equal(rollover_cancel(&w->r, w->now, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "done already"));
+	assert_memory_equal(&before, &w->r, sizeof(before));
+}
+
 int
 main(void)
 {
@@ -607,6 +645,7 @@ main(void)
 		T(test_encode_decode_at_every_state_resumes_identically),
 		T(test_decode_rejects_truncated_and_garbled_text),
 		T(test_start_refuses_without_next_key_or_same_keys),
+		T(test_cancel_ends_the_rollover_from_any_state_but_done),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,6 +19,10 @@ the old key's TLSA record (knot, asked directly, no longer serves it; the new
 key's and the following next key's are there), and the key_switches row is
 gone from the table and the snapshot.
 
+`mailctl tls rollover HOST --cancel` ends a rollover at switch: done, the
+status says cancelled, the KeySwitch leaves the table and the snapshot, the
+driver leaves it alone; refused when there is none or it is done.
+
 The host's side is written by the test (into host_identity and
 host_certs, with both mxd stopped so that no heartbeat overwrites it) to
 show the driver's steps one by one; test_rollover_dane.py walks the same
@@ -28,6 +32,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -177,6 +182,42 @@ class RolloverDriverTest(pub.DnsPublishTest):
         self.assertTrue(self.c.events("rollover", host=MX1, state="done", **{"from": "retire"}))
         self.assertTrue(self.c.events("rollover_push", host=MX1, domain=DOMAIN))
         # A new rollover of the host may start once this one is done.
+        self.assertIn("state       publish", self.tls("rollover", MX1).stdout)
+
+    def test_cancel_ends_the_rollover_and_withdraws_the_switch(self):
+        """mailctl tls rollover HOST --cancel: the rollover is done (a new
+        one may start), its KeySwitch leaves the table and the snapshot,
+        and the driver leaves it alone."""
+        self.dns("set", DOMAIN, "--publish", "--ttl", "2")
+        self.push()
+        for m in self.mxd.values():
+            m.stop()
+        new = self.scalar(f"SELECT next_spki FROM host_identity WHERE host_id = '{MX1}'")
+        r = self.tls("rollover", MX1, "--cancel", check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(f"no rollover of host {MX1}", r.stderr)
+
+        self.tls("rollover", MX1)
+        self.sql(f"UPDATE host_identity SET next_cert_ready = true,"
+                 f" next_cert_path = '/etc/mxd/next.pem' WHERE host_id = '{MX1}'")
+        wait_for(lambda: self.snapshot_switches() == [(MX1, new)], 60, interval=0.5,
+                 what=f"the rollover at switch, in the snapshot: {self.status()}")
+
+        st = json.loads(self.tls("rollover", MX1, "--cancel", "--json").stdout)
+        self.assertEqual(st["state"], "done")
+        self.assertIn("cancelled at ", st["status"])
+        self.assertIn("in state switch", st["status"])
+        self.assertEqual(self.scalar("SELECT count(*) FROM key_switches"), "0")
+        wait_for(lambda: self.snapshot_switches() == [], 20, interval=0.5,
+                 what="no key_switches in the snapshot")
+        self.assertTrue(self.c.events("rollover", host=MX1, state="done", **{"from": "cancel"}))
+        # Several driver ticks later (dns.rollover_interval = 1) nothing moved.
+        time.sleep(3)
+        self.assertEqual(self.status()["status"], st["status"])
+
+        r = self.tls("rollover", MX1, "--cancel", check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(f"the rollover of host {MX1} is done already", r.stderr)
         self.assertIn("state       publish", self.tls("rollover", MX1).stdout)
 
 

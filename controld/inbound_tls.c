@@ -237,6 +237,14 @@ inbound_tls_count_cmp(const void *x, const void *y)
 	return c ? c : strcmp(a->name, b->name);
 }
 
+/* qsort, which may not be given a NULL array even for no elements. */
+static void
+inbound_tls_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+	if (n > 1)
+		qsort(base, n, size, cmp);
+}
+
 /* One entry into its group: counted by how STARTTLS went; a failure also
  * into the group's (stage, reason) list, which is sorted by the entries'
  * order, so an equal pair is the list's last. */
@@ -282,7 +290,7 @@ inbound_tls_groups(struct inbound_tls_agg *a, Mxfleet__V1__InboundTlsReport *rep
 {
 	Mxfleet__V1__InboundTlsGroup *g = NULL;
 
-	qsort(a->e, a->n, sizeof(*a->e), inbound_tls_entry_cmp);
+	inbound_tls_sort(a->e, a->n, sizeof(*a->e), inbound_tls_entry_cmp);
 	rep->groups = xcalloc(a->n ? a->n : 1, sizeof(*rep->groups));
 	for (size_t i = 0; i < a->n; i++) {
 		if (g == NULL || strcmp(g->key, a->e[i].key) != 0) {
@@ -294,9 +302,9 @@ inbound_tls_groups(struct inbound_tls_agg *a, Mxfleet__V1__InboundTlsReport *rep
 		inbound_tls_group_add(g, &a->e[i]);
 	}
 	for (size_t i = 0; i < rep->n_groups; i++)
-		qsort(rep->groups[i]->failures, rep->groups[i]->n_failures,
+		inbound_tls_sort(rep->groups[i]->failures, rep->groups[i]->n_failures,
 		    sizeof(*rep->groups[i]->failures), inbound_tls_failure_cmp);
-	qsort(rep->groups, rep->n_groups, sizeof(*rep->groups), inbound_tls_group_cmp);
+	inbound_tls_sort(rep->groups, rep->n_groups, sizeof(*rep->groups), inbound_tls_group_cmp);
 }
 
 Mxfleet__V1__InboundTlsReport *
@@ -308,8 +316,8 @@ inbound_tls_agg_finish(struct inbound_tls_agg *a, int64_t since_unix)
 	rep->since_unix = since_unix;
 	rep->by = xstrdup(inbound_tls_by_name(a->by));
 	inbound_tls_groups(a, rep);
-	qsort(a->versions.v, a->versions.n, sizeof(*a->versions.v), inbound_tls_count_cmp);
-	qsort(a->ciphers.v, a->ciphers.n, sizeof(*a->ciphers.v), inbound_tls_count_cmp);
+	inbound_tls_sort(a->versions.v, a->versions.n, sizeof(*a->versions.v), inbound_tls_count_cmp);
+	inbound_tls_sort(a->ciphers.v, a->ciphers.n, sizeof(*a->ciphers.v), inbound_tls_count_cmp);
 	rep->versions = a->versions.v;
 	rep->n_versions = a->versions.n;
 	rep->ciphers = a->ciphers.v;

@@ -83,6 +83,9 @@ mailctl_tls(int argc, char **argv)
 {
 	if (argc >= 1 && strcmp(argv[0], "rollover") == 0)
 		return mailctl_tls_rollover(argc - 1, argv + 1);
-	fprintf(stderr, "usage: mailctl tls rollover HOST [--status] [--json] (see mailctl --help)\n");
+	if (argc >= 1 && strcmp(argv[0], "inbound") == 0)
+		return mailctl_tls_inbound(argc - 1, argv + 1);
+	fprintf(stderr, "usage: mailctl tls rollover HOST [--status] [--json] | tls inbound "
+	    "[--since 1h] [--by sender-domain|remote-ip|stage|host] [--json] (see mailctl --help)\n");
 	return 2;
 }

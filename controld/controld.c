@@ -33,6 +33,7 @@
 #include "dnsauto.h"
 #include "fleet.h"
 #include "http.h"
+#include "inbound.h"
 #include "grpc.h"
 #include "log.h"
 #include "netaddr.h"
@@ -73,6 +74,8 @@ static const struct grpc_method controld_methods[] = {
 	{ "/mxfleet.v1.Admin/StartRollover", rollover_admin_start, NULL, call_end },
 	{ "/mxfleet.v1.Admin/CancelRollover", rollover_admin_cancel, NULL, call_end },
 	{ "/mxfleet.v1.Admin/GetRollover", rollover_admin_get, NULL, call_end },
+	/* issue 12: inbound */
+	{ "/mxfleet.v1.Admin/InboundTls", inbound_admin, NULL, call_end },
 };
 
 /* ---- configuration and main ---- */
@@ -82,7 +85,7 @@ static const char *const controld_keys[] = {
 	"max_message", "handshake_timeout", "idle_timeout", "max_connections",
 	"max_connections_per_ip", "max_streams", "watch_max_pending", "outcome_max_age_days",
 	"outcome_max_future", "statement_timeout", "http_max_request", "http_timeout", "db_workers", "db_max_queued",
-	"dns", NULL
+	"dns", "inbound", NULL
 };
 static const char *const controld_tls_keys[] = {
 	"cert", "key", "ca", "allow_multiple_ca", "revocation_interval", NULL
@@ -196,6 +199,9 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 		goto fail;
 	if ((r = conf_get_aggregate(root, "dns", CONFIG_TYPE_GROUP, &g, &cerr)) < 0 ||
 	    dnsops_config_load(r == 1 ? g : NULL, &cfg->dns, &cerr) < 0)
+		goto fail;
+	if ((r = conf_get_aggregate(root, "inbound", CONFIG_TYPE_GROUP, &g, &cerr)) < 0 ||
+	    inbound_config_load(r == 1 ? g : NULL, &cfg->inbound, &cerr) < 0)
 		goto fail;
 	if (cfg->database == NULL) {
 		snprintf(cerr.msg, sizeof(cerr.msg), "%s: database is required", path);
@@ -406,6 +412,7 @@ controld_timers(struct controld *d)
 	}
 	rollover_run_start(d->base);
 	dnsauto_start(d->base);
+	inbound_start(d->base);
 }
 
 /* After the loop: calls first (their jobs then answer no one), then the
@@ -428,6 +435,7 @@ controld_shutdown(struct controld *d)
 	event_free(d->poll_ev);
 	rollover_run_stop();
 	dnsauto_stop();
+	inbound_stop();
 	if (d->revoke_ev)
 		event_free(d->revoke_ev);
 	/* libevent frees TLS bufferevents (and their SSL) deferred: let it. */

@@ -11,6 +11,7 @@
 #include "dbq.h"
 #include "dnsops.h"
 #include "grpc.h"
+#include "inbound.h"
 #include "log.h"
 #include "mxfleet.pb-c.h"
 #include "pki.h"
@@ -45,6 +46,7 @@ struct controld_config {
 	long long db_workers;		/* threads, one connection each */
 	long long db_max_queued;	/* database jobs waiting for a worker */
 	struct dnsops_config dns;	/* the dns group: checks and pushes */
+	struct inbound_config inbound;	/* the inbound group: the inbound TLS view */
 };
 
 struct watcher {

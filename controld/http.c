@@ -9,6 +9,7 @@
 #include "call.h"
 #include "controld.h"
 #include "http.h"
+#include "inbound.h"
 #include "xmalloc.h"
 
 /* /healthz requests waiting for a probe of the database. */
@@ -115,6 +116,7 @@ http_metrics(struct evhttp_request *req, void *arg)
 	    "# TYPE controld_heartbeats_unwritten_total counter\n"
 	    "controld_heartbeats_unwritten_total %" PRIu64 "\n",
 	    st.queued, st.busy, C->cfg.db_workers, C->m.heartbeats_unwritten);
+	inbound_metrics(b);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", b);

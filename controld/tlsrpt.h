@@ -91,6 +91,8 @@ struct tlsrpt_parse_limits {
 	size_t	max_policies;	/* default 1000 */
 	size_t	max_failures;	/* per policy; default 10000 */
 	size_t	max_strings;	/* policy-string / mx-host entries; default 1000 */
+	size_t	max_values;	/* JSON values of any kind in the whole report, each an
+				 * allocation in jansson's tree; default 300000 */
 };
 
 enum tlsrpt_parse_err {

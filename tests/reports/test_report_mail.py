@@ -73,9 +73,15 @@ class ReportMail(unittest.TestCase):
         with open(os.path.join(self.tmp.name, name + ext), "rb") as f:
             return f.read()
 
+    def dns_answering(self, txt):
+        """A dnsfunc for python3-dkim: txt for our key's name, nothing else."""
+        def dnsfunc(name, timeout=5):
+            name = name.decode() if isinstance(name, bytes) else name
+            return txt if name.rstrip(".") + "." == self.key_name else None
+        return dnsfunc
+
     def dnsfunc(self, name, timeout=5):
-        name = name.decode() if isinstance(name, bytes) else name
-        return self.txt if name.rstrip(".") + "." == self.key_name else None
+        return self.dns_answering(self.txt)(name, timeout)
 
     def verify(self, raw):
         return dkim.verify(raw, dnsfunc=self.dnsfunc, tlsrpt=True)
@@ -90,6 +96,13 @@ class ReportMail(unittest.TestCase):
         for name in self.mails:
             with self.subTest(mail=name):
                 self.assertTrue(self.verify(self.raw(name)))
+
+    def test_strict_tlsrpt_verifier_wants_the_key_record_to_say_s_tlsrpt(self):
+        # RFC 8460 3: the key record SHOULD carry s=tlsrpt
+        raw = self.raw("full")
+        self.assertFalse(dkim.verify(raw, dnsfunc=self.dnsfunc, tlsrpt="strict"))
+        self.assertTrue(dkim.verify(raw, dnsfunc=self.dns_answering(self.txt + b"; s=tlsrpt"),
+                                    tlsrpt="strict"))
 
     def test_a_relay_adding_received_keeps_the_signature_valid(self):
         raw = b"Received: from controld by mx1.mxfleet.example\r\n" + self.raw("full")

@@ -1,7 +1,8 @@
 /* The TLS report that test_tlsrpt_build.c expects byte for byte and that
  * tlsrpt_build_tool writes as "full": an sts policy with failures (every
  * optional member set in one of them), a tlsa policy without, and a
- * no-policy-found policy. Included by exactly those two files. */
+ * no-policy-found policy. Included by those two files and by
+ * test_tlsrpt_mail.c and tlsrpt_mail_tool.c (the report the mails carry). */
 #ifndef MXFLEET_TLSRPT_SAMPLE_H
 #define MXFLEET_TLSRPT_SAMPLE_H
 

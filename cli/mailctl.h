@@ -32,5 +32,7 @@ void mailctl_print_json(json_t *o);
 int mailctl_dns(int argc, char **argv);
 /* mailctl tls ... (mailctl_tls.c) */
 int mailctl_tls(int argc, char **argv);
+/* mailctl reports ... (mailctl_reports.c) */
+int mailctl_reports(int argc, char **argv);
 
 #endif

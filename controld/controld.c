@@ -27,6 +27,7 @@
 #include "dbq.h"
 #include "admin.h"
 #include "admin_dns.h"
+#include "admin_reports.h"
 #include "call.h"
 #include "collector.h"
 #include "controld.h"
@@ -72,6 +73,8 @@ static const struct grpc_method controld_methods[] = {
 	{ "/mxfleet.v1.Admin/DnsPush", dnsops_push, NULL, call_end },
 	{ "/mxfleet.v1.Admin/StartRollover", rollover_admin_start, NULL, call_end },
 	{ "/mxfleet.v1.Admin/GetRollover", rollover_admin_get, NULL, call_end },
+	/* issue 12: rptagg */
+	{ "/mxfleet.v1.Admin/ReportPreview", admin_reports_preview, NULL, call_end },
 };
 
 /* ---- configuration and main ---- */
@@ -81,7 +84,7 @@ static const char *const controld_keys[] = {
 	"max_message", "handshake_timeout", "idle_timeout", "max_connections",
 	"max_connections_per_ip", "max_streams", "watch_max_pending", "outcome_max_age_days",
 	"outcome_max_future", "statement_timeout", "http_max_request", "http_timeout", "db_workers", "db_max_queued",
-	"dns", NULL
+	"dns", "reports", NULL
 };
 static const char *const controld_tls_keys[] = {
 	"cert", "key", "ca", "allow_multiple_ca", "revocation_interval", NULL
@@ -196,6 +199,9 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 	if ((r = conf_get_aggregate(root, "dns", CONFIG_TYPE_GROUP, &g, &cerr)) < 0 ||
 	    dnsops_config_load(r == 1 ? g : NULL, &cfg->dns, &cerr) < 0)
 		goto fail;
+	if ((r = conf_get_aggregate(root, "reports", CONFIG_TYPE_GROUP, &g, &cerr)) < 0 ||
+	    reports_config_load(r == 1 ? g : NULL, &cfg->reports, &cerr) < 0)
+		goto fail;
 	if (cfg->database == NULL) {
 		snprintf(cerr.msg, sizeof(cerr.msg), "%s: database is required", path);
 		goto fail;
@@ -234,6 +240,7 @@ controld_config_free(struct controld_config *cfg)
 	free(cfg->key);
 	free(cfg->ca);
 	dnsops_config_free(&cfg->dns);
+	reports_config_free(&cfg->reports);
 }
 
 /* The connection limits, and enough descriptors for them: the soft limit is

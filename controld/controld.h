@@ -14,6 +14,7 @@
 #include "log.h"
 #include "mxfleet.pb-c.h"
 #include "pki.h"
+#include "reports_conf.h"
 
 #define CONTROLD_WATCH_POLL_MS	2000	/* other replicas' config changes */
 #define CONTROLD_SPARE_FDS	64	/* listeners, PostgreSQL, HTTP, logs */
@@ -45,6 +46,7 @@ struct controld_config {
 	long long db_workers;		/* threads, one connection each */
 	long long db_max_queued;	/* database jobs waiting for a worker */
 	struct dnsops_config dns;	/* the dns group: checks and pushes */
+	struct reports_config reports;	/* the reports group: who sends TLS reports */
 };
 
 struct watcher {

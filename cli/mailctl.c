@@ -82,6 +82,11 @@ mailctl_usage(FILE *f)
 	    "                                     attempted, established, failed with stage and\n"
 	    "                                     reason, TLS versions and ciphers; failing\n"
 	    "                                     senders first (docs/reports.md)\n"
+	    "  reports preview --domain D --day YYYY-MM-DD [--host] [--json]\n"
+	    "                                     the TLS report (RFC 8460) controld would send\n"
+	    "                                     for D's policies on that UTC day (--host: the\n"
+	    "                                     MX host D's own DANE report); --json prints\n"
+	    "                                     exactly the bytes sent (docs/reports.md)\n"
 	    "\n"
 	    "How to reach controld (options before the command, or environment):\n"
 	    "  --socket PATH        controld's local socket (MAILCTL_SOCKET)\n"
@@ -512,6 +517,8 @@ mailctl_fleet(int argc, char **argv)
 		rc = mailctl_dns(argc - i - 1, argv + i + 1);
 	else if (strcmp(cmd, "tls") == 0)
 		rc = mailctl_tls(argc - i - 1, argv + i + 1);
+	else if (strcmp(cmd, "reports") == 0)
+		rc = mailctl_reports(argc - i - 1, argv + i + 1);
 	else {
 		fprintf(stderr, "mailctl: unknown command '%s' (see mailctl --help)\n", cmd);
 		rc = 2;

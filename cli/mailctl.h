@@ -34,5 +34,7 @@ int mailctl_dns(int argc, char **argv);
 int mailctl_tls(int argc, char **argv);
 /* mailctl tls inbound ... (mailctl_inbound.c) */
 int mailctl_tls_inbound(int argc, char **argv);
+/* mailctl reports ... (mailctl_reports.c) */
+int mailctl_reports(int argc, char **argv);
 
 #endif

@@ -27,6 +27,7 @@
 #include "dbq.h"
 #include "admin.h"
 #include "admin_dns.h"
+#include "admin_reports.h"
 #include "call.h"
 #include "collector.h"
 #include "controld.h"
@@ -76,6 +77,8 @@ static const struct grpc_method controld_methods[] = {
 	{ "/mxfleet.v1.Admin/GetRollover", rollover_admin_get, NULL, call_end },
 	/* issue 12: inbound */
 	{ "/mxfleet.v1.Admin/InboundTls", inbound_admin, NULL, call_end },
+	/* issue 12: rptagg */
+	{ "/mxfleet.v1.Admin/ReportPreview", admin_reports_preview, NULL, call_end },
 };
 
 /* ---- configuration and main ---- */
@@ -85,7 +88,7 @@ static const char *const controld_keys[] = {
 	"max_message", "handshake_timeout", "idle_timeout", "max_connections",
 	"max_connections_per_ip", "max_streams", "watch_max_pending", "outcome_max_age_days",
 	"outcome_max_future", "statement_timeout", "http_max_request", "http_timeout", "db_workers", "db_max_queued",
-	"dns", "inbound", NULL
+	"dns", "inbound", "reports", NULL
 };
 static const char *const controld_tls_keys[] = {
 	"cert", "key", "ca", "allow_multiple_ca", "revocation_interval", NULL
@@ -203,6 +206,9 @@ controld_config_load(const char *path, struct controld_config *cfg, char *err, s
 	if ((r = conf_get_aggregate(root, "inbound", CONFIG_TYPE_GROUP, &g, &cerr)) < 0 ||
 	    inbound_config_load(r == 1 ? g : NULL, &cfg->inbound, &cerr) < 0)
 		goto fail;
+	if ((r = conf_get_aggregate(root, "reports", CONFIG_TYPE_GROUP, &g, &cerr)) < 0 ||
+	    reports_config_load(r == 1 ? g : NULL, &cfg->reports, &cerr) < 0)
+		goto fail;
 	if (cfg->database == NULL) {
 		snprintf(cerr.msg, sizeof(cerr.msg), "%s: database is required", path);
 		goto fail;
@@ -241,6 +247,7 @@ controld_config_free(struct controld_config *cfg)
 	free(cfg->key);
 	free(cfg->ca);
 	dnsops_config_free(&cfg->dns);
+	reports_config_free(&cfg->reports);
 }
 
 /* The connection limits, and enough descriptors for them: the soft limit is

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "mxfleet.pb-c.h"
 #include "pki.h"
+#include "reports_conf.h"
 
 #define CONTROLD_WATCH_POLL_MS	2000	/* other replicas' config changes */
 #define CONTROLD_SPARE_FDS	64	/* listeners, PostgreSQL, HTTP, logs */
@@ -47,6 +48,7 @@ struct controld_config {
 	long long db_max_queued;	/* database jobs waiting for a worker */
 	struct dnsops_config dns;	/* the dns group: checks and pushes */
 	struct inbound_config inbound;	/* the inbound group: the inbound TLS view */
+	struct reports_config reports;	/* the reports group: who sends TLS reports */
 };
 
 struct watcher {

@@ -11,7 +11,7 @@
 #include "xmalloc.h"
 
 static const char *const reports_conf_keys[] = {
-	"organization_name", "contact_info", "submitter", NULL
+	"organization_name", "contact_info", "submitter", "mail_from", NULL
 };
 
 /* UTF-8 text without control characters, 1..REPORTS_CONF_TEXT_MAX bytes:
@@ -71,6 +71,31 @@ reports_conf_submitter(const config_setting_t *g, char *s, struct conf_err *err)
 	return 0;
 }
 
+/* mail_from: the envelope sender and From of the reports we mail, a plain
+ * ASCII local@domain (what tlsrpt_mail accepts), kept lower case; its
+ * domain is the submitter or below it (the DKIM d= must align with From). */
+static int
+reports_conf_mail_from(const config_setting_t *g, char *s, const char *submitter,
+    struct conf_err *err)
+{
+	const config_setting_t *m = config_setting_get_member(g, "mail_from");
+	char *at = strrchr(s, '@'), why[300];
+
+	for (char *p = s; *p; p++) {
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || strchr("<>(),;:\\\"[]", *p))
+			return conf_error(err, m, "expected a plain address (tlsrpt-noreply@example.com)");
+		*p = (char)tolower((unsigned char)*p);
+	}
+	if (at == NULL || at == s || dnsname_check(at + 1, why, sizeof(why)) < 0)
+		return conf_error(err, m, "expected a plain address (tlsrpt-noreply@example.com)");
+	size_t dl = strlen(at + 1), sl = submitter ? strlen(submitter) : 0;
+	if (submitter && !(strcmp(at + 1, submitter) == 0 || (dl > sl + 1 &&
+	    at[1 + dl - sl - 1] == '.' && strcmp(at + 1 + dl - sl, submitter) == 0)))
+		return conf_error(err, m, "its domain must be the submitter %s or below it (DKIM"
+		    " signs as the submitter)", submitter);
+	return 0;
+}
+
 int
 reports_config_load(const config_setting_t *g, struct reports_config *cfg, struct conf_err *err)
 {
@@ -82,7 +107,10 @@ reports_config_load(const config_setting_t *g, struct reports_config *cfg, struc
 	    reports_conf_text(g, "contact_info", &cfg->contact_info, err) < 0 ||
 	    reports_conf_text(g, "submitter", &cfg->submitter, err) < 0 ||
 	    (cfg->contact_info && reports_conf_contact(g, cfg->contact_info, err) < 0) ||
-	    (cfg->submitter && reports_conf_submitter(g, cfg->submitter, err) < 0)) {
+	    (cfg->submitter && reports_conf_submitter(g, cfg->submitter, err) < 0) ||
+	    reports_conf_text(g, "mail_from", &cfg->mail_from, err) < 0 ||
+	    (cfg->mail_from && reports_conf_mail_from(g, cfg->mail_from, cfg->submitter,
+	    err) < 0)) {
 		reports_config_free(cfg);
 		return -1;
 	}
@@ -104,5 +132,6 @@ reports_config_free(struct reports_config *cfg)
 	free(cfg->organization_name);
 	free(cfg->contact_info);
 	free(cfg->submitter);
+	free(cfg->mail_from);
 	memset(cfg, 0, sizeof(*cfg));
 }

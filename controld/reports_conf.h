@@ -14,6 +14,9 @@ struct reports_config {
 	char	*organization_name;	/* organization-name */
 	char	*contact_info;		/* contact-info: mailto:, https: or an address */
 	char	*submitter;		/* a domain: report-id and the file name */
+	char	*mail_from;		/* envelope sender and From of mailed reports,
+					 * lower case, in the submitter's domain (NULL:
+					 * unset; ConfigSnapshot.tlsrpt_sender) */
 };
 
 /* The group (NULL: absent, every field NULL). -1 with err filled. */

@@ -334,13 +334,24 @@ class ReportPreviewTest(cptest.FleetTestCase):
         # A submitter that is not a domain, a contact that is not an
         # address or URI: controld refuses its configuration.
         for key, val, why in (("submitter", "not a domain!", "submitter"),
-                              ("contact_info", "call us", "expected mailto:")):
+                              ("contact_info", "call us", "expected mailto:"),
+                              ("mail_from", "Reports <r@x.example>", "expected a plain address"),
+                              ("mail_from", "r@elsewhere.example",
+                               "must be the submitter")):
             self.c.config["reports"] = dict(REPORTS, **{key: val})
             self.c.write_config()
             p = subprocess.run([cptest.CONTROLD_BIN, "-n", "-c", self.c.conf_path],
                                capture_output=True, text=True, timeout=30)
             self.assertEqual(p.returncode, 1, p.stdout)
             self.assertIn(why, p.stderr)
+        # In the submitter's domain or below it: accepted.
+        for val in (f"tlsrpt-noreply@{REPORTS['submitter']}",
+                    f"Reports@Mail.{REPORTS['submitter']}"):
+            self.c.config["reports"] = dict(REPORTS, mail_from=val)
+            self.c.write_config()
+            p = subprocess.run([cptest.CONTROLD_BIN, "-n", "-c", self.c.conf_path],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)
 
 
 if __name__ == "__main__":

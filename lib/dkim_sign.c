@@ -41,6 +41,9 @@ struct dkim_hname {
 	size_t	 next;		/* instances already hashed */
 };
 
+static int dkim_sign_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static int
 dkim_sign_fail(char *err, size_t errlen, const char *fmt, ...)
 {

@@ -91,25 +91,31 @@ mime_header(const char *p, size_t hdr_end, const char *name)
 }
 
 /* Splits an entity into its headers and body: the header block ends at the
- * first empty line. -1 when there is none (the block never ends). */
+ * first empty line. A body part without one is all headers and an empty
+ * body (RFC 2046 5.1.1: body-part := MIME-part-headers [CRLF *OCTET]); the
+ * message itself must have one (-1). */
 static int
-mime_entity(const char *p, size_t n, struct mime_entity *e)
+mime_entity(const char *p, size_t n, int is_part, struct mime_entity *e)
 {
-	size_t off = 0, len;
+	size_t off = 0, len, hdr_end = n, body = n;
 
 	memset(e, 0, sizeof(*e));
 	while (off < n) {
 		size_t next = mime_line(p, n, off, &len);
 		if (len == 0) {
-			e->ctype = mime_header(p, off, "Content-Type");
-			e->cte = mime_header(p, off, "Content-Transfer-Encoding");
-			e->cdisp = mime_header(p, off, "Content-Disposition");
-			e->body = (struct span){ p + next, n - next };
-			return 0;
+			hdr_end = off;
+			body = next;
+			break;
 		}
 		off = next;
 	}
-	return -1;
+	if (body == n && hdr_end == n && !is_part)
+		return -1;
+	e->ctype = mime_header(p, hdr_end, "Content-Type");
+	e->cte = mime_header(p, hdr_end, "Content-Transfer-Encoding");
+	e->cdisp = mime_header(p, hdr_end, "Content-Disposition");
+	e->body = (struct span){ p + body, n - body };
+	return 0;
 }
 
 /* A header value as one line for the operator: unfolded, every run of white
@@ -187,10 +193,17 @@ mime_param(struct span v, const char *name)
 	size_t nlen = strlen(name), i = 0;
 
 	while (i < v.n) {
-		const char *semi = memchr(v.p + i, ';', v.n - i);
-		if (semi == NULL)
+		/* The next ';' outside a quoted-string (RFC 2045 5.1). */
+		int quoted = 0;
+		for (; i < v.n && (quoted || v.p[i] != ';'); i++) {
+			if (v.p[i] == '\\' && quoted && i + 1 < v.n)
+				i++;
+			else if (v.p[i] == '"')
+				quoted = !quoted;
+		}
+		if (i >= v.n)
 			return NULL;
-		i = (size_t)(semi - v.p) + 1;
+		i++;
 		while (i < v.n && (mime_ws(v.p[i]) || v.p[i] == '\r' || v.p[i] == '\n'))
 			i++;
 		if (v.n - i <= nlen || strncasecmp(v.p + i, name, nlen) != 0 ||
@@ -435,8 +448,8 @@ mime_walk_entity(struct mime_walk *w, struct span s, int depth)
 		return mime_fail(w, "multiparts nested deeper than %d", TLSRPT_MIME_DEPTH);
 	if (++w->parts > TLSRPT_MIME_PARTS)
 		return mime_fail(w, "more than %d parts", TLSRPT_MIME_PARTS);
-	if (mime_entity(s.p, s.n, &e) < 0)
-		return mime_fail(w, "a header block (part %zu) has no end", w->parts);
+	if (mime_entity(s.p, s.n, depth > 0, &e) < 0)
+		return mime_fail(w, "the message's header block has no end");
 	char *type = mime_media_type(e.ctype);
 	char *boundary = NULL, *filename = NULL;
 	if (strncmp(type, "multipart/", 10) == 0) {
@@ -478,7 +491,7 @@ tlsrpt_mime_extract(const void *msg, size_t len, struct tlsrpt_mime *out, char *
 		tlsrpt_mime_free(out);
 		return -1;
 	}
-	(void)mime_entity(s.p, s.n, &top);
+	(void)mime_entity(s.p, s.n, 0, &top);
 	size_t hdr_end = (size_t)(top.body.p - s.p);
 	static const char *const names[] = {
 		"From", "Message-ID", "Subject", "TLS-Report-Domain", "TLS-Report-Submitter",

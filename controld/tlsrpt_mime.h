@@ -15,7 +15,7 @@
  * Refused, with a one-line reason in err (TLSRPT_MIME_ERR_MAX bytes are
  * enough): no report part, more than one, a part in an unknown transfer
  * encoding, base64 that does not decode, more than TLSRPT_MIME_PARTS parts
- * or nesting deeper than TLSRPT_MIME_DEPTH, a header block without its end. */
+ * or nesting deeper than TLSRPT_MIME_DEPTH, a message whose header block never ends. */
 #ifndef CONTROLD_TLSRPT_MIME_H
 #define CONTROLD_TLSRPT_MIME_H
 

@@ -192,6 +192,31 @@ test_whole_message_json_and_quoted_printable(void **state)
 	tlsrpt_mime_free(&m);
 }
 
+/* RFC 2046 5.1.1: a body part may be headers alone, or nothing; a ';'
+ * inside a quoted parameter value is not a separator. */
+static void
+test_empty_parts_and_quoted_semicolons_are_read(void **state)
+{
+	static const char msg[] =
+		"From: a@b.example\r\n"
+		"Content-Type: multipart/report; report-type=\"x; boundary=evil\"; boundary=\"real\"\r\n"
+		"\r\n"
+		"--real\r\n"
+		"--real\r\n"
+		"Content-Type: text/plain\r\n"
+		"--real\r\n"
+		"Content-Type: application/tlsrpt+json\r\n"
+		"\r\n"
+		JSON "\r\n"
+		"--real--\r\n";
+	struct tlsrpt_mime m;
+	(void)state;
+
+	extract_ok(msg, sizeof(msg) - 1, &m);
+	assert_report(&m, "application/tlsrpt+json", JSON);
+	tlsrpt_mime_free(&m);
+}
+
 static void
 test_mail_without_a_report_or_with_two_is_refused(void **state)
 {
@@ -288,6 +313,7 @@ main(void)
 		cmocka_unit_test(test_lf_line_ends_and_missing_close_delimiter_are_read),
 		cmocka_unit_test(test_nested_multipart_and_generic_type_with_report_file_name),
 		cmocka_unit_test(test_whole_message_json_and_quoted_printable),
+		cmocka_unit_test(test_empty_parts_and_quoted_semicolons_are_read),
 		cmocka_unit_test(test_mail_without_a_report_or_with_two_is_refused),
 		cmocka_unit_test(test_bad_encodings_and_structure_are_refused),
 		cmocka_unit_test(test_deep_nesting_and_too_many_parts_are_refused),

@@ -34,12 +34,13 @@ db_inbound_op(struct db *db, void *arg)
 	dbp_i64(&p, a->since);
 	dbp_u64(&p, DB_INBOUND_MAX_ROWS + 1);
 	/* start_ts bounds the day partitions read (runtime pruning: the bound
-	 * is a parameter). direction 1: inbound. */
+	 * is a parameter). direction 1: inbound. Cut, the read keeps the
+	 * largest groups. */
 	snprintf(sql, sizeof(sql),
 	    "SELECT %s, starttls, tls_fail_stage, tls_fail_reason, tls_version, tls_cipher,"
 	    " count(*) FROM outcomes"
 	    " WHERE direction = 1 AND start_ts >= to_timestamp($1::bigint)"
-	    " GROUP BY 1, 2, 3, 4, 5, 6, 7 LIMIT $2", db_inbound_keys[a->by]);
+	    " GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 8 DESC LIMIT $2", db_inbound_keys[a->by]);
 	if ((rc = db_query(db, "inbound tls", sql, &p, &res)) != DB_OK)
 		return rc;
 	n = PQntuples(res);

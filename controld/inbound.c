@@ -32,6 +32,7 @@ static struct {
 	struct inbound_failure		*fail;
 	size_t				 nfail;
 	struct inbound_tls_alarm	 alarm;
+	int				 truncated;	/* the last read was cut */
 } inbound;
 
 static const char *const inbound_keys[] = {
@@ -228,10 +229,19 @@ inbound_refresh_done(struct dbq_job *qj)
 		log_warnx("event=inbound_tls_refresh_failed error=%s",
 		    log_quote(q, sizeof(q), j->q.err, strlen(j->q.err), 300));
 	} else if (j->reply) {
-		inbound_cache(j->reply);
+		Mxfleet__V1__InboundTlsReport *r = j->reply;
+		inbound_cache(r);
 		inbound.refreshed = (int64_t)j->n2;
-		inbound_tls_alarm_update(&inbound.alarm, j->reply, inbound.cfg->failure_threshold,
-		    (uint64_t)inbound.cfg->min_attempts, &cb);
+		/* A cut read holds an arbitrary part of the window: no domain is
+		 * warned about or forgotten on it (once per stretch of cut reads). */
+		if (r->truncated && !inbound.truncated)
+			log_warnx("event=inbound_tls_truncated window=%lld max_rows=%d action=\"the"
+			    " failure-rate warning is not updated from a partial read; shorten"
+			    " inbound.window\"", inbound.cfg->window, DB_INBOUND_MAX_ROWS);
+		inbound.truncated = r->truncated;
+		if (!r->truncated)
+			inbound_tls_alarm_update(&inbound.alarm, r, inbound.cfg->failure_threshold,
+			    (uint64_t)inbound.cfg->min_attempts, &cb);
 	}
 	call_job_free(j);
 }

@@ -40,6 +40,7 @@
 #include "netaddr.h"
 #include "pki.h"
 #include "rollover_run.h"
+#include "sdnotify.h"
 #include "mxfleet.pb-c.h"
 #include "xmalloc.h"
 
@@ -287,6 +288,7 @@ static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	log_info("event=stopping signal=%d", (int)sig);
+	sdnotify("STOPPING=1");
 	if (C->tls_srv)
 		grpc_server_shutdown(C->tls_srv);
 	if (C->local_srv)
@@ -525,6 +527,8 @@ main(int argc, char **argv)
 	    MXFLEET_VERSION, d.cfg.listen ? d.cfg.listen : "-", d.cfg.socket ? d.cfg.socket : "-",
 	    d.cfg.http ? d.cfg.http : "-", d.tls_srv ? grpc_server_port(d.tls_srv, 0) : 0,
 	    d.cfg.db_workers);
+	/* Type=notify (systemd): the listeners accept calls now. */
+	sdnotify("READY=1\nSTATUS=accepting calls");
 	event_base_dispatch(d.base);
 	event_free(sigterm);
 	event_free(sigint);

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "pki.h"
 #include "queue_cmd.h"
+#include "sdnotify.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 
@@ -1180,17 +1181,24 @@ main(int argc, char **argv)
 	if (m.nhttps > 0)
 		m.https = mxd_spawn_https(&m);
 	mxd_log_started(&m);
+	/* Type=notify (systemd): the listeners are bound and the spool
+	 * recovered, so a connection now is accepted. */
+	sdnotify("READY=1\nSTATUS=accepting mail");
 
 	for (;;) {
 		siginfo_t si;
 		struct timespec ts = { 1, 0 };
 		int sig = sigtimedwait(&set, &si, &ts);
 		if (sig == SIGTERM || sig == SIGINT) {
+			sdnotify("STOPPING=1");
 			mxd_stop_all(&m, sig);
 			return 0;
 		}
-		if (sig == SIGHUP)
+		if (sig == SIGHUP) {
+			sdnotify_reloading();
 			mxd_reload(&m);
+			sdnotify("READY=1\nSTATUS=accepting mail");
+		}
 		mxd_reap(&m);
 	}
 }

@@ -42,7 +42,7 @@ def setUpModule():
 
 
 def ptr(ip, name):
-    return ".".join(reversed(ip.split("."))) + f".in-addr.arpa. 300 IN PTR {name}"
+    return f"{reverse_name(ip)}. 300 IN PTR {name}"
 
 
 def session(host, port, source, msg_id=None, pause=0.0):
@@ -148,15 +148,16 @@ class MxdPtrTest(cptest.FleetTestCase):
         self.assertEqual(self.remote_ptr(ip), "")
         self.assertEqual(self.m.wait_session(ip)["ptr"], "unknown")
 
-    def test_resolver_that_never_answers_delays_no_reply(self):
+    def test_resolver_that_never_answers_delays_no_reply_and_is_asked_per_session(self):
         """A resolver that swallows every query: each session ends long
-        before a lookup could (its queries are cancelled), served at once."""
+        before a lookup could (its queries are cancelled), served at once;
+        a connection refused over limits.connections makes mxd ask nothing."""
         hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.addCleanup(hole.close)
         hole.bind(("127.0.0.1", 0))
-        hole.settimeout(5)
         m2 = self.mxd_with_control(self.c, self.sink_, cert=self.pki.mx2, name="mxd2",
-                                   resolver=f"127.0.0.1:{hole.getsockname()[1]}")
+                                   resolver=f"127.0.0.1:{hole.getsockname()[1]}",
+                                   limits={"connections": 2})
         ips = [f"{NET}.4.{i}" for i in range(10, 16)]
         times = [session(m2.host, m2.port, ip, msg_id=f"hole-{TAG}-{ip}" if ip == ips[0]
                          else None) for ip in ips]
@@ -167,7 +168,38 @@ class MxdPtrTest(cptest.FleetTestCase):
             self.assertEqual(m2.wait_session(ip)["ptr"], "unknown", ip)
         msg = self.sink_.wait_message(lambda m: f"hole-{TAG}".encode() in m.data)
         self.assertIn(f"([{ips[0]}])", msg.split_received()[0].decode())
-        self.assertGreater(len(hole.recv(512)), 12)  # mxd did ask it
+
+        held = [f"{NET}.5.{i}" for i in (10, 11)]
+        refused = [f"{NET}.5.{i}" for i in (12, 13)]
+        conns = [mxtest.SmtpRaw(m2.host, m2.port, timeout=10, source=ip) for ip in held]
+        self.addCleanup(lambda: [c.close() for c in conns])
+        for c in conns:
+            self.assertEqual(c.read_reply().code, 220)
+        for ip in refused:
+            c = mxtest.SmtpRaw(m2.host, m2.port, timeout=10, source=ip)
+            self.assertEqual(c.read_reply().code, 421)
+            c.close()
+        asked = set()
+        hole.settimeout(1.0)
+        try:
+            while True:
+                asked.add(question(hole.recv(512)))
+        except socket.timeout:
+            pass
+        self.assertEqual(asked, {reverse_name(ip) for ip in ips + held})
+
+
+def reverse_name(ip):
+    return ".".join(reversed(ip.split("."))) + ".in-addr.arpa"
+
+
+def question(packet):
+    """The name a DNS query asks for."""
+    labels, i = [], 12
+    while packet[i]:
+        labels.append(packet[i + 1:i + 1 + packet[i]].decode())
+        i += 1 + packet[i]
+    return ".".join(labels)
 
 
 if __name__ == "__main__":

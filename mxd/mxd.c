@@ -15,6 +15,7 @@
 #include "mxd_identity.h"
 #include "mxd_keyswitch.h"
 #include "rcpt_prober.h"
+#include "ptr_lookup.h"
 #include "buf.h"
 #include "grpc.h"
 #include "log.h"
@@ -243,6 +244,13 @@ mxd_worker_main(struct mxd_master *m, int idx)
 		fatalx("event=event_base_failed");
 	if (spool_committer_new(m->spool, m->notify[1], &w.committer) < 0)
 		fatal("event=committer_failed");
+	if (m->cfg->resolver) {
+		char err[200];
+		w.ptr = ptr_resolver_new(w.base, m->cfg->resolver, m->cfg->max_connections, err,
+		    sizeof(err));
+		if (w.ptr == NULL)
+			fatalx("event=resolver_error resolver=%s error=\"%s\"", m->cfg->resolver, err);
+	}
 	w.commit_ev = event_new(w.base, spool_committer_fd(w.committer), EV_READ | EV_PERSIST,
 	    mxd_worker_commit_cb, &w);
 	event_add(w.commit_ev, NULL);
@@ -277,6 +285,7 @@ mxd_worker_main(struct mxd_master *m, int idx)
 	event_base_dispatch(w.base);
 	smtp_session_close_all(&w);
 	rcpt_prober_free(w.prober);
+	ptr_resolver_free(w.ptr);
 	spool_committer_free(w.committer);
 	for (size_t i = 0; i < w.nlisteners; i++)
 		evconnlistener_free(w.listeners[i]);

@@ -40,6 +40,7 @@ struct mxd_worker {
 	struct mxd_ipcount	 *ipcounts[MXD_IPCOUNT_BUCKETS];
 	struct outcome_sink	  outcomes;	/* to the uploader, if configured */
 	struct rcpt_prober	 *prober;	/* recipient_check verify: made at first use */
+	struct ptr_resolver	 *ptr;		/* clients' PTR names: with a resolver only */
 };
 
 

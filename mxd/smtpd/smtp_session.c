@@ -6,6 +6,8 @@
 #include "mxd.h"
 #include "smtpd_core.h"
 #include "rcpt_prober.h"
+#include "ptr_lookup.h"
+#include "ptr_name.h"
 #include "spool_commit.h"
 #include "buf.h"
 #include "log.h"
@@ -101,6 +103,10 @@ struct smtp_session {
 	struct spool_commit_job	*job;
 
 	struct rcpt_prober_wait	*verify;	/* the probe RCPT waits for */
+
+	/* the client's reverse-DNS name (ptr_lookup.h) */
+	struct ptr_lookup	*ptr_lookup;	/* in flight */
+	char			 ptr[PTR_NAME_SIZE];	/* confirmed, or "" */
 };
 
 static void smtp_session_process(struct smtp_session *s);
@@ -298,6 +304,8 @@ smtp_session_log(struct smtp_session *s)
 	}
 	if (s->starttls_discarded)
 		buf_printf(&b, " starttls_discarded=%zu", s->starttls_discarded);
+	if (s->w->ptr)	/* a hostname (ptr_name_clean): nothing to quote */
+		buf_printf(&b, " ptr=%s", s->ptr[0] ? s->ptr : "unknown");
 	buf_printf(&b, " messages=%d rcpts=%d errors=%d duration_ms=%" PRIu64,
 	    s->info->messages, s->info->rcpts_total, s->info->errors, timeutil_mono_ms() - s->started_ms);
 	log_info("%s", b.data);
@@ -327,6 +335,7 @@ smtp_session_outcome(struct smtp_session *s)
 	o.remote_ip = s->ip;
 	o.remote_port = (uint32_t)s->port;
 	o.remote_ehlo = (char *)s->info->helo;	/* protobuf-c fields are not const */
+	o.remote_ptr = s->ptr;
 	o.starttls = st[s->info->starttls];
 	if (s->info->starttls == SMTPD_STARTTLS_ESTABLISHED) {
 		o.tls_version = s->tls_version;
@@ -350,6 +359,7 @@ smtp_session_free(struct smtp_session *s)
 	smtp_session_outcome(s);
 	smtp_session_io_msg_abort(s);
 	rcpt_prober_cancel(s->verify);
+	ptr_lookup_cancel(s->ptr_lookup);
 	smtpd_core_free(s->core);
 	if (s->bev)
 		bufferevent_free(s->bev);
@@ -559,6 +569,19 @@ smtp_session_eventcb(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
+/* The client's name is known (or known not to be): later messages carry it
+ * in Received:, the session's log line and outcome at its end. */
+static void
+smtp_session_ptr_done(void *arg, const char *name)
+{
+	struct smtp_session *s = arg;
+
+	s->ptr_lookup = NULL;
+	snprintf(s->ptr, sizeof(s->ptr), "%s", name);
+	if (name[0])
+		smtpd_core_set_client_name(s->core, name);
+}
+
 void
 smtp_session_accept(struct mxd_worker *w, int fd, const struct sockaddr *sa, socklen_t salen)
 {
@@ -618,6 +641,9 @@ smtp_session_accept(struct mxd_worker *w, int fd, const struct sockaddr *sa, soc
 		return;
 	}
 	smtpd_core_reply(s->core, "220 %s ESMTP mxd", cfg->hostname);
+	if (w->ptr)	/* after the greeting, which never waits for it */
+		s->ptr_lookup = ptr_lookup_start(w->ptr, (struct sockaddr *)&s->peer,
+		    smtp_session_ptr_done, s);
 }
 
 void

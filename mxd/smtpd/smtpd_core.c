@@ -26,6 +26,7 @@ struct smtpd_core {
 	void			*arg;
 	char			 sid[SPOOL_ID_MAX];
 	char			 ip[64];
+	char			 client_name[256];	/* confirmed PTR name, or "" */
 	int			 trusted;
 	int			 tls_available;
 	size_t			 flush_bytes;	/* content buffered before a spool write */
@@ -440,8 +441,9 @@ smtpd_core_msg_begin(struct smtpd_core *s)
 	helo[i] = '\0';
 	const char *proto = s->env.smtputf8 ? (s->info.tls ? "UTF8SMTPS" : "UTF8SMTP") :
 	    s->info.esmtp ? (s->info.tls ? "ESMTPS" : "ESMTP") : "SMTP";
-	buf_printf(&s->content, "Received: from %s ([%s])\r\n\tby %s (mxd) with %s id %s",
-	    helo, s->ip, cfg->hostname, proto, s->env.id);
+	buf_printf(&s->content, "Received: from %s (%s%s[%s])\r\n\tby %s (mxd) with %s id %s",
+	    helo, s->client_name, s->client_name[0] ? " " : "", s->ip, cfg->hostname, proto,
+	    s->env.id);
 	if (s->info.tls)
 		buf_printf(&s->content, "\r\n\t(version=%s cipher=%s)", s->tls_version, s->tls_cipher);
 	if (s->env.nrcpts == 1 && !smtp_parser_has_utf8(s->env.rcpts[0]))
@@ -965,6 +967,12 @@ smtpd_core_free(struct smtpd_core *s)
 	smtpd_core_verify_forget(s);
 	buf_free(&s->content);
 	free(s);
+}
+
+void
+smtpd_core_set_client_name(struct smtpd_core *s, const char *name)
+{
+	snprintf(s->client_name, sizeof(s->client_name), "%s", name);
 }
 
 const struct smtpd_core_info *

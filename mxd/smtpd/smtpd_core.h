@@ -149,6 +149,10 @@ void smtpd_core_tls_started(struct smtpd_core *c);
 void smtpd_core_tls_established(struct smtpd_core *c, const char *version,
     const char *cipher);
 
+/* The client's confirmed reverse-DNS name (ptr_lookup.h), for the Received:
+ * headers of the messages that begin from now on. */
+void smtpd_core_set_client_name(struct smtpd_core *c, const char *name);
+
 /* Tell the client we stop (421 4.3.2) and close. */
 void smtpd_core_shutdown(struct smtpd_core *c);
 /* A reply the glue decides (greeting, refusals, timeouts). */

@@ -6,9 +6,10 @@ log, from the inbound sessions of every host.
 Two real mxd hosts receive real sessions from Python clients on loopback:
 STARTTLS established, a client that aborts right after the server's
 Finished, a client whose CA refuses the server's certificate (it sends an
-alert), plain sessions. mxd does not look up PTR names (remote_ptr stays
-empty), so those sessions are grouped by the client's /24; the PTR rule is
-checked with outcomes uploaded over gRPC as two hosts would send them."""
+alert), plain sessions. These mxd have no resolver, so they look up no PTR
+names (test_mxd_ptr.py has mxd that do): remote_ptr stays empty and those
+sessions are grouped by the client's /24; the PTR rule is checked with
+outcomes uploaded over gRPC as two hosts would send them."""
 
 import json
 import os

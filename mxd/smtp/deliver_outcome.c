@@ -109,7 +109,7 @@ deliver_outcome(struct deliver *d, const struct smtp_client *c, int connected,
 		starttls = "not_offered";
 		o.starttls = MXFLEET__V1__START_TLS__STARTTLS_NOT_OFFERED;
 	} else {
-		/* Offered but not used (next_hop_tls = false, a policy "none"): no
+		/* Offered but not used (next_hop_tls = none, a policy "none"): no
 		 * TLS session, so no RFC 8460 success either. Or no session. */
 		result = connected ? DELIVER_TLS_NOT_USED : "connection-failure";
 		starttls = connected ? "offered" : "none";

@@ -8,7 +8,7 @@
 #include <stddef.h>
 
 /* The result type of a session that did not try TLS because the operator
- * said so (next_hop_tls = false, a tls_policies mode "none"): not an RFC
+ * said so (next_hop_tls = none, a tls_policies mode "none"): not an RFC
  * 8460 result, so the aggregation counts it neither as a success nor as a
  * failure (RFC 8460 counts TLS sessions, and this was none). */
 #define DELIVER_TLS_NOT_USED	"tls-not-used"

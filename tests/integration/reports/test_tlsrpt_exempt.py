@@ -80,11 +80,17 @@ class TlsrptExemptTest(cptest.FleetTestCase):
             c, local, resolver=DNS.resolver, trusted_networks=["127.0.0.0/8"],
             delivery={"remote_port": self.port, "retry_min": 1, "retry_max": 2},
             tls_policies=LCList(policies))
-        # The first snapshot (with the reports' sender) makes mxd reload.
-        v = self.scalar("SELECT version FROM config_state")
-        m.wait_event("reloaded", timeout=APPLY_WITHIN,
-                     pred=lambda r: r.get("config_version") == v)
-        return c, m
+        # The first snapshot (with the reports' sender) makes mxd reload, and
+        # the host's registration may make another version: mail is sent once
+        # mxd runs the settled one (a reload restarts the delivery agents).
+        deadline = time.time() + APPLY_WITHIN
+        while True:
+            v = self.scalar("SELECT version FROM config_state")
+            m.wait_event("reloaded", timeout=max(1, deadline - time.time()),
+                         pred=lambda r: r.get("config_version") == v)
+            time.sleep(2)
+            if self.scalar("SELECT version FROM config_state") == v:
+                return c, m
 
     def send(self, m, sender, dom):
         msg_id = uuid.uuid4().hex[:12]
@@ -122,11 +128,7 @@ class TlsrptExemptTest(cptest.FleetTestCase):
         rp_dom, rp_host, rp_sink = self.one_mx("exrp", tls=True)
         c, m = self.fleet_with_reports([])
         # the cached snapshot carries the sender (what the delivery agents use)
-        pb = cptest.grpc_stubs()[1]
-        snap = pb.ConfigSnapshot()
-        with open(os.path.join(m.config["spool_dir"], "config-snapshot.pb"), "rb") as f:
-            snap.ParseFromString(f.read())
-        self.assertEqual(snap.tlsrpt_sender, MAIL_FROM)
+        self.assertEqual(self.cached_sender(m), MAIL_FROM)
 
         ok_id = self.send(m, ORDINARY, ok_dom)
         rp_id = self.send(m, "TLSRPT-NoReply@Reports.Fleet.Test", rp_dom)
@@ -182,6 +184,29 @@ class TlsrptExemptTest(cptest.FleetTestCase):
         r = self.preview(c, none_dom)
         self.assertEqual(r.returncode, 1, r.stdout)
         self.assertIn(f"no TLS results for {none_dom}", r.stderr)
+
+    def cached_sender(self, m):
+        pb = cptest.grpc_stubs()[1]
+        snap = pb.ConfigSnapshot()
+        with open(os.path.join(m.config["spool_dir"], "config-snapshot.pb"), "rb") as f:
+            snap.ParseFromString(f.read())
+        return snap.tlsrpt_sender
+
+    def test_changed_mail_from_reaches_mxd_after_controld_restart(self):
+        c, m = self.fleet_with_reports([])
+        self.assertEqual(self.cached_sender(m), MAIL_FROM)
+        v1 = int(self.scalar("SELECT version FROM config_state"))
+        # restarted unchanged: no new version
+        c.stop(timeout=10)
+        c.start()
+        self.assertEqual(int(self.scalar("SELECT version FROM config_state")), v1)
+        c.stop(timeout=10)
+        c.config["reports"] = dict(REPORTS, mail_from=f"reports@mail.{SUBMITTER}")
+        c.start()
+        v2 = self.scalar("SELECT version FROM config_state")
+        self.assertEqual(int(v2), v1 + 1)
+        m.wait_event("reloaded", timeout=APPLY_WITHIN, pred=lambda r: r.get("config_version") == v2)
+        self.assertEqual(self.cached_sender(m), f"reports@mail.{SUBMITTER}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ tests/tools/dnstest (as the outbound tests do).
 
 import json
 import os
+import shutil
 import sys
 import time
 import uuid
@@ -207,6 +208,29 @@ class TlsrptExemptTest(cptest.FleetTestCase):
         self.assertEqual(int(v2), v1 + 1)
         m.wait_event("reloaded", timeout=APPLY_WITHIN, pred=lambda r: r.get("config_version") == v2)
         self.assertEqual(self.cached_sender(m), f"reports@mail.{SUBMITTER}")
+
+    def test_migration_keeps_existing_day_partitions_and_their_rows(self):
+        # A database migrated before 013, with a day partition and a row in it
+        old_schema = os.path.join(self.wd, "schema-012")
+        os.mkdir(old_schema)
+        for f in sorted(os.listdir(cptest.SCHEMA_DIR)):
+            if f.endswith(".sql") and f < "013":
+                shutil.copy(os.path.join(cptest.SCHEMA_DIR, f), old_schema)
+        c = self.controld(start=False, migrate=False, config={"schema_dir": old_schema})
+        c.migrate()
+        self.sql("SELECT outcomes_ensure_partition(date '2026-01-31')")
+        self.sql("INSERT INTO outcomes (host_id, seq, batch_seq, session_id, direction, start_ts,"
+                 " local_ip, local_port, remote_ip, remote_port, remote_ehlo, remote_ptr,"
+                 " starttls, tls_version, tls_cipher, sni, tls_fail_stage, tls_fail_reason,"
+                 " messages, recipients) VALUES ('mx1', 1, 1, 's1', 2, '2026-01-31 10:00Z',"
+                 " '192.0.2.1', 1025, '198.51.100.5', 25, 'mx', '', 4, 'TLSv1.3', 'c', '', '', '',"
+                 " 1, 1)")
+        c.config["schema_dir"] = cptest.SCHEMA_DIR
+        c.migrate()
+        self.assertEqual(self.sql("SELECT tlsrpt_exempt FROM outcomes_20260131"), [("f",)])
+        self.assertEqual(self.sql("SELECT attnotnull FROM pg_attribute WHERE attrelid ="
+                                  " 'outcomes_20260131'::regclass AND attname = 'tlsrpt_exempt'"),
+                         [("t",)])
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@
 
 #include "conf.h"
 #include "db.h"
+#include "db_tlsrpt_sender.h"
 #include "dbq.h"
 #include "admin.h"
 #include "admin_dns.h"
@@ -361,6 +362,14 @@ controld_preload(void)
 	size_t n;
 	if (C->revoked && db_revoked_list(db, &serials, &n) == DB_OK)
 		admin_revoke_apply(serials, n);
+	/* Before the snapshot: a changed reports.mail_from is a new version. */
+	int changed = 0;
+	if (db_tlsrpt_sender_set(db, C->cfg.reports.mail_from, &changed) != DB_OK)
+		log_error("event=tlsrpt_sender_not_stored error=%s",
+		    log_quote(q, sizeof(q), db_errmsg(db), strlen(db_errmsg(db)), 300));
+	else if (changed)
+		log_info("event=tlsrpt_sender_changed sender=%s",
+		    C->cfg.reports.mail_from ? C->cfg.reports.mail_from : "-");
 	Mxfleet__V1__ConfigSnapshot *snap;
 	if (db_config_snapshot(db, &snap) == DB_OK)
 		fleet_snapshot_take(snap);

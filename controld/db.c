@@ -6,6 +6,7 @@
 #include "db_identity.h"
 #include "db_internal.h"
 #include "db_rollover.h"
+#include "db_tlsrpt_sender.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -510,7 +511,7 @@ db_migrate(struct db *db, const char *dir, unsigned *applied)
     "host_id, seq, batch_seq, session_id, direction, start_ts, end_ts," \
     " local_ip, local_port, remote_ip, remote_port, remote_ehlo, remote_ptr," \
     " starttls, tls_version, tls_cipher, sni, tls_fail_stage, tls_fail_reason," \
-    " messages, recipients, policy_results"
+    " messages, recipients, policy_results, tlsrpt_exempt"
 
 /* LIKE outcomes: the staging table follows the schema's columns. */
 static const char db_sql_staging[] =
@@ -659,6 +660,8 @@ ingest_copy_row(struct buf *out, struct buf *json, const Mxfleet__V1__OutcomeBat
 		copy_text(out, json->data);
 	} else
 		copy_null(out);
+	copy_sep(out);
+	copy_text(out, o->tlsrpt_exempt ? "t" : "f");
 	buf_appendc(out, '\n');
 }
 
@@ -1833,6 +1836,7 @@ db_config_snapshot_op(struct db *db, void *arg)
 	PGresult *dres = NULL, *rres = NULL, *pres = NULL, *cres = NULL;
 	Mxfleet__V1__MtaStsPolicy **sts = NULL;
 	Mxfleet__V1__KeySwitch **ks = NULL;
+	char *sender = NULL;
 	size_t nsts = 0, nks = 0;
 	uint64_t version;
 	int rc;
@@ -1857,6 +1861,7 @@ db_config_snapshot_op(struct db *db, void *arg)
 	if ((rc = db_query(db, "snapshot: recipient checks", db_sql_recipient_checks, NULL,
 	    &cres)) != DB_OK || (rc = db_dns_snapshot_sts(db, &sts, &nsts)) != DB_OK ||
 	    (rc = db_rollover_snapshot(db, &ks, &nks)) != DB_OK ||
+	    (rc = db_tlsrpt_sender_snapshot(db, &sender)) != DB_OK ||
 	    (rc = db_commit(db, "snapshot")) != DB_OK) {
 		PQclear(dres);
 		PQclear(rres);
@@ -1864,6 +1869,7 @@ db_config_snapshot_op(struct db *db, void *arg)
 		PQclear(cres);
 		db_dns_sts_free(sts, nsts);
 		db_rollover_snapshot_free(ks, nks);
+		free(sender);
 		return rc;
 	}
 	s = xmalloc(sizeof(*s));
@@ -1877,6 +1883,7 @@ db_config_snapshot_op(struct db *db, void *arg)
 	s->n_mta_sts = nsts;
 	s->key_switches = ks;
 	s->n_key_switches = nks;
+	s->tlsrpt_sender = sender;
 	PQclear(dres);
 	PQclear(rres);
 	PQclear(pres);
@@ -1903,6 +1910,7 @@ db_config_snapshot_free(Mxfleet__V1__ConfigSnapshot *s)
 	recipient_checks_free(s->recipient_checks, s->n_recipient_checks);
 	db_dns_sts_free(s->mta_sts, s->n_mta_sts);
 	db_rollover_snapshot_free(s->key_switches, s->n_key_switches);
+	free(s->tlsrpt_sender);
 	free(s);
 }
 

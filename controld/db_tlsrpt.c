@@ -19,7 +19,8 @@
 	" 'dane-required', 'sts-policy-fetch-error', 'sts-policy-invalid', 'sts-webpki-invalid'"
 
 /* Every counted policy result of the day's outbound sessions ($1 <= start_ts
- * < $2: one day partition), one row each, with the names a report is chosen
+ * < $2: one day partition) that did not carry TLS reports (tlsrpt_exempt:
+ * no reports about reports), one row each, with the names a report is chosen
  * by: the policy domain and the MX host, lower case, no final dot. */
 #define DB_TLSRPT_RESULTS							\
 	"WITH r AS (SELECT pr->>'policy_type' AS ptype,"			\
@@ -28,7 +29,7 @@
 	" pr->>'result_type' = 'success' AS ok, pr"				\
 	" FROM outcomes o CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN"	\
 	" jsonb_typeof(o.policy_results) = 'array' THEN o.policy_results ELSE '[]' END) AS pr"	\
-	" WHERE o.direction = 2 AND o.start_ts >= $1::timestamptz AND o.start_ts < $2::timestamptz"	\
+	" WHERE o.direction = 2 AND NOT o.tlsrpt_exempt AND o.start_ts >= $1::timestamptz AND o.start_ts < $2::timestamptz"	\
 	" AND pr->>'policy_type' IN ('sts', 'no-policy-found', 'tlsa')"		\
 	" AND pr->>'result_type' IN ('success', " DB_TLSRPT_FAILURE_TYPES "))"
 

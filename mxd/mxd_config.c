@@ -917,6 +917,8 @@ mxd_config_merge_snapshot(struct mxd_config *cfg)
 	mxd_config_merge_rcpt_checks(cfg, s);
 	https_config_merge_snapshot(cfg, s);
 	mxd_keyswitch_merge_snapshot(cfg, s);
+	if (s->tlsrpt_sender[0] && strlen(s->tlsrpt_sender) < 1000)
+		cfg->tlsrpt_sender = xstrdup(s->tlsrpt_sender);
 	/* controld's routes and policies come first: the file's apply where
 	 * controld has nothing to say. */
 	struct mxd_route *file_routes = cfg->routes;
@@ -1028,6 +1030,7 @@ mxd_config_free(struct mxd_config *cfg)
 	free(cfg->control_key);
 	free(cfg->control_ca);
 	free(cfg->snapshot_path);
+	free(cfg->tlsrpt_sender);
 	free(cfg->resolver);
 	free(cfg->ca_file);
 	free(cfg->sts_cache_dir);

@@ -108,6 +108,8 @@ struct mxd_config {
 		char	 to_spki[65];
 	}			*key_switches;		/* the snapshot's, every host's */
 	size_t			 nkey_switches;
+	char			*tlsrpt_sender;		/* the snapshot's (NULL: none); its
+							   sessions are tlsrpt_exempt */
 
 	uint64_t		 message_size;
 	int			 max_recipients;

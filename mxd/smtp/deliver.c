@@ -155,14 +155,17 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop
 	if (d->conn_open && strcmp(d->conn_hop, hop) == 0 && !d->conn.broken) {
 		/* A reused connection starts clean. */
 		smtp_client_cmd(&d->conn, "RSET");
-		if (smtp_client_read_reply(&d->conn, r) == 0 && r->code == 250)
+		if (smtp_client_read_reply(&d->conn, r) == 0 && r->code == 250) {
+			d->conn_exempt &= d->cur_exempt;
 			return 0;
+		}
 		deliver_close_conn(d);
 	}
 	deliver_close_conn(d);
 	d->conn_started_ms = timeutil_wall_ms();
 	d->conn_messages = d->conn_rcpts = 0;
 	d->conn_fallback = 0;
+	d->conn_exempt = d->cur_exempt;
 	/* The operator's policy (encrypt, verify, secure) always holds; DANE
 	 * and MTA-STS failures are not fatal for "TLS-Required: No" mail
 	 * (RFC 8689 5). */
@@ -178,6 +181,7 @@ deliver_connect(struct deliver *d, const struct mxd_nexthop *nh, const char *hop
 		snprintf(why, sizeof(why), "%s of %s", what, d->conn_domain);
 	SSL_CTX *tls = nh->tlsa ? d->tls_dane : nh->verify ? d->tls_verify :
 	    d->cur_level == MXD_TLS_NONE ? NULL : local_tls || d->cfg->next_hop_tls ? d->tls : NULL;
+	d->conn_tls_off = tls == NULL;
 	struct smtp_client_limits lim;
 	smtp_client_limits_config(&lim, d->cfg);
 	int opened = smtp_client_open(&d->conn, nh, d->cfg->hostname, tls, &lim, &d->source, r);

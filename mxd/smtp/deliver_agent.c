@@ -3,6 +3,7 @@
  * keeps its connection open connection_cache_time seconds between jobs. It
  * exits when the scheduler closes the socket, or on SIGTERM when idle. */
 #include "deliver_int.h"
+#include "deliver_tlsrpt.h"
 #include "agent_msg.h"
 #include "dns.h"
 #include "sts.h"
@@ -92,6 +93,7 @@ deliver_job(struct deliver *d, const struct agent_job *job, struct buf *out)
 			routed[job->idx[k]] = 0;
 			mine[nmine++] = job->idx[k];
 		}
+	d->cur_exempt = deliver_tlsrpt_sender_is(env.from, d->cfg->tlsrpt_sender);
 	deliver_route(d, &env, fd, off, job->attempt, st, idx, routed);
 	if (job->expired)
 		deliver_sts_recheck(d, &env, fd, off, st, idx);

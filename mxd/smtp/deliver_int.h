@@ -47,6 +47,10 @@ struct deliver {
 	int			 conn_under_policy;	/* opened under DANE or MTA-STS
 							   (closed before that ends) */
 	int64_t			 conn_started_ms;
+	int			 conn_tls_off;	/* opened without trying TLS, as configured */
+	/* TLS reports (deliver_tlsrpt.h): the message being delivered has the
+	 * reports' envelope sender; every message tried on the open connection had */
+	int			 cur_exempt, conn_exempt;
 	/* MTA-STS (RFC 8461) */
 	struct sts_cache	*sts;
 	SSL_CTX			*tls_verify;	/* PKIX, names checked: under a policy */

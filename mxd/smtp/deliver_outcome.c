@@ -2,6 +2,7 @@
  * record"): one per connection, with its RFC 8460 policy result, sent to the
  * uploader. */
 #include "deliver_int.h"
+#include "deliver_tlsrpt.h"
 #include "agent_msg.h"
 #include "dns.h"
 #include "sts.h"
@@ -86,7 +87,7 @@ deliver_outcome(struct deliver *d, const struct smtp_client *c, int connected,
 	Mxfleet__V1__Outcome o = MXFLEET__V1__OUTCOME__INIT;
 	Mxfleet__V1__PolicyResult pr = MXFLEET__V1__POLICY_RESULT__INIT;
 	Mxfleet__V1__PolicyResult *prs[1] = { &pr };
-	char sid[SPOOL_ID_MAX], q[LOG_QUOTE_SIZE(200)];
+	char sid[SPOOL_ID_MAX], q[LOG_QUOTE_SIZE(200)], reason[DELIVER_TLSRPT_REASON_MAX + 1];
 	const char *result, *starttls;
 
 	spool_new_id(sid, sizeof(sid));
@@ -103,12 +104,14 @@ deliver_outcome(struct deliver *d, const struct smtp_client *c, int connected,
 		o.tls_fail_stage = (char *)c->tls_fail_stage;
 		o.tls_fail_reason = (char *)c->tls_fail_reason;
 	} else if (connected && !c->starttls_offered) {
-		result = "starttls-not-supported";
+		/* Not offered: a failure only if we meant to use TLS. */
+		result = d->conn_tls_off ? DELIVER_TLS_NOT_USED : "starttls-not-supported";
 		starttls = "not_offered";
 		o.starttls = MXFLEET__V1__START_TLS__STARTTLS_NOT_OFFERED;
 	} else {
-		/* Offered but not used (next_hop_tls = none), or no session. */
-		result = connected ? "success" : "connection-failure";
+		/* Offered but not used (next_hop_tls = none, a policy "none"): no
+		 * TLS session, so no RFC 8460 success either. Or no session. */
+		result = connected ? DELIVER_TLS_NOT_USED : "connection-failure";
 		starttls = connected ? "offered" : "none";
 		o.starttls = connected ? MXFLEET__V1__START_TLS__STARTTLS_OFFERED :
 		    MXFLEET__V1__START_TLS__STARTTLS_UNSPECIFIED;
@@ -166,17 +169,22 @@ deliver_outcome(struct deliver *d, const struct smtp_client *c, int connected,
 	pr.receiving_mx_hostname = (char *)mxh;
 	pr.receiving_mx_helo = (char *)c->greeting_name;
 	pr.receiving_ip = (char *)c->remote_ip;
-	if (failure) {
-		pr.failure_reason_code = (char *)(c->tls_failed ? c->tls_fail_reason : "");
-		pr.additional_information = (char *)failure;
-	}
+	/* RFC 8460 4.4: failure-reason-code is the free text; additional-
+	 * information is a URI, and we have none to give. */
+	deliver_tlsrpt_reason(reason, sizeof(reason), c->tls_failed ? c->tls_fail_reason : NULL,
+	    failure);
+	pr.failure_reason_code = reason;
 	o.n_policy_results = 1;
 	o.policy_results = prs;
+	/* A session that carried only TLS reports is not reported on (RFC
+	 * 8460 5.3): its record says so, controld leaves it out. */
+	o.tlsrpt_exempt = c == &d->conn ? d->conn_exempt : d->cur_exempt;
 	outcome_emit(&d->outcomes, &o);
 	log_info("event=outbound_session sid=%s policy=%s domain=%s mx=%s ip=%s helo=%s starttls=%s "
-	    "tls_version=%s result=%s messages=%d rcpts=%d%s%s", sid, pr.policy_type,
+	    "tls_version=%s result=%s messages=%d rcpts=%d%s%s%s", sid, pr.policy_type,
 	    dom[0] ? dom : "-", mxh[0] ? mxh : "-",
 	    c->remote_ip[0] ? c->remote_ip : "-", c->greeting_name[0] ? c->greeting_name : "-",
 	    starttls, c->ssl ? c->tls_version : "-", result, d->conn_messages, d->conn_rcpts,
+	    o.tlsrpt_exempt ? " tlsrpt_exempt=1" : "",
 	    failure ? " error=" : "", failure ? log_quote(q, sizeof(q), failure, strlen(failure), 200) : "");
 }

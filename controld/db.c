@@ -6,6 +6,7 @@
 #include "db_identity.h"
 #include "db_internal.h"
 #include "db_rollover.h"
+#include "db_rptrecv.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1833,7 +1834,8 @@ db_config_snapshot_op(struct db *db, void *arg)
 	PGresult *dres = NULL, *rres = NULL, *pres = NULL, *cres = NULL;
 	Mxfleet__V1__MtaStsPolicy **sts = NULL;
 	Mxfleet__V1__KeySwitch **ks = NULL;
-	size_t nsts = 0, nks = 0;
+	char **rpt = NULL;
+	size_t nsts = 0, nks = 0, nrpt = 0;
 	uint64_t version;
 	int rc;
 
@@ -1857,6 +1859,7 @@ db_config_snapshot_op(struct db *db, void *arg)
 	if ((rc = db_query(db, "snapshot: recipient checks", db_sql_recipient_checks, NULL,
 	    &cres)) != DB_OK || (rc = db_dns_snapshot_sts(db, &sts, &nsts)) != DB_OK ||
 	    (rc = db_rollover_snapshot(db, &ks, &nks)) != DB_OK ||
+	    (rc = db_rptrecv_addresses(db, &rpt, &nrpt)) != DB_OK ||
 	    (rc = db_commit(db, "snapshot")) != DB_OK) {
 		PQclear(dres);
 		PQclear(rres);
@@ -1864,6 +1867,7 @@ db_config_snapshot_op(struct db *db, void *arg)
 		PQclear(cres);
 		db_dns_sts_free(sts, nsts);
 		db_rollover_snapshot_free(ks, nks);
+		db_rptrecv_addresses_free(rpt, nrpt);
 		return rc;
 	}
 	s = xmalloc(sizeof(*s));
@@ -1877,6 +1881,8 @@ db_config_snapshot_op(struct db *db, void *arg)
 	s->n_mta_sts = nsts;
 	s->key_switches = ks;
 	s->n_key_switches = nks;
+	s->tlsrpt_addresses = rpt;
+	s->n_tlsrpt_addresses = nrpt;
 	PQclear(dres);
 	PQclear(rres);
 	PQclear(pres);
@@ -1903,6 +1909,7 @@ db_config_snapshot_free(Mxfleet__V1__ConfigSnapshot *s)
 	recipient_checks_free(s->recipient_checks, s->n_recipient_checks);
 	db_dns_sts_free(s->mta_sts, s->n_mta_sts);
 	db_rollover_snapshot_free(s->key_switches, s->n_key_switches);
+	db_rptrecv_addresses_free(s->tlsrpt_addresses, s->n_tlsrpt_addresses);
 	free(s);
 }
 

@@ -108,6 +108,9 @@ struct mxd_config {
 		char	 to_spki[65];
 	}			*key_switches;		/* the snapshot's, every host's */
 	size_t			 nkey_switches;
+	/* issue 12: the snapshot's TLSRPT addresses (rptspool.h), sorted */
+	char			**tlsrpt_addresses;
+	size_t			 ntlsrpt_addresses;
 
 	uint64_t		 message_size;
 	int			 max_recipients;

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "tlsrpt.h"
 #include "tlsrpt_mime.h"
+#include "utf8.h"
 #include "xmalloc.h"
 
 /* A submitted mail and what the worker made of it (logged on the loop). */
@@ -209,6 +210,24 @@ rptrecv_submit_answer(struct call_job *j, struct grpc_call *c)
 	call_answer_reply(j, c);
 }
 
+/* The envelope is remote text too: what PostgreSQL's text cannot hold (bytes
+ * that are not UTF-8, control characters) becomes '?', so a stored mail is
+ * never refused by the database and resent forever. */
+static void
+rptrecv_printable(char *s)
+{
+	size_t n = strlen(s);
+
+	if (!utf8_valid((const unsigned char *)s, n)) {
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)s[i] >= 0x80)
+				s[i] = '?';
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			s[i] = '?';
+}
+
 void
 rptrecv_submit(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
@@ -226,6 +245,9 @@ rptrecv_submit(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 		mxfleet__v1__received_report_mail__free_unpacked(req, NULL);
 		return;
 	}
+	rptrecv_printable(req->id);
+	rptrecv_printable(req->mail_from);
+	rptrecv_printable(req->recipient);
 	r = xcalloc(1, sizeof(*r));
 	r->in = req;
 	call_submit_new(c, rptrecv_submit_work, rptrecv_submit_answer, r, rptrecv_job_free);

@@ -43,6 +43,9 @@ rptupload_next(DIR *d, char *name, size_t sz)
 	return name[0] != '\0';
 }
 
+static void rptupload_set_aside_name(struct rptupload *r, const char *prefix,
+    const char *why);
+
 static void
 rptupload_ack_cb(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 {
@@ -78,6 +81,13 @@ rptupload_closed_cb(struct grpc_call *c, int status, const char *message, void *
 	if (c != r->call)
 		return;
 	r->call = NULL;
+	if (!r->acked && (status == GRPC_RESOURCE_EXHAUSTED || status == GRPC_INVALID_ARGUMENT)) {
+		/* controld will never take this one (over its max_message, or
+		 * malformed): out of the way, so the later ones are not held. */
+		rptupload_set_aside_name(r, ".refused-", message);
+		evtimer_add(r->timer, &now);
+		return;
+	}
 	if (status != GRPC_OK || !r->acked) {
 		log_warnx("event=tlsrpt_submit_failed id=%s status=%s message=\"%s\" action=retry",
 		    r->name, grpc_status_name(status), message);
@@ -86,17 +96,29 @@ rptupload_closed_cb(struct grpc_call *c, int status, const char *message, void *
 	evtimer_add(r->timer, &now);	/* the next one */
 }
 
-/* A file that is not ours is moved out of the way (.bad-<name>), once. */
+/* A file that is not ours (.bad-<name>), or that controld refuses
+ * (.refused-<name>), is moved out of the way for an operator, once. */
 static void
-rptupload_set_aside(struct rptupload *r, int dirfd, const char *name, const char *why)
+rptupload_set_aside(struct rptupload *r, int dirfd, const char *prefix, const char *why)
 {
-	char bad[RPTSPOOL_NAME_MAX + 8];
+	char aside[RPTSPOOL_NAME_MAX + 16], q[LOG_QUOTE_SIZE(200)];
 
-	snprintf(bad, sizeof(bad), ".bad-%s", name);
-	log_error("event=tlsrpt_file_unreadable dir=%s id=%s error=\"%s\" action=renamed_%s",
-	    r->dir, name, why, bad);
-	if (renameat(dirfd, name, dirfd, bad) < 0)
-		unlinkat(dirfd, name, 0);
+	snprintf(aside, sizeof(aside), "%s%s", prefix, r->name);
+	log_error("event=tlsrpt_set_aside dir=%s id=%s error=%s file=%s", r->dir, r->name,
+	    log_quote(q, sizeof(q), why, strlen(why), 200), aside);
+	if (renameat(dirfd, r->name, dirfd, aside) < 0)
+		unlinkat(dirfd, r->name, 0);
+}
+
+static void
+rptupload_set_aside_name(struct rptupload *r, const char *prefix, const char *why)
+{
+	int dirfd = open(r->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dirfd < 0)
+		return;
+	rptupload_set_aside(r, dirfd, prefix, why);
+	close(dirfd);
 }
 
 static void
@@ -109,7 +131,7 @@ rptupload_send(struct rptupload *r, int dirfd)
 	size_t n;
 
 	if (rptspool_read(dirfd, r->name, &f, err, sizeof(err)) < 0) {
-		rptupload_set_aside(r, dirfd, r->name, err);
+		rptupload_set_aside(r, dirfd, ".bad-", err);
 		return;
 	}
 	m.host_id = r->host_id;

@@ -133,6 +133,21 @@ class ReportMailSmtpTest(cptest.FleetTestCase):
         self.send(rptmail.report_mail(rptmail.GOOGLE, RCPT), [RCPT])
         self.wait_received(len(hostile) + 1, "a good report after the hostile ones")
 
+    def test_a_mail_controld_will_never_take_is_set_aside_and_the_next_ones_flow(self):
+        self.c.stop()
+        self.c.config["max_message"] = 65536
+        self.c.start()
+        big = rptmail.report_mail(rptmail.GOOGLE, RCPT).replace(
+            b"This is an aggregate", b"x" * 100000 + b"\r\nThis is an aggregate")
+        self.send(big, [RCPT])
+        self.send(rptmail.report_mail(rptmail.MICROSOFT, RCPT), [RCPT])
+        rows = self.wait_received(1, "the small report after the big one")
+        self.assertEqual(rows[0]["organization_name"], "Microsoft Corporation")
+        aside = [n for n in os.listdir(self.reports_dir) if n.startswith(".refused-")]
+        self.assertEqual(len(aside), 1, os.listdir(self.reports_dir))
+        self.assertTrue(self.m.events("tlsrpt_set_aside"))
+        self.assertEqual(self.pending(), [])
+
     def test_a_report_mail_over_the_size_cap_is_refused_at_data(self):
         big = rptmail.plain_mail(RCPT, text="x" * 100 + "\n") + b"y" * 76 + b"\r\n"
         big += (b"z" * 998 + b"\r\n") * (4200 * 1024 // 1000)

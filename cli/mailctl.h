@@ -34,6 +34,8 @@ int mailctl_dns(int argc, char **argv);
 int mailctl_tls(int argc, char **argv);
 /* mailctl tls inbound ... (mailctl_inbound.c) */
 int mailctl_tls_inbound(int argc, char **argv);
+/* "90", "90s", "15m", "1h", "2d": seconds, 1 .. 400 days; -1 if not. */
+long long mailctl_inbound_duration(const char *s);
 /* mailctl reports ... (mailctl_reports.c) */
 int mailctl_reports(int argc, char **argv);
 

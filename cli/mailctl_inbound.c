@@ -23,7 +23,7 @@ mailctl_inbound_usage(void)
 }
 
 /* "90", "90s", "15m", "1h", "2d": seconds, 1 .. 400 days; -1 if not. */
-static long long
+long long
 mailctl_inbound_duration(const char *s)
 {
 	char *end;

@@ -29,6 +29,7 @@
 #include "admin.h"
 #include "admin_dns.h"
 #include "admin_reports.h"
+#include "rptrecv.h"
 #include "call.h"
 #include "collector.h"
 #include "controld.h"
@@ -81,6 +82,10 @@ static const struct grpc_method controld_methods[] = {
 	{ "/mxfleet.v1.Admin/InboundTls", inbound_admin, NULL, call_end },
 	/* issue 12: rptagg */
 	{ "/mxfleet.v1.Admin/ReportPreview", admin_reports_preview, NULL, call_end },
+	/* issue 12: rptrecv (rptrecv.h) */
+	{ "/mxfleet.v1.Collector/SubmitReport", rptrecv_submit, NULL, call_end },
+	{ "/mxfleet.v1.Admin/ReceivedReports", rptrecv_list, NULL, call_end },
+	{ "/mxfleet.v1.Admin/ShowReceivedReport", rptrecv_show, NULL, call_end },
 };
 
 /* ---- configuration and main ---- */

@@ -7,6 +7,7 @@
 #include "db_internal.h"
 #include "db_rollover.h"
 #include "db_tlsrpt_sender.h"
+#include "db_rptrecv.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1837,7 +1838,8 @@ db_config_snapshot_op(struct db *db, void *arg)
 	Mxfleet__V1__MtaStsPolicy **sts = NULL;
 	Mxfleet__V1__KeySwitch **ks = NULL;
 	char *sender = NULL;
-	size_t nsts = 0, nks = 0;
+	char **rpt = NULL;
+	size_t nsts = 0, nks = 0, nrpt = 0;
 	uint64_t version;
 	int rc;
 
@@ -1862,6 +1864,7 @@ db_config_snapshot_op(struct db *db, void *arg)
 	    &cres)) != DB_OK || (rc = db_dns_snapshot_sts(db, &sts, &nsts)) != DB_OK ||
 	    (rc = db_rollover_snapshot(db, &ks, &nks)) != DB_OK ||
 	    (rc = db_tlsrpt_sender_snapshot(db, &sender)) != DB_OK ||
+	    (rc = db_rptrecv_addresses(db, &rpt, &nrpt)) != DB_OK ||
 	    (rc = db_commit(db, "snapshot")) != DB_OK) {
 		PQclear(dres);
 		PQclear(rres);
@@ -1870,6 +1873,7 @@ db_config_snapshot_op(struct db *db, void *arg)
 		db_dns_sts_free(sts, nsts);
 		db_rollover_snapshot_free(ks, nks);
 		free(sender);
+		db_rptrecv_addresses_free(rpt, nrpt);
 		return rc;
 	}
 	s = xmalloc(sizeof(*s));
@@ -1884,6 +1888,8 @@ db_config_snapshot_op(struct db *db, void *arg)
 	s->key_switches = ks;
 	s->n_key_switches = nks;
 	s->tlsrpt_sender = sender;
+	s->tlsrpt_addresses = rpt;
+	s->n_tlsrpt_addresses = nrpt;
 	PQclear(dres);
 	PQclear(rres);
 	PQclear(pres);
@@ -1911,6 +1917,7 @@ db_config_snapshot_free(Mxfleet__V1__ConfigSnapshot *s)
 	db_dns_sts_free(s->mta_sts, s->n_mta_sts);
 	db_rollover_snapshot_free(s->key_switches, s->n_key_switches);
 	free(s->tlsrpt_sender);
+	db_rptrecv_addresses_free(s->tlsrpt_addresses, s->n_tlsrpt_addresses);
 	free(s);
 }
 

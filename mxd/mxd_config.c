@@ -1,4 +1,5 @@
 #include "mxd_config.h"
+#include "rptspool.h"
 #include "mxd_config_list.h"
 #include "https_config.h"
 #include "mxd_identity.h"
@@ -919,6 +920,7 @@ mxd_config_merge_snapshot(struct mxd_config *cfg)
 	mxd_keyswitch_merge_snapshot(cfg, s);
 	if (s->tlsrpt_sender[0] && strlen(s->tlsrpt_sender) < 1000)
 		cfg->tlsrpt_sender = xstrdup(s->tlsrpt_sender);
+	rptspool_merge_snapshot(cfg, s);
 	/* controld's routes and policies come first: the file's apply where
 	 * controld has nothing to say. */
 	struct mxd_route *file_routes = cfg->routes;
@@ -1006,6 +1008,7 @@ mxd_config_free(struct mxd_config *cfg)
 		return;
 	free(cfg->path);
 	free(cfg->hostname);
+	rptspool_config_free(cfg);
 	mxd_config_list_addrs_free(cfg->listen, cfg->nlisten);
 	free(cfg->user);
 	free(cfg->spool_dir);

@@ -110,6 +110,9 @@ struct mxd_config {
 	size_t			 nkey_switches;
 	char			*tlsrpt_sender;		/* the snapshot's (NULL: none); its
 							   sessions are tlsrpt_exempt */
+	/* issue 12: the snapshot's TLSRPT addresses (rptspool.h), sorted */
+	char			**tlsrpt_addresses;
+	size_t			 ntlsrpt_addresses;
 
 	uint64_t		 message_size;
 	int			 max_recipients;

@@ -5,6 +5,7 @@
 #include "buf.h"
 #include "dsn.h"
 #include "log.h"
+#include "rptspool.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 
@@ -48,6 +49,11 @@ struct smtpd_core {
 	int			 bdat_error;	/* the spool refused the first chunk: so
 						   is every later one, till LAST or RSET */
 	struct buf		 content;
+	/* recipients that are TLSRPT addresses, kept apart (rptspool.h) */
+	char			**rpt_rcpts;
+	size_t			 nrpt_rcpts;
+	struct buf		 rpt_copy;	/* the message for them */
+	int			 rpt_too_big;
 
 	/* the RCPT waiting for a probe (SMTPD_PHASE_VERIFY) */
 	char			*verify_addr;
@@ -103,6 +109,81 @@ smtpd_core_error(struct smtpd_core *s)
 	return 1;
 }
 
+/* ---- mail to the TLSRPT addresses (rptspool.h) ---- */
+
+static void
+smtpd_core_rpt_reset(struct smtpd_core *s)
+{
+	for (size_t i = 0; i < s->nrpt_rcpts; i++)
+		free(s->rpt_rcpts[i]);
+	free(s->rpt_rcpts);
+	s->rpt_rcpts = NULL;
+	s->nrpt_rcpts = 0;
+	buf_reset(&s->rpt_copy);
+	s->rpt_too_big = 0;
+}
+
+static void
+smtpd_core_rpt_add(struct smtpd_core *s, const char *addr)
+{
+	for (size_t i = 0; i < s->nrpt_rcpts; i++)
+		if (strcasecmp(s->rpt_rcpts[i], addr) == 0)
+			return;
+	s->rpt_rcpts = xreallocarray(s->rpt_rcpts, s->nrpt_rcpts + 1, sizeof(char *));
+	s->rpt_rcpts[s->nrpt_rcpts++] = xstrdup(addr);
+}
+
+/* The content written so far, copied for the report addresses. */
+static void
+smtpd_core_rpt_tee(struct smtpd_core *s)
+{
+	if (s->nrpt_rcpts == 0 || s->rpt_too_big)
+		return;
+	if (s->rpt_copy.len + s->content.len > RPTSPOOL_MAX) {
+		s->rpt_too_big = 1;
+		buf_reset(&s->rpt_copy);
+	} else
+		buf_append(&s->rpt_copy, s->content.data, s->content.len);
+}
+
+static void smtpd_core_txn_reset(struct smtpd_core *s);
+static void smtpd_core_spool_failed(struct smtpd_core *s, int err);
+
+/* A copy per report address, durable before any reply: 0, or -1 when the
+ * message was refused (answered, transaction reset). */
+static int
+smtpd_core_rpt_store(struct smtpd_core *s)
+{
+	char name[RPTSPOOL_NAME_MAX], err[600], q[LOG_QUOTE_SIZE(100)];
+	int e = 0;
+
+	if (s->rpt_too_big) {
+		smtpd_core_txn_reset(s);
+		s->info.phase = SMTPD_PHASE_READY;
+		smtpd_core_reply(s, "552 5.3.4 Error: message too big for a TLS report address"
+		    " (at most %u bytes)", RPTSPOOL_MAX);
+		return -1;
+	}
+	if (s->env.nrcpts > 0 && s->spool_err)
+		return 0;	/* the queue failed: its reply says so, nothing kept */
+	for (size_t i = 0; i < s->nrpt_rcpts && e == 0; i++) {
+		snprintf(name, sizeof(name), "%s.%zu", s->env.id, i);
+		e = rptspool_store(s->cfg->spool_dir, name, s->env.from, s->rpt_rcpts[i],
+		    s->env.created, s->rpt_copy.data, s->rpt_copy.len, err, sizeof(err));
+		if (e == 0)
+			log_info("event=tlsrpt_kept sid=%s id=%s rcpt=%s size=%zu", s->sid, name,
+			    log_quote(q, sizeof(q), s->rpt_rcpts[i], strlen(s->rpt_rcpts[i]), 100),
+			    s->rpt_copy.len);
+	}
+	if (e == 0)
+		return 0;
+	log_warnx("event=tlsrpt_keep_failed sid=%s error=\"%s\"", s->sid, err);
+	smtpd_core_txn_reset(s);
+	s->info.phase = SMTPD_PHASE_READY;
+	smtpd_core_spool_failed(s, e);
+	return -1;
+}
+
 static void
 smtpd_core_txn_reset(struct smtpd_core *s)
 {
@@ -113,6 +194,7 @@ smtpd_core_txn_reset(struct smtpd_core *s)
 	spool_env_free(&s->env);
 	memset(&s->env, 0, sizeof(s->env));
 	buf_reset(&s->content);
+	smtpd_core_rpt_reset(s);
 	s->spool_err = 0;
 	s->info.in_txn = 0;
 	s->bdat_started = 0;
@@ -345,13 +427,16 @@ smtpd_core_cmd_rcpt(struct smtpd_core *s, const struct smtp_cmd *c)
 			return;
 		}
 	}
-	if (s->env.nrcpts >= (size_t)cfg->max_recipients) {
+	if (s->env.nrcpts + s->nrpt_rcpts >= (size_t)cfg->max_recipients) {
 		smtpd_core_reply(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
 	const char *domain = smtp_parser_domain(addr);
 	const struct mxd_domain *dom;
-	if (domain == NULL) {
+	if (rptspool_is_address(cfg, addr)) {
+		/* A TLS report for controld: kept, not relayed (rptspool.h). */
+		smtpd_core_rpt_add(s, addr);
+	} else if (domain == NULL) {
 		/* <postmaster>: the first local domain's postmaster. */
 		if (cfg->ndomains == 0) {
 			smtpd_core_reply(s, "550 5.1.1 <%s>: Recipient address rejected", addr);
@@ -459,6 +544,7 @@ smtpd_core_flush_content(struct smtpd_core *s)
 {
 	if (s->content.len == 0)
 		return;
+	smtpd_core_rpt_tee(s);
 	int err = s->spool_err ? s->spool_err : s->io->msg_write(s->arg, s->content.data,
 	    s->content.len);
 	buf_reset(&s->content);
@@ -489,6 +575,16 @@ smtpd_core_msg_end(struct smtpd_core *s, unsigned flags, uint64_t size)
 	}
 	s->env.size = size;
 	smtpd_core_flush_content(s);
+	if (s->nrpt_rcpts > 0 && smtpd_core_rpt_store(s) < 0)
+		return;
+	if (s->env.nrcpts == 0) {
+		/* Only report addresses: kept, nothing to queue. */
+		smtpd_core_txn_reset(s);
+		s->info.phase = SMTPD_PHASE_READY;
+		smtpd_core_reply(s, "250 2.0.0 Ok: kept for controld");
+		s->info.messages++;
+		return;
+	}
 	int err = s->spool_err ? s->spool_err : s->io->msg_commit(s->arg);
 	if (err != 0) {
 		smtpd_core_txn_reset(s);	/* removes the partial file */
@@ -508,7 +604,7 @@ smtpd_core_cmd_data(struct smtpd_core *s, const struct smtp_cmd *c)
 		smtpd_core_error(s);
 		return;
 	}
-	if (s->env.nrcpts == 0 || s->bdat_started || s->bdat_error) {
+	if (s->env.nrcpts + s->nrpt_rcpts == 0 || s->bdat_started || s->bdat_error) {
 		smtpd_core_reply(s, "503 5.5.1 Error: %s", s->bdat_started || s->bdat_error ?
 		    "DATA after BDAT" : "need RCPT command");
 		smtpd_core_error(s);
@@ -554,7 +650,7 @@ smtpd_core_cmd_bdat(struct smtpd_core *s, const struct smtp_cmd *c)
 	smtpd_core_set_timeout(s, s->cfg->data_timeout);
 	if (!s->info.esmtp)
 		s->bdat_reject = "503 5.5.1 Error: send EHLO first";
-	else if (!s->info.in_txn || s->env.nrcpts == 0)
+	else if (!s->info.in_txn || s->env.nrcpts + s->nrpt_rcpts == 0)
 		s->bdat_reject = "503 5.5.1 Error: need RCPT command";
 	else if (s->bdat_error)
 		s->bdat_reject = smtpd_core_spool_reply(s->bdat_error);
@@ -954,6 +1050,7 @@ smtpd_core_new(const struct smtpd_core_params *p, const struct smtpd_core_io *io
 	s->flush_bytes = p->flush_bytes ? p->flush_bytes : SMTPD_CORE_SPOOL_FLUSH;
 	s->info.phase = SMTPD_PHASE_INIT;
 	buf_init(&s->content);
+	buf_init(&s->rpt_copy);
 	*out = s;
 	return 0;
 }
@@ -966,6 +1063,7 @@ smtpd_core_free(struct smtpd_core *s)
 	smtpd_core_txn_reset(s);
 	smtpd_core_verify_forget(s);
 	buf_free(&s->content);
+	buf_free(&s->rpt_copy);
 	free(s);
 }
 

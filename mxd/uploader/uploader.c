@@ -29,6 +29,7 @@
 #include "grpc.h"
 #include "log.h"
 #include "outcome.h"
+#include "rptupload.h"
 #include "xmalloc.h"
 
 #include <dirent.h>
@@ -85,6 +86,7 @@ struct uploader {
 	uint64_t		 config_version;
 	struct upload_batch	 batch;
 	int			 stopping;
+	struct rptupload	*rpt;		/* received TLS reports (rptupload.h) */
 };
 
 static void uploader_pump(struct uploader *u);
@@ -538,6 +540,7 @@ uploader_open_calls(struct uploader *u)
 			grpc_call_close_send(u->watch);
 		}
 	}
+	rptupload_kick(u->rpt);
 	uploader_pump(u);
 }
 
@@ -642,8 +645,10 @@ uploader_main(struct mxd_config *cfg, int fd, uint64_t *shared_dropped,
 	log_info("event=uploader_started host_id=%s controld=%s:%d journal=%s backlog=%" PRIu64,
 	    u.host_id, cfg->control_host, cfg->control_port, dir, journal_backlog(u.j));
 	grpc_client_new(&u.cl, u.base, &o);
+	u.rpt = rptupload_new(u.base, u.cl, cfg->spool_dir, u.host_id);
 	event_base_dispatch(u.base);
 
+	rptupload_free(u.rpt);
 	grpc_client_free(u.cl);
 	event_free(u.read_ev);
 	event_free(u.commit_ev);

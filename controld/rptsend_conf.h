@@ -1,0 +1,33 @@
+/* The `send` group inside controld.conf's `reports` group (docs/reports.md,
+ * "Sending"): when and how controld sends the TLS reports it aggregates.
+ * Checked when the file is read. Read-only for the process once loaded. */
+#ifndef CONTROLD_RPTSEND_CONF_H
+#define CONTROLD_RPTSEND_CONF_H
+
+#include <libconfig.h>
+
+#include "conf.h"
+
+#define RPTSEND_SUBMIT_MAX	8
+
+struct rptsend_config {
+	int		 enabled;		/* the daily round runs (default off) */
+	char		*submit[RPTSEND_SUBMIT_MAX];	/* mxd SMTP "host:port", in order */
+	size_t		 nsubmit;
+	long long	 interval;		/* seconds between rounds (60) */
+	long long	 jitter;		/* planning starts at 00:00 UTC + this (900) */
+	long long	 window;		/* deliveries spread over so many seconds (14400) */
+	long long	 retry;			/* first retry after so many seconds, doubling (600) */
+	long long	 retry_max;		/* at most so many seconds between tries (7200) */
+	long long	 give_up;		/* failed after so long since the first try (86400) */
+	long long	 timeout;		/* one SMTP or HTTPS exchange, seconds (60) */
+	int		 report_without_failures;	/* send a day with only successes (true) */
+	char		*https_ca_file;		/* CA bundle for https: rua (NULL: system) */
+};
+
+/* g may be NULL (absent): the defaults. -1 with err filled. */
+int rptsend_config_load(const config_setting_t *g, struct rptsend_config *cfg,
+    struct conf_err *err);
+void rptsend_config_free(struct rptsend_config *cfg);
+
+#endif

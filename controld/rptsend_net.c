@@ -2,6 +2,7 @@
  * reports we send (rptsend_net.h). */
 #include "rptsend_net.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -220,7 +221,9 @@ rptsend_smtp_starttls(struct rptsend_smtp *s, const char *host, char *err, size_
 		rptsend_net_fail(err, errsz, "submit %s: TLS setup failed", s->peer);
 		return -1;
 	}
-	SSL_set_tlsext_host_name(s->ssl, host);
+	unsigned char a[16];
+	if (inet_pton(AF_INET, host, a) != 1 && inet_pton(AF_INET6, host, a) != 1)
+		SSL_set_tlsext_host_name(s->ssl, host);	/* SNI carries names only (RFC 6066 3) */
 	if (SSL_connect(s->ssl) != 1) {
 		char e[256];
 		ERR_error_string_n(ERR_get_error(), e, sizeof(e));

@@ -15,7 +15,6 @@ import http.server
 import json
 import os
 import re
-import socket
 import ssl
 import sys
 import threading
@@ -307,6 +306,15 @@ class ReportSendTest(cptest.FleetTestCase):
         self.assertEqual(p[0]["attempts"], 0)
         self.assertIn(f"no active DKIM key for {SUBMITTER}", p[0]["last_error"])
         self.assertTrue(c.events("tlsrpt_send_waiting"), c.log_tail())
+        # What an operator reads: the delivery, and the reason under it.
+        out = self.mailctl(c, "reports", "pending").stdout.splitlines()
+        self.assertRegex(out[1], rf"^{p[0]['id']}\s+{ymd(self.d1)}\s+{dom}\s+domain\s+pending\s+0 ")
+        self.assertTrue(out[1].endswith(f"mailto:tlsrpt@rua-{self.tag}.test"), out)
+        self.assertEqual(out[2].strip(), "last error: " + p[0]["last_error"])
+        time.sleep(1.2)     # reports.send.retry: due again
+        out = self.mailctl(c, "reports", "send-now", "--day", ymd(self.d1)).stdout
+        self.assertTrue(out.startswith(f"day {ymd(self.d1)}: planned 0, sent 0, retrying 1,"),
+                        out)
 
     def test_https_500_is_retried_until_accepted_and_a_redirect_is_not_followed(self):
         ep = self.endpoint()

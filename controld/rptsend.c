@@ -69,21 +69,6 @@ rptsend_round_free(struct rptsend_round *r)
 	r->nerrors = 0;
 }
 
-/* Where in the window a delivery falls: a hash of the report and the URI
- * (FNV-1a), so replicas and re-plans agree and receivers are not all
- * sent to in the same second. */
-static time_t
-rptsend_spread(const char *report_id, const char *uri, long long window)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (const char *s = report_id; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	for (const char *s = uri; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return window > 0 ? (time_t)(h % (uint64_t)window) : 0;
-}
-
 static uint64_t
 rptsend_failures(const struct tlsrpt_report *rep)
 {
@@ -121,8 +106,8 @@ rptsend_plan_one(struct db *db, struct rptsend_round *r, const struct dns_resolv
 			continue;
 		struct db_rptsend_new d = { r->day, pair->policy_domain,
 		    db_tlsrpt_kind_name(pair->kind), u->uri, tlsrpt_txt_scheme_name(u->scheme),
-		    u->target, rep->report_id, json, r->now + (force ? 0 :
-		    rptsend_spread(rep->report_id, u->uri, rptsend_cfg->send.window)) };
+		    u->target, rep->report_id, json, force ? r->now :
+		    rptsend_config_due(&rptsend_cfg->send, rep->report_id, u->uri, r->now) };
 		if ((rc = db_rptsend_add(db, &d, &added)) == DB_OK && added) {
 			r->planned++;
 			log_info("event=tlsrpt_planned day_unix=%lld domain=%s kind=%s rua=%s",
@@ -237,11 +222,9 @@ static int
 rptsend_settle(struct db *db, struct rptsend_round *r, const struct db_rptsend_delivery *d,
     int outcome, const char *err)
 {
-	const struct rptsend_config *s = &rptsend_cfg->send;
 	char q[LOG_QUOTE_SIZE(300)];
-	time_t first = d->first_attempt ? d->first_attempt : r->now;
-	long long delay = s->retry;
-	int tried = outcome < 0;
+	time_t next;
+	int tried = outcome < 0, give_up;
 
 	if (outcome == 0) {
 		r->sent++;
@@ -249,12 +232,10 @@ rptsend_settle(struct db *db, struct rptsend_round *r, const struct db_rptsend_d
 		    (long long)d->id, d->policy_domain, d->kind, d->rua, d->attempts + 1);
 		return db_rptsend_finish(db, d->id, "sent", r->now, r->now, 1, "");
 	}
-	for (int i = 0; i < d->attempts && delay < s->retry_max; i++)
-		delay *= 2;
-	if (delay > s->retry_max)
-		delay = s->retry_max;
+	give_up = rptsend_config_retry(&rptsend_cfg->send, d->attempts, d->first_attempt, r->now,
+	    &next);
 	log_quote(q, sizeof(q), err, strlen(err), 300);
-	if (tried && r->now >= first + s->give_up) {
+	if (tried && give_up) {
 		r->failed++;
 		log_warnx("event=tlsrpt_failed id=%lld domain=%s rua=%s attempts=%d error=%s",
 		    (long long)d->id, d->policy_domain, d->rua, d->attempts + 1, q);
@@ -264,9 +245,8 @@ rptsend_settle(struct db *db, struct rptsend_round *r, const struct db_rptsend_d
 	rptsend_error(r, "%s %s: %s", d->policy_domain, d->rua, err);
 	log_warnx("event=%s id=%lld domain=%s rua=%s attempts=%d retry_in=%lld error=%s",
 	    tried ? "tlsrpt_send_failed" : "tlsrpt_send_waiting", (long long)d->id,
-	    d->policy_domain, d->rua, d->attempts + tried, delay, q);
-	return db_rptsend_finish(db, d->id, "pending", r->now, r->now + (time_t)delay, tried,
-	    err);
+	    d->policy_domain, d->rua, d->attempts + tried, (long long)(next - r->now), q);
+	return db_rptsend_finish(db, d->id, "pending", r->now, next, tried, err);
 }
 
 static int

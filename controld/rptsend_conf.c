@@ -1,6 +1,7 @@
 /* controld: the reports.send group of controld.conf (rptsend_conf.h). */
 #include "rptsend_conf.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,4 +79,33 @@ rptsend_config_free(struct rptsend_config *cfg)
 		free(cfg->submit[i]);
 	free(cfg->https_ca_file);
 	memset(cfg, 0, sizeof(*cfg));
+}
+
+int
+rptsend_config_retry(const struct rptsend_config *cfg, int attempts, time_t first, time_t now,
+    time_t *next)
+{
+	long long delay = cfg->retry;
+
+	for (int i = 0; i < attempts && delay < cfg->retry_max; i++)
+		delay *= 2;
+	if (delay > cfg->retry_max)
+		delay = cfg->retry_max;
+	*next = now + (time_t)delay;
+	return now >= (first ? first : now) + cfg->give_up;
+}
+
+time_t
+rptsend_config_due(const struct rptsend_config *cfg, const char *report_id, const char *uri,
+    time_t planned)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	if (cfg->window <= 0)
+		return planned;
+	for (const char *s = report_id; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	for (const char *s = uri; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return planned + (time_t)(h % (uint64_t)cfg->window);
 }

@@ -5,6 +5,7 @@
 #define CONTROLD_RPTSEND_CONF_H
 
 #include <libconfig.h>
+#include <time.h>
 
 #include "conf.h"
 
@@ -29,5 +30,18 @@ struct rptsend_config {
 int rptsend_config_load(const config_setting_t *g, struct rptsend_config *cfg,
     struct conf_err *err);
 void rptsend_config_free(struct rptsend_config *cfg);
+
+/* The schedule of one delivery, without I/O (the caller's clock):
+ * A try at now failed after `attempts` earlier tries, the first of them at
+ * first (0: none, this was the first): 1 when it is given up (give_up
+ * seconds after the first try), else 0 with *next = now + retry doubled per
+ * earlier try, at most retry_max. */
+int rptsend_config_retry(const struct rptsend_config *cfg, int attempts, time_t first,
+    time_t now, time_t *next);
+/* When the delivery of report_id to uri planned at `planned` is due: a
+ * point of [planned, planned + window) chosen by a hash of both (FNV-1a),
+ * the same on every replica. */
+time_t rptsend_config_due(const struct rptsend_config *cfg, const char *report_id,
+    const char *uri, time_t planned);
 
 #endif

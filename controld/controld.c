@@ -29,7 +29,6 @@
 #include "admin_dns.h"
 #include "admin_reports.h"
 #include "admin_rptsend.h"
-#include "rptsend.h"
 #include "call.h"
 #include "collector.h"
 #include "controld.h"
@@ -42,6 +41,7 @@
 #include "netaddr.h"
 #include "pki.h"
 #include "rollover_run.h"
+#include "rptsend.h"
 #include "mxfleet.pb-c.h"
 #include "xmalloc.h"
 

@@ -65,9 +65,9 @@ void db_rptsend_delivery_free(struct db_rptsend_delivery *d);
  * when it has none. *selector and *pem malloc'd. */
 int db_rptsend_dkim_key(struct db *db, const char *domain, char **selector, char **pem);
 
-/* mailctl reports sent|pending|show: which "sent", "pending" (with sending
- * and suppressed... see docs), "" every state; id > 0: that one, with its
- * JSON. */
+/* mailctl reports sent|pending|show: which "sent", "pending" (pending and
+ * sending), "" every state; id > 0: that one delivery, with its JSON
+ * (DB_ENOTFOUND when there is none). At most 10000 rows, newest day first. */
 int db_rptsend_list(struct db *db, const char *which, int64_t id,
     Mxfleet__V1__ReportDeliveriesReply **out);
 void db_rptsend_list_free(Mxfleet__V1__ReportDeliveriesReply *r);

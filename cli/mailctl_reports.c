@@ -70,24 +70,236 @@ mailctl_reports_preview(int argc, char **argv)
 	return rc;
 }
 
-/* ---- received reports (issue 12: rptrecv) ---- */
+/* ---- issue 12: rptsend: the deliveries of the reports controld sends ---- */
 
-#define MAILCTL_REPORTS_RECEIVED_USAGE \
-	"usage: mailctl reports received [--domain D] [--since DURATION] [--json]\n" \
+#define MAILCTL_REPORTS_SEND_USAGE \
+	"usage: mailctl reports sent|pending [--json]\n" \
 	"       mailctl reports show ID [--json]\n" \
-	"  DURATION: seconds, or a number with s, m, h or d (default 24h)\n"
+	"       mailctl reports send-now [--day YYYY-MM-DD] [--json]\n" \
+	"       mailctl reports suppress ADDRESS --until YYYY-MM-DD[THH:MM:SSZ]|Nd|Nh [--json]\n" \
+	"       mailctl reports unsuppress ADDRESS [--json]\n"
 
 static const char *
-mailctl_reports_time(int64_t t, char *buf, size_t sz)
+mailctl_reports_time(int64_t t, char *out, size_t outsz)
 {
 	time_t tt = (time_t)t;
 	struct tm tm;
 
-	if (t == 0 || gmtime_r(&tt, &tm) == NULL)
+	if (t == 0)
 		return "-";
-	strftime(buf, sz, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return buf;
+	gmtime_r(&tt, &tm);
+	strftime(out, outsz, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return out;
 }
+
+static json_t *
+mailctl_reports_delivery_json(const Mxfleet__V1__ReportDelivery *d, int with_report)
+{
+	json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s,s:s}",
+	    "id", (json_int_t)d->id, "day", d->day, "policy_domain", d->policy_domain,
+	    "kind", d->kind, "rua", d->rua, "state", d->state, "attempts",
+	    (json_int_t)d->attempts, "next_attempt_unix", (json_int_t)d->next_attempt_unix,
+	    "first_attempt_unix", (json_int_t)d->first_attempt_unix, "sent_unix",
+	    (json_int_t)d->sent_unix, "last_error", d->last_error, "report_id", d->report_id);
+	if (with_report) {
+		json_t *r = json_loads(d->report_json, 0, NULL);
+		json_object_set_new(o, "report", r ? r : json_string(d->report_json));
+	}
+	return o;
+}
+
+static void
+mailctl_reports_delivery_print(const Mxfleet__V1__ReportDeliveriesReply *r)
+{
+	char t1[32], t2[32];
+
+	printf("%-6s %-10s %-28s %-6s %-10s %3s %-20s %-20s %s\n", "ID", "DAY", "DOMAIN", "KIND",
+	    "STATE", "TRY", "SENT", "NEXT", "RUA");
+	for (size_t i = 0; i < r->n_deliveries; i++) {
+		const Mxfleet__V1__ReportDelivery *d = r->deliveries[i];
+		int done = strcmp(d->state, "pending") != 0 && strcmp(d->state, "sending") != 0;
+		printf("%-6llu %-10s %-28s %-6s %-10s %3u %-20s %-20s %s\n",
+		    (unsigned long long)d->id, d->day, d->policy_domain, d->kind, d->state,
+		    d->attempts, mailctl_reports_time(d->sent_unix, t1, sizeof(t1)),
+		    done ? "-" : mailctl_reports_time(d->next_attempt_unix, t2, sizeof(t2)), d->rua);
+		if (d->last_error[0])
+			printf("       last error: %s\n", d->last_error);
+	}
+}
+
+/* reports sent|pending [--json], reports show ID [--json] */
+static int
+mailctl_reports_list(const char *which, uint64_t id, int json)
+{
+	Mxfleet__V1__ReportDeliveriesRequest q = MXFLEET__V1__REPORT_DELIVERIES_REQUEST__INIT;
+	Mxfleet__V1__ReportDeliveriesReply *r;
+	int rc;
+
+	q.state = (char *)which;
+	q.id = id;
+	if ((rc = mailctl_call("ReportDeliveries", &q.base, (ProtobufCMessage **)&r,
+	    &mxfleet__v1__report_deliveries_reply__descriptor)))
+		return rc;
+	if (json && id > 0 && r->n_deliveries == 1)
+		mailctl_print_json(mailctl_reports_delivery_json(r->deliveries[0], 1));
+	else if (json) {
+		json_t *a = json_array();
+		for (size_t i = 0; i < r->n_deliveries; i++)
+			json_array_append_new(a, mailctl_reports_delivery_json(r->deliveries[i], 0));
+		mailctl_print_json(json_pack("{s:o}", "deliveries", a));
+	} else {
+		mailctl_reports_delivery_print(r);
+		if (id > 0 && r->n_deliveries == 1)
+			printf("report %s\n%s\n", r->deliveries[0]->report_id,
+			    r->deliveries[0]->report_json);
+	}
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	return 0;
+}
+
+/* reports send-now [--day D] [--json] */
+static int
+mailctl_reports_send_now(const char *day, int json)
+{
+	Mxfleet__V1__ReportSendNowRequest q = MXFLEET__V1__REPORT_SEND_NOW_REQUEST__INIT;
+	Mxfleet__V1__ReportSendNowReply *r;
+	int rc;
+
+	q.day = (char *)(day ? day : "");
+	mailctl_call_timeout_ms = 600000;
+	if ((rc = mailctl_call("ReportSendNow", &q.base, (ProtobufCMessage **)&r,
+	    &mxfleet__v1__report_send_now_reply__descriptor)))
+		return rc;
+	if (json) {
+		json_t *e = json_array();
+		for (size_t i = 0; i < r->n_errors; i++)
+			json_array_append_new(e, json_string(r->errors[i]));
+		mailctl_print_json(json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:o}", "day", r->day,
+		    "planned", (json_int_t)r->planned, "sent", (json_int_t)r->sent, "retrying",
+		    (json_int_t)r->retrying, "failed", (json_int_t)r->failed, "suppressed",
+		    (json_int_t)r->suppressed, "errors", e));
+	} else {
+		printf("day %s: planned %u, sent %u, retrying %u, failed %u, suppressed %u\n",
+		    r->day, r->planned, r->sent, r->retrying, r->failed, r->suppressed);
+		for (size_t i = 0; i < r->n_errors; i++)
+			printf("  %s\n", r->errors[i]);
+	}
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	return 0;
+}
+
+/* --until: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ (UTC), or Nd / Nh from now. */
+static int
+mailctl_reports_until(const char *s, int64_t *out)
+{
+	struct tm tm = { 0 };
+	char *end;
+	long long n = strtoll(s, &end, 10);
+
+	if (end != s && n > 0 && (strcmp(end, "d") == 0 || strcmp(end, "h") == 0)) {
+		*out = (int64_t)time(NULL) + n * (*end == 'd' ? 86400 : 3600);
+		return 0;
+	}
+	end = strptime(s, "%Y-%m-%d", &tm);
+	if (end && *end == 'T')
+		end = strptime(end, "T%H:%M:%SZ", &tm);
+	if (end == NULL || *end != '\0')
+		return -1;
+	*out = (int64_t)timegm(&tm);
+	return 0;
+}
+
+/* reports suppress ADDRESS --until T | unsuppress ADDRESS */
+static int
+mailctl_reports_suppress(const char *address, const char *until, int remove, int json)
+{
+	Mxfleet__V1__ReportSuppressRequest q = MXFLEET__V1__REPORT_SUPPRESS_REQUEST__INIT;
+	Mxfleet__V1__ReportSuppressReply *r;
+	int rc;
+
+	q.address = (char *)address;
+	q.remove = remove;
+	if (!remove && (until == NULL || mailctl_reports_until(until, &q.until_unix) < 0)) {
+		fprintf(stderr, "mailctl: reports suppress: --until YYYY-MM-DD[THH:MM:SSZ], Nd or "
+		    "Nh is required\n" MAILCTL_REPORTS_SEND_USAGE);
+		return 2;
+	}
+	if ((rc = mailctl_call("ReportSuppress", &q.base, (ProtobufCMessage **)&r,
+	    &mxfleet__v1__report_suppress_reply__descriptor)))
+		return rc;
+	if (json)
+		mailctl_print_json(json_pack("{s:s,s:b,s:I}", "address", address, "changed",
+		    r->changed, "until_unix", (json_int_t)(remove ? 0 : q.until_unix)));
+	else if (remove)
+		printf("%s: %s\n", address, r->changed ? "no longer suppressed" : "was not suppressed");
+	else
+		printf("%s: suppressed until %s\n", address, until);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	return 0;
+}
+
+static int
+mailctl_reports_is_send_cmd(const char *c)
+{
+	static const char *const cmds[] = { "sent", "pending", "show", "send-now", "suppress",
+	    "unsuppress", NULL };
+
+	for (size_t i = 0; cmds[i]; i++)
+		if (strcmp(c, cmds[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+mailctl_reports_send(int argc, char **argv)
+{
+	const char *cmd = argv[0], *arg = NULL, *day = NULL, *until = NULL;
+	int json = 0;
+	char *end;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else if (strcmp(argv[i], "--day") == 0 && i + 1 < argc)
+			day = argv[++i];
+		else if (strcmp(argv[i], "--until") == 0 && i + 1 < argc)
+			until = argv[++i];
+		else if (argv[i][0] != '-' && arg == NULL)
+			arg = argv[i];
+		else {
+			fprintf(stderr, "mailctl: reports %s: unexpected %s\n" MAILCTL_REPORTS_SEND_USAGE,
+			    cmd, argv[i]);
+			return 2;
+		}
+	}
+	int wants_arg = strcmp(cmd, "show") == 0 || strcmp(cmd, "suppress") == 0 ||
+	    strcmp(cmd, "unsuppress") == 0;
+	if (wants_arg != (arg != NULL) || (day && strcmp(cmd, "send-now") != 0) ||
+	    (until && strcmp(cmd, "suppress") != 0)) {
+		fprintf(stderr, MAILCTL_REPORTS_SEND_USAGE);
+		return 2;
+	}
+	if (strcmp(cmd, "sent") == 0 || strcmp(cmd, "pending") == 0)
+		return mailctl_reports_list(cmd, 0, json);
+	if (strcmp(cmd, "show") == 0) {
+		unsigned long long id = strtoull(arg, &end, 10);
+		if (*end != '\0' || id == 0) {
+			fprintf(stderr, "mailctl: reports show: ID is a delivery number\n");
+			return 2;
+		}
+		return mailctl_reports_list("", id, json);
+	}
+	if (strcmp(cmd, "send-now") == 0)
+		return mailctl_reports_send_now(day, json);
+	return mailctl_reports_suppress(arg, until, strcmp(cmd, "unsuppress") == 0, json);
+}
+
+/* ---- received reports (issue 12: rptrecv) ---- */
+
+#define MAILCTL_REPORTS_RECEIVED_USAGE \
+	"usage: mailctl reports received [--domain D] [--since DURATION] [--json]\n" \
+	"       mailctl reports show rID [--json]   (a received report: its id from 'received')\n" \
+	"  DURATION: seconds, or a number with s, m, h or d (default 24h)\n"
 
 static json_t *
 mailctl_reports_received_json(const Mxfleet__V1__ReceivedReport *r)
@@ -123,12 +335,12 @@ mailctl_reports_received_line(const Mxfleet__V1__ReceivedReport *r)
 		n += (size_t)snprintf(doms + n, sizeof(doms) - n, "%s%s", i ? "," : "",
 		    r->policy_domains[i]);
 	if (r->refused[0])
-		printf("%-6llu %-20s %-12s REFUSED %s (to %s, from %s)\n",
+		printf("r%-5llu %-20s %-12s REFUSED %s (to %s, from %s)\n",
 		    (unsigned long long)r->id, mailctl_reports_time(r->received_unix, t,
 		    sizeof(t)), r->host_id, r->refused, r->recipient,
 		    r->header_from[0] ? r->header_from : r->mail_from);
 	else
-		printf("%-6llu %-20s %-12s %-24s %-28s %9llu %9llu %s\n",
+		printf("r%-5llu %-20s %-12s %-24s %-28s %9llu %9llu %s\n",
 		    (unsigned long long)r->id, mailctl_reports_time(r->received_unix, t,
 		    sizeof(t)), r->host_id, r->organization_name[0] ? r->organization_name : "-",
 		    doms[0] ? doms : "-", (unsigned long long)r->total_success,
@@ -251,7 +463,8 @@ mailctl_reports_show(int argc, char **argv)
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
 			json = 1;
-		else if (!have && (q.id = strtoull(argv[i], &end, 10)) > 0 && *end == '\0')
+		else if (!have && argv[i][0] == 'r' && (q.id = strtoull(argv[i] + 1, &end, 10)) > 0 &&
+		    *end == '\0')
 			have = 1;
 		else {
 			fprintf(stderr, "mailctl: reports show: unexpected %s\n"
@@ -280,9 +493,16 @@ mailctl_reports(int argc, char **argv)
 {
 	if (argc >= 1 && strcmp(argv[0], "preview") == 0)
 		return mailctl_reports_preview(argc - 1, argv + 1);
-	if (argc >= 1 && (strcmp(argv[0], "received") == 0 || strcmp(argv[0], "show") == 0))
-		return (argv[0][0] == 's' ? mailctl_reports_show :
-		    mailctl_reports_received)(argc - 1, argv + 1);
-	fprintf(stderr, MAILCTL_REPORTS_PREVIEW_USAGE);
+	if (argc >= 1 && strcmp(argv[0], "received") == 0)
+		return mailctl_reports_received(argc - 1, argv + 1);
+	/* show rN: a report another domain sent us; show N: one we send. */
+	if (argc >= 1 && strcmp(argv[0], "show") == 0)
+		for (int i = 1; i < argc; i++)
+			if (argv[i][0] == 'r')
+				return mailctl_reports_show(argc - 1, argv + 1);
+	if (argc >= 1 && mailctl_reports_is_send_cmd(argv[0]))
+		return mailctl_reports_send(argc, argv);
+	fprintf(stderr, MAILCTL_REPORTS_PREVIEW_USAGE MAILCTL_REPORTS_SEND_USAGE
+	    MAILCTL_REPORTS_RECEIVED_USAGE);
 	return 2;
 }

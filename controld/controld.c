@@ -30,6 +30,7 @@
 #include "admin_dns.h"
 #include "admin_reports.h"
 #include "rptrecv.h"
+#include "admin_rptsend.h"
 #include "call.h"
 #include "collector.h"
 #include "controld.h"
@@ -43,6 +44,7 @@
 #include "pki.h"
 #include "rollover_run.h"
 #include "sdnotify.h"
+#include "rptsend.h"
 #include "mxfleet.pb-c.h"
 #include "xmalloc.h"
 
@@ -86,6 +88,10 @@ static const struct grpc_method controld_methods[] = {
 	{ "/mxfleet.v1.Collector/SubmitReport", rptrecv_submit, NULL, call_end },
 	{ "/mxfleet.v1.Admin/ReceivedReports", rptrecv_list, NULL, call_end },
 	{ "/mxfleet.v1.Admin/ShowReceivedReport", rptrecv_show, NULL, call_end },
+	/* ---- issue 12: rptsend ---- */
+	{ "/mxfleet.v1.Admin/ReportDeliveries", admin_rptsend_deliveries, NULL, call_end },
+	{ "/mxfleet.v1.Admin/ReportSendNow", admin_rptsend_send_now, NULL, call_end },
+	{ "/mxfleet.v1.Admin/ReportSuppress", admin_rptsend_suppress, NULL, call_end },
 };
 
 /* ---- configuration and main ---- */
@@ -436,6 +442,7 @@ controld_timers(struct controld *d)
 	rollover_run_start(d->base);
 	dnsauto_start(d->base);
 	inbound_start(d->base);
+	rptsend_start(d->base);
 }
 
 /* After the loop: calls first (their jobs then answer no one), then the
@@ -451,6 +458,7 @@ controld_shutdown(struct controld *d)
 	d->dbq = NULL;
 	dbq_free(d->dnsq, CONTROLD_STOP_WAIT_MS);
 	d->dnsq = NULL;
+	rptsend_stop();
 	while (d->watchers)
 		fleet_watch_remove(d->watchers);
 	if (d->http)

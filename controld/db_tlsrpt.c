@@ -118,7 +118,7 @@ db_tlsrpt_report_id(time_t begin, const char *policy_domain, enum tlsrpt_kind ki
 	char day[16];
 
 	db_tlsrpt_day_text(begin, day, sizeof(day), NULL, 0);
-	return xasprintf("%sT00:00:00Z_%s_%s@%s", day, policy_domain, db_tlsrpt_kind_name(kind),
+	return xasprintf("%s_%s_%s@%s", day, policy_domain, db_tlsrpt_kind_name(kind),
 	    submitter);
 }
 

@@ -53,9 +53,10 @@ const char *db_tlsrpt_kind_name(enum tlsrpt_kind kind);
  * its 00:00:00Z, or -1. */
 int db_tlsrpt_day(const char *day, time_t *begin);
 
-/* The report id: "<YYYY-MM-DD>T00:00:00Z_<policy-domain>_<kind>@<submitter>",
- * stable for the same (day, domain, kind, submitter) and unique across them.
- * Malloc'd. */
+/* The report id: "<YYYY-MM-DD>_<policy-domain>_<kind>@<submitter>",
+ * stable for the same (day, domain, kind, submitter) and unique across them;
+ * a dot-atom@dot-atom, as the mailed report's Subject and Message-ID need
+ * (RFC 8460 5.3, RFC 5322 msg-id: no ':'). Malloc'd. */
 char *db_tlsrpt_report_id(time_t begin, const char *policy_domain, enum tlsrpt_kind kind,
     const char *submitter);
 

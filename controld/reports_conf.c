@@ -11,7 +11,7 @@
 #include "xmalloc.h"
 
 static const char *const reports_conf_keys[] = {
-	"organization_name", "contact_info", "submitter", "mail_from", NULL
+	"organization_name", "contact_info", "submitter", "mail_from", "send", NULL
 };
 
 /* UTF-8 text without control characters, 1..REPORTS_CONF_TEXT_MAX bytes:
@@ -96,12 +96,22 @@ reports_conf_mail_from(const config_setting_t *g, char *s, const char *submitter
 	return 0;
 }
 
+/* send = { ... }: rptsend_conf.h (docs/reports.md, "Sending"). */
+static int
+reports_conf_send(const config_setting_t *g, struct reports_config *cfg, struct conf_err *err)
+{
+	config_setting_t *s;
+	int r = conf_get_aggregate(g, "send", CONFIG_TYPE_GROUP, &s, err);
+
+	return r < 0 ? -1 : rptsend_config_load(r == 1 ? s : NULL, &cfg->send, err);
+}
+
 int
 reports_config_load(const config_setting_t *g, struct reports_config *cfg, struct conf_err *err)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	if (g == NULL)
-		return 0;
+		return rptsend_config_load(NULL, &cfg->send, err);
 	if (conf_check_keys(g, reports_conf_keys, err) < 0 ||
 	    reports_conf_text(g, "organization_name", &cfg->organization_name, err) < 0 ||
 	    reports_conf_text(g, "contact_info", &cfg->contact_info, err) < 0 ||
@@ -110,7 +120,8 @@ reports_config_load(const config_setting_t *g, struct reports_config *cfg, struc
 	    (cfg->submitter && reports_conf_submitter(g, cfg->submitter, err) < 0) ||
 	    reports_conf_text(g, "mail_from", &cfg->mail_from, err) < 0 ||
 	    (cfg->mail_from && reports_conf_mail_from(g, cfg->mail_from, cfg->submitter,
-	    err) < 0)) {
+	    err) < 0) ||
+	    reports_conf_send(g, cfg, err) < 0) {
 		reports_config_free(cfg);
 		return -1;
 	}
@@ -133,5 +144,6 @@ reports_config_free(struct reports_config *cfg)
 	free(cfg->contact_info);
 	free(cfg->submitter);
 	free(cfg->mail_from);
+	rptsend_config_free(&cfg->send);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -7,6 +7,7 @@
 #include <libconfig.h>
 
 #include "conf.h"
+#include "rptsend_conf.h"
 
 #define REPORTS_CONF_TEXT_MAX	256
 
@@ -17,6 +18,7 @@ struct reports_config {
 	char	*mail_from;		/* envelope sender and From of mailed reports,
 					 * lower case, in the submitter's domain (NULL:
 					 * unset; ConfigSnapshot.tlsrpt_sender) */
+	struct rptsend_config send;	/* reports.send: sending (rptsend_conf.h) */
 };
 
 /* The group (NULL: absent, every field NULL). -1 with err filled. */

@@ -54,8 +54,8 @@ test_report_id_names_day_domain_kind_and_submitter(void **state)
 	    "mxfleet.example");
 
 	(void)state;
-	assert_string_equal(a, "2024-01-01T00:00:00Z_example.com_domain@mxfleet.example");
-	assert_string_equal(b, "2024-01-01T00:00:00Z_mx.example.com_host@mxfleet.example");
+	assert_string_equal(a, "2024-01-01_example.com_domain@mxfleet.example");
+	assert_string_equal(b, "2024-01-01_mx.example.com_host@mxfleet.example");
 	free(a);
 	free(b);
 }

@@ -52,7 +52,7 @@ class ReceivedReportsTest(cptest.FleetTestCase):
         return json.loads(out)["reports"]
 
     def show(self, rid):
-        return json.loads(self.mailctl(self.c, "reports", "show", str(rid), "--json").stdout)
+        return json.loads(self.mailctl(self.c, "reports", "show", f"r{rid}", "--json").stdout)
 
     def snapshot(self):
         ch = grpc_channel(self.c.addr, self.pki.mx1, self.pki.ca)
@@ -114,7 +114,7 @@ class ReceivedReportsTest(cptest.FleetTestCase):
         self.assertEqual(old["policies"][0]["failure-details"][0]["result-type"],
                          "sts-policy-fetch-error")
 
-        text = self.mailctl(self.c, "reports", "show", str(g["id"])).stdout
+        text = self.mailctl(self.c, "reports", "show", f"r{g['id']}").stdout
         self.assertIn("failed 3 certificate-host-mismatch sending-mta-ip=209.85.220.41", text)
         self.assertIn("mx-host mx1.recv.example", text)
         listing = self.mailctl(self.c, "reports", "received").stdout

@@ -79,7 +79,7 @@ class ReportMailSmtpTest(cptest.FleetTestCase):
         self.assertEqual(ms["host_id"], MX1)
         self.assertEqual(ms["recipient"], RCPT)
         self.assertEqual(rows["Old Style MTA"]["total_success"], 7)
-        shown = self.mailctl(self.c, "reports", "show", str(ms["id"])).stdout
+        shown = self.mailctl(self.c, "reports", "show", f"r{ms['id']}").stdout
         self.assertIn("failed 3 validation-failure receiving-mx-hostname=mail.recv.example"
                       " receiving-ip=192.0.2.25", shown)
 

@@ -191,7 +191,7 @@ class ReportPreviewTest(cptest.FleetTestCase):
         text, rep = self.report("sts.example", day)
         self.assertEqual(rep["organization-name"], "Fleet Test Org")
         self.assertEqual(rep["contact-info"], "mailto:tlsrpt@fleet.test")
-        self.assertEqual(rep["report-id"], f"{day}T00:00:00Z_sts.example_domain@{SUBMITTER}")
+        self.assertEqual(rep["report-id"], f"{day}_sts.example_domain@{SUBMITTER}")
         self.assertEqual(rep["date-range"], {"start-datetime": f"{day}T00:00:00Z",
                                              "end-datetime": f"{day}T23:59:59Z"})
         self.assertEqual(len(rep["policies"]), 2, rep)
@@ -265,7 +265,7 @@ class ReportPreviewTest(cptest.FleetTestCase):
         self.load_fleet()
         day = ymd(self.d1)
         _, rep = self.report("MX.dane.example.", day, "--host")
-        self.assertEqual(rep["report-id"], f"{day}T00:00:00Z_mx.dane.example_host@{SUBMITTER}")
+        self.assertEqual(rep["report-id"], f"{day}_mx.dane.example_host@{SUBMITTER}")
         # dane.example's 3 + other.example's 1 (named MX.Dane.Example. by the
         # host that reported it) successes, and the one tlsa-invalid.
         self.assertEqual(rep["policies"], [{

@@ -78,4 +78,28 @@ enum db_repeat {
  * once and, if that is safe, run op once more (db.h). */
 int db_call(struct db *db, db_op op, void *arg, enum db_repeat repeat);
 
+/* Shared by db.c and the db_<subject>.c files split from it; the helpers
+ * are in db_util.c, a leaf. */
+#define DB_MAX_UNIX_S		INT64_C(253402300799)	/* 9999-12-31T23:59:59Z */
+/* Free a reply string unless it is protobuf-c's shared empty string. */
+void db_str_free(char *s);
+/* In a transaction the caller began: run the change sql (0 rows touched
+ * is want_none), read the configuration version it bumped, and end it. */
+int config_change_open(struct db *db, const char *what, const char *sql,
+    const struct db_params *p, int want_none, uint64_t *version);
+/* The configuration version as this transaction sees it. */
+int config_version_get(struct db *db, uint64_t *version);
+/* Refuse text that is not UTF-8 (or empty unless may_be_empty). */
+int config_text_check(struct db *db, const char *what, const char *s, int may_be_empty);
+/* Is s (NUL-terminated) all UTF-8? */
+int db_utf8_valid(const char *s);
+/* The current configuration version's query; host_id non-empty UTF-8
+ * (db_util.c; host_id_check: db_hosts.c). */
+extern const char db_sql_config_version[];
+int host_id_check(struct db *db, const char *what, const char *host_id);
+/* The snapshot's recipient checks (db_recipients.c). */
+extern const char db_sql_recipient_checks[];
+Mxfleet__V1__DomainRecipients **recipient_checks_from(const PGresult *res, size_t *n);
+void recipient_checks_free(Mxfleet__V1__DomainRecipients **v, size_t n);
+
 #endif

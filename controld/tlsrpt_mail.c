@@ -1,5 +1,6 @@
 /* controld: the signed mail that carries a TLS report (tlsrpt_mail.h). */
 #include "tlsrpt_mail.h"
+#include "dnsname.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -60,27 +61,16 @@ tlsrpt_mail_dot_atom(const char *s, size_t len)
 	return 1;
 }
 
-/* A host name in LDH form (A-labels for IDNs). */
+/* A host name in LDH form (A-labels for IDNs), as lib/dnsname.c has it,
+ * without the trailing dot a header must not carry. */
 static int
-tlsrpt_mail_domain(const char *s, size_t len)
+tlsrpt_mail_domain(const char *s)
 {
-	size_t label = 0;
+	char why[160];
+	size_t len = strlen(s);
 
-	if (len == 0 || len > TLSRPT_MAIL_DOMAIN_MAX)
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '.') {
-			if (label == 0 || s[i - 1] == '-')
-				return 0;
-			label = 0;
-		} else if (isalnum((unsigned char)s[i]) || (s[i] == '-' && label > 0)) {
-			if (++label > 63)
-				return 0;
-		} else {
-			return 0;
-		}
-	}
-	return label > 0 && s[len - 1] != '-';
+	return len > 0 && len <= TLSRPT_MAIL_DOMAIN_MAX && s[len - 1] != '.' &&
+	    dnsname_check(s, why, sizeof(why)) == 0;
 }
 
 /* local@domain with a dot-atom local part: no quoting, no comments, no
@@ -92,7 +82,7 @@ tlsrpt_mail_check_addr(const char *what, const char *a, char *err, size_t errlen
 
 	if (at == NULL || at - a > TLSRPT_MAIL_LOCAL_MAX ||
 	    !tlsrpt_mail_dot_atom(a, (size_t)(at - a)) ||
-	    !tlsrpt_mail_domain(at + 1, strlen(at + 1)))
+	    !tlsrpt_mail_domain(at + 1))
 		return tlsrpt_mail_fail(err, errlen, what,
 		    " is not an address of the form local@domain.example");
 	return 0;
@@ -101,7 +91,7 @@ tlsrpt_mail_check_addr(const char *what, const char *a, char *err, size_t errlen
 static int
 tlsrpt_mail_check_domain(const char *what, const char *d, char *err, size_t errlen)
 {
-	if (d == NULL || !tlsrpt_mail_domain(d, strlen(d)))
+	if (d == NULL || !tlsrpt_mail_domain(d))
 		return tlsrpt_mail_fail(err, errlen, what, " is not a domain name");
 	return 0;
 }

@@ -1,5 +1,6 @@
 /* DKIM signing, rsa-sha256 relaxed/relaxed (dkim_sign.h). */
 #include "dkim_sign.h"
+#include "dnsname.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -414,16 +415,21 @@ dkim_sig_head(const struct dkim_sign_params *p, const struct dkim_hname *h, size
 static int
 dkim_check_dns_name(const char *what, const char *s, char *err, size_t errlen)
 {
+	char why[160];
 	size_t len = s != NULL ? strlen(s) : 0;
 
 	if (len == 0 || len > DKIM_SIGN_DOMAIN_MAX)
 		return dkim_sign_fail(err, errlen, "%s is empty or too long", what);
+	/* The byte that breaks a tag, named; then lib/dnsname.c's rule (label
+	 * lengths, hyphens) without the trailing dot a tag must not carry. */
 	for (size_t i = 0; i < len; i++)
 		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '.')
 			return dkim_sign_fail(err, errlen, "%s holds byte 0x%02x", what,
 			    (unsigned char)s[i]);
 	if (s[0] == '.' || s[len - 1] == '.' || strstr(s, "..") != NULL)
 		return dkim_sign_fail(err, errlen, "%s has an empty label", what);
+	if (dnsname_check(s, why, sizeof(why)) < 0)
+		return dkim_sign_fail(err, errlen, "%s: %s", what, why);
 	return 0;
 }
 

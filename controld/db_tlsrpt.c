@@ -35,11 +35,14 @@
 
 /* Each counted result once per report it goes into: its policy domain's
  * ("domain"), and for tlsa its MX host's ("host"). $3 NULL: every report of
- * the day; else only the report of $3 of kind $4. */
+ * the day; else only the report of $3 of kind $4. $5 (NULL or a text
+ * array): recipient domains whose results stay out of host reports (their
+ * own report goes to the same address). */
 #define DB_TLSRPT_TARGETS							\
 	", t AS (SELECT k.d, k.kind, r.* FROM r CROSS JOIN LATERAL (VALUES"	\
 	" (r.pdomain, 'domain'), (CASE WHEN r.ptype = 'tlsa' THEN r.mxname END, 'host'))"	\
-	" AS k(d, kind) WHERE k.d <> '' AND ($3::text IS NULL OR (k.d = $3 AND k.kind = $4)))"
+	" AS k(d, kind) WHERE k.d <> '' AND ($3::text IS NULL OR (k.d = $3 AND k.kind = $4))"	\
+	" AND NOT (k.kind = 'host' AND coalesce(r.pdomain = ANY($5::text[]), false)))"
 
 /* The reports: sessions grouped by report, policy (type, strings, MX hosts)
  * and, for failures, every failure-details field; then one row per policy
@@ -261,6 +264,8 @@ struct db_tlsrpt_report_arg {
 	time_t				 begin;
 	enum tlsrpt_kind		 kind;
 	const struct db_tlsrpt_submitter *who;
+	char *const			*exclude;	/* NULL: none */
+	size_t				 n_exclude;
 	struct db_tlsrpt_pair		*pairs;
 	struct tlsrpt_report		*out;
 	size_t				 n;
@@ -285,6 +290,7 @@ db_tlsrpt_report_op(struct db *db, void *arg)
 	struct db_params p = { 0 };
 	char lo[32], hi[32];
 	PGresult *res;
+	char *excl = NULL;
 	int rc = DB_OK, rows;
 
 	db_tlsrpt_arg_clear(a);
@@ -296,7 +302,14 @@ db_tlsrpt_report_op(struct db *db, void *arg)
 		dbp_null(&p);
 		dbp_null(&p);
 	}
-	if ((rc = db_query(db, "tls report", db_tlsrpt_report_sql, &p, &res)) != DB_OK)
+	if (a->exclude) {
+		excl = db_array_literal(a->exclude, a->n_exclude);
+		dbp_str(&p, excl);
+	} else
+		dbp_null(&p);
+	rc = db_query(db, "tls report", db_tlsrpt_report_sql, &p, &res);
+	free(excl);
+	if (rc != DB_OK)
 		return rc;
 	rows = PQntuples(res);
 	a->out = xcalloc((size_t)rows + 1, sizeof(*a->out));
@@ -311,35 +324,56 @@ db_tlsrpt_report_op(struct db *db, void *arg)
 	return rc;
 }
 
-int
-db_tlsrpt_report(struct db *db, const char *policy_domain, time_t begin,
-    enum tlsrpt_kind kind, const struct db_tlsrpt_submitter *who, struct tlsrpt_report *out)
+static int
+db_tlsrpt_one(struct db *db, struct db_tlsrpt_report_arg *a, struct tlsrpt_report *out)
 {
-	struct db_tlsrpt_report_arg a = { policy_domain, begin, kind, who, NULL, NULL, 0 };
 	char day[16];
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if ((rc = db_call(db, db_tlsrpt_report_op, &a, DB_REPEAT_ALWAYS)) == DB_OK && a.n == 0) {
-		db_tlsrpt_day_text(begin, day, sizeof(day), NULL, 0);
+	if ((rc = db_call(db, db_tlsrpt_report_op, a, DB_REPEAT_ALWAYS)) == DB_OK && a->n == 0) {
+		db_tlsrpt_day_text(a->begin, day, sizeof(day), NULL, 0);
 		db_seterr(db, "no TLS results for %s on %s (%s report): no outbound session "
-		    "reported under its policies that day", policy_domain, day,
-		    db_tlsrpt_kind_name(kind));
+		    "reported under its policies that day%s", a->domain, day,
+		    db_tlsrpt_kind_name(a->kind), a->n_exclude ? " outside the recipient "
+		    "domains whose own report goes to the same address" : "");
 		rc = DB_ENOTFOUND;
 	}
 	if (rc == DB_OK) {
-		*out = a.out[0];
-		memset(&a.out[0], 0, sizeof(a.out[0]));
+		*out = a->out[0];
+		memset(&a->out[0], 0, sizeof(a->out[0]));
 	}
-	db_tlsrpt_arg_clear(&a);
+	db_tlsrpt_arg_clear(a);
 	return rc;
+}
+
+int
+db_tlsrpt_report(struct db *db, const char *policy_domain, time_t begin,
+    enum tlsrpt_kind kind, const struct db_tlsrpt_submitter *who, struct tlsrpt_report *out)
+{
+	struct db_tlsrpt_report_arg a = { policy_domain, begin, kind, who, NULL, 0, NULL, NULL,
+	    0 };
+
+	return db_tlsrpt_one(db, &a, out);
+}
+
+int
+db_tlsrpt_host_report_without(struct db *db, const char *mx_host, time_t begin,
+    const struct db_tlsrpt_submitter *who, char *const *exclude, size_t n_exclude,
+    struct tlsrpt_report *out)
+{
+	struct db_tlsrpt_report_arg a = { mx_host, begin, TLSRPT_KIND_HOST, who, exclude,
+	    n_exclude, NULL, NULL, 0 };
+
+	return db_tlsrpt_one(db, &a, out);
 }
 
 int
 db_tlsrpt_reports(struct db *db, time_t begin, const struct db_tlsrpt_submitter *who,
     struct db_tlsrpt_pair **pairs, struct tlsrpt_report **reports, size_t *n)
 {
-	struct db_tlsrpt_report_arg a = { NULL, begin, TLSRPT_KIND_DOMAIN, who, NULL, NULL, 0 };
+	struct db_tlsrpt_report_arg a = { NULL, begin, TLSRPT_KIND_DOMAIN, who, NULL, 0, NULL,
+	    NULL, 0 };
 	int rc = db_call(db, db_tlsrpt_report_op, &a, DB_REPEAT_ALWAYS);
 
 	if (rc != DB_OK)
@@ -380,6 +414,7 @@ db_tlsrpt_list_op(struct db *db, void *arg)
 	*a->out = NULL;
 	*a->n = 0;
 	db_tlsrpt_bounds(&p, a->begin, lo, hi, sizeof(lo));
+	dbp_null(&p);
 	dbp_null(&p);
 	dbp_null(&p);
 	if ((rc = db_query(db, "tls report list", db_tlsrpt_list_sql, &p, &res)) != DB_OK)

@@ -69,6 +69,15 @@ char *db_tlsrpt_report_id(time_t begin, const char *policy_domain, enum tlsrpt_k
 int db_tlsrpt_report(struct db *db, const char *policy_domain, time_t begin,
     enum tlsrpt_kind kind, const struct db_tlsrpt_submitter *who, struct tlsrpt_report *out);
 
+/* The host report of mx_host (as db_tlsrpt_report with TLSRPT_KIND_HOST)
+ * without the results of the recipient domains in exclude (lower case, no
+ * final dot): for an address that also gets those domains' own reports,
+ * so it does not get their DANE results twice. DB_ENOTFOUND when nothing
+ * is left. */
+int db_tlsrpt_host_report_without(struct db *db, const char *mx_host, time_t begin,
+    const struct db_tlsrpt_submitter *who, char *const *exclude, size_t n_exclude,
+    struct tlsrpt_report *out);
+
 /* Every report of the UTC day starting at begin, from one read of the day:
  * (*reports)[i] is the report of (*pairs)[i], ordered by domain then kind.
  * Free both with db_tlsrpt_reports_free; *n may be 0. */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/rand.h>
 
@@ -79,44 +80,141 @@ rptsend_failures(const struct tlsrpt_report *rep)
 	return n;
 }
 
-/* The deliveries of one report: one per usable rua. */
+/* The delivery of rep to one rua. */
 static int
-rptsend_plan_one(struct db *db, struct rptsend_round *r, const struct dns_resolver *res,
-    const struct db_tlsrpt_pair *pair, const struct tlsrpt_report *rep, int force)
+rptsend_plan_rua(struct db *db, struct rptsend_round *r, const struct db_tlsrpt_pair *pair,
+    const struct tlsrpt_report *rep, const struct tlsrpt_txt_rua *u, int force)
 {
 	char err[RPTSEND_ERR_MAX], *json;
-	struct tlsrpt_txt *txt;
 	size_t len;
 	int rc, added;
 
-	if ((rc = rptsend_net_rua(res, pair->policy_domain, &txt, err, sizeof(err))) <= 0) {
-		if (rc < 0)
-			rptsend_error(r, "%s: %s", pair->policy_domain, err);
-		return DB_OK;
-	}
 	if (tlsrpt_build_json(rep, &json, &len, err, sizeof(err)) < 0) {
 		rptsend_error(r, "%s: the report cannot be built: %s", pair->policy_domain, err);
-		tlsrpt_txt_free(txt);
 		return DB_OK;
 	}
-	rc = DB_OK;
-	for (size_t i = 0; i < txt->n_rua && rc == DB_OK; i++) {
-		const struct tlsrpt_txt_rua *u = &txt->rua[i];
-		if (u->scheme != TLSRPT_TXT_MAILTO && u->scheme != TLSRPT_TXT_HTTPS)
-			continue;
-		struct db_rptsend_new d = { r->day, pair->policy_domain,
-		    db_tlsrpt_kind_name(pair->kind), u->uri, tlsrpt_txt_scheme_name(u->scheme),
-		    u->target, rep->report_id, json, force ? r->now :
-		    rptsend_config_due(&rptsend_cfg->send, rep->report_id, u->uri, r->now) };
-		if ((rc = db_rptsend_add(db, &d, &added)) == DB_OK && added) {
-			r->planned++;
-			log_info("event=tlsrpt_planned day_unix=%lld domain=%s kind=%s rua=%s",
-			    (long long)r->day, pair->policy_domain, d.kind, u->uri);
-		}
+	struct db_rptsend_new d = { r->day, pair->policy_domain, db_tlsrpt_kind_name(pair->kind),
+	    u->uri, tlsrpt_txt_scheme_name(u->scheme), u->target, rep->report_id, json,
+	    force ? r->now : rptsend_config_due(&rptsend_cfg->send, rep->report_id, u->uri,
+	    r->now) };
+	if ((rc = db_rptsend_add(db, &d, &added)) == DB_OK && added) {
+		r->planned++;
+		log_info("event=tlsrpt_planned day_unix=%lld domain=%s kind=%s rua=%s",
+		    (long long)r->day, pair->policy_domain, d.kind, u->uri);
 	}
 	free(json);
-	tlsrpt_txt_free(txt);
 	return rc;
+}
+
+static int
+rptsend_usable(const struct tlsrpt_txt_rua *u)
+{
+	return u->scheme == TLSRPT_TXT_MAILTO || u->scheme == TLSRPT_TXT_HTTPS;
+}
+
+/* Whether txt names the same address as u (mailto: target, https: URI). */
+static int
+rptsend_names(const struct tlsrpt_txt *txt, const struct tlsrpt_txt_rua *u)
+{
+	for (size_t i = 0; txt && i < txt->n_rua; i++)
+		if (rptsend_usable(&txt->rua[i]) && txt->rua[i].scheme == u->scheme &&
+		    strcasecmp(txt->rua[i].target, u->target) == 0)
+			return 1;
+	return 0;
+}
+
+/* One day's reports and what each is sent to. */
+struct rptsend_plan_set {
+	struct db_tlsrpt_pair	*pairs;
+	struct tlsrpt_report	*reps;
+	struct tlsrpt_txt	**txt;		/* NULL: no usable record */
+	int			*send;		/* the report is sent (failures, setting) */
+	size_t			 n;
+};
+
+/* A host report to u: without the DANE results of the recipient domains
+ * whose own report u also gets (the same data never twice to one address). */
+static int
+rptsend_plan_host_rua(struct db *db, struct rptsend_round *r, const struct rptsend_plan_set *ps,
+    size_t i, const struct tlsrpt_txt_rua *u, int force)
+{
+	struct db_tlsrpt_submitter who = { rptsend_cfg->organization_name,
+	    rptsend_cfg->contact_info, rptsend_cfg->submitter };
+	char **excl = xcalloc(ps->n + 1, sizeof(char *));
+	struct tlsrpt_report rep;
+	size_t n = 0;
+	int rc;
+
+	for (size_t j = 0; j < ps->n; j++)
+		if (ps->pairs[j].kind == TLSRPT_KIND_DOMAIN && ps->send[j] &&
+		    rptsend_names(ps->txt[j], u))
+			excl[n++] = ps->pairs[j].policy_domain;
+	if (n == 0) {
+		free(excl);
+		return rptsend_plan_rua(db, r, &ps->pairs[i], &ps->reps[i], u, force);
+	}
+	rc = db_tlsrpt_host_report_without(db, ps->pairs[i].policy_domain, r->day, &who, excl, n,
+	    &rep);
+	free(excl);
+	if (rc == DB_ENOTFOUND) {
+		log_info("event=tlsrpt_covered day_unix=%lld domain=%s kind=host rua=%s "
+		    "reason=\"every result is in a recipient domain's report to that address\"",
+		    (long long)r->day, ps->pairs[i].policy_domain, u->uri);
+		return DB_OK;
+	}
+	if (rc == DB_OK) {
+		rc = rptsend_plan_rua(db, r, &ps->pairs[i], &rep, u, force);
+		tlsrpt_report_free(&rep);
+	}
+	return rc;
+}
+
+/* The deliveries of report i: one per usable rua. */
+static int
+rptsend_plan_one(struct db *db, struct rptsend_round *r, const struct rptsend_plan_set *ps,
+    size_t i, int force)
+{
+	const struct tlsrpt_txt *txt = ps->txt[i];
+	int rc = DB_OK;
+
+	for (size_t k = 0; txt && k < txt->n_rua && rc == DB_OK; k++) {
+		if (!rptsend_usable(&txt->rua[k]))
+			continue;
+		if (ps->pairs[i].kind == TLSRPT_KIND_HOST)
+			rc = rptsend_plan_host_rua(db, r, ps, i, &txt->rua[k], force);
+		else
+			rc = rptsend_plan_rua(db, r, &ps->pairs[i], &ps->reps[i], &txt->rua[k],
+			    force);
+	}
+	return rc;
+}
+
+/* The rua of every report to send, looked up once each. */
+static void
+rptsend_lookup(struct rptsend_round *r, const struct dns_resolver *res,
+    struct rptsend_plan_set *ps)
+{
+	char err[RPTSEND_ERR_MAX];
+
+	ps->txt = xcalloc(ps->n + 1, sizeof(*ps->txt));
+	ps->send = xcalloc(ps->n + 1, sizeof(*ps->send));
+	for (size_t i = 0; i < ps->n; i++) {
+		ps->send[i] = rptsend_cfg->send.report_without_failures ||
+		    rptsend_failures(&ps->reps[i]) > 0;
+		if (ps->send[i] && rptsend_net_rua(res, ps->pairs[i].policy_domain, &ps->txt[i],
+		    err, sizeof(err)) < 0)
+			rptsend_error(r, "%s: %s", ps->pairs[i].policy_domain, err);
+	}
+}
+
+static void
+rptsend_plan_set_free(struct rptsend_plan_set *ps)
+{
+	for (size_t i = 0; ps->txt && i < ps->n; i++)
+		tlsrpt_txt_free(ps->txt[i]);
+	free(ps->txt);
+	free(ps->send);
+	db_tlsrpt_reports_free(ps->pairs, ps->reps, ps->n);
 }
 
 /* Every report of r->day, looked up and queued. */
@@ -125,11 +223,9 @@ rptsend_plan(struct db *db, struct rptsend_round *r, int force)
 {
 	struct db_tlsrpt_submitter who = { rptsend_cfg->organization_name,
 	    rptsend_cfg->contact_info, rptsend_cfg->submitter };
-	struct db_tlsrpt_pair *pairs;
-	struct tlsrpt_report *reps;
+	struct rptsend_plan_set ps = { 0 };
 	struct dns_resolver *res;
 	char err[300];
-	size_t n;
 	int rc;
 
 	if (rptsend_resolver == NULL) {
@@ -140,15 +236,16 @@ rptsend_plan(struct db *db, struct rptsend_round *r, int force)
 		rptsend_error(r, "dns.resolver: %s", err);
 		return DB_OK;
 	}
-	if ((rc = db_tlsrpt_reports(db, r->day, &who, &pairs, &reps, &n)) != DB_OK) {
+	if ((rc = db_tlsrpt_reports(db, r->day, &who, &ps.pairs, &ps.reps, &ps.n)) != DB_OK) {
 		dns_resolver_free(res);
 		return rc;
 	}
-	for (size_t i = 0; i < n && rc == DB_OK; i++)
-		if (rptsend_cfg->send.report_without_failures || rptsend_failures(&reps[i]) > 0)
-			rc = rptsend_plan_one(db, r, res, &pairs[i], &reps[i], force);
-	db_tlsrpt_reports_free(pairs, reps, n);
+	rptsend_lookup(r, res, &ps);
 	dns_resolver_free(res);
+	for (size_t i = 0; i < ps.n && rc == DB_OK; i++)
+		if (ps.send[i])
+			rc = rptsend_plan_one(db, r, &ps, i, force);
+	rptsend_plan_set_free(&ps);
 	if (rc == DB_OK && !force)
 		rc = db_rptsend_day_mark(db, r->day);
 	return rc;

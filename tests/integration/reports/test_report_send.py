@@ -293,6 +293,83 @@ class ReportSendTest(cptest.FleetTestCase):
                                       "--json").stdout)
         self.assertEqual(one["report"], rep)
 
+    def tlsa_outcomes(self, c, results):
+        """Upload DANE results as mx1 does: (recipient domain, MX host,
+        result type) per session."""
+        out = []
+        for i, (dom, mx, result) in enumerate(results):
+            self.seq[MX1] += 1
+            s = self.seq[MX1]
+            pr = self.pb.PolicyResult(
+                policy_type="tlsa", policy_domain=dom,
+                policy_strings=["3 1 1 " + "ab" * 32], result_type=result,
+                sending_mta_ip="192.0.2.1", receiving_mx_hostname=mx,
+                receiving_ip="198.51.100.7")
+            t = self.d1 + 3600 + i
+            out.append(self.pb.Outcome(
+                seq=s, session_id=f"{MX1}-{self.tag}-{s}", direction=OUTBOUND,
+                start_unix_ms=int(t * 1000), end_unix_ms=int(t * 1000) + 40,
+                local_ip="192.0.2.1", local_port=41000 + s, remote_ip="198.51.100.7",
+                remote_port=25, starttls=self.pb.STARTTLS_ESTABLISHED,
+                tls_version="TLSv1.3", messages=1, recipients=1, policy_results=[pr]))
+        ch = grpc_channel(c.addr, self.pki.mx1, self.pki.ca)
+        self.addCleanup(ch.close)
+        b = self.pb.OutcomeBatch(host_id=MX1, seq=self.seq[MX1], outcomes=out)
+        self.svc.CollectorStub(ch).Export(b, timeout=20)
+
+    def test_an_address_named_by_a_domain_and_its_mx_host_gets_each_dane_result_once(self):
+        ep = self.endpoint()
+        c = self.start_controld(ep)
+        dom = f"dane-{self.tag}.example.test"        # rua /shared
+        other = f"other-{self.tag}.example.test"     # rua /other, same MX host
+        mx = f"mx-{self.tag}.example.test"           # rua /shared and /hostonly
+        solo = f"solo-{self.tag}.example.test"       # rua /solo, its MX host's too
+        solo_mx = f"mx-solo-{self.tag}.example.test"
+        self.publish(dom, ep.url("/shared"))
+        self.publish(other, ep.url("/other"))
+        self.publish(mx, ep.url("/shared"), ep.url("/hostonly"))
+        self.publish(solo, ep.url("/solo"))
+        self.publish(solo_mx, ep.url("/solo"))
+        self.tlsa_outcomes(c, [(dom, mx, "success"), (dom, mx, "tlsa-invalid"),
+                               (dom, mx, "success"), (other, mx, "success"),
+                               (other, mx, "dane-required"),
+                               (solo, solo_mx, "validation-failure")])
+        r = self.send_now(c, "--day", ymd(self.d1))
+        self.assertEqual(r["failed"], 0, r)
+
+        def reports(path):
+            return [json.loads(gzip.decompress(b)) for b in ep.bodies(path)]
+
+        def counts(rep):
+            s = rep["policies"][0]["summary"]
+            return (s["total-successful-session-count"], s["total-failure-session-count"])
+
+        def by_domain(reps):
+            return {x["policies"][0]["policy"]["policy-domain"]: x for x in reps}
+
+        # The address both records name: the domain report with its 3 DANE
+        # results, and the host report with only the other domain's 2.
+        shared = by_domain(reports("/shared"))
+        self.assertEqual(sorted(shared), sorted([dom, mx]), shared)
+        self.assertEqual(counts(shared[dom]), (2, 1))
+        self.assertEqual(counts(shared[mx]), (1, 1))
+        self.assertEqual([f["result-type"] for f in shared[mx]["policies"][0]
+                          ["failure-details"]], ["dane-required"])
+        # The host's other address gets the whole host report; the other
+        # domain its own.
+        hostonly = reports("/hostonly")
+        self.assertEqual(len(hostonly), 1)
+        self.assertEqual(counts(hostonly[0]), (3, 2))
+        self.assertEqual(counts(reports("/other")[0]), (1, 1))
+        # A host report left empty by that rule is not sent at all.
+        solo_reps = reports("/solo")
+        self.assertEqual([x["policies"][0]["policy"]["policy-domain"] for x in solo_reps],
+                         [solo])
+        self.assertTrue(any(f"domain={solo_mx} " in line for line in
+                            c.log_tail().splitlines() if "event=tlsrpt_covered" in line),
+                        c.log_tail())
+        self.assertEqual(r["planned"], 5, r)
+
     def test_mailto_without_dkim_key_waits_with_the_reason(self):
         ep = self.endpoint()
         c = self.start_controld(ep, send={"submit": ["127.0.0.1:9"]})

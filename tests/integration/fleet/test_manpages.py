@@ -45,7 +45,8 @@ PACKAGED_PATHS = {
     "mxd.conf.5": ["/etc/mxfleet/mxd.conf", "/var/spool/mxfleet"],
     "controld.conf.5": ["/etc/mxfleet/controld.conf", "/usr/share/mxfleet/schema"],
 }
-ENV = dict(os.environ, LC_ALL="C.UTF-8", MANWIDTH="80", MAN_KEEP_FORMATTING="0")
+# MAN_DISABLE_SECCOMP: man-db's sandbox is refused by some container runtimes.
+ENV = dict(os.environ, LC_ALL="C.UTF-8", MANWIDTH="80", MAN_DISABLE_SECCOMP="1")
 
 
 def page(name):
@@ -62,7 +63,7 @@ def roff_plain(line):
     line = re.sub(r"\\f(\[[^\]]*\]|\(..|.)", "", line)
     line = re.sub(r"\\\*(\[[^\]]*\]|\(..|.)", "", line)
     for esc, text in (("\\-", "-"), ("\\(hy", "-"), ("\\(dq", '"'), ("\\(em", " "), ("\\(en", "-"),
-                      ("\\(aq", "'"), ("\\(Bar", "|"), ("\\&", ""), ("\\%", ""), ("\\c", ""),
+                      ("\\(aq", "'"), ("\\(ba", "|"), ("\\&", ""), ("\\%", ""), ("\\c", ""),
                       ("\\|", ""), ("\\^", ""), ("\\ ", " "), ("\\e", "\\")):
         line = line.replace(esc, text)
     return line.replace('"', " ")
@@ -73,7 +74,7 @@ def source_lines(text):
 
 
 def sections(text):
-    """{SECTION NAME: [plain lines]} from the .SH headings."""
+    """{SECTION NAME: [its source lines]} from the .SH headings."""
     out, cur = {}, None
     for ln in source_lines(text):
         m = re.match(r'^\.SH\s+"?([^"]*?)"?\s*$', ln)

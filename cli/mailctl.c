@@ -34,12 +34,13 @@ mailctl_usage(FILE *f)
 	    "                                     replica refuses it at the TLS handshake\n"
 	    "                                     within tls.revocation_interval seconds and\n"
 	    "                                     closes its open connections\n"
-	    "  hosts                              every host: version, last seen, journal\n"
-	    "                                     backlog, config version, certificate expiry,\n"
-	    "                                     outcomes stored, dropped, corrupt, batches\n"
-	    "                                     refused, records quarantined, MX name,\n"
-	    "                                     next key and keys served (first 12 hex\n"
-	    "                                     digits of each SPKI SHA-256, docs/dns.md)\n"
+	    "  hosts [--stale-after 30s] [--cert-warn-days 14]\n"
+	    "                                     every host's health: state (ok, warn, stale),\n"
+	    "                                     last seen, journal backlog, queue, config\n"
+	    "                                     version and how far behind, certificate\n"
+	    "                                     expiry, batches refused, records quarantined,\n"
+	    "                                     version, outcomes, MX name, keys; a WARN line\n"
+	    "                                     per problem; exit 0 all ok, 1 a problem\n"
 	    "  domain add NAME NEXT_HOP           e.g. lmtp:unix:/run/lmtp, smtp:10.0.0.5:25\n"
 	    "  domain list | domain rm NAME\n"
 	    "  domain recipients DOMAIN add ADDR... | rm ADDR... | list\n"
@@ -97,388 +98,14 @@ mailctl_usage(FILE *f)
 	    "                                     the reports' deliveries; send-now plans and\n"
 	    "                                     sends a day at once (docs/reports.md)\n"
 	    "\n"
+	    "--json (before or after the command): every command that prints prints one\n"
+	    "JSON document instead (docs/control-plane.md, \"--json\")\n"
+	    "\n"
 	    "How to reach controld (options before the command, or environment):\n"
 	    "  --socket PATH        controld's local socket (MAILCTL_SOCKET)\n"
 	    "  --server HOST:PORT   controld's gRPC port (MAILCTL_SERVER), with\n"
 	    "  --cert F --key F --ca F [--authority NAME]   an admin certificate\n"
 	    "                       (MAILCTL_CERT, MAILCTL_KEY, MAILCTL_CA, MAILCTL_AUTHORITY)\n");
-}
-
-static int
-mailctl_days(const char *s, int *out)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || v < 1 || v > 36500)
-		return -1;
-	*out = (int)v;
-	return 0;
-}
-
-static int
-mailctl_pki(int argc, char **argv)
-{
-	char err[1024];
-	if (argc < 2) {
-		mailctl_usage(stderr);
-		return 2;
-	}
-	if (strcmp(argv[0], "init") == 0) {
-		const char *dir = argv[1], *name = "mxfleet fleet CA";
-		int days = 3650;
-		for (int i = 2; i < argc; i++) {
-			if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
-				name = argv[++i];
-			else if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) {
-				if (mailctl_days(argv[++i], &days) < 0) {
-					fprintf(stderr, "mailctl: --days takes 1..36500\n");
-					return 2;
-				}
-			} else {
-				fprintf(stderr, "mailctl: pki init: unknown argument %s\n", argv[i]);
-				return 2;
-			}
-		}
-		if (pki_init(dir, name, days, err, sizeof(err)) < 0) {
-			fprintf(stderr, "mailctl: %s\n", err);
-			return 1;
-		}
-		printf("created %s/ca.pem and %s/ca.key\n", dir, dir);
-		return 0;
-	}
-	if (strcmp(argv[0], "issue") == 0) {
-		if (argc < 3) {
-			mailctl_usage(stderr);
-			return 2;
-		}
-		const char *dir = argv[1], *name = argv[2];
-		const char *ips[16] = { NULL };
-		size_t nips = 0;
-		int days = 825;
-		enum pki_role role = PKI_HOST;
-		for (int i = 3; i < argc; i++) {
-			if (strcmp(argv[i], "--admin") == 0)
-				role = PKI_ADMIN;
-			else if (strcmp(argv[i], "--ip") == 0 && i + 1 < argc && nips < 16)
-				ips[nips++] = argv[++i];
-			else if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) {
-				if (mailctl_days(argv[++i], &days) < 0) {
-					fprintf(stderr, "mailctl: --days takes 1..36500\n");
-					return 2;
-				}
-			} else {
-				fprintf(stderr, "mailctl: pki issue: unknown argument %s\n", argv[i]);
-				return 2;
-			}
-		}
-		if (pki_issue(dir, name, role, ips, nips, days, err, sizeof(err)) < 0) {
-			fprintf(stderr, "mailctl: %s\n", err);
-			return 1;
-		}
-		printf("issued %s/%s.pem and %s/%s.key (%s)\n", dir, name, dir, name,
-		    pki_role_name(role));
-		return 0;
-	}
-	if (strcmp(argv[0], "show") == 0) {
-		struct pki_cert_info info;
-		char when[64];
-		if (pki_cert_info(argv[1], &info, err, sizeof(err)) < 0) {
-			fprintf(stderr, "mailctl: %s\n", err);
-			return 1;
-		}
-		struct tm tm;
-		gmtime_r(&info.not_after, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		printf("name=%s role=%s not_after=%s serial=%s\n", info.cn, pki_role_name(info.role),
-		    when, info.serial[0] ? info.serial : "-");
-		return 0;
-	}
-	if (strcmp(argv[0], "revoke") == 0) {
-		fprintf(stderr, "mailctl: pki revoke talks to controld: say where it is "
-		    "(--socket PATH or --server HOST:PORT with an admin certificate, before 'pki')\n");
-		return 2;
-	}
-	fprintf(stderr, "mailctl: unknown pki command %s\n", argv[0]);
-	return 2;
-}
-
-static void
-mailctl_time(int64_t t, char *out, size_t outsz)
-{
-	if (t <= 0) {
-		snprintf(out, outsz, "-");
-		return;
-	}
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(out, outsz, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static int
-mailctl_remove_named(const char *method, const char *name)
-{
-	Mxfleet__V1__DomainName d = MXFLEET__V1__DOMAIN_NAME__INIT;
-	d.name = (char *)name;
-	return mailctl_change(method, &d.base);
-}
-
-static int
-mailctl_list(const char *method, ProtobufCMessage **r, const ProtobufCMessageDescriptor *desc)
-{
-	Mxfleet__V1__Empty e = MXFLEET__V1__EMPTY__INIT;
-	return mailctl_call(method, &e.base, r, desc);
-}
-
-/* The keys a host serves now, as the first 12 hex digits of each SPKI
- * SHA-256 (TLSA 3 1 1), comma-separated; "-" when none. */
-static void
-mailctl_host_keys(const Mxfleet__V1__HostIdentity *id, char *out, size_t outsz)
-{
-	size_t len = 0;
-	snprintf(out, outsz, "-");
-	for (size_t i = 0; id && i < id->n_certs && len + 14 < outsz; i++)
-		len += (size_t)snprintf(out + len, outsz - len, "%s%.12s", i ? "," : "",
-		    id->certs[i]->spki_sha256);
-}
-
-static int
-mailctl_hosts(void)
-{
-	ProtobufCMessage *r;
-	int rc = mailctl_list("ListHosts", &r, &mxfleet__v1__host_list__descriptor);
-	if (rc)
-		return rc;
-	Mxfleet__V1__HostList *l = (Mxfleet__V1__HostList *)r;
-	printf("%-28s %-8s %-20s %8s %7s %-20s %10s %8s %8s %8s %11s %-24s %-12s %s\n", "HOST",
-	    "VERSION", "LAST_SEEN", "BACKLOG", "CONFIG", "CERT_EXPIRES", "OUTCOMES", "DROPPED",
-	    "CORRUPT", "REFUSED", "QUARANTINED", "MX", "NEXT_KEY", "KEYS");
-	for (size_t i = 0; i < l->n_hosts; i++) {
-		Mxfleet__V1__HostInfo *h = l->hosts[i];
-		char seen[32], exp[32], keys[200];
-		const Mxfleet__V1__HostIdentity *id = h->identity;
-		mailctl_host_keys(id, keys, sizeof(keys));
-		mailctl_time(h->last_seen_unix, seen, sizeof(seen));
-		mailctl_time(h->cert_not_after_unix, exp, sizeof(exp));
-		printf("%-28s %-8s %-20s %8llu %7llu %-20s %10llu %8llu %8llu %8llu %11llu"
-		    " %-24s %-12.12s %s\n",
-		    h->host_id, h->version[0] ? h->version : "-", seen,
-		    (unsigned long long)h->journal_backlog, (unsigned long long)h->config_version, exp,
-		    (unsigned long long)h->outcomes, (unsigned long long)h->dropped,
-		    (unsigned long long)h->corrupt, (unsigned long long)h->batches_refused,
-		    (unsigned long long)h->outcomes_quarantined,
-		    id && id->hostname[0] ? id->hostname : "-",
-		    id && id->next_spki_sha256[0] ? id->next_spki_sha256 : "-", keys);
-	}
-	protobuf_c_message_free_unpacked(r, NULL);
-	return 0;
-}
-
-/* mailctl domain recipients DOMAIN add ADDR...|rm ADDR...|list|mode MODE */
-static int
-mailctl_recipients(int argc, char **argv)
-{
-	Mxfleet__V1__DomainRecipients d = MXFLEET__V1__DOMAIN_RECIPIENTS__INIT;
-	ProtobufCMessage *r;
-	int rc;
-
-	if (argc >= 2 && strcmp(argv[1], "list") == 0) {
-		Mxfleet__V1__DomainName n = MXFLEET__V1__DOMAIN_NAME__INIT;
-		n.name = argv[0];
-		if ((rc = mailctl_call("ListRecipients", &n.base, &r,
-		    &mxfleet__v1__domain_recipients__descriptor)))
-			return rc;
-		Mxfleet__V1__DomainRecipients *l = (Mxfleet__V1__DomainRecipients *)r;
-		printf("domain=%s mode=%s recipients=%zu\n", l->domain, l->mode[0] ? l->mode : "unset",
-		    l->n_local_parts);
-		for (size_t i = 0; i < l->n_local_parts; i++)
-			printf("%s\n", l->local_parts[i]);
-		protobuf_c_message_free_unpacked(r, NULL);
-		return 0;
-	}
-	d.domain = argc >= 1 ? argv[0] : NULL;
-	if (argc == 3 && strcmp(argv[1], "mode") == 0) {
-		d.mode = argv[2];
-		return mailctl_change("SetRecipientCheck", &d.base);
-	}
-	if (argc >= 3 && (strcmp(argv[1], "add") == 0 || strcmp(argv[1], "rm") == 0)) {
-		d.local_parts = argv + 2;
-		d.n_local_parts = (size_t)(argc - 2);
-		return mailctl_change(argv[1][0] == 'a' ? "AddRecipients" : "RemoveRecipients",
-		    &d.base);
-	}
-	fprintf(stderr, "usage: mailctl domain recipients DOMAIN add ADDR... | rm ADDR... | list "
-	    "| mode any|list\n");
-	return 2;
-}
-
-static int
-mailctl_domain(int argc, char **argv)
-{
-	ProtobufCMessage *r;
-	int rc;
-	if (argc >= 3 && strcmp(argv[0], "add") == 0) {
-		Mxfleet__V1__DomainConfig d = MXFLEET__V1__DOMAIN_CONFIG__INIT;
-		d.name = argv[1];
-		d.next_hop = argv[2];
-		return mailctl_change("AddDomain", &d.base);
-	}
-	if (argc >= 1 && strcmp(argv[0], "recipients") == 0)
-		return mailctl_recipients(argc - 1, argv + 1);
-	if (argc >= 2 && (strcmp(argv[0], "rm") == 0 || strcmp(argv[0], "remove") == 0))
-		return mailctl_remove_named("RemoveDomain", argv[1]);
-	if (argc >= 1 && strcmp(argv[0], "list") == 0) {
-		if ((rc = mailctl_list("ListDomains", &r, &mxfleet__v1__domain_list__descriptor)))
-			return rc;
-		Mxfleet__V1__DomainList *l = (Mxfleet__V1__DomainList *)r;
-		printf("%-40s %s\n", "DOMAIN", "NEXT_HOP");
-		for (size_t i = 0; i < l->n_domains; i++)
-			printf("%-40s %s\n", l->domains[i]->name, l->domains[i]->next_hop);
-		protobuf_c_message_free_unpacked(r, NULL);
-		return 0;
-	}
-	fprintf(stderr, "usage: mailctl domain add NAME NEXT_HOP | list | rm NAME | recipients ...\n");
-	return 2;
-}
-
-static int
-mailctl_route(int argc, char **argv)
-{
-	ProtobufCMessage *r;
-	int rc;
-	if (argc >= 1 && strcmp(argv[0], "list") == 0) {
-		if ((rc = mailctl_list("ListRoutes", &r, &mxfleet__v1__route_list__descriptor)))
-			return rc;
-		Mxfleet__V1__RouteList *l = (Mxfleet__V1__RouteList *)r;
-		printf("%-24s %-24s %-11s %s\n", "SENDER_DOMAIN", "RECIPIENT_DOMAIN", "MIN_ATTEMPT", "TRANSPORT");
-		for (size_t i = 0; i < l->n_routes; i++) {
-			Mxfleet__V1__RouteConfig *x = l->routes[i];
-			printf("%-24s %-24s %-11u %s\n", x->match_sender_domain[0] ? x->match_sender_domain : "*",
-			    x->match_recipient_domain[0] ? x->match_recipient_domain : "*",
-			    x->min_attempt, x->transport);
-		}
-		protobuf_c_message_free_unpacked(r, NULL);
-		return 0;
-	}
-	if (argc >= 2 && (strcmp(argv[0], "add") == 0 || strcmp(argv[0], "rm") == 0)) {
-		Mxfleet__V1__RouteConfig x = MXFLEET__V1__ROUTE_CONFIG__INIT;
-		int i;
-		for (i = 1; i + 1 < argc; i += 2) {
-			if (strcmp(argv[i], "--sender-domain") == 0)
-				x.match_sender_domain = argv[i + 1];
-			else if (strcmp(argv[i], "--recipient-domain") == 0)
-				x.match_recipient_domain = argv[i + 1];
-			else if (strcmp(argv[i], "--min-attempt") == 0)
-				x.min_attempt = (uint32_t)strtoul(argv[i + 1], NULL, 10);
-			else
-				break;
-		}
-		if (i != argc - 1) {
-			fprintf(stderr, "usage: mailctl route %s [--sender-domain D] [--recipient-domain D] "
-			    "[--min-attempt N] TRANSPORT\n", argv[0]);
-			return 2;
-		}
-		x.transport = argv[i];
-		return mailctl_change(argv[0][0] == 'a' ? "AddRoute" : "RemoveRoute", &x.base);
-	}
-	fprintf(stderr, "usage: mailctl route add|rm [options] TRANSPORT | list\n");
-	return 2;
-}
-
-static int
-mailctl_policy(int argc, char **argv)
-{
-	ProtobufCMessage *r;
-	int rc;
-	if (argc >= 3 && strcmp(argv[0], "set") == 0) {
-		Mxfleet__V1__TlsPolicyConfig p = MXFLEET__V1__TLS_POLICY_CONFIG__INIT;
-		p.domain = argv[1];
-		p.mode = argv[2];
-		return mailctl_change("SetPolicy", &p.base);
-	}
-	if (argc >= 2 && (strcmp(argv[0], "rm") == 0 || strcmp(argv[0], "remove") == 0))
-		return mailctl_remove_named("RemovePolicy", argv[1]);
-	if (argc >= 1 && strcmp(argv[0], "list") == 0) {
-		if ((rc = mailctl_list("ListPolicies", &r, &mxfleet__v1__policy_list__descriptor)))
-			return rc;
-		Mxfleet__V1__PolicyList *l = (Mxfleet__V1__PolicyList *)r;
-		printf("%-40s %s\n", "DOMAIN", "MODE");
-		for (size_t i = 0; i < l->n_policies; i++)
-			printf("%-40s %s\n", l->policies[i]->domain, l->policies[i]->mode);
-		protobuf_c_message_free_unpacked(r, NULL);
-		return 0;
-	}
-	fprintf(stderr, "usage: mailctl policy set DOMAIN MODE | list | rm DOMAIN\n");
-	return 2;
-}
-
-static int
-mailctl_outcomes(int argc, char **argv)
-{
-	Mxfleet__V1__OutcomeQuery q = MXFLEET__V1__OUTCOME_QUERY__INIT;
-	long since = 86400;
-	for (int i = 0; i + 1 < argc; i += 2) {
-		if (strcmp(argv[i], "--host") == 0)
-			q.host_id = argv[i + 1];
-		else if (strcmp(argv[i], "--since") == 0)
-			since = strtol(argv[i + 1], NULL, 10);
-		else {
-			fprintf(stderr, "usage: mailctl outcomes [--host H] [--since SECONDS]\n");
-			return 2;
-		}
-	}
-	q.since_unix = (int64_t)time(NULL) - since;
-	ProtobufCMessage *r;
-	int rc = mailctl_call("SummarizeOutcomes", &q.base, &r, &mxfleet__v1__outcome_report__descriptor);
-	if (rc)
-		return rc;
-	static const char *const dirs[] = { "-", "inbound", "outbound" };
-	static const char *const st[] = { "-", "not_offered", "offered", "attempted", "established" };
-	Mxfleet__V1__OutcomeReport *rep = (Mxfleet__V1__OutcomeReport *)r;
-	printf("%-28s %-9s %-12s %-8s %-32s %8s\n", "HOST", "DIRECTION", "STARTTLS", "TLS", "FAILURE", "SESSIONS");
-	for (size_t i = 0; i < rep->n_rows; i++) {
-		Mxfleet__V1__OutcomeSummary *x = rep->rows[i];
-		printf("%-28s %-9s %-12s %-8s %-32s %8llu\n", x->host_id,
-		    x->direction <= 2 ? dirs[x->direction] : "?", x->starttls <= 4 ? st[x->starttls] : "?",
-		    x->tls_version[0] ? x->tls_version : "-",
-		    x->tls_fail_reason[0] ? x->tls_fail_reason : "-", (unsigned long long)x->sessions);
-	}
-	protobuf_c_message_free_unpacked(r, NULL);
-	return 0;
-}
-
-static int
-mailctl_pki_revoke(int argc, char **argv)
-{
-	char path[4096], err[1024];
-	struct pki_cert_info info;
-	if (argc != 2) {
-		fprintf(stderr, "usage: mailctl pki revoke DIR NAME\n");
-		return 2;
-	}
-	snprintf(path, sizeof(path), "%s/%s.pem", argv[0], argv[1]);
-	if (pki_cert_info(path, &info, err, sizeof(err)) < 0) {
-		fprintf(stderr, "mailctl: %s\n", err);
-		return 1;
-	}
-	if (info.serial[0] == '\0') {
-		fprintf(stderr, "mailctl: %s: no serial number mailctl can read\n", path);
-		return 1;
-	}
-	Mxfleet__V1__RevokeRequest q = MXFLEET__V1__REVOKE_REQUEST__INIT;
-	q.serial = info.serial;
-	q.name = info.cn;
-	q.not_after_unix = (int64_t)info.not_after;
-	ProtobufCMessage *r;
-	int rc = mailctl_call("RevokeCertificate", &q.base, &r, &mxfleet__v1__revoke_reply__descriptor);
-	if (rc)
-		return rc;
-	Mxfleet__V1__RevokeReply *rep = (Mxfleet__V1__RevokeReply *)r;
-	printf("%s %s (serial %s): refused now by this controld, by every replica within %u s\n",
-	    rep->newly_revoked ? "revoked" : "already revoked:", info.cn, info.serial,
-	    rep->reload_interval_seconds);
-	protobuf_c_message_free_unpacked(r, NULL);
-	return 0;
 }
 
 static int
@@ -511,7 +138,7 @@ mailctl_fleet(int argc, char **argv)
 	const char *cmd = argv[i];
 	int rc;
 	if (strcmp(cmd, "hosts") == 0)
-		rc = mailctl_hosts();
+		rc = mailctl_hosts(argc - i - 1, argv + i + 1);
 	else if (strcmp(cmd, "pki") == 0 && i + 1 < argc && strcmp(argv[i + 1], "revoke") == 0)
 		rc = mailctl_pki_revoke(argc - i - 2, argv + i + 2);
 	else if (strcmp(cmd, "domain") == 0)
@@ -536,9 +163,40 @@ mailctl_fleet(int argc, char **argv)
 	return rc;
 }
 
+/* mailctl --json CMD ...: the global options' --json moves to the end of
+ * the command's arguments, where every command that prints takes it. */
+static char **mailctl_argv_json;
+
+static char **
+mailctl_global_json(int *argc, char **argv)
+{
+	int i = 1, n, json = 0;
+	char **v;
+
+	while (i < *argc && strncmp(argv[i], "--", 2) == 0 && strcmp(argv[i], "--help") != 0) {
+		if (strcmp(argv[i], "--json") != 0) {
+			i += 2;
+			continue;
+		}
+		memmove(argv + i, argv + i + 1, sizeof(*argv) * (size_t)(*argc - i - 1));
+		(*argc)--;
+		json = 1;
+	}
+	if (!json)
+		return argv;
+	v = xcalloc((size_t)*argc + 2, sizeof(*v));
+	for (n = 0; n < *argc; n++)
+		v[n] = argv[n];
+	v[n++] = (char *)"--json";
+	*argc = n;
+	mailctl_argv_json = v;
+	return v;
+}
+
 int
 main(int argc, char **argv)
 {
+	argv = mailctl_global_json(&argc, argv);
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
 		mailctl_usage(argc < 2 ? stderr : stdout);

@@ -27,6 +27,25 @@ int mailctl_change(const char *method, const ProtobufCMessage *req);
 
 /* Print o (indented, keys in order) on stdout and release it: --json. */
 void mailctl_print_json(json_t *o);
+/* --json was given (mailctl_json.c): set by mailctl_json_arg, which takes
+ * every "--json" out of argv (*argc updated), and by commands that parse
+ * their own; mailctl_change prints JSON when it is set. */
+extern int mailctl_json;
+int mailctl_json_arg(int *argc, char **argv);
+/* A protobuf message as a JSON object: the .proto's field names, enums as
+ * their value names in lower case without the enum's name ("inbound"). */
+json_t *mailctl_pb_json(const ProtobufCMessage *m);
+
+/* mailctl hosts (mailctl_hosts.c): exit 0 every host healthy, 1 not. */
+int mailctl_hosts(int argc, char **argv);
+/* mailctl domain|route|policy|outcomes (mailctl_config.c) */
+int mailctl_domain(int argc, char **argv);
+int mailctl_route(int argc, char **argv);
+int mailctl_policy(int argc, char **argv);
+int mailctl_outcomes(int argc, char **argv);
+/* mailctl pki (mailctl_pki.c): local commands, and revoke through controld. */
+int mailctl_pki(int argc, char **argv);
+int mailctl_pki_revoke(int argc, char **argv);
 
 /* mailctl dns ... (mailctl_dns.c) */
 int mailctl_dns(int argc, char **argv);

@@ -79,7 +79,9 @@ mailctl_call(const char *method, const ProtobufCMessage *req, ProtobufCMessage *
 	return 0;
 }
 
-/* A configuration change: every one answers with the new snapshot. */
+/* A configuration change: every one answers with the new snapshot. With
+ * --json: {change: the Admin method, request: what was asked, config_version,
+ * domains, routes, policies: the snapshot's version and counts}. */
 int
 mailctl_change(const char *method, const ProtobufCMessage *req)
 {
@@ -88,8 +90,14 @@ mailctl_change(const char *method, const ProtobufCMessage *req)
 	if (rc)
 		return rc;
 	Mxfleet__V1__ConfigSnapshot *s = (Mxfleet__V1__ConfigSnapshot *)r;
-	printf("config version %llu: %zu domain(s), %zu route(s), %zu TLS policy(ies)\n",
-	    (unsigned long long)s->version, s->n_domains, s->n_routes, s->n_policies);
+	if (mailctl_json)
+		mailctl_print_json(json_pack("{s:s, s:o, s:I, s:I, s:I, s:I}", "change", method,
+		    "request", mailctl_pb_json(req), "config_version", (json_int_t)s->version,
+		    "domains", (json_int_t)s->n_domains, "routes", (json_int_t)s->n_routes,
+		    "policies", (json_int_t)s->n_policies));
+	else
+		printf("config version %llu: %zu domain(s), %zu route(s), %zu TLS policy(ies)\n",
+		    (unsigned long long)s->version, s->n_domains, s->n_routes, s->n_policies);
 	protobuf_c_message_free_unpacked(r, NULL);
 	return 0;
 }

@@ -43,7 +43,7 @@ mailctl_dns_set_usage(void)
 {
 	fprintf(stderr, "usage: mailctl dns set DOMAIN [--hosts H1,H2] [--sts-mode enforce|"
 	    "testing|none] [--max-age N] [--alias NAME=HOST]... [--tlsrpt-rua URI[,URI]] "
-	    "[--spf TEXT] [--dmarc TEXT] [--ttl N] [--publish]\n");
+	    "[--spf TEXT] [--dmarc TEXT] [--ttl N] [--publish] [--json]\n");
 	return 2;
 }
 
@@ -56,6 +56,10 @@ mailctl_dns_set_opt(Mxfleet__V1__DomainDns *d, int argc, char **argv, int i, cha
 
 	if (strcmp(o, "--publish") == 0) {
 		d->publish = 1;
+		return i;
+	}
+	if (strcmp(o, "--json") == 0) {
+		mailctl_json = 1;
 		return i;
 	}
 	if (i + 1 >= argc)
@@ -256,11 +260,13 @@ mailctl_dns_records(int argc, char **argv)
 			format = argv[++i];
 		else if (strcmp(argv[i], "--policy") == 0)
 			format = "policy";
+		else if (strcmp(argv[i], "--json") == 0)
+			format = "json";
 		else
 			argc = 0;
 	}
 	if (argc < 1) {
-		fprintf(stderr, "usage: mailctl dns records DOMAIN [--format zone|json] [--policy]\n");
+		fprintf(stderr, "usage: mailctl dns records DOMAIN [--format zone|json | --json] [--policy]\n");
 		return 2;
 	}
 	n.name = argv[0];

@@ -48,7 +48,7 @@ class TwoHostsTest(cptest.FleetTestCase):
         rows = wait_for(hosts, 15, interval=0.5, what="both hosts in mailctl hosts")
         self.assertEqual(sorted(rows), [MX1, MX2])
         for h in (MX1, MX2):
-            self.assertNotEqual(rows[h]["LAST_SEEN"], "-")
+            self.assertNotEqual(rows[h]["SEEN_AGO"], "-")
             self.assertNotEqual(rows[h]["CERT_EXPIRES"], "-")
 
         out = parse_table(self.mailctl(c, "outcomes", "--host", MX2).stdout)

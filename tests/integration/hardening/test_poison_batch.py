@@ -155,7 +155,9 @@ class PoisonBatchTest(cptest.FleetTestCase):
 
         # The operator sees it: mailctl hosts and controld's metrics.
         def host_row():
-            rows = [r for r in parse_table(self.mailctl(c, "hosts").stdout) if r["HOST"] == MX1]
+            # Exit 1: mailctl hosts shows the problem (a WARN line).
+            out = self.mailctl(c, "hosts", check=False).stdout.split("\n\n")[0]
+            rows = [r for r in parse_table(out) if r["HOST"] == MX1]
             return rows[0] if rows and rows[0].get("QUARANTINED") == "1" else None
         row = wait_for(host_row, 30, interval=0.5, what="QUARANTINED 1 in mailctl hosts")
         self.assertGreaterEqual(int(row["REFUSED"]), 1, row)

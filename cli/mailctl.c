@@ -96,6 +96,12 @@ mailctl_usage(FILE *f)
 	    "  reports suppress ADDRESS --until T | unsuppress ADDRESS\n"
 	    "                                     the reports' deliveries; send-now plans and\n"
 	    "                                     sends a day at once (docs/reports.md)\n"
+	    "  queue list [--host H] [--max N] [--wait S] [--json]\n"
+	    "  queue retry ID|all [--host H] [--wait S] [--json]\n"
+	    "  queue drop ID [--host H] [--wait S] [--json]\n"
+	    "                                     the hosts' mail queues, through controld:\n"
+	    "                                     list, deliver now, remove without a DSN; a\n"
+	    "                                     host that does not answer is named, exit 1\n"
 	    "\n"
 	    "How to reach controld (options before the command, or environment):\n"
 	    "  --socket PATH        controld's local socket (MAILCTL_SOCKET)\n"
@@ -528,6 +534,8 @@ mailctl_fleet(int argc, char **argv)
 		rc = mailctl_tls(argc - i - 1, argv + i + 1);
 	else if (strcmp(cmd, "reports") == 0)
 		rc = mailctl_reports(argc - i - 1, argv + i + 1);
+	else if (strcmp(cmd, "queue") == 0)
+		rc = mailctl_queue(argc - i - 1, argv + i + 1);
 	else {
 		fprintf(stderr, "mailctl: unknown command '%s' (see mailctl --help)\n", cmd);
 		rc = 2;

@@ -23,6 +23,37 @@ mailctl_queue_usage(void)
 	return 2;
 }
 
+/* What a host sent reaches the terminal without control characters (the
+ * scheduler escapes them; a host that does not is not trusted to). */
+static char *
+mailctl_queue_clean(char *s)
+{
+	for (unsigned char *p = (unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	return s;
+}
+
+static void
+mailctl_queue_clean_reply(Mxfleet__V1__QueueReply *r)
+{
+	for (size_t i = 0; i < r->n_hosts; i++) {
+		Mxfleet__V1__QueueHostResult *h = r->hosts[i];
+		mailctl_queue_clean(h->host_id);
+		mailctl_queue_clean(h->error);
+		mailctl_queue_clean(h->result);
+		for (size_t k = 0; k < h->n_messages; k++) {
+			Mxfleet__V1__QueueMessage *m = h->messages[k];
+			mailctl_queue_clean(m->id);
+			mailctl_queue_clean(m->sender);
+			mailctl_queue_clean(m->last_error);
+			mailctl_queue_clean(m->error);
+			for (size_t j = 0; j < m->n_recipients; j++)
+				mailctl_queue_clean(m->recipients[j]);
+		}
+	}
+}
+
 static void
 mailctl_queue_msg_text(const Mxfleet__V1__QueueMessage *m, const char *host, time_t now)
 {
@@ -119,15 +150,17 @@ mailctl_queue_text(const Mxfleet__V1__QueueReply *r, const char *op)
 }
 
 static int
-mailctl_queue_print(const Mxfleet__V1__QueueReply *r, const char *op, int json)
+mailctl_queue_print(Mxfleet__V1__QueueReply *r, const char *op, int json)
 {
 	int failed = 0, answered = 0;
 	uint64_t total = 0;
 
 	if (json)
 		mailctl_queue_json(r);
-	else
+	else {
+		mailctl_queue_clean_reply(r);
 		mailctl_queue_text(r, op);
+	}
 	for (size_t i = 0; i < r->n_hosts; i++) {
 		const Mxfleet__V1__QueueHostResult *h = r->hosts[i];
 		total += h->total;
@@ -135,7 +168,9 @@ mailctl_queue_print(const Mxfleet__V1__QueueReply *r, const char *op, int json)
 		if (h->ok || mailctl_queue_quiet(r, h, op))
 			continue;
 		failed++;
-		fprintf(stderr, "mailctl: host %s: %s\n", h->host_id, h->error);
+		/* JSON keeps them raw on stdout; stderr is a terminal's. */
+		fprintf(stderr, "mailctl: host %s: %s\n", mailctl_queue_clean(h->host_id),
+		    mailctl_queue_clean(h->error));
 	}
 	if (r->n_hosts == 0)
 		fprintf(stderr, "mailctl: no host seen in the last hour\n");

@@ -253,6 +253,21 @@ qr_host_result(const struct qr_waiter *w, const struct db_queue_cmd *q,
 	return r;
 }
 
+/* The call, about to be finished: its end must no longer reach the
+ * waiter (freed right after). */
+static struct grpc_call *
+qr_waiter_detach(struct qr_waiter *w)
+{
+	struct grpc_call *c = w->call;
+	struct rpc *r = c ? grpc_call_get_data(c) : NULL;
+	if (r) {
+		r->on_end = NULL;
+		r->owner = NULL;
+	}
+	w->call = NULL;
+	return c;
+}
+
 static void
 qr_waiter_reply(struct qr_waiter *w)
 {
@@ -269,13 +284,7 @@ qr_waiter_reply(struct qr_waiter *w)
 			log_warnx("event=queue_host_failed host=%s id=%" PRIu64 " error=\"%s\"",
 			    w->cmds.v[i].host_id, w->cmds.v[i].id, errs[i][0] ? errs[i] : "its own");
 	}
-	/* The call ends here: its end must not reach the waiter freed below. */
-	struct rpc *r = grpc_call_get_data(w->call);
-	if (r) {
-		r->on_end = NULL;
-		r->owner = NULL;
-	}
-	call_reply(w->call, &rep.base);
+	call_reply(qr_waiter_detach(w), &rep.base);
 	for (size_t i = 0; i < n; i++) {
 		if (keep[i]) {
 			keep[i]->host_id = NULL;
@@ -308,17 +317,13 @@ qr_results_done(struct dbq_job *qj)
 	if (j->q.rc != DB_OK) {
 		C->m.db_errors++;
 		if (w->final && w->call)
-			call_fail_db(w->call, j);
-		if (w->final)
-			w->call = NULL;
+			call_fail_db(qr_waiter_detach(w), j);
 	}
 	call_job_free(j);
 	for (size_t i = 0; i < w->cmds.n; i++)
 		all &= w->cmds.v[i].done;
-	if (w->call && (all || w->final)) {
+	if (w->call && (all || w->final))
 		qr_waiter_reply(w);
-		w->call = NULL;
-	}
 	if (w->call == NULL)
 		qr_waiter_free(w);
 }

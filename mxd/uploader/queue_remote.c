@@ -25,6 +25,8 @@ struct queue_remote {
 	char			*host_id;
 	struct grpc_call	*watch;
 	struct event		*retry_ev;
+	uint64_t		 stat_messages;	/* the scheduler's last STAT */
+	int64_t			 stat_oldest;
 };
 
 /* The scheduler's request line for a command; -1 with err for one this
@@ -248,19 +250,19 @@ queue_remote_stat(struct queue_remote *qr, uint64_t *messages, int64_t *oldest)
 	unsigned long long n;
 	long long o;
 
-	*messages = 0;
-	*oldest = 0;
 	buf_init(&ans);
-	int rc = queue_client_run(qr->spool_dir, "STAT", QUEUE_REMOTE_TIMEOUT_MS, &ans, err,
+	int rc = queue_client_run(qr->spool_dir, "STAT", QUEUE_REMOTE_STAT_MS, &ans, err,
 	    sizeof(err));
 	buf_appendc(&ans, '\0');
 	if (rc == 0 && sscanf(ans.data, "OK %llu messages oldest=%lld", &n, &o) == 2) {
-		*messages = n;
-		*oldest = o;
+		qr->stat_messages = n;
+		qr->stat_oldest = o;
 	} else {
 		log_debug("event=queue_stat_failed error=\"%s\"", rc < 0 ? err : "bad answer");
 		rc = -1;
 	}
+	*messages = qr->stat_messages;
+	*oldest = qr->stat_oldest;
 	buf_free(&ans);
 	return rc;
 }

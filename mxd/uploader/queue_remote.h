@@ -18,6 +18,7 @@
 #include "grpc.h"
 
 #define QUEUE_REMOTE_TIMEOUT_MS	5000	/* the scheduler's silence we wait out */
+#define QUEUE_REMOTE_STAT_MS	1000	/* the same for the heartbeat's STAT */
 #define QUEUE_REMOTE_RETRY_MS	1000
 
 struct queue_remote;
@@ -27,7 +28,8 @@ struct queue_remote *queue_remote_new(struct event_base *base, struct grpc_clien
 /* Open the watch if it is not open and the connection is up. */
 void queue_remote_kick(struct queue_remote *qr);
 /* The queue's size and its oldest message's arrival (0: empty or unknown);
- * -1 when the scheduler did not answer (both left 0). */
+ * -1 when the scheduler did not answer: then the last values it gave (0
+ * before the first), never a made-up empty queue. */
 int queue_remote_stat(struct queue_remote *qr, uint64_t *messages, int64_t *oldest);
 void queue_remote_free(struct queue_remote *qr);
 

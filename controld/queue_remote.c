@@ -233,7 +233,9 @@ qr_host_result(const struct qr_waiter *w, const struct db_queue_cmd *q,
 	if (q->done && !q->cancelled) {
 		*keep = mxfleet__v1__queue_host_result__unpack(NULL, q->result_len, q->result);
 		if (*keep) {
-			(*keep)->host_id = q->host_id;	/* freed with the waiter, not keep */
+			/* The host is the one the row names, whatever it wrote. */
+			free((*keep)->host_id);
+			(*keep)->host_id = xstrdup(q->host_id);
 			return *keep;
 		}
 		snprintf(err, errsz, "its answer could not be read");
@@ -286,10 +288,9 @@ qr_waiter_reply(struct qr_waiter *w)
 	}
 	call_reply(qr_waiter_detach(w), &rep.base);
 	for (size_t i = 0; i < n; i++) {
-		if (keep[i]) {
-			keep[i]->host_id = NULL;
+		if (keep[i])
 			mxfleet__v1__queue_host_result__free_unpacked(keep[i], NULL);
-		} else
+		else
 			free(rep.hosts[i]);
 	}
 	free(rep.hosts);

@@ -653,9 +653,9 @@ uploader_main(struct mxd_config *cfg, int fd, uint64_t *shared_dropped,
 	u.qr = queue_remote_new(u.base, u.cl, cfg->spool_dir, u.host_id);
 	event_base_dispatch(u.base);
 
-	queue_remote_free(u.qr);
 	rptupload_free(u.rpt);
 	grpc_client_free(u.cl);
+	queue_remote_free(u.qr);	/* after the client: its watch closes in there */
 	event_free(u.read_ev);
 	event_free(u.commit_ev);
 	event_free(u.retry_ev);

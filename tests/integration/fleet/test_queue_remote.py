@@ -9,6 +9,7 @@ answers. The heartbeat's queue counts reach Admin.ListHosts."""
 
 import json
 import os
+import signal
 import sys
 import time
 
@@ -141,6 +142,27 @@ class QueueRemoteTest(cptest.FleetTestCase):
         self.assertFalse(hosts[MX2]["ok"])
         self.assertIn("not connected to controld", hosts[MX2]["error"])
         self.assertEqual(hosts[MX1]["total"], 1)
+
+        # A host that took the command and is stuck on it says so.
+        qmgr = [p for p in m1.pids() if self.comm(p) == "mxd-qmgr"]
+        self.assertEqual(len(qmgr), 1)
+        os.kill(qmgr[0], signal.SIGSTOP)
+        try:
+            p = self.mailctl(c, "queue", "list", "--host", MX1, "--wait", "2", check=False)
+        finally:
+            os.kill(qmgr[0], signal.SIGCONT)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(f"host {MX1}: did not answer within 2 s", p.stderr)
+        hosts, _ = self.queue_json(c, "list", "--host", MX1)
+        self.assertEqual([m["id"] for m in hosts[MX1]["messages"]], ids1[1:])
+
+    @staticmethod
+    def comm(pid):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                return f.read().strip()
+        except OSError:
+            return ""
 
     def test_unknown_host_and_bad_requests_are_refused(self):
         c = self.controld()

@@ -97,6 +97,12 @@ mailctl_usage(FILE *f)
 	    "  reports suppress ADDRESS --until T | unsuppress ADDRESS\n"
 	    "                                     the reports' deliveries; send-now plans and\n"
 	    "                                     sends a day at once (docs/reports.md)\n"
+	    "  queue list [--host H] [--max N] [--wait S] [--json]\n"
+	    "  queue retry ID|all [--host H] [--wait S] [--json]\n"
+	    "  queue drop ID [--host H] [--wait S] [--json]\n"
+	    "                                     the hosts' mail queues, through controld:\n"
+	    "                                     list, deliver now, remove without a DSN; a\n"
+	    "                                     host that does not answer is named, exit 1\n"
 	    "\n"
 	    "--json (before or after the command): every command that prints prints one\n"
 	    "JSON document instead (docs/control-plane.md, \"--json\")\n"
@@ -155,6 +161,8 @@ mailctl_fleet(int argc, char **argv)
 		rc = mailctl_tls(argc - i - 1, argv + i + 1);
 	else if (strcmp(cmd, "reports") == 0)
 		rc = mailctl_reports(argc - i - 1, argv + i + 1);
+	else if (strcmp(cmd, "queue") == 0)
+		rc = mailctl_queue(argc - i - 1, argv + i + 1);
 	else {
 		fprintf(stderr, "mailctl: unknown command '%s' (see mailctl --help)\n", cmd);
 		rc = 2;

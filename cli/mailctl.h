@@ -57,5 +57,7 @@ int mailctl_tls_inbound(int argc, char **argv);
 long long mailctl_inbound_duration(const char *s);
 /* mailctl reports ... (mailctl_reports.c) */
 int mailctl_reports(int argc, char **argv);
+/* mailctl queue ... (mailctl_queue.c) */
+int mailctl_queue(int argc, char **argv);
 
 #endif

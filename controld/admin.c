@@ -8,6 +8,7 @@
 
 #include "admin.h"
 #include "db_identity.h"
+#include "db_queue.h"
 #include "call.h"
 #include "controld.h"
 #include "dnsname.h"
@@ -46,7 +47,8 @@ admin_hosts_work(struct db *db, struct dbq_job *qj)
 		return rc;
 	j->reply = l;
 	j->reply_free = admin_free_host_list;
-	if ((rc = db_hosts_upload_health(db, l)) != DB_OK)
+	if ((rc = db_hosts_upload_health(db, l)) != DB_OK ||
+	    (rc = db_hosts_queue_counts(db, l)) != DB_OK)
 		return rc;
 	/* How far behind each host is: against the newest snapshot. */
 	uint64_t latest;

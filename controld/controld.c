@@ -42,6 +42,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "pki.h"
+#include "queue_remote.h"
 #include "rollover_run.h"
 #include "sdnotify.h"
 #include "rptsend.h"
@@ -92,6 +93,10 @@ static const struct grpc_method controld_methods[] = {
 	{ "/mxfleet.v1.Admin/ReportDeliveries", admin_rptsend_deliveries, NULL, call_end },
 	{ "/mxfleet.v1.Admin/ReportSendNow", admin_rptsend_send_now, NULL, call_end },
 	{ "/mxfleet.v1.Admin/ReportSuppress", admin_rptsend_suppress, NULL, call_end },
+	/* issue 13: queue */
+	{ "/mxfleet.v1.Fleet/WatchQueueCommands", queue_remote_watch, NULL, call_end },
+	{ "/mxfleet.v1.Fleet/QueueCommandDone", queue_remote_done, NULL, call_end },
+	{ "/mxfleet.v1.Admin/QueueControl", queue_remote_control, NULL, call_end },
 };
 
 /* ---- configuration and main ---- */
@@ -443,6 +448,7 @@ controld_timers(struct controld *d)
 	dnsauto_start(d->base);
 	inbound_start(d->base);
 	rptsend_start(d->base);
+	queue_remote_start(d->base);
 }
 
 /* After the loop: calls first (their jobs then answer no one), then the
@@ -459,6 +465,7 @@ controld_shutdown(struct controld *d)
 	dbq_free(d->dnsq, CONTROLD_STOP_WAIT_MS);
 	d->dnsq = NULL;
 	rptsend_stop();
+	queue_remote_stop();
 	while (d->watchers)
 		fleet_watch_remove(d->watchers);
 	if (d->http)

@@ -32,3 +32,19 @@ timeutil_rfc5322(char *out, size_t outsz, time_t t)
 	    tm.tm_hour, tm.tm_min, tm.tm_sec);
 	return out;
 }
+
+char *
+timeutil_duration(char *out, size_t outsz, long long s)
+{
+	if (s < 0)
+		s = 0;
+	if (s < 60)
+		snprintf(out, outsz, "%llds", s);
+	else if (s < 3600)
+		snprintf(out, outsz, "%lldm%02llds", s / 60, s % 60);
+	else if (s < 86400)
+		snprintf(out, outsz, "%lldh%02lldm", s / 3600, s % 3600 / 60);
+	else
+		snprintf(out, outsz, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
+	return out;
+}

@@ -177,8 +177,8 @@ qmgr_queue_list_one(struct qmgr *qm, const char *id, time_t now, struct buf *out
 		return 0;	/* gone since; the loop forgets it on its next attempt */
 	buf_printf(out, "MSG id=%s", e->id);
 	if (rc == 0)
-		buf_printf(out, " created=%lld age=%lld", (long long)env.created,
-		    (long long)(now - env.created));
+		buf_printf(out, " created=%lld age=%lld size=%llu", (long long)env.created,
+		    (long long)(now - env.created), (unsigned long long)env.size);
 	buf_printf(out, " attempts=%d next=%lld", e->attempts,
 	    (long long)(e->owner != NULL || e->due < now ? now : e->due));
 	if (e->owner != NULL)
@@ -285,11 +285,51 @@ qmgr_queue_drop(struct qmgr *q, const struct queue_cmd *cmd, struct buf *out)
 		qmgr_sched_remove(q->sched, e);
 }
 
+/* The arrival of a message from its id (spool_new_id: milliseconds in hex,
+ * then 10 digits of pid and counter); 0 for an id of another shape (put in
+ * by hand). */
+static int64_t
+qmgr_queue_id_time(const char *id)
+{
+	size_t len = strlen(id);
+	int64_t ms = 0;
+	if (len < 20 || len > 24)
+		return 0;
+	for (size_t i = 0; i < len - 10; i++) {
+		char c = id[i];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		if (d < 0)
+			return 0;
+		ms = ms * 16 + d;
+	}
+	return ms / 1000;
+}
+
+static void
+qmgr_queue_oldest(struct qmgr_msg *e, void *arg)
+{
+	int64_t *oldest = arg, t = qmgr_queue_id_time(e->id);
+	if (!e->dropped && t > 0 && (*oldest == 0 || t < *oldest))
+		*oldest = t;
+}
+
+/* For the uploader's heartbeat: from memory, no spool reads. */
+static void
+qmgr_queue_stat(struct qmgr *q, const struct queue_cmd *cmd, struct buf *out)
+{
+	int64_t oldest = 0;
+	(void)cmd;
+	qmgr_sched_foreach(q->sched, qmgr_queue_oldest, &oldest);
+	buf_printf(out, "OK %zu messages oldest=%lld\n", qmgr_sched_count(q->sched),
+	    (long long)oldest);
+}
+
 static const qmgr_queue_fn qmgr_queue_table[QUEUE_CMD_NVERBS] = {
 	[QUEUE_CMD_LIST] = NULL,	/* a stream: qmgr_queue_list_start */
 	[QUEUE_CMD_RETRY] = qmgr_queue_retry,
 	[QUEUE_CMD_RETRY_ALL] = qmgr_queue_retry_all,
 	[QUEUE_CMD_DROP] = qmgr_queue_drop,
+	[QUEUE_CMD_STAT] = qmgr_queue_stat,
 };
 
 /* ---- one connection ---- */

@@ -21,6 +21,7 @@ static const struct {
 	{ "LIST",	QUEUE_CMD_LIST,		0, "usage: LIST" },
 	{ "RETRY",	QUEUE_CMD_RETRY,	1, "usage: RETRY <id>|ALL" },
 	{ "DROP",	QUEUE_CMD_DROP,		1, "usage: DROP <id>" },
+	{ "STAT",	QUEUE_CMD_STAT,		0, "usage: STAT" },
 };
 
 int

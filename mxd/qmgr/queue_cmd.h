@@ -1,5 +1,5 @@
 /* Requests of the queue-control socket (docs/mxd.md#queue-control): one text
- * line each, "LIST", "RETRY <id>", "RETRY ALL", "DROP <id>". The parser does
+ * line each, "LIST", "RETRY <id>", "RETRY ALL", "DROP <id>", "STAT". The parser does
  * no I/O, so it is fuzzed (tests/fuzz/fuzz_queue_cmd.c) and shared by the
  * server (qmgr/qmgr_queue.c) and the client (mxd -c FILE queue ...). */
 #ifndef MXD_QUEUE_CMD_H
@@ -20,6 +20,7 @@ enum queue_cmd_verb {
 	QUEUE_CMD_RETRY,	/* one message: id */
 	QUEUE_CMD_RETRY_ALL,
 	QUEUE_CMD_DROP,		/* one message: id */
+	QUEUE_CMD_STAT,		/* count and oldest arrival (the heartbeat's) */
 	QUEUE_CMD_NVERBS
 };
 

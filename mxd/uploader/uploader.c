@@ -29,6 +29,7 @@
 #include "grpc.h"
 #include "log.h"
 #include "outcome.h"
+#include "queue_remote.h"
 #include "rptupload.h"
 #include "xmalloc.h"
 
@@ -87,6 +88,7 @@ struct uploader {
 	struct upload_batch	 batch;
 	int			 stopping;
 	struct rptupload	*rpt;		/* received TLS reports (rptupload.h) */
+	struct queue_remote	*qr;		/* queue control (queue_remote.h) */
 };
 
 static void uploader_pump(struct uploader *u);
@@ -471,6 +473,7 @@ uploader_heartbeat(struct uploader *u)
 	/* An operator puts the next key's certificate in place at any time. */
 	mxd_keyswitch_watch(&u->next_cert, u->identity, time(NULL));
 	hb.identity = u->identity;
+	queue_remote_stat(u->qr, &hb.queue_messages, &hb.queue_oldest_unix);
 	uploader_unary(u, "/mxfleet.v1.Fleet/Heartbeat", &hb.base);
 }
 
@@ -541,6 +544,7 @@ uploader_open_calls(struct uploader *u)
 		}
 	}
 	rptupload_kick(u->rpt);
+	queue_remote_kick(u->qr);
 	uploader_pump(u);
 }
 
@@ -646,10 +650,12 @@ uploader_main(struct mxd_config *cfg, int fd, uint64_t *shared_dropped,
 	    u.host_id, cfg->control_host, cfg->control_port, dir, journal_backlog(u.j));
 	grpc_client_new(&u.cl, u.base, &o);
 	u.rpt = rptupload_new(u.base, u.cl, cfg->spool_dir, u.host_id);
+	u.qr = queue_remote_new(u.base, u.cl, cfg->spool_dir, u.host_id);
 	event_base_dispatch(u.base);
 
 	rptupload_free(u.rpt);
 	grpc_client_free(u.cl);
+	queue_remote_free(u.qr);	/* after the client: its watch closes in there */
 	event_free(u.read_ev);
 	event_free(u.commit_ev);
 	event_free(u.retry_ev);

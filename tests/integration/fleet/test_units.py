@@ -11,6 +11,9 @@ SIGHUP reload.
     docs/control-plane.md: mxd 2.4, controld 1.2 on systemd 252).
   * each unit's ExecStartPre (the configuration check) passes on a real
     configuration and fails on a broken one.
+  * every system call mxd and controld make (strace) while they start,
+    take, deliver and upload mail, reload and stop is one their unit's
+    SystemCallFilter= allows.
   * a real controld, sent SIGHUP, serves a renewed certificate to new
     connections; a broken file or broken TLS files change nothing and say
     why; a key that needs a restart is named.
@@ -344,6 +347,85 @@ class ControldReloadTest(cptest.FleetTestCase):
         self.assertTrue(any("level=debug" in l for l in
                             c.log_text().split("event=reloaded", 1)[1].splitlines()),
                         c.log_tail())
+
+
+def syscall_group(group, seen=None):
+    """The system calls of a SystemCallFilter group, nested groups expanded."""
+    seen = set() if seen is None else seen
+    out = set()
+    text = subprocess.run(["systemd-analyze", "syscall-filter", group], capture_output=True,
+                          text=True, timeout=30, check=True).stdout
+    for word in (l.strip() for l in text.splitlines()[1:]):
+        if word.startswith("@") and word not in seen:
+            seen.add(word)
+            out |= syscall_group(word, seen)
+        elif word and not word.startswith(("#", "@")):
+            out.add(word)
+    return out
+
+
+def unit_syscall_filter(name):
+    """(allowed, denied) by the unit's SystemCallFilter= lines."""
+    allowed, denied = set(), set()
+    for v in unit_values(UNITS[name], "SystemCallFilter"):
+        deny = v.startswith("~")
+        for word in v.lstrip("~").split():
+            calls = syscall_group(word) if word.startswith("@") else {word}
+            (denied if deny else allowed).update(calls)
+    return allowed, denied
+
+
+def traced_syscalls(path):
+    """The system calls strace -f saw, by name."""
+    seen = set()
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"^\d+\s+(?:<\.\.\. )?(\w+)(?:\(| resumed>)", line)
+            if m:
+                seen.add(m.group(1))
+    return seen - {"exit", "killed", "restart_syscall"}
+
+
+@unittest.skipUnless(shutil.which("strace"), "strace is not installed")
+class SyscallFilterTest(cptest.FleetTestCase):
+    """Every system call mxd and controld make while they start as root,
+    drop privileges, take mail, deliver it, upload its outcome, answer
+    mailctl, reload and stop (traced with strace) is one their unit's
+    SystemCallFilter allows: a call outside it would fail with EPERM under
+    systemd, which no test here could show otherwise."""
+
+    def traced(self, svc, name, binary):
+        trace = os.path.join(self.wd, name + ".trace")
+        wrapper = os.path.join(self.wd, name + "-traced")
+        with open(wrapper, "w") as f:
+            # -D: the tracer is a grandchild; the daemon keeps the pid signals go to.
+            f.write(f"#!/bin/sh\nexec strace -D -f -qq -o {trace} -- {binary} \"$@\"\n")
+        os.chmod(wrapper, 0o755)
+        svc.argv[0] = wrapper
+        return trace
+
+    def test_daemons_make_only_system_calls_their_unit_allows(self):
+        c = self.controld(start=False)
+        ctrace = self.traced(c, "controld", cptest.CONTROLD_BIN)
+        c.start()
+        sink = self.sink()
+        m = self.mxd_with_control(c, sink, start=False)
+        mtrace = self.traced(m, "mxd", cptest.MXD_BIN)
+        m.start()
+        cptest.smtp_send(m.host, m.port, "units-1")
+        self.wait_outcomes(1)
+        self.assertEqual(self.mailctl(c, "hosts", check=False).returncode, 0)
+        for svc, event in ((m, "reloaded"), (c, "reloaded")):
+            svc.send_signal(signal.SIGHUP)
+            wait_for(lambda: svc.events(event), 15, what=f"{svc.name} {event}")
+        m.stop(timeout=15)
+        c.stop(timeout=15)
+        for name, trace in (("mxd", mtrace), ("controld", ctrace)):
+            used = traced_syscalls(trace)
+            self.assertIn("epoll_wait", used, f"{name}: nothing traced in {trace}")
+            allowed, denied = unit_syscall_filter(name)
+            self.assertEqual(sorted(used - allowed), [], f"{name}: not in its allow list")
+            self.assertEqual(sorted(used & denied), [], f"{name}: denied by its unit")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
  *   controld -c FILE            run
  *   controld -c FILE migrate    apply schema migrations and exit
  *   controld -n -c FILE         check the configuration and exit
+ *   SIGHUP                      reload what can change while running (reload.h)
  *
  * This file: the configuration, the method table, start and stop. The
  * services are collector.c, fleet.c and admin.c, the HTTP port http.c;
@@ -43,6 +44,7 @@
 #include "netaddr.h"
 #include "pki.h"
 #include "queue_remote.h"
+#include "reload.h"
 #include "rollover_run.h"
 #include "sdnotify.h"
 #include "rptsend.h"
@@ -122,8 +124,6 @@ controld_str(const config_setting_t *g, const char *key, char **out, struct conf
 	return r;
 }
 
-static void controld_config_free(struct controld_config *cfg);
-
 /* tls.ca is the fleet CA alone: a second certificate in the file is a
  * second CA whose every certificate could speak as a host or an admin. */
 static int
@@ -144,7 +144,7 @@ controld_check_ca(const struct controld_config *cfg, const char *path, char *err
 	return 0;
 }
 
-static int
+int
 controld_config_load(const char *path, struct controld_config *cfg, char *err, size_t errsz)
 {
 	config_t lc;
@@ -253,7 +253,7 @@ fail:
 	return -1;
 }
 
-static void
+void
 controld_config_free(struct controld_config *cfg)
 {
 	free(cfg->listen);
@@ -312,6 +312,12 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		grpc_server_shutdown(C->local_srv);
 	struct timeval tv = { 1, 0 };
 	event_base_loopexit(C->base, &tv);
+}
+
+static void
+on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	reload_run(C);
 }
 
 static void
@@ -550,8 +556,11 @@ main(int argc, char **argv)
 	controld_timers(&d);
 	struct event *sigterm = evsignal_new(d.base, SIGTERM, on_signal, NULL);
 	struct event *sigint = evsignal_new(d.base, SIGINT, on_signal, NULL);
+	struct event *sighup = evsignal_new(d.base, SIGHUP, on_sighup, NULL);
 	event_add(sigterm, NULL);
 	event_add(sigint, NULL);
+	reload_init(path);
+	event_add(sighup, NULL);
 	log_info("event=started version=%s listen=%s socket=%s http=%s grpc_port=%d db_workers=%lld",
 	    MXFLEET_VERSION, d.cfg.listen ? d.cfg.listen : "-", d.cfg.socket ? d.cfg.socket : "-",
 	    d.cfg.http ? d.cfg.http : "-", d.tls_srv ? grpc_server_port(d.tls_srv, 0) : 0,
@@ -561,6 +570,8 @@ main(int argc, char **argv)
 	event_base_dispatch(d.base);
 	event_free(sigterm);
 	event_free(sigint);
+	event_free(sighup);
+	reload_free();
 	controld_shutdown(&d);
 	log_info("event=stopped");
 	return 0;

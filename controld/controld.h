@@ -92,4 +92,9 @@ struct controld {
 
 extern struct controld *C;
 
+/* Read FILE into cfg (defaults for what it leaves out). 0, or -1 with err
+ * naming the file, line and key; cfg is then empty. */
+int controld_config_load(const char *path, struct controld_config *cfg, char *err, size_t errsz);
+void controld_config_free(struct controld_config *cfg);
+
 #endif

@@ -1099,6 +1099,12 @@ grpc_server_set_limits(struct grpc_server *s, const struct grpc_server_limits *l
 }
 
 void
+grpc_server_set_tls(struct grpc_server *s, SSL_CTX *ctx)
+{
+	s->o.tls = ctx;
+}
+
+void
 grpc_server_get_stats(const struct grpc_server *s, struct grpc_server_stats *out)
 {
 	*out = s->st;

@@ -94,6 +94,10 @@ int grpc_server_new(struct grpc_server **out, struct event_base *base,
  * from then on. */
 void grpc_server_set_limits(struct grpc_server *s, const struct grpc_server_limits *l);
 void grpc_server_get_stats(const struct grpc_server *s, struct grpc_server_stats *out);
+/* The TLS context of connections accepted from then on (a renewed
+ * certificate, controld's SIGHUP); those open keep theirs (each SSL holds a
+ * reference), so the caller may free the old context at once. */
+void grpc_server_set_tls(struct grpc_server *s, SSL_CTX *ctx);
 /* Listen on "IP:PORT" / "[IPv6]:PORT" (TLS), or take an already bound fd. */
 int grpc_server_listen(struct grpc_server *s, const char *addr, char *err, size_t errsz);
 /* Listen on a unix socket (plaintext h2c). Only root and the server's own

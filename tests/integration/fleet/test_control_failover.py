@@ -6,7 +6,8 @@ acknowledged, and every session's outcome is in PostgreSQL exactly once;
 the configuration snapshot now comes from B. Then A comes back and B dies:
 mxd goes back to A. Each server's certificate is checked against its own
 address when control.authority is not set: a replica whose certificate does
-not name it is refused and mxd uses the next one."""
+not name it is refused and mxd uses the next one. A replica that stops
+answering (SIGSTOP) is left after control.ack_timeout."""
 
 import os
 import signal
@@ -78,12 +79,13 @@ class ControlFailoverTest(cptest.FleetTestCase):
         # 127.0.0.1: the address controld's certificate names (cptest.Pki).
         return self.controld(name=name, migrate=migrate, host=host)
 
-    def mxd_servers(self, servers, sink):
+    def mxd_servers(self, servers, sink, ack_timeout=5):
         addrs = [f"{c.host}:{c.port}" for c in servers]
         # No authority: each server's certificate is checked against the
         # host part of its own address.
         return self.mxd_with_control(servers[0], sink, control={
-            "server": None, "authority": None, "servers": addrs, "ack_timeout": 5}), addrs
+            "server": None, "authority": None, "servers": addrs,
+            "ack_timeout": ack_timeout}), addrs
 
     def assert_every_session_once(self, names, timeout=60):
         rows, seqs, sids = self.wait_outcomes(len(names), timeout=timeout)
@@ -162,6 +164,35 @@ class ControlFailoverTest(cptest.FleetTestCase):
         self.wait_drained(a)
         self.assertTrue(m.running())
         self.assertFalse(m.events("child_died"), "an mxd process died")
+
+    def test_controld_frozen_no_ack_in_time_mxd_moves_on(self):
+        """A stopped with SIGSTOP: its connection stays open, nothing is
+        acknowledged (the keepalive would notice after a minute). After
+        control.ack_timeout mxd moves to B and resends;
+        A's late work, once it runs again, stores nothing twice."""
+        a = self.replica("controldA", migrate=True)
+        b = self.replica("controldB")
+        sink = self.sink()
+        m, (addr_a, addr_b) = self.mxd_servers([a, b], sink, ack_timeout=2)
+        m.wait_event("controld_connected", timeout=20, server=addr_a)
+        with MailFlow(m, "fz") as flow:
+            wait_for(lambda: self.outcome_counts()[0] >= 5, 30, interval=0.2,
+                     what="outcomes flowing before the freeze")
+            a.send_signal(signal.SIGSTOP)
+            try:
+                m.wait_event("controld_connected", timeout=20, server=addr_b)
+            finally:
+                time.sleep(1)
+                flow.stop_ev.set()
+                flow.t.join(30)
+                a.send_signal(signal.SIGCONT)
+        names = flow.names
+        self.assertFalse(flow.errors, f"SMTP failed while controld was frozen: {flow.errors[:5]}")
+        move = m.events("control_failover", server=addr_a, next=addr_b)
+        self.assertTrue(move, m.log_tail())
+        self.assertIn("no acknowledgement", move[0].get("error", ""))
+        self.assert_every_session_once(names)
+        self.wait_drained(b)
 
     def test_server_whose_certificate_does_not_name_it_is_skipped(self):
         # controld's certificate names 127.0.0.1, not this address.

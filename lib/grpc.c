@@ -1418,6 +1418,26 @@ grpc_client_free(struct grpc_client *cl)
 	free(cl);
 }
 
+void
+grpc_client_set_target(struct grpc_client *cl, const char *host, int port,
+    const char *authority)
+{
+	free(cl->host);
+	free(cl->authority);
+	cl->host = xstrdup(host);
+	cl->authority = xstrdup(authority ? authority : host);
+	cl->o.host = cl->host;
+	cl->o.port = port;
+	cl->o.authority = cl->authority;
+}
+
+void
+grpc_client_drop(struct grpc_client *cl, const char *why)
+{
+	if (cl->conn && !cl->conn->dead)
+		grpc_conn_close(cl->conn, why);
+}
+
 int
 grpc_client_ready(const struct grpc_client *cl)
 {

@@ -159,6 +159,14 @@ void grpc_client_free(struct grpc_client *cl);
 int grpc_client_ready(const struct grpc_client *cl);
 /* Why the last connection attempt failed, for messages. */
 const char *grpc_client_error(const struct grpc_client *cl);
+/* Connect to another server from the next attempt on (a client that fails
+ * over between replicas): host, port, and authority (NULL: host) as in
+ * grpc_client_opts. The connection open now, if any, is left alone. */
+void grpc_client_set_target(struct grpc_client *cl, const char *host, int port,
+    const char *authority);
+/* Give up on the connection open now, as if it were lost: its calls end
+ * with UNAVAILABLE, on_state(0) follows, then a reconnect with backoff. */
+void grpc_client_drop(struct grpc_client *cl, const char *why);
 /* Start a call. NULL when not connected (the caller retries later). */
 struct grpc_call *grpc_client_call(struct grpc_client *cl, const char *path, int timeout_ms,
     grpc_msg_fn on_message, grpc_close_fn on_close, void *arg);

@@ -1,6 +1,7 @@
 #include "mxd_config.h"
 #include "rptspool.h"
 #include "mxd_config_list.h"
+#include "mxd_config_control.h"
 #include "https_config.h"
 #include "mxd_identity.h"
 #include "mxd_keyswitch.h"
@@ -44,10 +45,6 @@ static const char *const mxd_tls_mode_names[] = {
 	[MXD_TLS_DANE] = "dane", [MXD_TLS_DANE_ONLY] = "dane-only", [MXD_TLS_VERIFY] = "verify",
 	[MXD_TLS_SECURE] = "secure",
 };
-static const char *const mxd_config_control_keys[] = {
-	"server", "authority", "host_id", "cert", "key", "ca", "journal_max_mb", "batch_size",
-	"batch_max_bytes", "heartbeat_interval", NULL
-};
 static const char *const mxd_config_tls_keys[] = {
 	"certificates", "min_version", "session_tickets", "next_key", "next_cert", NULL
 };
@@ -78,7 +75,7 @@ mxd_tls_mode_parse(const char *mode)
 	return -1;
 }
 
-static int
+int
 mxd_config_int(const config_setting_t *g, const char *key, long long min, long long max,
     int *out, struct conf_err *err)
 {
@@ -89,7 +86,7 @@ mxd_config_int(const config_setting_t *g, const char *key, long long min, long l
 	return r;
 }
 
-static int
+int
 mxd_config_strdup(const config_setting_t *g, const char *key, char **out, struct conf_err *err)
 {
 	const char *s;
@@ -429,30 +426,6 @@ mxd_config_sasls(struct mxd_config *cfg, const config_setting_t *list, struct co
 	return 0;
 }
 
-static int
-mxd_config_control(struct mxd_config *cfg, const config_setting_t *g, struct conf_err *err)
-{
-	if (conf_check_keys(g, mxd_config_control_keys, err) < 0 ||
-	    mxd_config_strdup(g, "server", &cfg->control_server, err) < 0 ||
-	    mxd_config_strdup(g, "authority", &cfg->control_authority, err) < 0 ||
-	    mxd_config_strdup(g, "host_id", &cfg->control_host_id, err) < 0 ||
-	    mxd_config_strdup(g, "cert", &cfg->control_cert, err) < 0 ||
-	    mxd_config_strdup(g, "key", &cfg->control_key, err) < 0 ||
-	    mxd_config_strdup(g, "ca", &cfg->control_ca, err) < 0 ||
-	    mxd_config_int(g, "journal_max_mb", 1, 1 << 20, &cfg->control_journal_mb, err) < 0 ||
-	    mxd_config_int(g, "batch_size", 1, 100000, &cfg->control_batch, err) < 0 ||
-	    mxd_config_int(g, "batch_max_bytes", 16384, 1 << 30, &cfg->control_batch_bytes,
-	    err) < 0 ||
-	    mxd_config_int(g, "heartbeat_interval", 1, 3600, &cfg->control_heartbeat, err) < 0)
-		return -1;
-	if (!cfg->control_server || !cfg->control_cert || !cfg->control_key || !cfg->control_ca)
-		return conf_error(err, g, "server, cert, key and ca are required");
-	char host[256];
-	if (netaddr_split_hostport(cfg->control_server, host, sizeof(host), &cfg->control_port) < 0)
-		return conf_error(err, config_setting_get_member(g, "server"), "expected HOST:PORT");
-	cfg->control_host = xstrdup(host);
-	return 0;
-}
 
 
 /* delivery.source_ipv4/6: a literal address of that family, kept in its
@@ -783,6 +756,7 @@ mxd_config_load(const char *path, struct mxd_config **out, char *err, size_t err
 	cfg->control_batch = 500;
 	cfg->control_batch_bytes = 1 << 20;
 	cfg->control_heartbeat = 10;
+	cfg->control_ack_timeout = 30;
 
 	if (conf_load(&lc, path, &cerr) < 0) {
 		snprintf(err, errsz, "%s", cerr.msg);
@@ -1025,8 +999,7 @@ mxd_config_free(struct mxd_config *cfg)
 	https_config_free(cfg);
 	mxd_identity_config_free(cfg);
 	mxd_keyswitch_config_free(cfg);
-	free(cfg->control_server);
-	free(cfg->control_host);
+	mxd_config_control_free(cfg);
 	free(cfg->control_authority);
 	free(cfg->control_host_id);
 	free(cfg->control_cert);

@@ -62,6 +62,13 @@ struct mxd_dest_limit {
 	int	 concurrency;
 };
 
+/* One controld address of control.server / control.servers. */
+struct mxd_control_server {
+	char	*addr;		/* "host:port" as written */
+	char	*host;		/* brackets of an IPv6 literal removed */
+	int	 port;
+};
+
 /* An MTA-STS policy from controld's snapshot, served by mxd-https at
  * https://mta-sts.<domain>/.well-known/mta-sts.txt (docs/dns.md). */
 struct mxd_mta_sts {
@@ -130,9 +137,12 @@ struct mxd_config {
 	int			 shutdown_timeout;
 
 	/* control plane (absent: mxd runs standalone) */
-	char			*control_server;	/* "host:port" as written */
+	char			*control_server;	/* the first of control_servers */
 	char			*control_host;
 	int			 control_port;
+	struct mxd_control_server *control_servers;	/* control.server(s), in order */
+	size_t			 ncontrol_servers;
+	int			 control_ack_timeout;	/* s: no ack, try the next server */
 	char			*control_authority;
 	char			*control_host_id;
 	char			*control_cert, *control_key, *control_ca;

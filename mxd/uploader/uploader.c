@@ -26,6 +26,7 @@
 #include "buf.h"
 #include "journal.h"
 #include "upload_batch.h"
+#include "ctlservers.h"
 #include "grpc.h"
 #include "log.h"
 #include "outcome.h"
@@ -89,10 +90,17 @@ struct uploader {
 	int			 stopping;
 	struct rptupload	*rpt;		/* received TLS reports (rptupload.h) */
 	struct queue_remote	*qr;		/* queue control (queue_remote.h) */
+	/* control.servers: which controld, and when to move on (ctlservers.h) */
+	struct ctlservers	 servers;
+	struct event		*ack_ev;	/* the oldest batch in flight is overdue */
+	size_t			 faults;	/* moves for a fault since the last ack */
 };
 
 static void uploader_pump(struct uploader *u);
 static void uploader_open_calls(struct uploader *u);
+static void uploader_ack_watch(struct uploader *u);
+static void uploader_call_fault(struct uploader *u, const char *path, int status,
+    const char *message);
 
 static void
 uploader_commit(struct uploader *u)
@@ -185,6 +193,7 @@ uploader_pump(struct uploader *u)
 		u->pending_dropped = u->pending_corrupt = 0;
 		u->sent_upto = last;
 		grpc_call_send(u->stream, (const uint8_t *)ub->b.data, ub->b.len);
+		uploader_ack_watch(u);
 	}
 }
 
@@ -205,6 +214,9 @@ uploader_ack_cb(struct grpc_call *c, const uint8_t *msg, size_t len, void *arg)
 		memmove(u->inflight_count, u->inflight_count + 1, (size_t)(u->ninflight - 1) * sizeof(size_t));
 		memmove(u->inflight_bytes, u->inflight_bytes + 1, (size_t)(u->ninflight - 1) * sizeof(size_t));
 		u->ninflight--;
+		u->faults = 0;
+		evtimer_del(u->ack_ev);
+		uploader_ack_watch(u);
 		log_debug("event=batch_acked seq=%" PRIu64 " duplicate=%d", a->seq, a->duplicate);
 		if (u->careful_records && a->seq >= u->careful_upto) {
 			u->careful_records = 0;
@@ -377,12 +389,14 @@ uploader_stream_closed(struct grpc_call *c, int status, const char *message, voi
 		u->pending_corrupt += u->inflight_corrupt[i];
 	}
 	u->ninflight = 0;
+	evtimer_del(u->ack_ev);
 	if (poison)
 		uploader_quarantine(u, poison);
 	u->sent_upto = journal_acked(u->j);
 	if (status != GRPC_OK || !u->stopping)
 		log_warnx("event=stream_closed status=%s message=\"%s\" backlog=%" PRIu64,
 		    grpc_status_name(status), message, journal_backlog(u->j));
+	uploader_call_fault(u, grpc_call_path(c), status, message);
 	uploader_schedule_retry(u);
 }
 
@@ -420,6 +434,7 @@ uploader_watch_closed(struct grpc_call *c, int status, const char *message, void
 	u->watch = NULL;
 	if (!u->stopping)
 		log_warnx("event=watch_closed status=%s message=\"%s\"", grpc_status_name(status), message);
+	uploader_call_fault(u, grpc_call_path(c), status, message);
 	uploader_schedule_retry(u);
 }
 
@@ -436,6 +451,7 @@ uploader_unary_closed(struct grpc_call *c, int status, const char *message, void
 	if (status != GRPC_OK)
 		log_warnx("event=control_call_failed path=%s status=%s message=\"%s\"",
 		    grpc_call_path(c), grpc_status_name(status), message);
+	uploader_call_fault(arg, grpc_call_path(c), status, message);
 }
 
 static void
@@ -554,17 +570,70 @@ uploader_retry_cb(evutil_socket_t fd, short what, void *arg)
 	uploader_open_calls(arg);
 }
 
+/* ---- failover between controld replicas (ctlservers.h) ---- */
+
+/* The connection to the current server failed or was dropped: the next
+ * attempt (after the client's backoff) goes to the next server. */
+static void
+uploader_server_failed(struct uploader *u, const char *why)
+{
+	char line[1024];
+	if (ctlservers_failed(&u->servers, why, line, sizeof(line)))
+		grpc_client_set_target(u->cl, ctlservers_host(&u->servers),
+		    ctlservers_port(&u->servers), ctlservers_authority(&u->servers));
+	if (line[0])
+		log_warnx("%s backlog=%" PRIu64, line, journal_backlog(u->j));
+}
+
+/* A call ended badly on a connection still up. With other servers to try,
+ * move on: but only once per server in a row without an ack, so a fault
+ * all replicas share (their database) does not make mxd reconnect in a
+ * loop; it then retries the stream where it is, as with one server. */
+static void
+uploader_call_fault(struct uploader *u, const char *path, int status, const char *message)
+{
+	char why[300];
+	if (u->stopping || u->servers.n < 2 || !ctlservers_status_is_fault(status) ||
+	    !grpc_client_ready(u->cl) || u->faults >= u->servers.n)
+		return;
+	u->faults++;
+	snprintf(why, sizeof(why), "%s: %s %s", path, grpc_status_name(status), message);
+	grpc_client_drop(u->cl, why);
+}
+
+/* Batches in flight: the oldest must be acknowledged within
+ * control.ack_timeout, or the server is taken for gone. */
+static void
+uploader_ack_watch(struct uploader *u)
+{
+	struct timeval tv = { u->cfg->control_ack_timeout, 0 };
+	if (u->ninflight > 0 && u->servers.n > 1 && !evtimer_pending(u->ack_ev, NULL))
+		evtimer_add(u->ack_ev, &tv);
+}
+
+static void
+uploader_ack_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct uploader *u = arg;
+	char why[200];
+	if (u->ninflight == 0 || u->stream == NULL)
+		return;
+	snprintf(why, sizeof(why), "no acknowledgement of seq %" PRIu64 " in %d s",
+	    u->inflight_seq[0], u->cfg->control_ack_timeout);
+	uploader_call_fault(u, "/mxfleet.v1.Collector/Stream", GRPC_DEADLINE_EXCEEDED, why);
+}
+
 static void
 uploader_state_cb(struct grpc_client *cl, int ready, void *arg)
 {
 	struct uploader *u = arg;
 	if (!ready) {
-		log_warnx("event=controld_unreachable error=\"%s\" backlog=%" PRIu64,
-		    grpc_client_error(cl), journal_backlog(u->j));
+		uploader_server_failed(u, grpc_client_error(cl));
 		return;
 	}
-	log_info("event=controld_connected host_id=%s backlog=%" PRIu64, u->host_id,
-	    journal_backlog(u->j));
+	ctlservers_connected(&u->servers);
+	log_info("event=controld_connected server=%s host_id=%s backlog=%" PRIu64,
+	    ctlservers_addr(&u->servers), u->host_id, journal_backlog(u->j));
 	Mxfleet__V1__RegisterRequest r = MXFLEET__V1__REGISTER_REQUEST__INIT;
 	r.host_id = u->host_id;
 	r.version = (char *)MXFLEET_VERSION;
@@ -638,16 +707,19 @@ uploader_main(struct mxd_config *cfg, int fd, uint64_t *shared_dropped,
 
 	struct grpc_client_opts o;
 	memset(&o, 0, sizeof(o));
-	o.host = cfg->control_host;
-	o.port = cfg->control_port;
-	o.authority = cfg->control_authority;
+	ctlservers_init(&u.servers, cfg->control_servers, cfg->ncontrol_servers,
+	    cfg->control_authority);
+	u.ack_ev = evtimer_new(u.base, uploader_ack_timeout_cb, &u);
+	o.host = ctlservers_host(&u.servers);
+	o.port = ctlservers_port(&u.servers);
+	o.authority = ctlservers_authority(&u.servers);
 	o.tls = u.tls;
 	o.max_message = MXD_SNAPSHOT_MAX_BYTES;	/* what we take: snapshots */
 	o.reconnect = 1;
 	o.on_state = uploader_state_cb;
 	o.arg = &u;
-	log_info("event=uploader_started host_id=%s controld=%s:%d journal=%s backlog=%" PRIu64,
-	    u.host_id, cfg->control_host, cfg->control_port, dir, journal_backlog(u.j));
+	log_info("event=uploader_started host_id=%s controld=%s servers=%zu journal=%s backlog=%"
+	    PRIu64, u.host_id, ctlservers_addr(&u.servers), u.servers.n, dir, journal_backlog(u.j));
 	grpc_client_new(&u.cl, u.base, &o);
 	u.rpt = rptupload_new(u.base, u.cl, cfg->spool_dir, u.host_id);
 	u.qr = queue_remote_new(u.base, u.cl, cfg->spool_dir, u.host_id);
@@ -659,6 +731,7 @@ uploader_main(struct mxd_config *cfg, int fd, uint64_t *shared_dropped,
 	event_free(u.read_ev);
 	event_free(u.commit_ev);
 	event_free(u.retry_ev);
+	event_free(u.ack_ev);
 	event_free(u.hb_ev);
 	event_free(u.term_ev);
 	if (u.identity_ev)

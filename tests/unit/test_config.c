@@ -237,10 +237,28 @@ test_config_tls_policies_and_credentials(void **state)
 
 /* The host identity's keys (docs/dns.md#host-identity): public_addresses
  * kept in canonical form, the next key's default next to the first key. */
+/* A configuration refused, with an error that says expect. */
+struct bad_config {
+	const char	*text;
+	const char	*expect;
+};
+
+static void
+assert_config_refused(const struct bad_config *bad, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct mxd_config *cfg = NULL;
+		char err[600] = "";
+		assert_int_equal(load(bad[i].text, &cfg, err, sizeof(err)), -1);
+		if (strstr(err, bad[i].expect) == NULL)
+			fail_msg("case %zu: error '%s' lacks '%s'", i, err, bad[i].expect);
+	}
+}
+
 static void
 test_config_host_identity_keys(void **state)
 {
-	static const struct { const char *text; const char *expect; } bad[] = {
+	static const struct bad_config bad[] = {
 		{ "public_addresses = [ \"mx.example\" ];\n",
 		  ":1: public_addresses[0]: expected an IPv4 or IPv6 address" },
 		{ "public_addresses = [ \"1\", \"2\", \"3\", \"4\", \"5\", \"6\", \"7\", \"8\", \"9\","
@@ -249,13 +267,7 @@ test_config_host_identity_keys(void **state)
 		{ "tls = { next_key = \"\"; };\n", ":1: tls.next_key: expected a file path" },
 		{ "tls = { next_key = 3; };\n", "tls.next_key: expected a string" },
 	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct mxd_config *cfg = NULL;
-		char err[600] = "";
-		assert_int_equal(load(bad[i].text, &cfg, err, sizeof(err)), -1);
-		if (strstr(err, bad[i].expect) == NULL)
-			fail_msg("case %zu: error '%s' lacks '%s'", i, err, bad[i].expect);
-	}
+	assert_config_refused(bad, sizeof(bad) / sizeof(bad[0]));
 	struct mxd_config *cfg = NULL;
 	char err[600] = "";
 	assert_int_equal(load("public_addresses = [ \"192.0.2.25\", \"2001:DB8:0::25\" ];\n"
@@ -269,6 +281,54 @@ test_config_host_identity_keys(void **state)
 	mxd_config_free(cfg);
 }
 
+/* control.servers: several controld replicas, each "HOST:PORT"; the old
+ * one-address control.server still works; both at once is an error. */
+static void
+test_config_control_servers(void **state)
+{
+#define CTL_KEYS "cert = \"/c.pem\"; key = \"/c.key\"; ca = \"/ca.pem\";"
+	static const struct bad_config bad[] = {
+		{ "control = { server = \"a:1\"; servers = [ \"b:2\" ]; " CTL_KEYS " };\n",
+		  "control.servers: set either server (one controld) or servers" },
+		{ "control = { servers = [ ]; " CTL_KEYS " };\n",
+		  "control.servers: an empty list" },
+		{ "control = { servers = [ \"a:1\", \"nope\" ]; " CTL_KEYS " };\n",
+		  "control.servers[1]: expected HOST:PORT" },
+		{ "control = { servers = [ \"a:1\", \"a:99999\" ]; " CTL_KEYS " };\n",
+		  "control.servers[1]: expected HOST:PORT" },
+		{ "control = { servers = [ \"a:1\", \"a:1\" ]; " CTL_KEYS " };\n",
+		  "control.servers[1]: a:1 is listed twice" },
+		{ "control = { servers = [ \"a:1\", 7 ]; " CTL_KEYS " };\n",
+		  "mismatched element type in array" },
+		{ "control = { " CTL_KEYS " };\n",
+		  "server (or servers), cert, key and ca are required" },
+		{ "control = { servers = [ \"a:1\" ]; ack_timeout = 0; " CTL_KEYS " };\n",
+		  "control.ack_timeout" },
+	};
+	assert_config_refused(bad, sizeof(bad) / sizeof(bad[0]));
+	struct mxd_config *cfg = NULL;
+	char err[600] = "";
+	assert_int_equal(load("control = { servers = [ \"ctl1.example:7443\", "
+	    "\"[2001:db8::2]:7444\" ]; " CTL_KEYS " };\n", &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg->ncontrol_servers, 2);
+	assert_string_equal(cfg->control_servers[0].host, "ctl1.example");
+	assert_int_equal(cfg->control_servers[0].port, 7443);
+	assert_string_equal(cfg->control_servers[1].addr, "[2001:db8::2]:7444");
+	assert_string_equal(cfg->control_servers[1].host, "2001:db8::2");
+	assert_int_equal(cfg->control_servers[1].port, 7444);
+	assert_string_equal(cfg->control_server, "ctl1.example:7443");
+	assert_int_equal(cfg->control_ack_timeout, 30);
+	mxd_config_free(cfg);
+	assert_int_equal(load("control = { server = \"ctl1.example:7443\"; " CTL_KEYS " };\n",
+	    &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg->ncontrol_servers, 1);
+	assert_string_equal(cfg->control_servers[0].host, "ctl1.example");
+	assert_string_equal(cfg->control_host, "ctl1.example");
+	assert_int_equal(cfg->control_port, 7443);
+	mxd_config_free(cfg);
+#undef CTL_KEYS
+}
+
 int
 main(void)
 {
@@ -280,6 +340,7 @@ main(void)
 		cmocka_unit_test(test_config_routes_first_match_and_attempts),
 		cmocka_unit_test(test_config_tls_policies_and_credentials),
 		cmocka_unit_test(test_config_host_identity_keys),
+		cmocka_unit_test(test_config_control_servers),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -94,6 +94,10 @@ foreach(comp ${MXFLEET_DEB_COMPONENTS})
 endforeach()
 
 # ---- CPack ----
+# cpack (and `make install`) would first run `make preinstall`, which makes
+# the whole tree again: half a minute of dependency checks on a loaded CI
+# machine, for nothing after `make build`. `make deb` builds first.
+set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME mxfleet)
 set(CPACK_PACKAGE_VERSION ${MXFLEET_DEB_VERSION})

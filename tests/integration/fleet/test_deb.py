@@ -176,6 +176,17 @@ class DebTest(unittest.TestCase):
             self.assertNotIn(".symtab", sections, f"{binary} in {pkg} is not stripped")
             self.assertNotIn(".debug_info", sections, f"{binary} in {pkg} keeps debug info")
 
+    def test_cmake_install_under_another_prefix_stays_inside_it(self):
+        prefix = os.path.join(self.tmp, "prefix")
+        r = run(["cmake", "--install", build_dir(), "--prefix", prefix])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        for rel in ("sbin/mxd", "sbin/controld", "bin/mailctl", "etc/mxfleet/mxd.conf",
+                    "etc/mxfleet/controld.conf", "share/mxfleet/schema/001_hosts.sql",
+                    "share/doc/mxfleet-mxd/copyright"):
+            self.assertTrue(os.path.isfile(os.path.join(prefix, rel)), rel)
+        if "/etc/mxfleet" not in self.before["paths"]:
+            self.assertFalse(os.path.exists("/etc/mxfleet"), "cmake --install wrote to /etc")
+
     def test_default_configs_are_conffiles(self):
         for pkg, conf in (("mxfleet-mxd", "/etc/mxfleet/mxd.conf"),
                           ("mxfleet-controld", "/etc/mxfleet/controld.conf")):

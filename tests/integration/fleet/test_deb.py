@@ -232,7 +232,7 @@ class DebTest(unittest.TestCase):
             self.assertLess(int(fields[2]), 1000, f"{user} is a system user")
             self.assertIn(fields[6], ("/usr/sbin/nologin", "/bin/false"), user)
         self.assertEqual(seen["stat"]["/var/spool/mxfleet"], "mxd mxd 700")
-        self.assertEqual(seen["stat"]["/var/lib/mxfleet"], "root root 755")
+        self.assertEqual(seen["stat"]["/var/lib/mxfleet"], "mxd mxd 750")
         self.assertEqual(seen["stat"]["/etc/mxfleet/controld.conf"], "root controld 640")
         self.assertEqual(seen["stat"]["/etc/mxfleet/mxd.conf"], "root root 644")
         self.assertEqual(seen["stat"]["/usr/sbin/mxd"], "root root 755")

@@ -6,7 +6,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 
-.PHONY: all deps build build-asan build-fuzz check check-plain check-asan check-fuzz demo bench bench-relay bench-queue fuzz-long clean
+.PHONY: all deps build build-asan build-fuzz deb check check-plain check-asan check-fuzz demo bench bench-relay bench-queue fuzz-long clean
 
 all: build
 
@@ -16,6 +16,12 @@ deps:
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(BUILD) -j$(JOBS)
+
+# Debian packages from the plain build (docs/packaging.md): build/deb/*.deb.
+deb: build
+	rm -f $(BUILD)/deb/*.deb
+	cd $(BUILD) && cpack --config CPackConfig.cmake -B $(CURDIR)/$(BUILD)/deb
+	ls -l $(BUILD)/deb/*.deb
 
 build-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMXFLEET_SANITIZE=ON

@@ -52,14 +52,10 @@ install(FILES ${MXFLEET_DEB_DIR}/mxd.conf DESTINATION "\${MXFLEET_ROOT}/etc/mxfl
 install(FILES ${MXFLEET_DEB_DIR}/controld.conf DESTINATION "\${MXFLEET_ROOT}/etc/mxfleet"
   PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ COMPONENT controld)
 
-# systemd units, man pages and the bash completion are written by other
-# helpers of issue 13 at the same time as this file: each rule is guarded by
-# if(EXISTS) until they are merged. The lead drops the guards at merge.
+# systemd units, man pages (gzipped) and the bash completion.
 foreach(comp mxd controld)
-  if(EXISTS ${PROJECT_SOURCE_DIR}/${comp}/systemd/${comp}.service)  # guard: drop at merge
-    install(FILES ${PROJECT_SOURCE_DIR}/${comp}/systemd/${comp}.service
-      DESTINATION "\${MXFLEET_ROOT}/lib/systemd/system" COMPONENT ${comp})
-  endif()
+  install(FILES ${PROJECT_SOURCE_DIR}/${comp}/systemd/${comp}.service
+    DESTINATION "\${MXFLEET_ROOT}/lib/systemd/system" COMPONENT ${comp})
 endforeach()
 foreach(page mxd.8:mxd mxd.conf.5:mxd controld.8:controld controld.conf.5:controld
     mailctl.8:mailctl)
@@ -67,14 +63,10 @@ foreach(page mxd.8:mxd mxd.conf.5:mxd controld.8:controld controld.conf.5:contro
   list(GET pc 0 file)
   list(GET pc 1 comp)
   string(REGEX REPLACE ".*\\.([0-9])$" "\\1" section ${file})
-  if(EXISTS ${PROJECT_SOURCE_DIR}/docs/man/${file})  # guard: drop at merge
-    mxfleet_install_gz(${PROJECT_SOURCE_DIR}/docs/man/${file} share/man/man${section} ${comp})
-  endif()
+  mxfleet_install_gz(${PROJECT_SOURCE_DIR}/docs/man/${file} share/man/man${section} ${comp})
 endforeach()
-if(EXISTS ${PROJECT_SOURCE_DIR}/cli/mailctl.bash-completion)  # guard: drop at merge
-  install(FILES ${PROJECT_SOURCE_DIR}/cli/mailctl.bash-completion
-    DESTINATION share/bash-completion/completions RENAME mailctl COMPONENT mailctl)
-endif()
+install(FILES ${PROJECT_SOURCE_DIR}/cli/mailctl.bash-completion
+  DESTINATION share/bash-completion/completions RENAME mailctl COMPONENT mailctl)
 
 # /usr/share/doc/<package>: copyright and changelog.Debian.gz (lintian).
 set(MXFLEET_DEB_VERSION ${PROJECT_VERSION})

@@ -295,8 +295,8 @@ class ControldReloadTest(cptest.FleetTestCase):
 
     def assertServing(self, c):
         self.assertIsNone(c.proc.poll(), "controld exited:\n" + c.log_tail())
-        self.assertEqual(self.mailctl(c, "hosts", check=False).returncode, 0)
-        r = self.mailctl_admin_tls(c, "hosts", check=False)
+        self.assertEqual(self.mailctl(c, "domain", "list", check=False).returncode, 0)
+        r = self.mailctl_admin_tls(c, "domain", "list", check=False)
         self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_sighup_serves_a_renewed_certificate_to_new_connections(self):
@@ -424,7 +424,7 @@ class SyscallFilterTest(cptest.FleetTestCase):
         m.start()
         cptest.smtp_send(m.host, m.port, "units-1")
         self.wait_outcomes(1)
-        self.assertEqual(self.mailctl(c, "hosts", check=False).returncode, 0)
+        self.assertEqual(self.mailctl(c, "domain", "list", check=False).returncode, 0)
         for svc, event in ((m, "reloaded"), (c, "reloaded")):
             svc.send_signal(signal.SIGHUP)
             wait_for(lambda: svc.events(event), 15, what=f"{svc.name} {event}")

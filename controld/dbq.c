@@ -138,6 +138,8 @@ dbq_worker_run(struct dbq_worker *w, struct dbq_job *j)
 	 * for the backoff rather than trying again at once. */
 	if (!db_connected(w->db))
 		dbq_worker_backoff(w, j->err[0] ? j->err : db_errmsg(w->db));
+	else
+		w->backoff_ms = w->retry_at = 0;
 }
 
 /* Hand a finished job to the loop; one byte wakes it when the list was

@@ -48,7 +48,12 @@ enum db_status {
 
 struct db;
 
-/* Connect. conninfo is a libpq connection string or URI; it may set
+/* Connect. conninfo is a libpq connection string or URI, with one host or
+ * several (a primary and its standbys: libpq tries them in order); with
+ * several and no target_session_attrs, target_session_attrs=read-write is
+ * added, so the session lands on the primary. Every connect and reconnect
+ * that reaches a server other than the last one the process reached logs
+ * event=db_connected (host and port only). It may set
  * connect_timeout (default here: 10 s), keepalives_idle/_interval/_count
  * (30 s, 10 s, 3) and application_name. The client encoding is always UTF8.
  * The session's statement_timeout is DB_STATEMENT_TIMEOUT_MS until
@@ -61,6 +66,10 @@ int db_open(struct db **out, const char *conninfo, char *err, size_t errsz);
  * across reconnects. */
 int db_set_statement_timeout(struct db *db, int ms);
 void db_close(struct db *db);
+/* Is the connection up and, as far as controld saw, on a server that takes
+ * writes? 0 after the server went away or refused a write as read-only
+ * (SQLSTATE 25006): the next call reconnects first. */
+int db_connected(struct db *db);
 /* The last error of this handle, "" if the last call succeeded. */
 const char *db_errmsg(const struct db *db);
 

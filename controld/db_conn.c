@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+
 #include <libpq-fe.h>
 
 #include "log.h"
@@ -51,7 +53,19 @@ db_errmsg(const struct db *db)
 int
 db_conn_ok(struct db *db)
 {
-	return PQstatus(db->conn) == CONNECTION_OK;
+	return !db->read_only && PQstatus(db->conn) == CONNECTION_OK;
+}
+
+int
+db_connected(struct db *db)
+{
+	return db_conn_ok(db);
+}
+
+void
+db_session_lock(struct db *db, const char *name)
+{
+	db->session_lock = name;
 }
 
 /* A statement failed: record why, leave the session usable (no open
@@ -60,10 +74,16 @@ int
 db_fail(struct db *db, PGresult *res, const char *what)
 {
 	const char *m = res != NULL ? PQresultErrorMessage(res) : NULL;
+	const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
 	if (m == NULL || *m == '\0')
 		m = PQerrorMessage(db->conn);
 	db_seterr(db, "%s: %s", what, m);
+	/* read_only_sql_transaction: this server takes no writes (a standby
+	 * not yet promoted, reached without target_session_attrs=read-write).
+	 * Nothing of the transaction was applied; another server may take it. */
+	if (state != NULL && strcmp(state, "25006") == 0)
+		db->read_only = 1;
 	if (res != NULL)
 		PQclear(res);
 	if (!db_conn_ok(db))
@@ -216,6 +236,63 @@ db_apply_statement_timeout(struct db *db, int ms)
 	    "SELECT set_config('statement_timeout', $1::text, false)", &p, NULL);
 }
 
+/* The server this session reached, logged once per change of server for
+ * the whole process (every worker's connection lands on the same one): one
+ * line at start and one per failover. Host and port only, never the rest of
+ * the connection string (it may hold a password). */
+static pthread_mutex_t db_server_mu = PTHREAD_MUTEX_INITIALIZER;
+static char db_server_last[300];
+
+static void
+db_log_server(struct db *db)
+{
+	const char *host = PQhost(db->conn), *port = PQport(db->conn);
+	const char *hs = PQparameterStatus(db->conn, "in_hot_standby");
+	const char *ro = PQparameterStatus(db->conn, "default_transaction_read_only");
+	char server[sizeof(db_server_last)], q[LOG_QUOTE_SIZE(200)];
+	const char *kind = (hs != NULL && strcmp(hs, "on") == 0) ||
+	    (ro != NULL && strcmp(ro, "on") == 0) ? "read-only" : "read-write";
+	int changed;
+
+	snprintf(server, sizeof(server), "%s:%s", host ? host : "-", port ? port : "-");
+	pthread_mutex_lock(&db_server_mu);
+	changed = strcmp(server, db_server_last) != 0;
+	if (changed)
+		snprintf(db_server_last, sizeof(db_server_last), "%s", server);
+	pthread_mutex_unlock(&db_server_mu);
+	if (!changed)
+		return;
+	log_quote(q, sizeof(q), server, strlen(server), 200);
+	log_info("event=db_connected server=%s session=%s msg=\"database: connected to %s (%s)\"",
+	    q, kind, server, kind);
+}
+
+/* With several hosts and no target_session_attrs, libpq would take the
+ * first that answers, a standby included: controld writes, so it asks for
+ * a read-write session unless the string (or PGTARGETSESSIONATTRS) says
+ * otherwise. A string libpq cannot parse is left for the connect to
+ * report. */
+static int
+db_wants_read_write(const char *conninfo)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	int several = 0, given = getenv("PGTARGETSESSIONATTRS") != NULL;
+
+	if (opts == NULL)
+		return 0;
+	for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+		if (o->val == NULL || *o->val == '\0')
+			continue;
+		if (strcmp(o->keyword, "target_session_attrs") == 0)
+			given = 1;
+		else if ((strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0)
+		    && strchr(o->val, ',') != NULL)
+			several = 1;
+	}
+	PQconninfoFree(opts);
+	return several && !given;
+}
+
 int
 db_open(struct db **out, const char *conninfo, char *err, size_t errsz)
 {
@@ -225,14 +302,18 @@ db_open(struct db **out, const char *conninfo, char *err, size_t errsz)
 	 * minute, not after the kernel's two hours) and the application name
 	 * are defaults, UTF8 is not negotiable (COPY data and the sanitizing
 	 * of text assume it). */
-	const char *const kw[] = { "connect_timeout", "keepalives_idle",
+	const char *kw[] = { "connect_timeout", "keepalives_idle",
 	    "keepalives_interval", "keepalives_count", "fallback_application_name",
-	    "dbname", "client_encoding", NULL };
-	const char *const val[] = { "10", "30", "10", "3", "mxfleet-controld",
-	    conninfo, "UTF8", NULL };
+	    "dbname", "client_encoding", NULL, NULL };
+	const char *val[] = { "10", "30", "10", "3", "mxfleet-controld",
+	    conninfo, "UTF8", NULL, NULL };
 	struct db *db;
 
 	*out = NULL;
+	if (db_wants_read_write(conninfo)) {
+		kw[7] = "target_session_attrs";
+		val[7] = "read-write";
+	}
 	db = xcalloc(1, sizeof(*db));
 	db->conn = PQconnectdbParams(kw, val, 1);
 	if (db->conn == NULL) {
@@ -248,6 +329,7 @@ db_open(struct db **out, const char *conninfo, char *err, size_t errsz)
 		return DB_ECONN;
 	}
 	PQsetNoticeReceiver(db->conn, db_notice, NULL);
+	db_log_server(db);
 	db->statement_timeout_ms = DB_STATEMENT_TIMEOUT_MS;
 	if (db_apply_statement_timeout(db, db->statement_timeout_ms) != DB_OK) {
 		snprintf(err, errsz, "%s", db->err);
@@ -282,6 +364,7 @@ db_reset(struct db *db)
 
 	PQreset(db->conn);
 	db->staging_ready = 0;
+	db->read_only = 0;
 	if (!db_conn_ok(db)) {
 		db_seterr(db, "reconnect: %s", PQerrorMessage(db->conn));
 		return DB_ECONN;
@@ -289,12 +372,27 @@ db_reset(struct db *db)
 	if ((rc = db_apply_statement_timeout(db, db->statement_timeout_ms)) != DB_OK)
 		return rc == DB_ESQL ? DB_ECONN : rc;
 	log_info("event=db_reconnected");
+	db_log_server(db);
 	return DB_OK;
 }
 
-/* Run op; if it fails because the connection is gone, reset the connection
- * once and, if that is safe, run op once more. A connection found broken by
- * an earlier call is reset first. */
+/* A session-level advisory lock lives and dies with its session: after a
+ * lost connection (a failover) the lock is gone, and another replica may
+ * hold it by now. Reconnecting and going on would run the singleton twice. */
+static int
+db_lock_lost(struct db *db, const char *why)
+{
+	db_seterr(db, "%s (the session held the %s lock, gone with the connection: the "
+	    "round ends here)", why, db->session_lock);
+	return DB_ECONN;
+}
+
+/* Run op; if it fails because the connection is gone, or the server turned
+ * out read-only (25006), reset the connection once and, if that is safe,
+ * run op once more. A connection found broken by an earlier call is reset
+ * first. Safe: always for DB_REPEAT_ALWAYS; for DB_REPEAT_UNTIL_COMMIT when
+ * COMMIT was not sent, or the server refused the write as read-only (then
+ * nothing was applied). Never while the session holds an advisory lock. */
 int
 db_call(struct db *db, db_op op, void *arg, enum db_repeat repeat)
 {
@@ -302,19 +400,24 @@ db_call(struct db *db, db_op op, void *arg, enum db_repeat repeat)
 	int rc;
 
 	db->err[0] = '\0';
+	if (!db_conn_ok(db) && db->session_lock != NULL)
+		return db_lock_lost(db, "connection lost");
 	if (!db_conn_ok(db) && db_reset(db) != DB_OK)
 		return DB_ECONN;
 	db->commit_sent = 0;
 	if ((rc = op(db, arg)) != DB_ECONN)
 		return rc;
 	snprintf(first, sizeof(first), "%s", db->err);
-	if (repeat == DB_REPEAT_UNTIL_COMMIT && db->commit_sent) {
+	if (db->session_lock != NULL)
+		return db_lock_lost(db, first);
+	if (repeat == DB_REPEAT_UNTIL_COMMIT && db->commit_sent && !db->read_only) {
 		db_seterr(db, "%s (connection lost after COMMIT was sent: the change may"
 		    " have been applied)", first);
 		return DB_ECONN;
 	}
 	log_quote(q, sizeof(q), first, strlen(first), 200);
-	log_warnx("event=db_connection_lost error=%s", q);
+	log_warnx("event=%s error=%s", db->read_only ? "db_server_read_only" :
+	    "db_connection_lost", q);
 	if (db_reset(db) != DB_OK) {
 		db_seterr(db, "%s; reconnect failed: %s", first,
 		    PQerrorMessage(db->conn));
@@ -324,4 +427,3 @@ db_call(struct db *db, db_op op, void *arg, enum db_repeat repeat)
 	db->commit_sent = 0;
 	return op(db, arg);
 }
-

@@ -137,6 +137,7 @@ db_dnspush_auto_begin(struct db *db, int *got, char ***domains, size_t *n)
 	PQclear(res);
 	if (!*got)
 		return DB_OK;
+	db_session_lock(db, "dns auto push");
 	if ((rc = db_query(db, "dns auto push: domains", "SELECT s.domain FROM domain_dns s"
 	    " JOIN domains d ON lower(d.name) = s.domain WHERE s.publish ORDER BY s.domain",
 	    NULL, &res)) != DB_OK) {
@@ -156,6 +157,8 @@ void
 db_dnspush_auto_end(struct db *db)
 {
 	PGresult *res;
+
+	db_session_lock(db, NULL);
 	if (db_query(db, "dns auto push: unlock", "SELECT pg_advisory_unlock(" DB_DNSAUTO_LOCK ")",
 	    NULL, &res) == DB_OK)
 		PQclear(res);

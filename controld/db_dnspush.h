@@ -32,7 +32,9 @@ void db_dnspush_pairs_free(struct db_dnspush_pair *p, size_t n);
 /* Automatic pushes (dnsauto.c): one replica at a time. begin takes the
  * auto-push lock if it is free (a session lock: *got 0 when another
  * replica holds it) and lists the domains whose settings say publish; end
- * releases the lock. */
+ * releases the lock. A connection lost in between ends the round's database
+ * calls (DB_ECONN, no reconnect: the lock went with it); the next round
+ * reconnects and takes it again. */
 int db_dnspush_auto_begin(struct db *db, int *got, char ***domains, size_t *n);
 void db_dnspush_auto_end(struct db *db);
 

@@ -24,6 +24,13 @@ struct db {
 	int	 commit_sent;
 	/* Set on the session at connect and after every reconnect. */
 	int	 statement_timeout_ms;
+	/* The server refused a write as read-only (SQLSTATE 25006: a standby
+	 * not yet promoted): the session is no use, reconnect. */
+	int	 read_only;
+	/* The session-level advisory lock this session holds (NULL: none).
+	 * Losing the connection loses the lock: db_call then does not
+	 * reconnect behind the holder's back (db_session_lock). */
+	const char *session_lock;
 };
 
 #define DB_PARAMS_MAX		12
@@ -62,8 +69,14 @@ char *db_get_str(const PGresult *res, int row, int col);
  * caller frees it. (db_array.c) */
 char *db_array_literal(char *const *v, size_t n);
 
-/* Is the connection up (PQstatus OK)? */
+/* Is the connection up (PQstatus OK) and not found read-only? */
 int db_conn_ok(struct db *db);
+/* The session took (name, a static string) or released (NULL) a
+ * session-level advisory lock. While it holds one, a lost connection is not
+ * reset by db_call: the call fails with DB_ECONN, the holder ends its round
+ * and releases, and the next call reconnects (and the next round takes the
+ * lock again, on whichever replica gets it first). */
+void db_session_lock(struct db *db, const char *name);
 /* SET statement_timeout on the session (after a connect or a reset). */
 int db_apply_statement_timeout(struct db *db, int ms);
 

@@ -20,6 +20,8 @@ db_rptsend_lock(struct db *db, int *got)
 		return rc;
 	*got = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
 	PQclear(res);
+	if (*got)
+		db_session_lock(db, "reports");
 	return DB_OK;
 }
 
@@ -28,6 +30,7 @@ db_rptsend_unlock(struct db *db)
 {
 	PGresult *res;
 
+	db_session_lock(db, NULL);
 	if (db_query(db, "reports: unlock", "SELECT pg_advisory_unlock(" DB_RPTSEND_LOCK ")",
 	    NULL, &res) == DB_OK)
 		PQclear(res);

@@ -20,7 +20,9 @@
 
 /* pg_try_advisory_lock's key: "mxft" (0x6d786674 = 1836607092), the one
  * replica that plans and sends TLS reports. Session-level: held for a whole
- * round, released when the round ends or the session dies. */
+ * round, released when the round ends or the session dies. A session that
+ * dies (a failover) is not reconnected within the round (db_session_lock):
+ * the round fails, and the next one takes the lock again. */
 #define DB_RPTSEND_LOCK	"1836607092"
 
 struct db_rptsend_new {

@@ -16,6 +16,12 @@ struct dbq_worker {
 	struct dbq	*q;
 	pthread_t	 thread;
 	struct db	*db;	/* this worker's connection; NULL until it needs one */
+	/* After a failed connect: no new attempt before retry_at (monotonic
+	 * ms); the wait doubles per failure, DBQ_RECONNECT_MIN_MS ..
+	 * DBQ_RECONNECT_MAX_MS, and a job meanwhile fails at once with
+	 * last_err. */
+	long long	 retry_at, backoff_ms;
+	char		 last_err[400];
 };
 
 struct dbq {
@@ -48,23 +54,69 @@ dbq_unlock(struct dbq *q)
 		abort();
 }
 
-/* Open the worker's connection, if it has none. */
+static long long
+dbq_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A connect failed (err) or a job left the connection broken: wait longer
+ * before the next attempt. */
+static void
+dbq_worker_backoff(struct dbq_worker *w, const char *err)
+{
+	w->backoff_ms = w->backoff_ms == 0 ? DBQ_RECONNECT_MIN_MS :
+	    w->backoff_ms * 2 > DBQ_RECONNECT_MAX_MS ? DBQ_RECONNECT_MAX_MS : w->backoff_ms * 2;
+	w->retry_at = dbq_now_ms() + w->backoff_ms;
+	snprintf(w->last_err, sizeof(w->last_err), "%s", err);
+}
+
+static void
+dbq_worker_disconnect(struct dbq_worker *w)
+{
+	db_close(w->db);
+	w->db = NULL;
+	dbq_lock(w->q);
+	w->q->connected--;
+	dbq_unlock(w->q);
+}
+
+/* Have an open connection, on a server that takes writes: open one if the
+ * worker has none, open a new one if the last job left it broken (the
+ * server went away, a failover) or found it read-only. libpq tries every
+ * host of the connection string, so a new connection lands on the primary
+ * of the moment. */
 static int
 dbq_worker_connect(struct dbq_worker *w, struct dbq_job *j)
 {
 	struct dbq *q = w->q;
-	if (w->db != NULL)
+	long long now;
+
+	if (w->db != NULL && db_connected(w->db))
 		return 0;
+	if (w->db != NULL)
+		dbq_worker_disconnect(w);
+	if ((now = dbq_now_ms()) < w->retry_at) {
+		snprintf(j->err, sizeof(j->err), "not connected (next attempt in %lld ms): %s",
+		    w->retry_at - now, w->last_err);
+		return -1;
+	}
 	if (db_open(&w->db, q->o.conninfo, j->err, sizeof(j->err)) != DB_OK) {
 		w->db = NULL;
+		dbq_worker_backoff(w, j->err);
 		return -1;
 	}
 	if (db_set_statement_timeout(w->db, q->o.statement_timeout_ms) != DB_OK) {
 		snprintf(j->err, sizeof(j->err), "%s", db_errmsg(w->db));
 		db_close(w->db);
 		w->db = NULL;
+		dbq_worker_backoff(w, j->err);
 		return -1;
 	}
+	w->backoff_ms = 0;
+	w->retry_at = 0;
 	dbq_lock(q);
 	q->connected++;
 	dbq_unlock(q);
@@ -82,6 +134,12 @@ dbq_worker_run(struct dbq_worker *w, struct dbq_job *j)
 	j->rc = j->work(w->db, j);
 	if (j->rc != DB_OK && j->err[0] == '\0')
 		snprintf(j->err, sizeof(j->err), "%s", db_errmsg(w->db));
+	/* The job's own reconnect (db_call) failed too: the next job waits
+	 * for the backoff rather than trying again at once. */
+	if (!db_connected(w->db))
+		dbq_worker_backoff(w, j->err[0] ? j->err : db_errmsg(w->db));
+	else
+		w->backoff_ms = w->retry_at = 0;
 }
 
 /* Hand a finished job to the loop; one byte wakes it when the list was

@@ -4,7 +4,9 @@
  *
  * The loop never calls libpq. It submits a job; a worker opens or reopens
  * its connection when it needs one (connect_timeout included, so an
- * unreachable server costs a worker, never the loop), runs job->work with
+ * unreachable server costs a worker, never the loop) and a new one when
+ * the last job left it broken or on a read-only server (a failover: libpq
+ * picks the primary among the hosts listed), runs job->work with
  * it and posts the job back through a pipe the loop watches; job->done then
  * runs on the loop, in the order the jobs finished. A job whose worker could
  * not connect is handed back with rc DB_ECONN and work never called.
@@ -28,6 +30,11 @@
 #define DBQ_DEFAULT_WORKERS	4
 #define DBQ_MAX_WORKERS		64
 #define DBQ_DEFAULT_MAX_QUEUED	10000
+/* A worker whose connect failed waits this long before the next attempt,
+ * doubling per failure up to the maximum; jobs meanwhile fail at once with
+ * DB_ECONN "not connected (next attempt in N ms): WHY". */
+#define DBQ_RECONNECT_MIN_MS	250
+#define DBQ_RECONNECT_MAX_MS	4000
 
 struct dbq_job {
 	/* Set by the submitter. work returns a db_status; on failure the

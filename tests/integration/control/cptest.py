@@ -133,10 +133,15 @@ class Postgres:
                     "shared_buffers = 16MB\nmax_connections = 60\n"
                     "fsync = on\nlogging_collector = off\n"
                     "log_min_messages = warning\nlog_line_prefix = '%m [%p] '\n")
+        return self.start_on_free_port()
+
+    def start_on_free_port(self, auto_conf=()):
+        """Start on a free port, written to postgresql.auto.conf after the
+        auto_conf lines; another port if that one was taken meanwhile."""
         for _ in range(5):
             port = free_port("127.0.0.1")
             with open(os.path.join(self.data, "postgresql.auto.conf"), "w") as f:
-                f.write(f"port = {port}\n")
+                f.writelines(list(auto_conf) + [f"port = {port}\n"])
             self.port = port
             if self.start(check=False):
                 return self

@@ -18,6 +18,8 @@
 #include <libpq-fe.h>
 
 #include "db.h"
+#include "db_dnspush.h"
+#include "db_internal.h"
 #include "log.h"
 
 #ifndef MXFLEET_SCHEMA_DIR
@@ -1031,6 +1033,54 @@ test_open_without_a_server_fails_with_a_message(void **state)
 	assert_null(strchr(err, '\n'));
 }
 
+/* A session on a server that takes no writes (as on a standby not yet
+ * promoted): the change is refused with 25006, made on a fresh session,
+ * once. */
+static void
+test_write_refused_as_read_only_is_made_once_on_a_fresh_connection(void **state)
+{
+	struct fixture *f = *state;
+	Mxfleet__V1__DomainConfig d = MXFLEET__V1__DOMAIN_CONFIG__INIT;
+	uint64_t before, version = 0;
+
+	assert_int_equal(db_config_version(f->db, &before), DB_OK);
+	PQclear(PQexec(f->db->conn, "SET default_transaction_read_only = on"));
+	d.name = "ro.test";
+	d.next_hop = "127.0.0.1:25";
+	assert_int_equal(db_domain_add(f->db, &d, &version), DB_OK);
+	assert_int_equal(version, before + 1);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM domains WHERE name = $1",
+	    "ro.test"), 1);
+	assert_true(db_connected(f->db));
+}
+
+/* The auto-push round holds a session-level advisory lock; the connection
+ * dies (a failover): the lock is gone, so the round's next call must fail
+ * instead of reconnecting and going on without it. After the round
+ * releases, calls reconnect again. */
+static void
+test_lost_connection_while_holding_a_session_lock_ends_the_round(void **state)
+{
+	struct fixture *f = *state;
+	char **domains;
+	size_t n;
+	uint64_t v;
+	int got;
+
+	assert_int_equal(db_dnspush_auto_begin(f->db, &got, &domains, &n), DB_OK);
+	assert_int_equal(got, 1);
+	free(domains);
+	assert_int_equal(sql_int(f, "SELECT count(pg_terminate_backend(pid)) FROM"
+	    " pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", f->dbname), 1);
+	assert_int_equal(db_config_version(f->db, &v), DB_ECONN);
+	assert_non_null(strstr(db_errmsg(f->db), "dns auto push lock"));
+	/* Another replica may take the lock (its key: db_dnspush.c) now. */
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM (SELECT pg_try_advisory_lock("
+	    "1836606049)) l WHERE l.pg_try_advisory_lock", NULL), 1);
+	db_dnspush_auto_end(f->db);
+	assert_int_equal(db_config_version(f->db, &v), DB_OK);
+}
+
 int
 main(void)
 {
@@ -1076,6 +1126,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_config_snapshot_is_a_version_and_exactly_its_contents,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_summary_groups_sessions_by_host_direction_and_tls,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_refused_as_read_only_is_made_once_on_a_fresh_connection,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lost_connection_while_holding_a_session_lock_ends_the_round,
 		    setup, teardown),
 		cmocka_unit_test(test_open_without_a_server_fails_with_a_message),
 	};

@@ -53,8 +53,8 @@ TMPFS_DIRS = ["/run", "/tmp", "/dev/shm"]
 PREFIX = "mxf"
 
 
-def _run(argv, check=True, timeout=60, **kw):
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+def _run(argv, check=True, timeout=60, capture_output=True, **kw):
+    p = subprocess.run(argv, capture_output=capture_output, text=True, timeout=timeout, **kw)
     if check and p.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, argv))} exited {p.returncode}:\n{p.stdout}{p.stderr}")
     return p

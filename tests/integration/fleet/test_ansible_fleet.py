@@ -12,9 +12,9 @@ Mail sent to both MX hosts reaches the next hop, the outcomes of both hosts
 are in PostgreSQL (and on the standby), and a second run of the playbook
 changes nothing.
 
-Environment: MXFLEET_DEB_DIR (default <source>/build/deb) holds
-mxfleet-{mxd,controld,mailctl}_*.deb; without them the test skips (run
-`make deb`). MXTEST_KEEP=1 keeps the work dir (/mnt/fleetns-*).
+Environment: MXFLEET_DEB_DIR holds mxfleet-{mxd,controld,mailctl}_*.deb
+built from this tree; without it the test skips (`make check-fleet` builds
+the packages and sets it). MXTEST_KEEP=1 keeps the work dir (/mnt/fleetns-*).
 """
 
 import glob
@@ -32,7 +32,7 @@ sys.path.insert(0, HERE)
 import fleetns  # noqa: E402
 
 SRC = os.environ.get("MXFLEET_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..", "..")))
-DEB_DIR = os.environ.get("MXFLEET_DEB_DIR", os.path.join(SRC, "build", "deb"))
+DEB_DIR = os.environ.get("MXFLEET_DEB_DIR")
 ANSIBLE_DIR = os.path.join(SRC, "ansible")
 SINK = os.path.join(SRC, "tests", "tools", "sink.py")
 PACKAGES = ["mxfleet-mxd", "mxfleet-controld", "mxfleet-mailctl"]
@@ -59,6 +59,9 @@ def skip_reason():
     for tool in ("ansible-playbook", "swaks", "pg_createcluster"):
         if not shutil.which(tool):
             return f"{tool} not installed (scripts/deps)"
+    if not DEB_DIR:
+        return ("MXFLEET_DEB_DIR is not set: the full fleet test provisions from the "
+                "packages of this tree and runs under `make check-fleet`")
     missing = [p for p in PACKAGES if not glob.glob(os.path.join(DEB_DIR, p + "_*.deb"))]
     if missing:
         return (f"no {', '.join(missing)} package in {DEB_DIR}: run `make deb` first "

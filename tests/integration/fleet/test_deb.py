@@ -217,8 +217,11 @@ class DebTest(unittest.TestCase):
     def test_install_then_purge_in_a_mount_namespace(self):
         # -n: no network either, so apt-get can only use the packages given
         # and what is installed (apt-get's --no-download fails on local .debs:
-        # "Pathname to install is not absolute").
-        r = run(["unshare", "--mount", "--net", "--propagation", "private", "/usr/bin/python3",
+        # "Pathname to install is not absolute"). --pid with its own /proc:
+        # userdel at purge looks for processes of the user's uid, and another
+        # test's process with that uid number must not stop it.
+        r = run(["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc",
+                 "--propagation", "private", "/usr/bin/python3",
                  os.path.abspath(__file__), "--inside", self.tmp] + sorted(self.debs.values()),
                 timeout=240)
         self.assertEqual(r.returncode, 0, f"{r.stdout}\n{r.stderr}")

@@ -75,29 +75,6 @@ mxd_tls_mode_parse(const char *mode)
 	return -1;
 }
 
-int
-mxd_config_int(const config_setting_t *g, const char *key, long long min, long long max,
-    int *out, struct conf_err *err)
-{
-	long long v;
-	int r = conf_get_int(g, key, min, max, &v, err);
-	if (r == 1)
-		*out = (int)v;
-	return r;
-}
-
-int
-mxd_config_strdup(const config_setting_t *g, const char *key, char **out, struct conf_err *err)
-{
-	const char *s;
-	int r = conf_get_string(g, key, &s, err);
-	if (r == 1) {
-		free(*out);
-		*out = xstrdup(s);
-	}
-	return r;
-}
-
 static int
 mxd_config_tls(struct mxd_config *cfg, const config_setting_t *tls, struct conf_err *err)
 {

@@ -7,6 +7,29 @@
 
 static const char *const mxd_config_list_cert_keys[] = { "cert", "key", NULL };
 
+int
+mxd_config_int(const config_setting_t *g, const char *key, long long min, long long max,
+    int *out, struct conf_err *err)
+{
+	long long v;
+	int r = conf_get_int(g, key, min, max, &v, err);
+	if (r == 1)
+		*out = (int)v;
+	return r;
+}
+
+int
+mxd_config_strdup(const config_setting_t *g, const char *key, char **out, struct conf_err *err)
+{
+	const char *s;
+	int r = conf_get_string(g, key, &s, err);
+	if (r == 1) {
+		free(*out);
+		*out = xstrdup(s);
+	}
+	return r;
+}
+
 void
 mxd_config_list_addrs_free(char **addrs, size_t n)
 {

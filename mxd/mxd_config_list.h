@@ -20,7 +20,7 @@ int mxd_config_list_certs(const config_setting_t *list, struct tls_cert_spec **o
     struct conf_err *err);
 void mxd_config_list_certs_free(struct tls_cert_spec *certs, size_t n);
 
-/* The typed getters of conf.h into a config's fields (mxd_config.c), for
+/* The typed getters of conf.h into a config's fields, for mxd_config.c and
  * the parts parsed in files of their own (mxd_config_control.c): 1 set,
  * 0 absent (*out untouched), -1 with err. */
 int mxd_config_int(const config_setting_t *g, const char *key, long long min, long long max,

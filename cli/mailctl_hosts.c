@@ -120,7 +120,10 @@ mailctl_hosts_check(struct host_health *hh, const struct hosts_opts *o)
 		    o->stale_after);
 		stale = 1;
 	}
-	if (h->config_version_latest > h->config_version)
+	/* Right after a change every host is behind until its next heartbeat:
+	 * a problem once the change is older than the stale window. */
+	if (h->config_version_latest > h->config_version &&
+	    (long long)o->now - h->config_latest_unix > o->stale_after)
 		mailctl_hosts_problem(hh, "config_behind", "config version %" PRIu64 ", %" PRIu64
 		    " behind %" PRIu64, h->config_version,
 		    h->config_version_latest - h->config_version, h->config_version_latest);

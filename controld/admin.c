@@ -51,11 +51,8 @@ admin_hosts_work(struct db *db, struct dbq_job *qj)
 	    (rc = db_hosts_queue_counts(db, l)) != DB_OK)
 		return rc;
 	/* How far behind each host is: against the newest snapshot. */
-	uint64_t latest;
-	if ((rc = db_config_version(db, &latest)) != DB_OK)
+	if ((rc = db_hosts_config_latest(db, l)) != DB_OK)
 		return rc;
-	for (size_t i = 0; i < l->n_hosts; i++)
-		l->hosts[i]->config_version_latest = latest;
 	return db_identity_hosts(db, l);
 }
 

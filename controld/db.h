@@ -103,6 +103,9 @@ int db_host_heartbeat(struct db *db, const Mxfleet__V1__HeartbeatRequest *req,
     uint64_t *config_version);
 /* All hosts, by host_id. */
 int db_hosts_list(struct db *db, Mxfleet__V1__HostList **out);
+/* Each host's config_version_latest and config_latest_unix: the newest
+ * snapshot and when it was made. */
+int db_hosts_config_latest(struct db *db, Mxfleet__V1__HostList *l);
 void db_host_list_free(Mxfleet__V1__HostList *l);
 
 /* Configuration. Each change bumps the configuration version in its own

@@ -211,6 +211,30 @@ db_hosts_list(struct db *db, Mxfleet__V1__HostList **out)
 	return db_call(db, db_hosts_list_op, out, DB_REPEAT_ALWAYS);
 }
 
+static int
+db_hosts_config_latest_op(struct db *db, void *arg)
+{
+	Mxfleet__V1__HostList *l = arg;
+	PGresult *res;
+	int rc;
+
+	if ((rc = db_query(db, "config version", "SELECT version, "
+	    "floor(extract(epoch FROM changed_at))::bigint FROM config_state", NULL, &res)) != DB_OK)
+		return rc;
+	for (size_t i = 0; PQntuples(res) == 1 && i < l->n_hosts; i++) {
+		l->hosts[i]->config_version_latest = db_get_u64(res, 0, 0);
+		l->hosts[i]->config_latest_unix = db_get_i64(res, 0, 1);
+	}
+	PQclear(res);
+	return DB_OK;
+}
+
+int
+db_hosts_config_latest(struct db *db, Mxfleet__V1__HostList *l)
+{
+	return db_call(db, db_hosts_config_latest_op, l, DB_REPEAT_ALWAYS);
+}
+
 /* Strings of the messages built here are all allocated, but be safe with
  * a field left at protobuf-c's shared empty string. */
 

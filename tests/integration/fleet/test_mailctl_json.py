@@ -56,18 +56,27 @@ class MailctlJsonTest(cptest.FleetTestCase):
         raise AssertionError(f"mailctl hosts: text and JSON differ:\n{t.stdout}\n{j.stdout}")
 
     def heartbeat(self, c, **fields):
-        """One Heartbeat as mx2 (its certificate), fields as given."""
+        """One Heartbeat as mx2 (its certificate), fields as given; returns
+        once mailctl hosts shows them (controld answers a heartbeat before
+        its write is done)."""
         grpc, pb, svc = cptest.grpc_stubs()
         ch = cptest.grpc_channel(c.addr, self.pki.mx2, self.pki.ca)
         self.addCleanup(ch.close)
         req = pb.HeartbeatRequest(host_id=MX2, version="test", **fields)
-        return svc.FleetStub(ch).Heartbeat(req, timeout=10)
+        svc.FleetStub(ch).Heartbeat(req, timeout=10)
+
+        def shown():
+            h = [h for h in self.hosts(c)[2]["hosts"] if h["host_id"] == MX2]
+            return h and all(h[0].get(k, 0) == v for k, v in fields.items())
+        wait_for(shown, 20, interval=0.3, what="mx2's heartbeat in mailctl hosts")
 
     def healthy(self, c):
-        """Wait until mailctl hosts says every host is ok; its (text, JSON)."""
+        """Wait until mailctl hosts says every host is ok and on the newest
+        config; its (text, JSON)."""
         def ok():
             rc, text, doc = self.hosts(c)
-            return (text, doc) if rc == 0 and doc["hosts"] else None
+            return (text, doc) if rc == 0 and doc["hosts"] and \
+                all(h["config_behind"] == 0 for h in doc["hosts"]) else None
         return wait_for(ok, 20, interval=0.5, what="mailctl hosts exit 0")
 
     # ---- --json on every command that prints
@@ -234,7 +243,16 @@ class MailctlJsonTest(cptest.FleetTestCase):
         v = self.js(c, "domain", "add", DOMAIN, "smtp:127.0.0.1:2525")["config_version"]
         # mx2 still runs the snapshot before the change.
         self.heartbeat(c, config_version=v - 1, cert_not_after_unix=int(time.time()) + 90 * 86400)
-        rc, text, doc = self.hosts(c)
+        # Right after a change being behind is normal (until the next
+        # heartbeat): shown, not a problem.
+        rc, text, doc = self.hosts(c, "--stale-after", "60")
+        h = {h["host_id"]: h for h in doc["hosts"]}
+        self.assertEqual((h[MX2]["config_behind"], h[MX2]["problems"]), (1, []), text)
+        self.assertGreater(h[MX2]["config_latest_unix"], time.time() - 60)
+        # Still behind once the change is older than the window: a problem.
+        time.sleep(5)
+        self.heartbeat(c, config_version=v - 1, cert_not_after_unix=int(time.time()) + 90 * 86400)
+        rc, text, doc = self.hosts(c, "--stale-after", "3")
         self.assertEqual(rc, 1, text)
         row = {r["HOST"]: r for r in parse_table(text.split("\n\n")[0])}[MX2]
         self.assertEqual((row["STATE"], row["CONFIG"], row["BEHIND"]), ("warn", str(v - 1), "1"))

@@ -10,7 +10,19 @@ over SSH, on five hosts that are network namespaces (fleetns.py):
 
 Mail sent to both MX hosts reaches the next hop, the outcomes of both hosts
 are in PostgreSQL (and on the standby), and a second run of the playbook
-changes nothing.
+changes nothing. Then pg1 fails in two steps, mail flowing through both MX
+hosts meanwhile (swaks from the CA host):
+
+  6. its controld is SIGKILLed: both mxd fail over to pg2's controld
+     (control.servers); with the next hop down, `mailctl queue list --host
+     mx1` through pg2's controld shows the message mx1 keeps, then an empty
+     queue once it is delivered;
+  7. its PostgreSQL is stopped and pg2's promoted: pg2's controld follows.
+
+After each, every session the mxd logged has its outcome in PostgreSQL
+exactly once (the primary of the moment; nothing lost, nothing counted
+twice), and `mailctl --json hosts` through pg2's controld (the admin
+certificate, from the CA host) shows both MX hosts ok, just seen, backlog 0.
 
 Environment: MXFLEET_DEB_DIR holds mxfleet-{mxd,controld,mailctl}_*.deb
 built from this tree; without it the test skips (`make check-fleet` builds
@@ -24,6 +36,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -47,6 +60,7 @@ GROUPS = {
 }
 DOMAIN = "fleet.example"
 SINK_PORT = 2525
+SINK_PID = "/run/sink.pid"
 PLAYBOOK_TIMEOUT = 1500
 
 
@@ -116,11 +130,29 @@ class AnsibleFleetTest(unittest.TestCase):
         # The next hop, on the CA host.
         cls.maildir = "/srv/sink"
         ca.run(["mkdir", "-p", cls.maildir])
-        ca.sh(f"nohup /usr/bin/python3 {SINK} --maildir {cls.maildir} --pidfile /run/sink.pid "
-              f"--listen {ca.addr}:{SINK_PORT} >/var/log/sink.log 2>&1 &")
+        cls.start_sink()
         cls.first = cls.playbook()
 
+    @classmethod
+    def start_sink(cls):
+        ca = cls.fleet.by_name[CA]
+        ca.sh(f"nohup /usr/bin/python3 {SINK} --maildir {cls.maildir} --pidfile {SINK_PID} "
+              f"--listen {ca.addr}:{SINK_PORT} >>/var/log/sink.log 2>&1 &")
+        deadline = time.monotonic() + 30
+        while ca.run(["test", "-s", SINK_PID], check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise AssertionError("the sink did not start:\n" + ca.read("/var/log/sink.log"))
+            time.sleep(0.2)
+
+    @classmethod
+    def ensure_sink(cls):
+        """Start the sink again unless it runs (a failed test stopped it)."""
+        p = cls.fleet.by_name[CA].run(["cat", SINK_PID], check=False)
+        if p.returncode != 0 or gone(int(p.stdout)):
+            cls.start_sink()
+
     runs = 0
+    sent = []  # (mx, tag) of every message self.send sent
 
     @classmethod
     def playbook(cls):
@@ -171,6 +203,133 @@ class AnsibleFleetTest(unittest.TestCase):
     def sink_messages(self):
         p = self.fleet.by_name[CA].sh(f"cat {self.maildir}/new/* 2>/dev/null", check=False)
         return p.stdout
+
+    def send(self, mx, tag):
+        """One message through mx by swaks from the CA host, HELO and Subject
+        tag; None when accepted, else what swaks said."""
+        p = self.fleet.by_name[CA].run(
+            ["swaks", "--server", f"{mx}:25", "--from", "sender@origin.example",
+             "--to", f"user@{DOMAIN}", "--helo", f"{tag}.origin.example",
+             "--header", f"Subject: {tag}", "--timeout", "30"], check=False, timeout=60)
+        self.sent.append((mx, tag))
+        return None if p.returncode == 0 else f"swaks {tag} to {mx}: {p.stdout}{p.stderr}"
+
+    def send_while(self, tags, action, gap=0.3):
+        """Send tags (alternately to mx1 and mx2, gap s apart) from a thread,
+        running action() once the first two are accepted; every message must
+        be accepted."""
+        errors, sent_two = [], threading.Event()
+
+        def sender():
+            for i, tag in enumerate(tags):
+                err = self.send((MX1, MX2)[i % 2], tag)
+                if err:
+                    errors.append(err)
+                if i == 1:
+                    sent_two.set()
+                time.sleep(gap)
+            sent_two.set()
+
+        t = threading.Thread(target=sender, daemon=True)
+        t.start()
+        sent_two.wait(120)
+        try:
+            result = action()
+        finally:
+            t.join(180)
+        self.assertFalse(t.is_alive(), "swaks still running after 180 s")
+        self.assertEqual(errors, [])
+        return result
+
+    def log(self, host, name):
+        return self.fleet.by_name[host].read(f"/var/log/mxfleet/{name}.log")
+
+    @staticmethod
+    def events(text, event):
+        """The key=value fields of each `event=EVENT` line of text."""
+        out = []
+        for line in text.splitlines():
+            if f"event={event} " in line + " ":
+                out.append({k: v[1:-1] if v.startswith('"') else v for k, v in re.findall(
+                    r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)', line)})
+        return out
+
+    def wait_mail_at_sink(self):
+        def missing():
+            got = self.sink_messages().replace("\r", "")
+            return [t for _, t in self.sent if f"Subject: {t}\n" not in got]
+        deadline = time.monotonic() + 120
+        while missing():
+            if time.monotonic() > deadline:
+                self.fail(f"never at the next hop after 120 s: {missing()}")
+            time.sleep(0.5)
+
+    def assert_every_session_stored_once(self, pg):
+        """Every session both mxd logged (inbound `event=session`, outbound
+        `event=outbound_session`) has its outcome in pg's outcomes exactly
+        once, and each message sent by self.send came in through its MX in
+        one session."""
+        def logged():
+            return {(mx, sid) for mx in (MX1, MX2) for sid in re.findall(
+                r"event=(?:session|outbound_session) sid=(\S+)", self.log(mx, "mxd"))}
+
+        def stored():
+            return {(h, sid): int(n) for h, sid, n in self.psql(
+                pg, "SELECT host_id, session_id, count(*) FROM outcomes GROUP BY 1, 2")}
+
+        before = logged()
+        self.wait(f"the outcome of each of the {len(before)} sessions on {pg}",
+                  lambda: before <= set(stored()), timeout=120)
+        rows, after = stored(), logged()
+        self.assertEqual(sorted(set(rows) - after), [], "outcomes of sessions mxd never logged")
+        self.assertEqual({k: n for k, n in rows.items() if n != 1}, {}, "sessions stored twice")
+        total, seqs = self.psql(
+            pg, "SELECT count(*), count(DISTINCT (host_id, seq)) FROM outcomes")[0]
+        self.assertEqual(total, seqs, "a (host_id, seq) stored twice")
+        inbound = self.psql(pg, "SELECT remote_ehlo, host_id FROM outcomes WHERE direction = 1 "
+                            "AND remote_ehlo LIKE '%.origin.example'")
+        self.assertEqual(sorted(inbound),
+                         sorted([f"{t}.origin.example", mx] for mx, t in self.sent))
+        return len(rows)
+
+    def mailctl(self, server, *args):
+        """mailctl on the CA host with the admin certificate, through the
+        controld on server; (exit code, parsed --json output)."""
+        d = "/etc/mxfleet/ca"
+        p = self.fleet.by_name[CA].run(
+            ["mailctl", "--server", f"{server}:7443", "--authority", server, "--cert",
+             f"{d}/admin.pem", "--key", f"{d}/admin.key", "--ca", f"{d}/ca.pem", "--json", *args],
+            check=False, timeout=60)
+        try:
+            return p.returncode, json.loads(p.stdout)
+        except ValueError:
+            self.fail(f"mailctl {' '.join(args)} exited {p.returncode}, no JSON:\n"
+                      f"{p.stdout}{p.stderr}")
+
+    def assert_hosts_healthy(self, server):
+        """`mailctl --json hosts` through server: both MX hosts ok, seen in the
+        last few seconds (heartbeat every second), no backlog, and exit 0."""
+        def healthy():
+            rc, out = self.mailctl(server, "hosts")
+            hosts = {h["host_id"]: h for h in out["hosts"]}
+            if sorted(hosts) != [MX1, MX2] or rc != 0 or not all(
+                    h["state"] == "ok" and h["journal_backlog"] == 0
+                    and h["last_seen_ago_seconds"] <= 5 for h in hosts.values()):
+                self.last_hosts = (rc, out)
+                return None
+            return out
+        self.last_hosts = None
+        out = self.wait(f"both MX hosts ok, backlog 0, through {server}", healthy, timeout=90)
+        self.assertTrue(out["ok"])
+        return out
+
+    def queue_list(self, server, mx):
+        rc, out = self.mailctl(server, "queue", "list", "--host", mx)
+        self.assertEqual(rc, 0, out)
+        self.assertEqual([(h["host"], h["ok"]) for h in out["hosts"]], [(mx, True)])
+        host = out["hosts"][0]
+        self.assertEqual(host["total"], len(host["messages"]) + host["truncated"])
+        return host["messages"]
 
     # -- tests
 
@@ -223,6 +382,95 @@ class AnsibleFleetTest(unittest.TestCase):
         changed = {h: c["changed"] for h, c in counters.items() if c["changed"]}
         self.assertEqual(changed, {}, "hosts with changed tasks on the second run")
         self.assertTrue(all(c["failed"] == 0 and c["unreachable"] == 0 for c in counters.values()))
+
+    def test_6_one_controld_killed_the_mxd_fail_over_nothing_lost_nothing_twice(self):
+        t0 = time.monotonic()
+        pg1 = self.fleet.by_name[PG1]
+        first, second = f"{PG1}:7443", f"{PG2}:7443"
+        for mx in (MX1, MX2):
+            connected = self.events(self.log(mx, "mxd"), "controld_connected")
+            self.assertEqual(connected[-1]["server"], first, f"{mx}: {connected}")
+        marks = {mx: len(self.log(mx, "mxd")) for mx in (MX1, MX2)}
+        pid = int(pg1.read("/run/mxfleet/controld.pid"))
+
+        def kill():
+            pg1.run(["kill", "-KILL", str(pid)])
+            self.wait("controld on pg1 gone", lambda: gone(pid), timeout=10)
+        self.send_while([f"ctl-during-{i}" for i in range(6)], kill)
+        for mx in (MX1, MX2):
+            def since(mx=mx):
+                return self.log(mx, "mxd")[marks[mx]:]
+            self.wait(f"{mx} connected to {second}", lambda: [
+                e for e in self.events(since(), "controld_connected") if e["server"] == second])
+            failover = self.events(since(), "control_failover")
+            self.assertEqual([(e["server"], e["next"]) for e in failover[:1]], [(first, second)],
+                             f"{mx}'s log: {since()[-3000:]}")
+        failed_over = time.monotonic() - t0
+        for i, mx in enumerate((MX1, MX2)):
+            self.assertIsNone(self.send(mx, f"ctl-after-{i}"))
+
+        self.wait_mail_at_sink()
+
+        # The next hop down: mailctl queue list shows the message mx1 keeps.
+        ca = self.fleet.by_name[CA]
+        sink = int(ca.read(SINK_PID))
+        ca.run(["kill", str(sink)])
+        self.wait("the sink stopped", lambda: gone(sink), timeout=15)
+        self.addCleanup(self.ensure_sink)
+        self.assertIsNone(self.send(MX1, "ctl-queued"))
+        log = self.log(MX1, "mxd")
+        sid = re.search(r'event=session sid=(\S+) .*helo="?ctl-queued\.origin\.example[" ]',
+                        log).group(1)
+        qid = re.search(rf"event=queued sid={re.escape(sid)} id=(\S+)", log).group(1)
+        msgs = self.wait("the message in mx1's queue", lambda: self.queue_list(PG2, MX1))
+        self.assertEqual([(m["id"], m["recipients"]) for m in msgs], [(qid, [f"user@{DOMAIN}"])])
+        self.start_sink()
+        self.wait_mail_at_sink()
+        self.wait("mx1's queue empty", lambda: self.queue_list(PG2, MX1) == [])
+
+        n = self.assert_every_session_stored_once(PG1)
+        self.assert_hosts_healthy(PG2)
+        print(f"\ncontrold killed: both mxd on {second} after {failed_over:.1f}s; {n} outcomes "
+              f"once each; step {time.monotonic() - t0:.0f}s", file=sys.stderr)
+
+    def test_7_primary_stopped_standby_promoted_controld_follows_nothing_lost_nothing_twice(self):
+        t0 = time.monotonic()
+        pg1, pg2 = self.fleet.by_name[PG1], self.fleet.by_name[PG2]
+        # The postgresql role's cluster (roles/postgresql/defaults/main.yml).
+        cluster = ["15", "mxfleet"]
+        connected = self.events(self.log(PG2, "controld"), "db_connected")
+        self.assertEqual(connected[-1]["server"], f"{PG1}:5432", connected)
+        mark = len(self.log(PG2, "controld"))
+
+        def failover():
+            pg1.run(["pg_ctlcluster", *cluster, "stop"], timeout=120)
+            pg2.run(["pg_ctlcluster", *cluster, "promote"], timeout=120)
+        self.send_while([f"pg-during-{i}" for i in range(6)], failover)
+        self.assertEqual(pg1.run(["pg_ctlcluster", *cluster, "status"], check=False).returncode, 3)
+        self.assertEqual(self.psql(PG2, "SELECT pg_is_in_recovery()"), [["f"]])
+        followed = self.wait("controld on pg2 connected to pg2's PostgreSQL", lambda: [
+            e for e in self.events(self.log(PG2, "controld")[mark:], "db_connected")
+            if e["server"] == f"{PG2}:5432"], timeout=90)
+        self.assertEqual(followed[0]["session"], "read-write")
+        took = time.monotonic() - t0
+        for i, mx in enumerate((MX1, MX2)):
+            self.assertIsNone(self.send(mx, f"pg-after-{i}"))
+        self.wait_mail_at_sink()
+
+        n = self.assert_every_session_stored_once(PG2)
+        self.assert_hosts_healthy(PG2)
+        self.assertEqual(self.queue_list(PG2, MX1), [])
+        print(f"\nprimary stopped, standby promoted: controld on pg2 followed after {took:.1f}s; "
+              f"{n} outcomes once each on pg2; step {time.monotonic() - t0:.0f}s", file=sys.stderr)
+
+
+def gone(pid):
+    """pid has exited (a zombie counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 if __name__ == "__main__":

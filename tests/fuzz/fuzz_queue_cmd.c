@@ -16,6 +16,7 @@ static const char *const fuzz_queue_cmd_names[QUEUE_CMD_NVERBS] = {
 	[QUEUE_CMD_RETRY] = "RETRY",
 	[QUEUE_CMD_RETRY_ALL] = "RETRY ALL",
 	[QUEUE_CMD_DROP] = "DROP",
+	[QUEUE_CMD_STAT] = "STAT",
 };
 
 int

@@ -47,12 +47,6 @@ admin_hosts_work(struct db *db, struct dbq_job *qj)
 		return rc;
 	j->reply = l;
 	j->reply_free = admin_free_host_list;
-	if ((rc = db_hosts_upload_health(db, l)) != DB_OK ||
-	    (rc = db_hosts_queue_counts(db, l)) != DB_OK)
-		return rc;
-	/* How far behind each host is: against the newest snapshot. */
-	if ((rc = db_hosts_config_latest(db, l)) != DB_OK)
-		return rc;
 	return db_identity_hosts(db, l);
 }
 

@@ -103,9 +103,6 @@ int db_host_heartbeat(struct db *db, const Mxfleet__V1__HeartbeatRequest *req,
     uint64_t *config_version);
 /* All hosts, by host_id. */
 int db_hosts_list(struct db *db, Mxfleet__V1__HostList **out);
-/* Each host's config_version_latest and config_latest_unix: the newest
- * snapshot and when it was made. */
-int db_hosts_config_latest(struct db *db, Mxfleet__V1__HostList *l);
 void db_host_list_free(Mxfleet__V1__HostList *l);
 
 /* Configuration. Each change bumps the configuration version in its own
@@ -174,8 +171,6 @@ int db_revoked_list(struct db *db, char ***serials, size_t *n);
  * or the host is unknown), for controld's counters. */
 int db_host_upload_health(struct db *db, const char *host_id, uint64_t refused,
     uint64_t quarantined, uint64_t *refused_increase, uint64_t *quarantined_increase);
-/* Fill batches_refused and outcomes_quarantined of a db_hosts_list. */
-int db_hosts_upload_health(struct db *db, Mxfleet__V1__HostList *l);
 
 
 #endif

@@ -124,16 +124,21 @@ db_heartbeat_op(struct db *db, void *arg)
 		dbp_i64(&p, req->cert_not_after_unix);
 	else
 		dbp_null(&p);
-	/* An empty version or a zero expiry means "not told": keep what we had. */
+	dbp_u64(&p, req->queue_messages);
+	dbp_i64(&p, req->queue_oldest_unix);
+	/* An empty version or a zero expiry means "not told": keep what we had.
+	 * The queue counts are the scheduler's last STAT (0: empty). */
 	if ((rc = db_query(db, "heartbeat",
 	    "INSERT INTO hosts AS h (host_id, version, journal_backlog, config_version,"
-	    " cert_not_after)"
-	    " VALUES ($1, $2, $3, $4, to_timestamp($5::bigint))"
+	    " cert_not_after, queue_messages, queue_oldest)"
+	    " VALUES ($1, $2, $3, $4, to_timestamp($5::bigint), $6,"
+	    " CASE WHEN $7::bigint = 0 THEN NULL ELSE to_timestamp($7::bigint) END)"
 	    " ON CONFLICT (host_id) DO UPDATE SET"
 	    " version = coalesce(nullif(EXCLUDED.version, ''), h.version),"
 	    " journal_backlog = EXCLUDED.journal_backlog,"
 	    " config_version = EXCLUDED.config_version,"
 	    " cert_not_after = coalesce(EXCLUDED.cert_not_after, h.cert_not_after),"
+	    " queue_messages = EXCLUDED.queue_messages, queue_oldest = EXCLUDED.queue_oldest,"
 	    " last_seen = greatest(h.last_seen, now())"
 	    " RETURNING (SELECT version FROM config_state)", &p, &res)) != DB_OK)
 		return rc;
@@ -154,7 +159,8 @@ db_host_heartbeat(struct db *db, const Mxfleet__V1__HeartbeatRequest *req,
 		return rc;
 	if (!db_utf8_valid(req->version) || req->journal_backlog > INT64_MAX ||
 	    req->config_version > INT64_MAX || req->cert_not_after_unix < 0 ||
-	    req->cert_not_after_unix > DB_MAX_UNIX_S) {
+	    req->cert_not_after_unix > DB_MAX_UNIX_S || req->queue_messages > INT64_MAX ||
+	    req->queue_oldest_unix < 0 || req->queue_oldest_unix > DB_MAX_UNIX_S) {
 		db_seterr(db, "heartbeat: host %.100s: version not UTF-8 or a number"
 		    " out of range", req->host_id);
 		return DB_EINVAL;
@@ -172,12 +178,15 @@ db_hosts_list_op(struct db *db, void *arg)
 	PGresult *res = NULL;
 	int rc, n;
 
+	/* One read of hosts (and of config_state: how far behind each is). */
 	if ((rc = db_query(db, "hosts",
-	    "SELECT host_id, version, floor(extract(epoch FROM last_seen))::bigint,"
-	    " journal_backlog, config_version,"
-	    " coalesce(floor(extract(epoch FROM cert_not_after))::bigint, 0),"
-	    " outcomes, dropped, corrupt"
-	    " FROM hosts ORDER BY host_id", NULL, &res)) != DB_OK)
+	    "SELECT h.host_id, h.version, floor(extract(epoch FROM h.last_seen))::bigint,"
+	    " h.journal_backlog, h.config_version,"
+	    " coalesce(floor(extract(epoch FROM h.cert_not_after))::bigint, 0),"
+	    " h.outcomes, h.dropped, h.corrupt, h.batches_refused, h.outcomes_quarantined,"
+	    " h.queue_messages, coalesce(floor(extract(epoch FROM h.queue_oldest))::bigint, 0),"
+	    " c.version, floor(extract(epoch FROM c.changed_at))::bigint"
+	    " FROM hosts h CROSS JOIN config_state c ORDER BY h.host_id", NULL, &res)) != DB_OK)
 		return rc;
 	n = PQntuples(res);
 	l = xmalloc(sizeof(*l));
@@ -197,6 +206,12 @@ db_hosts_list_op(struct db *db, void *arg)
 		h->outcomes = db_get_u64(res, r, 6);
 		h->dropped = db_get_u64(res, r, 7);
 		h->corrupt = db_get_u64(res, r, 8);
+		h->batches_refused = db_get_u64(res, r, 9);
+		h->outcomes_quarantined = db_get_u64(res, r, 10);
+		h->queue_messages = db_get_u64(res, r, 11);
+		h->queue_oldest_unix = db_get_i64(res, r, 12);
+		h->config_version_latest = db_get_u64(res, r, 13);
+		h->config_latest_unix = db_get_i64(res, r, 14);
 		l->hosts[r] = h;
 	}
 	PQclear(res);
@@ -209,30 +224,6 @@ db_hosts_list(struct db *db, Mxfleet__V1__HostList **out)
 {
 	*out = NULL;
 	return db_call(db, db_hosts_list_op, out, DB_REPEAT_ALWAYS);
-}
-
-static int
-db_hosts_config_latest_op(struct db *db, void *arg)
-{
-	Mxfleet__V1__HostList *l = arg;
-	PGresult *res;
-	int rc;
-
-	if ((rc = db_query(db, "config version", "SELECT version, "
-	    "floor(extract(epoch FROM changed_at))::bigint FROM config_state", NULL, &res)) != DB_OK)
-		return rc;
-	for (size_t i = 0; PQntuples(res) == 1 && i < l->n_hosts; i++) {
-		l->hosts[i]->config_version_latest = db_get_u64(res, 0, 0);
-		l->hosts[i]->config_latest_unix = db_get_i64(res, 0, 1);
-	}
-	PQclear(res);
-	return DB_OK;
-}
-
-int
-db_hosts_config_latest(struct db *db, Mxfleet__V1__HostList *l)
-{
-	return db_call(db, db_hosts_config_latest_op, l, DB_REPEAT_ALWAYS);
 }
 
 /* Strings of the messages built here are all allocated, but be safe with

@@ -257,33 +257,3 @@ db_host_upload_health(struct db *db, const char *host_id, uint64_t refused,
 	return DB_OK;
 }
 
-static int
-db_hosts_upload_health_op(struct db *db, void *arg)
-{
-	Mxfleet__V1__HostList *l = arg;
-	PGresult *res = NULL;
-	int rc;
-
-	if ((rc = db_query(db, "hosts upload health",
-	    "SELECT host_id, batches_refused, outcomes_quarantined FROM hosts", NULL,
-	    &res)) != DB_OK)
-		return rc;
-	for (int r = 0; r < PQntuples(res); r++) {
-		const char *id = PQgetvalue(res, r, 0);
-		for (size_t i = 0; i < l->n_hosts; i++) {
-			if (strcmp(l->hosts[i]->host_id, id) != 0)
-				continue;
-			l->hosts[i]->batches_refused = db_get_u64(res, r, 1);
-			l->hosts[i]->outcomes_quarantined = db_get_u64(res, r, 2);
-		}
-	}
-	PQclear(res);
-	return DB_OK;
-}
-
-int
-db_hosts_upload_health(struct db *db, Mxfleet__V1__HostList *l)
-{
-	db->err[0] = '\0';
-	return db_call(db, db_hosts_upload_health_op, l, DB_REPEAT_ALWAYS);
-}

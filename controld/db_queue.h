@@ -49,8 +49,5 @@ int db_queue_done(struct db *db, const char *host_id, uint64_t id, const uint8_t
  * those no host took (cancelled), so that they never run late. */
 int db_queue_results(struct db *db, struct db_queue_cmds *c, int final);
 
-/* The heartbeat's queue counts, and HostInfo's. */
-int db_host_queue_counts(struct db *db, const char *host_id, uint64_t messages, int64_t oldest);
-int db_hosts_queue_counts(struct db *db, Mxfleet__V1__HostList *l);
 
 #endif

@@ -110,8 +110,6 @@ fleet_heartbeat_work(struct db *db, struct dbq_job *qj)
 	int rc = db_host_heartbeat(db, req, &v);
 	if (rc == DB_OK)
 		rc = fleet_identity_store(db, req->host_id, req->identity);
-	if (rc == DB_OK)
-		rc = db_host_queue_counts(db, req->host_id, req->queue_messages, req->queue_oldest_unix);
 	if (rc != DB_OK)
 		return rc;
 	return db_host_upload_health(db, req->host_id, req->batches_refused,

@@ -116,8 +116,15 @@ mxd_identity_create_key(const char *path, EVP_PKEY **out, char *err, size_t errs
 	unlink(tmp);
 	free(tmp);
 	if (!ok || mxd_keyfile_fsync_dir(path) < 0) {
-		snprintf(err, errsz, "%s: cannot create the next key: %s", path,
-		    k == NULL ? "key generation failed" : strerror(ok ? errno : saved));
+		int e = ok ? errno : saved;
+		/* Under the packaged unit /etc is read-only (ProtectSystem=strict):
+		 * the usual way to meet this is a certificate kept under /etc. */
+		snprintf(err, errsz, "%s: cannot create the next key: %s%s", path,
+		    k == NULL ? "key generation failed" : strerror(e),
+		    k != NULL && e == EROFS ?
+			" (mxd writes tls.next_key and switches certificates itself: keep "
+			"them in a directory it may write, /var/lib/mxfleet under the "
+			"systemd unit)" : "");
 		EVP_PKEY_free(k);
 		return -1;
 	}

@@ -23,6 +23,10 @@ through both MX hosts meanwhile (swaks and Postfix from the CA host):
      mx1` through pg2's controld shows the message mx1 keeps, then an empty
      queue once it is delivered;
   7. its PostgreSQL is stopped and pg2's promoted: pg2's controld follows.
+     In between, with no read-write database, `mailctl --json hosts` and
+     `mailctl queue list --host mx1` through pg2's controld fail with exit 3
+     and "UNAVAILABLE: database: ..." on stderr, nothing on stdout (never an
+     empty answer that looks like one).
 
 After each, every session the mxd logged has its outcome in PostgreSQL
 exactly once (the primary of the moment; nothing lost, nothing counted
@@ -474,14 +478,18 @@ class AnsibleFleetTest(unittest.TestCase):
         self.assertEqual((q.returncode, q.stdout.strip()), (0, "Mail queue is empty"))
         return {mx: len(logged[mx]) for mx in (MX1, MX2)}
 
-    def mailctl(self, server, *args):
+    def mailctl_run(self, server, *args):
         """mailctl on the CA host with the admin certificate, through the
-        controld on server; (exit code, parsed --json output)."""
+        controld on server, --json; the CompletedProcess."""
         d = "/etc/mxfleet/ca"
-        p = self.fleet.by_name[CA].run(
+        return self.fleet.by_name[CA].run(
             ["mailctl", "--server", f"{server}:7443", "--authority", server, "--cert",
              f"{d}/admin.pem", "--key", f"{d}/admin.key", "--ca", f"{d}/ca.pem", "--json", *args],
             check=False, timeout=60)
+
+    def mailctl(self, server, *args):
+        """mailctl_run; (exit code, parsed --json output)."""
+        p = self.mailctl_run(server, *args)
         try:
             return p.returncode, json.loads(p.stdout)
         except ValueError:
@@ -630,11 +638,24 @@ class AnsibleFleetTest(unittest.TestCase):
         connected = self.events(self.log(PG2, "controld"), "db_connected")
         self.assertEqual(connected[-1]["server"], f"{PG1}:5432", connected)
         mark = len(self.log(PG2, "controld"))
+        outage = {}
 
         def failover():
             pg1.run(["pg_ctlcluster", *cluster, "stop"], timeout=120)
+            # No read-write database now: what mailctl says through pg2's
+            # controld (asserted below, once pg2 is promoted whatever it was).
+            outage["hosts"] = self.mailctl_run(PG2, "hosts")
+            outage["queue"] = self.mailctl_run(PG2, "queue", "list", "--host", MX1)
             pg2.run(["pg_ctlcluster", *cluster, "promote"], timeout=120)
         self.send_while([f"pg-during-{i}" for i in range(6)], failover)
+        # A clear error, exit 3 ("try again later"): never an empty host
+        # list or queue that looks like an answer.
+        for what, method in (("hosts", "ListHosts"), ("queue", "QueueControl")):
+            p = outage[what]
+            self.assertEqual((p.returncode, p.stdout), (3, ""),
+                             f"mailctl {what} without a database: {p.stdout}{p.stderr}")
+            self.assertRegex(p.stderr, rf"\Amailctl: {method}: UNAVAILABLE: database: \S",
+                             f"mailctl {what} without a database")
         self.assertEqual(pg1.run(["pg_ctlcluster", *cluster, "status"], check=False).returncode, 3)
         self.assertEqual(self.psql(PG2, "SELECT pg_is_in_recovery()"), [["f"]])
         followed = self.wait("controld on pg2 connected to pg2's PostgreSQL", lambda: [
@@ -651,8 +672,9 @@ class AnsibleFleetTest(unittest.TestCase):
         self.assert_hosts_healthy(PG2)
         self.assertEqual(self.queue_list(PG2, MX1), [])
         print(f"\nprimary stopped, standby promoted: controld on pg2 followed after {took:.1f}s; "
-              f"{n} outcomes once each on pg2 ({pf} from Postfix); "
-              f"step {time.monotonic() - t0:.0f}s", file=sys.stderr)
+              f"{n} outcomes once each on pg2 ({pf} from Postfix); mailctl without a database: "
+              f"{outage['hosts'].stderr.strip()!r}; step {time.monotonic() - t0:.0f}s",
+              file=sys.stderr)
 
 
 def gone(pid):

@@ -2,26 +2,36 @@
 """A fleet stood up by ansible/site.yml from the packages `make deb` built,
 over SSH, on five hosts that are network namespaces (fleetns.py):
 
-  ca.fleet.test    fleet CA; also the senders (swaks) and the next hop (sink)
+  ca.fleet.test    fleet CA; also the senders (swaks, a private Postfix) and
+                   the next hop (sink)
   pg1.fleet.test   PostgreSQL primary, controld
   pg2.fleet.test   PostgreSQL standby (streaming replication), controld
   mx1.fleet.test   mxd
   mx2.fleet.test   mxd
 
-Mail sent to both MX hosts reaches the next hop, the outcomes of both hosts
-are in PostgreSQL (and on the standby), and a second run of the playbook
-changes nothing. Then pg1 fails in two steps, mail flowing through both MX
-hosts meanwhile (swaks from the CA host):
+Mail sent to both MX hosts, by swaks and by a real Postfix (Debian's
+package, a private instance on the CA host: sendmail(1) submits, its smtp
+client sends to mx1 or mx2 by a transport map keyed on the recipient),
+reaches the next hop; Postfix logs status=sent to each MX host with mxd's
+queue id, and the outcome of each of Postfix's sessions (its EHLO name,
+its message count) is in PostgreSQL (and on the standby). A second run of
+the playbook changes nothing. Then pg1 fails in two steps, mail flowing
+through both MX hosts meanwhile (swaks and Postfix from the CA host):
 
   6. its controld is SIGKILLed: both mxd fail over to pg2's controld
      (control.servers); with the next hop down, `mailctl queue list --host
      mx1` through pg2's controld shows the message mx1 keeps, then an empty
      queue once it is delivered;
   7. its PostgreSQL is stopped and pg2's promoted: pg2's controld follows.
+     In between, with no read-write database, `mailctl --json hosts` and
+     `mailctl queue list --host mx1` through pg2's controld fail with exit 3
+     and "UNAVAILABLE: database: ..." on stderr, nothing on stdout (never an
+     empty answer that looks like one).
 
 After each, every session the mxd logged has its outcome in PostgreSQL
 exactly once (the primary of the moment; nothing lost, nothing counted
-twice), and `mailctl --json hosts` through pg2's controld (the admin
+twice), every message Postfix took was sent once to its MX host and is at
+the next hop, and `mailctl --json hosts` through pg2's controld (the admin
 certificate, from the CA host) shows both MX hosts ok, just seen, backlog 0.
 
 Environment: MXFLEET_DEB_DIR holds mxfleet-{mxd,controld,mailctl}_*.deb
@@ -62,6 +72,116 @@ DOMAIN = "fleet.example"
 SINK_PORT = 2525
 SINK_PID = "/run/sink.pid"
 PLAYBOOK_TIMEOUT = 1500
+POSTFIX_HELO = "postfix.ca.fleet.test"
+
+# A private Postfix on the CA host: its own main.cf and master.cf under the
+# host's /etc/postfix (the host's overlay, so the real machine's stays as it
+# is), its own queue and data directories, no listener, a log file. The
+# sendmail(1) of the package submits; the smtp client sends each recipient
+# address to its MX host by the transport map (via-mx1@ to mx1, via-mx2@ to
+# mx2), anything else fails at once.
+POSTFIX_CONF = "/etc/postfix"
+POSTFIX_LOG = "/var/log/postfix-fleet.log"
+POSTFIX_MAIN = """\
+compatibility_level = 3.6
+queue_directory = /var/spool/postfix-fleet
+data_directory = /var/lib/postfix-fleet
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = {helo}
+mydomain = ca.fleet.test
+myorigin = $myhostname
+mydestination =
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+local_recipient_maps =
+relayhost =
+transport_maps = inline:{{ {transport} }}
+default_transport = error:5.1.2 not a fleet MX host
+smtp_bind_address = {addr}
+smtp_helo_name = {helo}
+smtp_dns_support_level = disabled
+smtp_tls_security_level = may
+smtp_tls_loglevel = 1
+maillog_file = {log}
+biff = no
+queue_run_delay = 1s
+minimal_backoff_time = 1s
+maximal_backoff_time = 2s
+"""
+POSTFIX_MASTER = """\
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+smtp      unix  -       -       n       -       -       smtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+def postfix_rcpt(mx):
+    """The recipient Postfix's transport map sends through mx."""
+    return f"via-{mx.split('.')[0]}@{DOMAIN}"
+
+
+def start_postfix(host, mx_addrs):
+    """Configure and start the private Postfix on host (a fleetns.Host);
+    mx_addrs maps each MX host name to its address."""
+    transport = ", ".join(f"{{{postfix_rcpt(mx)} = smtp:[{a}]:25}}"
+                          for mx, a in sorted(mx_addrs.items()))
+    host.write(f"{POSTFIX_CONF}/main.cf", POSTFIX_MAIN.format(
+        helo=POSTFIX_HELO, transport=transport, addr=host.addr, log=POSTFIX_LOG))
+    host.write(f"{POSTFIX_CONF}/master.cf", POSTFIX_MASTER)
+    host.run(["install", "-d", "-m", "0755", "/var/spool/postfix-fleet"])
+    host.run(["install", "-d", "-o", "postfix", "-g", "root", "-m", "0700",
+              "/var/lib/postfix-fleet"])
+    # postfix(1) prints its errors only to a terminal: give it one.
+    p = host.run(["script", "-qec", "/usr/sbin/postfix start", "/dev/null"], check=False,
+                 timeout=60)
+    if p.returncode != 0:
+        raise AssertionError(f"postfix start exited {p.returncode}:\n{p.stdout}{p.stderr}\n"
+                             + host.run(["cat", POSTFIX_LOG], check=False).stdout)
+
+
+def postfix_submit(host, mx, tag):
+    """One message to Postfix's sendmail(1) on host for mx, Subject and
+    Message-ID tag; None when sendmail took it, else what it said."""
+    msg = (f"From: <sender@origin.example>\nTo: <{postfix_rcpt(mx)}>\nSubject: {tag}\n"
+           f"Message-ID: <{tag}@{POSTFIX_HELO}>\n\nsent by Postfix through {mx}\n")
+    p = host.run(["/usr/sbin/sendmail", "-i", "-f", "sender@origin.example", "--",
+                  postfix_rcpt(mx)], check=False, timeout=60, input=msg)
+    return None if p.returncode == 0 else \
+        f"sendmail {tag} for {mx} exited {p.returncode}: {p.stdout}{p.stderr}"
+
+
+def postfix_deliveries(log):
+    """{message-id: (queue id, [(relay address, status, reply)])} from
+    Postfix's log."""
+    qids, out = {}, {}
+    for m in re.finditer(r" postfix/cleanup\[\d+\]: (\w+): message-id=<([^>]*)>", log):
+        qids[m.group(1)] = m.group(2)
+        out[m.group(2)] = (m.group(1), [])
+    for m in re.finditer(r" postfix/smtp\[\d+\]: (\w+): to=<[^>]*>, relay=[^\[\s]*\[([\d.]+)\]"
+                         r":\d+, .*? status=(\w+) \((.*)\)$", log, re.M):
+        if m.group(1) in qids:
+            out[qids[m.group(1)]][1].append((m.group(2), m.group(3), m.group(4)))
+    return out
 
 
 def skip_reason():
@@ -70,7 +190,7 @@ def skip_reason():
     if "build-asan" in os.environ.get("MXD_BIN", ""):
         return ("the ASan build: the packages come from the plain build (make deb), "
                 "where this test runs")
-    for tool in ("ansible-playbook", "swaks", "pg_createcluster"):
+    for tool in ("ansible-playbook", "swaks", "pg_createcluster", "script", "/usr/sbin/postfix"):
         if not shutil.which(tool):
             return f"{tool} not installed (scripts/deps)"
     if not DEB_DIR:
@@ -132,6 +252,7 @@ class AnsibleFleetTest(unittest.TestCase):
         ca.run(["mkdir", "-p", cls.maildir])
         cls.start_sink()
         cls.first = cls.playbook()
+        start_postfix(ca, {mx: f.by_name[mx].addr for mx in (MX1, MX2)})
 
     @classmethod
     def start_sink(cls):
@@ -153,6 +274,7 @@ class AnsibleFleetTest(unittest.TestCase):
 
     runs = 0
     sent = []  # (mx, tag) of every message self.send sent
+    pf_sent = []  # (mx, tag) of every message self.pf_send gave Postfix
 
     @classmethod
     def playbook(cls):
@@ -178,8 +300,8 @@ class AnsibleFleetTest(unittest.TestCase):
         for h in cls.fleet.hosts:
             if h.holder is None or h.holder.poll() is not None:
                 continue
-            p = h.sh("tail -n 30 /var/log/mxfleet/*.log /var/log/postgresql/*.log 2>/dev/null",
-                     check=False)
+            p = h.sh("tail -n 30 /var/log/mxfleet/*.log /var/log/postgresql/*.log "
+                     f"{POSTFIX_LOG} 2>/dev/null", check=False)
             if p.stdout.strip():
                 print(f"---- {h.name}\n{p.stdout}", file=sys.stderr)
 
@@ -214,17 +336,24 @@ class AnsibleFleetTest(unittest.TestCase):
         self.sent.append((mx, tag))
         return None if p.returncode == 0 else f"swaks {tag} to {mx}: {p.stdout}{p.stderr}"
 
+    def pf_send(self, mx, tag):
+        """One message through mx by the CA host's Postfix (sendmail(1)),
+        Subject and Message-ID tag; None when sendmail took it."""
+        self.pf_sent.append((mx, tag))
+        return postfix_submit(self.fleet.by_name[CA], mx, tag)
+
     def send_while(self, tags, action, gap=0.3):
         """Send tags (alternately to mx1 and mx2, gap s apart) from a thread,
-        running action() once the first two are accepted; every message must
-        be accepted."""
+        by swaks and, as TAG-pf, by Postfix, running action() once the first
+        two are accepted; every message must be accepted."""
         errors, sent_two = [], threading.Event()
 
         def sender():
             for i, tag in enumerate(tags):
-                err = self.send((MX1, MX2)[i % 2], tag)
-                if err:
-                    errors.append(err)
+                for err in (self.send((MX1, MX2)[i % 2], tag),
+                            self.pf_send((MX1, MX2)[i % 2], f"{tag}-pf")):
+                    if err:
+                        errors.append(err)
                 if i == 1:
                     sent_two.set()
                 time.sleep(gap)
@@ -255,9 +384,10 @@ class AnsibleFleetTest(unittest.TestCase):
         return out
 
     def wait_mail_at_sink(self):
+        """Every message self.send and self.pf_send sent is at the next hop."""
         def missing():
             got = self.sink_messages().replace("\r", "")
-            return [t for _, t in self.sent if f"Subject: {t}\n" not in got]
+            return [t for _, t in self.sent + self.pf_sent if f"Subject: {t}\n" not in got]
         deadline = time.monotonic() + 120
         while missing():
             if time.monotonic() > deadline:
@@ -292,14 +422,74 @@ class AnsibleFleetTest(unittest.TestCase):
                          sorted([f"{t}.origin.example", mx] for mx, t in self.sent))
         return len(rows)
 
-    def mailctl(self, server, *args):
+    def assert_postfix_sent_and_stored(self, pg):
+        """Every message given to Postfix (self.pf_sent) went to its MX host
+        in one attempt, status=sent with mxd's `queued as ID`; mxd logged
+        that ID in a session with Postfix's EHLO name; each such session of
+        both MX hosts has its outcome in pg, with as many messages as mxd
+        logged, adding up per host to what Postfix sent there; Postfix's
+        queue is empty. Returns {mx: Postfix sessions}."""
+        ca = self.fleet.by_name[CA]
+        addr = {mx: self.fleet.by_name[mx].addr for mx in (MX1, MX2)}
+
+        def unsent():
+            d = postfix_deliveries(ca.read(POSTFIX_LOG))
+            return d, [t for _, t in self.pf_sent if not any(
+                st == "sent" for _, st, _ in d.get(f"{t}@{POSTFIX_HELO}", ("", []))[1])]
+        deadline = time.monotonic() + 120
+        while unsent()[1]:
+            if time.monotonic() > deadline:
+                self.fail(f"Postfix never logged status=sent for {unsent()[1]}:\n"
+                          + ca.read(POSTFIX_LOG)[-6000:])
+            time.sleep(0.5)
+        d = unsent()[0]
+        queued = {mx: {} for mx in (MX1, MX2)}  # mx: {mxd queue id: tag}
+        for mx, tag in self.pf_sent:
+            qid, attempts = d[f"{tag}@{POSTFIX_HELO}"]
+            self.assertEqual([(a, st) for a, st, _ in attempts], [(addr[mx], "sent")],
+                             f"Postfix's deliveries of {tag} ({qid}) for {mx}")
+            m = re.fullmatch(r"250 2\.0\.0 Ok: queued as (\S+)", attempts[0][2])
+            self.assertIsNotNone(m, f"{tag}: mxd's reply {attempts[0][2]!r}")
+            queued[mx][m.group(1)] = tag
+
+        def sessions(mx):
+            """mxd's sessions from Postfix, {sid: messages}, once every
+            message queued is in one that ended."""
+            log = self.log(mx, "mxd")
+            ids = {e["id"]: e["sid"] for e in self.events(log, "queued")}
+            pf = {e["sid"]: int(e["messages"]) for e in self.events(log, "session")
+                  if e["helo"] == POSTFIX_HELO}
+            return pf if all(ids.get(q) in pf for q in queued[mx]) else None
+        logged = {mx: self.wait(f"{mx}'s sessions from Postfix logged", lambda mx=mx: sessions(mx))
+                  for mx in (MX1, MX2)}
+        for mx in (MX1, MX2):
+            self.assertEqual(sum(logged[mx].values()), len(queued[mx]),
+                             f"messages in {mx}'s sessions from Postfix: {logged[mx]}")
+
+        def stored():
+            return {(h, sid): (int(n), ip) for h, sid, n, ip in self.psql(
+                pg, "SELECT host_id, session_id, messages, remote_ip FROM outcomes "
+                f"WHERE direction = 1 AND remote_ehlo = '{POSTFIX_HELO}'")}
+        want = {(mx, sid): (n, ca.addr) for mx in (MX1, MX2) for sid, n in logged[mx].items()}
+        self.wait(f"the outcomes of the {len(want)} sessions from Postfix in {pg}",
+                  lambda: set(want) <= set(stored()), timeout=120)
+        self.assertEqual(stored(), want)
+        q = ca.run(["/usr/sbin/postqueue", "-p"], check=False)
+        self.assertEqual((q.returncode, q.stdout.strip()), (0, "Mail queue is empty"))
+        return {mx: len(logged[mx]) for mx in (MX1, MX2)}
+
+    def mailctl_run(self, server, *args):
         """mailctl on the CA host with the admin certificate, through the
-        controld on server; (exit code, parsed --json output)."""
+        controld on server, --json; the CompletedProcess."""
         d = "/etc/mxfleet/ca"
-        p = self.fleet.by_name[CA].run(
+        return self.fleet.by_name[CA].run(
             ["mailctl", "--server", f"{server}:7443", "--authority", server, "--cert",
              f"{d}/admin.pem", "--key", f"{d}/admin.key", "--ca", f"{d}/ca.pem", "--json", *args],
             check=False, timeout=60)
+
+    def mailctl(self, server, *args):
+        """mailctl_run; (exit code, parsed --json output)."""
+        p = self.mailctl_run(server, *args)
         try:
             return p.returncode, json.loads(p.stdout)
         except ValueError:
@@ -335,6 +525,9 @@ class AnsibleFleetTest(unittest.TestCase):
 
     def test_1_mail_through_both_mx_hosts_reaches_the_next_hop_and_postgresql(self):
         ca = self.fleet.by_name[CA]
+        # Postfix queues these at once and sends them while swaks runs.
+        for i in range(4):
+            self.assertIsNone(self.pf_send((MX1, MX2)[i % 2], f"pf-flow-{i}"))
         for mx in (MX1, MX2):
             p = ca.run(["swaks", "--server", f"{mx}:25", "--from", "sender@origin.example",
                         "--to", f"user@{DOMAIN}", "--helo", "ca.fleet.test",
@@ -345,6 +538,9 @@ class AnsibleFleetTest(unittest.TestCase):
                         lambda: all(f"Subject: through {mx}" in self.sink_messages()
                                     for mx in (MX1, MX2)))
         self.assertTrue(got)
+        self.wait_mail_at_sink()
+        pf_sessions = self.assert_postfix_sent_and_stored(PG1)
+        self.assertTrue(all(pf_sessions.values()), pf_sessions)
         for mx in (MX1, MX2):
             rows = self.wait(f"{mx}'s inbound outcome in PostgreSQL", lambda mx=mx: self.psql(
                 PG1, f"SELECT count(*) FROM outcomes WHERE host_id = '{mx}' AND direction = 1 "
@@ -429,9 +625,10 @@ class AnsibleFleetTest(unittest.TestCase):
         self.wait("mx1's queue empty", lambda: self.queue_list(PG2, MX1) == [])
 
         n = self.assert_every_session_stored_once(PG1)
+        pf = self.assert_postfix_sent_and_stored(PG1)
         self.assert_hosts_healthy(PG2)
         print(f"\ncontrold killed: both mxd on {second} after {failed_over:.1f}s; {n} outcomes "
-              f"once each; step {time.monotonic() - t0:.0f}s", file=sys.stderr)
+              f"once each ({pf} from Postfix); step {time.monotonic() - t0:.0f}s", file=sys.stderr)
 
     def test_7_primary_stopped_standby_promoted_controld_follows_nothing_lost_nothing_twice(self):
         t0 = time.monotonic()
@@ -441,11 +638,24 @@ class AnsibleFleetTest(unittest.TestCase):
         connected = self.events(self.log(PG2, "controld"), "db_connected")
         self.assertEqual(connected[-1]["server"], f"{PG1}:5432", connected)
         mark = len(self.log(PG2, "controld"))
+        outage = {}
 
         def failover():
             pg1.run(["pg_ctlcluster", *cluster, "stop"], timeout=120)
+            # No read-write database now: what mailctl says through pg2's
+            # controld (asserted below, once pg2 is promoted whatever it was).
+            outage["hosts"] = self.mailctl_run(PG2, "hosts")
+            outage["queue"] = self.mailctl_run(PG2, "queue", "list", "--host", MX1)
             pg2.run(["pg_ctlcluster", *cluster, "promote"], timeout=120)
         self.send_while([f"pg-during-{i}" for i in range(6)], failover)
+        # A clear error, exit 3 ("try again later"): never an empty host
+        # list or queue that looks like an answer.
+        for what, method in (("hosts", "ListHosts"), ("queue", "QueueControl")):
+            p = outage[what]
+            self.assertEqual((p.returncode, p.stdout), (3, ""),
+                             f"mailctl {what} without a database: {p.stdout}{p.stderr}")
+            self.assertRegex(p.stderr, rf"\Amailctl: {method}: UNAVAILABLE: database: \S",
+                             f"mailctl {what} without a database")
         self.assertEqual(pg1.run(["pg_ctlcluster", *cluster, "status"], check=False).returncode, 3)
         self.assertEqual(self.psql(PG2, "SELECT pg_is_in_recovery()"), [["f"]])
         followed = self.wait("controld on pg2 connected to pg2's PostgreSQL", lambda: [
@@ -458,10 +668,13 @@ class AnsibleFleetTest(unittest.TestCase):
         self.wait_mail_at_sink()
 
         n = self.assert_every_session_stored_once(PG2)
+        pf = self.assert_postfix_sent_and_stored(PG2)
         self.assert_hosts_healthy(PG2)
         self.assertEqual(self.queue_list(PG2, MX1), [])
         print(f"\nprimary stopped, standby promoted: controld on pg2 followed after {took:.1f}s; "
-              f"{n} outcomes once each on pg2; step {time.monotonic() - t0:.0f}s", file=sys.stderr)
+              f"{n} outcomes once each on pg2 ({pf} from Postfix); mailctl without a database: "
+              f"{outage['hosts'].stderr.strip()!r}; step {time.monotonic() - t0:.0f}s",
+              file=sys.stderr)
 
 
 def gone(pid):

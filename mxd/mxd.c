@@ -887,6 +887,20 @@ main(int argc, char **argv)
 	}
 	log_init("mxd", m.cfg->log_level, m.cfg->log_syslog);
 
+	/* Blocked before the first listener exists: a SIGTERM that comes once a
+	 * client (or a supervisor) can see the port waits for the master loop
+	 * and stops mxd cleanly, instead of killing it mid-recovery. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	/* Children inherit the mask and unblock once their handlers are in place. */
+	sigaddset(&set, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
 	m.nworkers = m.cfg->workers;
 	m.nlisten = m.cfg->nlisten;
 	m.lfds = xcalloc((size_t)m.nworkers * m.nlisten, sizeof(int));
@@ -905,17 +919,6 @@ main(int argc, char **argv)
 		fatal("event=pipe_failed");
 	fcntl(m.notify[1], F_SETFL, O_NONBLOCK);
 	fcntl(m.notify[1], F_SETPIPE_SZ, 1 << 20);
-
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGCHLD);
-	/* Children inherit the mask and unblock once their handlers are in place. */
-	sigaddset(&set, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
 
 	/* Keys are loaded and sockets bound: the master has no further use for
 	 * root. Reloads re-read the files as the configured user. */

@@ -19,31 +19,9 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mxtest  # noqa: E402
 from mxtest import LOCAL_DOMAIN, make_body, check_body  # noqa: E402
+from postfix_conf import main_cf, master_cf  # noqa: E402
 
 POSTFIX = "/usr/sbin/postfix"
-
-MASTER_CF = """\
-{listen} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-smtp      unix  -       -       n       -       -       smtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
 
 
 class PostfixInstance:
@@ -65,43 +43,19 @@ class PostfixInstance:
         os.chown(self.data, pw.pw_uid, pw.pw_gid)
         os.chmod(self.data, 0o700)
         main = {
-            "compatibility_level": "3.6",
-            "queue_directory": self.queue,
-            "data_directory": self.data,
-            "mail_owner": "postfix",
-            "setgid_group": "postdrop",
-            "myhostname": "client.postfix.test",
-            "mydomain": "postfix.test",
-            "myorigin": "$myhostname",
-            "mydestination": "",
             # inet_interfaces must name a configured interface address; the
             # listener below binds its own 127.0.x.y explicitly.
             "inet_interfaces": "127.0.0.1",
-            "inet_protocols": "ipv4",
-            "mynetworks": "127.0.0.0/8",
             "smtpd_relay_restrictions": "permit_mynetworks, reject",
-            "alias_maps": "",
-            "alias_database": "",
-            "local_recipient_maps": "",
-            "relayhost": "",
-            "transport_maps": "inline:{ {" + transport + "} }",
             "smtp_tls_security_level": "encrypt",
-            "smtp_tls_loglevel": "1",
-            "smtp_bind_address": bind_address,
-            "smtp_helo_name": "postfix.client.test",
-            "smtp_dns_support_level": "disabled",
-            "maillog_file": self.maillog,
             "maillog_file_prefixes": root,
-            "biff": "no",
-            "queue_run_delay": "1s",
-            "minimal_backoff_time": "1s",
-            "maximal_backoff_time": "2s",
         }
         main.update(dict(settings))
         with open(os.path.join(self.etc, "main.cf"), "w") as f:
-            f.writelines(f"{k} = {v}\n" for k, v in main.items())
+            f.write(main_cf(self.queue, self.data, self.maillog, "{" + transport + "}",
+                            bind_address, **main))
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write(MASTER_CF.format(listen=f"{self.host}:{self.port}"))
+            f.write(master_cf(listen=f"{self.host}:{self.port}"))
 
     def control(self, action, timeout=30):
         # postfix(1) prints its errors only to a terminal (else to syslog,

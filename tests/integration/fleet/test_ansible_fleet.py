@@ -53,6 +53,8 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import fleetns  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, ".."))
+from postfix_conf import main_cf, master_cf  # noqa: E402
 
 SRC = os.environ.get("MXFLEET_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..", "..")))
 DEB_DIR = os.environ.get("MXFLEET_DEB_DIR")
@@ -82,57 +84,6 @@ POSTFIX_HELO = "postfix.ca.fleet.test"
 # mx2), anything else fails at once.
 POSTFIX_CONF = "/etc/postfix"
 POSTFIX_LOG = "/var/log/postfix-fleet.log"
-POSTFIX_MAIN = """\
-compatibility_level = 3.6
-queue_directory = /var/spool/postfix-fleet
-data_directory = /var/lib/postfix-fleet
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = {helo}
-mydomain = ca.fleet.test
-myorigin = $myhostname
-mydestination =
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-alias_maps =
-alias_database =
-local_recipient_maps =
-relayhost =
-transport_maps = inline:{{ {transport} }}
-default_transport = error:5.1.2 not a fleet MX host
-smtp_bind_address = {addr}
-smtp_helo_name = {helo}
-smtp_dns_support_level = disabled
-smtp_tls_security_level = may
-smtp_tls_loglevel = 1
-maillog_file = {log}
-biff = no
-queue_run_delay = 1s
-minimal_backoff_time = 1s
-maximal_backoff_time = 2s
-"""
-POSTFIX_MASTER = """\
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-smtp      unix  -       -       n       -       -       smtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
 
 
 def postfix_rcpt(mx):
@@ -145,9 +96,11 @@ def start_postfix(host, mx_addrs):
     mx_addrs maps each MX host name to its address."""
     transport = ", ".join(f"{{{postfix_rcpt(mx)} = smtp:[{a}]:25}}"
                           for mx, a in sorted(mx_addrs.items()))
-    host.write(f"{POSTFIX_CONF}/main.cf", POSTFIX_MAIN.format(
-        helo=POSTFIX_HELO, transport=transport, addr=host.addr, log=POSTFIX_LOG))
-    host.write(f"{POSTFIX_CONF}/master.cf", POSTFIX_MASTER)
+    host.write(f"{POSTFIX_CONF}/main.cf", main_cf(
+        "/var/spool/postfix-fleet", "/var/lib/postfix-fleet", POSTFIX_LOG, transport,
+        host.addr, smtp_helo_name=POSTFIX_HELO, myhostname=POSTFIX_HELO,
+        mydomain="ca.fleet.test", default_transport="error:5.1.2 not a fleet MX host"))
+    host.write(f"{POSTFIX_CONF}/master.cf", master_cf())
     host.run(["install", "-d", "-m", "0755", "/var/spool/postfix-fleet"])
     host.run(["install", "-d", "-o", "postfix", "-g", "root", "-m", "0700",
               "/var/lib/postfix-fleet"])

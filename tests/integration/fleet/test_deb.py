@@ -42,6 +42,17 @@ def build_dir():
     return os.path.dirname(os.path.dirname(os.path.abspath(mxd)))
 
 
+def cpack(out):
+    """The packages CPack builds from this build tree into out:
+    {package name: .deb path}. Raises with CPack's output when it fails."""
+    build = build_dir()
+    r = run(["cpack", "--config", os.path.join(build, "CPackConfig.cmake"), "-B", out],
+            cwd=build)
+    if r.returncode != 0:
+        raise AssertionError(f"cpack failed:\n{r.stdout}\n{r.stderr}")
+    return {os.path.basename(p).split("_")[0]: p for p in glob.glob(os.path.join(out, "*.deb"))}
+
+
 def deb_listing(path):
     """{path: (mode string, owner/group)} from dpkg-deb -c."""
     out = run(["dpkg-deb", "-c", path]).stdout
@@ -82,19 +93,15 @@ class DebTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        build = build_dir()
+        build_dir()  # skips outside ctest
         cls.tmp = tempfile.mkdtemp(prefix="test_deb.", dir="/tmp")
         os.chmod(cls.tmp, 0o755)  # apt's _apt user reads the .deb files
         cls.before = real_system_state()
-        out = os.path.join(cls.tmp, "out")
-        r = run(["cpack", "--config", os.path.join(build, "CPackConfig.cmake"), "-B", out],
-                cwd=build)
-        if r.returncode != 0:
+        try:
+            cls.debs = cpack(os.path.join(cls.tmp, "out"))
+        except AssertionError:
             shutil.rmtree(cls.tmp, ignore_errors=True)
-            raise AssertionError(f"cpack failed:\n{r.stdout}\n{r.stderr}")
-        cls.debs = {}
-        for p in glob.glob(os.path.join(out, "*.deb")):
-            cls.debs[os.path.basename(p).split("_")[0]] = p
+            raise
         # lintian is slow: it runs while the other tests do.
         cls.lintian = subprocess.Popen(["lintian", "--no-tag-display-limit"] + sorted(cls.debs.values()),
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

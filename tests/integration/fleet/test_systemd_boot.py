@@ -42,7 +42,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -60,10 +59,11 @@ if __name__ == "__main__" and os.geteuid() == 0 and not os.environ.get(INSIDE) \
 sys.path.insert(0, os.path.join(HERE, "..", "control"))
 import cptest  # noqa: E402
 from cptest import CONTROLD_NAME, MX1, wait_for  # noqa: E402
+sys.path.insert(0, HERE)
+# Names only: the module's DebTest must not be collected here.
+from test_deb import PACKAGES, cpack, run  # noqa: E402
 
 mxtest = cptest.mxtest
-SOURCE = cptest.SRC
-PACKAGES = ("mxfleet-mxd", "mxfleet-controld", "mxfleet-mailctl")
 SMTP_PORT = 25
 GRPC_PORT = 7443
 # mxd's CapabilityBoundingSet= (mxd/systemd/mxd.service), as bit numbers:
@@ -72,29 +72,17 @@ GRPC_PORT = 7443
 MXD_CAPBND = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 6) | (1 << 7) | (1 << 10)
 
 
-def run(cmd, timeout=120, **kw):
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
-    except FileNotFoundError as e:
-        return subprocess.CompletedProcess(cmd, 127, "", str(e))
-
-
 def build_packages(out):
     """The three .deb files: MXFLEET_DEB_DIR's, or CPack's from the build tree."""
     given = os.environ.get("MXFLEET_DEB_DIR")
     if given:
-        debs = sorted(glob.glob(os.path.join(given, "*.deb")))
+        debs = {os.path.basename(d).split("_")[0]: d
+                for d in glob.glob(os.path.join(given, "*.deb"))}
     else:
-        build = os.path.dirname(os.path.dirname(os.path.abspath(cptest.MXD_BIN)))
-        r = run(["cpack", "--config", os.path.join(build, "CPackConfig.cmake"), "-B", out],
-                timeout=600, cwd=build)
-        if r.returncode != 0:
-            raise AssertionError(f"cpack failed:\n{r.stdout}\n{r.stderr}")
-        debs = sorted(glob.glob(os.path.join(out, "*.deb")))
-    names = {os.path.basename(d).split("_")[0] for d in debs}
-    if names != set(PACKAGES):
-        raise AssertionError(f"expected the packages {PACKAGES}, found {debs}")
-    return debs
+        debs = cpack(out)
+    if set(debs) != set(PACKAGES):
+        raise AssertionError(f"expected the packages {PACKAGES}, found {sorted(debs.values())}")
+    return sorted(debs.values())
 
 
 class Container:
